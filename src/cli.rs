@@ -1,0 +1,137 @@
+//! Command-line arguments (clap derive). Parsed cheaply here, validated once into
+//! a `RunPlan` (see `plan`); the core never sees these types.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::layout::LayoutKind;
+use crate::workload::WorkloadKind;
+
+/// Storage benchmarks for Linux OverlayFS as container engines use it.
+#[derive(Debug, Parser)]
+#[command(name = "overlaybench", version, about, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build the layouts on a scratch filesystem, run workloads, write a report folder.
+    Run(RunArgs),
+    /// Re-render the SVG charts and summary.md of a report from its report.json.
+    Report(ReportArgs),
+}
+
+/// Suite presets: how much to measure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Suite {
+    /// About a minute: fits a CI gate.
+    Quick,
+    /// Several minutes: deeper stacks, more samples.
+    Standard,
+    /// Up to the kernel's limits.
+    Full,
+}
+
+/// Which mount syscalls make overlay mounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MountApiChoice {
+    /// The new API (`lowerdir+`) where the kernel has it, else classic mount(2).
+    Auto,
+    /// fsopen/fsconfig/fsmount (kernel >= 6.8).
+    New,
+    /// mount(2): one option string, at most 4095 bytes (refused beyond, never cut).
+    Classic,
+}
+
+/// `overlaybench run`.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Preset sizes for every workload; explicit options override it.
+    #[arg(long, value_enum, default_value_t = Suite::Quick)]
+    pub suite: Suite,
+    /// Workloads to run (comma-separated).
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [WorkloadKind::Lookup])]
+    pub workloads: Vec<WorkloadKind>,
+    /// Layouts to compare (comma-separated); ratios need `plain`.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = LayoutKind::ALL)]
+    pub layouts: Vec<LayoutKind>,
+    /// Backing filesystems (comma-separated): ext4, xfs, tmpfs or dir:PATH.
+    #[arg(long, value_delimiter = ',', default_value = "ext4")]
+    pub backing: Vec<String>,
+    /// Where scratch filesystems are made; must be empty or made by overlaybench.
+    #[arg(long, default_value = "/var/tmp/overlaybench")]
+    pub scratch: PathBuf,
+    /// Size of each scratch filesystem (e.g. 2G); default: sized from the plan.
+    #[arg(long, value_parser = parse_size)]
+    pub fs_size: Option<u64>,
+    /// Report folder [default: reports/<UTC timestamp>].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// lookup: lower depths to measure (1 to 500) [quick: 1,2,4,8,16,32,64,128].
+    #[arg(long, value_delimiter = ',')]
+    pub depths: Option<Vec<usize>>,
+    /// lookup: distinct names per target, each looked up once per cold round [quick: 256].
+    #[arg(long)]
+    pub names: Option<usize>,
+    /// lookup: lookups timed together as one sample (per-op = batch time / batch) [32].
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Cold rounds per case (each: evict, fresh mount, measure) [quick: 5].
+    #[arg(long)]
+    pub rounds: Option<usize>,
+    /// Overlay mount API.
+    #[arg(long, value_enum, default_value_t = MountApiChoice::Auto)]
+    pub mount_api: MountApiChoice,
+    /// Evict with host-wide `drop_caches` where the backing cannot be remounted (dir:PATH).
+    #[arg(long)]
+    pub drop_caches: bool,
+    /// Seed for generated images.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// No progress bar (also off when stderr is not a terminal).
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+/// `overlaybench report`.
+#[derive(Debug, Clone, Args)]
+pub struct ReportArgs {
+    /// A report folder or its report.json.
+    pub path: PathBuf,
+    /// Where to write the rendered files [default: next to report.json].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// Parses `64M`, `1G`, `4096` (binary multiples: 1K = 1024).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    parse_size::Config::new()
+        .with_binary()
+        .parse_size(s)
+        .map_err(|e| format!("invalid size '{s}': {e} (examples: 4096, 64M, 2G)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn sizes_take_binary_units() {
+        assert_eq!(parse_size("64M"), Ok(64 << 20));
+        assert_eq!(parse_size("2G"), Ok(2 << 30));
+        assert!(parse_size("lots").unwrap_err().contains("lots"));
+    }
+}

@@ -1,0 +1,134 @@
+//! Facts about the host a report was measured on. Readers take a root path so
+//! tests can feed captured trees.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+
+use crate::isolate::{BackingInfo, MountApi, Privilege};
+
+/// The host and how the run used it.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HostInfo {
+    /// `uname -r`.
+    pub kernel_release: String,
+    /// `uname -v`.
+    pub kernel_version: String,
+    /// `uname -m`.
+    pub arch: String,
+    /// First `model name` of /proc/cpuinfo.
+    pub cpu_model: String,
+    /// Online CPUs.
+    pub cores: usize,
+    /// MemTotal, bytes.
+    pub memory_bytes: u64,
+    /// Page size, bytes.
+    pub page_size: u64,
+    /// /sys/module/overlay/parameters/* (empty if overlay is not loaded).
+    pub overlay_params: BTreeMap<String, String>,
+    /// Root or rootless (user namespace).
+    pub privilege: Option<Privilege>,
+    /// Mount API used for overlays.
+    pub mount_api: Option<MountApi>,
+    /// Each backing filesystem made for the run.
+    pub backings: Vec<BackingInfo>,
+    /// Per layout: overlay superblock options in force, read back from mountinfo
+    /// (one example mount).
+    pub overlay_options_in_force: BTreeMap<String, String>,
+}
+
+impl HostInfo {
+    /// Reads kernel, CPU, memory and overlay parameters under `root` (normally `/`).
+    pub fn collect(root: &Path) -> HostInfo {
+        let read = |p: &str| fs::read_to_string(root.join(p)).unwrap_or_default();
+        let uname = nix::sys::utsname::uname().ok();
+        let field = |f: fn(&nix::sys::utsname::UtsName) -> &std::ffi::OsStr| {
+            uname
+                .as_ref()
+                .map(|u| f(u).to_string_lossy().into_owned())
+                .unwrap_or_default()
+        };
+        HostInfo {
+            kernel_release: field(|u| u.release()),
+            kernel_version: field(|u| u.version()),
+            arch: field(|u| u.machine()),
+            cpu_model: parse_cpu_model(&read("proc/cpuinfo")),
+            cores: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            memory_bytes: parse_meminfo_kib(&read("proc/meminfo"), "MemTotal").unwrap_or(0) * 1024,
+            page_size: nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+                .ok()
+                .flatten()
+                .unwrap_or(4096) as u64,
+            overlay_params: read_params(&root.join("sys/module/overlay/parameters")),
+            ..HostInfo::default()
+        }
+    }
+}
+
+/// The first `model name` line of /proc/cpuinfo text.
+pub fn parse_cpu_model(cpuinfo: &str) -> String {
+    cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, v)| v.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// A `Key:   123 kB` field of /proc/meminfo text, in KiB.
+pub fn parse_meminfo_kib(meminfo: &str, key: &str) -> Option<u64> {
+    meminfo.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        (k == key).then(|| v.trim().trim_end_matches("kB").trim().parse().ok())?
+    })
+}
+
+fn read_params(dir: &Path) -> BTreeMap<String, String> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return BTreeMap::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let v = fs::read_to_string(e.path()).ok()?;
+            Some((
+                e.file_name().to_string_lossy().into_owned(),
+                v.trim().to_string(),
+            ))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_captured_files() {
+        assert_eq!(
+            parse_cpu_model("processor\t: 0\nmodel name\t: AMD EPYC 9B14\n"),
+            "AMD EPYC 9B14"
+        );
+        assert_eq!(
+            parse_meminfo_kib("MemTotal:       24684084 kB\nMemFree: 1 kB\n", "MemTotal"),
+            Some(24684084)
+        );
+        assert_eq!(parse_meminfo_kib("MemFree: 1 kB\n", "MemTotal"), None);
+    }
+
+    #[test]
+    fn reads_overlay_params_from_a_tree() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = root.path().join("sys/module/overlay/parameters");
+        fs::create_dir_all(&dir).expect("mkdir");
+        fs::write(dir.join("metacopy"), "N\n").expect("write");
+        let info = HostInfo::collect(root.path());
+        assert_eq!(
+            info.overlay_params.get("metacopy").map(String::as_str),
+            Some("N")
+        );
+    }
+}

@@ -1,0 +1,23 @@
+//! Image specs: ordered layers of changes (add, modify, delete, make opaque), the
+//! merged tree they describe, a deterministic generator, and file content.
+//!
+//! The merged tree (`Tree`) is the ground truth every layout must reproduce: the
+//! differential test compares each layout's mounted view against it.
+
+pub mod content;
+mod generate;
+mod spec;
+
+pub use generate::{generate, GeneratorParams, ImageShape, SizeRange};
+pub use spec::{Change, ImageSpec, LayerSpec, Node, NodeKind, Tree};
+
+/// Invalid generator parameters.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error("{name} = {value} is out of range; accepted: {range}")]
+    OutOfRange {
+        name: &'static str,
+        value: String,
+        range: &'static str,
+    },
+}

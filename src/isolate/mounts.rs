@@ -1,0 +1,325 @@
+//! Overlay mounts and the guards that undo them.
+//!
+//! Two ways in: the new mount API (`fsopen`/`fsconfig` with one `lowerdir+` per
+//! layer, kernel >= 6.8) has no total length limit; classic `mount(2)` cuts its
+//! data at one page *silently*, so its option string is measured here and refused
+//! past the limit rather than risk mounting the wrong stack. Either way the stack
+//! in force is read back from mountinfo and checked.
+
+use std::io::Read;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::mount::{umount2, MntFlags, MsFlags};
+use rustix::mount::{
+    fsconfig_create, fsconfig_set_flag, fsconfig_set_string, fsmount, fsopen, move_mount,
+    FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags,
+};
+
+use super::mountinfo::{overlay_lowers, MountInfo};
+use super::IsolateError;
+
+/// Classic `mount(2)` copies at most one page of option data, NUL included.
+pub const CLASSIC_OPTIONS_LIMIT: usize = 4095;
+
+/// Which syscall interface mounts overlays.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum MountApi {
+    /// `fsopen`/`fsconfig`/`fsmount` with `lowerdir+` per layer.
+    New,
+    /// `mount(2)` with one option string (limited to one page).
+    Classic,
+}
+
+/// Everything needed to mount one overlay.
+#[derive(Debug, Clone)]
+pub struct OverlayMount {
+    /// Lower layers, topmost first.
+    pub lowers: Vec<PathBuf>,
+    /// Upper and work dirs; `None` mounts a read-only stack.
+    pub upper_work: Option<(PathBuf, PathBuf)>,
+    /// Extra options: `("metacopy", Some("on"))`, `("volatile", None)`, …
+    pub options: Vec<(String, Option<String>)>,
+    /// Mount point.
+    pub target: PathBuf,
+}
+
+impl OverlayMount {
+    /// The classic `mount(2)` data string for this mount.
+    pub fn classic_data(&self) -> String {
+        let lowers: Vec<String> = self
+            .lowers
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        let mut data = format!("lowerdir={}", lowers.join(":"));
+        if let Some((upper, work)) = &self.upper_work {
+            data.push_str(&format!(
+                ",upperdir={},workdir={}",
+                upper.display(),
+                work.display()
+            ));
+        }
+        for (k, v) in &self.options {
+            match v {
+                Some(v) => data.push_str(&format!(",{k}={v}")),
+                None => data.push_str(&format!(",{k}")),
+            }
+        }
+        data
+    }
+
+    fn check_paths(&self) -> Result<(), IsolateError> {
+        let all = self
+            .lowers
+            .iter()
+            .chain(self.upper_work.iter().flat_map(|(u, w)| [u, w]));
+        for p in all {
+            let s = p.as_os_str().as_encoded_bytes();
+            if s.contains(&b':') || s.contains(&b',') {
+                return Err(IsolateError::UnsafeLayerPath { path: p.clone() });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Unmounts its target when dropped (lazily, so a panic path never blocks).
+#[derive(Debug)]
+pub struct MountGuard {
+    target: PathBuf,
+    active: bool,
+}
+
+impl MountGuard {
+    /// Takes ownership of an existing mount at `target`.
+    pub fn new(target: PathBuf) -> MountGuard {
+        MountGuard {
+            target,
+            active: true,
+        }
+    }
+
+    /// Where the guarded mount is.
+    pub fn target(&self) -> &Path {
+        &self.target
+    }
+
+    /// Unmounts now and reports failure (the drop path cannot).
+    pub fn unmount(mut self) -> Result<(), IsolateError> {
+        self.active = false;
+        umount2(&self.target, MntFlags::empty()).map_err(|source| IsolateError::Unmount {
+            target: self.target.clone(),
+            source,
+        })
+    }
+}
+
+impl Drop for MountGuard {
+    fn drop(&mut self) {
+        if self.active {
+            let _ = umount2(&self.target, MntFlags::MNT_DETACH);
+        }
+    }
+}
+
+/// A mounted overlay, how long the mount took and what the kernel shows in force.
+#[derive(Debug)]
+pub struct MountedOverlay {
+    /// Unmounts on drop.
+    pub guard: MountGuard,
+    /// Wall time of the mount syscalls alone.
+    pub elapsed: Duration,
+    /// Superblock options read back from mountinfo.
+    pub options_in_force: String,
+}
+
+/// Mounts an overlay with the chosen API and checks the stack in force.
+pub fn mount_overlay(spec: &OverlayMount, api: MountApi) -> Result<MountedOverlay, IsolateError> {
+    spec.check_paths()?;
+    let elapsed = match api {
+        MountApi::New => mount_new_api(spec)?,
+        MountApi::Classic => mount_classic(spec)?,
+    };
+    let guard = MountGuard::new(spec.target.clone());
+    let info = MountInfo::current().map_err(IsolateError::io("reading", "/proc/self/mountinfo"))?;
+    let options_in_force = info
+        .at(&spec.target)
+        .filter(|e| e.fstype == "overlay")
+        .map(|e| e.super_options.clone())
+        .unwrap_or_default();
+    let found = overlay_lowers(&options_in_force).len();
+    if found != spec.lowers.len() {
+        return Err(IsolateError::WrongStack {
+            target: spec.target.clone(),
+            expected: spec.lowers.len(),
+            found,
+        });
+    }
+    Ok(MountedOverlay {
+        guard,
+        elapsed,
+        options_in_force,
+    })
+}
+
+fn mount_classic(spec: &OverlayMount) -> Result<Duration, IsolateError> {
+    let data = spec.classic_data();
+    if data.len() > CLASSIC_OPTIONS_LIMIT {
+        return Err(IsolateError::OptionsTooLong {
+            target: spec.target.clone(),
+            len: data.len(),
+            limit: CLASSIC_OPTIONS_LIMIT,
+        });
+    }
+    let start = Instant::now();
+    let rc = nix::mount::mount(
+        Some("overlay"),
+        &spec.target,
+        Some("overlay"),
+        MsFlags::empty(),
+        Some(data.as_str()),
+    );
+    let elapsed = start.elapsed();
+    rc.map_err(|e| IsolateError::Mount {
+        fstype: "overlay".into(),
+        target: spec.target.clone(),
+        source: std::io::Error::from(e),
+    })?;
+    Ok(elapsed)
+}
+
+fn mount_new_api(spec: &OverlayMount) -> Result<Duration, IsolateError> {
+    let start = Instant::now();
+    let fs =
+        fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC).map_err(|e| mount_err(spec, None, e))?;
+    let with_log = |e: rustix::io::Errno| mount_err(spec, Some(&fs), e);
+    for lower in &spec.lowers {
+        fsconfig_set_string(fs.as_fd(), "lowerdir+", lower.as_path()).map_err(with_log)?;
+    }
+    if let Some((upper, work)) = &spec.upper_work {
+        fsconfig_set_string(fs.as_fd(), "upperdir", upper.as_path()).map_err(with_log)?;
+        fsconfig_set_string(fs.as_fd(), "workdir", work.as_path()).map_err(with_log)?;
+    }
+    for (k, v) in &spec.options {
+        match v {
+            Some(v) => fsconfig_set_string(fs.as_fd(), k.as_str(), v.as_str()),
+            None => fsconfig_set_flag(fs.as_fd(), k.as_str()),
+        }
+        .map_err(with_log)?;
+    }
+    fsconfig_create(fs.as_fd()).map_err(with_log)?;
+    let mnt = fsmount(
+        fs.as_fd(),
+        FsMountFlags::FSMOUNT_CLOEXEC,
+        MountAttrFlags::empty(),
+    )
+    .map_err(with_log)?;
+    move_mount(
+        mnt.as_fd(),
+        "",
+        rustix::fs::CWD,
+        spec.target.as_path(),
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )
+    .map_err(with_log)?;
+    Ok(start.elapsed())
+}
+
+/// The new API keeps the kernel's reason (what dmesg would say) in the context fd.
+fn mount_err(spec: &OverlayMount, fs: Option<&OwnedFd>, errno: rustix::io::Errno) -> IsolateError {
+    let mut source = std::io::Error::from_raw_os_error(errno.raw_os_error());
+    if let Some(fd) = fs.and_then(|fd| fd.try_clone().ok()) {
+        let mut file = std::fs::File::from(fd);
+        let mut kernel_says = Vec::new();
+        let mut buf = [0u8; 512];
+        while let Ok(n) = file.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            kernel_says.push(String::from_utf8_lossy(&buf[..n]).trim().to_string());
+        }
+        if !kernel_says.is_empty() {
+            source = std::io::Error::new(
+                source.kind(),
+                format!("{source} (kernel: {})", kernel_says.join("; ")),
+            );
+        }
+    }
+    IsolateError::Mount {
+        fstype: "overlay".into(),
+        target: spec.target.clone(),
+        source,
+    }
+}
+
+/// Probes whether the kernel accepts `lowerdir+` (new mount API for overlay).
+pub fn new_api_available() -> bool {
+    match fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC) {
+        Ok(fs) => {
+            // A relative path that cannot exist: EINVAL means the key is unknown,
+            // ENOENT means the key is known and the path was looked up.
+            matches!(
+                fsconfig_set_string(fs.as_fd(), "lowerdir+", "/nonexistent-overlaybench-probe"),
+                Err(e) if e == rustix::io::Errno::NOENT
+            )
+        }
+        Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(layers: usize, name_len: usize) -> OverlayMount {
+        OverlayMount {
+            lowers: (0..layers)
+                .map(|i| PathBuf::from(format!("/{}{i}", "x".repeat(name_len))))
+                .collect(),
+            upper_work: Some(("/u".into(), "/w".into())),
+            options: vec![
+                ("metacopy".into(), Some("on".into())),
+                ("volatile".into(), None),
+            ],
+            target: "/m".into(),
+        }
+    }
+
+    #[test]
+    fn classic_data_lists_top_first_with_options() {
+        let s = spec(2, 1);
+        assert_eq!(
+            s.classic_data(),
+            "lowerdir=/x0:/x1,upperdir=/u,workdir=/w,metacopy=on,volatile"
+        );
+    }
+
+    #[test]
+    fn classic_mount_refuses_options_past_one_page() {
+        // 200 layers of 30-byte paths is ~6 KiB: must be refused, never cut.
+        let mut s = spec(200, 28);
+        s.target = "/nonexistent-mountpoint".into();
+        match mount_classic(&s) {
+            Err(IsolateError::OptionsTooLong { len, limit, .. }) => {
+                assert!(len > limit);
+                assert_eq!(limit, CLASSIC_OPTIONS_LIMIT);
+            }
+            other => panic!("expected OptionsTooLong, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn refuses_separator_characters_in_layer_paths() {
+        let mut s = spec(1, 1);
+        s.lowers[0] = "/a:b".into();
+        assert!(matches!(
+            s.check_paths(),
+            Err(IsolateError::UnsafeLayerPath { .. })
+        ));
+    }
+}

@@ -1,0 +1,516 @@
+//! The scratch filesystem a run works in: made fresh for the run, mounted inside
+//! the private namespace under `<scratch dir>/run-<pid>/fs`, removed at the end.
+//!
+//! Invariants: we only ever write below a scratch dir that is empty or carries our
+//! marker; ext4/xfs images are unlinked as soon as their loop device is attached
+//! (autoclear), so a SIGKILLed run leaves at most an empty `run-<pid>` dir, which
+//! the next run recognises by its dead pid and removes.
+
+use std::ffi::OsStr;
+use std::fmt;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::str::FromStr;
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sys::statvfs::statvfs;
+
+use super::loopdev::LoopDevice;
+use super::mountinfo::MountInfo;
+use super::{IsolateError, MountGuard};
+
+const MARKER: &str = ".overlaybench-scratch";
+
+/// The filesystem a run's data lives on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackingKind {
+    /// A fresh ext4 on a sparse image + loop device (what `/var/lib/docker` usually is).
+    Ext4,
+    /// A fresh xfs with reflink, on a loop device.
+    Xfs,
+    /// A fresh tmpfs.
+    Tmpfs,
+    /// An existing directory; accounting then includes whatever else lives there.
+    Dir(PathBuf),
+}
+
+impl FromStr for BackingKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "ext4" => Ok(BackingKind::Ext4),
+            "xfs" => Ok(BackingKind::Xfs),
+            "tmpfs" => Ok(BackingKind::Tmpfs),
+            _ => match s.strip_prefix("dir:") {
+                Some(p) if !p.is_empty() => Ok(BackingKind::Dir(PathBuf::from(p))),
+                _ => Err(format!(
+                    "unknown backing '{s}'; expected one of ext4, xfs, tmpfs, dir:PATH"
+                )),
+            },
+        }
+    }
+}
+
+impl fmt::Display for BackingKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BackingKind::Ext4 => f.write_str("ext4"),
+            BackingKind::Xfs => f.write_str("xfs"),
+            BackingKind::Tmpfs => f.write_str("tmpfs"),
+            BackingKind::Dir(p) => write!(f, "dir:{}", p.display()),
+        }
+    }
+}
+
+/// How caches are made cold between samples.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum EvictionKind {
+    /// Unmount and remount the scratch fs (+ BLKFLSBUF): its dentries, inodes and
+    /// pages go, nothing else on the host is touched.
+    RemountBacking,
+    /// `sync; echo 3 > /proc/sys/vm/drop_caches`: host-wide, root only.
+    DropCaches,
+    /// Only the overlay mount is fresh; the lower fs keeps its caches (tmpfs, or
+    /// a directory without `--drop-caches`).
+    FreshMountOnly,
+}
+
+/// What to make.
+#[derive(Debug, Clone)]
+pub struct ScratchRequest {
+    /// Parent dir for run dirs (and loop images); must be empty or ours.
+    pub root: PathBuf,
+    /// Filesystem to make.
+    pub kind: BackingKind,
+    /// Bytes the run is planned to write (checked against free space up front).
+    pub planned_bytes: u64,
+    /// Size of the filesystem to make (ext4/xfs/tmpfs).
+    pub fs_size_bytes: u64,
+    /// Inode count for ext4 (`mkfs.ext4 -N`) or tmpfs (`nr_inodes=`); `None` = fs default.
+    pub inodes: Option<u64>,
+}
+
+/// How the backing filesystem was made and what is in force (goes into the report).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BackingInfo {
+    /// `ext4`, `xfs`, `tmpfs` or `dir:PATH`.
+    pub kind: String,
+    /// Filesystem type as the kernel names it.
+    pub fstype: String,
+    /// Loop device used, if any.
+    pub device: Option<String>,
+    /// Whether the loop device reads its image with direct I/O.
+    pub loop_direct_io: Option<bool>,
+    /// The command that made the filesystem.
+    pub made_with: Option<String>,
+    /// Total size of the filesystem.
+    pub size_bytes: u64,
+    /// Total inodes of the filesystem.
+    pub inodes_total: u64,
+    /// Mount options in force, read back from mountinfo.
+    pub mount_options: String,
+    /// Whether statvfs counts only our data (false for `dir:`).
+    pub accounting_exact: bool,
+}
+
+/// `statvfs` figures of the scratch filesystem.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+pub struct FsUsage {
+    /// Inodes in use.
+    pub used_inodes: u64,
+    /// Bytes in use.
+    pub used_bytes: u64,
+    /// Inodes free.
+    pub free_inodes: u64,
+    /// Bytes available to unprivileged users.
+    pub available_bytes: u64,
+}
+
+/// A live scratch filesystem; dropping it unmounts and removes everything.
+#[derive(Debug)]
+pub struct Scratch {
+    run_dir: PathBuf,
+    work: PathBuf,
+    kind: BackingKind,
+    loopdev: Option<LoopDevice>,
+    guard: Option<MountGuard>,
+    info: BackingInfo,
+}
+
+impl Scratch {
+    /// Makes the scratch filesystem (after removing stale runs of ours under `root`).
+    pub fn create(req: &ScratchRequest) -> Result<Scratch, IsolateError> {
+        let root = match &req.kind {
+            BackingKind::Dir(p) => p.clone(),
+            _ => req.root.clone(),
+        };
+        claim_root(&root)?;
+        remove_stale_runs(&root);
+        check_space(&root, &req.kind, req.planned_bytes)?;
+        let run_dir = root.join(format!("run-{}", std::process::id()));
+        if run_dir.exists() {
+            remove_tree(&run_dir)?;
+        }
+        fs::create_dir(&run_dir).map_err(IsolateError::io("creating", &run_dir))?;
+        let work = run_dir.join("fs");
+        fs::create_dir(&work).map_err(IsolateError::io("creating", &work))?;
+        let mut scratch = Scratch {
+            run_dir,
+            work,
+            kind: req.kind.clone(),
+            loopdev: None,
+            guard: None,
+            info: BackingInfo {
+                kind: req.kind.to_string(),
+                fstype: String::new(),
+                device: None,
+                loop_direct_io: None,
+                made_with: None,
+                size_bytes: 0,
+                inodes_total: 0,
+                mount_options: String::new(),
+                accounting_exact: !matches!(req.kind, BackingKind::Dir(_)),
+            },
+        };
+        scratch.make(req)?;
+        scratch.refresh_info()?;
+        Ok(scratch)
+    }
+
+    fn make(&mut self, req: &ScratchRequest) -> Result<(), IsolateError> {
+        match &req.kind {
+            BackingKind::Dir(_) => {}
+            BackingKind::Tmpfs => {
+                let mut data = format!("size={},mode=0755", req.fs_size_bytes);
+                if let Some(n) = req.inodes {
+                    data.push_str(&format!(",nr_inodes={n}"));
+                }
+                self.mount_fs("tmpfs", "tmpfs", &data)?;
+                self.info.made_with = Some(format!("mount -t tmpfs -o {data}"));
+            }
+            BackingKind::Ext4 | BackingKind::Xfs => {
+                let image = self.run_dir.join("backing.img");
+                let file =
+                    fs::File::create(&image).map_err(IsolateError::io("creating", &image))?;
+                file.set_len(req.fs_size_bytes)
+                    .map_err(IsolateError::io("sizing", &image))?;
+                drop(file);
+                let (program, args, hint) = if req.kind == BackingKind::Ext4 {
+                    let mut args = vec![
+                        "-q".to_string(),
+                        "-F".into(),
+                        "-m".into(),
+                        "0".into(),
+                        "-E".into(),
+                        "lazy_itable_init=0,lazy_journal_init=0,nodiscard".into(),
+                    ];
+                    if let Some(n) = req.inodes {
+                        args.extend(["-N".into(), n.to_string()]);
+                    }
+                    ("mkfs.ext4", args, "apt-get install e2fsprogs")
+                } else {
+                    let args = vec![
+                        "-q".to_string(),
+                        "-f".into(),
+                        "-K".into(),
+                        "-m".into(),
+                        "reflink=1".into(),
+                    ];
+                    ("mkfs.xfs", args, "apt-get install xfsprogs")
+                };
+                run_mkfs(program, &args, &image, hint)?;
+                self.info.made_with = Some(format!("{program} {} <sparse image>", args.join(" ")));
+                let dev = LoopDevice::attach(&image)?;
+                // The loop holds the file open; unlinking now means no image can outlive us.
+                fs::remove_file(&image).map_err(IsolateError::io("removing", &image))?;
+                self.info.device = Some(dev.path().display().to_string());
+                self.info.loop_direct_io = Some(dev.direct_io());
+                let fstype = if req.kind == BackingKind::Ext4 {
+                    "ext4"
+                } else {
+                    "xfs"
+                };
+                let source = dev.path().to_path_buf();
+                self.loopdev = Some(dev);
+                self.mount_fs(source.as_os_str(), fstype, "")?;
+            }
+        }
+        Ok(())
+    }
+
+    fn mount_fs(
+        &mut self,
+        source: impl AsRef<OsStr>,
+        fstype: &str,
+        data: &str,
+    ) -> Result<(), IsolateError> {
+        let data = (!data.is_empty()).then_some(data);
+        mount(
+            Some(source.as_ref()),
+            &self.work,
+            Some(fstype),
+            MsFlags::empty(),
+            data,
+        )
+        .map_err(|e| IsolateError::Mount {
+            fstype: fstype.into(),
+            target: self.work.clone(),
+            source: e.into(),
+        })?;
+        self.guard = Some(MountGuard::new(self.work.clone()));
+        Ok(())
+    }
+
+    fn refresh_info(&mut self) -> Result<(), IsolateError> {
+        let info =
+            MountInfo::current().map_err(IsolateError::io("reading", "/proc/self/mountinfo"))?;
+        if self.guard.is_some() {
+            if let Some(e) = info.at(&self.work) {
+                self.info.fstype = e.fstype.clone();
+                self.info.mount_options = format!("{},{}", e.mount_options, e.super_options);
+            }
+        } else {
+            // dir: the fs the directory lives on.
+            let best = info
+                .entries
+                .iter()
+                .filter(|e| self.work.starts_with(&e.mount_point))
+                .max_by_key(|e| e.mount_point.as_os_str().len());
+            if let Some(e) = best {
+                self.info.fstype = e.fstype.clone();
+                self.info.mount_options = format!("{},{}", e.mount_options, e.super_options);
+            }
+        }
+        let st =
+            statvfs(&self.work).map_err(|e| IsolateError::io("statvfs", &self.work)(e.into()))?;
+        self.info.size_bytes = st.blocks() as u64 * st.fragment_size() as u64;
+        self.info.inodes_total = st.files() as u64;
+        Ok(())
+    }
+
+    /// The directory all work goes under.
+    pub fn path(&self) -> &Path {
+        &self.work
+    }
+
+    /// Which backing this is.
+    pub fn kind(&self) -> &BackingKind {
+        &self.kind
+    }
+
+    /// How the backing was made, for the report.
+    pub fn info(&self) -> &BackingInfo {
+        &self.info
+    }
+
+    /// Used/free inodes and bytes of the scratch filesystem.
+    pub fn usage(&self) -> Result<FsUsage, IsolateError> {
+        let st =
+            statvfs(&self.work).map_err(|e| IsolateError::io("statvfs", &self.work)(e.into()))?;
+        let frsize = st.fragment_size() as u64;
+        Ok(FsUsage {
+            used_inodes: (st.files() - st.files_free()) as u64,
+            used_bytes: (st.blocks() - st.blocks_free()) as u64 * frsize,
+            free_inodes: st.files_free() as u64,
+            available_bytes: st.blocks_available() as u64 * frsize,
+        })
+    }
+
+    /// The strongest cache eviction this backing allows without touching the host.
+    pub fn eviction(&self, drop_caches_allowed: bool) -> EvictionKind {
+        match self.kind {
+            BackingKind::Ext4 | BackingKind::Xfs => EvictionKind::RemountBacking,
+            BackingKind::Dir(_) if drop_caches_allowed => EvictionKind::DropCaches,
+            _ => EvictionKind::FreshMountOnly,
+        }
+    }
+
+    /// Evicts the scratch fs's dentries, inodes and pages by unmounting and
+    /// remounting it. Every mount on top of it must be gone first.
+    pub fn remount(&mut self) -> Result<(), IsolateError> {
+        let (Some(guard), Some(dev)) = (self.guard.take(), self.loopdev.as_ref()) else {
+            return Ok(());
+        };
+        guard.unmount()?;
+        dev.flush_buffers().map_err(|source| IsolateError::Loop {
+            image: dev.path().to_path_buf(),
+            what: "flushing buffers",
+            source,
+        })?;
+        let source = dev.path().to_path_buf();
+        let fstype = self.info.fstype.clone();
+        self.mount_fs(source.as_os_str(), &fstype, "")
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        detach_mounts_under(&self.run_dir);
+        if let Some(g) = self.guard.take() {
+            drop(g);
+        }
+        self.loopdev.take();
+        let _ = remove_tree(&self.run_dir);
+    }
+}
+
+/// Lazily unmounts every mount below `dir`, deepest first.
+fn detach_mounts_under(dir: &Path) {
+    let Ok(info) = MountInfo::current() else {
+        return;
+    };
+    let mut points: Vec<PathBuf> = info.under(dir).map(|e| e.mount_point.clone()).collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    for p in points {
+        let _ = umount2(&p, MntFlags::MNT_DETACH);
+    }
+}
+
+/// Removes a tree of ours, never crossing into another filesystem.
+fn remove_tree(dir: &Path) -> Result<(), IsolateError> {
+    detach_mounts_under(dir);
+    fs::remove_dir_all(dir).map_err(IsolateError::io("removing", dir))
+}
+
+fn claim_root(root: &Path) -> Result<(), IsolateError> {
+    if !root.exists() {
+        fs::create_dir_all(root).map_err(IsolateError::io("creating scratch dir", root))?;
+    }
+    let marker = root.join(MARKER);
+    if marker.exists() {
+        return Ok(());
+    }
+    let mut entries = fs::read_dir(root).map_err(IsolateError::io("reading scratch dir", root))?;
+    if entries.next().is_some() {
+        return Err(IsolateError::ScratchNotOurs {
+            path: root.to_path_buf(),
+        });
+    }
+    fs::write(
+        &marker,
+        "made by overlaybench; run-<pid> dirs below are removed when their process is gone\n",
+    )
+    .map_err(IsolateError::io("writing marker in", root))
+}
+
+/// Removes `run-<pid>` dirs whose process is gone (a SIGKILLed run's leftovers).
+fn remove_stale_runs(root: &Path) {
+    let Ok(entries) = fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("run-"))
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let own = pid == std::process::id() as i32;
+        let gone = matches!(
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+            Err(nix::errno::Errno::ESRCH)
+        );
+        if !own && gone {
+            let _ = remove_tree(&entry.path());
+        }
+    }
+}
+
+fn check_space(root: &Path, kind: &BackingKind, needed_bytes: u64) -> Result<(), IsolateError> {
+    let available_bytes = if *kind == BackingKind::Tmpfs {
+        mem_available_bytes().unwrap_or(u64::MAX)
+    } else {
+        let st = statvfs(root).map_err(|e| IsolateError::io("statvfs", root)(e.into()))?;
+        st.blocks_available() as u64 * st.fragment_size() as u64
+    };
+    if needed_bytes > available_bytes {
+        return Err(IsolateError::NoSpace {
+            path: root.to_path_buf(),
+            needed_bytes,
+            available_bytes,
+        });
+    }
+    Ok(())
+}
+
+fn mem_available_bytes() -> Option<u64> {
+    let text = fs::read_to_string("/proc/meminfo").ok()?;
+    let kib: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
+
+fn run_mkfs(program: &str, args: &[String], image: &Path, hint: &str) -> Result<(), IsolateError> {
+    let out = Command::new(program)
+        .args(args)
+        .arg(image)
+        .output()
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                IsolateError::Unsupported(format!(
+                    "{program} is not installed; install it ({hint})"
+                ))
+            } else {
+                IsolateError::Command {
+                    command: program.into(),
+                    detail: e.to_string(),
+                }
+            }
+        })?;
+    if !out.status.success() {
+        return Err(IsolateError::Command {
+            command: format!("{program} {}", args.join(" ")),
+            detail: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_backings() {
+        assert_eq!("ext4".parse::<BackingKind>(), Ok(BackingKind::Ext4));
+        assert_eq!(
+            "dir:/x".parse::<BackingKind>(),
+            Ok(BackingKind::Dir("/x".into()))
+        );
+        let err = "zfs".parse::<BackingKind>().unwrap_err();
+        assert!(
+            err.contains("zfs") && err.contains("ext4, xfs, tmpfs, dir:PATH"),
+            "{err}"
+        );
+        assert!("dir:".parse::<BackingKind>().is_err());
+    }
+
+    #[test]
+    fn refuses_a_foreign_non_empty_root() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        fs::write(dir.path().join("precious"), "x").expect("write");
+        assert!(matches!(
+            claim_root(dir.path()),
+            Err(IsolateError::ScratchNotOurs { .. })
+        ));
+        assert!(dir.path().join("precious").exists());
+        let empty = tempfile::tempdir().expect("tempdir");
+        claim_root(empty.path()).expect("empty dir is claimed");
+        claim_root(empty.path()).expect("our dir is ours again");
+    }
+}

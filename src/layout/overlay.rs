@@ -1,0 +1,78 @@
+//! Docker's legacy `overlay` driver: exactly one lower. Layer k's root is layer
+//! k-1's root re-created (new directory inodes, hard-linked files) plus layer k's
+//! own changes; a container mounts the top root as its single lowerdir. Its cost
+//! is inodes (every directory again in every layer), its gain a flat lookup.
+
+use std::path::Path;
+
+use super::{
+    fsops, overlay_container_dirs, ContainerDirs, Layout, LayoutConfig, LayoutError, LayoutKind,
+    Mounted, PreparedImage,
+};
+use crate::image::ImageSpec;
+use crate::isolate::{mount_overlay, OverlayMount};
+
+/// The legacy overlay layout.
+#[derive(Debug, Clone)]
+pub struct LegacyOverlay {
+    config: LayoutConfig,
+}
+
+impl LegacyOverlay {
+    /// With these mount settings.
+    pub fn new(config: LayoutConfig) -> Self {
+        LegacyOverlay { config }
+    }
+}
+
+impl Layout for LegacyOverlay {
+    fn kind(&self) -> LayoutKind {
+        LayoutKind::Overlay
+    }
+
+    fn prepare(&self, image: &ImageSpec, root: &Path) -> Result<PreparedImage, LayoutError> {
+        let layers_dir = root.join("L");
+        std::fs::create_dir_all(&layers_dir).map_err(LayoutError::io("creating", &layers_dir))?;
+        let mut dirs = Vec::with_capacity(image.depth());
+        let mut tree = crate::image::Tree::default();
+        for (k, layer) in image.layers.iter().enumerate() {
+            for c in &layer.changes {
+                tree.apply(c, k);
+            }
+            let dir = layers_dir.join(k.to_string());
+            let prev = dirs.last().map(|p: &std::path::PathBuf| (p.as_path(), k));
+            fsops::write_tree(&tree, &dir, prev)?;
+            dirs.push(dir);
+        }
+        Ok(PreparedImage {
+            kind: LayoutKind::Overlay,
+            root: root.to_path_buf(),
+            layer_dirs: dirs,
+            depth: image.depth(),
+        })
+    }
+
+    fn create_container(
+        &self,
+        _image: &PreparedImage,
+        root: &Path,
+    ) -> Result<ContainerDirs, LayoutError> {
+        overlay_container_dirs(root)
+    }
+
+    fn mount(&self, image: &PreparedImage, c: &ContainerDirs) -> Result<Mounted, LayoutError> {
+        let spec = OverlayMount {
+            lowers: image.layer_dirs.last().cloned().into_iter().collect(),
+            upper_work: c.upper_work.clone(),
+            options: self.config.mount_options(),
+            target: c.merged.clone(),
+        };
+        let m = mount_overlay(&spec, self.config.mount_api)?;
+        Ok(Mounted {
+            merged: c.merged.clone(),
+            guard: Some(m.guard),
+            mount_time: Some(m.elapsed),
+            options_in_force: Some(m.options_in_force),
+        })
+    }
+}

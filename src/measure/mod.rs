@@ -1,0 +1,8 @@
+//! Measuring: statistics over raw samples, least-squares fits, cache control.
+
+pub mod cache;
+pub mod fit;
+pub mod stats;
+
+pub use fit::{fit_line, LineFit};
+pub use stats::Stats;

@@ -1,0 +1,138 @@
+//! `report.json`: the versioned contract every exporter, `compare` and `report`
+//! read. Adding a field keeps `schema_version`; renaming or removing bumps it.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::host::HostInfo;
+use crate::measure::Stats;
+
+/// The version this build writes and reads.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// A whole run.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Report {
+    /// Version of this format (see `SCHEMA_VERSION`).
+    pub schema_version: u32,
+    /// Which tool wrote it.
+    pub tool: ToolInfo,
+    /// `running` while cases are still being added; only `complete` is a whole run.
+    pub status: RunStatus,
+    /// UTC start time, RFC 3339.
+    pub started_at: String,
+    /// Wall time of the run so far, seconds.
+    pub duration_s: f64,
+    /// The host and backing the run measured.
+    pub host: HostInfo,
+    /// Everything needed to rerun: the resolved plan and the command line.
+    pub config: Value,
+    /// Measured cases with raw samples.
+    pub cases: Vec<Case>,
+    /// Figures computed from cases (slopes, ratios).
+    pub derived: Vec<Derived>,
+    /// Things that could not be measured, and why.
+    pub errors: Vec<RunError>,
+    /// Caveats that apply to the whole run (eviction method, backing limits).
+    pub notes: Vec<String>,
+}
+
+/// Tool name and version.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ToolInfo {
+    /// `overlaybench`.
+    pub name: String,
+    /// Crate version.
+    pub version: String,
+}
+
+/// How far the run got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunStatus {
+    /// Still running (or the process died): cases so far are valid, the set is partial.
+    Running,
+    /// Every planned case ran.
+    Complete,
+    /// Stopped by Ctrl-C; the cases present are valid.
+    Interrupted,
+    /// Stopped by an error (see `errors`).
+    Failed,
+}
+
+/// One measured case: a workload × layout × parameter point.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Case {
+    /// Workload name (`lookup`, …).
+    pub workload: String,
+    /// Layout name (`overlay2`, `overlay`, `plain`).
+    pub layout: String,
+    /// Parameters of the point (`depth`, `target`, `op`, `cache`, …).
+    pub params: BTreeMap<String, Value>,
+    /// What was measured (`latency_per_op`, `mount_time`, …).
+    pub metric: String,
+    /// Unit of samples and stats (`ns`, `bytes`, `inodes`).
+    pub unit: String,
+    /// Raw samples, in measurement order.
+    pub samples: Vec<f64>,
+    /// Statistics of `samples`.
+    pub stats: Stats,
+}
+
+/// A figure derived from several cases (a fit or a ratio).
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Derived {
+    /// Workload it belongs to.
+    pub workload: String,
+    /// Layout it describes.
+    pub layout: String,
+    /// `slope` (least-squares fit) or `ratio` (to a baseline in the same run).
+    pub kind: String,
+    /// Parameters that select the cases it was computed from.
+    pub params: BTreeMap<String, Value>,
+    /// The figure.
+    pub value: f64,
+    /// Its unit (`ns/layer`, `x`).
+    pub unit: String,
+    /// Coefficient of determination, for fits.
+    pub r2: Option<f64>,
+    /// Intercept, for fits (in the y unit).
+    pub intercept: Option<f64>,
+    /// Points (fits) or samples behind it.
+    pub n: usize,
+}
+
+/// Something that could not be measured.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunError {
+    /// Workload concerned, if any.
+    pub workload: Option<String>,
+    /// What happened, naming the value or path.
+    pub message: String,
+}
+
+impl Report {
+    /// The cases of one workload.
+    pub fn cases_of<'a>(&'a self, workload: &'a str) -> impl Iterator<Item = &'a Case> + 'a {
+        self.cases.iter().filter(move |c| c.workload == workload)
+    }
+}
+
+impl Case {
+    /// A string parameter, or "".
+    pub fn param_str(&self, key: &str) -> &str {
+        self.params.get(key).and_then(Value::as_str).unwrap_or("")
+    }
+
+    /// A numeric parameter.
+    pub fn param_f64(&self, key: &str) -> Option<f64> {
+        self.params.get(key).and_then(Value::as_f64)
+    }
+}

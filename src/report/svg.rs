@@ -1,0 +1,270 @@
+//! SVG charts (plotters). Every panel has a title, labelled axes with units and a
+//! legend; colour = layout, marker = target, dashed = warm.
+
+use std::collections::BTreeMap;
+
+use plotters::prelude::*;
+
+use super::{Exporter, Report, ReportError};
+
+/// The chart for a workload, if it has one.
+pub fn chart_for(workload: &str) -> Option<Box<dyn Exporter>> {
+    match workload {
+        "lookup" => Some(Box::new(LookupChart)),
+        _ => None,
+    }
+}
+
+/// Marker drawn at each point.
+#[derive(Debug, Clone, Copy)]
+pub enum Marker {
+    /// Filled circle.
+    Circle,
+    /// Triangle.
+    Triangle,
+    /// Cross.
+    Cross,
+}
+
+/// One line of a panel.
+#[derive(Debug, Clone)]
+pub struct Series {
+    /// Legend text.
+    pub label: String,
+    /// Line colour.
+    pub color: RGBColor,
+    /// Point marker.
+    pub marker: Marker,
+    /// Dashed line (used for warm).
+    pub dashed: bool,
+    /// (x, y) points, x ascending.
+    pub points: Vec<(f64, f64)>,
+}
+
+/// A colour per layout, stable across charts.
+pub fn layout_color(layout: &str) -> RGBColor {
+    match layout {
+        "overlay2" => RGBColor(214, 39, 40),
+        "overlay" => RGBColor(31, 119, 180),
+        "plain" => RGBColor(44, 160, 44),
+        _ => RGBColor(110, 110, 110),
+    }
+}
+
+fn render_err(what: &str) -> impl Fn(String) -> ReportError + '_ {
+    move |detail| ReportError::Render {
+        what: what.into(),
+        detail,
+    }
+}
+
+/// Draws one log-log line panel.
+pub fn line_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series],
+) -> Result<(), String> {
+    let pts = || series.iter().flat_map(|s| s.points.iter());
+    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+    for &(x, y) in pts() {
+        if x > 0.0 && y > 0.0 {
+            x0 = x0.min(x);
+            x1 = x1.max(x);
+            y0 = y0.min(y);
+            y1 = y1.max(y);
+        }
+    }
+    if x0 > x1 {
+        area.titled(&format!("{title} (no data)"), ("sans-serif", 16))
+            .map_err(|e| e.to_string())?;
+        return Ok(());
+    }
+    if x1 <= x0 {
+        x1 = x0 * 2.0;
+    }
+    let (y0, y1) = (y0 / 1.5, y1 * 1.5);
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, ("sans-serif", 16))
+        .margin(10)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale())
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .x_desc(x_label)
+        .y_desc(y_label)
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_label_formatter(&|y| super::table::fmt_ns(*y))
+        .light_line_style(RGBColor(235, 235, 235))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    for s in series {
+        let style = ShapeStyle::from(&s.color).stroke_width(2);
+        let points = s
+            .points
+            .iter()
+            .copied()
+            .filter(|&(x, y)| x > 0.0 && y > 0.0);
+        let anno = if s.dashed {
+            chart.draw_series(DashedLineSeries::new(points.clone(), 6, 4, style))
+        } else {
+            chart.draw_series(LineSeries::new(points.clone(), style))
+        }
+        .map_err(|e| e.to_string())?;
+        let color = s.color;
+        anno.label(&s.label).legend(move |(x, y)| {
+            PathElement::new(
+                vec![(x, y), (x + 20, y)],
+                ShapeStyle::from(&color).stroke_width(2),
+            )
+        });
+        draw_markers(&mut chart, s, points)?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.3))
+        .label_font(("sans-serif", 11))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+type LogChart<'a, DB> = ChartContext<
+    'a,
+    DB,
+    Cartesian2d<
+        plotters::coord::combinators::LogCoord<f64>,
+        plotters::coord::combinators::LogCoord<f64>,
+    >,
+>;
+
+fn draw_markers<DB: DrawingBackend>(
+    chart: &mut LogChart<'_, DB>,
+    s: &Series,
+    points: impl Iterator<Item = (f64, f64)>,
+) -> Result<(), String> {
+    let st = ShapeStyle::from(&s.color).filled();
+    let hollow = ShapeStyle::from(&s.color).stroke_width(2);
+    let r = match s.marker {
+        Marker::Circle => chart.draw_series(points.map(|p| Circle::new(p, 4, st).into_dyn())),
+        Marker::Triangle => {
+            chart.draw_series(points.map(|p| TriangleMarker::new(p, 5, st).into_dyn()))
+        }
+        Marker::Cross => chart.draw_series(points.map(|p| Cross::new(p, 4, hollow).into_dyn())),
+    };
+    r.map(|_| ()).map_err(|e| e.to_string())
+}
+
+/// Points per (layout, target) series.
+type SeriesPoints = BTreeMap<(String, String), Vec<(f64, f64)>>;
+
+/// lookup.svg: cold stat, warm stat, readdir, mount time vs depth.
+pub struct LookupChart;
+
+impl Exporter for LookupChart {
+    fn file_name(&self) -> String {
+        "lookup.svg".into()
+    }
+
+    fn render(&self, report: &Report) -> Result<Vec<u8>, ReportError> {
+        let cases: Vec<_> = report.cases_of("lookup").collect();
+        // (op, cache) → series key (layout, target) → points.
+        let mut groups: BTreeMap<(&str, &str), SeriesPoints> = BTreeMap::new();
+        for c in &cases {
+            let Some(depth) = c.param_f64("depth") else {
+                continue;
+            };
+            groups
+                .entry((c.param_str("op"), c.param_str("cache")))
+                .or_default()
+                .entry((c.layout.clone(), c.param_str("target").to_string()))
+                .or_default()
+                .push((depth, c.stats.median));
+        }
+        let to_series = |op: &str, caches: &[&str]| -> Vec<Series> {
+            let mut out = Vec::new();
+            for cache in caches {
+                let Some(g) = groups.get(&(op, *cache)) else {
+                    continue;
+                };
+                for ((layout, target), pts) in g {
+                    let mut pts = pts.clone();
+                    pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+                    let marker = match target.as_str() {
+                        "top" => Marker::Circle,
+                        "bottom" => Marker::Triangle,
+                        _ => Marker::Cross,
+                    };
+                    let label = if caches.len() > 1 {
+                        format!("{layout} · {cache}")
+                    } else if op == "stat" {
+                        format!("{layout} · {target}")
+                    } else {
+                        layout.clone()
+                    };
+                    out.push(Series {
+                        label,
+                        color: layout_color(layout),
+                        marker,
+                        dashed: *cache == "warm",
+                        points: pts,
+                    });
+                }
+            }
+            out
+        };
+        let mut svg = String::new();
+        {
+            let root = SVGBackend::with_string(&mut svg, (1200, 900)).into_drawing_area();
+            let err = render_err("lookup.svg");
+            root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
+            let root = root
+                .titled(
+                    "overlaybench · lookup cost by lower depth (median per operation)",
+                    ("sans-serif", 20),
+                )
+                .map_err(|e| err(e.to_string()))?;
+            let panels = root.split_evenly((2, 2));
+            let x = "lower depth (image layers)";
+            line_panel(
+                &panels[0],
+                "stat, cold (fresh mount, caches evicted)",
+                x,
+                "time per stat",
+                &to_series("stat", &["cold"]),
+            )
+            .map_err(&err)?;
+            line_panel(
+                &panels[1],
+                "stat, warm (dentries cached)",
+                x,
+                "time per stat",
+                &to_series("stat", &["warm"]),
+            )
+            .map_err(&err)?;
+            line_panel(
+                &panels[2],
+                "readdir of a dir spread over all layers (solid cold, dashed warm)",
+                x,
+                "time per directory",
+                &to_series("readdir", &["cold", "warm"]),
+            )
+            .map_err(&err)?;
+            line_panel(
+                &panels[3],
+                "mount of a fresh container",
+                x,
+                "time per mount",
+                &to_series("mount", &["cold"]),
+            )
+            .map_err(&err)?;
+            root.present().map_err(|e| err(e.to_string()))?;
+        }
+        Ok(svg.into_bytes())
+    }
+}

@@ -1,0 +1,149 @@
+//! Workloads: each turns its parameters into measured cases on the layouts of a
+//! run. Adding a workload = one file + one line in `create` and `WorkloadKind`.
+
+pub mod lookup;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use indicatif::ProgressBar;
+
+use crate::error::ErrorClass;
+use crate::isolate::{EvictionKind, IsolateError, Scratch};
+use crate::layout::{Layout, LayoutError};
+use crate::plan::RunPlan;
+use crate::report::{Case, Derived, RunError};
+
+/// Which workload.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum WorkloadKind {
+    /// Lookup cost (stat, readdir, mount) by lower depth, cold and warm.
+    Lookup,
+}
+
+impl WorkloadKind {
+    /// Name in reports and file names.
+    pub fn name(self) -> &'static str {
+        match self {
+            WorkloadKind::Lookup => "lookup",
+        }
+    }
+}
+
+/// What a workload needs of the scratch filesystem.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Footprint {
+    /// Bytes written at the peak.
+    pub bytes: u64,
+    /// Inodes used at the peak (ext4 counting: hard links are free).
+    pub inodes: u64,
+}
+
+/// Everything measured so far in a run.
+#[derive(Debug, Default)]
+pub struct Recorded {
+    /// Measured cases.
+    pub cases: Vec<Case>,
+    /// Derived figures.
+    pub derived: Vec<Derived>,
+    /// What could not be measured.
+    pub errors: Vec<RunError>,
+    /// Run-wide caveats.
+    pub notes: Vec<String>,
+    /// Per layout, the overlay options in force (read back from mountinfo).
+    pub options_in_force: BTreeMap<String, String>,
+}
+
+/// What a workload gets to work with.
+pub struct RunContext<'a> {
+    /// The resolved plan.
+    pub plan: &'a RunPlan,
+    /// The scratch filesystem (this backing's).
+    pub scratch: &'a mut Scratch,
+    /// Layouts in interleaving order.
+    pub layouts: &'a [Box<dyn Layout>],
+    /// How cold samples are made cold on this backing.
+    pub eviction: EvictionKind,
+    /// Progress display (hidden when not a terminal).
+    pub progress: &'a ProgressBar,
+    /// Set by Ctrl-C / SIGTERM.
+    pub interrupted: &'a AtomicBool,
+    /// Where results go.
+    pub out: &'a mut Recorded,
+}
+
+impl RunContext<'_> {
+    /// Fails with `Interrupted` once Ctrl-C was pressed.
+    pub fn check_interrupted(&self) -> Result<(), WorkloadError> {
+        if self.interrupted.load(Ordering::Relaxed) {
+            return Err(WorkloadError::Interrupted);
+        }
+        Ok(())
+    }
+
+    /// Makes the scratch fs cold by the backing's eviction method.
+    pub fn evict(&mut self) -> Result<(), WorkloadError> {
+        match self.eviction {
+            EvictionKind::RemountBacking => self.scratch.remount()?,
+            EvictionKind::DropCaches => crate::measure::cache::drop_caches().map_err(|e| {
+                WorkloadError::Failed(format!("writing /proc/sys/vm/drop_caches: {e}"))
+            })?,
+            EvictionKind::FreshMountOnly => {}
+        }
+        Ok(())
+    }
+}
+
+/// One workload.
+pub trait Workload {
+    /// Which one.
+    fn kind(&self) -> WorkloadKind;
+    /// Scratch space it needs (checked before anything is made).
+    fn footprint(&self, layouts: usize) -> Footprint;
+    /// Builds its fixtures, measures, and records cases and derived figures.
+    fn run(&self, ctx: &mut RunContext<'_>) -> Result<(), WorkloadError>;
+}
+
+/// The factory: the one line each new workload adds.
+pub fn create(kind: WorkloadKind, plan: &RunPlan) -> Box<dyn Workload> {
+    match kind {
+        WorkloadKind::Lookup => Box::new(lookup::Lookup::new(plan.lookup.clone())),
+    }
+}
+
+/// Why a workload stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkloadError {
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
+    #[error(transparent)]
+    Isolate(#[from] IsolateError),
+    #[error("interrupted")]
+    Interrupted,
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl WorkloadError {
+    /// Exit-code class of this error.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            WorkloadError::Layout(e) => e.class(),
+            WorkloadError::Isolate(e) => e.class(),
+            _ => ErrorClass::Runtime,
+        }
+    }
+}
