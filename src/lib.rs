@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod error;
+pub mod fault;
 pub mod host;
 pub mod image;
 pub mod isolate;

@@ -1,9 +1,9 @@
 //! The scratch filesystem a run works in: made fresh for the run, mounted inside
-//! the private namespace under `<scratch dir>/run-<pid>/fs`, removed at the end.
+//! the private namespace under `<scratch dir>/run-<pid>-<n>/fs`, removed at the end.
 //!
 //! Invariants: we only ever write below a scratch dir that is empty or carries our
 //! marker; ext4/xfs images are unlinked as soon as their loop device is attached
-//! (autoclear), so a SIGKILLed run leaves at most an empty `run-<pid>` dir, which
+//! (autoclear), so a SIGKILLed run leaves at most an empty `run-<pid>-<n>` dir, which
 //! the next run recognises by its dead pid and removes.
 
 use std::ffi::OsStr;
@@ -154,7 +154,10 @@ impl Scratch {
         claim_root(&root)?;
         remove_stale_runs(&root);
         check_space(&root, &req.kind, req.planned_bytes)?;
-        let run_dir = root.join(format!("run-{}", std::process::id()));
+        // pid (for stale detection) + a counter (several scratch fs in one process).
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let run_dir = root.join(format!("run-{}-{n}", std::process::id()));
         if run_dir.exists() {
             remove_tree(&run_dir)?;
         }

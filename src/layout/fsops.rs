@@ -131,12 +131,17 @@ pub fn write_diff(
             Change::Delete { path } => {
                 ensure_parents(dir, path, tree)?;
                 let full = dir.join(path);
+                // An earlier change in this layer may have put a parent dir of another
+                // deletion here; the whiteout replaces it.
+                clear(&full, &mut jobs)?;
                 mknod(&full, SFlag::S_IFCHR, Mode::empty(), makedev(0, 0))
                     .map_err(|e| LayoutError::io("making whiteout", &full)(e.into()))?;
             }
             Change::Opaque { path } => {
                 ensure_parents(dir, path, tree)?;
                 let full = dir.join(path);
+                // Opaque hides this layer's earlier content under it too (as in the model).
+                clear(&full, &mut jobs)?;
                 mkdir(&full, tree.dir_mode(path))?;
                 xattr::set(&full, opaque_xattr, b"y")
                     .map_err(LayoutError::io("setting opaque xattr on", &full))?;
@@ -145,6 +150,20 @@ pub fn write_diff(
         tree.apply(change, index);
     }
     run_file_jobs(jobs.into_values().collect())
+}
+
+/// Removes what this layer already put at `full` (dirs made for earlier changes,
+/// queued file writes), so a later whiteout or opaque dir replaces it.
+fn clear(
+    full: &Path,
+    jobs: &mut std::collections::BTreeMap<PathBuf, FileJob>,
+) -> Result<(), LayoutError> {
+    jobs.retain(|k, _| !k.starts_with(full));
+    match fs::symlink_metadata(full) {
+        Ok(m) if m.is_dir() => fs::remove_dir_all(full).map_err(LayoutError::io("removing", full)),
+        Ok(_) => fs::remove_file(full).map_err(LayoutError::io("removing", full)),
+        Err(_) => Ok(()),
+    }
 }
 
 /// Copies a tree (data, modes, symlinks) the way a copying driver would.

@@ -84,7 +84,9 @@ pub fn line_panel<DB: DrawingBackend>(
     if x1 <= x0 {
         x1 = x0 * 2.0;
     }
-    let (y0, y1) = (y0 / 1.5, y1 * 1.5);
+    // At least one decade, so a log axis always carries labels.
+    let widen = ((10.0 * y0 / y1).max(1.0)).sqrt();
+    let (y0, y1) = (y0 / 1.5 / widen, y1 * 1.5 * widen);
     let mut chart = ChartBuilder::on(area)
         .caption(title, ("sans-serif", 16))
         .margin(10)

@@ -251,6 +251,11 @@ impl Workload for Lookup {
                     };
                     ctx.evict()?;
                     let mounted = layout.mount(&f.image, &f.container)?;
+                    if crate::fault::hit("lookup-mounted").is_some() {
+                        return Err(WorkloadError::Failed(
+                            "injected fault at lookup-mounted".into(),
+                        ));
+                    }
                     if let Some(t) = mounted.mount_time {
                         samples
                             .entry(key("mount", "stack", "cold"))

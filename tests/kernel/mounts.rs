@@ -1,0 +1,150 @@
+//! Mount mechanics against the kernel: the 500-layer limit, the classic option
+//! length guard, backings, and that dropping a scratch fs leaves nothing behind.
+
+use std::path::PathBuf;
+
+use libtest_mimic::{Failed, Trial};
+
+use overlaybench::image::{Change, ImageSpec, LayerSpec};
+use overlaybench::isolate::{BackingKind, IsolateError, MountApi, MountInfo};
+use overlaybench::layout::{self, LayoutError, LayoutKind, MAX_LOWER_LAYERS};
+
+/// An image of `depth` layers, each adding one file.
+fn thin_image(depth: usize) -> ImageSpec {
+    ImageSpec {
+        layers: (0..depth)
+            .map(|i| LayerSpec {
+                changes: vec![Change::File {
+                    path: PathBuf::from(format!(
+                        "layer-{i:03}-with-a-long-name-to-fill-the-options"
+                    )),
+                    mode: 0o644,
+                    size: 3,
+                    seed: i as u64,
+                }],
+            })
+            .collect(),
+    }
+}
+
+fn deepest_stack_mounts_with_the_new_api() -> Result<(), Failed> {
+    let (_tmp, scratch) = crate::scratch(BackingKind::Ext4);
+    let l = layout::create(LayoutKind::Overlay2, &crate::config(MountApi::New));
+    let img = l.prepare(&thin_image(MAX_LOWER_LAYERS), &scratch.path().join("deep"))?;
+    let c = l.create_container(&img, &scratch.path().join("c"))?;
+    let m = l.mount(&img, &c)?;
+    // Every layer's file is visible: the whole stack is in force, nothing was cut.
+    let visible = std::fs::read_dir(&m.merged)?.count();
+    m.unmount()?;
+    if visible != MAX_LOWER_LAYERS {
+        return Err(format!("{visible} of {MAX_LOWER_LAYERS} layers visible").into());
+    }
+    Ok(())
+}
+
+fn past_the_limit_is_refused() -> Result<(), Failed> {
+    let (_tmp, scratch) = crate::scratch(BackingKind::Tmpfs);
+    let l = layout::create(LayoutKind::Overlay2, &crate::config(MountApi::New));
+    match l.prepare(&thin_image(MAX_LOWER_LAYERS + 1), &scratch.path().join("x")) {
+        Err(LayoutError::TooDeep {
+            depth: 501,
+            limit: 500,
+        }) => Ok(()),
+        other => Err(format!("expected TooDeep, got {other:?}").into()),
+    }
+}
+
+fn classic_api_refuses_rather_than_cuts() -> Result<(), Failed> {
+    let (_tmp, scratch) = crate::scratch(BackingKind::Tmpfs);
+    let l = layout::create(LayoutKind::Overlay2, &crate::config(MountApi::Classic));
+    let shallow = l.prepare(&thin_image(3), &scratch.path().join("shallow"))?;
+    let c = l.create_container(&shallow, &scratch.path().join("c1"))?;
+    let m = l.mount(&shallow, &c)?;
+    let n = std::fs::read_dir(&m.merged)?.count();
+    m.unmount()?;
+    if n != 3 {
+        return Err(format!("classic mount shows {n} of 3 layers").into());
+    }
+    let deep = l.prepare(&thin_image(200), &scratch.path().join("deep"))?;
+    let c = l.create_container(&deep, &scratch.path().join("c2"))?;
+    match l.mount(&deep, &c) {
+        Err(LayoutError::Isolate(IsolateError::OptionsTooLong { len, limit, .. }))
+            if len > limit => {}
+        other => return Err(format!("expected OptionsTooLong, got {other:?}").into()),
+    }
+    if !crate::common::mounts_under(&c.merged).is_empty() {
+        return Err("a refused mount left something mounted".into());
+    }
+    Ok(())
+}
+
+fn every_backing_mounts_and_is_removed() -> Result<(), Failed> {
+    for kind in [BackingKind::Ext4, BackingKind::Xfs, BackingKind::Tmpfs] {
+        let (tmp, scratch) = crate::scratch(kind.clone());
+        let fstype = scratch.info().fstype.clone();
+        if fstype != kind.to_string() {
+            return Err(format!("{kind}: mounted as {fstype:?}").into());
+        }
+        if matches!(kind, BackingKind::Ext4 | BackingKind::Xfs) && scratch.info().device.is_none() {
+            return Err(format!("{kind}: no loop device recorded").into());
+        }
+        // Leave an overlay mounted on purpose: dropping the scratch must take it too.
+        let l = layout::create(LayoutKind::Overlay2, &crate::config(MountApi::New));
+        let img = l.prepare(&thin_image(2), &scratch.path().join("i"))?;
+        let c = l.create_container(&img, &scratch.path().join("c"))?;
+        std::mem::forget(l.mount(&img, &c)?);
+        let usage = scratch.usage()?;
+        if usage.used_inodes == 0 {
+            return Err(format!("{kind}: statvfs shows no inodes in use").into());
+        }
+        drop(scratch);
+        crate::common::assert_nothing_left(tmp.path(), 5);
+        let left = crate::common::run_dirs(&tmp.path().join("scratch"));
+        if !left.is_empty() {
+            return Err(format!("{kind}: run dirs left: {left:?}").into());
+        }
+    }
+    Ok(())
+}
+
+fn remount_evicts_and_keeps_data() -> Result<(), Failed> {
+    let (_tmp, mut scratch) = crate::scratch(BackingKind::Ext4);
+    std::fs::write(scratch.path().join("kept"), b"data")?;
+    let before = MountInfo::current()?
+        .at(scratch.path())
+        .map(|e| e.source.clone());
+    scratch.remount()?;
+    let after = MountInfo::current()?
+        .at(scratch.path())
+        .map(|e| e.source.clone());
+    if std::fs::read(scratch.path().join("kept"))? != b"data" || before != after || before.is_none()
+    {
+        return Err(format!("remount lost data or device: {before:?} → {after:?}").into());
+    }
+    Ok(())
+}
+
+pub fn tests() -> Vec<Trial> {
+    vec![
+        Trial::test(
+            "mounts::deepest_stack_mounts_with_the_new_api",
+            deepest_stack_mounts_with_the_new_api,
+        ),
+        Trial::test(
+            "mounts::past_the_limit_is_refused",
+            past_the_limit_is_refused,
+        ),
+        Trial::test(
+            "mounts::classic_api_refuses_rather_than_cuts",
+            classic_api_refuses_rather_than_cuts,
+        ),
+        Trial::test(
+            "mounts::every_backing_mounts_and_is_removed",
+            every_backing_mounts_and_is_removed,
+        ),
+        Trial::test(
+            "mounts::remount_evicts_and_keeps_data",
+            remount_evicts_and_keeps_data,
+        ),
+    ]
+}
