@@ -37,6 +37,9 @@ pub fn classify(err: &anyhow::Error) -> ErrorClass {
         if let Some(e) = cause.downcast_ref::<crate::layout::LayoutError>() {
             return e.class();
         }
+        if let Some(e) = cause.downcast_ref::<crate::workload::WorkloadError>() {
+            return e.class();
+        }
         if let Some(e) = cause.downcast_ref::<crate::report::ReportError>() {
             return e.class();
         }

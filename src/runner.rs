@@ -116,13 +116,28 @@ pub fn run(
             .fs_size_bytes
             .unwrap_or_else(|| (footprint.bytes * 4).clamp(1 << 30, 64 << 30));
         bar.set_message(format!("making {backing} scratch fs"));
-        let mut scratch = Scratch::create(&ScratchRequest {
+        let made = Scratch::create(&ScratchRequest {
             root: plan.scratch_root.clone(),
             kind: backing.clone(),
             planned_bytes: footprint.bytes,
             fs_size_bytes: fs_size,
             inodes: Some((footprint.inodes * 4).max(65_536)),
-        })?;
+        });
+        let mut scratch = match made {
+            Ok(s) => s,
+            Err(e) => {
+                // Never leave a report that looks like it is still running.
+                report.status = RunStatus::Failed;
+                report.errors.push(RunError {
+                    workload: None,
+                    message: format!("{backing}: {e}"),
+                });
+                report.duration_s = started.elapsed().as_secs_f64();
+                bar.finish_and_clear();
+                report::write_report_dir(&plan.out_dir, &report)?;
+                return Err(e.into());
+            }
+        };
         report.host.backings.push(scratch.info().clone());
         let eviction = scratch.eviction(plan.drop_caches);
         match eviction {

@@ -67,9 +67,14 @@ impl LoopDevice {
             .open(image)
             .map_err(loop_err("opening the image"))?;
         let control = File::open("/dev/loop-control").map_err(|e| {
+            let who = if super::in_user_namespace() || !nix::unistd::geteuid().is_root() {
+                " (loop devices need real root)"
+            } else {
+                ""
+            };
             IsolateError::Unsupported(format!(
-                "opening /dev/loop-control: {e}; this host cannot attach loop devices here, \
-                 use --backing tmpfs or --backing dir:PATH"
+                "opening /dev/loop-control: {e}{who}; ext4/xfs backings cannot be made here: run as root, \
+                 or use --backing tmpfs or --backing dir:PATH"
             ))
         })?;
         // Another process may take the free device between GET_FREE and CONFIGURE.

@@ -13,7 +13,7 @@ pub use mounts::{
     mount_overlay, new_api_available, MountApi, MountGuard, MountedOverlay, OverlayMount,
     CLASSIC_OPTIONS_LIMIT,
 };
-pub use namespace::{enter_private_namespace, Privilege};
+pub use namespace::{enter_private_namespace, in_user_namespace, Privilege};
 pub use scratch::{BackingInfo, BackingKind, EvictionKind, FsUsage, Scratch, ScratchRequest};
 
 use std::path::PathBuf;

@@ -77,6 +77,14 @@ fn enter_user_namespace() -> Result<(), IsolateError> {
     Ok(())
 }
 
+/// Whether this process runs in a user namespace that is not the host's (its
+/// uid 0 is then not real root: no loop devices, no drop_caches).
+pub fn in_user_namespace() -> bool {
+    let map = fs::read_to_string("/proc/self/uid_map").unwrap_or_default();
+    let fields: Vec<&str> = map.split_whitespace().collect();
+    fields.as_slice() != ["0", "0", "4294967295"]
+}
+
 fn thread_count() -> usize {
     fs::read_to_string("/proc/self/status")
         .ok()

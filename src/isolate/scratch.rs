@@ -413,6 +413,7 @@ fn remove_stale_runs(root: &Path) {
         let Some(pid) = name
             .to_str()
             .and_then(|n| n.strip_prefix("run-"))
+            .and_then(|p| p.split('-').next())
             .and_then(|p| p.parse::<i32>().ok())
         else {
             continue;

@@ -1,0 +1,385 @@
+//! The CLI contract, end to end through the real binary: exit codes, error text,
+//! report files, and isolation — after a normal end, an error, a panic, Ctrl-C or
+//! SIGKILL nothing of ours is mounted or attached in *this* (the caller's) view.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command as StdCommand, Stdio};
+use std::time::{Duration, Instant};
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+
+use overlaybench::report::{read_report, Report, RunStatus};
+
+fn bin() -> Command {
+    Command::cargo_bin("overlaybench").expect("binary built")
+}
+
+fn tmp() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("obc-")
+        .tempdir_in("/var/tmp")
+        .expect("tempdir")
+}
+
+/// Skips (visibly) a test that needs root.
+macro_rules! needs_root {
+    () => {
+        if !common::is_root() {
+            eprintln!("skipped: needs root (real mounts); CI runs as root");
+            return;
+        }
+    };
+}
+
+/// A small but complete lookup run.
+fn small_run_args(dir: &Path) -> Vec<String> {
+    [
+        "run",
+        "--depths",
+        "1,16,64",
+        "--rounds",
+        "2",
+        "--names",
+        "64",
+        "--batch",
+        "16",
+        "--no-progress",
+        "--scratch",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([
+        dir.join("scratch").display().to_string(),
+        "--out".into(),
+        dir.join("out").display().to_string(),
+    ])
+    .collect()
+}
+
+fn assert_clean(dir: &Path) {
+    common::assert_nothing_left(dir, 10);
+    let left = common::run_dirs(&dir.join("scratch"));
+    assert!(left.is_empty(), "scratch run dirs left: {left:?}");
+}
+
+#[test]
+fn depth_out_of_range_names_value_and_limit() {
+    for (bad, shown) in [("0", "depth 0"), ("501", "depth 501")] {
+        bin()
+            .args(["run", "--depths", bad])
+            .assert()
+            .code(2)
+            .stderr(
+                predicate::str::contains(shown).and(predicate::str::contains("between 1 and 500")),
+            );
+    }
+}
+
+#[test]
+fn unknown_choices_exit_2() {
+    bin()
+        .args(["run", "--layouts", "aufs"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("aufs"));
+    bin()
+        .args(["run", "--workloads", "fsync"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("fsync"));
+    bin()
+        .args(["run", "--backing", "zfs"])
+        .assert()
+        .code(2)
+        .stderr(
+            predicate::str::contains("zfs")
+                .and(predicate::str::contains("ext4, xfs, tmpfs, dir:PATH")),
+        );
+    bin()
+        .args(["run", "--fs-size", "lots"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("lots"));
+}
+
+#[test]
+fn report_refuses_unknown_schema_and_garbage() {
+    let d = tmp();
+    let p = d.path().join("report.json");
+    std::fs::write(&p, r#"{"schema_version": 99}"#).expect("write");
+    bin()
+        .args(["report"])
+        .arg(&p)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("schema_version 99"));
+    std::fs::write(&p, "{not json").expect("write");
+    bin()
+        .args(["report"])
+        .arg(&p)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("not a valid report"));
+    bin()
+        .args(["report", "/nonexistent/report.json"])
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn foreign_scratch_dir_is_refused_and_untouched() {
+    needs_root!();
+    let d = tmp();
+    let scratch = d.path().join("scratch");
+    std::fs::create_dir(&scratch).expect("mkdir");
+    std::fs::write(scratch.join("precious"), "keep me").expect("write");
+    let mut args = small_run_args(d.path());
+    args.extend(["--backing".into(), "tmpfs".into()]);
+    bin()
+        .args(&args)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "not empty and was not made by overlaybench",
+        ));
+    assert_eq!(
+        std::fs::read_to_string(scratch.join("precious")).expect("kept"),
+        "keep me"
+    );
+}
+
+#[test]
+fn backing_without_its_mkfs_exits_3_with_install_hint() {
+    needs_root!();
+    let d = tmp();
+    let mut args = small_run_args(d.path());
+    args.extend(["--backing".into(), "xfs".into()]);
+    bin()
+        .args(&args)
+        .env("PATH", d.path())
+        .assert()
+        .code(3)
+        .stderr(
+            predicate::str::contains("mkfs.xfs is not installed")
+                .and(predicate::str::contains("xfsprogs")),
+        );
+    assert_clean(d.path());
+    let r = read_report(&d.path().join("out")).expect("a report explaining the failure");
+    assert_eq!(r.status, RunStatus::Failed);
+}
+
+#[test]
+fn without_root_loop_backings_exit_3() {
+    needs_root!();
+    let d = tmp();
+    nix::unistd::chown(d.path(), Some(nix::unistd::Uid::from_raw(65534)), None).expect("chown");
+    let exe = assert_cmd::cargo::cargo_bin("overlaybench");
+    let out = StdCommand::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&exe)
+        .args(small_run_args(d.path()))
+        .output()
+        .expect("setpriv runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("loop devices need real root") && err.contains("--backing tmpfs"),
+        "{err}"
+    );
+}
+
+fn lookup_median(r: &Report, layout: &str, target: &str, cache: &str, depth: f64) -> f64 {
+    r.cases
+        .iter()
+        .find(|c| {
+            c.layout == layout
+                && c.param_str("op") == "stat"
+                && c.param_str("target") == target
+                && c.param_str("cache") == cache
+                && c.param_f64("depth") == Some(depth)
+        })
+        .unwrap_or_else(|| panic!("no case {layout} {target} {cache} @{depth}"))
+        .stats
+        .median
+}
+
+#[test]
+fn run_writes_a_complete_report_that_rerenders() {
+    needs_root!();
+    let d = tmp();
+    bin()
+        .args(small_run_args(d.path()))
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("overlay2").and(predicate::str::contains("stat · bottom")),
+        );
+    assert_clean(d.path());
+    let out = d.path().join("out");
+    let r = read_report(&out).expect("report.json parses strictly");
+    assert_eq!(r.status, RunStatus::Complete);
+    assert_eq!(r.host.backings.len(), 1);
+    assert_eq!(r.host.backings[0].fstype, "ext4");
+    assert!(r
+        .host
+        .overlay_options_in_force
+        .get("overlay2")
+        .is_some_and(|o| o.contains("lowerdir")));
+    // 3 layouts × 3 depths × (3 targets × cold/warm + readdir cold/warm) + 2 overlay layouts × 3 mount cases.
+    assert_eq!(r.cases.len(), 3 * 3 * 8 + 2 * 3, "cases: {}", r.cases.len());
+    for c in &r.cases {
+        assert_eq!(c.samples.len(), c.stats.n);
+        assert!(c.stats.median > 0.0 && c.unit == "ns");
+    }
+    // The kernel's shape: cold lookups of bottom-layer names grow with overlay2
+    // depth; the legacy single-lower mount stays flat. (Generous factors: this
+    // checks that eviction and the stacks are real, not a speed target.)
+    let o2 = lookup_median(&r, "overlay2", "bottom", "cold", 64.0)
+        / lookup_median(&r, "overlay2", "bottom", "cold", 1.0);
+    let legacy = lookup_median(&r, "overlay", "bottom", "cold", 64.0)
+        / lookup_median(&r, "overlay", "bottom", "cold", 1.0);
+    assert!(o2 > 2.0, "overlay2 cold bottom @64 / @1 = {o2:.2}");
+    assert!(
+        legacy < o2 / 2.0,
+        "legacy cold bottom @64 / @1 = {legacy:.2}, overlay2 {o2:.2}"
+    );
+    assert!(r
+        .derived
+        .iter()
+        .any(|x| x.kind == "slope" && x.layout == "overlay2" && x.unit == "ns/layer"));
+    assert!(r
+        .derived
+        .iter()
+        .any(|x| x.kind == "ratio" && x.layout == "overlay"));
+
+    let svg = std::fs::read_to_string(out.join("lookup.svg")).expect("svg");
+    assert!(
+        svg.starts_with("<svg")
+            && svg.contains("lookup cost by lower depth")
+            && svg.contains("lower depth (image layers)")
+    );
+    let summary = std::fs::read_to_string(out.join("summary.md")).expect("summary");
+    assert!(
+        summary.contains("## lookup") && summary.contains("| overlay2 | stat · bottom |"),
+        "{summary}"
+    );
+
+    // `report` redraws both files from the JSON alone, byte for byte.
+    std::fs::remove_file(out.join("lookup.svg")).expect("rm");
+    std::fs::remove_file(out.join("summary.md")).expect("rm");
+    bin().arg("report").arg(&out).assert().success();
+    assert_eq!(
+        std::fs::read_to_string(out.join("lookup.svg")).expect("svg again"),
+        svg
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("summary.md")).expect("summary again"),
+        summary
+    );
+}
+
+#[test]
+fn injected_error_marks_the_report_failed_and_cleans_up() {
+    needs_root!();
+    let d = tmp();
+    bin()
+        .args(small_run_args(d.path()))
+        .env("OVERLAYBENCH_FAULT", "lookup-mounted:error")
+        .assert()
+        .code(1)
+        .stderr(
+            predicate::str::contains("injected fault")
+                .and(predicate::str::contains("marked 'failed'")),
+        );
+    assert_clean(d.path());
+    let r = read_report(&d.path().join("out")).expect("report");
+    assert_eq!(r.status, RunStatus::Failed);
+    assert!(!r.errors.is_empty());
+}
+
+#[test]
+fn panic_mid_run_leaves_nothing() {
+    needs_root!();
+    let d = tmp();
+    bin()
+        .args(small_run_args(d.path()))
+        .env("OVERLAYBENCH_FAULT", "lookup-mounted:panic")
+        .assert()
+        .code(101)
+        .stderr(predicate::str::contains("injected fault"));
+    assert_clean(d.path());
+}
+
+/// Starts a long run and waits until its loop device is attached.
+fn start_long_run(dir: &Path) -> Child {
+    let mut args = small_run_args(dir);
+    let rounds = args.iter().position(|a| a == "--rounds").expect("rounds") + 1;
+    args[rounds] = "100000".into();
+    let child = StdCommand::new(assert_cmd::cargo::cargo_bin("overlaybench"))
+        .args(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while common::loops_backed_under(dir).is_empty() || !dir.join("out/report.json").exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the run never attached its loop device"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Let it get into the measuring loop.
+    std::thread::sleep(Duration::from_millis(1500));
+    child
+}
+
+#[test]
+fn ctrl_c_stops_cleanly_with_a_partial_report() {
+    needs_root!();
+    let d = tmp();
+    let child = start_long_run(d.path());
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .expect("SIGINT");
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_clean(d.path());
+    let r = read_report(&d.path().join("out")).expect("report");
+    assert_eq!(r.status, RunStatus::Interrupted);
+}
+
+#[test]
+fn sigkill_leaves_no_mount_and_the_next_run_removes_the_rest() {
+    needs_root!();
+    let d = tmp();
+    let mut child = start_long_run(d.path());
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reaped");
+    // The kernel tears the namespace (mounts) and the autoclear loop device down.
+    common::assert_nothing_left(d.path(), 10);
+    let stale: Vec<PathBuf> = common::run_dirs(&d.path().join("scratch"));
+    assert_eq!(
+        stale.len(),
+        1,
+        "the killed run's dir stays until the next run: {stale:?}"
+    );
+    // Its image was unlinked when attached: only empty dirs remain.
+    assert!(!stale[0].join("backing.img").exists());
+    let mut args = small_run_args(d.path());
+    let i = args.iter().position(|a| a == "--out").expect("out") + 1;
+    args[i] = d.path().join("out2").display().to_string();
+    args.extend(["--backing".into(), "tmpfs".into()]);
+    bin().args(&args).assert().success();
+    assert_clean(d.path());
+}
