@@ -136,3 +136,8 @@ impl Case {
         self.params.get(key).and_then(Value::as_f64)
     }
 }
+
+/// The JSON Schema of `report.json` (shipped as `docs/report.schema.json`).
+pub fn json_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(Report)).unwrap_or_default()
+}
