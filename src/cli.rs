@@ -83,7 +83,7 @@ pub struct RunArgs {
     /// lookup: lookups timed together as one sample (per-op = batch time / batch) [32].
     #[arg(long)]
     pub batch: Option<usize>,
-    /// Cold rounds per case (each: evict, fresh mount, measure) [quick: 5].
+    /// Cold rounds per case (each: evict, fresh mount, measure) [quick: 10].
     #[arg(long)]
     pub rounds: Option<usize>,
     /// Overlay mount API.

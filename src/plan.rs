@@ -117,7 +117,7 @@ impl TryFrom<&RunArgs> for RunPlan {
 
     fn try_from(a: &RunArgs) -> Result<Self, Self::Error> {
         let (depths, names, rounds, warm_repeats) = match a.suite {
-            Suite::Quick => (vec![1, 2, 4, 8, 16, 32, 64, 128], 256, 5, 3),
+            Suite::Quick => (vec![1, 2, 4, 8, 16, 32, 64, 128], 256, 10, 3),
             Suite::Standard => (vec![1, 2, 4, 8, 16, 32, 64, 128, 256], 512, 10, 5),
             Suite::Full => (vec![1, 2, 4, 8, 16, 32, 64, 128, 256, 500], 1024, 20, 5),
         };

@@ -116,7 +116,7 @@ pub fn lookup_tables(r: &Report) -> Option<(Table, Table)> {
     let mut headline = Table::new([
         "layout".to_string(),
         "op · target".into(),
-        "cold ns/layer (r²)".into(),
+        "cold slope per layer (r²)".into(),
         format!("cold @{lo}"),
         format!("cold @{hi}"),
         format!("warm @{hi}"),
@@ -130,7 +130,7 @@ pub fn lookup_tables(r: &Report) -> Option<(Table, Table)> {
             ("readdir", "spread"),
         ] {
             let slope = derived("slope", layout, op, target, "cold", None)
-                .map(|d| format!("{:.1} ({:.2})", d.value, d.r2.unwrap_or(f64::NAN)))
+                .map(|d| format!("{} ({:.2})", fmt_ns(d.value), d.r2.unwrap_or(f64::NAN)))
                 .unwrap_or_else(|| "-".into());
             let ratio = derived("ratio", layout, op, target, "cold", Some(hi))
                 .map(|d| format!("{:.2}x", d.value))
@@ -213,7 +213,7 @@ pub fn terminal(r: &Report) -> String {
         let _ = writeln!(s, "{line}");
     }
     if let Some((headline, _)) = lookup_tables(r) {
-        s.push_str("\nlookup (median per op; slope = ns per extra layer, cold)\n");
+        s.push_str("\nlookup (median per op; slope = cost of each extra layer, cold)\n");
         s.push_str(&headline.to_text());
     }
     for e in &r.errors {
