@@ -163,6 +163,8 @@ pub fn run(
                 plan,
                 scratch: &mut scratch,
                 layouts: &layouts,
+                layout_config: &config,
+                backing: backing.to_string(),
                 eviction,
                 progress: &bar,
                 interrupted,

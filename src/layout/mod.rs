@@ -78,10 +78,24 @@ pub struct LayoutConfig {
 
 impl LayoutConfig {
     /// The xattr overlay reads opaque markers from.
-    pub fn opaque_xattr(&self) -> &'static str {
+    pub fn opaque_xattr(&self) -> String {
+        self.overlay_xattr("opaque")
+    }
+
+    /// Full name of overlay's xattr `name` (`trusted.overlay.*` as root,
+    /// `user.overlay.*` with `userxattr`).
+    pub fn overlay_xattr(&self, name: &str) -> String {
         match self.privilege {
-            Privilege::Root => "trusted.overlay.opaque",
-            Privilege::Rootless => "user.overlay.opaque",
+            Privilege::Root => format!("trusted.overlay.{name}"),
+            Privilege::Rootless => format!("user.overlay.{name}"),
+        }
+    }
+
+    /// The same settings with other overlay options.
+    pub fn with_options(&self, options: Vec<(String, Option<String>)>) -> LayoutConfig {
+        LayoutConfig {
+            options,
+            ..self.clone()
         }
     }
 

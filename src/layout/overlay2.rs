@@ -59,7 +59,7 @@ impl Layout for Overlay2 {
             .zip(trees.into_par_iter())
             .enumerate()
             .try_for_each(|(i, (layer, mut tree))| {
-                fsops::write_diff(layer, i, &mut tree, &dirs[i], xattr)
+                fsops::write_diff(layer, i, &mut tree, &dirs[i], &xattr)
             })?;
         Ok(PreparedImage {
             kind: LayoutKind::Overlay2,

@@ -330,8 +330,9 @@ impl Workload for Lookup {
     }
 }
 
-fn params(key: &Key, p: &LookupPlan, eviction: &str) -> BTreeMap<String, Value> {
+fn params(key: &Key, p: &LookupPlan, eviction: &str, backing: &str) -> BTreeMap<String, Value> {
     let mut m = BTreeMap::new();
+    m.insert("backing".into(), json!(backing));
     m.insert("depth".into(), json!(key.depth));
     m.insert("op".into(), json!(key.op));
     m.insert("target".into(), json!(key.target));
@@ -375,7 +376,7 @@ fn record(ctx: &mut RunContext<'_>, p: &LookupPlan, samples: BTreeMap<Key, Vec<f
         ctx.out.cases.push(Case {
             workload: NAME.into(),
             layout: key.layout.name().into(),
-            params: params(&key, p, &eviction),
+            params: params(&key, p, &eviction, &ctx.backing),
             metric: metric.into(),
             unit: unit.into(),
             samples: s,
@@ -395,7 +396,7 @@ fn record(ctx: &mut RunContext<'_>, p: &LookupPlan, samples: BTreeMap<Key, Vec<f
     }
     for (k, pts) in &series {
         let Some(fit) = fit_line(pts) else { continue };
-        let mut params = params(k, p, &eviction);
+        let mut params = params(k, p, &eviction, &ctx.backing);
         params.remove("depth");
         params.remove("entries");
         ctx.out.derived.push(Derived {
@@ -424,7 +425,7 @@ fn record(ctx: &mut RunContext<'_>, p: &LookupPlan, samples: BTreeMap<Key, Vec<f
         if base <= 0.0 {
             continue;
         }
-        let mut params = params(k, p, &eviction);
+        let mut params = params(k, p, &eviction, &ctx.backing);
         params.insert("baseline".into(), json!("plain"));
         ctx.out.derived.push(Derived {
             workload: NAME.into(),

@@ -10,7 +10,7 @@ use indicatif::ProgressBar;
 
 use crate::error::ErrorClass;
 use crate::isolate::{EvictionKind, IsolateError, Scratch};
-use crate::layout::{Layout, LayoutError};
+use crate::layout::{Layout, LayoutConfig, LayoutError};
 use crate::plan::RunPlan;
 use crate::report::{Case, Derived, RunError};
 
@@ -75,6 +75,10 @@ pub struct RunContext<'a> {
     pub scratch: &'a mut Scratch,
     /// Layouts in interleaving order.
     pub layouts: &'a [Box<dyn Layout>],
+    /// The mount settings the layouts were made with (workloads derive variants).
+    pub layout_config: &'a LayoutConfig,
+    /// Name of this backing (`ext4`, `xfs`, …), put in every case's params.
+    pub backing: String,
     /// How cold samples are made cold on this backing.
     pub eviction: EvictionKind,
     /// Progress display (hidden when not a terminal).
