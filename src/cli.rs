@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::layout::LayoutKind;
+use crate::workload::copy_up::{CacheState, Procedure, Variant};
 use crate::workload::WorkloadKind;
 
 /// Storage benchmarks for Linux OverlayFS as container engines use it.
@@ -21,7 +22,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Build the layouts on a scratch filesystem, run workloads, write a report folder.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Re-render the SVG charts and summary.md of a report from its report.json.
     Report(ReportArgs),
 }
@@ -57,7 +58,7 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t = Suite::Quick)]
     pub suite: Suite,
     /// Workloads to run (comma-separated).
-    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [WorkloadKind::Lookup])]
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [WorkloadKind::Lookup, WorkloadKind::CopyUp])]
     pub workloads: Vec<WorkloadKind>,
     /// Layouts to compare (comma-separated); ratios need `plain`.
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = LayoutKind::ALL)]
@@ -86,6 +87,24 @@ pub struct RunArgs {
     /// Cold rounds per case (each: evict, fresh mount, measure) [quick: 10].
     #[arg(long)]
     pub rounds: Option<usize>,
+    /// copy-up: file sizes, binary units (e.g. 1M,16M,64M,256M) [quick: 1M,16M,64M].
+    #[arg(long, value_delimiter = ',', value_parser = parse_size)]
+    pub sizes: Option<Vec<u64>>,
+    /// copy-up: layers in the image; the file sits in the bottom one (1 to 500) [3].
+    #[arg(long)]
+    pub depth: Option<usize>,
+    /// copy-up: samples per case, each in a fresh container [quick: 5].
+    #[arg(long)]
+    pub samples: Option<usize>,
+    /// copy-up: what each fresh container does first [all].
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub procedures: Option<Vec<Procedure>>,
+    /// copy-up: overlay option sets compared [all].
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub variants: Option<Vec<Variant>>,
+    /// copy-up: lower file page cache before the timed op [cold,warm].
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub caches: Option<Vec<CacheState>>,
     /// Overlay mount API.
     #[arg(long, value_enum, default_value_t = MountApiChoice::Auto)]
     pub mount_api: MountApiChoice,

@@ -9,6 +9,7 @@ use crate::cli::{MountApiChoice, RunArgs, Suite};
 use crate::error::ErrorClass;
 use crate::isolate::BackingKind;
 use crate::layout::{LayoutKind, MAX_LOWER_LAYERS};
+use crate::workload::copy_up::{CacheState, CopyUpPlan, Procedure, Variant};
 use crate::workload::WorkloadKind;
 
 /// Bad input, named with what is accepted.
@@ -78,6 +79,8 @@ pub struct RunPlan {
     pub progress: bool,
     /// lookup parameters.
     pub lookup: LookupPlan,
+    /// copy-up parameters.
+    pub copy_up: CopyUpPlan,
 }
 
 fn display_all<S: serde::Serializer>(v: &[BackingKind], s: S) -> Result<S::Ok, S::Error> {
@@ -171,7 +174,58 @@ impl TryFrom<&RunArgs> for RunPlan {
                 });
             }
         }
+        let (sizes, samples) = match a.suite {
+            Suite::Quick => (vec![1 << 20, 16 << 20, 64 << 20], 5),
+            Suite::Standard => (vec![1 << 20, 16 << 20, 64 << 20, 256 << 20, 1 << 30], 7),
+            Suite::Full => (
+                vec![1 << 20, 16 << 20, 64 << 20, 256 << 20, 1 << 30, 2 << 30],
+                10,
+            ),
+        };
+        let mut sizes = a.sizes.clone().unwrap_or(sizes);
+        sizes.sort_unstable();
+        sizes.dedup();
+        if sizes.is_empty() || sizes[0] == 0 {
+            return Err(PlanError::OutOfRange {
+                name: "size",
+                value: "0".into(),
+                accepted: "copy-up sizes must be at least 1 byte (e.g. --sizes 1M,64M)".into(),
+            });
+        }
+        let depth = a.depth.unwrap_or(3);
+        if depth == 0 || depth > MAX_LOWER_LAYERS {
+            return Err(PlanError::OutOfRange {
+                name: "--depth",
+                value: depth.to_string(),
+                accepted: format!(
+                    "use a depth between 1 and {MAX_LOWER_LAYERS} (the kernel's lower-layer limit)"
+                ),
+            });
+        }
+        let copy_up =
+            CopyUpPlan {
+                sizes,
+                depth,
+                samples: at_least("--samples", a.samples.unwrap_or(samples), 1)?,
+                procedures: dedup(&a.procedures.clone().unwrap_or_else(|| {
+                    vec![
+                        Procedure::Write,
+                        Procedure::Chmod,
+                        Procedure::Append,
+                        Procedure::Truncate,
+                    ]
+                })),
+                variants: dedup(&a.variants.clone().unwrap_or_else(|| {
+                    vec![Variant::Default, Variant::Metacopy, Variant::Volatile]
+                })),
+                caches: dedup(
+                    &a.caches
+                        .clone()
+                        .unwrap_or_else(|| vec![CacheState::Cold, CacheState::Warm]),
+                ),
+            };
         Ok(RunPlan {
+            copy_up,
             suite: a.suite,
             workloads: dedup(&a.workloads),
             layouts,
@@ -209,7 +263,7 @@ mod tests {
         let Command::Run(a) = cli.command else {
             panic!("run")
         };
-        RunPlan::try_from(&a)
+        RunPlan::try_from(&*a)
     }
 
     #[test]

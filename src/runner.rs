@@ -95,8 +95,7 @@ pub fn run(
         .iter()
         .map(|&k| workload::create(k, plan))
         .collect();
-    let steps_per_backing: u64 =
-        (plan.lookup.depths.len() * plan.layouts.len() * (plan.lookup.rounds + 1)) as u64;
+    let steps_per_backing: u64 = workloads.iter().map(|w| w.steps(&plan.layouts)).sum();
     let bar = progress_bar(plan, steps_per_backing * plan.backings.len() as u64);
     let mut out = Recorded::default();
     let mut error = None;
@@ -114,7 +113,7 @@ pub fn run(
             });
         let fs_size = plan
             .fs_size_bytes
-            .unwrap_or_else(|| (footprint.bytes * 4).clamp(1 << 30, 64 << 30));
+            .unwrap_or_else(|| (footprint.bytes * 2).max(1 << 30));
         bar.set_message(format!("making {backing} scratch fs"));
         let made = Scratch::create(&ScratchRequest {
             root: plan.scratch_root.clone(),
@@ -142,15 +141,18 @@ pub fn run(
         let eviction = scratch.eviction(plan.drop_caches);
         match eviction {
             isolate::EvictionKind::RemountBacking => out.notes.push(format!(
-                "{backing}: cold = the scratch filesystem unmounted and remounted (+ BLKFLSBUF on its loop device) \
-                 before a fresh overlay mount; nothing else on the host is evicted"
+                "{backing}: lookup's cold = the scratch filesystem unmounted and remounted (+ BLKFLSBUF on its loop \
+                 device) before a fresh overlay mount; copy-up's cold = the lower file evicted with posix_fadvise \
+                 DONTNEED; nothing else on the host is evicted"
             )),
             isolate::EvictionKind::DropCaches => out.notes.push(format!(
-                "{backing}: cold = sync + drop_caches (host-wide) before a fresh overlay mount"
+                "{backing}: lookup's cold = sync + drop_caches (host-wide) before a fresh overlay mount; copy-up's cold \
+                 = the lower file evicted with posix_fadvise DONTNEED"
             )),
             isolate::EvictionKind::FreshMountOnly => out.notes.push(format!(
-                "{backing}: the lower filesystem's caches cannot be evicted here (tmpfs keeps its dentries; for dir: \
-                 pass --drop-caches as root) — 'cold' means a fresh overlay mount only"
+                "{backing}: the lower filesystem's caches cannot be evicted here (tmpfs keeps its dentries and its \
+                 data is the page cache; for dir: pass --drop-caches as root) — lookup's 'cold' means a fresh overlay \
+                 mount only"
             )),
         }
         if !scratch.info().accounting_exact {

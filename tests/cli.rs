@@ -38,6 +38,8 @@ macro_rules! needs_root {
 fn small_run_args(dir: &Path) -> Vec<String> {
     [
         "run",
+        "--workloads",
+        "lookup",
         "--depths",
         "1,16,64",
         "--rounds",
@@ -382,4 +384,155 @@ fn sigkill_leaves_no_mount_and_the_next_run_removes_the_rest() {
     args.extend(["--backing".into(), "tmpfs".into()]);
     bin().args(&args).assert().success();
     assert_clean(d.path());
+}
+
+#[test]
+fn copy_up_sizes_are_validated() {
+    bin()
+        .args(["run", "--sizes", "0"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("size 0"));
+    bin()
+        .args(["run", "--sizes", "1M,abc"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("invalid size 'abc'"));
+    bin()
+        .args(["run", "--depth", "501"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("between 1 and 500"));
+}
+
+#[test]
+fn copy_up_size_beyond_the_scratch_space_is_refused_up_front() {
+    needs_root!();
+    let d = tmp();
+    bin()
+        .args([
+            "run",
+            "--workloads",
+            "copy-up",
+            "--sizes",
+            "100T",
+            "--no-progress",
+            "--scratch",
+        ])
+        .arg(d.path().join("scratch"))
+        .arg("--out")
+        .arg(d.path().join("out"))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("has only").and(predicate::str::contains("free")));
+    assert_clean(d.path());
+}
+
+#[test]
+fn copy_up_metacopy_refused_rootless_exits_3() {
+    needs_root!();
+    let d = tmp();
+    nix::unistd::chown(d.path(), Some(nix::unistd::Uid::from_raw(65534)), None).expect("chown");
+    let out = StdCommand::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(assert_cmd::cargo::cargo_bin("overlaybench"))
+        .args([
+            "run",
+            "--workloads",
+            "copy-up",
+            "--backing",
+            "tmpfs",
+            "--sizes",
+            "1M",
+            "--samples",
+            "1",
+            "--no-progress",
+        ])
+        .arg("--scratch")
+        .arg(d.path().join("scratch"))
+        .arg("--out")
+        .arg(d.path().join("out"))
+        .output()
+        .expect("setpriv runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("refuses the overlay option set 'metacopy'") && err.contains("--variants"),
+        "{err}"
+    );
+}
+
+#[test]
+fn copy_up_run_on_two_backings() {
+    needs_root!();
+    let d = tmp();
+    let out = d.path().join("out");
+    bin()
+        .args([
+            "run",
+            "--workloads",
+            "copy-up",
+            "--sizes",
+            "1M,4M",
+            "--samples",
+            "2",
+            "--caches",
+            "cold",
+        ])
+        .args(["--backing", "ext4,tmpfs", "--no-progress", "--scratch"])
+        .arg(d.path().join("scratch"))
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("copy-up on ext4")
+                .and(predicate::str::contains("copy-up on tmpfs")),
+        );
+    assert_clean(d.path());
+    let r = read_report(&out).expect("report");
+    assert_eq!(r.status, RunStatus::Complete);
+    let median = |backing: &str, layout: &str, options: &str, op: &str| {
+        r.cases
+            .iter()
+            .find(|c| {
+                c.workload == "copy-up"
+                    && c.param_str("backing") == backing
+                    && c.layout == layout
+                    && c.param_str("options") == options
+                    && c.param_str("op") == op
+                    && c.param_f64("size_bytes") == Some((4u64 << 20) as f64)
+            })
+            .unwrap_or_else(|| panic!("no case {backing} {layout} {options} {op}"))
+            .stats
+            .median
+    };
+    // metacopy turns chmod into a metadata-only copy; without it chmod copies 4 MiB.
+    let (meta, full) = (
+        median("ext4", "overlay2", "metacopy", "chmod"),
+        median("ext4", "overlay2", "default", "chmod"),
+    );
+    assert!(
+        meta * 3.0 < full,
+        "metacopy chmod {meta} ns vs default {full} ns"
+    );
+    // The data copy metacopy deferred happens at the next write.
+    let deferred = median("ext4", "overlay2", "metacopy", "write-after-chmod");
+    assert!(
+        deferred > 3.0 * meta,
+        "write-after-chmod {deferred} ns vs chmod {meta} ns"
+    );
+    for b in ["ext4", "tmpfs"] {
+        median(b, "reference", "copy_file_range+fsync", "copy");
+        assert!(r.derived.iter().any(|x| x.workload == "copy-up"
+            && x.kind == "ratio"
+            && x.params.get("backing").and_then(|v| v.as_str()) == Some(b)));
+    }
+    let svg = std::fs::read_to_string(out.join("copy-up.svg")).expect("svg");
+    assert!(svg.contains("first-write on ext4") && svg.contains("chmod on tmpfs"));
+    let summary = std::fs::read_to_string(out.join("summary.md")).expect("summary");
+    assert!(
+        summary.contains("## copy-up — first write to a lower file (ext4)"),
+        "{summary}"
+    );
 }

@@ -68,8 +68,11 @@ fn preamble(r: &Report) -> Vec<String> {
 }
 
 /// The lookup headline: per layout × target, slope and ratio at the deepest point.
-pub fn lookup_tables(r: &Report) -> Option<(Table, Table)> {
-    let cases: Vec<_> = r.cases_of("lookup").collect();
+pub fn lookup_tables(r: &Report, backing: &str) -> Option<(Table, Table)> {
+    let cases: Vec<_> = r
+        .cases_of("lookup")
+        .filter(|c| c.param_str("backing") == backing)
+        .collect();
     if cases.is_empty() {
         return None;
     }
@@ -165,23 +168,206 @@ pub fn lookup_tables(r: &Report) -> Option<(Table, Table)> {
     Some((headline, mount))
 }
 
+/// Backings a workload's cases were measured on, in report order.
+pub fn backings_of(r: &Report, workload: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for c in r.cases_of(workload) {
+        let b = c.param_str("backing").to_string();
+        if !out.contains(&b) {
+            out.push(b);
+        }
+    }
+    out
+}
+
+/// A ratio with enough digits to tell small ones apart.
+fn fmt_ratio(v: f64) -> String {
+    if v.abs() >= 0.1 {
+        format!("{v:.2}x")
+    } else {
+        format!("{v:.4}x")
+    }
+}
+
+/// Ops of copy-up in reading order.
+pub const COPY_UP_OPS: [&str; 6] = [
+    "first-write",
+    "second-write",
+    "chmod",
+    "write-after-chmod",
+    "append",
+    "truncate",
+];
+
+/// The copy-up headline for one backing: per layout × options × op, the fit, the
+/// largest size, throughput and the ratio to the reference copy.
+pub fn copy_up_table(r: &Report, backing: &str, ops: &[&str]) -> Option<Table> {
+    let cases: Vec<_> = r
+        .cases_of("copy-up")
+        .filter(|c| c.param_str("backing") == backing)
+        .collect();
+    let max = cases
+        .iter()
+        .filter_map(|c| c.param_f64("size_bytes"))
+        .fold(0.0, f64::max);
+    let min = cases
+        .iter()
+        .filter_map(|c| c.param_f64("size_bytes"))
+        .fold(f64::MAX, f64::min);
+    if cases.is_empty() || max <= 0.0 {
+        return None;
+    }
+    let mib = |b: f64| b / (1u64 << 20) as f64;
+    let find = |layout: &str, options: &str, op: &str, cache: &str, size: f64| {
+        cases
+            .iter()
+            .find(|c| {
+                c.layout == layout
+                    && c.param_str("options") == options
+                    && c.param_str("op") == op
+                    && c.param_str("cache") == cache
+                    && c.param_f64("size_bytes") == Some(size)
+            })
+            .map(|c| c.stats.median)
+    };
+    let derived = |kind: &str, layout: &str, options: &str, op: &str, size: Option<f64>| {
+        r.derived.iter().find(|d| {
+            let p = |k: &str| d.params.get(k).and_then(|v| v.as_str());
+            d.workload == "copy-up"
+                && d.kind == kind
+                && d.layout == layout
+                && p("backing") == Some(backing)
+                && p("options") == Some(options)
+                && p("op") == Some(op)
+                && p("cache") == Some("cold")
+                && size
+                    .is_none_or(|s| d.params.get("size_bytes").and_then(|v| v.as_f64()) == Some(s))
+        })
+    };
+    let mut rows: Vec<(String, String, String)> = Vec::new();
+    for c in &cases {
+        let key = (
+            c.layout.clone(),
+            c.param_str("options").to_string(),
+            c.param_str("op").to_string(),
+        );
+        if (ops.contains(&key.2.as_str()) || c.layout == "reference") && !rows.contains(&key) {
+            rows.push(key);
+        }
+    }
+    let order = |op: &str| COPY_UP_OPS.iter().position(|o| *o == op).unwrap_or(99);
+    rows.sort_by(|a, b| {
+        let la = if a.0 == "reference" {
+            "~"
+        } else {
+            a.0.as_str()
+        };
+        let lb = if b.0 == "reference" {
+            "~"
+        } else {
+            b.0.as_str()
+        };
+        (la, &a.1, order(&a.2)).cmp(&(lb, &b.1, order(&b.2)))
+    });
+    let big = format!("{:.0} MiB", mib(max));
+    let mut t = Table::new([
+        "layout".to_string(),
+        "options".into(),
+        "op".into(),
+        "cold fixed".into(),
+        "cold per MiB (r²)".into(),
+        format!("cold @{big}"),
+        format!("warm @{big}"),
+        "cold MiB/s".into(),
+        "vs reference".into(),
+    ]);
+    for (layout, options, op) in rows {
+        let slope = derived("slope", &layout, &options, &op, None);
+        let cold_max = find(&layout, &options, &op, "cold", max);
+        let cold_min = find(&layout, &options, &op, "cold", min);
+        // Flat: the fitted growth over the measured range is small next to the cost
+        // itself (a clone, a metadata-only copy, or no copy at all).
+        let flat = match (slope, cold_min) {
+            (Some(d), Some(m0)) => {
+                d.value * (mib(max) - mib(min)) < 0.5 * m0.max(1.0)
+                    || d.r2.is_some_and(|r2| r2 < 0.8)
+            }
+            _ => false,
+        };
+        let per_mib = slope
+            .map(|d| {
+                if flat {
+                    "flat".to_string()
+                } else {
+                    format!("{} ({:.2})", fmt_ns(d.value), d.r2.unwrap_or(f64::NAN))
+                }
+            })
+            .unwrap_or_else(|| "-".into());
+        let fixed = slope
+            .and_then(|d| d.intercept)
+            .map(|v| fmt_ns(v.max(0.0)))
+            .unwrap_or_else(|| "-".into());
+        let mibs = if flat {
+            "n/a (flat)".to_string()
+        } else {
+            derived("throughput", &layout, &options, &op, Some(max))
+                .map(|d| format!("{:.0}", d.value))
+                .unwrap_or_else(|| "-".into())
+        };
+        let ratio = derived("ratio", &layout, &options, &op, Some(max))
+            .map(|d| fmt_ratio(d.value))
+            .unwrap_or_else(|| "-".into());
+        let cell = |v: Option<f64>| v.map(fmt_ns).unwrap_or_else(|| "-".into());
+        t.row(vec![
+            layout.clone(),
+            options.clone(),
+            op.clone(),
+            fixed,
+            per_mib,
+            cell(cold_max),
+            cell(find(&layout, &options, &op, "warm", max)),
+            mibs,
+            ratio,
+        ]);
+    }
+    Some(t)
+}
+
+const LOOKUP_INTRO: &str = "Medians per operation. *cold* = fresh overlay mount with the scratch filesystem's caches \
+evicted, each name looked up once; *warm* = the same names again. Slopes are least-squares fits of the median against \
+depth (image layers; the legacy `overlay` mount always has one lower). Ratios are to `plain` in the same run.";
+
+const COPY_UP_INTRO: &str = "Medians per operation; every sample is a fresh container, so each first touch is a real \
+copy_up (checked afterwards in the upper dir). *cold* = the lower file evicted (`posix_fadvise` DONTNEED), *warm* = \
+read beforehand. *fixed* and *per MiB* are a least-squares fit of latency against file size; *flat* means the size \
+does not matter (a clone, a metadata-only copy, or no copy). *vs reference* = the op / copying the same file with \
+`copy_file_range` + `fsync` on the same filesystem in the same run, at the largest size.";
+
 /// The whole summary.md.
 pub fn markdown(r: &Report) -> String {
     let mut s = String::from("# overlaybench report\n\n");
     for line in preamble(r) {
         let _ = writeln!(s, "- {line}");
     }
-    if let Some((headline, mount)) = lookup_tables(r) {
-        s.push_str("\n## lookup — cost by lower depth\n\n");
-        s.push_str(
-            "Medians per operation. *cold* = fresh overlay mount with the scratch filesystem's caches evicted, \
-             each name looked up once; *warm* = the same names again. Slopes are least-squares fits of the \
-             median against depth (image layers; the legacy `overlay` mount always has one lower). \
-             Ratios are to `plain` in the same run.\n\n",
-        );
-        s.push_str(&headline.to_markdown());
-        s.push_str("\nMount time of a fresh container (median):\n\n");
-        s.push_str(&mount.to_markdown());
+    for backing in backings_of(r, "lookup") {
+        if let Some((headline, mount)) = lookup_tables(r, &backing) {
+            let _ = write!(
+                s,
+                "\n## lookup — cost by lower depth ({backing})\n\n{LOOKUP_INTRO}\n\n"
+            );
+            s.push_str(&headline.to_markdown());
+            s.push_str("\nMount time of a fresh container (median):\n\n");
+            s.push_str(&mount.to_markdown());
+        }
+    }
+    for backing in backings_of(r, "copy-up") {
+        if let Some(t) = copy_up_table(r, &backing, &COPY_UP_OPS) {
+            let _ = write!(
+                s,
+                "\n## copy-up — first write to a lower file ({backing})\n\n{COPY_UP_INTRO}\n\n"
+            );
+            s.push_str(&t.to_markdown());
+        }
     }
     if !r.notes.is_empty() {
         s.push_str("\n## Notes\n\n");
@@ -212,9 +398,24 @@ pub fn terminal(r: &Report) -> String {
     for line in preamble(r) {
         let _ = writeln!(s, "{line}");
     }
-    if let Some((headline, _)) = lookup_tables(r) {
-        s.push_str("\nlookup (median per op; slope = cost of each extra layer, cold)\n");
-        s.push_str(&headline.to_text());
+    for backing in backings_of(r, "lookup") {
+        if let Some((headline, _)) = lookup_tables(r, &backing) {
+            let _ = writeln!(
+                s,
+                "\nlookup on {backing} (median per op; slope = cost of each extra layer, cold)"
+            );
+            s.push_str(&headline.to_text());
+        }
+    }
+    for backing in backings_of(r, "copy-up") {
+        if let Some(t) = copy_up_table(r, &backing, &["first-write", "chmod", "write-after-chmod"])
+        {
+            let _ = writeln!(
+                s,
+                "\ncopy-up on {backing} (median; fit of latency vs size; full table in summary.md)"
+            );
+            s.push_str(&t.to_text());
+        }
     }
     for e in &r.errors {
         let _ = writeln!(s, "error: {}", e.message);

@@ -11,6 +11,7 @@ use super::{Exporter, Report, ReportError};
 pub fn chart_for(workload: &str) -> Option<Box<dyn Exporter>> {
     match workload {
         "lookup" => Some(Box::new(LookupChart)),
+        "copy-up" => Some(Box::new(CopyUpChart)),
         _ => None,
     }
 }
@@ -65,6 +66,25 @@ pub fn line_panel<DB: DrawingBackend>(
     x_label: &str,
     y_label: &str,
     series: &[Series],
+) -> Result<(), String> {
+    line_panel_at(
+        area,
+        title,
+        x_label,
+        y_label,
+        series,
+        SeriesLabelPosition::UpperLeft,
+    )
+}
+
+/// Like `line_panel`, with the legend where the data leaves room.
+pub fn line_panel_at<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series],
+    legend: SeriesLabelPosition,
 ) -> Result<(), String> {
     let pts = || series.iter().flat_map(|s| s.points.iter());
     let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
@@ -127,7 +147,7 @@ pub fn line_panel<DB: DrawingBackend>(
     }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
+        .position(legend)
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK.mix(0.3))
         .label_font(("sans-serif", 11))
@@ -265,6 +285,110 @@ impl Exporter for LookupChart {
                 &to_series("mount", &["cold"]),
             )
             .map_err(&err)?;
+            root.present().map_err(|e| err(e.to_string()))?;
+        }
+        Ok(svg.into_bytes())
+    }
+}
+
+/// A colour per overlay option set.
+fn variant_color(options: &str) -> RGBColor {
+    match options {
+        "metacopy" => RGBColor(148, 103, 189),
+        "volatile" => RGBColor(255, 127, 14),
+        _ => RGBColor(214, 39, 40),
+    }
+}
+
+/// copy-up.svg: cold latency vs file size, a panel per backing × op.
+pub struct CopyUpChart;
+
+impl Exporter for CopyUpChart {
+    fn file_name(&self) -> String {
+        "copy-up.svg".into()
+    }
+
+    fn render(&self, report: &Report) -> Result<Vec<u8>, ReportError> {
+        let backings = super::summary::backings_of(report, "copy-up");
+        let ops: Vec<&str> = super::summary::COPY_UP_OPS
+            .iter()
+            .copied()
+            .filter(|op| {
+                *op != "second-write"
+                    && report.cases_of("copy-up").any(|c| c.param_str("op") == *op)
+            })
+            .collect();
+        let err = render_err("copy-up.svg");
+        let cols = ops.len().clamp(1, 3);
+        let rows_per_backing = ops.len().div_ceil(cols).max(1);
+        let rows = rows_per_backing * backings.len().max(1);
+        let mut svg = String::new();
+        {
+            let root =
+                SVGBackend::with_string(&mut svg, (520 * cols as u32, 60 + 420 * rows as u32))
+                    .into_drawing_area();
+            root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
+            let root = root
+                .titled(
+                    "overlaybench · copy-up: first touch of a lower file, cold (median; fresh container per sample)",
+                    ("sans-serif", 20),
+                )
+                .map_err(|e| err(e.to_string()))?;
+            let panels = root.split_evenly((rows, cols));
+            for (bi, backing) in backings.iter().enumerate() {
+                for (oi, op) in ops.iter().enumerate() {
+                    let mut lines: BTreeMap<(String, String), Vec<(f64, f64)>> = BTreeMap::new();
+                    for c in report.cases_of("copy-up").filter(|c| {
+                        c.param_str("backing") == backing
+                            && c.param_str("cache") == "cold"
+                            && (c.param_str("op") == *op || c.layout == "reference")
+                    }) {
+                        let Some(size) = c.param_f64("size_bytes") else {
+                            continue;
+                        };
+                        lines
+                            .entry((c.layout.clone(), c.param_str("options").to_string()))
+                            .or_default()
+                            .push((size / (1u64 << 20) as f64, c.stats.median));
+                    }
+                    let series: Vec<Series> = lines
+                        .into_iter()
+                        .map(|((layout, options), mut points)| {
+                            points.sort_by(|a, b| a.0.total_cmp(&b.0));
+                            let (color, dashed) = match layout.as_str() {
+                                "reference" => (RGBColor(0, 0, 0), true),
+                                "plain" => (layout_color("plain"), false),
+                                _ => (variant_color(&options), false),
+                            };
+                            Series {
+                                label: if layout == "plain" {
+                                    "plain (no copy_up)".into()
+                                } else {
+                                    format!("{layout} · {options}")
+                                },
+                                color,
+                                marker: if layout == "overlay" {
+                                    Marker::Triangle
+                                } else {
+                                    Marker::Circle
+                                },
+                                dashed: dashed || layout == "overlay",
+                                points,
+                            }
+                        })
+                        .collect();
+                    let panel = &panels[bi * rows_per_backing * cols + oi];
+                    line_panel_at(
+                        panel,
+                        &format!("{op} on {backing}"),
+                        "file size (MiB)",
+                        "latency",
+                        &series,
+                        SeriesLabelPosition::LowerRight,
+                    )
+                    .map_err(&err)?;
+                }
+            }
             root.present().map_err(|e| err(e.to_string()))?;
         }
         Ok(svg.into_bytes())

@@ -225,6 +225,10 @@ impl Workload for Lookup {
         }
     }
 
+    fn steps(&self, layouts: &[LayoutKind]) -> u64 {
+        (self.plan.depths.len() * layouts.len() * (self.plan.rounds + 1)) as u64
+    }
+
     fn run(&self, ctx: &mut RunContext<'_>) -> Result<(), WorkloadError> {
         let p = self.plan.clone();
         let fixtures = self.build_fixtures(ctx)?;

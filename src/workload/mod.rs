@@ -1,6 +1,7 @@
 //! Workloads: each turns its parameters into measured cases on the layouts of a
 //! run. Adding a workload = one file + one line in `create` and `WorkloadKind`.
 
+pub mod copy_up;
 pub mod lookup;
 
 use std::collections::BTreeMap;
@@ -10,7 +11,7 @@ use indicatif::ProgressBar;
 
 use crate::error::ErrorClass;
 use crate::isolate::{EvictionKind, IsolateError, Scratch};
-use crate::layout::{Layout, LayoutConfig, LayoutError};
+use crate::layout::{Layout, LayoutConfig, LayoutError, LayoutKind};
 use crate::plan::RunPlan;
 use crate::report::{Case, Derived, RunError};
 
@@ -32,6 +33,8 @@ use crate::report::{Case, Derived, RunError};
 pub enum WorkloadKind {
     /// Lookup cost (stat, readdir, mount) by lower depth, cold and warm.
     Lookup,
+    /// Cost of the first write to a large lower file (copy_up), by size and options.
+    CopyUp,
 }
 
 impl WorkloadKind {
@@ -39,6 +42,7 @@ impl WorkloadKind {
     pub fn name(self) -> &'static str {
         match self {
             WorkloadKind::Lookup => "lookup",
+            WorkloadKind::CopyUp => "copy-up",
         }
     }
 }
@@ -117,6 +121,8 @@ pub trait Workload {
     fn kind(&self) -> WorkloadKind;
     /// Scratch space it needs (checked before anything is made).
     fn footprint(&self, layouts: usize) -> Footprint;
+    /// Progress steps it will report, for `layouts` layouts.
+    fn steps(&self, layouts: &[LayoutKind]) -> u64;
     /// Builds its fixtures, measures, and records cases and derived figures.
     fn run(&self, ctx: &mut RunContext<'_>) -> Result<(), WorkloadError>;
 }
@@ -125,6 +131,7 @@ pub trait Workload {
 pub fn create(kind: WorkloadKind, plan: &RunPlan) -> Box<dyn Workload> {
     match kind {
         WorkloadKind::Lookup => Box::new(lookup::Lookup::new(plan.lookup.clone())),
+        WorkloadKind::CopyUp => Box::new(copy_up::CopyUp::new(plan.copy_up.clone())),
     }
 }
 

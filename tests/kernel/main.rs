@@ -7,6 +7,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod copy_up;
 mod differential;
 mod mounts;
 
@@ -21,7 +22,7 @@ fn main() {
     } else {
         eprintln!("kernel tests need root (real mounts, loop devices): they are ignored here; CI runs them as root");
     }
-    let tests: Vec<Trial> = [differential::tests(), mounts::tests()]
+    let tests: Vec<Trial> = [differential::tests(), mounts::tests(), copy_up::tests()]
         .into_iter()
         .flatten()
         .map(|t| t.with_ignored_flag(!root))
