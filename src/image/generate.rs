@@ -112,11 +112,17 @@ fn log_uniform(rng: &mut ChaCha8Rng, r: SizeRange) -> u64 {
 
 /// Generates the image the shape describes.
 pub fn generate(shape: &ImageShape) -> ImageSpec {
+    extend(&ImageSpec::default(), shape)
+}
+
+/// Generates `shape.layers` more layers on top of `base` (modifying, deleting and
+/// hiding what the base holds, as a child image does); returns the whole image.
+pub fn extend(base: &ImageSpec, shape: &ImageShape) -> ImageSpec {
     let p = &shape.0;
     let mut rng = ChaCha8Rng::seed_from_u64(p.seed);
-    let mut tree = Tree::default();
-    let mut image = ImageSpec::default();
-    for layer in 0..p.layers {
+    let mut tree = base.flatten();
+    let mut image = base.clone();
+    for layer in base.depth()..base.depth() + p.layers {
         let mut changes = Vec::new();
         let push = |c: Change, tree: &mut Tree, changes: &mut Vec<Change>| {
             tree.apply(&c, layer);
@@ -262,6 +268,10 @@ mod tests {
             let a = generate(&shape(seed, layers));
             prop_assert_eq!(&a, &generate(&shape(seed, layers)));
             prop_assert_eq!(a.depth(), layers);
+            // Extending keeps the base layers as they are.
+            let child = extend(&a, &shape(seed ^ 1, 2));
+            prop_assert_eq!(&child.layers[..layers], &a.layers[..]);
+            prop_assert_eq!(child.depth(), layers + 2);
             // Every entry's parent is a directory of the merged tree.
             let t = a.flatten();
             for path in t.nodes.keys() {

@@ -8,7 +8,7 @@ pub mod content;
 mod generate;
 mod spec;
 
-pub use generate::{generate, GeneratorParams, ImageShape, SizeRange};
+pub use generate::{extend, generate, GeneratorParams, ImageShape, SizeRange};
 pub use spec::{Change, ImageSpec, LayerSpec, Node, NodeKind, Tree};
 
 /// Invalid generator parameters.

@@ -136,6 +136,7 @@ pub struct FsUsage {
 /// A live scratch filesystem; dropping it unmounts and removes everything.
 #[derive(Debug)]
 pub struct Scratch {
+    request: ScratchRequest,
     run_dir: PathBuf,
     work: PathBuf,
     kind: BackingKind,
@@ -165,6 +166,7 @@ impl Scratch {
         let work = run_dir.join("fs");
         fs::create_dir(&work).map_err(IsolateError::io("creating", &work))?;
         let mut scratch = Scratch {
+            request: req.clone(),
             run_dir,
             work,
             kind: req.kind.clone(),
@@ -301,6 +303,11 @@ impl Scratch {
     /// The directory all work goes under.
     pub fn path(&self) -> &Path {
         &self.work
+    }
+
+    /// What this scratch fs was made from (to make a fresh sibling).
+    pub fn request(&self) -> &ScratchRequest {
+        &self.request
     }
 
     /// Which backing this is.

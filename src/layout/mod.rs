@@ -160,7 +160,18 @@ pub trait Layout: Send + Sync {
     /// Which one.
     fn kind(&self) -> LayoutKind;
     /// Materialises `image` under `root` (an empty dir).
-    fn prepare(&self, image: &ImageSpec, root: &Path) -> Result<PreparedImage, LayoutError>;
+    fn prepare(&self, image: &ImageSpec, root: &Path) -> Result<PreparedImage, LayoutError> {
+        self.prepare_on(None, image, root)
+    }
+    /// Materialises `image` whose first layers are `base` (already prepared by this
+    /// layout), sharing them as the layout does (overlay2 and the legacy driver keep
+    /// one copy of a shared layer; plain flattens every image anew).
+    fn prepare_on(
+        &self,
+        base: Option<&PreparedImage>,
+        image: &ImageSpec,
+        root: &Path,
+    ) -> Result<PreparedImage, LayoutError>;
     /// Makes a container's dirs under `root`.
     fn create_container(
         &self,

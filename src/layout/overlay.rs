@@ -30,17 +30,27 @@ impl Layout for LegacyOverlay {
         LayoutKind::Overlay
     }
 
-    fn prepare(&self, image: &ImageSpec, root: &Path) -> Result<PreparedImage, LayoutError> {
+    fn prepare_on(
+        &self,
+        base: Option<&PreparedImage>,
+        image: &ImageSpec,
+        root: &Path,
+    ) -> Result<PreparedImage, LayoutError> {
+        let first = base.map_or(0, |b| b.depth);
         let layers_dir = root.join("L");
         std::fs::create_dir_all(&layers_dir).map_err(LayoutError::io("creating", &layers_dir))?;
-        let mut dirs = Vec::with_capacity(image.depth());
+        let mut dirs: Vec<std::path::PathBuf> =
+            base.map(|b| b.layer_dirs.clone()).unwrap_or_default();
         let mut tree = crate::image::Tree::default();
         for (k, layer) in image.layers.iter().enumerate() {
             for c in &layer.changes {
                 tree.apply(c, k);
             }
+            if k < first {
+                continue;
+            }
             let dir = layers_dir.join(k.to_string());
-            let prev = dirs.last().map(|p: &std::path::PathBuf| (p.as_path(), k));
+            let prev = dirs.last().map(|p| (p.as_path(), k));
             fsops::write_tree(&tree, &dir, prev)?;
             dirs.push(dir);
         }

@@ -30,37 +30,39 @@ impl Layout for Overlay2 {
         LayoutKind::Overlay2
     }
 
-    fn prepare(&self, image: &ImageSpec, root: &Path) -> Result<PreparedImage, LayoutError> {
+    fn prepare_on(
+        &self,
+        base: Option<&PreparedImage>,
+        image: &ImageSpec,
+        root: &Path,
+    ) -> Result<PreparedImage, LayoutError> {
         if image.depth() > MAX_LOWER_LAYERS {
             return Err(LayoutError::TooDeep {
                 depth: image.depth(),
                 limit: MAX_LOWER_LAYERS,
             });
         }
+        let first = base.map_or(0, |b| b.depth);
         let layers_dir = root.join("L");
         std::fs::create_dir_all(&layers_dir).map_err(LayoutError::io("creating", &layers_dir))?;
-        let dirs: Vec<_> = (0..image.depth())
-            .map(|i| layers_dir.join(i.to_string()))
-            .collect();
+        let mut dirs: Vec<_> = base.map(|b| b.layer_dirs.clone()).unwrap_or_default();
+        dirs.extend((first..image.depth()).map(|i| layers_dir.join(i.to_string())));
         // Each diff needs the merged tree below it (for parent modes); layers are
         // then independent and are written in parallel.
-        let mut trees = Vec::with_capacity(image.depth());
+        let mut jobs = Vec::new();
         let mut below = Tree::default();
         for (i, layer) in image.layers.iter().enumerate() {
-            trees.push(below.clone());
+            if i >= first {
+                jobs.push((i, layer, below.clone()));
+            }
             for c in &layer.changes {
                 below.apply(c, i);
             }
         }
         let xattr = self.config.opaque_xattr();
-        image
-            .layers
-            .par_iter()
-            .zip(trees.into_par_iter())
-            .enumerate()
-            .try_for_each(|(i, (layer, mut tree))| {
-                fsops::write_diff(layer, i, &mut tree, &dirs[i], &xattr)
-            })?;
+        jobs.into_par_iter().try_for_each(|(i, layer, mut tree)| {
+            fsops::write_diff(layer, i, &mut tree, &dirs[i], &xattr)
+        })?;
         Ok(PreparedImage {
             kind: LayoutKind::Overlay2,
             root: root.to_path_buf(),

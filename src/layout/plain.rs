@@ -15,7 +15,12 @@ impl Layout for Plain {
         LayoutKind::Plain
     }
 
-    fn prepare(&self, image: &ImageSpec, root: &Path) -> Result<PreparedImage, LayoutError> {
+    fn prepare_on(
+        &self,
+        _base: Option<&PreparedImage>,
+        image: &ImageSpec,
+        root: &Path,
+    ) -> Result<PreparedImage, LayoutError> {
         let flat = root.join("flat");
         std::fs::create_dir_all(root).map_err(LayoutError::io("creating", root))?;
         fsops::write_tree(&image.flatten(), &flat, None)?;

@@ -210,6 +210,15 @@ pub fn verify_upper(
     Ok(())
 }
 
+/// Writes back everything earlier samples left dirty (a `volatile` copy is never
+/// fsynced; a removed container frees blocks) so that no sample pays for another:
+/// on ext4 an fsync commits the journal and waits for all ordered data in it.
+fn settle(dir: &Path) -> Result<(), WorkloadError> {
+    let f = File::open(dir).map_err(io_err("opening", dir))?;
+    nix::unistd::syncfs(std::os::fd::AsRawFd::as_raw_fd(&f))
+        .map_err(|e| io_err("syncfs", dir)(e.into()))
+}
+
 fn set_cache(path: &Path, state: CacheState) -> Result<(), WorkloadError> {
     match state {
         CacheState::Cold => cache::evict_file(path).map_err(io_err("evicting", path)),
@@ -393,6 +402,7 @@ impl Workload for CopyUp {
                                 File::open(&file)
                                     .and_then(|f| f.sync_all())
                                     .map_err(io_err("syncing", &file))?;
+                                settle(&root)?;
                                 set_cache(&file, cache_state)?;
                                 for &op in ops(proc_) {
                                     samples
@@ -415,6 +425,7 @@ impl Workload for CopyUp {
                                 .map(|d| d.join(&rel))
                                 .find(|p| p.exists())
                                 .unwrap_or_default();
+                            settle(&root)?;
                             set_cache(&lower, cache_state)?;
                             let file = mounted.merged.join(&rel);
                             let upper = c
@@ -435,6 +446,7 @@ impl Workload for CopyUp {
                     // The reference: copy_file_range + fsync of the same file, same fs.
                     if let Some(img) = &reference_src {
                         let src = lower_of(img, size);
+                        settle(&root)?;
                         set_cache(&src, cache_state)?;
                         let dst = root.join("reference-copy");
                         let start = Instant::now();
