@@ -58,7 +58,7 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t = Suite::Quick)]
     pub suite: Suite,
     /// Workloads to run (comma-separated).
-    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [WorkloadKind::Lookup, WorkloadKind::CopyUp])]
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [WorkloadKind::Lookup, WorkloadKind::CopyUp, WorkloadKind::Inodes])]
     pub workloads: Vec<WorkloadKind>,
     /// Layouts to compare (comma-separated); ratios need `plain`.
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = LayoutKind::ALL)]
@@ -105,6 +105,27 @@ pub struct RunArgs {
     /// copy-up: lower file page cache before the timed op [cold,warm].
     #[arg(long, value_enum, value_delimiter = ',')]
     pub caches: Option<Vec<CacheState>>,
+    /// inodes: layers per image, swept (comma-separated) [quick: 5,20].
+    #[arg(long, value_delimiter = ',')]
+    pub layers: Option<Vec<usize>>,
+    /// inodes: images in the set [3].
+    #[arg(long)]
+    pub images: Option<usize>,
+    /// inodes: percent of each image's layers shared by all images (the base) [60].
+    #[arg(long)]
+    pub shared_pct: Option<u32>,
+    /// inodes: containers per image [2].
+    #[arg(long)]
+    pub containers: Option<usize>,
+    /// inodes: files added or modified per layer [100].
+    #[arg(long)]
+    pub files_per_layer: Option<usize>,
+    /// inodes: directories added per layer [20].
+    #[arg(long)]
+    pub dirs_per_layer: Option<usize>,
+    /// inodes: files each container modifies (copy_up); it also creates and deletes as many [10].
+    #[arg(long)]
+    pub writes: Option<usize>,
     /// Overlay mount API.
     #[arg(long, value_enum, default_value_t = MountApiChoice::Auto)]
     pub mount_api: MountApiChoice,

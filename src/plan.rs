@@ -10,6 +10,7 @@ use crate::error::ErrorClass;
 use crate::isolate::BackingKind;
 use crate::layout::{LayoutKind, MAX_LOWER_LAYERS};
 use crate::workload::copy_up::{CacheState, CopyUpPlan, Procedure, Variant};
+use crate::workload::inodes::InodesPlan;
 use crate::workload::WorkloadKind;
 
 /// Bad input, named with what is accepted.
@@ -81,6 +82,8 @@ pub struct RunPlan {
     pub lookup: LookupPlan,
     /// copy-up parameters.
     pub copy_up: CopyUpPlan,
+    /// inodes parameters.
+    pub inodes: InodesPlan,
 }
 
 fn display_all<S: serde::Serializer>(v: &[BackingKind], s: S) -> Result<S::Ok, S::Error> {
@@ -224,7 +227,47 @@ impl TryFrom<&RunArgs> for RunPlan {
                         .unwrap_or_else(|| vec![CacheState::Cold, CacheState::Warm]),
                 ),
             };
+        let layers_default = match a.suite {
+            Suite::Quick => vec![5, 20],
+            Suite::Standard => vec![5, 20, 50],
+            Suite::Full => vec![5, 20, 50, 100],
+        };
+        let mut layers = a.layers.clone().unwrap_or(layers_default);
+        layers.sort_unstable();
+        layers.dedup();
+        for &l in &layers {
+            if l == 0 || l > MAX_LOWER_LAYERS {
+                return Err(PlanError::OutOfRange {
+                    name: "--layers",
+                    value: l.to_string(),
+                    accepted: format!("use layers between 1 and {MAX_LOWER_LAYERS} (the kernel's lower-layer limit)"),
+                });
+            }
+        }
+        let shared_pct = a.shared_pct.unwrap_or(60);
+        if shared_pct > 100 {
+            return Err(PlanError::OutOfRange {
+                name: "--shared-pct",
+                value: shared_pct.to_string(),
+                accepted: "a percent from 0 to 100".into(),
+            });
+        }
+        let writes = a.writes.unwrap_or(10);
+        let inodes = InodesPlan {
+            layers,
+            images: at_least("--images", a.images.unwrap_or(3), 1)?,
+            shared_pct,
+            containers: a.containers.unwrap_or(2),
+            files_per_layer: a.files_per_layer.unwrap_or(100),
+            dirs_per_layer: a.dirs_per_layer.unwrap_or(20),
+            max_file_bytes: 16 * 1024,
+            writes,
+            new_files: writes,
+            deletes: writes / 2,
+            seed: a.seed,
+        };
         Ok(RunPlan {
+            inodes,
             copy_up,
             suite: a.suite,
             workloads: dedup(&a.workloads),

@@ -1,6 +1,7 @@
 //! Measuring: statistics over raw samples, least-squares fits, cache control.
 
 pub mod cache;
+pub mod census;
 pub mod fit;
 pub mod stats;
 

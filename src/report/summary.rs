@@ -333,6 +333,95 @@ pub fn copy_up_table(r: &Report, backing: &str, ops: &[&str]) -> Option<Table> {
     Some(t)
 }
 
+/// Bytes in binary units.
+pub fn fmt_bytes(b: f64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b;
+    let mut i = 0;
+    while v.abs() >= 1024.0 && i < units.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{v:.0} B")
+    } else {
+        format!("{v:.1} {}", units[i])
+    }
+}
+
+/// The inodes headline for one backing: per layout × layers, per-unit costs.
+pub fn inodes_table(r: &Report, backing: &str) -> Option<Table> {
+    let per_unit: Vec<_> = r
+        .derived
+        .iter()
+        .filter(|d| {
+            d.workload == "inodes"
+                && d.kind == "per-unit"
+                && d.params.get("backing").and_then(|v| v.as_str()) == Some(backing)
+        })
+        .collect();
+    if per_unit.is_empty() {
+        return None;
+    }
+    let get = |layout: &str, layers: u64, quantity: &str, resource: &str| {
+        per_unit
+            .iter()
+            .find(|d| {
+                let p = |k: &str| d.params.get(k);
+                d.layout == layout
+                    && p("layers").and_then(|v| v.as_u64()) == Some(layers)
+                    && p("quantity").and_then(|v| v.as_str()) == Some(quantity)
+                    && p("resource").and_then(|v| v.as_str()) == Some(resource)
+            })
+            .map(|d| d.value)
+    };
+    let mut keys: Vec<(String, u64, u64)> = Vec::new();
+    for d in &per_unit {
+        let k = (
+            d.layout.clone(),
+            d.params.get("layers").and_then(|v| v.as_u64()).unwrap_or(0),
+            d.params
+                .get("base_layers")
+                .and_then(|v| v.as_u64())
+                .unwrap_or(0),
+        );
+        if !keys.contains(&k) {
+            keys.push(k);
+        }
+    }
+    let mut t = Table::new([
+        "layout",
+        "layers/image (shared)",
+        "inodes: shared base",
+        "per image",
+        "per layer",
+        "per container",
+        "bytes: per image",
+        "per container",
+    ]);
+    let n = |v: Option<f64>| v.map(|v| format!("{v:.0}")).unwrap_or_else(|| "-".into());
+    let b = |v: Option<f64>| v.map(fmt_bytes).unwrap_or_else(|| "-".into());
+    for (layout, layers, base) in keys {
+        t.row(vec![
+            layout.clone(),
+            format!("{layers} ({base})"),
+            n(get(&layout, layers, "shared-base", "inodes")),
+            n(get(&layout, layers, "image", "inodes")),
+            n(get(&layout, layers, "layer", "inodes")),
+            n(get(&layout, layers, "container", "inodes")),
+            b(get(&layout, layers, "image", "bytes")),
+            b(get(&layout, layers, "container", "bytes")),
+        ]);
+    }
+    Some(t)
+}
+
+const INODES_INTRO: &str = "Exact `statvfs` deltas of a fresh filesystem per layout (so counts never mix). \
+*shared base*: the layers every image shares, stored once by overlay2 and the legacy driver (plain flattens \
+every image); *per image*: each image's own layers; *per layer*: all stored layers / their count; *per \
+container*: created + mounted + written (copy_ups, new files, deletions). Every figure is for this backing \
+filesystem: tmpfs charges one inode per hard link.";
+
 const LOOKUP_INTRO: &str = "Medians per operation. *cold* = fresh overlay mount with the scratch filesystem's caches \
 evicted, each name looked up once; *warm* = the same names again. Slopes are least-squares fits of the median against \
 depth (image layers; the legacy `overlay` mount always has one lower). Ratios are to `plain` in the same run.";
@@ -366,6 +455,12 @@ pub fn markdown(r: &Report) -> String {
                 s,
                 "\n## copy-up — first write to a lower file ({backing})\n\n{COPY_UP_INTRO}\n\n"
             );
+            s.push_str(&t.to_markdown());
+        }
+    }
+    for backing in backings_of(r, "inodes") {
+        if let Some(t) = inodes_table(r, &backing) {
+            let _ = write!(s, "\n## inodes — consumption per layer, image and container ({backing})\n\n{INODES_INTRO}\n\n");
             s.push_str(&t.to_markdown());
         }
     }
@@ -413,6 +508,15 @@ pub fn terminal(r: &Report) -> String {
             let _ = writeln!(
                 s,
                 "\ncopy-up on {backing} (median; fit of latency vs size; full table in summary.md)"
+            );
+            s.push_str(&t.to_text());
+        }
+    }
+    for backing in backings_of(r, "inodes") {
+        if let Some(t) = inodes_table(r, &backing) {
+            let _ = writeln!(
+                s,
+                "\ninodes on {backing} (statvfs deltas, fresh fs per layout)"
             );
             s.push_str(&t.to_text());
         }

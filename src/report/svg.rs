@@ -12,6 +12,7 @@ pub fn chart_for(workload: &str) -> Option<Box<dyn Exporter>> {
     match workload {
         "lookup" => Some(Box::new(LookupChart)),
         "copy-up" => Some(Box::new(CopyUpChart)),
+        "inodes" => Some(Box::new(InodesChart)),
         _ => None,
     }
 }
@@ -393,4 +394,210 @@ impl Exporter for CopyUpChart {
         }
         Ok(svg.into_bytes())
     }
+}
+
+/// Draws one panel with linear axes; `x_names` labels integer x positions (phases).
+pub fn linear_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series],
+    x_names: Option<&[&str]>,
+    y_fmt: &dyn Fn(&f64) -> String,
+) -> Result<(), String> {
+    let pts = || series.iter().flat_map(|s| s.points.iter());
+    let x0 = pts().map(|p| p.0).fold(f64::MAX, f64::min);
+    let x1 = pts().map(|p| p.0).fold(f64::MIN, f64::max);
+    let y1 = pts().map(|p| p.1).fold(0.0, f64::max);
+    if x0 > x1 {
+        area.titled(&format!("{title} (no data)"), ("sans-serif", 16))
+            .map_err(|e| e.to_string())?;
+        return Ok(());
+    }
+    let pad = ((x1 - x0) * 0.05).max(0.5);
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, ("sans-serif", 16))
+        .margin(10)
+        .x_label_area_size(40)
+        .y_label_area_size(80)
+        .build_cartesian_2d((x0 - pad)..(x1 + pad), 0.0..(y1 * 1.1).max(1.0))
+        .map_err(|e| e.to_string())?;
+    let names = x_names.map(|n| n.to_vec());
+    let x_fmt = move |x: &f64| match &names {
+        Some(n) if (x.fract()).abs() < 1e-9 && *x >= 0.0 => n
+            .get(*x as usize)
+            .map(|s| s.to_string())
+            .unwrap_or_default(),
+        Some(_) => String::new(),
+        None => format!("{x:.0}"),
+    };
+    let mut mesh = chart.configure_mesh();
+    mesh.x_desc(x_label)
+        .y_desc(y_label)
+        .x_label_formatter(&x_fmt)
+        .y_label_formatter(y_fmt)
+        .light_line_style(RGBColor(235, 235, 235));
+    if let Some(n) = x_names {
+        mesh.x_labels(n.len() + 1).x_label_style(("sans-serif", 10));
+    }
+    mesh.draw().map_err(|e| e.to_string())?;
+    for s in series {
+        let style = ShapeStyle::from(&s.color).stroke_width(2);
+        let anno = if s.dashed {
+            chart.draw_series(DashedLineSeries::new(s.points.iter().copied(), 6, 4, style))
+        } else {
+            chart.draw_series(LineSeries::new(s.points.iter().copied(), style))
+        }
+        .map_err(|e| e.to_string())?;
+        let color = s.color;
+        anno.label(&s.label).legend(move |(x, y)| {
+            PathElement::new(
+                vec![(x, y), (x + 20, y)],
+                ShapeStyle::from(&color).stroke_width(2),
+            )
+        });
+        let st = ShapeStyle::from(&s.color).filled();
+        chart
+            .draw_series(s.points.iter().map(|p| Circle::new(*p, 3, st)))
+            .map_err(|e| e.to_string())?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.3))
+        .label_font(("sans-serif", 11))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// inodes.svg: used inodes and bytes by phase (deepest image set) and growth with layers.
+pub struct InodesChart;
+
+impl Exporter for InodesChart {
+    fn file_name(&self) -> String {
+        "inodes.svg".into()
+    }
+
+    fn render(&self, report: &Report) -> Result<Vec<u8>, ReportError> {
+        let err = render_err("inodes.svg");
+        let backings = super::summary::backings_of(report, "inodes");
+        let phases = crate::workload::inodes::PHASES;
+        // Short names that fit under the axis, in the same order.
+        let short = [
+            "empty", "base", "layers", "created", "mounted", "written", "ctrs rm", "imgs rm",
+        ];
+        let mut svg = String::new();
+        {
+            let rows = backings.len().max(1);
+            let root = SVGBackend::with_string(&mut svg, (1400, 60 + 480 * rows as u32))
+                .into_drawing_area();
+            root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
+            let root = root
+                .titled("overlaybench · inodes and bytes used, per layout (statvfs of a fresh filesystem each)", ("sans-serif", 20))
+                .map_err(|e| err(e.to_string()))?;
+            let panels = root.split_evenly((rows, 3));
+            for (bi, backing) in backings.iter().enumerate() {
+                let cases: Vec<_> = report
+                    .cases_of("inodes")
+                    .filter(|c| c.param_str("backing") == backing)
+                    .collect();
+                let deepest = cases
+                    .iter()
+                    .filter_map(|c| c.param_f64("layers"))
+                    .fold(0.0, f64::max);
+                let by_phase = |metric: &str| -> Vec<Series> {
+                    let mut lines: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+                    for c in cases
+                        .iter()
+                        .filter(|c| c.metric == metric && c.param_f64("layers") == Some(deepest))
+                    {
+                        if let Some(i) = phases.iter().position(|p| *p == c.param_str("phase")) {
+                            lines
+                                .entry(c.layout.clone())
+                                .or_default()
+                                .push((i as f64, c.stats.median));
+                        }
+                    }
+                    to_series(lines)
+                };
+                let growth = || -> Vec<Series> {
+                    let mut lines: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+                    for c in cases
+                        .iter()
+                        .filter(|c| c.metric == "used_inodes" && c.param_str("phase") == "layers")
+                    {
+                        let empty = cases
+                            .iter()
+                            .find(|e| {
+                                e.metric == "used_inodes"
+                                    && e.layout == c.layout
+                                    && e.param_str("phase") == "empty"
+                                    && e.param_f64("layers") == c.param_f64("layers")
+                            })
+                            .map_or(0.0, |e| e.stats.median);
+                        if let Some(l) = c.param_f64("layers") {
+                            lines
+                                .entry(c.layout.clone())
+                                .or_default()
+                                .push((l, c.stats.median - empty));
+                        }
+                    }
+                    to_series(lines)
+                };
+                let count = |v: &f64| format!("{v:.0}");
+                let bytes = |v: &f64| super::summary::fmt_bytes(*v);
+                linear_panel(
+                    &panels[bi * 3],
+                    &format!("used inodes by phase, {deepest:.0}-layer images ({backing})"),
+                    "phase",
+                    "inodes in use",
+                    &by_phase("used_inodes"),
+                    Some(&short),
+                    &count,
+                )
+                .map_err(&err)?;
+                linear_panel(
+                    &panels[bi * 3 + 1],
+                    &format!("used bytes by phase, {deepest:.0}-layer images ({backing})"),
+                    "phase",
+                    "bytes in use",
+                    &by_phase("used_bytes"),
+                    Some(&short),
+                    &bytes,
+                )
+                .map_err(&err)?;
+                linear_panel(
+                    &panels[bi * 3 + 2],
+                    &format!("inodes of all image layers vs layers per image ({backing})"),
+                    "layers per image",
+                    "inodes (layers phase − empty)",
+                    &growth(),
+                    None,
+                    &count,
+                )
+                .map_err(&err)?;
+            }
+            root.present().map_err(|e| err(e.to_string()))?;
+        }
+        Ok(svg.into_bytes())
+    }
+}
+
+fn to_series(lines: BTreeMap<String, Vec<(f64, f64)>>) -> Vec<Series> {
+    lines
+        .into_iter()
+        .map(|(layout, mut points)| {
+            points.sort_by(|a, b| a.0.total_cmp(&b.0));
+            Series {
+                color: layout_color(&layout),
+                label: layout,
+                marker: Marker::Circle,
+                dashed: false,
+                points,
+            }
+        })
+        .collect()
 }

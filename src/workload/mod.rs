@@ -2,6 +2,7 @@
 //! run. Adding a workload = one file + one line in `create` and `WorkloadKind`.
 
 pub mod copy_up;
+pub mod inodes;
 pub mod lookup;
 
 use std::collections::BTreeMap;
@@ -35,6 +36,8 @@ pub enum WorkloadKind {
     Lookup,
     /// Cost of the first write to a large lower file (copy_up), by size and options.
     CopyUp,
+    /// Inodes and bytes per layer, image and container, phase by phase.
+    Inodes,
 }
 
 impl WorkloadKind {
@@ -43,6 +46,7 @@ impl WorkloadKind {
         match self {
             WorkloadKind::Lookup => "lookup",
             WorkloadKind::CopyUp => "copy-up",
+            WorkloadKind::Inodes => "inodes",
         }
     }
 }
@@ -132,6 +136,7 @@ pub fn create(kind: WorkloadKind, plan: &RunPlan) -> Box<dyn Workload> {
     match kind {
         WorkloadKind::Lookup => Box::new(lookup::Lookup::new(plan.lookup.clone())),
         WorkloadKind::CopyUp => Box::new(copy_up::CopyUp::new(plan.copy_up.clone())),
+        WorkloadKind::Inodes => Box::new(inodes::Inodes::new(plan.inodes.clone())),
     }
 }
 
