@@ -126,6 +126,9 @@ impl InodesPlan {
     }
 }
 
+/// Per phase: its name, the statvfs figures and the walk census.
+pub type PhaseTable = Vec<(&'static str, FsUsage, Census)>;
+
 /// One phase's figures.
 #[derive(Debug, Clone)]
 struct PhaseResult {
@@ -150,7 +153,7 @@ pub fn measure_phases(
     scratch: &Scratch,
     plan: &InodesPlan,
     layers: usize,
-) -> Result<Vec<(&'static str, FsUsage, Census)>, WorkloadError> {
+) -> Result<PhaseTable, WorkloadError> {
     let root = scratch.path();
     let measure = |phase: &'static str| -> Result<PhaseResult, WorkloadError> {
         let f = File::open(root).map_err(io_err("opening", root))?;
@@ -357,8 +360,6 @@ fn single(v: f64) -> (Vec<f64>, Stats) {
     });
     (s, stats)
 }
-
-type PhaseTable = Vec<(&'static str, FsUsage, Census)>;
 
 fn record(
     ctx: &mut RunContext<'_>,
