@@ -287,8 +287,7 @@ impl Workload for Inodes {
     fn run(&self, ctx: &mut RunContext<'_>) -> Result<(), WorkloadError> {
         let p = &self.plan;
         ctx.progress.set_message("inodes: materialising image sets");
-        let mut results: BTreeMap<(LayoutKind, usize), Vec<(&'static str, FsUsage, Census)>> =
-            BTreeMap::new();
+        let mut results: BTreeMap<(LayoutKind, usize), PhaseTable> = BTreeMap::new();
         for &layers in &p.layers {
             for layout in ctx.layouts {
                 ctx.check_interrupted()?;
