@@ -37,6 +37,12 @@ pub fn classify(err: &anyhow::Error) -> ErrorClass {
         if let Some(e) = cause.downcast_ref::<crate::layout::LayoutError>() {
             return e.class();
         }
+        if cause
+            .downcast_ref::<crate::capacity::CapacityError>()
+            .is_some()
+        {
+            return ErrorClass::Usage;
+        }
         if let Some(e) = cause.downcast_ref::<crate::workload::WorkloadError>() {
             return e.class();
         }

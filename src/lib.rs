@@ -5,6 +5,7 @@
 //! `isolate::Scratch` filesystem, per workload (`workload::Workload`) fixtures
 //! built by each `layout::Layout`, samples → `measure::Stats` → `report`.
 
+pub mod capacity;
 pub mod cli;
 pub mod error;
 pub mod fault;

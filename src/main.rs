@@ -8,7 +8,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Parser;
 
-use overlaybench::cli::{Cli, Command, ReportArgs, RunArgs};
+use overlaybench::capacity::{self, PlanReport};
+use overlaybench::cli::{Cli, Command, PlanArgs, ReportArgs, RunArgs};
 use overlaybench::error::classify;
 use overlaybench::plan::RunPlan;
 use overlaybench::report::{self, summary, RunStatus};
@@ -30,6 +31,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Run(args) => run(&args),
         Command::Report(args) => rerender(&args),
+        Command::Plan(args) => plan(&args),
     }
 }
 
@@ -68,6 +70,104 @@ fn run(args: &RunArgs) -> anyhow::Result<i32> {
         ))),
         (_, None) => Ok(1),
     }
+}
+
+fn plan(args: &PlanArgs) -> anyhow::Result<i32> {
+    let fleet = capacity::fleet_from(args)?;
+    let backing: overlaybench::isolate::BackingKind = args
+        .backing
+        .parse()
+        .map_err(overlaybench::plan::PlanError::Invalid)?;
+    let filesystem = match (&args.path, args.fs_size) {
+        (Some(p), _) => capacity::filesystem_at(p)
+            .with_context(|| format!("reading free space of {}", p.display()))?,
+        (None, Some(size)) => {
+            let mut fs = capacity::ext4_defaults(size);
+            if let Some(n) = args.fs_inodes {
+                fs.available_inodes = n;
+                fs.source = format!("{size} bytes, {n} inodes (given)");
+            }
+            fs
+        }
+        (None, None) => anyhow::bail!(overlaybench::plan::PlanError::Invalid(
+            "give --path or --fs-size".into()
+        )),
+    };
+    let out = args.out.clone().unwrap_or_else(|| {
+        Path::new("reports").join(format!(
+            "plan-{}",
+            overlaybench::plan::utc_stamp(std::time::SystemTime::now())
+        ))
+    });
+    let (costs, costs_source) = match &args.from {
+        Some(from) => {
+            let report = report::read_report(from)?;
+            let costs = capacity::costs_from_report(&report, &fleet, &backing.to_string())?;
+            (costs, format!("inodes results in {}", from.display()))
+        }
+        None => {
+            let privilege =
+                isolate::enter_private_namespace().context("isolating the measurement")?;
+            let config = overlaybench::layout::LayoutConfig {
+                mount_api: if isolate::new_api_available() {
+                    isolate::MountApi::New
+                } else {
+                    isolate::MountApi::Classic
+                },
+                options: Vec::new(),
+                privilege,
+            };
+            let layouts: Vec<_> = args
+                .layouts
+                .iter()
+                .map(|&k| overlaybench::layout::create(k, &config))
+                .collect();
+            let m = capacity::measurement_plan(&fleet, args.seed);
+            eprintln!(
+                "measuring per-unit costs on a fresh {backing} per layout (2 images of {} layers)…",
+                fleet.layers
+            );
+            let request = isolate::ScratchRequest {
+                root: args.scratch.clone(),
+                kind: backing.clone(),
+                planned_bytes: 0,
+                fs_size_bytes: 0,
+                inodes: None,
+            };
+            let costs = overlaybench::workload::inodes::measure_costs(&m, &layouts, &request)?;
+            (
+                costs,
+                format!("measured now: 2 images of this shape on a fresh {backing} per layout"),
+            )
+        }
+    };
+    let report = PlanReport {
+        schema_version: 1,
+        kind: "plan".into(),
+        layouts: capacity::project(&fleet, &filesystem, &costs),
+        fleet,
+        filesystem,
+        costs_source,
+        costs_backing: backing.to_string(),
+    };
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let json = serde_json::to_vec_pretty(&report).context("serialising plan.json")?;
+    report::write_atomic(&out.join("plan.json"), &json)?;
+    report::write_atomic(&out.join("plan.svg"), &report::plan::plan_svg(&report)?)?;
+    println!(
+        "{} images × {} layers ({}% shared), {} containers each, on {} ({} inodes, {} free)",
+        report.fleet.images,
+        report.fleet.layers,
+        report.fleet.shared_pct,
+        report.fleet.containers,
+        report.filesystem.source,
+        report.filesystem.available_inodes,
+        report::summary::fmt_bytes(report.filesystem.available_bytes as f64)
+    );
+    println!("costs: {}", report.costs_source);
+    print!("{}", report::plan::plan_table(&report).to_text());
+    eprintln!("plan: {}", out.display());
+    Ok(0)
 }
 
 fn rerender(args: &ReportArgs) -> anyhow::Result<i32> {

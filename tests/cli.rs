@@ -536,3 +536,142 @@ fn copy_up_run_on_two_backings() {
         "{summary}"
     );
 }
+
+#[test]
+fn plan_validates_its_input() {
+    bin()
+        .args(["plan", "--layers", "501", "--fs-size", "1G"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--layers 501"));
+    bin()
+        .args(["plan"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--fs-size"));
+    bin()
+        .args(["plan", "--fs-size", "1G", "--path", "/"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("cannot be used with"));
+    let d = tmp();
+    std::fs::write(d.path().join("report.json"), r#"{"schema_version": 1}"#).expect("write");
+    bin()
+        .args(["plan", "--fs-size", "1G", "--from"])
+        .arg(d.path())
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("not a valid report"));
+}
+
+#[test]
+fn plan_measures_projects_and_writes_its_files() {
+    needs_root!();
+    let d = tmp();
+    let out = d.path().join("plan");
+    bin()
+        .args([
+            "plan",
+            "--images",
+            "50",
+            "--layers",
+            "4",
+            "--files-per-layer",
+            "30",
+            "--dirs-per-layer",
+            "5",
+        ])
+        .args(["--fs-size", "1G", "--fs-inodes", "20000", "--scratch"])
+        .arg(d.path().join("scratch"))
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("runs out of").and(predicate::str::contains("overlay2")));
+    assert_clean(d.path());
+    let p: overlaybench::capacity::PlanReport =
+        serde_json::from_slice(&std::fs::read(out.join("plan.json")).expect("plan.json"))
+            .expect("strict parse");
+    assert_eq!(p.layouts.len(), 3);
+    let get = |l: &str| p.layouts.iter().find(|x| x.layout == l).expect("layout");
+    // Plain copies every image and container in full: it fits the fewest.
+    assert!(get("plain").max_images < get("overlay2").max_images);
+    assert!(p.layouts.iter().all(|l| l.costs.per_image_inodes > 0.0));
+    let svg = std::fs::read_to_string(out.join("plan.svg")).expect("plan.svg");
+    assert!(svg.contains("inodes available") && svg.contains("capacity plan"));
+}
+
+#[test]
+fn inodes_run_counts_every_phase_and_names_the_backing() {
+    needs_root!();
+    let d = tmp();
+    let out = d.path().join("out");
+    bin()
+        .args([
+            "run",
+            "--workloads",
+            "inodes",
+            "--layers",
+            "3,6",
+            "--images",
+            "2",
+            "--containers",
+            "1",
+        ])
+        .args([
+            "--files-per-layer",
+            "20",
+            "--dirs-per-layer",
+            "5",
+            "--writes",
+            "4",
+        ])
+        .args(["--backing", "ext4,tmpfs", "--no-progress", "--scratch"])
+        .arg(d.path().join("scratch"))
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("inodes on ext4")
+                .and(predicate::str::contains("inodes on tmpfs")),
+        );
+    assert_clean(d.path());
+    let r = read_report(&out).expect("report");
+    let used = |backing: &str, layout: &str, phase: &str| {
+        r.cases
+            .iter()
+            .find(|c| {
+                c.workload == "inodes"
+                    && c.metric == "used_inodes"
+                    && c.param_str("backing") == backing
+                    && c.layout == layout
+                    && c.param_str("phase") == phase
+                    && c.param_f64("layers") == Some(6.0)
+            })
+            .unwrap_or_else(|| panic!("no case {backing} {layout} {phase}"))
+            .stats
+            .median
+    };
+    for b in ["ext4", "tmpfs"] {
+        for l in ["overlay2", "overlay", "plain"] {
+            assert_eq!(
+                used(b, l, "images-removed"),
+                used(b, l, "empty"),
+                "{b} {l} leaked"
+            );
+            assert!(used(b, l, "layers") > used(b, l, "base-layers"));
+        }
+    }
+    // tmpfs charges one inode per hard link: the legacy layout's roots cost more there.
+    let legacy = |b: &str| used(b, "overlay", "layers") - used(b, "overlay", "empty");
+    assert!(
+        legacy("tmpfs") > legacy("ext4"),
+        "tmpfs {} vs ext4 {}",
+        legacy("tmpfs"),
+        legacy("ext4")
+    );
+    assert!(std::fs::read_to_string(out.join("inodes.svg"))
+        .expect("svg")
+        .contains("used inodes by phase"));
+}

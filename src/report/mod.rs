@@ -2,6 +2,7 @@
 //! summary.md, terminal table). Exporters are pure: `&Report` in, bytes out; the
 //! caller writes files atomically.
 
+pub mod plan;
 pub mod schema;
 pub mod summary;
 pub mod svg;

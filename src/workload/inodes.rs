@@ -15,6 +15,7 @@ use std::path::Path;
 use serde_json::{json, Value};
 
 use super::{Footprint, RunContext, Workload, WorkloadError, WorkloadKind};
+use crate::capacity::UnitCosts;
 use crate::image::{extend, generate, GeneratorParams, ImageShape, ImageSpec, NodeKind, SizeRange};
 use crate::isolate::{FsUsage, Scratch, ScratchRequest};
 use crate::layout::{Layout, LayoutKind, Mounted, PreparedImage};
@@ -137,6 +138,58 @@ struct PhaseResult {
     census: Census,
 }
 
+/// Per-unit costs from one image set's phases: the shared base (stored once),
+/// each image's own layers, each container (created + mounted + written).
+pub fn unit_costs(p: &InodesPlan, phases: &PhaseTable) -> Option<UnitCosts> {
+    let at = |name: &str| {
+        phases
+            .iter()
+            .find(|(ph, _, _)| *ph == name)
+            .map(|(_, u, _)| *u)
+    };
+    let (e, b, a, w) = (
+        at("empty")?,
+        at("base-layers")?,
+        at("layers")?,
+        at("containers-written")?,
+    );
+    let d = |x: u64, y: u64| x as f64 - y as f64;
+    let images = p.images.max(1) as f64;
+    let containers = (p.images * p.containers).max(1) as f64;
+    Some(UnitCosts {
+        shared_base_inodes: d(b.used_inodes, e.used_inodes),
+        per_image_inodes: d(a.used_inodes, b.used_inodes) / images,
+        per_container_inodes: d(w.used_inodes, a.used_inodes) / containers,
+        shared_base_bytes: d(b.used_bytes, e.used_bytes),
+        per_image_bytes: d(a.used_bytes, b.used_bytes) / images,
+        per_container_bytes: d(w.used_bytes, a.used_bytes) / containers,
+    })
+}
+
+/// Measures `plan`'s per-unit costs for each layout, each on a fresh scratch
+/// filesystem made from `request` (what `overlaybench plan` does without --from).
+pub fn measure_costs(
+    plan: &InodesPlan,
+    layouts: &[Box<dyn Layout>],
+    request: &ScratchRequest,
+) -> Result<BTreeMap<String, UnitCosts>, WorkloadError> {
+    let layers = plan.layers.first().copied().unwrap_or(1);
+    let mut out = BTreeMap::new();
+    for layout in layouts {
+        let fresh = Scratch::create(&ScratchRequest {
+            fs_size_bytes: plan.estimate_bytes(layers).max(512 << 20),
+            inodes: Some(plan.estimate_inodes(layers)),
+            planned_bytes: plan.estimate_bytes(layers),
+            ..request.clone()
+        })?;
+        let phases = measure_phases(layout.as_ref(), &fresh, plan, layers)?;
+        if let Some(c) = unit_costs(plan, &phases) {
+            out.insert(layout.kind().name().to_string(), c);
+        }
+    }
+    Ok(out)
+}
+
 /// The inodes workload.
 pub struct Inodes {
     plan: InodesPlan,
@@ -219,7 +272,7 @@ pub fn measure_phases(
 }
 
 /// A container's writes: modify (copy_up), create, delete — spread over the image.
-fn write_container(
+pub fn write_container(
     merged: &Path,
     image: &ImageSpec,
     plan: &InodesPlan,
@@ -421,9 +474,7 @@ fn record(
                 ));
             }
         }
-        let (Some((base, _)), Some((all, _)), Some((written, _))) =
-            (at("base-layers"), at("layers"), at("containers-written"))
-        else {
+        let (Some(costs), Some((all, _))) = (unit_costs(p, phases), at("layers")) else {
             continue;
         };
         let stored_layers = if layout == LayoutKind::Plain {
@@ -432,31 +483,27 @@ fn record(
             p.base_layers(layers) + p.images * (layers - p.base_layers(layers))
         }
         .max(1);
-        let n_containers = (p.images * p.containers).max(1);
-        for (resource, unit, e, b, a, w) in [
+        for (resource, per_layer, base, image, container) in [
             (
                 "inodes",
-                "inodes",
-                empty.used_inodes,
-                base.used_inodes,
-                all.used_inodes,
-                written.used_inodes,
+                (all.used_inodes as f64 - empty.used_inodes as f64) / stored_layers as f64,
+                costs.shared_base_inodes,
+                costs.per_image_inodes,
+                costs.per_container_inodes,
             ),
             (
                 "bytes",
-                "bytes",
-                empty.used_bytes,
-                base.used_bytes,
-                all.used_bytes,
-                written.used_bytes,
+                (all.used_bytes as f64 - empty.used_bytes as f64) / stored_layers as f64,
+                costs.shared_base_bytes,
+                costs.per_image_bytes,
+                costs.per_container_bytes,
             ),
         ] {
-            let d = |x: u64, y: u64| x as f64 - y as f64;
             for (quantity, value) in [
-                ("shared-base", d(b, e)),
-                ("image", d(a, b) / p.images.max(1) as f64),
-                ("layer", d(a, e) / stored_layers as f64),
-                ("container", d(w, a) / n_containers as f64),
+                ("shared-base", base),
+                ("image", image),
+                ("layer", per_layer),
+                ("container", container),
             ] {
                 ctx.out.derived.push(Derived {
                     workload: NAME.into(),
@@ -469,7 +516,7 @@ fn record(
                         &[("quantity", json!(quantity)), ("resource", json!(resource))],
                     ),
                     value,
-                    unit: format!("{unit}/{quantity}"),
+                    unit: format!("{resource}/{quantity}"),
                     r2: None,
                     intercept: None,
                     n: 1,

@@ -5,6 +5,7 @@
 //! tests make dies with this process. Needs root; without it the tests are listed
 //! as ignored with the reason.
 
+mod capacity;
 #[path = "../common/mod.rs"]
 mod common;
 mod copy_up;
@@ -22,11 +23,16 @@ fn main() {
     } else {
         eprintln!("kernel tests need root (real mounts, loop devices): they are ignored here; CI runs them as root");
     }
-    let tests: Vec<Trial> = [differential::tests(), mounts::tests(), copy_up::tests()]
-        .into_iter()
-        .flatten()
-        .map(|t| t.with_ignored_flag(!root))
-        .collect();
+    let tests: Vec<Trial> = [
+        differential::tests(),
+        mounts::tests(),
+        copy_up::tests(),
+        capacity::tests(),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|t| t.with_ignored_flag(!root))
+    .collect();
     libtest_mimic::run(&args, tests).exit();
 }
 

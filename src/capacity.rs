@@ -1,0 +1,361 @@
+//! Capacity planning: how many images (with their containers) fit on a filesystem
+//! per layout, from per-unit costs measured on the real kernel (by the inodes
+//! workload, or by `plan` itself). Projection is pure arithmetic; the honesty test
+//! checks it against real ENOSPC.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::report::Report;
+
+/// A fleet to plan for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Fleet {
+    /// Images to place.
+    pub images: u64,
+    /// Layers per image.
+    pub layers: usize,
+    /// Percent of each image's layers shared by all images.
+    pub shared_pct: u32,
+    /// Files added or modified per layer.
+    pub files_per_layer: usize,
+    /// Directories added per layer.
+    pub dirs_per_layer: usize,
+    /// Containers per image.
+    pub containers: u64,
+    /// Files each container modifies (it also creates as many, deletes half).
+    pub writes: usize,
+}
+
+/// The filesystem to fill.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Filesystem {
+    /// Bytes available.
+    pub available_bytes: u64,
+    /// Inodes available.
+    pub available_inodes: u64,
+    /// Where these figures come from.
+    pub source: String,
+}
+
+/// Measured per-unit costs of one layout.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UnitCosts {
+    /// Inodes of the shared base layers (stored once).
+    pub shared_base_inodes: f64,
+    /// Inodes of one image's own layers.
+    pub per_image_inodes: f64,
+    /// Inodes of one container (created, mounted, written).
+    pub per_container_inodes: f64,
+    /// Bytes of the shared base.
+    pub shared_base_bytes: f64,
+    /// Bytes of one image's own layers.
+    pub per_image_bytes: f64,
+    /// Bytes of one container.
+    pub per_container_bytes: f64,
+}
+
+/// What the plan says for one layout.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LayoutPlan {
+    /// Layout name.
+    pub layout: String,
+    /// The costs used.
+    pub costs: UnitCosts,
+    /// Inodes the whole fleet needs.
+    pub needed_inodes: f64,
+    /// Bytes the whole fleet needs.
+    pub needed_bytes: f64,
+    /// needed / available inodes, percent.
+    pub pct_inodes: f64,
+    /// needed / available bytes, percent.
+    pub pct_bytes: f64,
+    /// Images (each with its containers) that fit.
+    pub max_images: u64,
+    /// `inodes` or `bytes`: which runs out first.
+    pub limited_by: String,
+    /// Containers that fit (max_images × containers per image).
+    pub max_containers: u64,
+}
+
+/// plan.json.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlanReport {
+    /// Version of this format.
+    pub schema_version: u32,
+    /// Always `plan`.
+    pub kind: String,
+    /// The fleet planned for.
+    pub fleet: Fleet,
+    /// The filesystem.
+    pub filesystem: Filesystem,
+    /// Where the per-unit costs come from (a report, or a measurement on a backing).
+    pub costs_source: String,
+    /// Backing filesystem kind the costs were measured on.
+    pub costs_backing: String,
+    /// Per layout.
+    pub layouts: Vec<LayoutPlan>,
+}
+
+/// Projects the fleet onto the filesystem for each layout.
+pub fn project(
+    fleet: &Fleet,
+    fs: &Filesystem,
+    costs: &BTreeMap<String, UnitCosts>,
+) -> Vec<LayoutPlan> {
+    costs
+        .iter()
+        .map(|(layout, c)| {
+            let per_image_inodes =
+                c.per_image_inodes + fleet.containers as f64 * c.per_container_inodes;
+            let per_image_bytes =
+                c.per_image_bytes + fleet.containers as f64 * c.per_container_bytes;
+            let needed_inodes = c.shared_base_inodes + fleet.images as f64 * per_image_inodes;
+            let needed_bytes = c.shared_base_bytes + fleet.images as f64 * per_image_bytes;
+            let fit = |avail: u64, base: f64, per: f64| -> u64 {
+                let room = avail as f64 - base;
+                if room <= 0.0 {
+                    0
+                } else if per <= 0.0 {
+                    u64::MAX
+                } else {
+                    (room / per).floor() as u64
+                }
+            };
+            let by_inodes = fit(fs.available_inodes, c.shared_base_inodes, per_image_inodes);
+            let by_bytes = fit(fs.available_bytes, c.shared_base_bytes, per_image_bytes);
+            let (max_images, limited_by) = if by_inodes <= by_bytes {
+                (by_inodes, "inodes")
+            } else {
+                (by_bytes, "bytes")
+            };
+            let pct = |n: f64, d: u64| {
+                if d == 0 {
+                    f64::INFINITY
+                } else {
+                    100.0 * n / d as f64
+                }
+            };
+            LayoutPlan {
+                layout: layout.clone(),
+                costs: *c,
+                needed_inodes,
+                needed_bytes,
+                pct_inodes: pct(needed_inodes, fs.available_inodes),
+                pct_bytes: pct(needed_bytes, fs.available_bytes),
+                max_images,
+                limited_by: limited_by.into(),
+                max_containers: max_images.saturating_mul(fleet.containers),
+            }
+        })
+        .collect()
+}
+
+/// Why costs could not be taken from a report.
+#[derive(Debug, thiserror::Error)]
+pub enum CapacityError {
+    #[error("{0}")]
+    Mismatch(String),
+}
+
+/// Reads per-unit costs for `fleet` from an inodes report (same layers, files and
+/// dirs per layer, shared base and backing, or a clear refusal naming the difference).
+pub fn costs_from_report(
+    report: &Report,
+    fleet: &Fleet,
+    backing: &str,
+) -> Result<BTreeMap<String, UnitCosts>, CapacityError> {
+    let per_unit: Vec<_> = report
+        .derived
+        .iter()
+        .filter(|d| d.workload == "inodes" && d.kind == "per-unit")
+        .collect();
+    if per_unit.is_empty() {
+        return Err(CapacityError::Mismatch(
+            "the report has no inodes results; run `overlaybench run --workloads inodes` first, or plan without --from".into(),
+        ));
+    }
+    let num = |d: &crate::report::Derived, k: &str| d.params.get(k).and_then(|v| v.as_u64());
+    let matching: Vec<_> = per_unit
+        .iter()
+        .filter(|d| {
+            num(d, "layers") == Some(fleet.layers as u64)
+                && num(d, "files_per_layer") == Some(fleet.files_per_layer as u64)
+                && num(d, "dirs_per_layer") == Some(fleet.dirs_per_layer as u64)
+                && d.params.get("backing").and_then(|v| v.as_str()) == Some(backing)
+        })
+        .collect();
+    if matching.is_empty() {
+        let mut have: Vec<String> = per_unit
+            .iter()
+            .map(|d| {
+                format!(
+                    "{} layers × {} files × {} dirs on {}",
+                    num(d, "layers").unwrap_or(0),
+                    num(d, "files_per_layer").unwrap_or(0),
+                    num(d, "dirs_per_layer").unwrap_or(0),
+                    d.params
+                        .get("backing")
+                        .and_then(|v| v.as_str())
+                        .unwrap_or("?")
+                )
+            })
+            .collect();
+        have.sort();
+        have.dedup();
+        return Err(CapacityError::Mismatch(format!(
+            "the report measured {}; the fleet is {} layers × {} files × {} dirs on {backing} — plan without --from \
+             to measure this fleet's costs, or run the inodes workload with matching --layers/--files-per-layer/--dirs-per-layer",
+            have.join(", "),
+            fleet.layers,
+            fleet.files_per_layer,
+            fleet.dirs_per_layer
+        )));
+    }
+    let mut out: BTreeMap<String, UnitCosts> = BTreeMap::new();
+    for d in matching {
+        let c = out.entry(d.layout.clone()).or_default();
+        let q = d
+            .params
+            .get("quantity")
+            .and_then(|v| v.as_str())
+            .unwrap_or("");
+        let r = d
+            .params
+            .get("resource")
+            .and_then(|v| v.as_str())
+            .unwrap_or("");
+        match (q, r) {
+            ("shared-base", "inodes") => c.shared_base_inodes = d.value,
+            ("image", "inodes") => c.per_image_inodes = d.value,
+            ("container", "inodes") => c.per_container_inodes = d.value,
+            ("shared-base", "bytes") => c.shared_base_bytes = d.value,
+            ("image", "bytes") => c.per_image_bytes = d.value,
+            ("container", "bytes") => c.per_container_bytes = d.value,
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+/// ext4's defaults for a filesystem of `size_bytes`: one inode per 16 KiB, and
+/// about 2 % of the space for metadata (inode tables, journal, bitmaps).
+pub fn ext4_defaults(size_bytes: u64) -> Filesystem {
+    Filesystem {
+        available_bytes: size_bytes / 50 * 49,
+        available_inodes: size_bytes / 16384,
+        source: format!("ext4 defaults for {size_bytes} bytes (1 inode per 16 KiB)"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn projection_finds_the_first_limit() {
+        let fleet = Fleet {
+            images: 10,
+            layers: 4,
+            shared_pct: 50,
+            files_per_layer: 10,
+            dirs_per_layer: 2,
+            containers: 2,
+            writes: 1,
+        };
+        let fs = Filesystem {
+            available_bytes: 1_000_000,
+            available_inodes: 1_000,
+            source: "t".into(),
+        };
+        let mut costs = BTreeMap::new();
+        costs.insert(
+            "overlay2".to_string(),
+            UnitCosts {
+                shared_base_inodes: 100.0,
+                per_image_inodes: 50.0,
+                per_container_inodes: 10.0,
+                shared_base_bytes: 0.0,
+                per_image_bytes: 1.0,
+                per_container_bytes: 0.0,
+            },
+        );
+        let p = &project(&fleet, &fs, &costs)[0];
+        // (1000 - 100) / (50 + 2 × 10) = 12.86 → 12 images, inodes first.
+        assert_eq!(
+            (p.max_images, p.limited_by.as_str(), p.max_containers),
+            (12, "inodes", 24)
+        );
+        assert_eq!(p.needed_inodes, 100.0 + 10.0 * 70.0);
+        assert!((p.pct_inodes - 80.0).abs() < 1e-9);
+    }
+}
+
+/// Validates `plan` arguments into a fleet.
+pub fn fleet_from(a: &crate::cli::PlanArgs) -> Result<Fleet, crate::plan::PlanError> {
+    use crate::plan::PlanError;
+    if a.layers == 0 || a.layers > crate::layout::MAX_LOWER_LAYERS {
+        return Err(PlanError::OutOfRange {
+            name: "--layers",
+            value: a.layers.to_string(),
+            accepted: "use layers between 1 and 500 (the kernel's lower-layer limit)".into(),
+        });
+    }
+    if a.images == 0 {
+        return Err(PlanError::OutOfRange {
+            name: "--images",
+            value: "0".into(),
+            accepted: "at least 1".into(),
+        });
+    }
+    if a.shared_pct > 100 {
+        return Err(PlanError::OutOfRange {
+            name: "--shared-pct",
+            value: a.shared_pct.to_string(),
+            accepted: "a percent from 0 to 100".into(),
+        });
+    }
+    Ok(Fleet {
+        images: a.images,
+        layers: a.layers,
+        shared_pct: a.shared_pct,
+        files_per_layer: a.files_per_layer,
+        dirs_per_layer: a.dirs_per_layer,
+        containers: a.containers,
+        writes: a.writes,
+    })
+}
+
+/// The inodes-workload parameters that measure a fleet's per-unit costs: a small
+/// instance (2 images, 1 container each) of the same image shape.
+pub fn measurement_plan(f: &Fleet, seed: u64) -> crate::workload::inodes::InodesPlan {
+    crate::workload::inodes::InodesPlan {
+        layers: vec![f.layers],
+        images: 2,
+        shared_pct: f.shared_pct,
+        containers: (f.containers > 0) as usize,
+        files_per_layer: f.files_per_layer,
+        dirs_per_layer: f.dirs_per_layer,
+        max_file_bytes: 16 * 1024,
+        writes: f.writes,
+        new_files: f.writes,
+        deletes: f.writes / 2,
+        seed,
+    }
+}
+
+/// Free bytes and inodes of an existing filesystem (read only).
+pub fn filesystem_at(path: &std::path::Path) -> std::io::Result<Filesystem> {
+    let st = nix::sys::statvfs::statvfs(path).map_err(std::io::Error::from)?;
+    Ok(Filesystem {
+        available_bytes: st.blocks_available() as u64 * st.fragment_size() as u64,
+        available_inodes: st.files_available() as u64,
+        source: format!("statvfs of {}", path.display()),
+    })
+}

@@ -1,0 +1,118 @@
+//! The honesty test of `plan`: predict how many images fit on a small real ext4,
+//! then fill it until the kernel says ENOSPC, and compare. Also: the real ENOSPC
+//! gives a clear error and leaves no mount behind.
+
+use libtest_mimic::{Failed, Trial};
+
+use overlaybench::capacity::{filesystem_at, measurement_plan, project, Fleet};
+use overlaybench::isolate::{BackingKind, MountApi, Scratch, ScratchRequest};
+use overlaybench::layout::{self, LayoutKind, Mounted};
+use overlaybench::workload::inodes::{measure_costs, write_container, InodesPlan};
+
+fn fleet() -> Fleet {
+    Fleet {
+        images: 1000,
+        layers: 4,
+        shared_pct: 50,
+        files_per_layer: 40,
+        dirs_per_layer: 10,
+        containers: 1,
+        writes: 4,
+    }
+}
+
+/// Materialises images (each with its container, mounted and written) until the
+/// filesystem refuses; returns how many completed and the error that stopped it.
+fn fill(kind: LayoutKind, scratch: &Scratch, plan: &InodesPlan) -> (usize, String, Vec<Mounted>) {
+    let l = layout::create(kind, &crate::config(MountApi::New));
+    let (base, images) = plan.image_set(fleet().layers);
+    let root = scratch.path().join("fill");
+    let mut mounted = Vec::new();
+    let base_img = if kind != LayoutKind::Plain {
+        match l.prepare(&base, &root.join("base")) {
+            Ok(b) => Some(b),
+            Err(e) => return (0, e.to_string(), mounted),
+        }
+    } else {
+        None
+    };
+    for (i, spec) in images.iter().enumerate() {
+        let step = || -> Result<Mounted, String> {
+            let img = l
+                .prepare_on(base_img.as_ref(), spec, &root.join(format!("image-{i}")))
+                .map_err(|e| e.to_string())?;
+            let c = l
+                .create_container(&img, &root.join(format!("ctr-{i}")))
+                .map_err(|e| e.to_string())?;
+            let m = l.mount(&img, &c).map_err(|e| e.to_string())?;
+            write_container(&m.merged, spec, plan).map_err(|e| e.to_string())?;
+            Ok(m)
+        };
+        match step() {
+            Ok(m) => mounted.push(m),
+            Err(e) => return (i, e, mounted),
+        }
+    }
+    (images.len(), "never ran out".into(), mounted)
+}
+
+fn plan_predicts_real_enospc_within_10_percent() -> Result<(), Failed> {
+    let tmp = tempfile::Builder::new()
+        .prefix("obk-cap-")
+        .tempdir_in("/var/tmp")?;
+    let request = ScratchRequest {
+        root: tmp.path().join("scratch"),
+        kind: BackingKind::Ext4,
+        planned_bytes: 0,
+        fs_size_bytes: 0,
+        inodes: None,
+    };
+    let mut report = Vec::new();
+    for kind in LayoutKind::ALL {
+        let m = measurement_plan(&fleet(), 1);
+        let costs = measure_costs(
+            &m,
+            &[layout::create(kind, &crate::config(MountApi::New))],
+            &request,
+        )?;
+        let small = Scratch::create(&ScratchRequest {
+            fs_size_bytes: 256 << 20,
+            inodes: Some(8000),
+            ..request.clone()
+        })?;
+        let fs = filesystem_at(small.path())?;
+        let predicted = project(&fleet(), &fs, &costs)[0].clone();
+        // The same generator and seeds as the measurement, many more images.
+        let real_plan = InodesPlan { images: 1000, ..m };
+        let (real, stopped_by, mounted) = fill(kind, &small, &real_plan);
+        for mnt in mounted {
+            mnt.unmount()?;
+        }
+        drop(small);
+        crate::common::assert_nothing_left(tmp.path(), 10);
+        if !stopped_by.contains("No space left on device") || !stopped_by.contains("/fill/") {
+            return Err(
+                format!("{kind}: the fill stopped with an unclear error: {stopped_by}").into(),
+            );
+        }
+        let err = (predicted.max_images as f64 - real as f64).abs() / real.max(1) as f64;
+        report.push(format!(
+            "{kind}: plan {} images ({}), real {real} — {:.1}% off",
+            predicted.max_images,
+            predicted.limited_by,
+            100.0 * err
+        ));
+        if real < 5 || err > 0.10 {
+            return Err(format!("plan vs reality beyond 10%: {}", report.join("; ")).into());
+        }
+    }
+    eprintln!("capacity honesty: {}", report.join("; "));
+    Ok(())
+}
+
+pub fn tests() -> Vec<Trial> {
+    vec![Trial::test(
+        "capacity::plan_predicts_real_enospc_within_10_percent",
+        plan_predicts_real_enospc_within_10_percent,
+    )]
+}
