@@ -254,49 +254,6 @@ pub fn ext4_defaults(size_bytes: u64) -> Filesystem {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn projection_finds_the_first_limit() {
-        let fleet = Fleet {
-            images: 10,
-            layers: 4,
-            shared_pct: 50,
-            files_per_layer: 10,
-            dirs_per_layer: 2,
-            containers: 2,
-            writes: 1,
-        };
-        let fs = Filesystem {
-            available_bytes: 1_000_000,
-            available_inodes: 1_000,
-            source: "t".into(),
-        };
-        let mut costs = BTreeMap::new();
-        costs.insert(
-            "overlay2".to_string(),
-            UnitCosts {
-                shared_base_inodes: 100.0,
-                per_image_inodes: 50.0,
-                per_container_inodes: 10.0,
-                shared_base_bytes: 0.0,
-                per_image_bytes: 1.0,
-                per_container_bytes: 0.0,
-            },
-        );
-        let p = &project(&fleet, &fs, &costs)[0];
-        // (1000 - 100) / (50 + 2 × 10) = 12.86 → 12 images, inodes first.
-        assert_eq!(
-            (p.max_images, p.limited_by.as_str(), p.max_containers),
-            (12, "inodes", 24)
-        );
-        assert_eq!(p.needed_inodes, 100.0 + 10.0 * 70.0);
-        assert!((p.pct_inodes - 80.0).abs() < 1e-9);
-    }
-}
-
 /// Validates `plan` arguments into a fleet.
 pub fn fleet_from(a: &crate::cli::PlanArgs) -> Result<Fleet, crate::plan::PlanError> {
     use crate::plan::PlanError;
@@ -358,4 +315,47 @@ pub fn filesystem_at(path: &std::path::Path) -> std::io::Result<Filesystem> {
         available_inodes: st.files_available() as u64,
         source: format!("statvfs of {}", path.display()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn projection_finds_the_first_limit() {
+        let fleet = Fleet {
+            images: 10,
+            layers: 4,
+            shared_pct: 50,
+            files_per_layer: 10,
+            dirs_per_layer: 2,
+            containers: 2,
+            writes: 1,
+        };
+        let fs = Filesystem {
+            available_bytes: 1_000_000,
+            available_inodes: 1_000,
+            source: "t".into(),
+        };
+        let mut costs = BTreeMap::new();
+        costs.insert(
+            "overlay2".to_string(),
+            UnitCosts {
+                shared_base_inodes: 100.0,
+                per_image_inodes: 50.0,
+                per_container_inodes: 10.0,
+                shared_base_bytes: 0.0,
+                per_image_bytes: 1.0,
+                per_container_bytes: 0.0,
+            },
+        );
+        let p = &project(&fleet, &fs, &costs)[0];
+        // (1000 - 100) / (50 + 2 × 10) = 12.86 → 12 images, inodes first.
+        assert_eq!(
+            (p.max_images, p.limited_by.as_str(), p.max_containers),
+            (12, "inodes", 24)
+        );
+        assert_eq!(p.needed_inodes, 100.0 + 10.0 * 70.0);
+        assert!((p.pct_inodes - 80.0).abs() < 1e-9);
+    }
 }
