@@ -61,7 +61,7 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t = Suite::Quick)]
     pub suite: Suite,
     /// Workloads to run (comma-separated).
-    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [WorkloadKind::Lookup, WorkloadKind::CopyUp, WorkloadKind::Inodes])]
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [WorkloadKind::Lookup, WorkloadKind::CopyUp, WorkloadKind::Inodes, WorkloadKind::PageCache])]
     pub workloads: Vec<WorkloadKind>,
     /// Layouts to compare (comma-separated); ratios need `plain`.
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = LayoutKind::ALL)]
@@ -117,9 +117,16 @@ pub struct RunArgs {
     /// inodes: percent of each image's layers shared by all images (the base) [60].
     #[arg(long)]
     pub shared_pct: Option<u32>,
-    /// inodes: containers per image [2].
+    /// page-cache: numbers of containers reading the set [quick: 1,2,4]; inodes:
+    /// containers per image (the largest value) [2].
+    #[arg(long, value_delimiter = ',')]
+    pub containers: Option<Vec<usize>>,
+    /// page-cache: total size of the cache set, binary units [quick: 256M].
+    #[arg(long, value_parser = parse_size)]
+    pub cache_set: Option<u64>,
+    /// page-cache: files the cache set is split into [4].
     #[arg(long)]
-    pub containers: Option<usize>,
+    pub cache_files: Option<usize>,
     /// inodes: files added or modified per layer [100].
     #[arg(long)]
     pub files_per_layer: Option<usize>,

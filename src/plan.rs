@@ -11,6 +11,7 @@ use crate::isolate::BackingKind;
 use crate::layout::{LayoutKind, MAX_LOWER_LAYERS};
 use crate::workload::copy_up::{CacheState, CopyUpPlan, Procedure, Variant};
 use crate::workload::inodes::InodesPlan;
+use crate::workload::page_cache::PageCachePlan;
 use crate::workload::WorkloadKind;
 
 /// Bad input, named with what is accepted.
@@ -84,6 +85,8 @@ pub struct RunPlan {
     pub copy_up: CopyUpPlan,
     /// inodes parameters.
     pub inodes: InodesPlan,
+    /// page-cache parameters.
+    pub page_cache: PageCachePlan,
 }
 
 fn display_all<S: serde::Serializer>(v: &[BackingKind], s: S) -> Result<S::Ok, S::Error> {
@@ -257,7 +260,11 @@ impl TryFrom<&RunArgs> for RunPlan {
             layers,
             images: at_least("--images", a.images.unwrap_or(3), 1)?,
             shared_pct,
-            containers: a.containers.unwrap_or(2),
+            containers: a
+                .containers
+                .as_ref()
+                .and_then(|c| c.iter().copied().max())
+                .unwrap_or(2),
             files_per_layer: a.files_per_layer.unwrap_or(100),
             dirs_per_layer: a.dirs_per_layer.unwrap_or(20),
             max_file_bytes: 16 * 1024,
@@ -266,7 +273,62 @@ impl TryFrom<&RunArgs> for RunPlan {
             deletes: writes / 2,
             seed: a.seed,
         };
+        let (set_default, k_default) = match a.suite {
+            Suite::Quick => (256u64 << 20, vec![1, 2, 4]),
+            Suite::Standard => (512 << 20, vec![1, 2, 4, 8]),
+            Suite::Full => (1 << 30, vec![1, 2, 4, 8, 16]),
+        };
+        let mut ks = a.containers.clone().unwrap_or(k_default);
+        ks.sort_unstable();
+        ks.dedup();
+        if ks.first() == Some(&0) || ks.is_empty() {
+            return Err(PlanError::OutOfRange {
+                name: "--containers",
+                value: "0".into(),
+                accepted: "at least 1 container (e.g. --containers 1,2,4,8)".into(),
+            });
+        }
+        let page_cache = PageCachePlan {
+            set_bytes: a.cache_set.unwrap_or(set_default),
+            files: at_least("--cache-files", a.cache_files.unwrap_or(4), 1)?,
+            containers: ks,
+        };
+        if a.workloads.contains(&WorkloadKind::PageCache) {
+            if page_cache.set_bytes < 1 << 20 {
+                return Err(PlanError::OutOfRange {
+                    name: "--cache-set",
+                    value: page_cache.set_bytes.to_string(),
+                    accepted: "at least 1M".into(),
+                });
+            }
+            let kmax = page_cache.containers.iter().copied().max().unwrap_or(1) as u64;
+            // Plain caches the set once per container: all of it must fit in memory
+            // with room to spare, or eviction by the kernel would fake the result.
+            let need = page_cache.set_bytes.saturating_mul(kmax + 1);
+            if let Some(avail) = crate::measure::residency::meminfo_bytes("MemAvailable") {
+                if need > avail / 2 {
+                    return Err(PlanError::OutOfRange {
+                        name: "--cache-set",
+                        value: page_cache.set_bytes.to_string(),
+                        accepted: format!(
+                            "set × (largest --containers + 1) = {need} bytes must stay under half of MemAvailable \
+                             ({avail} bytes); use a smaller --cache-set or fewer containers"
+                        ),
+                    });
+                }
+            }
+            let backings: Vec<&String> = a.backing.iter().collect();
+            if !backings.is_empty()
+                && backings.iter().all(|b| b.as_str() == "tmpfs")
+                && a.workloads == [WorkloadKind::PageCache]
+            {
+                return Err(PlanError::Invalid(
+                    "page-cache cannot be measured on tmpfs: its data *is* the page cache; use --backing ext4 or xfs".into(),
+                ));
+            }
+        }
         Ok(RunPlan {
+            page_cache,
             inodes,
             copy_up,
             suite: a.suite,

@@ -675,3 +675,84 @@ fn inodes_run_counts_every_phase_and_names_the_backing() {
         .expect("svg")
         .contains("used inodes by phase"));
 }
+
+#[test]
+fn page_cache_input_is_validated() {
+    bin()
+        .args(["run", "--workloads", "page-cache", "--cache-set", "100T"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("MemAvailable"));
+    bin()
+        .args(["run", "--workloads", "page-cache", "--backing", "tmpfs"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("cannot be measured on tmpfs"));
+    bin()
+        .args(["run", "--containers", "0,2"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--containers"));
+}
+
+#[test]
+fn page_cache_sharing_factor_from_a_real_mount() {
+    needs_root!();
+    let d = tmp();
+    let out = d.path().join("out");
+    bin()
+        .args([
+            "run",
+            "--workloads",
+            "page-cache",
+            "--containers",
+            "1,3",
+            "--cache-set",
+            "16M",
+            "--cache-files",
+            "2",
+        ])
+        .args(["--no-progress", "--scratch"])
+        .arg(d.path().join("scratch"))
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("page-cache on ext4"));
+    assert_clean(d.path());
+    let r = read_report(&out).expect("report");
+    let factor = |layout: &str, k: f64, phase: &str| {
+        r.derived
+            .iter()
+            .find(|x| {
+                x.workload == "page-cache"
+                    && x.layout == layout
+                    && x.params.get("containers").and_then(|v| v.as_f64()) == Some(k)
+                    && x.params.get("phase").and_then(|v| v.as_str()) == Some(phase)
+            })
+            .unwrap_or_else(|| panic!("no factor {layout} {k} {phase}"))
+            .value
+    };
+    for layout in ["overlay2", "overlay"] {
+        let shared = factor(layout, 3.0, "read");
+        assert!(
+            (2.7..=3.3).contains(&shared),
+            "{layout}: 3 readers share {shared:.2}x, expected ≈ 3"
+        );
+        assert!((2.7..=3.3).contains(&factor(layout, 3.0, "read-concurrent")));
+        // Two of three containers copied the set up: 3 copies cached, factor ≈ 1.
+        let broken = factor(layout, 3.0, "after-copy-up");
+        assert!(
+            broken < shared * 0.5,
+            "{layout}: after copy_up {broken:.2}x vs {shared:.2}x"
+        );
+    }
+    let plain = factor("plain", 3.0, "read");
+    assert!(
+        (0.9..=1.1).contains(&plain),
+        "plain shares {plain:.2}x, expected ≈ 1"
+    );
+    assert!(std::fs::read_to_string(out.join("page-cache.svg"))
+        .expect("svg")
+        .contains("perfect sharing"));
+}

@@ -3,6 +3,7 @@
 pub mod cache;
 pub mod census;
 pub mod fit;
+pub mod residency;
 pub mod stats;
 
 pub use fit::{fit_line, LineFit};

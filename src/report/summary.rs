@@ -416,6 +416,75 @@ pub fn inodes_table(r: &Report, backing: &str) -> Option<Table> {
     Some(t)
 }
 
+/// The page-cache headline for one backing: resident bytes and sharing factor per layout × K.
+pub fn page_cache_table(r: &Report, backing: &str) -> Option<Table> {
+    let cases: Vec<_> = r
+        .cases_of("page-cache")
+        .filter(|c| c.param_str("backing") == backing && c.metric == "resident_bytes")
+        .collect();
+    if cases.is_empty() {
+        return None;
+    }
+    let resident = |layout: &str, k: f64, phase: &str| {
+        cases
+            .iter()
+            .find(|c| {
+                c.layout == layout
+                    && c.param_f64("containers") == Some(k)
+                    && c.param_str("phase") == phase
+            })
+            .map(|c| c.stats.median)
+    };
+    let factor = |layout: &str, k: f64, phase: &str| {
+        r.derived
+            .iter()
+            .find(|d| {
+                d.workload == "page-cache"
+                    && d.layout == layout
+                    && d.params.get("backing").and_then(|v| v.as_str()) == Some(backing)
+                    && d.params.get("containers").and_then(|v| v.as_f64()) == Some(k)
+                    && d.params.get("phase").and_then(|v| v.as_str()) == Some(phase)
+            })
+            .map(|d| format!("{:.2}x", d.value))
+            .unwrap_or_else(|| "-".into())
+    };
+    let mut keys: Vec<(String, f64)> = Vec::new();
+    for c in &cases {
+        let k = (c.layout.clone(), c.param_f64("containers").unwrap_or(0.0));
+        if !keys.contains(&k) {
+            keys.push(k);
+        }
+    }
+    let mut t = Table::new([
+        "layout",
+        "containers",
+        "resident after reads",
+        "sharing",
+        "sharing (concurrent)",
+        "after copy_up in half",
+        "sharing",
+    ]);
+    let b = |v: Option<f64>| v.map(fmt_bytes).unwrap_or_else(|| "-".into());
+    for (layout, k) in keys {
+        t.row(vec![
+            layout.clone(),
+            format!("{k:.0}"),
+            b(resident(&layout, k, "read")),
+            factor(&layout, k, "read"),
+            factor(&layout, k, "read-concurrent"),
+            b(resident(&layout, k, "after-copy-up")),
+            factor(&layout, k, "after-copy-up"),
+        ]);
+    }
+    Some(t)
+}
+
+const PAGE_CACHE_INTRO: &str = "K containers of one image each read the whole cache set; residency is read from \
+the kernel (`mincore` over every distinct backing file; /proc/meminfo and the memory cgroup agree within noise \
+and are in report.json). *sharing* = K × set size / resident bytes: K is perfect sharing, 1 is none. Then half the \
+containers (rounded up) copy_up the set with a one-byte write and all read again. Eviction between phases: \
+`posix_fadvise` DONTNEED on exactly these files.";
+
 const INODES_INTRO: &str = "Exact `statvfs` deltas of a fresh filesystem per layout (so counts never mix). \
 *shared base*: the layers every image shares, stored once by overlay2 and the legacy driver (plain flattens \
 every image); *per image*: each image's own layers; *per layer*: all stored layers / their count; *per \
@@ -461,6 +530,12 @@ pub fn markdown(r: &Report) -> String {
     for backing in backings_of(r, "inodes") {
         if let Some(t) = inodes_table(r, &backing) {
             let _ = write!(s, "\n## inodes — consumption per layer, image and container ({backing})\n\n{INODES_INTRO}\n\n");
+            s.push_str(&t.to_markdown());
+        }
+    }
+    for backing in backings_of(r, "page-cache") {
+        if let Some(t) = page_cache_table(r, &backing) {
+            let _ = write!(s, "\n## page-cache — memory of K containers reading one image ({backing})\n\n{PAGE_CACHE_INTRO}\n\n");
             s.push_str(&t.to_markdown());
         }
     }
@@ -518,6 +593,12 @@ pub fn terminal(r: &Report) -> String {
                 s,
                 "\ninodes on {backing} (statvfs deltas, fresh fs per layout)"
             );
+            s.push_str(&t.to_text());
+        }
+    }
+    for backing in backings_of(r, "page-cache") {
+        if let Some(t) = page_cache_table(r, &backing) {
+            let _ = writeln!(s, "\npage-cache on {backing} (resident set from mincore; sharing = K × set / resident)");
             s.push_str(&t.to_text());
         }
     }

@@ -13,6 +13,7 @@ pub fn chart_for(workload: &str) -> Option<Box<dyn Exporter>> {
         "lookup" => Some(Box::new(LookupChart)),
         "copy-up" => Some(Box::new(CopyUpChart)),
         "inodes" => Some(Box::new(InodesChart)),
+        "page-cache" => Some(Box::new(PageCacheChart)),
         _ => None,
     }
 }
@@ -430,7 +431,9 @@ pub fn linear_panel<DB: DrawingBackend>(
             .map(|s| s.to_string())
             .unwrap_or_default(),
         Some(_) => String::new(),
-        None => format!("{x:.0}"),
+        // Integer positions only: K, layers and counts are whole numbers.
+        None if x.fract().abs() < 1e-9 => format!("{x:.0}"),
+        None => String::new(),
     };
     let mut mesh = chart.configure_mesh();
     mesh.x_desc(x_label)
@@ -593,11 +596,104 @@ fn to_series(lines: BTreeMap<String, Vec<(f64, f64)>>) -> Vec<Series> {
             points.sort_by(|a, b| a.0.total_cmp(&b.0));
             Series {
                 color: layout_color(&layout),
+                // The legacy driver often equals overlay2: dashed keeps both visible.
+                dashed: layout == "overlay",
                 label: layout,
                 marker: Marker::Circle,
-                dashed: false,
                 points,
             }
         })
         .collect()
+}
+
+/// page-cache.svg: resident bytes vs K per layout, with perfect- and no-sharing lines.
+pub struct PageCacheChart;
+
+impl Exporter for PageCacheChart {
+    fn file_name(&self) -> String {
+        "page-cache.svg".into()
+    }
+
+    fn render(&self, report: &Report) -> Result<Vec<u8>, ReportError> {
+        let err = render_err("page-cache.svg");
+        let backings = super::summary::backings_of(report, "page-cache");
+        let mut svg = String::new();
+        {
+            let rows = backings.len().max(1);
+            let root = SVGBackend::with_string(&mut svg, (1200, 60 + 460 * rows as u32))
+                .into_drawing_area();
+            root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
+            let root = root
+                .titled(
+                    "overlaybench · page cache used by K containers reading one image (mincore)",
+                    ("sans-serif", 20),
+                )
+                .map_err(|e| err(e.to_string()))?;
+            let panels = root.split_evenly((rows, 2));
+            for (bi, backing) in backings.iter().enumerate() {
+                let cases: Vec<_> = report
+                    .cases_of("page-cache")
+                    .filter(|c| c.param_str("backing") == backing && c.metric == "resident_bytes")
+                    .collect();
+                let set = cases
+                    .iter()
+                    .filter_map(|c| c.param_f64("set_bytes"))
+                    .fold(0.0, f64::max);
+                let kmax = cases
+                    .iter()
+                    .filter_map(|c| c.param_f64("containers"))
+                    .fold(1.0, f64::max);
+                for (pi, (phase, title)) in [
+                    ("read", "every container reads the set"),
+                    ("after-copy-up", "after half the containers copy_up the set"),
+                ]
+                .iter()
+                .enumerate()
+                {
+                    let mut lines: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+                    for c in cases.iter().filter(|c| c.param_str("phase") == *phase) {
+                        if let Some(k) = c.param_f64("containers") {
+                            lines
+                                .entry(c.layout.clone())
+                                .or_default()
+                                .push((k, c.stats.median));
+                        }
+                    }
+                    let mut series = to_series(lines);
+                    for (label, points) in [
+                        ("perfect sharing (one copy)", vec![(1.0, set), (kmax, set)]),
+                        (
+                            "no sharing (K copies)",
+                            vec![(1.0, set), (kmax, set * kmax)],
+                        ),
+                    ] {
+                        series.push(Series {
+                            label: label.into(),
+                            color: if label.starts_with("perfect") {
+                                RGBColor(120, 120, 120)
+                            } else {
+                                RGBColor(0, 0, 0)
+                            },
+                            marker: Marker::Circle,
+                            dashed: true,
+                            points,
+                        });
+                    }
+                    let bytes = |v: &f64| super::summary::fmt_bytes(*v);
+                    linear_panel(
+                        &panels[bi * 2 + pi],
+                        &format!("{title} ({backing})"),
+                        "containers (K)",
+                        "page cache resident",
+                        &series,
+                        None,
+                        &bytes,
+                    )
+                    .map_err(&err)?;
+                }
+            }
+            root.present().map_err(|e| err(e.to_string()))?;
+        }
+        Ok(svg.into_bytes())
+    }
 }

@@ -4,6 +4,7 @@
 pub mod copy_up;
 pub mod inodes;
 pub mod lookup;
+pub mod page_cache;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -38,6 +39,8 @@ pub enum WorkloadKind {
     CopyUp,
     /// Inodes and bytes per layer, image and container, phase by phase.
     Inodes,
+    /// Page-cache memory of K containers reading one image (sharing factor).
+    PageCache,
 }
 
 impl WorkloadKind {
@@ -47,6 +50,7 @@ impl WorkloadKind {
             WorkloadKind::Lookup => "lookup",
             WorkloadKind::CopyUp => "copy-up",
             WorkloadKind::Inodes => "inodes",
+            WorkloadKind::PageCache => "page-cache",
         }
     }
 }
@@ -137,6 +141,7 @@ pub fn create(kind: WorkloadKind, plan: &RunPlan) -> Box<dyn Workload> {
         WorkloadKind::Lookup => Box::new(lookup::Lookup::new(plan.lookup.clone())),
         WorkloadKind::CopyUp => Box::new(copy_up::CopyUp::new(plan.copy_up.clone())),
         WorkloadKind::Inodes => Box::new(inodes::Inodes::new(plan.inodes.clone())),
+        WorkloadKind::PageCache => Box::new(page_cache::PageCache::new(plan.page_cache.clone())),
     }
 }
 
