@@ -37,8 +37,12 @@ impl Layout for LegacyOverlay {
         root: &Path,
     ) -> Result<PreparedImage, LayoutError> {
         let first = base.map_or(0, |b| b.depth);
-        let layers_dir = root.join("L");
-        std::fs::create_dir_all(&layers_dir).map_err(LayoutError::io("creating", &layers_dir))?;
+        // Docker's legacy store: `<id>/root` per image layer, all in one store.
+        let store = base.map_or_else(|| root.to_path_buf(), |b| b.root.clone());
+        std::fs::create_dir_all(&store).map_err(LayoutError::io("creating", &store))?;
+        let taken = std::fs::read_dir(&store)
+            .map_err(LayoutError::io("reading", &store))?
+            .count();
         let mut dirs: Vec<std::path::PathBuf> =
             base.map(|b| b.layer_dirs.clone()).unwrap_or_default();
         let mut tree = crate::image::Tree::default();
@@ -49,14 +53,16 @@ impl Layout for LegacyOverlay {
             if k < first {
                 continue;
             }
-            let dir = layers_dir.join(k.to_string());
+            let id = store.join(format!("{:064x}", taken + k - first));
+            std::fs::create_dir_all(&id).map_err(LayoutError::io("creating", &id))?;
+            let dir = id.join("root");
             let prev = dirs.last().map(|p| (p.as_path(), k));
             fsops::write_tree(&tree, &dir, prev)?;
             dirs.push(dir);
         }
         Ok(PreparedImage {
             kind: LayoutKind::Overlay,
-            root: root.to_path_buf(),
+            root: store,
             layer_dirs: dirs,
             depth: image.depth(),
         })

@@ -1,7 +1,11 @@
 //! Docker's overlay2: one diff dir per layer holding only that layer's changes;
 //! a container mounts all of them as lowers (topmost first) under its own upper.
+//! The store has Docker's (and containers-storage's) shape: `<id>/diff`,
+//! `<id>/link` (a short name), `<id>/lower` (parents as `l/<short>`, topmost
+//! first), `<id>/work`, and `l/<short> -> ../<id>/diff`.
 
-use std::path::Path;
+use std::fs;
+use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
@@ -10,7 +14,15 @@ use super::{
     Mounted, PreparedImage, MAX_LOWER_LAYERS,
 };
 use crate::image::{ImageSpec, Tree};
-use crate::isolate::{mount_overlay, OverlayMount};
+use crate::isolate::{mount_overlay, MountApi, OverlayMount};
+
+/// The short link name Docker keeps in `<layer>/link`, for a layer's diff dir.
+fn short_name_of(diff: &Path) -> Result<String, LayoutError> {
+    let link = diff.parent().unwrap_or(diff).join("link");
+    fs::read_to_string(&link)
+        .map(|s| s.trim().to_string())
+        .map_err(LayoutError::io("reading", &link))
+}
 
 /// The overlay2 layout.
 #[derive(Debug, Clone)]
@@ -43,10 +55,45 @@ impl Layout for Overlay2 {
             });
         }
         let first = base.map_or(0, |b| b.depth);
-        let layers_dir = root.join("L");
-        std::fs::create_dir_all(&layers_dir).map_err(LayoutError::io("creating", &layers_dir))?;
-        let mut dirs: Vec<_> = base.map(|b| b.layer_dirs.clone()).unwrap_or_default();
-        dirs.extend((first..image.depth()).map(|i| layers_dir.join(i.to_string())));
+        // Like Docker, every layer of every image lives in one store; a child image
+        // adds its layers next to its base's.
+        let store = base.map_or_else(|| root.to_path_buf(), |b| b.root.clone());
+        let links = store.join("l");
+        fs::create_dir_all(&links).map_err(LayoutError::io("creating", &links))?;
+        let taken = fs::read_dir(&store)
+            .map_err(LayoutError::io("reading", &store))?
+            .count()
+            - 1;
+        let mut dirs: Vec<PathBuf> = base.map(|b| b.layer_dirs.clone()).unwrap_or_default();
+        let mut shorts: Vec<String> = dirs
+            .iter()
+            .map(|d| short_name_of(d))
+            .collect::<Result<_, _>>()?;
+        for i in first..image.depth() {
+            let n = taken + (i - first);
+            let layer = store.join(format!("{n:064x}"));
+            let short = format!("L{n:025}");
+            let diff = layer.join("diff");
+            for d in [&layer, &diff, &layer.join("work")] {
+                fs::create_dir_all(d).map_err(LayoutError::io("creating", d))?;
+            }
+            fs::write(layer.join("link"), &short)
+                .map_err(LayoutError::io("writing", &layer.join("link")))?;
+            if !shorts.is_empty() {
+                // Parents, topmost first, as short links: Docker's `lower` file.
+                let lower: Vec<String> = shorts.iter().rev().map(|s| format!("l/{s}")).collect();
+                fs::write(layer.join("lower"), lower.join(":"))
+                    .map_err(LayoutError::io("writing", &layer.join("lower")))?;
+            }
+            let link = links.join(&short);
+            std::os::unix::fs::symlink(
+                Path::new("..").join(format!("{n:064x}")).join("diff"),
+                &link,
+            )
+            .map_err(LayoutError::io("linking", &link))?;
+            dirs.push(diff);
+            shorts.push(short);
+        }
         // Each diff needs the merged tree below it (for parent modes); layers are
         // then independent and are written in parallel.
         let mut jobs = Vec::new();
@@ -65,7 +112,7 @@ impl Layout for Overlay2 {
         })?;
         Ok(PreparedImage {
             kind: LayoutKind::Overlay2,
-            root: root.to_path_buf(),
+            root: store,
             layer_dirs: dirs,
             depth: image.depth(),
         })
@@ -80,8 +127,19 @@ impl Layout for Overlay2 {
     }
 
     fn mount(&self, image: &PreparedImage, c: &ContainerDirs) -> Result<Mounted, LayoutError> {
+        // The classic option string is one page: short links keep it small (Docker's
+        // trick); the new API takes full paths, one fsconfig call per layer.
+        let lowers = match self.config.mount_api {
+            MountApi::Classic => image
+                .layer_dirs
+                .iter()
+                .rev()
+                .map(|d| short_name_of(d).map(|s| image.root.join("l").join(s)))
+                .collect::<Result<Vec<_>, _>>()?,
+            MountApi::New => image.layer_dirs.iter().rev().cloned().collect(),
+        };
         let spec = OverlayMount {
-            lowers: image.layer_dirs.iter().rev().cloned().collect(),
+            lowers,
             upper_work: c.upper_work.clone(),
             options: self.config.mount_options(),
             target: c.merged.clone(),
