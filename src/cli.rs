@@ -28,6 +28,33 @@ pub enum Command {
     /// Capacity projection: how many images and containers fit before inodes or
     /// bytes run out, per layout, from costs measured on the real kernel.
     Plan(Box<PlanArgs>),
+    /// Diagnose this host's overlay storage (kernel features, backing filesystem,
+    /// engine config, store inventory) and recommend overlay2 vs overlay. Reads only.
+    Doctor(DoctorArgs),
+}
+
+/// `overlaybench doctor`.
+#[derive(Debug, Clone, Args)]
+pub struct DoctorArgs {
+    /// Machine-readable JSON instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// The backing path to inspect [default: /var/lib/docker if present, else .].
+    #[arg(long)]
+    pub path: Option<PathBuf>,
+    /// A store to inventory: a Docker data root, its overlay2/ or overlay/ dir, or a
+    /// containers-storage root [default: /var/lib/docker or /var/lib/containers/storage if present].
+    #[arg(long)]
+    pub store: Option<PathBuf>,
+    /// Root under which etc/docker/daemon.json and etc/containers/storage.conf are read.
+    #[arg(long, default_value = "/")]
+    pub config_root: PathBuf,
+    /// Skip the feature probes (they mount tiny overlays in a private namespace).
+    #[arg(long)]
+    pub no_probe: bool,
+    /// Where the probes' scratch tmpfs is made.
+    #[arg(long, default_value = "/var/tmp/overlaybench")]
+    pub scratch: PathBuf,
 }
 
 /// Suite presets: how much to measure.

@@ -9,7 +9,8 @@ use anyhow::Context;
 use clap::Parser;
 
 use overlaybench::capacity::{self, PlanReport};
-use overlaybench::cli::{Cli, Command, PlanArgs, ReportArgs, RunArgs};
+use overlaybench::cli::{Cli, Command, DoctorArgs, PlanArgs, ReportArgs, RunArgs};
+use overlaybench::doctor;
 use overlaybench::error::classify;
 use overlaybench::plan::RunPlan;
 use overlaybench::report::{self, summary, RunStatus};
@@ -32,6 +33,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Run(args) => run(&args),
         Command::Report(args) => rerender(&args),
         Command::Plan(args) => plan(&args),
+        Command::Doctor(args) => doctor(&args),
     }
 }
 
@@ -167,6 +169,71 @@ fn plan(args: &PlanArgs) -> anyhow::Result<i32> {
     println!("costs: {}", report.costs_source);
     print!("{}", report::plan::plan_table(&report).to_text());
     eprintln!("plan: {}", out.display());
+    Ok(0)
+}
+
+fn doctor(args: &DoctorArgs) -> anyhow::Result<i32> {
+    let exists = |p: &str| Path::new(p).exists().then(|| std::path::PathBuf::from(p));
+    let path = args
+        .path
+        .clone()
+        .or_else(|| exists("/var/lib/docker"))
+        .unwrap_or_else(|| ".".into());
+    if !path.exists() {
+        anyhow::bail!(overlaybench::plan::PlanError::Invalid(format!(
+            "--path {} does not exist; name the directory your container store lives on",
+            path.display()
+        )));
+    }
+    let store_dir = args
+        .store
+        .clone()
+        .or_else(|| exists("/var/lib/docker"))
+        .or_else(|| exists("/var/lib/containers/storage"));
+    if let Some(s) = &args.store {
+        if !s.is_dir() {
+            anyhow::bail!(overlaybench::plan::PlanError::Invalid(format!(
+                "--store {} is not a directory",
+                s.display()
+            )));
+        }
+    }
+    let path_report =
+        doctor::path_facts(&path).with_context(|| format!("inspecting {}", path.display()))?;
+    let engines = doctor::config::read_all(&args.config_root);
+    let store = match &store_dir {
+        Some(s) => {
+            doctor::store::inventory(s).with_context(|| format!("inventorying {}", s.display()))?
+        }
+        None => None,
+    };
+    let mut kernel = doctor::kernel_facts(Path::new("/"));
+    if args.no_probe {
+        kernel.probe_error = Some("skipped (--no-probe)".into());
+    } else if kernel.overlay_available {
+        match isolate::enter_private_namespace() {
+            Ok(privilege) => doctor::probe_kernel(&mut kernel, &args.scratch, privilege),
+            Err(e) => kernel.probe_error = Some(format!("cannot isolate the probes: {e}")),
+        }
+    }
+    let recommendation = doctor::recommend(&kernel, &path_report, store.as_ref(), &engines);
+    let report = doctor::DoctorReport {
+        schema_version: 1,
+        kind: "doctor".into(),
+        kernel,
+        path: path_report,
+        engines,
+        store,
+        recommendation,
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).context("serialising the doctor report")?
+        );
+    } else {
+        print!("{}", doctor::render_text(&report));
+    }
     Ok(0)
 }
 

@@ -10,6 +10,7 @@ mod capacity;
 mod common;
 mod copy_up;
 mod differential;
+mod doctor;
 mod mounts;
 
 use libtest_mimic::{Arguments, Trial};
@@ -28,6 +29,7 @@ fn main() {
         mounts::tests(),
         copy_up::tests(),
         capacity::tests(),
+        doctor::tests(),
     ]
     .into_iter()
     .flatten()
