@@ -31,6 +31,53 @@ pub enum Command {
     /// Diagnose this host's overlay storage (kernel features, backing filesystem,
     /// engine config, store inventory) and recommend overlay2 vs overlay. Reads only.
     Doctor(DoctorArgs),
+    /// Compare two reports: a CI gate. Exit 0 when nothing regressed, 1 when
+    /// something did, 2 on bad input.
+    Compare(CompareArgs),
+}
+
+/// `overlaybench compare`.
+#[derive(Debug, Clone, Args)]
+pub struct CompareArgs {
+    /// The baseline report (report.json or its folder).
+    pub baseline: PathBuf,
+    /// The current report.
+    pub current: PathBuf,
+    /// Relative change tolerated, for every figure (e.g. 10%) [built in: lookup 25%,
+    /// copy-up 25%, inodes 5%, page-cache 5% — from measured run-to-run noise].
+    #[arg(long, value_parser = crate::compare::gate::parse_threshold)]
+    pub threshold: Option<f64>,
+    /// Per-workload threshold, WORKLOAD=PCT (repeatable), e.g. lookup=15%.
+    #[arg(long = "workload-threshold", value_parser = parse_workload_threshold)]
+    pub workload_thresholds: Vec<(String, f64)>,
+    /// A gate file (TOML: threshold, missing, [workloads]); options given here win.
+    #[arg(long)]
+    pub gate_file: Option<PathBuf>,
+    /// Which figures are gated.
+    #[arg(long, value_enum, default_value_t = crate::compare::FigureSet::Derived)]
+    pub figures: crate::compare::FigureSet,
+    /// What a figure present in one report only does [fail].
+    #[arg(long, value_enum)]
+    pub missing: Option<crate::compare::MissingPolicy>,
+    /// Leave a parameter out when matching figures (e.g. backing, to compare ext4 with xfs).
+    #[arg(long = "ignore-param")]
+    pub ignore_params: Vec<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = crate::compare::format::CompareFormat::Text)]
+    pub format: crate::compare::format::CompareFormat,
+    /// Write the output to this file instead of stdout.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+    /// Bootstrap resamples per figure.
+    #[arg(long, default_value_t = 1000)]
+    pub resamples: usize,
+}
+
+fn parse_workload_threshold(s: &str) -> Result<(String, f64), String> {
+    let (w, t) = s
+        .split_once('=')
+        .ok_or_else(|| format!("'{s}': use WORKLOAD=PCT, e.g. lookup=15%"))?;
+    Ok((w.to_string(), crate::compare::gate::parse_threshold(t)?))
 }
 
 /// `overlaybench doctor`.
@@ -123,16 +170,16 @@ pub struct RunArgs {
     /// copy-up: layers in the image; the file sits in the bottom one (1 to 500) [3].
     #[arg(long)]
     pub depth: Option<usize>,
-    /// copy-up: samples per case, each in a fresh container [quick: 5].
+    /// copy-up: samples per case, each in a fresh container [quick: 9].
     #[arg(long)]
     pub samples: Option<usize>,
-    /// copy-up: what each fresh container does first [all].
+    /// copy-up: what each fresh container does first [quick: write,chmod; else all].
     #[arg(long, value_enum, value_delimiter = ',')]
     pub procedures: Option<Vec<Procedure>>,
     /// copy-up: overlay option sets compared [all].
     #[arg(long, value_enum, value_delimiter = ',')]
     pub variants: Option<Vec<Variant>>,
-    /// copy-up: lower file page cache before the timed op [cold,warm].
+    /// copy-up: lower file page cache before the timed op [quick: cold; else cold,warm].
     #[arg(long, value_enum, value_delimiter = ',')]
     pub caches: Option<Vec<CacheState>>,
     /// inodes: layers per image, swept (comma-separated) [quick: 5,20].
@@ -239,6 +286,9 @@ pub struct ReportArgs {
     /// Where to write the rendered files [default: next to report.json].
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// What to produce.
+    #[arg(long, value_enum, default_value_t = crate::report::export::ExportFormat::Files)]
+    pub format: crate::report::export::ExportFormat,
 }
 
 /// Parses `64M`, `1G`, `4096` (binary multiples: 1K = 1024).

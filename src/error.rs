@@ -43,6 +43,9 @@ pub fn classify(err: &anyhow::Error) -> ErrorClass {
         {
             return ErrorClass::Usage;
         }
+        if let Some(e) = cause.downcast_ref::<crate::compare::CompareError>() {
+            return e.class();
+        }
         if let Some(e) = cause.downcast_ref::<crate::workload::WorkloadError>() {
             return e.class();
         }

@@ -7,6 +7,7 @@
 
 pub mod capacity;
 pub mod cli;
+pub mod compare;
 pub mod doctor;
 pub mod error;
 pub mod fault;

@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::Parser;
 
 use overlaybench::capacity::{self, PlanReport};
-use overlaybench::cli::{Cli, Command, DoctorArgs, PlanArgs, ReportArgs, RunArgs};
+use overlaybench::cli::{Cli, Command, CompareArgs, DoctorArgs, PlanArgs, ReportArgs, RunArgs};
 use overlaybench::doctor;
 use overlaybench::error::classify;
 use overlaybench::plan::RunPlan;
@@ -34,6 +34,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Report(args) => rerender(&args),
         Command::Plan(args) => plan(&args),
         Command::Doctor(args) => doctor(&args),
+        Command::Compare(args) => compare(&args),
     }
 }
 
@@ -237,8 +238,69 @@ fn doctor(args: &DoctorArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
+fn compare(args: &CompareArgs) -> anyhow::Result<i32> {
+    use overlaybench::compare::{self as cmp, CompareOptions, MissingPolicy};
+    let gate = match &args.gate_file {
+        Some(p) => cmp::gate::read(p).map_err(overlaybench::plan::PlanError::Invalid)?,
+        None => cmp::gate::GateFile::default(),
+    };
+    // Built-in per-workload defaults, unless one threshold is given for everything;
+    // then the gate file's and the command line's per-workload values.
+    let global = args.threshold.or(gate.threshold.map(|t| t.0));
+    let mut per_workload = if global.is_some() {
+        Default::default()
+    } else {
+        cmp::default_thresholds()
+    };
+    per_workload.extend(gate.workloads.iter().map(|(k, v)| (k.clone(), v.0)));
+    per_workload.extend(args.workload_thresholds.iter().cloned());
+    let opts = CompareOptions {
+        threshold: global.unwrap_or(0.10),
+        per_workload,
+        figures: args.figures,
+        missing: args.missing.or(gate.missing).unwrap_or(MissingPolicy::Fail),
+        ignore_params: args.ignore_params.clone(),
+        resamples: args.resamples.max(100),
+    };
+    let baseline = report::read_report(&args.baseline)?;
+    let current = report::read_report(&args.current)?;
+    for (name, r) in [(&args.baseline, &baseline), (&args.current, &current)] {
+        if r.status != report::RunStatus::Complete {
+            eprintln!("warning: {} is not a complete run (status {:?}); only its finished cases are compared", name.display(), r.status);
+        }
+    }
+    let names = (
+        args.baseline.display().to_string(),
+        args.current.display().to_string(),
+    );
+    let result = cmp::compare(&baseline, &current, (&names.0, &names.1), &opts)?;
+    let text = cmp::format::render(&result, args.format);
+    match &args.output {
+        Some(p) => report::write_atomic(p, text.as_bytes())?,
+        None => println!("{text}"),
+    }
+    Ok(if result.failed() { 1 } else { 0 })
+}
+
 fn rerender(args: &ReportArgs) -> anyhow::Result<i32> {
     let report = report::read_report(&args.path)?;
+    match args.format {
+        report::export::ExportFormat::Bmf => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&report::export::bmf(&report))?
+            );
+            return Ok(0);
+        }
+        report::export::ExportFormat::GithubActionBenchmark => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&report::export::github_action_benchmark(&report))?
+            );
+            return Ok(0);
+        }
+        report::export::ExportFormat::Files => {}
+    }
     let out = match &args.out {
         Some(o) => o.clone(),
         None if args.path.is_dir() => args.path.clone(),

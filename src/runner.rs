@@ -204,6 +204,9 @@ pub fn run(
 }
 
 fn merge(report: &mut Report, out: &mut Recorded, started: Instant) {
+    for c in &mut out.cases {
+        c.id = c.key();
+    }
     report.cases.append(&mut out.cases);
     report.derived.append(&mut out.derived);
     report.errors.append(&mut out.errors);

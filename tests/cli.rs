@@ -870,3 +870,247 @@ fn doctor_probes_features_by_mounting() {
     assert_eq!(r.path.d_type, None, "an empty dir cannot tell d_type");
     assert_clean(d.path());
 }
+
+/// A small lookup + inodes + page-cache run for the gate tests.
+fn gate_run(d: &Path, name: &str, extra: &[&str]) -> PathBuf {
+    let out = d.join(name);
+    bin()
+        .args([
+            "run", "--depths", "1,8,32", "--rounds", "3", "--names", "64", "--batch", "16",
+        ])
+        .args([
+            "--sizes",
+            "4M,16M",
+            "--samples",
+            "5",
+            "--caches",
+            "cold",
+            "--no-progress",
+        ])
+        .args(if extra.is_empty() {
+            &["--workloads", "lookup,copy-up", "--procedures", "write"][..]
+        } else {
+            extra
+        })
+        .arg("--scratch")
+        .arg(d.join("scratch"))
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success();
+    out
+}
+
+#[test]
+fn compare_passes_a_run_against_itself_and_writes_every_format() {
+    needs_root!();
+    let d = tmp();
+    let a = gate_run(d.path(), "a", &[]);
+    for format in ["text", "markdown", "json", "junit"] {
+        let out = bin()
+            .args(["compare", "--format", format])
+            .arg(&a)
+            .arg(&a)
+            .output()
+            .expect("runs");
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{format}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        match format {
+            "json" => {
+                let c: overlaybench::compare::Comparison =
+                    serde_json::from_str(&text).expect("strict JSON");
+                assert!(c.results.len() > 5 && c.regressed == 0 && !c.failed());
+            }
+            "junit" => {
+                assert!(
+                    text.starts_with("<?xml")
+                        && text.contains("<testsuite name=\"overlaybench-gate\"")
+                );
+                assert!(text.contains("failures=\"0\"") && text.matches("<testcase ").count() > 5);
+            }
+            "markdown" => assert!(text.contains("### overlaybench gate: PASS"), "{text}"),
+            _ => assert!(text.contains("PASS: 0 regressed"), "{text}"),
+        }
+    }
+}
+
+#[test]
+fn compare_flags_a_real_slowdown_and_not_the_same_configuration() {
+    needs_root!();
+    let d = tmp();
+    // An honest knob: on xfs (reflink) copy_up is a clone, on ext4 a full copy.
+    let xfs = gate_run(
+        d.path(),
+        "xfs",
+        &[
+            "--workloads",
+            "copy-up",
+            "--backing",
+            "xfs",
+            "--procedures",
+            "write,chmod",
+        ],
+    );
+    let ext4 = gate_run(
+        d.path(),
+        "ext4",
+        &[
+            "--workloads",
+            "copy-up",
+            "--backing",
+            "ext4",
+            "--procedures",
+            "write,chmod",
+        ],
+    );
+    let out = bin()
+        .args(["compare", "--ignore-param", "backing", "--format", "json"])
+        .arg(&xfs)
+        .arg(&ext4)
+        .output()
+        .expect("runs");
+    let c: overlaybench::compare::Comparison = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the gate must fail: {:?}",
+        c.results
+    );
+    assert!(
+        c.results
+            .iter()
+            .any(|r| r.verdict == overlaybench::compare::Verdict::Regressed
+                && r.id.contains("op=chmod")),
+        "{:?}",
+        c.results
+    );
+    // The junit output carries the failure for CI; the same configuration passes.
+    let junit = bin()
+        .args(["compare", "--ignore-param", "backing", "--format", "junit"])
+        .arg(&xfs)
+        .arg(&ext4)
+        .output()
+        .expect("runs");
+    assert!(String::from_utf8_lossy(&junit.stdout).contains("<failure message="));
+    bin()
+        .arg("compare")
+        .arg(&ext4)
+        .arg(&ext4)
+        .assert()
+        .success();
+}
+
+#[test]
+fn compare_refuses_bad_and_incomparable_input() {
+    let d = tmp();
+    let good = d.path().join("good.json");
+    bin()
+        .args(["compare", "/nonexistent/a.json", "/nonexistent/b.json"])
+        .assert()
+        .code(2);
+    std::fs::write(&good, "{not json").expect("w");
+    bin()
+        .arg("compare")
+        .arg(&good)
+        .arg(&good)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("not a valid report"));
+    bin()
+        .args(["compare", "a", "b", "--threshold=-5%"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("-5%"));
+    bin()
+        .args(["compare", "a", "b", "--threshold", "lots"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("invalid threshold 'lots'"));
+    let gate = d.path().join("gate.toml");
+    std::fs::write(&gate, "thresold = \"5%\"\n").expect("w");
+    bin()
+        .arg("compare")
+        .arg(&good)
+        .arg(&good)
+        .arg("--gate-file")
+        .arg(&gate)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("thresold"));
+    // Two reports whose lookup measured different batch sizes.
+    let mk = |batch: u64| {
+        serde_json::json!({
+            "schema_version": 1, "tool": {"name": "overlaybench", "version": "0"}, "status": "complete",
+            "started_at": "", "duration_s": 0.0,
+            "host": serde_json::to_value(overlaybench::host::HostInfo::default()).expect("host"),
+            "config": {"plan": {"lookup": {"batch": batch}}}, "cases": [], "derived": [], "errors": [], "notes": []
+        })
+    };
+    let (a, b) = (d.path().join("a.json"), d.path().join("b.json"));
+    std::fs::write(&a, mk(16).to_string()).expect("w");
+    std::fs::write(&b, mk(32).to_string()).expect("w");
+    bin()
+        .arg("compare")
+        .arg(&a)
+        .arg(&b)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "lookup.batch is 16 in the baseline, 32 in the current",
+        ));
+}
+
+#[test]
+fn exports_parse_back_with_their_published_fields() {
+    needs_root!();
+    let d = tmp();
+    let a = gate_run(d.path(), "a", &[]);
+    let out = bin()
+        .args(["report", "--format", "bmf"])
+        .arg(&a)
+        .output()
+        .expect("runs");
+    assert!(out.status.success());
+    // Bencher Metric Format: { benchmark: { measure: { value, lower_value?, upper_value? } } }
+    let bmf: std::collections::BTreeMap<
+        String,
+        std::collections::BTreeMap<String, serde_json::Value>,
+    > = serde_json::from_slice(&out.stdout).expect("bmf");
+    assert!(bmf.len() > 10);
+    for measures in bmf.values() {
+        for m in measures.values() {
+            let obj = m.as_object().expect("measure object");
+            assert!(obj.get("value").is_some_and(|v| v.is_f64()));
+            assert!(
+                obj.keys()
+                    .all(|k| ["value", "lower_value", "upper_value"].contains(&k.as_str())),
+                "{obj:?}"
+            );
+        }
+    }
+    // github-action-benchmark customSmallerIsBetter: [{ name, unit, value, range?, extra? }]
+    let out = bin()
+        .args(["report", "--format", "github-action-benchmark"])
+        .arg(&a)
+        .output()
+        .expect("runs");
+    let gab: Vec<serde_json::Map<String, serde_json::Value>> =
+        serde_json::from_slice(&out.stdout).expect("array");
+    assert!(gab.len() > 10);
+    for e in &gab {
+        assert!(
+            e["name"].is_string() && e["unit"].is_string() && e["value"].is_number(),
+            "{e:?}"
+        );
+        assert!(
+            e.keys()
+                .all(|k| ["name", "unit", "value", "range", "extra"].contains(&k.as_str())),
+            "{e:?}"
+        );
+    }
+}

@@ -2,6 +2,7 @@
 //! summary.md, terminal table). Exporters are pure: `&Report` in, bytes out; the
 //! caller writes files atomically.
 
+pub mod export;
 pub mod plan;
 pub mod schema;
 pub mod summary;
@@ -9,7 +10,7 @@ pub mod svg;
 pub mod table;
 mod write;
 
-pub use schema::{Case, Derived, Report, RunError, RunStatus, ToolInfo, SCHEMA_VERSION};
+pub use schema::{case_key, Case, Derived, Report, RunError, RunStatus, ToolInfo, SCHEMA_VERSION};
 pub use write::{read_report, write_atomic, write_report_dir};
 
 use std::path::PathBuf;

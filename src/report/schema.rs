@@ -68,6 +68,10 @@ pub enum RunStatus {
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Case {
+    /// Stable identity: workload/layout/metric/params — the same case in another run
+    /// of the same configuration has the same id (`compare` matches on it).
+    #[serde(default)]
+    pub id: String,
     /// Workload name (`lookup`, …).
     pub workload: String,
     /// Layout name (`overlay2`, `overlay`, `plain`).
@@ -85,7 +89,7 @@ pub struct Case {
 }
 
 /// A figure derived from several cases (a fit or a ratio).
-#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Derived {
     /// Workload it belongs to.
@@ -106,6 +110,13 @@ pub struct Derived {
     pub intercept: Option<f64>,
     /// Points (fits) or samples behind it.
     pub n: usize,
+    /// Ids of the cases it is computed from (ratio: numerator, denominator; slope and
+    /// throughput: one per point), so it can be recomputed from raw samples.
+    #[serde(default)]
+    pub inputs: Vec<String>,
+    /// x of each input, for slopes (depth, MiB) and throughput (MiB).
+    #[serde(default)]
+    pub x: Vec<f64>,
 }
 
 /// Something that could not be measured.
@@ -125,7 +136,29 @@ impl Report {
     }
 }
 
+/// The stable id of a case: `workload/layout/metric/k=v,k=v` (params sorted).
+pub fn case_key(
+    workload: &str,
+    layout: &str,
+    metric: &str,
+    params: &BTreeMap<String, Value>,
+) -> String {
+    let p: Vec<String> = params
+        .iter()
+        .map(|(k, v)| match v {
+            Value::String(s) => format!("{k}={s}"),
+            other => format!("{k}={other}"),
+        })
+        .collect();
+    format!("{workload}/{layout}/{metric}/{}", p.join(","))
+}
+
 impl Case {
+    /// This case's id from its fields.
+    pub fn key(&self) -> String {
+        case_key(&self.workload, &self.layout, &self.metric, &self.params)
+    }
+
     /// A string parameter, or "".
     pub fn param_str(&self, key: &str) -> &str {
         self.params.get(key).and_then(Value::as_str).unwrap_or("")

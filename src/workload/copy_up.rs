@@ -22,7 +22,7 @@ use crate::image::{Change, ImageSpec, LayerSpec};
 use crate::isolate::IsolateError;
 use crate::layout::{self, ContainerDirs, Layout, LayoutKind, PreparedImage};
 use crate::measure::{cache, fit_line, Stats};
-use crate::report::{Case, Derived};
+use crate::report::{case_key, Case, Derived};
 
 const NAME: &str = "copy-up";
 const MIB: f64 = (1u64 << 20) as f64;
@@ -494,6 +494,7 @@ fn record(ctx: &mut RunContext<'_>, samples: BTreeMap<Key, Vec<f64>>) {
         };
         medians.insert(key.clone(), stats.median);
         ctx.out.cases.push(Case {
+            id: String::new(),
             workload: NAME.into(),
             layout: key.layout.clone(),
             params: params(&key, &ctx.backing),
@@ -503,7 +504,8 @@ fn record(ctx: &mut RunContext<'_>, samples: BTreeMap<Key, Vec<f64>>) {
             stats,
         });
     }
-    let mut series: BTreeMap<Key, Vec<(f64, f64)>> = BTreeMap::new();
+    let id = |k: &Key, backing: &str| case_key(NAME, &k.layout, "latency", &params(k, backing));
+    let mut series: BTreeMap<Key, Vec<(f64, f64, String)>> = BTreeMap::new();
     for (k, &m) in &medians {
         series
             .entry(Key {
@@ -511,10 +513,11 @@ fn record(ctx: &mut RunContext<'_>, samples: BTreeMap<Key, Vec<f64>>) {
                 ..k.clone()
             })
             .or_default()
-            .push((k.size as f64 / MIB, m));
+            .push((k.size as f64 / MIB, m, id(k, &ctx.backing)));
     }
     for (k, pts) in &series {
-        let Some(fit) = fit_line(pts) else { continue };
+        let xy: Vec<(f64, f64)> = pts.iter().map(|(x, y, _)| (*x, *y)).collect();
+        let Some(fit) = fit_line(&xy) else { continue };
         ctx.out.derived.push(Derived {
             workload: NAME.into(),
             layout: k.layout.clone(),
@@ -525,6 +528,8 @@ fn record(ctx: &mut RunContext<'_>, samples: BTreeMap<Key, Vec<f64>>) {
             r2: Some(fit.r2),
             intercept: Some(fit.intercept),
             n: fit.n,
+            inputs: pts.iter().map(|(_, _, i)| i.clone()).collect(),
+            x: pts.iter().map(|(x, _, _)| *x).collect(),
         });
     }
     for (k, &m) in &medians {
@@ -540,6 +545,8 @@ fn record(ctx: &mut RunContext<'_>, samples: BTreeMap<Key, Vec<f64>>) {
                 r2: None,
                 intercept: None,
                 n: 1,
+                inputs: vec![id(k, &ctx.backing)],
+                x: vec![k.size as f64 / MIB],
             });
         }
         let reference = Key {
@@ -563,6 +570,8 @@ fn record(ctx: &mut RunContext<'_>, samples: BTreeMap<Key, Vec<f64>>) {
                 r2: None,
                 intercept: None,
                 n: 1,
+                inputs: vec![id(k, &ctx.backing), id(&reference, &ctx.backing)],
+                x: Vec::new(),
             });
         }
     }

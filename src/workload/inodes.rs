@@ -445,6 +445,7 @@ fn record(
             ] {
                 let (samples, stats) = single(v);
                 ctx.out.cases.push(Case {
+                    id: String::new(),
                     workload: NAME.into(),
                     layout: layout.name().into(),
                     params: params(ctx, p, layers, &[("phase", json!(phase))]),
@@ -520,6 +521,7 @@ fn record(
                     r2: None,
                     intercept: None,
                     n: 1,
+                    ..Default::default()
                 });
             }
         }
@@ -548,6 +550,7 @@ fn record(
                 r2: Some(fit.r2),
                 intercept: Some(fit.intercept),
                 n: fit.n,
+                ..Default::default()
             });
         }
     }

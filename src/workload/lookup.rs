@@ -29,7 +29,7 @@ use crate::image::{Change, ImageSpec, LayerSpec};
 use crate::layout::{ContainerDirs, LayoutKind, PreparedImage};
 use crate::measure::{fit_line, Stats};
 use crate::plan::LookupPlan;
-use crate::report::{Case, Derived};
+use crate::report::{case_key, Case, Derived};
 
 const NAME: &str = "lookup";
 
@@ -361,7 +361,23 @@ fn params(key: &Key, p: &LookupPlan, eviction: &str, backing: &str) -> BTreeMap<
     m
 }
 
+fn metric_of(op: &str) -> (&'static str, &'static str) {
+    match op {
+        "stat" => ("latency_per_op", "ns"),
+        "readdir" => ("latency_per_dir", "ns"),
+        _ => ("mount_time", "ns"),
+    }
+}
+
 fn record(ctx: &mut RunContext<'_>, p: &LookupPlan, samples: BTreeMap<Key, Vec<f64>>) {
+    let id = |k: &Key, eviction: &str, backing: &str| {
+        case_key(
+            NAME,
+            k.layout.name(),
+            metric_of(k.op).0,
+            &params(k, p, eviction, backing),
+        )
+    };
     let eviction = serde_json::to_value(ctx.eviction)
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))
@@ -372,12 +388,9 @@ fn record(ctx: &mut RunContext<'_>, p: &LookupPlan, samples: BTreeMap<Key, Vec<f
             continue;
         };
         medians.insert(key.clone(), stats.median);
-        let (metric, unit) = match key.op {
-            "stat" => ("latency_per_op", "ns"),
-            "readdir" => ("latency_per_dir", "ns"),
-            _ => ("mount_time", "ns"),
-        };
+        let (metric, unit) = metric_of(key.op);
         ctx.out.cases.push(Case {
+            id: String::new(),
             workload: NAME.into(),
             layout: key.layout.name().into(),
             params: params(&key, p, &eviction, &ctx.backing),
@@ -388,7 +401,7 @@ fn record(ctx: &mut RunContext<'_>, p: &LookupPlan, samples: BTreeMap<Key, Vec<f
         });
     }
     // Slope of the median vs depth, per layout × op × target × cache.
-    let mut series: BTreeMap<Key, Vec<(f64, f64)>> = BTreeMap::new();
+    let mut series: BTreeMap<Key, Vec<(f64, f64, String)>> = BTreeMap::new();
     for (k, &m) in &medians {
         series
             .entry(Key {
@@ -396,10 +409,11 @@ fn record(ctx: &mut RunContext<'_>, p: &LookupPlan, samples: BTreeMap<Key, Vec<f
                 ..k.clone()
             })
             .or_default()
-            .push((k.depth as f64, m));
+            .push((k.depth as f64, m, id(k, &eviction, &ctx.backing)));
     }
     for (k, pts) in &series {
-        let Some(fit) = fit_line(pts) else { continue };
+        let xy: Vec<(f64, f64)> = pts.iter().map(|(x, y, _)| (*x, *y)).collect();
+        let Some(fit) = fit_line(&xy) else { continue };
         let mut params = params(k, p, &eviction, &ctx.backing);
         params.remove("depth");
         params.remove("entries");
@@ -413,6 +427,8 @@ fn record(ctx: &mut RunContext<'_>, p: &LookupPlan, samples: BTreeMap<Key, Vec<f
             r2: Some(fit.r2),
             intercept: Some(fit.intercept),
             n: fit.n,
+            inputs: pts.iter().map(|(_, _, i)| i.clone()).collect(),
+            x: pts.iter().map(|(x, _, _)| *x).collect(),
         });
     }
     // Ratio to plain at each depth, taken inside this run.
@@ -420,10 +436,11 @@ fn record(ctx: &mut RunContext<'_>, p: &LookupPlan, samples: BTreeMap<Key, Vec<f
         if k.layout == LayoutKind::Plain {
             continue;
         }
-        let Some(&base) = medians.get(&Key {
+        let plain = Key {
             layout: LayoutKind::Plain,
             ..k.clone()
-        }) else {
+        };
+        let Some(&base) = medians.get(&plain) else {
             continue;
         };
         if base <= 0.0 {
@@ -441,6 +458,11 @@ fn record(ctx: &mut RunContext<'_>, p: &LookupPlan, samples: BTreeMap<Key, Vec<f
             r2: None,
             intercept: None,
             n: 1,
+            inputs: vec![
+                id(k, &eviction, &ctx.backing),
+                id(&plain, &eviction, &ctx.backing),
+            ],
+            x: Vec::new(),
         });
     }
 }

@@ -355,9 +355,11 @@ fn record(
                 r2: None,
                 intercept: None,
                 n: 1,
+                ..Default::default()
             });
         }
         ctx.out.cases.push(Case {
+            id: String::new(),
             workload: NAME.into(),
             layout: layout.name().into(),
             params: params(k, phase, &[]),

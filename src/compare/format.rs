@@ -1,0 +1,167 @@
+//! Renderings of a comparison: a terminal table, a markdown CI comment, JSON, and
+//! JUnit XML (one testcase per gated figure, a failure per regression).
+
+use super::{Comparison, Verdict};
+use crate::report::table::Table;
+
+/// Output formats of `compare`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CompareFormat {
+    /// Aligned table for a terminal.
+    Text,
+    /// A markdown comment for a pull request.
+    Markdown,
+    /// Machine-readable verdicts.
+    Json,
+    /// JUnit XML for CI test reports.
+    Junit,
+}
+
+fn pct(v: f64) -> String {
+    format!("{:+.1}%", 100.0 * v)
+}
+
+fn word(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Improved => "improved",
+        Verdict::Regressed => "REGRESSED",
+        Verdict::Unchanged => "unchanged",
+    }
+}
+
+fn table(c: &Comparison, only_changed: bool) -> Table {
+    let mut t = Table::new([
+        "figure",
+        "baseline",
+        "current",
+        "change",
+        "95% CI",
+        "threshold",
+        "verdict",
+    ]);
+    for r in c
+        .results
+        .iter()
+        .filter(|r| !only_changed || r.verdict != Verdict::Unchanged)
+    {
+        t.row(vec![
+            r.id.clone(),
+            format!("{:.4} {}", r.baseline, r.unit),
+            format!("{:.4}", r.current),
+            pct(r.change),
+            format!("[{}, {}]", pct(r.ci_low), pct(r.ci_high)),
+            format!("±{:.0}%", 100.0 * r.threshold),
+            word(r.verdict).into(),
+        ]);
+    }
+    t
+}
+
+fn headline(c: &Comparison) -> String {
+    format!(
+        "{}: {} regressed, {} improved, {} unchanged ({} figures not gated){}",
+        if c.failed() { "FAIL" } else { "PASS" },
+        c.regressed,
+        c.improved,
+        c.unchanged,
+        c.not_gated,
+        if c.missing_in_current.is_empty() && c.missing_in_baseline.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; {} missing in current, {} new{}",
+                c.missing_in_current.len(),
+                c.missing_in_baseline.len(),
+                if c.missing_fails {
+                    " (missing fails the gate)"
+                } else {
+                    " (skipped)"
+                }
+            )
+        }
+    )
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// Renders a comparison.
+pub fn render(c: &Comparison, format: CompareFormat) -> String {
+    match format {
+        CompareFormat::Text => format!("{}\n{}", table(c, false).to_text(), headline(c)),
+        CompareFormat::Markdown => {
+            let mut s = format!("### overlaybench gate: {}\n\n", headline(c));
+            s.push_str(&format!("Baseline `{}` vs current `{}`. A figure regresses only when the whole 95% bootstrap \
+                 interval of its change lies beyond the threshold.\n\n", c.baseline, c.current));
+            let changed = table(c, true);
+            if changed.rows.is_empty() {
+                s.push_str("No figure changed beyond its threshold.\n");
+            } else {
+                s.push_str(&changed.to_markdown());
+            }
+            s.push_str(&format!(
+                "\n<details><summary>all {} gated figures</summary>\n\n{}\n</details>\n",
+                c.results.len(),
+                table(c, false).to_markdown()
+            ));
+            for m in &c.missing_in_current {
+                s.push_str(&format!("- missing in current: `{m}`\n"));
+            }
+            s
+        }
+        CompareFormat::Json => {
+            serde_json::to_string_pretty(c).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+        }
+        CompareFormat::Junit => {
+            let failures = c.regressed
+                + if c.missing_fails {
+                    c.missing_in_current.len()
+                } else {
+                    0
+                };
+            let tests = c.results.len() + c.missing_in_current.len();
+            let mut s = format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"overlaybench\" tests=\"{tests}\" failures=\"{failures}\">\n  <testsuite name=\"overlaybench-gate\" tests=\"{tests}\" failures=\"{failures}\">\n"
+            );
+            for r in &c.results {
+                s.push_str(&format!(
+                    "    <testcase classname=\"{}\" name=\"{}\"",
+                    xml_escape(&r.workload),
+                    xml_escape(&r.id)
+                ));
+                if r.verdict == Verdict::Regressed {
+                    s.push_str(&format!(
+                        ">\n      <failure message=\"{} regressed {} (95% CI {}..{}) beyond ±{:.0}%\">baseline {} current {} {}</failure>\n    </testcase>\n",
+                        xml_escape(&r.id),
+                        pct(r.change),
+                        pct(r.ci_low),
+                        pct(r.ci_high),
+                        100.0 * r.threshold,
+                        r.baseline,
+                        r.current,
+                        xml_escape(&r.unit)
+                    ));
+                } else {
+                    s.push_str(" />\n");
+                }
+            }
+            for m in &c.missing_in_current {
+                s.push_str(&format!(
+                    "    <testcase classname=\"missing\" name=\"{}\"",
+                    xml_escape(m)
+                ));
+                if c.missing_fails {
+                    s.push_str(">\n      <failure message=\"missing in the current report\" />\n    </testcase>\n");
+                } else {
+                    s.push_str(">\n      <skipped message=\"missing in the current report\" />\n    </testcase>\n");
+                }
+            }
+            s.push_str("  </testsuite>\n</testsuites>\n");
+            s
+        }
+    }
+}
