@@ -461,8 +461,9 @@ fn record(
             let n_mounted = (p.images * p.containers) as i64;
             if mounted_now && layout != LayoutKind::Plain && statvfs_delta - walk_delta == n_mounted
             {
-                // Overlay keeps its shared whiteout as an unlinked O_TMPFILE inode in
-                // each mount's workdir: counted by statvfs, invisible to a walk.
+                // Each mounted overlay holds exactly one inode a walk cannot find
+                // (kept in its workdir while mounted, freed at unmount): measured,
+                // explained in a note, not reported as a gap.
                 hidden_whiteouts_seen = true;
                 continue;
             }
@@ -556,8 +557,9 @@ fn record(
     }
     if hidden_whiteouts_seen {
         ctx.out.notes.push(format!(
-            "{}: while mounted, each overlay container holds one inode no walk can see (overlay's shared whiteout, an \
-             unlinked O_TMPFILE in its workdir); it is part of the per-container cost and goes with the unmount",
+            "{}: while mounted, each overlay container uses exactly one inode more than a walk finds (one the kernel \
+             keeps in the container's workdir, unreachable by path; it is gone after unmount); it is counted in the \
+             per-container cost",
             ctx.backing
         ));
     }

@@ -37,6 +37,16 @@ pub struct PageCachePlan {
     pub containers: Vec<usize>,
 }
 
+/// One measured figure: layout, K, phase, metric, value, unit.
+type Sample = (
+    LayoutKind,
+    usize,
+    &'static str,
+    &'static str,
+    f64,
+    &'static str,
+);
+
 /// The page-cache workload.
 pub struct PageCache {
     plan: PageCachePlan,
@@ -170,14 +180,7 @@ impl Workload for PageCache {
             )),
         }
         ctx.progress.set_message("page-cache: building images");
-        let mut samples: Vec<(
-            LayoutKind,
-            usize,
-            &'static str,
-            &'static str,
-            f64,
-            &'static str,
-        )> = Vec::new();
+        let mut samples: Vec<Sample> = Vec::new();
         for layout in ctx.layouts {
             let kind = layout.kind();
             let img: PreparedImage =
@@ -305,18 +308,7 @@ impl Workload for PageCache {
     }
 }
 
-fn record(
-    ctx: &mut RunContext<'_>,
-    p: &PageCachePlan,
-    samples: Vec<(
-        LayoutKind,
-        usize,
-        &'static str,
-        &'static str,
-        f64,
-        &'static str,
-    )>,
-) {
+fn record(ctx: &mut RunContext<'_>, p: &PageCachePlan, samples: Vec<Sample>) {
     let params = |k: usize, phase: &str, extra: &[(&str, Value)]| -> BTreeMap<String, Value> {
         let mut m: BTreeMap<String, Value> = [
             ("backing", json!(ctx.backing)),
