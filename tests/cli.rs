@@ -359,6 +359,15 @@ fn ctrl_c_stops_cleanly_with_a_partial_report() {
     assert_clean(d.path());
     let r = read_report(&d.path().join("out")).expect("report");
     assert_eq!(r.status, RunStatus::Interrupted);
+    // The rounds measured before Ctrl-C are kept, each case with its real n.
+    assert!(
+        !r.cases.is_empty(),
+        "an interrupted lookup keeps what it measured"
+    );
+    assert!(r
+        .cases
+        .iter()
+        .all(|c| c.samples.len() == c.stats.n && c.stats.n > 0));
 }
 
 #[test]

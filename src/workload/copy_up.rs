@@ -382,7 +382,11 @@ impl Workload for CopyUp {
                 for &cache_state in &p.caches {
                     for s in &subjects {
                         for &proc_ in &p.procedures {
-                            ctx.check_interrupted()?;
+                            if ctx.check_interrupted().is_err() {
+                                // What was measured is real: an interrupted report keeps it.
+                                record(ctx, samples);
+                                return Err(WorkloadError::Interrupted);
+                            }
                             n += 1;
                             let rel = file_name(size);
                             let key = |op| Key {

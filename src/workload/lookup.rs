@@ -243,7 +243,13 @@ impl Workload for Lookup {
         for _round in 0..p.rounds {
             for &depth in &p.depths {
                 for f in fixtures.iter().filter(|f| f.depth == depth) {
-                    ctx.check_interrupted()?;
+                    if ctx.check_interrupted().is_err() {
+                        // What was measured is real: an interrupted report keeps it.
+                        if unexpected == 0 {
+                            record(ctx, &p, samples);
+                        }
+                        return Err(WorkloadError::Interrupted);
+                    }
                     let layout = &ctx.layouts[f.layout_index];
                     let kind = layout.kind();
                     let key = |op, target, cache| Key {
