@@ -334,8 +334,9 @@ fn start_long_run(dir: &Path) -> Child {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    // Let it get into the measuring loop.
-    std::thread::sleep(Duration::from_millis(1500));
+    // Let it build its fixtures and get into the measuring loop (each round is
+    // ~0.1 s here; fixtures well under a second).
+    std::thread::sleep(Duration::from_millis(3000));
     child
 }
 
