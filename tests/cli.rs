@@ -61,6 +61,19 @@ fn small_run_args(dir: &Path) -> Vec<String> {
     .collect()
 }
 
+/// `overlaybench run ARGS` confined to `dir`: scratch in `dir/scratch`, report in `out`.
+fn run_in(dir: &Path, out: &Path, args: &[&str]) -> Command {
+    let mut c = bin();
+    c.arg("run")
+        .args(args)
+        .arg("--no-progress")
+        .arg("--scratch")
+        .arg(dir.join("scratch"))
+        .arg("--out")
+        .arg(out);
+    c
+}
+
 fn assert_clean(dir: &Path) {
     common::assert_nothing_left(dir, 10);
     let left = common::run_dirs(&dir.join("scratch"));
@@ -419,22 +432,14 @@ fn copy_up_sizes_are_validated() {
 fn copy_up_size_beyond_the_scratch_space_is_refused_up_front() {
     needs_root!();
     let d = tmp();
-    bin()
-        .args([
-            "run",
-            "--workloads",
-            "copy-up",
-            "--sizes",
-            "100T",
-            "--no-progress",
-            "--scratch",
-        ])
-        .arg(d.path().join("scratch"))
-        .arg("--out")
-        .arg(d.path().join("out"))
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains("has only").and(predicate::str::contains("free")));
+    run_in(
+        d.path(),
+        &d.path().join("out"),
+        &["--workloads", "copy-up", "--sizes", "100T"],
+    )
+    .assert()
+    .code(2)
+    .stderr(predicate::str::contains("has only").and(predicate::str::contains("free")));
     assert_clean(d.path());
 }
 
@@ -477,9 +482,10 @@ fn copy_up_run_on_two_backings() {
     needs_root!();
     let d = tmp();
     let out = d.path().join("out");
-    bin()
-        .args([
-            "run",
+    run_in(
+        d.path(),
+        &out,
+        &[
             "--workloads",
             "copy-up",
             "--sizes",
@@ -488,17 +494,15 @@ fn copy_up_run_on_two_backings() {
             "2",
             "--caches",
             "cold",
-        ])
-        .args(["--backing", "ext4,tmpfs", "--no-progress", "--scratch"])
-        .arg(d.path().join("scratch"))
-        .arg("--out")
-        .arg(&out)
-        .assert()
-        .success()
-        .stdout(
-            predicate::str::contains("copy-up on ext4")
-                .and(predicate::str::contains("copy-up on tmpfs")),
-        );
+        ],
+    )
+    .args(["--backing", "ext4,tmpfs"])
+    .assert()
+    .success()
+    .stdout(
+        predicate::str::contains("copy-up on ext4")
+            .and(predicate::str::contains("copy-up on tmpfs")),
+    );
     assert_clean(d.path());
     let r = read_report(&out).expect("report");
     assert_eq!(r.status, RunStatus::Complete);
@@ -616,9 +620,10 @@ fn inodes_run_counts_every_phase_and_names_the_backing() {
     needs_root!();
     let d = tmp();
     let out = d.path().join("out");
-    bin()
-        .args([
-            "run",
+    run_in(
+        d.path(),
+        &out,
+        &[
             "--workloads",
             "inodes",
             "--layers",
@@ -627,25 +632,23 @@ fn inodes_run_counts_every_phase_and_names_the_backing() {
             "2",
             "--containers",
             "1",
-        ])
-        .args([
-            "--files-per-layer",
-            "20",
-            "--dirs-per-layer",
-            "5",
-            "--writes",
-            "4",
-        ])
-        .args(["--backing", "ext4,tmpfs", "--no-progress", "--scratch"])
-        .arg(d.path().join("scratch"))
-        .arg("--out")
-        .arg(&out)
-        .assert()
-        .success()
-        .stdout(
-            predicate::str::contains("inodes on ext4")
-                .and(predicate::str::contains("inodes on tmpfs")),
-        );
+        ],
+    )
+    .args([
+        "--files-per-layer",
+        "20",
+        "--dirs-per-layer",
+        "5",
+        "--writes",
+        "4",
+        "--backing",
+        "ext4,tmpfs",
+    ])
+    .assert()
+    .success()
+    .stdout(
+        predicate::str::contains("inodes on ext4").and(predicate::str::contains("inodes on tmpfs")),
+    );
     assert_clean(d.path());
     let r = read_report(&out).expect("report");
     let used = |backing: &str, layout: &str, phase: &str| {
@@ -710,9 +713,10 @@ fn page_cache_sharing_factor_from_a_real_mount() {
     needs_root!();
     let d = tmp();
     let out = d.path().join("out");
-    bin()
-        .args([
-            "run",
+    run_in(
+        d.path(),
+        &out,
+        &[
             "--workloads",
             "page-cache",
             "--containers",
@@ -721,14 +725,11 @@ fn page_cache_sharing_factor_from_a_real_mount() {
             "16M",
             "--cache-files",
             "2",
-        ])
-        .args(["--no-progress", "--scratch"])
-        .arg(d.path().join("scratch"))
-        .arg("--out")
-        .arg(&out)
-        .assert()
-        .success()
-        .stdout(predicate::str::contains("page-cache on ext4"));
+        ],
+    )
+    .assert()
+    .success()
+    .stdout(predicate::str::contains("page-cache on ext4"));
     assert_clean(d.path());
     let r = read_report(&out).expect("report");
     let factor = |layout: &str, k: f64, phase: &str| {
@@ -884,30 +885,21 @@ fn doctor_probes_features_by_mounting() {
 /// A small lookup + inodes + page-cache run for the gate tests.
 fn gate_run(d: &Path, name: &str, extra: &[&str]) -> PathBuf {
     let out = d.join(name);
-    bin()
-        .args([
-            "run", "--depths", "1,8,32", "--rounds", "3", "--names", "64", "--batch", "16",
-        ])
-        .args([
-            "--sizes",
-            "4M,16M",
-            "--samples",
-            "5",
-            "--caches",
-            "cold",
-            "--no-progress",
-        ])
-        .args(if extra.is_empty() {
-            &["--workloads", "lookup,copy-up", "--procedures", "write"][..]
-        } else {
-            extra
-        })
-        .arg("--scratch")
-        .arg(d.join("scratch"))
-        .arg("--out")
-        .arg(&out)
-        .assert()
-        .success();
+    run_in(
+        d,
+        &out,
+        &[
+            "--depths", "1,8,32", "--rounds", "3", "--names", "64", "--batch", "16",
+        ],
+    )
+    .args(["--sizes", "4M,16M", "--samples", "5", "--caches", "cold"])
+    .args(if extra.is_empty() {
+        &["--workloads", "lookup,copy-up", "--procedures", "write"][..]
+    } else {
+        extra
+    })
+    .assert()
+    .success();
     out
 }
 

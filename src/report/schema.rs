@@ -119,6 +119,54 @@ pub struct Derived {
     pub x: Vec<f64>,
 }
 
+impl Derived {
+    /// A least-squares slope over the medians of the cases `inputs`, at `x`.
+    pub fn slope(
+        workload: &str,
+        layout: &str,
+        params: BTreeMap<String, Value>,
+        fit: &crate::measure::LineFit,
+        unit: &str,
+        points: Vec<(f64, String)>,
+    ) -> Derived {
+        Derived {
+            workload: workload.into(),
+            layout: layout.into(),
+            kind: "slope".into(),
+            params,
+            value: fit.slope,
+            unit: unit.into(),
+            r2: Some(fit.r2),
+            intercept: Some(fit.intercept),
+            n: fit.n,
+            x: points.iter().map(|(x, _)| *x).collect(),
+            inputs: points.into_iter().map(|(_, id)| id).collect(),
+        }
+    }
+
+    /// The ratio of two cases' medians taken in the same run (`num` / `den`).
+    pub fn ratio(
+        workload: &str,
+        layout: &str,
+        params: BTreeMap<String, Value>,
+        value: f64,
+        num: String,
+        den: String,
+    ) -> Derived {
+        Derived {
+            workload: workload.into(),
+            layout: layout.into(),
+            kind: "ratio".into(),
+            params,
+            value,
+            unit: "x".into(),
+            n: 1,
+            inputs: vec![num, den],
+            ..Default::default()
+        }
+    }
+}
+
 /// Something that could not be measured.
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]

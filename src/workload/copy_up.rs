@@ -522,19 +522,15 @@ fn record(ctx: &mut RunContext<'_>, samples: BTreeMap<Key, Vec<f64>>) {
     for (k, pts) in &series {
         let xy: Vec<(f64, f64)> = pts.iter().map(|(x, y, _)| (*x, *y)).collect();
         let Some(fit) = fit_line(&xy) else { continue };
-        ctx.out.derived.push(Derived {
-            workload: NAME.into(),
-            layout: k.layout.clone(),
-            kind: "slope".into(),
-            params: params(k, &ctx.backing),
-            value: fit.slope,
-            unit: "ns/MiB".into(),
-            r2: Some(fit.r2),
-            intercept: Some(fit.intercept),
-            n: fit.n,
-            inputs: pts.iter().map(|(_, _, i)| i.clone()).collect(),
-            x: pts.iter().map(|(x, _, _)| *x).collect(),
-        });
+        let points = pts.iter().map(|(x, _, id)| (*x, id.clone())).collect();
+        ctx.out.derived.push(Derived::slope(
+            NAME,
+            &k.layout,
+            params(k, &ctx.backing),
+            &fit,
+            "ns/MiB",
+            points,
+        ));
     }
     for (k, &m) in &medians {
         let mut p = params(k, &ctx.backing);
@@ -564,19 +560,10 @@ fn record(ctx: &mut RunContext<'_>, samples: BTreeMap<Key, Vec<f64>>) {
         }
         if let Some(&r) = medians.get(&reference).filter(|r| **r > 0.0) {
             p.insert("baseline".into(), json!("reference"));
-            ctx.out.derived.push(Derived {
-                workload: NAME.into(),
-                layout: k.layout.clone(),
-                kind: "ratio".into(),
-                params: p,
-                value: m / r,
-                unit: "x".into(),
-                r2: None,
-                intercept: None,
-                n: 1,
-                inputs: vec![id(k, &ctx.backing), id(&reference, &ctx.backing)],
-                x: Vec::new(),
-            });
+            let (num, den) = (id(k, &ctx.backing), id(&reference, &ctx.backing));
+            ctx.out
+                .derived
+                .push(Derived::ratio(NAME, &k.layout, p, m / r, num, den));
         }
     }
 }

@@ -423,19 +423,15 @@ fn record(ctx: &mut RunContext<'_>, p: &LookupPlan, samples: BTreeMap<Key, Vec<f
         let mut params = params(k, p, &eviction, &ctx.backing);
         params.remove("depth");
         params.remove("entries");
-        ctx.out.derived.push(Derived {
-            workload: NAME.into(),
-            layout: k.layout.name().into(),
-            kind: "slope".into(),
+        let points = pts.iter().map(|(x, _, id)| (*x, id.clone())).collect();
+        ctx.out.derived.push(Derived::slope(
+            NAME,
+            k.layout.name(),
             params,
-            value: fit.slope,
-            unit: "ns/layer".into(),
-            r2: Some(fit.r2),
-            intercept: Some(fit.intercept),
-            n: fit.n,
-            inputs: pts.iter().map(|(_, _, i)| i.clone()).collect(),
-            x: pts.iter().map(|(x, _, _)| *x).collect(),
-        });
+            &fit,
+            "ns/layer",
+            points,
+        ));
     }
     // Ratio to plain at each depth, taken inside this run.
     for (k, &m) in &medians {
@@ -454,22 +450,18 @@ fn record(ctx: &mut RunContext<'_>, p: &LookupPlan, samples: BTreeMap<Key, Vec<f
         }
         let mut params = params(k, p, &eviction, &ctx.backing);
         params.insert("baseline".into(), json!("plain"));
-        ctx.out.derived.push(Derived {
-            workload: NAME.into(),
-            layout: k.layout.name().into(),
-            kind: "ratio".into(),
+        let (num, den) = (
+            id(k, &eviction, &ctx.backing),
+            id(&plain, &eviction, &ctx.backing),
+        );
+        ctx.out.derived.push(Derived::ratio(
+            NAME,
+            k.layout.name(),
             params,
-            value: m / base,
-            unit: "x".into(),
-            r2: None,
-            intercept: None,
-            n: 1,
-            inputs: vec![
-                id(k, &eviction, &ctx.backing),
-                id(&plain, &eviction, &ctx.backing),
-            ],
-            x: Vec::new(),
-        });
+            m / base,
+            num,
+            den,
+        ));
     }
 }
 
