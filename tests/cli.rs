@@ -763,6 +763,30 @@ fn page_cache_sharing_factor_from_a_real_mount() {
         (0.9..=1.1).contains(&plain),
         "plain shares {plain:.2}x, expected ≈ 1"
     );
+    // On ext4 every copy costs disk: 3 plain copies, 2 copied-up containers.
+    let disk = |layout: &str| {
+        r.cases
+            .iter()
+            .find(|c| {
+                c.layout == layout
+                    && c.metric == "disk_bytes_added"
+                    && c.param_f64("containers") == Some(3.0)
+            })
+            .unwrap_or_else(|| panic!("no disk figure for {layout}"))
+            .stats
+            .median
+            / (16u64 << 20) as f64
+    };
+    assert!(
+        (2.9..=3.3).contains(&disk("plain")),
+        "plain: {:.2} sets on disk",
+        disk("plain")
+    );
+    assert!(
+        (1.9..=2.3).contains(&disk("overlay2")),
+        "overlay2: {:.2} sets on disk",
+        disk("overlay2")
+    );
     assert!(std::fs::read_to_string(out.join("page-cache.svg"))
         .expect("svg")
         .contains("perfect sharing"));

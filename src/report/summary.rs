@@ -463,6 +463,7 @@ pub fn page_cache_table(r: &Report, backing: &str) -> Option<Table> {
         "sharing (concurrent)",
         "after copy_up in half",
         "sharing",
+        "disk added",
     ]);
     let b = |v: Option<f64>| v.map(fmt_bytes).unwrap_or_else(|| "-".into());
     for (layout, k) in keys {
@@ -474,6 +475,14 @@ pub fn page_cache_table(r: &Report, backing: &str) -> Option<Table> {
             factor(&layout, k, "read-concurrent"),
             b(resident(&layout, k, "after-copy-up")),
             factor(&layout, k, "after-copy-up"),
+            b(r.cases_of("page-cache")
+                .find(|c| {
+                    c.layout == layout
+                        && c.metric == "disk_bytes_added"
+                        && c.param_str("backing") == backing
+                        && c.param_f64("containers") == Some(k)
+                })
+                .map(|c| c.stats.median)),
         ]);
     }
     Some(t)
@@ -482,8 +491,9 @@ pub fn page_cache_table(r: &Report, backing: &str) -> Option<Table> {
 const PAGE_CACHE_INTRO: &str = "K containers of one image each read the whole cache set; residency is read from \
 the kernel (`mincore` over every distinct backing file; /proc/meminfo and the memory cgroup agree within noise \
 and are in report.json). *sharing* = K × set size / resident bytes: K is perfect sharing, 1 is none. Then half the \
-containers (rounded up) copy_up the set with a one-byte write and all read again. Eviction between phases: \
-`posix_fadvise` DONTNEED on exactly these files.";
+containers (rounded up) copy_up the set with a one-byte write and all read again. *disk added* = what the K \
+containers and their copies add to the filesystem (`statvfs`): on xfs copies are reflinks that share blocks on \
+disk, yet each still caches its own pages. Eviction between phases: `posix_fadvise` DONTNEED on exactly these files.";
 
 const INODES_INTRO: &str = "Exact `statvfs` deltas of a fresh filesystem per layout (so counts never mix). \
 *shared base*: the layers every image shares, stored once by overlay2 and the legacy driver (plain flattens \

@@ -118,6 +118,14 @@ impl PageCache {
     }
 }
 
+/// Bytes in use on the scratch filesystem, after writing back what is dirty.
+fn used_bytes(scratch: &crate::isolate::Scratch, root: &Path) -> Result<f64, WorkloadError> {
+    let f = File::open(root).map_err(io_err("opening", root))?;
+    nix::unistd::syncfs(std::os::fd::AsRawFd::as_raw_fd(&f))
+        .map_err(|e| io_err("syncfs", root)(e.into()))?;
+    Ok(scratch.usage()?.used_bytes as f64)
+}
+
 /// Every distinct file that can hold the set's pages for these readers.
 fn backing_files(lower: &[PathBuf], readers: &[Reader], names: &[String]) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = lower.to_vec();
@@ -205,6 +213,9 @@ impl Workload for PageCache {
                 ctx.check_interrupted()?;
                 ctx.progress
                     .set_message(format!("page-cache: {kind}, {k} containers"));
+                // Disk blocks the containers add (statvfs): plain copies cost the set
+                // K times on ext4 but share blocks on xfs (reflink), unlike their pages.
+                let used_before = used_bytes(ctx.scratch, &root)?;
                 let mut readers = Vec::new();
                 for i in 0..k {
                     let c: ContainerDirs = layout.create_container(
@@ -290,6 +301,15 @@ impl Workload for PageCache {
                 }
                 evict(&readers)?;
                 measure("after-copy-up", &readers, &mut samples)?;
+                let used_after = used_bytes(ctx.scratch, &root)?;
+                samples.push((
+                    kind,
+                    k,
+                    "after-copy-up",
+                    "disk_bytes_added",
+                    used_after - used_before,
+                    "bytes",
+                ));
                 for r in readers {
                     if let Some(m) = r._mount {
                         m.unmount()?;
