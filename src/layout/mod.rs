@@ -229,6 +229,27 @@ impl LayoutError {
     }
 }
 
+/// Mounts a container's overlay over `lowers` (topmost first) with the layout's settings.
+fn mount_container(
+    config: &LayoutConfig,
+    lowers: Vec<PathBuf>,
+    c: &ContainerDirs,
+) -> Result<Mounted, LayoutError> {
+    let spec = crate::isolate::OverlayMount {
+        lowers,
+        upper_work: c.upper_work.clone(),
+        options: config.mount_options(),
+        target: c.merged.clone(),
+    };
+    let m = crate::isolate::mount_overlay(&spec, config.mount_api)?;
+    Ok(Mounted {
+        merged: c.merged.clone(),
+        guard: Some(m.guard),
+        mount_time: Some(m.elapsed),
+        options_in_force: Some(m.options_in_force),
+    })
+}
+
 /// Dirs of a container with an upper layer.
 fn overlay_container_dirs(root: &Path) -> Result<ContainerDirs, LayoutError> {
     let (upper, work, merged) = (root.join("u"), root.join("w"), root.join("m"));

@@ -6,11 +6,10 @@
 use std::path::Path;
 
 use super::{
-    fsops, overlay_container_dirs, ContainerDirs, Layout, LayoutConfig, LayoutError, LayoutKind,
-    Mounted, PreparedImage,
+    fsops, mount_container, overlay_container_dirs, ContainerDirs, Layout, LayoutConfig,
+    LayoutError, LayoutKind, Mounted, PreparedImage,
 };
 use crate::image::ImageSpec;
-use crate::isolate::{mount_overlay, OverlayMount};
 
 /// The legacy overlay layout.
 #[derive(Debug, Clone)]
@@ -77,18 +76,10 @@ impl Layout for LegacyOverlay {
     }
 
     fn mount(&self, image: &PreparedImage, c: &ContainerDirs) -> Result<Mounted, LayoutError> {
-        let spec = OverlayMount {
-            lowers: image.layer_dirs.last().cloned().into_iter().collect(),
-            upper_work: c.upper_work.clone(),
-            options: self.config.mount_options(),
-            target: c.merged.clone(),
-        };
-        let m = mount_overlay(&spec, self.config.mount_api)?;
-        Ok(Mounted {
-            merged: c.merged.clone(),
-            guard: Some(m.guard),
-            mount_time: Some(m.elapsed),
-            options_in_force: Some(m.options_in_force),
-        })
+        mount_container(
+            &self.config,
+            image.layer_dirs.last().cloned().into_iter().collect(),
+            c,
+        )
     }
 }

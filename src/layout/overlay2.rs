@@ -10,11 +10,11 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 
 use super::{
-    fsops, overlay_container_dirs, ContainerDirs, Layout, LayoutConfig, LayoutError, LayoutKind,
-    Mounted, PreparedImage, MAX_LOWER_LAYERS,
+    fsops, mount_container, overlay_container_dirs, ContainerDirs, Layout, LayoutConfig,
+    LayoutError, LayoutKind, Mounted, PreparedImage, MAX_LOWER_LAYERS,
 };
 use crate::image::{ImageSpec, Tree};
-use crate::isolate::{mount_overlay, MountApi, OverlayMount};
+use crate::isolate::MountApi;
 
 /// The short link name Docker keeps in `<layer>/link`, for a layer's diff dir.
 fn short_name_of(diff: &Path) -> Result<String, LayoutError> {
@@ -138,18 +138,6 @@ impl Layout for Overlay2 {
                 .collect::<Result<Vec<_>, _>>()?,
             MountApi::New => image.layer_dirs.iter().rev().cloned().collect(),
         };
-        let spec = OverlayMount {
-            lowers,
-            upper_work: c.upper_work.clone(),
-            options: self.config.mount_options(),
-            target: c.merged.clone(),
-        };
-        let m = mount_overlay(&spec, self.config.mount_api)?;
-        Ok(Mounted {
-            merged: c.merged.clone(),
-            guard: Some(m.guard),
-            mount_time: Some(m.elapsed),
-            options_in_force: Some(m.options_in_force),
-        })
+        mount_container(&self.config, lowers, c)
     }
 }

@@ -3,7 +3,7 @@
 use plotters::prelude::*;
 
 use super::summary::fmt_bytes;
-use super::svg::{layout_color, linear_panel, Marker, Series};
+use super::svg::{layout_color, linear_panel, svg_page, Marker, Series};
 use super::table::Table;
 use super::ReportError;
 use crate::capacity::PlanReport;
@@ -42,10 +42,6 @@ pub fn plan_table(p: &PlanReport) -> Table {
 /// plan.svg: used inodes and bytes vs number of images, per layout, with the
 /// filesystem's limits drawn as lines.
 pub fn plan_svg(p: &PlanReport) -> Result<Vec<u8>, ReportError> {
-    let err = |e: String| ReportError::Render {
-        what: "plan.svg".into(),
-        detail: e,
-    };
     let max_x = p
         .layouts
         .iter()
@@ -100,43 +96,36 @@ pub fn plan_svg(p: &PlanReport) -> Result<Vec<u8>, ReportError> {
         });
         out
     };
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (1200, 520)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
-        let root = root
-            .titled(
-                &format!(
-                    "overlaybench · capacity plan: images of {} layers, {} containers each (costs: {})",
-                    p.fleet.layers, p.fleet.containers, p.costs_backing
-                ),
-                ("sans-serif", 18),
-            )
-            .map_err(|e| err(e.to_string()))?;
-        let panels = root.split_evenly((1, 2));
-        let count = |v: &f64| format!("{v:.0}");
-        let bytes = |v: &f64| fmt_bytes(*v);
-        linear_panel(
-            &panels[0],
-            "inodes used vs images",
-            "images (with their containers)",
-            "inodes",
-            &lines(true),
-            None,
-            &count,
-        )
-        .map_err(err)?;
-        linear_panel(
-            &panels[1],
-            "bytes used vs images",
-            "images (with their containers)",
-            "bytes",
-            &lines(false),
-            None,
-            &bytes,
-        )
-        .map_err(err)?;
-        root.present().map_err(|e| err(e.to_string()))?;
-    }
-    Ok(svg.into_bytes())
+    svg_page(
+        "plan.svg",
+        (1200, 520),
+        &format!(
+            "overlaybench · capacity plan: images of {} layers, {} containers each (costs: {})",
+            p.fleet.layers, p.fleet.containers, p.costs_backing
+        ),
+        |root| {
+            let panels = root.split_evenly((1, 2));
+            let count = |v: &f64| format!("{v:.0}");
+            let bytes = |v: &f64| fmt_bytes(*v);
+            linear_panel(
+                &panels[0],
+                "inodes used vs images",
+                "images (with their containers)",
+                "inodes",
+                &lines(true),
+                None,
+                &count,
+            )?;
+            linear_panel(
+                &panels[1],
+                "bytes used vs images",
+                "images (with their containers)",
+                "bytes",
+                &lines(false),
+                None,
+                &bytes,
+            )?;
+            Ok(())
+        },
+    )
 }

@@ -54,11 +54,30 @@ pub fn layout_color(layout: &str) -> RGBColor {
     }
 }
 
-fn render_err(what: &str) -> impl Fn(String) -> ReportError + '_ {
-    move |detail| ReportError::Render {
-        what: what.into(),
-        detail,
+/// An SVG page: white background, a title, then `draw` on the area under it.
+pub fn svg_page(
+    what: &str,
+    size: (u32, u32),
+    title: &str,
+    draw: impl FnOnce(&DrawingArea<SVGBackend<'_>, plotters::coord::Shift>) -> Result<(), String>,
+) -> Result<Vec<u8>, ReportError> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
+        let page = (|| {
+            root.fill(&WHITE).map_err(|e| e.to_string())?;
+            let area = root
+                .titled(title, ("sans-serif", 20))
+                .map_err(|e| e.to_string())?;
+            draw(&area)?;
+            root.present().map_err(|e| e.to_string())
+        })();
+        page.map_err(|detail| ReportError::Render {
+            what: what.into(),
+            detail,
+        })?;
     }
+    Ok(svg.into_bytes())
 }
 
 /// Draws one log-log line panel.
@@ -242,54 +261,44 @@ impl Exporter for LookupChart {
             }
             out
         };
-        let mut svg = String::new();
-        {
-            let root = SVGBackend::with_string(&mut svg, (1200, 900)).into_drawing_area();
-            let err = render_err("lookup.svg");
-            root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
-            let root = root
-                .titled(
-                    "overlaybench · lookup cost by lower depth (median per operation)",
-                    ("sans-serif", 20),
-                )
-                .map_err(|e| err(e.to_string()))?;
-            let panels = root.split_evenly((2, 2));
-            let x = "lower depth (image layers)";
-            line_panel(
-                &panels[0],
-                "stat, cold (fresh mount, caches evicted)",
-                x,
-                "time per stat",
-                &to_series("stat", &["cold"]),
-            )
-            .map_err(&err)?;
-            line_panel(
-                &panels[1],
-                "stat, warm (dentries cached)",
-                x,
-                "time per stat",
-                &to_series("stat", &["warm"]),
-            )
-            .map_err(&err)?;
-            line_panel(
-                &panels[2],
-                "readdir of a dir spread over all layers (solid cold, dashed warm)",
-                x,
-                "time per directory",
-                &to_series("readdir", &["cold", "warm"]),
-            )
-            .map_err(&err)?;
-            line_panel(
-                &panels[3],
-                "mount of a fresh container",
-                x,
-                "time per mount",
-                &to_series("mount", &["cold"]),
-            )
-            .map_err(&err)?;
-            root.present().map_err(|e| err(e.to_string()))?;
-        }
-        Ok(svg.into_bytes())
+        svg_page(
+            "lookup.svg",
+            (1200, 900),
+            "overlaybench · lookup cost by lower depth (median per operation)",
+            |root| {
+                let panels = root.split_evenly((2, 2));
+                let x = "lower depth (image layers)";
+                line_panel(
+                    &panels[0],
+                    "stat, cold (fresh mount, caches evicted)",
+                    x,
+                    "time per stat",
+                    &to_series("stat", &["cold"]),
+                )?;
+                line_panel(
+                    &panels[1],
+                    "stat, warm (dentries cached)",
+                    x,
+                    "time per stat",
+                    &to_series("stat", &["warm"]),
+                )?;
+                line_panel(
+                    &panels[2],
+                    "readdir of a dir spread over all layers (solid cold, dashed warm)",
+                    x,
+                    "time per directory",
+                    &to_series("readdir", &["cold", "warm"]),
+                )?;
+                line_panel(
+                    &panels[3],
+                    "mount of a fresh container",
+                    x,
+                    "time per mount",
+                    &to_series("mount", &["cold"]),
+                )?;
+                Ok(())
+            },
+        )
     }
 }
 
@@ -320,22 +329,10 @@ impl Exporter for CopyUpChart {
                     && report.cases_of("copy-up").any(|c| c.param_str("op") == *op)
             })
             .collect();
-        let err = render_err("copy-up.svg");
         let cols = ops.len().clamp(1, 3);
         let rows_per_backing = ops.len().div_ceil(cols).max(1);
         let rows = rows_per_backing * backings.len().max(1);
-        let mut svg = String::new();
-        {
-            let root =
-                SVGBackend::with_string(&mut svg, (520 * cols as u32, 60 + 420 * rows as u32))
-                    .into_drawing_area();
-            root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
-            let root = root
-                .titled(
-                    "overlaybench · copy-up: first touch of a lower file, cold (median; fresh container per sample)",
-                    ("sans-serif", 20),
-                )
-                .map_err(|e| err(e.to_string()))?;
+        svg_page("copy-up.svg", (520 * cols as u32, 60 + 420 * rows as u32), "overlaybench · copy-up: first touch of a lower file, cold (median; fresh container per sample)", |root| {
             let panels = root.split_evenly((rows, cols));
             for (bi, backing) in backings.iter().enumerate() {
                 for (oi, op) in ops.iter().enumerate() {
@@ -388,12 +385,11 @@ impl Exporter for CopyUpChart {
                         &series,
                         SeriesLabelPosition::LowerRight,
                     )
-                    .map_err(&err)?;
+                    ?;
                 }
             }
-            root.present().map_err(|e| err(e.to_string()))?;
-        }
-        Ok(svg.into_bytes())
+            Ok(())
+        })
     }
 }
 
@@ -485,107 +481,99 @@ impl Exporter for InodesChart {
     }
 
     fn render(&self, report: &Report) -> Result<Vec<u8>, ReportError> {
-        let err = render_err("inodes.svg");
         let backings = super::summary::backings_of(report, "inodes");
         let phases = crate::workload::inodes::PHASES;
         // Short names that fit under the axis, in the same order.
         let short = [
             "empty", "base", "layers", "created", "mounted", "written", "ctrs rm", "imgs rm",
         ];
-        let mut svg = String::new();
-        {
-            let rows = backings.len().max(1);
-            let root = SVGBackend::with_string(&mut svg, (1400, 60 + 480 * rows as u32))
-                .into_drawing_area();
-            root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
-            let root = root
-                .titled("overlaybench · inodes and bytes used, per layout (statvfs of a fresh filesystem each)", ("sans-serif", 20))
-                .map_err(|e| err(e.to_string()))?;
-            let panels = root.split_evenly((rows, 3));
-            for (bi, backing) in backings.iter().enumerate() {
-                let cases: Vec<_> = report
-                    .cases_of("inodes")
-                    .filter(|c| c.param_str("backing") == backing)
-                    .collect();
-                let deepest = cases
-                    .iter()
-                    .filter_map(|c| c.param_f64("layers"))
-                    .fold(0.0, f64::max);
-                let by_phase = |metric: &str| -> Vec<Series> {
-                    let mut lines: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
-                    for c in cases
+        let rows = backings.len().max(1);
+        svg_page(
+            "inodes.svg",
+            (1400, 60 + 480 * rows as u32),
+            "overlaybench · inodes and bytes used, per layout (statvfs of a fresh filesystem each)",
+            |root| {
+                let panels = root.split_evenly((rows, 3));
+                for (bi, backing) in backings.iter().enumerate() {
+                    let cases: Vec<_> = report
+                        .cases_of("inodes")
+                        .filter(|c| c.param_str("backing") == backing)
+                        .collect();
+                    let deepest = cases
                         .iter()
-                        .filter(|c| c.metric == metric && c.param_f64("layers") == Some(deepest))
-                    {
-                        if let Some(i) = phases.iter().position(|p| *p == c.param_str("phase")) {
-                            lines
-                                .entry(c.layout.clone())
-                                .or_default()
-                                .push((i as f64, c.stats.median));
+                        .filter_map(|c| c.param_f64("layers"))
+                        .fold(0.0, f64::max);
+                    let by_phase = |metric: &str| -> Vec<Series> {
+                        let mut lines: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+                        for c in cases.iter().filter(|c| {
+                            c.metric == metric && c.param_f64("layers") == Some(deepest)
+                        }) {
+                            if let Some(i) = phases.iter().position(|p| *p == c.param_str("phase"))
+                            {
+                                lines
+                                    .entry(c.layout.clone())
+                                    .or_default()
+                                    .push((i as f64, c.stats.median));
+                            }
                         }
-                    }
-                    to_series(lines)
-                };
-                let growth = || -> Vec<Series> {
-                    let mut lines: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
-                    for c in cases
-                        .iter()
-                        .filter(|c| c.metric == "used_inodes" && c.param_str("phase") == "layers")
-                    {
-                        let empty = cases
-                            .iter()
-                            .find(|e| {
-                                e.metric == "used_inodes"
-                                    && e.layout == c.layout
-                                    && e.param_str("phase") == "empty"
-                                    && e.param_f64("layers") == c.param_f64("layers")
-                            })
-                            .map_or(0.0, |e| e.stats.median);
-                        if let Some(l) = c.param_f64("layers") {
-                            lines
-                                .entry(c.layout.clone())
-                                .or_default()
-                                .push((l, c.stats.median - empty));
+                        to_series(lines)
+                    };
+                    let growth = || -> Vec<Series> {
+                        let mut lines: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+                        for c in cases.iter().filter(|c| {
+                            c.metric == "used_inodes" && c.param_str("phase") == "layers"
+                        }) {
+                            let empty = cases
+                                .iter()
+                                .find(|e| {
+                                    e.metric == "used_inodes"
+                                        && e.layout == c.layout
+                                        && e.param_str("phase") == "empty"
+                                        && e.param_f64("layers") == c.param_f64("layers")
+                                })
+                                .map_or(0.0, |e| e.stats.median);
+                            if let Some(l) = c.param_f64("layers") {
+                                lines
+                                    .entry(c.layout.clone())
+                                    .or_default()
+                                    .push((l, c.stats.median - empty));
+                            }
                         }
-                    }
-                    to_series(lines)
-                };
-                let count = |v: &f64| format!("{v:.0}");
-                let bytes = |v: &f64| super::summary::fmt_bytes(*v);
-                linear_panel(
-                    &panels[bi * 3],
-                    &format!("used inodes by phase, {deepest:.0}-layer images ({backing})"),
-                    "phase",
-                    "inodes in use",
-                    &by_phase("used_inodes"),
-                    Some(&short),
-                    &count,
-                )
-                .map_err(&err)?;
-                linear_panel(
-                    &panels[bi * 3 + 1],
-                    &format!("used bytes by phase, {deepest:.0}-layer images ({backing})"),
-                    "phase",
-                    "bytes in use",
-                    &by_phase("used_bytes"),
-                    Some(&short),
-                    &bytes,
-                )
-                .map_err(&err)?;
-                linear_panel(
-                    &panels[bi * 3 + 2],
-                    &format!("inodes of all image layers vs layers per image ({backing})"),
-                    "layers per image",
-                    "inodes (layers phase − empty)",
-                    &growth(),
-                    None,
-                    &count,
-                )
-                .map_err(&err)?;
-            }
-            root.present().map_err(|e| err(e.to_string()))?;
-        }
-        Ok(svg.into_bytes())
+                        to_series(lines)
+                    };
+                    let count = |v: &f64| format!("{v:.0}");
+                    let bytes = |v: &f64| super::summary::fmt_bytes(*v);
+                    linear_panel(
+                        &panels[bi * 3],
+                        &format!("used inodes by phase, {deepest:.0}-layer images ({backing})"),
+                        "phase",
+                        "inodes in use",
+                        &by_phase("used_inodes"),
+                        Some(&short),
+                        &count,
+                    )?;
+                    linear_panel(
+                        &panels[bi * 3 + 1],
+                        &format!("used bytes by phase, {deepest:.0}-layer images ({backing})"),
+                        "phase",
+                        "bytes in use",
+                        &by_phase("used_bytes"),
+                        Some(&short),
+                        &bytes,
+                    )?;
+                    linear_panel(
+                        &panels[bi * 3 + 2],
+                        &format!("inodes of all image layers vs layers per image ({backing})"),
+                        "layers per image",
+                        "inodes (layers phase − empty)",
+                        &growth(),
+                        None,
+                        &count,
+                    )?;
+                }
+                Ok(())
+            },
+        )
     }
 }
 
@@ -615,85 +603,79 @@ impl Exporter for PageCacheChart {
     }
 
     fn render(&self, report: &Report) -> Result<Vec<u8>, ReportError> {
-        let err = render_err("page-cache.svg");
         let backings = super::summary::backings_of(report, "page-cache");
-        let mut svg = String::new();
-        {
-            let rows = backings.len().max(1);
-            let root = SVGBackend::with_string(&mut svg, (1200, 60 + 460 * rows as u32))
-                .into_drawing_area();
-            root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
-            let root = root
-                .titled(
-                    "overlaybench · page cache used by K containers reading one image (mincore)",
-                    ("sans-serif", 20),
-                )
-                .map_err(|e| err(e.to_string()))?;
-            let panels = root.split_evenly((rows, 2));
-            for (bi, backing) in backings.iter().enumerate() {
-                let cases: Vec<_> = report
-                    .cases_of("page-cache")
-                    .filter(|c| c.param_str("backing") == backing && c.metric == "resident_bytes")
-                    .collect();
-                let set = cases
+        let rows = backings.len().max(1);
+        svg_page(
+            "page-cache.svg",
+            (1200, 60 + 460 * rows as u32),
+            "overlaybench · page cache used by K containers reading one image (mincore)",
+            |root| {
+                let panels = root.split_evenly((rows, 2));
+                for (bi, backing) in backings.iter().enumerate() {
+                    let cases: Vec<_> = report
+                        .cases_of("page-cache")
+                        .filter(|c| {
+                            c.param_str("backing") == backing && c.metric == "resident_bytes"
+                        })
+                        .collect();
+                    let set = cases
+                        .iter()
+                        .filter_map(|c| c.param_f64("set_bytes"))
+                        .fold(0.0, f64::max);
+                    let kmax = cases
+                        .iter()
+                        .filter_map(|c| c.param_f64("containers"))
+                        .fold(1.0, f64::max);
+                    for (pi, (phase, title)) in [
+                        ("read", "every container reads the set"),
+                        ("after-copy-up", "after half the containers copy_up the set"),
+                    ]
                     .iter()
-                    .filter_map(|c| c.param_f64("set_bytes"))
-                    .fold(0.0, f64::max);
-                let kmax = cases
-                    .iter()
-                    .filter_map(|c| c.param_f64("containers"))
-                    .fold(1.0, f64::max);
-                for (pi, (phase, title)) in [
-                    ("read", "every container reads the set"),
-                    ("after-copy-up", "after half the containers copy_up the set"),
-                ]
-                .iter()
-                .enumerate()
-                {
-                    let mut lines: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
-                    for c in cases.iter().filter(|c| c.param_str("phase") == *phase) {
-                        if let Some(k) = c.param_f64("containers") {
-                            lines
-                                .entry(c.layout.clone())
-                                .or_default()
-                                .push((k, c.stats.median));
+                    .enumerate()
+                    {
+                        let mut lines: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+                        for c in cases.iter().filter(|c| c.param_str("phase") == *phase) {
+                            if let Some(k) = c.param_f64("containers") {
+                                lines
+                                    .entry(c.layout.clone())
+                                    .or_default()
+                                    .push((k, c.stats.median));
+                            }
                         }
+                        let mut series = to_series(lines);
+                        for (label, points) in [
+                            ("perfect sharing (one copy)", vec![(1.0, set), (kmax, set)]),
+                            (
+                                "no sharing (K copies)",
+                                vec![(1.0, set), (kmax, set * kmax)],
+                            ),
+                        ] {
+                            series.push(Series {
+                                label: label.into(),
+                                color: if label.starts_with("perfect") {
+                                    RGBColor(120, 120, 120)
+                                } else {
+                                    RGBColor(0, 0, 0)
+                                },
+                                marker: Marker::Circle,
+                                dashed: true,
+                                points,
+                            });
+                        }
+                        let bytes = |v: &f64| super::summary::fmt_bytes(*v);
+                        linear_panel(
+                            &panels[bi * 2 + pi],
+                            &format!("{title} ({backing})"),
+                            "containers (K)",
+                            "page cache resident",
+                            &series,
+                            None,
+                            &bytes,
+                        )?;
                     }
-                    let mut series = to_series(lines);
-                    for (label, points) in [
-                        ("perfect sharing (one copy)", vec![(1.0, set), (kmax, set)]),
-                        (
-                            "no sharing (K copies)",
-                            vec![(1.0, set), (kmax, set * kmax)],
-                        ),
-                    ] {
-                        series.push(Series {
-                            label: label.into(),
-                            color: if label.starts_with("perfect") {
-                                RGBColor(120, 120, 120)
-                            } else {
-                                RGBColor(0, 0, 0)
-                            },
-                            marker: Marker::Circle,
-                            dashed: true,
-                            points,
-                        });
-                    }
-                    let bytes = |v: &f64| super::summary::fmt_bytes(*v);
-                    linear_panel(
-                        &panels[bi * 2 + pi],
-                        &format!("{title} ({backing})"),
-                        "containers (K)",
-                        "page cache resident",
-                        &series,
-                        None,
-                        &bytes,
-                    )
-                    .map_err(&err)?;
                 }
-            }
-            root.present().map_err(|e| err(e.to_string()))?;
-        }
-        Ok(svg.into_bytes())
+                Ok(())
+            },
+        )
     }
 }

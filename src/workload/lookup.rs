@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::fs::File;
 use std::os::fd::AsRawFd;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use nix::dir::Dir;
@@ -463,12 +463,4 @@ fn record(ctx: &mut RunContext<'_>, p: &LookupPlan, samples: BTreeMap<Key, Vec<f
             den,
         ));
     }
-}
-
-/// Fixture paths for one depth and layout (used by tests to look inside).
-pub fn fixture_dir(scratch: &Path, depth: usize, layout: LayoutKind) -> PathBuf {
-    scratch
-        .join(NAME)
-        .join(format!("d{depth}"))
-        .join(layout.name())
 }
