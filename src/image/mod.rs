@@ -5,10 +5,12 @@
 //! differential test compares each layout's mounted view against it.
 
 pub mod content;
+pub mod entry;
 mod generate;
 mod spec;
 
 pub use generate::{extend, generate, GeneratorParams, ImageShape, SizeRange};
+pub use entry::{Entry, EntryKind, EntrySink, ImageInfo, ImageSource, LayerInfo, Stop};
 pub use spec::{Change, ImageSpec, LayerSpec, Node, NodeKind, Tree};
 
 /// Invalid generator parameters.
@@ -20,4 +22,7 @@ pub enum ImageError {
         value: String,
         range: &'static str,
     },
+    /// The sink stopped the stream; it holds the reason.
+    #[error("stopped by the consumer of the layer")]
+    Stopped,
 }
