@@ -10,8 +10,9 @@ use criterion::{BatchSize, Criterion};
 
 use overlaybench::image::{Change, ImageSpec, LayerSpec};
 use overlaybench::isolate::{BackingKind, MountApi, Privilege, Scratch, ScratchRequest};
-use overlaybench::layout::{self, LayoutConfig, LayoutKind};
-use overlaybench::workload::copy_up::timed;
+use overlaybench::layout::{self, LayoutConfig};
+use overlaybench::workload::copy_up::analyze::Op;
+use overlaybench::workload::copy_up::measure::timed;
 
 const SIZE: u64 = 64 * 1024;
 
@@ -30,8 +31,8 @@ fn main() {
         inodes: None,
     })
     .expect("ext4 scratch");
-    let l = layout::create(
-        LayoutKind::Overlay2,
+    let l = layout::make(
+        "overlay2",
         &LayoutConfig {
             mount_api: MountApi::New,
             options: Vec::new(),
@@ -73,7 +74,7 @@ fn main() {
                 (m, dir)
             },
             |(m, dir)| {
-                timed("first-write", &m.merged.join("f"), SIZE).expect("copy_up");
+                timed(Op::FirstWrite, &m.merged.join("f"), SIZE).expect("copy_up");
                 (m, dir)
             },
             BatchSize::PerIteration,

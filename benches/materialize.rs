@@ -10,7 +10,7 @@ use criterion::{BatchSize, Criterion, Throughput};
 
 use overlaybench::image::{generate, GeneratorParams, ImageShape, SizeRange};
 use overlaybench::isolate::{BackingKind, MountApi, Privilege, Scratch, ScratchRequest};
-use overlaybench::layout::{self, LayoutConfig, LayoutKind};
+use overlaybench::layout::{self, LayoutConfig};
 
 fn bench(c: &mut Criterion, base: &Path) {
     let image = generate(
@@ -34,22 +34,26 @@ fn bench(c: &mut Criterion, base: &Path) {
     };
     let mut group = c.benchmark_group("materialize");
     group.sample_size(10);
-    for kind in LayoutKind::ALL {
-        if kind == LayoutKind::Overlay2 && !nix::unistd::geteuid().is_root() {
-            eprintln!("skipping overlay2: needs root (whiteouts, trusted xattrs)");
+    for kind in layout::names() {
+        let l = layout::make(kind, &config);
+        let caps = l.capabilities();
+        if caps.lower_per_layer && !nix::unistd::geteuid().is_root() {
+            eprintln!("skipping {kind}: needs root (whiteouts, trusted xattrs)");
             continue;
         }
-        // Files the layout writes or links: legacy re-creates the whole tree per layer.
-        let files: usize = match kind {
-            LayoutKind::Overlay2 => image.layers.iter().map(|l| l.changes.len()).sum(),
-            LayoutKind::Overlay => (0..image.depth())
+        // Entries the layout writes or links: a diff per layer, a whole tree per
+        // layer (the legacy driver re-creates it), or one flattened tree.
+        let files: usize = if caps.lower_per_layer {
+            image.layers.iter().map(|l| l.changes.len()).sum()
+        } else if caps.shares_layers {
+            (0..image.depth())
                 .map(|k| image.tree_at(k).nodes.len())
-                .sum(),
-            LayoutKind::Plain => image.flatten().nodes.len(),
+                .sum()
+        } else {
+            image.flatten().nodes.len()
         };
         group.throughput(Throughput::Elements(files as u64));
-        let l = layout::create(kind, &config);
-        group.bench_function(kind.name(), |b| {
+        group.bench_function(kind, |b| {
             b.iter_batched(
                 || {
                     tempfile::Builder::new()

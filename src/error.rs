@@ -1,7 +1,8 @@
 //! How a failure maps to the CLI's exit codes (see DESIGN.md "CLI contract").
 //!
-//! Library modules keep their own typed errors; each says which class it is,
-//! and the binary walks the error chain to pick the exit code.
+//! Each library error type says which class it is (`class()`); the binary walks
+//! the error chain at its edge and picks the exit code. Nothing here knows the
+//! other modules, so every module can depend on it without a cycle.
 
 /// What kind of failure ended the command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,35 +24,4 @@ impl ErrorClass {
             ErrorClass::Runtime => 1,
         }
     }
-}
-
-/// Finds the most specific class in an error chain (the first typed error wins).
-pub fn classify(err: &anyhow::Error) -> ErrorClass {
-    for cause in err.chain() {
-        if let Some(e) = cause.downcast_ref::<crate::plan::PlanError>() {
-            return e.class();
-        }
-        if let Some(e) = cause.downcast_ref::<crate::isolate::IsolateError>() {
-            return e.class();
-        }
-        if let Some(e) = cause.downcast_ref::<crate::layout::LayoutError>() {
-            return e.class();
-        }
-        if cause
-            .downcast_ref::<crate::capacity::CapacityError>()
-            .is_some()
-        {
-            return ErrorClass::Usage;
-        }
-        if let Some(e) = cause.downcast_ref::<crate::compare::CompareError>() {
-            return e.class();
-        }
-        if let Some(e) = cause.downcast_ref::<crate::workload::WorkloadError>() {
-            return e.class();
-        }
-        if let Some(e) = cause.downcast_ref::<crate::report::ReportError>() {
-            return e.class();
-        }
-    }
-    ErrorClass::Runtime
 }

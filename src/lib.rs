@@ -1,13 +1,23 @@
-//! overlaybench: storage diagnostics and benchmarks for Linux OverlayFS as
-//! container engines use it. See DESIGN.md for the architecture.
+//! overlaybench: storage diagnostics and benchmarks for Linux container storage
+//! as container engines lay it out. The library knows no command line: the
+//! `overlaybench` binary parses arguments, lowers them into the configs defined
+//! here and calls `app`. See `docs/architecture.md` for the layers and the data
+//! flow of a run.
 //!
-//! Flow: `cli` args → `plan::RunPlan` (validated) → `runner::run`: per backing a
-//! `isolate::Scratch` filesystem, per workload (`workload::Workload`) fixtures
-//! built by each `layout::Layout`, samples → `measure::Stats` → `report`.
+//! Layers, each depending only on those below it:
+//! - `app` — one function per subcommand;
+//! - `config` (a run's validated plan), `doctor`, `compare`, `capacity`;
+//! - `workload` — one folder per workload, reached through its registry;
+//! - `layout` (one file per storage layout), `report` (schema, sections, charts,
+//!   exports), `image` (specs, sources, the entry stream), `host`;
+//! - `isolate` (namespace, scratch filesystems, mounts), `probe` (kernel reads),
+//!   `stats` (pure maths), `error` (exit-code classes).
 
+pub mod app;
 pub mod capacity;
-pub mod cli;
+pub mod choice;
 pub mod compare;
+pub mod config;
 pub mod doctor;
 pub mod error;
 pub mod fault;
@@ -15,8 +25,7 @@ pub mod host;
 pub mod image;
 pub mod isolate;
 pub mod layout;
-pub mod measure;
-pub mod plan;
+pub mod probe;
 pub mod report;
-pub mod runner;
+pub mod stats;
 pub mod workload;

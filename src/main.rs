@@ -1,20 +1,21 @@
 //! The `overlaybench` binary: parse, enter the private mount namespace before any
-//! thread exists, dispatch, print the error chain and map it to an exit code.
+//! thread exists, lower the arguments into the library's configs, call `app`,
+//! print, and map the error chain to an exit code.
 
-use std::path::Path;
+mod cli;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
 
-use overlaybench::capacity::{self, PlanReport};
-use overlaybench::cli::{Cli, Command, CompareArgs, DoctorArgs, PlanArgs, ReportArgs, RunArgs};
-use overlaybench::doctor;
-use overlaybench::error::classify;
-use overlaybench::plan::RunPlan;
-use overlaybench::report::{self, summary, RunStatus};
-use overlaybench::{isolate, runner};
+use cli::{Cli, Command};
+use overlaybench::app::{self, AppError};
+use overlaybench::config::RunConfig;
+use overlaybench::error::ErrorClass;
+use overlaybench::isolate;
+use overlaybench::report::RunStatus;
 
 fn main() {
     let cli = Cli::parse();
@@ -28,20 +29,74 @@ fn main() {
     std::process::exit(code);
 }
 
+/// The exit-code class of the first typed error in the chain.
+fn classify(err: &anyhow::Error) -> ErrorClass {
+    err.chain()
+        .find_map(|cause| cause.downcast_ref::<AppError>().map(AppError::class))
+        .unwrap_or(ErrorClass::Runtime)
+}
+
 fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
-        Command::Run(args) => run(&args),
-        Command::Report(args) => rerender(&args),
-        Command::Plan(args) => plan(&args),
-        Command::Doctor(args) => doctor(&args),
-        Command::Compare(args) => compare(&args),
+        Command::Run(args) => run(*args),
+        Command::Report(args) => match app::report::report(&args.into_config())? {
+            app::report::ReportOutcome::Export(text) => {
+                println!("{text}");
+                Ok(0)
+            }
+            app::report::ReportOutcome::Written(paths) => {
+                for p in paths {
+                    eprintln!("wrote {}", p.display());
+                }
+                Ok(0)
+            }
+        },
+        Command::Plan(args) => {
+            let cfg = app::plan::PlanConfig::try_from(args.into_request())?;
+            // Measuring mounts: isolate first (no thread exists yet).
+            let privilege = match cfg.from {
+                Some(_) => None,
+                None => Some(isolate::enter_private_namespace().map_err(AppError::from)?),
+            };
+            let outcome = app::plan::plan(&cfg, privilege)?;
+            print!("{}", app::plan::text(&outcome.report));
+            eprintln!("plan: {}", outcome.out.display());
+            Ok(0)
+        }
+        Command::Doctor(args) => {
+            let cfg = args.to_config();
+            let privilege = (!cfg.no_probe).then(isolate::enter_private_namespace);
+            let report = app::doctor::doctor(&cfg, privilege)?;
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report)
+                        .context("serialising the doctor report")?
+                );
+            } else {
+                print!("{}", overlaybench::doctor::render_text(&report));
+            }
+            Ok(0)
+        }
+        Command::Compare(args) => {
+            let outcome = app::compare::compare(&args.into_config())?;
+            for w in &outcome.warnings {
+                eprintln!("warning: {w}");
+            }
+            if !outcome.written {
+                println!("{}", outcome.text);
+            }
+            Ok(i32::from(outcome.failed))
+        }
     }
 }
 
-fn run(args: &RunArgs) -> anyhow::Result<i32> {
-    let plan = RunPlan::try_from(args)?;
+fn run(args: cli::run::RunArgs) -> anyhow::Result<i32> {
+    let cfg = RunConfig::try_from(args.into_request()).map_err(AppError::from)?;
     // Must precede every thread (progress bar, rayon, signal handler).
-    let privilege = isolate::enter_private_namespace().context("isolating the run")?;
+    let privilege = isolate::enter_private_namespace()
+        .map_err(AppError::from)
+        .context("isolating the run")?;
     let interrupted = Arc::new(AtomicBool::new(false));
     let flag = interrupted.clone();
     ctrlc::set_handler(move || {
@@ -55,9 +110,9 @@ fn run(args: &RunArgs) -> anyhow::Result<i32> {
     })
     .context("installing the Ctrl-C handler")?;
     let argv: Vec<String> = std::env::args().collect();
-    let outcome = runner::run(&plan, privilege, &argv, &interrupted)?;
-    print!("{}", summary::terminal(&outcome.report));
-    eprintln!("report: {}", plan.out_dir.display());
+    let outcome = app::run::run(&cfg, privilege, &argv, &interrupted)?;
+    print!("{}", app::run::terminal_summary(&outcome.report));
+    eprintln!("report: {}", cfg.out_dir.display());
     for p in &outcome.written {
         eprintln!("  {}", p.display());
     }
@@ -67,250 +122,10 @@ fn run(args: &RunArgs) -> anyhow::Result<i32> {
             eprintln!("interrupted: the report is marked 'interrupted' and holds the cases finished before it");
             Ok(130)
         }
-        (_, Some(e)) => Err(anyhow::Error::new(e).context(format!(
+        (_, Some(e)) => Err(anyhow::Error::new(AppError::from(e)).context(format!(
             "the run failed; the partial report in {} is marked 'failed'",
-            plan.out_dir.display()
+            cfg.out_dir.display()
         ))),
         (_, None) => Ok(1),
     }
-}
-
-fn plan(args: &PlanArgs) -> anyhow::Result<i32> {
-    let fleet = capacity::fleet_from(args)?;
-    let backing: overlaybench::isolate::BackingKind = args
-        .backing
-        .parse()
-        .map_err(overlaybench::plan::PlanError::Invalid)?;
-    let filesystem = match (&args.path, args.fs_size) {
-        (Some(p), _) => capacity::filesystem_at(p)
-            .with_context(|| format!("reading free space of {}", p.display()))?,
-        (None, Some(size)) => {
-            let mut fs = capacity::ext4_defaults(size);
-            if let Some(n) = args.fs_inodes {
-                fs.available_inodes = n;
-                fs.source = format!("{size} bytes, {n} inodes (given)");
-            }
-            fs
-        }
-        (None, None) => anyhow::bail!(overlaybench::plan::PlanError::Invalid(
-            "give --path or --fs-size".into()
-        )),
-    };
-    let out = args.out.clone().unwrap_or_else(|| {
-        Path::new("reports").join(format!(
-            "plan-{}",
-            overlaybench::plan::utc_stamp(std::time::SystemTime::now())
-        ))
-    });
-    let (costs, costs_source) = match &args.from {
-        Some(from) => {
-            let report = report::read_report(from)?;
-            let costs = capacity::costs_from_report(&report, &fleet, &backing.to_string())?;
-            (costs, format!("inodes results in {}", from.display()))
-        }
-        None => {
-            let privilege =
-                isolate::enter_private_namespace().context("isolating the measurement")?;
-            let config = overlaybench::layout::LayoutConfig {
-                mount_api: if isolate::new_api_available() {
-                    isolate::MountApi::New
-                } else {
-                    isolate::MountApi::Classic
-                },
-                options: Vec::new(),
-                privilege,
-            };
-            let layouts: Vec<_> = args
-                .layouts
-                .iter()
-                .map(|&k| overlaybench::layout::create(k, &config))
-                .collect();
-            let m = capacity::measurement_plan(&fleet, args.seed);
-            eprintln!(
-                "measuring per-unit costs on a fresh {backing} per layout (2 images of {} layers)…",
-                fleet.layers
-            );
-            let request = isolate::ScratchRequest {
-                root: args.scratch.clone(),
-                kind: backing.clone(),
-                planned_bytes: 0,
-                fs_size_bytes: 0,
-                inodes: None,
-            };
-            let costs = overlaybench::workload::inodes::measure_costs(&m, &layouts, &request)?;
-            (
-                costs,
-                format!("measured now: 2 images of this shape on a fresh {backing} per layout"),
-            )
-        }
-    };
-    let report = PlanReport {
-        schema_version: 1,
-        kind: "plan".into(),
-        layouts: capacity::project(&fleet, &filesystem, &costs),
-        fleet,
-        filesystem,
-        costs_source,
-        costs_backing: backing.to_string(),
-    };
-    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    let json = serde_json::to_vec_pretty(&report).context("serialising plan.json")?;
-    report::write_atomic(&out.join("plan.json"), &json)?;
-    report::write_atomic(&out.join("plan.svg"), &report::plan::plan_svg(&report)?)?;
-    println!(
-        "{} images × {} layers ({}% shared), {} containers each, on {} ({} inodes, {} free)",
-        report.fleet.images,
-        report.fleet.layers,
-        report.fleet.shared_pct,
-        report.fleet.containers,
-        report.filesystem.source,
-        report.filesystem.available_inodes,
-        report::summary::fmt_bytes(report.filesystem.available_bytes as f64)
-    );
-    println!("costs: {}", report.costs_source);
-    print!("{}", report::plan::plan_table(&report).to_text());
-    eprintln!("plan: {}", out.display());
-    Ok(0)
-}
-
-fn doctor(args: &DoctorArgs) -> anyhow::Result<i32> {
-    let exists = |p: &str| Path::new(p).exists().then(|| std::path::PathBuf::from(p));
-    let path = args
-        .path
-        .clone()
-        .or_else(|| exists("/var/lib/docker"))
-        .unwrap_or_else(|| ".".into());
-    if !path.exists() {
-        anyhow::bail!(overlaybench::plan::PlanError::Invalid(format!(
-            "--path {} does not exist; name the directory your container store lives on",
-            path.display()
-        )));
-    }
-    let store_dir = args
-        .store
-        .clone()
-        .or_else(|| exists("/var/lib/docker"))
-        .or_else(|| exists("/var/lib/containers/storage"));
-    if let Some(s) = &args.store {
-        if !s.is_dir() {
-            anyhow::bail!(overlaybench::plan::PlanError::Invalid(format!(
-                "--store {} is not a directory",
-                s.display()
-            )));
-        }
-    }
-    let path_report =
-        doctor::path_facts(&path).with_context(|| format!("inspecting {}", path.display()))?;
-    let engines = doctor::config::read_all(&args.config_root);
-    let store = match &store_dir {
-        Some(s) => {
-            doctor::store::inventory(s).with_context(|| format!("inventorying {}", s.display()))?
-        }
-        None => None,
-    };
-    let mut kernel = doctor::kernel_facts(Path::new("/"));
-    if args.no_probe {
-        kernel.probe_error = Some("skipped (--no-probe)".into());
-    } else if kernel.overlay_available {
-        match isolate::enter_private_namespace() {
-            Ok(privilege) => doctor::probe_kernel(&mut kernel, &args.scratch, privilege),
-            Err(e) => kernel.probe_error = Some(format!("cannot isolate the probes: {e}")),
-        }
-    }
-    let recommendation = doctor::recommend(&kernel, &path_report, store.as_ref(), &engines);
-    let report = doctor::DoctorReport {
-        schema_version: 1,
-        kind: "doctor".into(),
-        kernel,
-        path: path_report,
-        engines,
-        store,
-        recommendation,
-    };
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).context("serialising the doctor report")?
-        );
-    } else {
-        print!("{}", doctor::render_text(&report));
-    }
-    Ok(0)
-}
-
-fn compare(args: &CompareArgs) -> anyhow::Result<i32> {
-    use overlaybench::compare::{self as cmp, CompareOptions, MissingPolicy};
-    let gate = match &args.gate_file {
-        Some(p) => cmp::gate::read(p).map_err(overlaybench::plan::PlanError::Invalid)?,
-        None => cmp::gate::GateFile::default(),
-    };
-    // Built-in per-workload defaults, unless one threshold is given for everything;
-    // then the gate file's and the command line's per-workload values.
-    let global = args.threshold.or(gate.threshold.map(|t| t.0));
-    let mut per_workload = if global.is_some() {
-        Default::default()
-    } else {
-        cmp::default_thresholds()
-    };
-    per_workload.extend(gate.workloads.iter().map(|(k, v)| (k.clone(), v.0)));
-    per_workload.extend(args.workload_thresholds.iter().cloned());
-    let opts = CompareOptions {
-        threshold: global.unwrap_or(0.10),
-        per_workload,
-        figures: args.figures,
-        missing: args.missing.or(gate.missing).unwrap_or(MissingPolicy::Fail),
-        ignore_params: args.ignore_params.clone(),
-        resamples: args.resamples.max(100),
-    };
-    let baseline = report::read_report(&args.baseline)?;
-    let current = report::read_report(&args.current)?;
-    for (name, r) in [(&args.baseline, &baseline), (&args.current, &current)] {
-        if r.status != report::RunStatus::Complete {
-            eprintln!("warning: {} is not a complete run (status {:?}); only its finished cases are compared", name.display(), r.status);
-        }
-    }
-    let names = (
-        args.baseline.display().to_string(),
-        args.current.display().to_string(),
-    );
-    let result = cmp::compare(&baseline, &current, (&names.0, &names.1), &opts)?;
-    let text = cmp::format::render(&result, args.format);
-    match &args.output {
-        Some(p) => report::write_atomic(p, text.as_bytes())?,
-        None => println!("{text}"),
-    }
-    Ok(if result.failed() { 1 } else { 0 })
-}
-
-fn rerender(args: &ReportArgs) -> anyhow::Result<i32> {
-    let report = report::read_report(&args.path)?;
-    match args.format {
-        report::export::ExportFormat::Bmf => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&report::export::bmf(&report))?
-            );
-            return Ok(0);
-        }
-        report::export::ExportFormat::GithubActionBenchmark => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&report::export::github_action_benchmark(&report))?
-            );
-            return Ok(0);
-        }
-        report::export::ExportFormat::Files => {}
-    }
-    let out = match &args.out {
-        Some(o) => o.clone(),
-        None if args.path.is_dir() => args.path.clone(),
-        None => args.path.parent().unwrap_or(Path::new(".")).to_path_buf(),
-    };
-    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    for exporter in report::exporters_for(&report) {
-        let path = out.join(exporter.file_name());
-        report::write_atomic(&path, &exporter.render(&report)?)?;
-        eprintln!("wrote {}", path.display());
-    }
-    Ok(0)
 }

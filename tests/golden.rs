@@ -74,7 +74,13 @@ fn example_compared_with_itself_passes_in_every_format() {
         ("json", "compare-self.json"),
     ] {
         let out = bin()
-            .args(["compare", "reports/example", "reports/example", "--format", format])
+            .args([
+                "compare",
+                "reports/example",
+                "reports/example",
+                "--format",
+                format,
+            ])
             .output()
             .expect("runs");
         assert_eq!(out.status.code(), Some(0), "{format}: {out:?}");

@@ -2,10 +2,10 @@
 //! JUnit XML (one testcase per gated figure, a failure per regression).
 
 use super::{Comparison, Verdict};
-use crate::report::table::Table;
+use crate::report::Table;
 
 /// Output formats of `compare`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CompareFormat {
     /// Aligned table for a terminal.
     Text,
@@ -15,6 +15,31 @@ pub enum CompareFormat {
     Json,
     /// JUnit XML for CI test reports.
     Junit,
+}
+
+impl crate::choice::Choice for CompareFormat {
+    const ALL: &'static [Self] = &[
+        CompareFormat::Text,
+        CompareFormat::Markdown,
+        CompareFormat::Json,
+        CompareFormat::Junit,
+    ];
+    fn name(self) -> &'static str {
+        match self {
+            CompareFormat::Text => "text",
+            CompareFormat::Markdown => "markdown",
+            CompareFormat::Json => "json",
+            CompareFormat::Junit => "junit",
+        }
+    }
+    fn about(self) -> &'static str {
+        match self {
+            CompareFormat::Text => "Aligned table for a terminal",
+            CompareFormat::Markdown => "A markdown comment for a pull request",
+            CompareFormat::Json => "Machine-readable verdicts",
+            CompareFormat::Junit => "JUnit XML for CI test reports",
+        }
+    }
 }
 
 fn pct(v: f64) -> String {

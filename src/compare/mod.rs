@@ -5,20 +5,22 @@
 
 pub mod format;
 pub mod gate;
+mod rules;
 
 use std::collections::{BTreeMap, HashMap};
 
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use rules::{GateRules, WorkloadRules};
+
+use crate::choice::Choice;
 use crate::error::ErrorClass;
-use crate::measure::fit_line;
-use crate::report::{Case, Derived, Report};
+use crate::report::{kinds, Case, Derived, Report};
+use crate::stats::{bootstrap_change, fit_line, seed_of};
 
 /// Which figures are gated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FigureSet {
     /// In-run ratios, slopes with a clear trend, inode costs, sharing factors (default).
@@ -29,14 +31,50 @@ pub enum FigureSet {
     All,
 }
 
+impl Choice for FigureSet {
+    const ALL: &'static [Self] = &[FigureSet::Derived, FigureSet::Absolute, FigureSet::All];
+    fn name(self) -> &'static str {
+        match self {
+            FigureSet::Derived => "derived",
+            FigureSet::Absolute => "absolute",
+            FigureSet::All => "all",
+        }
+    }
+    fn about(self) -> &'static str {
+        match self {
+            FigureSet::Derived => {
+                "In-run ratios, slopes with a clear trend, inode costs, sharing factors (default)"
+            }
+            FigureSet::Absolute => "Every case's median (absolute times: sensitive to the machine)",
+            FigureSet::All => "Both",
+        }
+    }
+}
+
 /// What to do when a figure is in one report only.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum MissingPolicy {
     /// A missing figure fails the gate.
     Fail,
     /// Missing figures are listed and ignored.
     Skip,
+}
+
+impl Choice for MissingPolicy {
+    const ALL: &'static [Self] = &[MissingPolicy::Fail, MissingPolicy::Skip];
+    fn name(self) -> &'static str {
+        match self {
+            MissingPolicy::Fail => "fail",
+            MissingPolicy::Skip => "skip",
+        }
+    }
+    fn about(self) -> &'static str {
+        match self {
+            MissingPolicy::Fail => "A missing figure fails the gate",
+            MissingPolicy::Skip => "Missing figures are listed and ignored",
+        }
+    }
 }
 
 /// The verdict on one figure.
@@ -66,6 +104,8 @@ pub struct CompareOptions {
     pub ignore_params: Vec<String>,
     /// Bootstrap resamples.
     pub resamples: usize,
+    /// Every known workload's gate rules, by workload name.
+    pub rules: BTreeMap<String, WorkloadRules>,
 }
 
 /// One compared figure.
@@ -153,27 +193,22 @@ impl CompareError {
     }
 }
 
-/// Plan keys that define what a case measures: if they differ, same ids mean different things.
-const IDENTITY_KEYS: [&str; 14] = [
-    "/lookup/names",
-    "/lookup/batch",
-    "/lookup/readdir_dirs",
-    "/lookup/entries_per_layer",
-    "/copy_up/depth",
-    "/inodes/images",
-    "/inodes/shared_pct",
-    "/inodes/containers",
-    "/inodes/files_per_layer",
-    "/inodes/dirs_per_layer",
-    "/inodes/writes",
-    "/inodes/seed",
-    "/page_cache/set_bytes",
-    "/page_cache/files",
-];
-
-fn config_differences(a: &Report, b: &Report) -> Vec<String> {
-    IDENTITY_KEYS
-        .iter()
+fn config_differences(
+    a: &Report,
+    b: &Report,
+    rules: &BTreeMap<String, WorkloadRules>,
+) -> Vec<String> {
+    let mut keys: Vec<String> = rules
+        .values()
+        .flat_map(|w| {
+            w.rules
+                .identity_keys()
+                .iter()
+                .map(move |k| format!("/{}{k}", w.config_key))
+        })
+        .collect();
+    keys.sort();
+    keys.iter()
         .filter_map(|k| {
             let x = a.config.get("plan").and_then(|p| p.pointer(k));
             let y = b.config.get("plan").and_then(|p| p.pointer(k));
@@ -222,61 +257,48 @@ struct Figure<'a> {
     gated: bool,
 }
 
-fn median_of(v: &mut [f64]) -> f64 {
-    crate::measure::stats::quantile(
-        {
-            v.sort_by(f64::total_cmp);
-            v
-        },
-        0.5,
-    )
-}
-
 impl Def<'_> {
-    fn value(&self, pick: &mut dyn FnMut(&Case) -> f64) -> f64 {
+    /// The figure, asking `pick` for a median of each input's samples.
+    fn value(&self, pick: &mut dyn FnMut(&[f64]) -> f64) -> f64 {
         match self {
-            Def::Median(c) => pick(c),
-            Def::Ratio(a, b) => pick(a) / pick(b),
+            Def::Median(c) => pick(&c.samples),
+            Def::Ratio(a, b) => pick(&a.samples) / pick(&b.samples),
             Def::Slope(pts) => {
-                let xy: Vec<(f64, f64)> = pts.iter().map(|(x, c)| (*x, pick(c))).collect();
+                let xy: Vec<(f64, f64)> = pts.iter().map(|(x, c)| (*x, pick(&c.samples))).collect();
                 fit_line(&xy).map_or(f64::NAN, |f| f.slope)
             }
-            Def::Throughput(mib, c) => mib / (pick(c) / 1e9),
+            Def::Throughput(mib, c) => mib / (pick(&c.samples) / 1e9),
             Def::Fixed(v) => *v,
         }
     }
 }
 
-fn figures<'a>(r: &'a Report, set: FigureSet, ignore: &[String]) -> BTreeMap<String, Figure<'a>> {
+fn figures<'a>(r: &'a Report, opts: &CompareOptions) -> BTreeMap<String, Figure<'a>> {
     let by_id: HashMap<&str, &Case> = r.cases.iter().map(|c| (c.id.as_str(), c)).collect();
-    let mut largest: HashMap<&str, f64> = HashMap::new();
-    for c in &r.cases {
-        if let Some(size) = c.param_f64("size_bytes") {
-            let e = largest.entry(c.workload.as_str()).or_insert(0.0);
-            *e = e.max(size);
-        }
-    }
+    let ignore = &opts.ignore_params;
     let mut out = BTreeMap::new();
-    if matches!(set, FigureSet::Derived | FigureSet::All) {
+    if matches!(opts.figures, FigureSet::Derived | FigureSet::All) {
         for d in &r.derived {
-            let Some((def, gated)) = derived_def(d, &by_id, &largest) else {
+            let Some(def) = derived_def(d, &by_id) else {
                 continue;
             };
-            // `all` gates every derived figure that can be recomputed.
-            let gated = gated || set == FigureSet::All;
+            let rules = opts.rules.get(&d.workload).map(|w| w.rules);
+            // `all` gates every derived figure that can be recomputed; a workload
+            // this build does not know has no rules, so nothing of it is gated.
+            let gated = rules.is_some_and(|g| g.gated(d, r)) || opts.figures == FigureSet::All;
             out.insert(
                 normalized_id(&d.workload, &d.layout, &d.kind, &d.params, ignore),
                 Figure {
                     workload: d.workload.clone(),
                     unit: d.unit.clone(),
-                    higher_is_better: matches!(d.kind.as_str(), "sharing-factor" | "throughput"),
+                    higher_is_better: rules.is_some_and(|g| g.higher_is_better(d)),
                     def,
                     gated,
                 },
             );
         }
     }
-    if matches!(set, FigureSet::Absolute | FigureSet::All) {
+    if matches!(opts.figures, FigureSet::Absolute | FigureSet::All) {
         for c in &r.cases {
             out.insert(
                 normalized_id(&c.workload, &c.layout, &c.metric, &c.params, ignore),
@@ -293,113 +315,35 @@ fn figures<'a>(r: &'a Report, set: FigureSet, ignore: &[String]) -> BTreeMap<Str
     out
 }
 
-/// How a derived figure is recomputed, and whether the default gate uses it.
-///
-/// Measured on a 2-core VM (5 quick suites back to back, `scripts/gate-noise`), the
-/// figures kept here vary ≤ ~10 % between runs; the ones left out vary more and
-/// are still compared with `--figures all` or shown by `absolute`:
-/// - lookup: the *cold* slopes of stat (bottom, missing names) and of mount — fits
-///   over all depths average out the per-depth disk noise of a cold lookup, which
-///   makes single-depth ratios swing 10–14 %; warm and readdir figures swing more;
-/// - copy-up: the cold ratio to the reference copy at the largest size, for ops
-///   that copy (ratio ≥ 0.05) — the reference runs interleaved on the same disk,
-///   so drift cancels; slopes are absolute disk speed and are left out;
-/// - inodes per-unit costs and page-cache sharing factors: exact, always gated.
-fn derived_def<'a>(
-    d: &'a Derived,
-    by_id: &HashMap<&str, &'a Case>,
-    largest: &HashMap<&str, f64>,
-) -> Option<(Def<'a>, bool)> {
+/// How a derived figure is recomputed from raw samples (None when its inputs
+/// are not in the report, or a fit has fewer than two points).
+fn derived_def<'a>(d: &'a Derived, by_id: &HashMap<&str, &'a Case>) -> Option<Def<'a>> {
     let input = |i: usize| {
         d.inputs
             .get(i)
             .and_then(|id| by_id.get(id.as_str()).copied())
     };
-    let param = |k: &str| d.params.get(k).and_then(|v| v.as_str());
-    let cold = param("cache") == Some("cold");
     match d.kind.as_str() {
-        "ratio" => {
-            let size = d.params.get("size_bytes").and_then(|v| v.as_f64());
-            let gated = d.workload == "copy-up"
-                && cold
-                && d.value >= 0.05
-                && size.is_some()
-                && size == largest.get(d.workload.as_str()).copied();
-            Some((Def::Ratio(input(0)?, input(1)?), gated))
-        }
-        "slope" => {
+        kinds::RATIO => Some(Def::Ratio(input(0)?, input(1)?)),
+        kinds::SLOPE => {
             let pts: Option<Vec<(f64, &Case)>> =
                 d.x.iter()
                     .enumerate()
                     .map(|(i, x)| input(i).map(|c| (*x, c)))
                     .collect();
-            let pts = pts.filter(|p| p.len() >= 2)?;
-            let lookup_kept = d.workload == "lookup"
-                && cold
-                && (param("op") == Some("mount")
-                    || (param("op") == Some("stat")
-                        && matches!(param("target"), Some("bottom" | "missing"))));
-            let gated = lookup_kept && d.r2.unwrap_or(0.0) >= 0.8 && d.value > 0.0;
-            Some((Def::Slope(pts), gated))
+            Some(Def::Slope(pts.filter(|p| p.len() >= 2)?))
         }
-        "throughput" => Some((Def::Throughput(*d.x.first()?, input(0)?), false)),
-        _ => Some((Def::Fixed(d.value), true)),
+        kinds::THROUGHPUT => Some(Def::Throughput(*d.x.first()?, input(0)?)),
+        _ => Some(Def::Fixed(d.value)),
     }
 }
 
-/// Built-in per-workload thresholds: timing figures carry the run-to-run noise of
-/// a shared VM (CV up to ~10 %), counts and sharing factors are exact.
-pub fn default_thresholds() -> BTreeMap<String, f64> {
-    [
-        ("lookup", 0.25),
-        ("copy-up", 0.25),
-        ("inodes", 0.05),
-        ("page-cache", 0.05),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect()
-}
-
-fn bootstrap(
-    f: &Figure<'_>,
-    g: &Figure<'_>,
-    resamples: usize,
-    seed: u64,
-) -> (f64, f64, f64, f64, f64) {
-    let point = |def: &Def<'_>| {
-        def.value(&mut |c: &Case| {
-            let mut s = c.samples.clone();
-            median_of(&mut s)
-        })
-    };
-    let (b0, c0) = (point(&f.def), point(&g.def));
-    let change = c0 / b0 - 1.0;
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let resample = |def: &Def<'_>, rng: &mut ChaCha8Rng| {
-        def.value(&mut |c: &Case| {
-            let n = c.samples.len();
-            let mut s: Vec<f64> = (0..n).map(|_| c.samples[rng.gen_range(0..n)]).collect();
-            median_of(&mut s)
-        })
-    };
-    let mut changes: Vec<f64> = (0..resamples)
-        .map(|_| resample(&g.def, &mut rng) / resample(&f.def, &mut rng) - 1.0)
-        .filter(|x| x.is_finite())
-        .collect();
-    changes.sort_by(f64::total_cmp);
-    if changes.is_empty() {
-        return (b0, c0, change, change, change);
-    }
-    let lo = crate::measure::stats::quantile(&changes, 0.025);
-    let hi = crate::measure::stats::quantile(&changes, 0.975);
-    (b0, c0, change, lo.min(change), hi.max(change))
-}
-
-fn seed_of(id: &str) -> u64 {
-    id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
-    })
+/// Every workload's default threshold, from its rules.
+pub fn default_thresholds(rules: &BTreeMap<String, WorkloadRules>) -> BTreeMap<String, f64> {
+    rules
+        .iter()
+        .map(|(k, w)| (k.clone(), w.rules.threshold()))
+        .collect()
 }
 
 /// Compares `current` against `baseline`.
@@ -409,12 +353,12 @@ pub fn compare(
     names: (&str, &str),
     opts: &CompareOptions,
 ) -> Result<Comparison, CompareError> {
-    let diffs = config_differences(baseline, current);
+    let diffs = config_differences(baseline, current, &opts.rules);
     if !diffs.is_empty() {
         return Err(CompareError::Incomparable(diffs.join("; ")));
     }
-    let base = figures(baseline, opts.figures, &opts.ignore_params);
-    let cur = figures(current, opts.figures, &opts.ignore_params);
+    let base = figures(baseline, opts);
+    let cur = figures(current, opts);
     let mut results = Vec::new();
     let mut not_gated = 0;
     for (id, f) in &base {
@@ -428,7 +372,13 @@ pub fn compare(
             .get(&f.workload)
             .copied()
             .unwrap_or(opts.threshold);
-        let (b, c, change, lo, hi) = bootstrap(f, g, opts.resamples, seed_of(id));
+        let ci = bootstrap_change(
+            &|pick| f.def.value(pick),
+            &|pick| g.def.value(pick),
+            opts.resamples,
+            seed_of(id),
+        );
+        let (b, c, change, lo, hi) = (ci.baseline, ci.current, ci.change, ci.low, ci.high);
         if !(b.is_finite() && c.is_finite()) || b == 0.0 {
             not_gated += 1;
             continue;
@@ -493,7 +443,7 @@ pub fn compare(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::measure::Stats;
+    use crate::stats::Stats;
 
     fn size_param() -> BTreeMap<String, Value> {
         [
@@ -547,6 +497,24 @@ mod tests {
         }
     }
 
+    /// Gates every ratio, lower is better.
+    struct Ratios;
+
+    impl GateRules for Ratios {
+        fn threshold(&self) -> f64 {
+            0.10
+        }
+        fn gated(&self, d: &Derived, _: &Report) -> bool {
+            d.kind == kinds::RATIO
+        }
+        fn higher_is_better(&self, _: &Derived) -> bool {
+            false
+        }
+        fn identity_keys(&self) -> &'static [&'static str] {
+            &["/depth"]
+        }
+    }
+
     fn opts() -> CompareOptions {
         CompareOptions {
             threshold: 0.10,
@@ -555,6 +523,15 @@ mod tests {
             missing: MissingPolicy::Fail,
             ignore_params: vec![],
             resamples: 500,
+            rules: [(
+                "copy-up".to_string(),
+                WorkloadRules {
+                    config_key: "copy_up",
+                    rules: &Ratios,
+                },
+            )]
+            .into_iter()
+            .collect(),
         }
     }
 
@@ -576,6 +553,31 @@ mod tests {
         assert!(c.results[0].ci_low > 0.10 && c.failed());
         let faster = compare(&slower, &base, ("b", "c"), &opts()).expect("compare");
         assert_eq!(faster.improved, 1);
+    }
+
+    #[test]
+    fn figures_of_a_workload_without_rules_are_not_gated() {
+        let base = report(noisy(200.0, 40), noisy(100.0, 40));
+        let slower = report(noisy(300.0, 40), noisy(100.0, 40));
+        let mut o = opts();
+        o.rules.clear();
+        let c = compare(&base, &slower, ("b", "c"), &o).expect("compare");
+        assert_eq!((c.regressed, c.results.len(), c.not_gated), (0, 0, 1));
+    }
+
+    #[test]
+    fn identity_keys_make_reports_incomparable() {
+        let mut a = report(noisy(200.0, 40), noisy(100.0, 40));
+        let mut b = a.clone();
+        a.config = serde_json::json!({"plan": {"copy_up": {"depth": 3}}});
+        b.config = serde_json::json!({"plan": {"copy_up": {"depth": 5}}});
+        let err = compare(&a, &b, ("b", "c"), &opts())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("copy_up.depth is 3 in the baseline, 5"),
+            "{err}"
+        );
     }
 
     #[test]

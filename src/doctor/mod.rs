@@ -370,8 +370,8 @@ pub fn render_text(d: &DoctorReport) -> String {
     let _ = writeln!(
         s,
         "space       {} free of {} · {}",
-        crate::report::summary::fmt_bytes(p.free_bytes as f64),
-        crate::report::summary::fmt_bytes(p.size_bytes as f64),
+        crate::report::fmt_bytes(p.free_bytes as f64),
+        crate::report::fmt_bytes(p.size_bytes as f64),
         p.headroom
     );
     for e in &d.engines {
@@ -400,7 +400,7 @@ pub fn render_text(d: &DoctorReport) -> String {
             st.containers,
             st.deepest_chain,
             st.inodes,
-            crate::report::summary::fmt_bytes(st.bytes as f64),
+            crate::report::fmt_bytes(st.bytes as f64),
             st.whiteouts,
             st.broken_links.len()
         );
@@ -410,7 +410,7 @@ pub fn render_text(d: &DoctorReport) -> String {
                 "  {:.16}…  {:>8} inodes {:>10}  {}",
                 l.id,
                 l.inodes,
-                crate::report::summary::fmt_bytes(l.bytes as f64),
+                crate::report::fmt_bytes(l.bytes as f64),
                 if l.container { "container" } else { "" }
             );
         }

@@ -53,11 +53,12 @@ impl HostInfo {
             kernel_release: field(|u| u.release()),
             kernel_version: field(|u| u.version()),
             arch: field(|u| u.machine()),
-            cpu_model: parse_cpu_model(&read("proc/cpuinfo")),
+            cpu_model: cpu_model(&read("proc/cpuinfo")),
             cores: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(1),
-            memory_bytes: parse_meminfo_kib(&read("proc/meminfo"), "MemTotal").unwrap_or(0) * 1024,
+            memory_bytes: crate::probe::memory::Memory::parse(&read("proc/meminfo"))
+                .map_or(0, |m| m.total_bytes),
             page_size: nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
                 .ok()
                 .flatten()
@@ -68,22 +69,13 @@ impl HostInfo {
     }
 }
 
-/// The first `model name` line of /proc/cpuinfo text.
-pub fn parse_cpu_model(cpuinfo: &str) -> String {
-    cpuinfo
-        .lines()
-        .find(|l| l.starts_with("model name"))
-        .and_then(|l| l.split_once(':'))
-        .map(|(_, v)| v.trim().to_string())
+/// The first CPU's model name from /proc/cpuinfo text (via `procfs`).
+pub fn cpu_model(cpuinfo: &str) -> String {
+    use procfs::FromRead;
+    procfs::CpuInfo::from_read(cpuinfo.as_bytes())
+        .ok()
+        .and_then(|c| c.model_name(0).map(str::to_string))
         .unwrap_or_default()
-}
-
-/// A `Key:   123 kB` field of /proc/meminfo text, in KiB.
-pub fn parse_meminfo_kib(meminfo: &str, key: &str) -> Option<u64> {
-    meminfo.lines().find_map(|l| {
-        let (k, v) = l.split_once(':')?;
-        (k == key).then(|| v.trim().trim_end_matches("kB").trim().parse().ok())?
-    })
 }
 
 fn read_params(dir: &Path) -> BTreeMap<String, String> {
@@ -109,14 +101,10 @@ mod tests {
     #[test]
     fn parses_captured_files() {
         assert_eq!(
-            parse_cpu_model("processor\t: 0\nmodel name\t: AMD EPYC 9B14\n"),
+            cpu_model("processor\t: 0\nmodel name\t: AMD EPYC 9B14\n\n"),
             "AMD EPYC 9B14"
         );
-        assert_eq!(
-            parse_meminfo_kib("MemTotal:       24684084 kB\nMemFree: 1 kB\n", "MemTotal"),
-            Some(24684084)
-        );
-        assert_eq!(parse_meminfo_kib("MemFree: 1 kB\n", "MemTotal"), None);
+        assert_eq!(cpu_model("garbage"), "");
     }
 
     #[test]

@@ -9,8 +9,8 @@ pub mod entry;
 mod generate;
 mod spec;
 
-pub use generate::{extend, generate, GeneratorParams, ImageShape, SizeRange};
 pub use entry::{Entry, EntryKind, EntrySink, ImageInfo, ImageSource, LayerInfo, Stop};
+pub use generate::{extend, generate, GeneratorParams, ImageShape, SizeRange};
 pub use spec::{Change, ImageSpec, LayerSpec, Node, NodeKind, Tree};
 
 /// Invalid generator parameters.

@@ -52,6 +52,14 @@ impl FromStr for BackingKind {
     }
 }
 
+impl BackingKind {
+    /// Whether file data on this backing lives in the page cache itself (tmpfs:
+    /// shmem), so page sharing cannot be measured on it.
+    pub fn data_is_page_cache(&self) -> bool {
+        *self == BackingKind::Tmpfs
+    }
+}
+
 impl fmt::Display for BackingKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -77,6 +85,17 @@ pub enum EvictionKind {
     /// Only the overlay mount is fresh; the lower fs keeps its caches (tmpfs, or
     /// a directory without `--drop-caches`).
     FreshMountOnly,
+}
+
+impl EvictionKind {
+    /// The name reports use (as serialised).
+    pub fn name(self) -> &'static str {
+        match self {
+            EvictionKind::RemountBacking => "remount-backing",
+            EvictionKind::DropCaches => "drop-caches",
+            EvictionKind::FreshMountOnly => "fresh-mount-only",
+        }
+    }
 }
 
 /// What to make.
@@ -454,16 +473,7 @@ fn check_space(root: &Path, kind: &BackingKind, needed_bytes: u64) -> Result<(),
 }
 
 fn mem_available_bytes() -> Option<u64> {
-    let text = fs::read_to_string("/proc/meminfo").ok()?;
-    let kib: u64 = text
-        .lines()
-        .find_map(|l| l.strip_prefix("MemAvailable:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kib * 1024)
+    crate::probe::memory::Memory::current().and_then(|m| m.available_bytes)
 }
 
 fn run_mkfs(program: &str, args: &[String], image: &Path, hint: &str) -> Result<(), IsolateError> {

@@ -1,5 +1,9 @@
 //! The storage layouts ("drivers") an image is built with: one `Layout` per way a
-//! container engine stores layers. Adding a layout = one file + one line in `create`.
+//! container engine stores layers, one file each, and one line in `LAYOUTS`.
+//!
+//! Workloads never ask a layout its name: they ask its `capabilities()` (does it
+//! share layers? how does a copy-up show? is it the baseline?) and where a file's
+//! data lives (`lower_file`, `upper_file`, `data_file`).
 
 mod fsops;
 mod overlay;
@@ -13,55 +17,125 @@ use crate::error::ErrorClass;
 use crate::image::ImageSpec;
 use crate::isolate::{IsolateError, MountApi, MountGuard, Privilege};
 
-pub use overlay::LegacyOverlay;
-pub use overlay2::Overlay2;
-pub use plain::Plain;
-
 /// The kernel's limit on overlay lower layers (`OVL_MAX_STACK`).
 pub const MAX_LOWER_LAYERS: usize = 500;
 
-/// Which layout.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    serde::Serialize,
-    serde::Deserialize,
-    schemars::JsonSchema,
-    clap::ValueEnum,
-)]
-#[serde(rename_all = "kebab-case")]
-pub enum LayoutKind {
-    /// Docker's overlay2: one diff dir per layer, mounted as many lowers.
-    Overlay2,
-    /// Docker's legacy overlay: one full hardlinked root per layer, one lower.
-    Overlay,
-    /// No union fs: a flattened full copy per container (Docker's vfs).
-    Plain,
+/// The registry: one line per layout, in report order (the default `--layouts`).
+pub static LAYOUTS: &[&LayoutEntry] = &[&overlay2::ENTRY, &overlay::ENTRY, &plain::ENTRY];
+
+/// What the rest of the tool knows about a layout before making one.
+pub struct LayoutEntry {
+    /// Name in reports and on the command line.
+    pub name: &'static str,
+    /// One line for `--help`.
+    pub about: &'static str,
+    /// How its lines are drawn in every chart.
+    pub style: Style,
+    /// What it can do (static: renderers ask it of a name read from a report).
+    pub caps: Capabilities,
+    /// Makes it with the run's mount settings.
+    pub create: fn(&LayoutConfig) -> Box<dyn Layout>,
 }
 
-impl LayoutKind {
-    /// Every layout, in report order.
-    pub const ALL: [LayoutKind; 3] = [LayoutKind::Overlay2, LayoutKind::Overlay, LayoutKind::Plain];
+/// A layout's look in charts: stable across every chart of every report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Style {
+    /// Line colour, RGB.
+    pub rgb: (u8, u8, u8),
+    /// Dashed line (keeps a layout visible where it overlaps another).
+    pub dashed: bool,
+    /// Triangle markers instead of circles, where a chart marks layouts.
+    pub triangle: bool,
+}
 
-    /// The name used in reports and on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            LayoutKind::Overlay2 => "overlay2",
-            LayoutKind::Overlay => "overlay",
-            LayoutKind::Plain => "plain",
-        }
+/// The look of a layout name not in the registry (e.g. read from another build's report).
+pub const UNKNOWN_STYLE: Style = Style {
+    rgb: (110, 110, 110),
+    dashed: false,
+    triangle: false,
+};
+
+/// The entry named `name`.
+pub fn entry(name: &str) -> Option<&'static LayoutEntry> {
+    LAYOUTS.iter().copied().find(|l| l.name == name)
+}
+
+/// Every layout name, in report order.
+pub fn names() -> Vec<&'static str> {
+    LAYOUTS.iter().map(|l| l.name).collect()
+}
+
+/// The chart style of `name` (grey for a layout this build does not know).
+pub fn style_of(name: &str) -> Style {
+    entry(name).map_or(UNKNOWN_STYLE, |e| e.style)
+}
+
+/// Makes the layout named `name`.
+pub fn create(name: &str, config: &LayoutConfig) -> Option<Box<dyn Layout>> {
+    entry(name).map(|e| (e.create)(config))
+}
+
+/// Makes a layout of this build by its registry name; panics on an unknown name
+/// (for tests and benches, whose names are literals).
+pub fn make(name: &str, config: &LayoutConfig) -> Box<dyn Layout> {
+    match create(name, config) {
+        Some(l) => l,
+        None => panic!("no layout named {name}; known: {}", names().join(", ")),
     }
 }
 
-impl std::fmt::Display for LayoutKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
+/// The capabilities of a layout this build does not know (from another build's report).
+pub const UNKNOWN_CAPS: Capabilities = Capabilities {
+    shares_layers: false,
+    copy_up: CopyUp::None,
+    baseline: false,
+    overlay_options: false,
+    lower_per_layer: false,
+    hidden_inode_per_mount: false,
+};
+
+/// The capabilities of `name` (`UNKNOWN_CAPS` for a layout this build does not know).
+pub fn caps_of(name: &str) -> Capabilities {
+    entry(name).map_or(UNKNOWN_CAPS, |e| e.caps)
+}
+
+/// How a container's first write to a lower file shows on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CopyUp {
+    /// An overlay copy-up into the container's upper dir, marked by overlay's
+    /// xattrs (`Layout::overlay_xattr`).
+    OverlayXattr,
+    /// No copy at all: every container has its own private files already.
+    None,
+}
+
+/// What a layout can do, asked by workloads instead of its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Layers are stored once and shared by every image built on them.
+    pub shares_layers: bool,
+    /// How a copy-up shows.
+    pub copy_up: CopyUp,
+    /// The layout every ratio is taken against (no union fs).
+    pub baseline: bool,
+    /// Takes overlay mount options (`metacopy=on`, `volatile`).
+    pub overlay_options: bool,
+    /// A container mount stacks one lower per image layer (else one, or none).
+    pub lower_per_layer: bool,
+    /// Each mounted container holds one inode on the backing that no walk finds
+    /// (overlay keeps it in the workdir until unmount).
+    pub hidden_inode_per_mount: bool,
+}
+
+/// The capabilities every overlay layout shares.
+const fn overlay_caps(shares_layers: bool, lower_per_layer: bool) -> Capabilities {
+    Capabilities {
+        shares_layers,
+        copy_up: CopyUp::OverlayXattr,
+        baseline: false,
+        overlay_options: true,
+        lower_per_layer,
+        hidden_inode_per_mount: true,
     }
 }
 
@@ -111,8 +185,8 @@ impl LayoutConfig {
 /// An image materialised by one layout.
 #[derive(Debug, Clone)]
 pub struct PreparedImage {
-    /// Which layout made it.
-    pub kind: LayoutKind,
+    /// Name of the layout that made it.
+    pub layout: &'static str,
     /// Where it lives.
     pub root: PathBuf,
     /// overlay2: diff dirs; overlay: full roots; plain: the one flat tree. Bottom first.
@@ -157,8 +231,25 @@ impl Mounted {
 
 /// One storage layout.
 pub trait Layout: Send + Sync {
-    /// Which one.
-    fn kind(&self) -> LayoutKind;
+    /// Its registry entry.
+    fn entry(&self) -> &'static LayoutEntry;
+    /// Its registry name.
+    fn name(&self) -> &'static str {
+        self.entry().name
+    }
+    /// What it can do (asked by workloads instead of its name).
+    fn capabilities(&self) -> Capabilities {
+        self.entry().caps
+    }
+    /// Full name of overlay's xattr `name` as this layout's mounts read and write
+    /// it (`trusted.overlay.metacopy`, or `user.` with `userxattr`); None when the
+    /// layout does not mark its files with overlay xattrs.
+    fn overlay_xattr(&self, _name: &str) -> Option<String> {
+        None
+    }
+    /// The same layout mounting with extra overlay `options`, if it takes them
+    /// (with no options: always a fresh handle on the same layout).
+    fn with_options(&self, options: &[(String, Option<String>)]) -> Option<Box<dyn Layout>>;
     /// Materialises `image` under `root` (an empty dir).
     fn prepare(&self, image: &ImageSpec, root: &Path) -> Result<PreparedImage, LayoutError> {
         self.prepare_on(None, image, root)
@@ -184,14 +275,27 @@ pub trait Layout: Send + Sync {
         image: &PreparedImage,
         container: &ContainerDirs,
     ) -> Result<Mounted, LayoutError>;
-}
-
-/// The factory: the one line each new layout adds.
-pub fn create(kind: LayoutKind, config: &LayoutConfig) -> Box<dyn Layout> {
-    match kind {
-        LayoutKind::Overlay2 => Box::new(Overlay2::new(config.clone())),
-        LayoutKind::Overlay => Box::new(LegacyOverlay::new(config.clone())),
-        LayoutKind::Plain => Box::new(Plain),
+    /// The host file that holds `rel`'s data for containers of `image` that have
+    /// not copied it up (the topmost layer that has it).
+    fn lower_file(&self, image: &PreparedImage, rel: &Path) -> Option<PathBuf> {
+        image
+            .layer_dirs
+            .iter()
+            .rev()
+            .map(|d| d.join(rel))
+            .find(|p| p.symlink_metadata().is_ok())
+    }
+    /// Where container `c`'s own copy of `rel` lands once it copies it up (None
+    /// when containers have no upper layer).
+    fn upper_file(&self, c: &ContainerDirs, rel: &Path) -> Option<PathBuf> {
+        c.upper_work.as_ref().map(|(u, _)| u.join(rel))
+    }
+    /// The host file whose pages back `rel` as container `c` of `image` sees it now.
+    fn data_file(&self, image: &PreparedImage, c: &ContainerDirs, rel: &Path) -> Option<PathBuf> {
+        match self.upper_file(c, rel) {
+            Some(u) if u.symlink_metadata().is_ok() => Some(u),
+            _ => self.lower_file(image, rel),
+        }
     }
 }
 

@@ -6,10 +6,24 @@
 use std::path::Path;
 
 use super::{
-    fsops, mount_container, overlay_container_dirs, ContainerDirs, Layout, LayoutConfig,
-    LayoutError, LayoutKind, Mounted, PreparedImage,
+    fsops, mount_container, overlay_caps, overlay_container_dirs, ContainerDirs, Layout,
+    LayoutConfig, LayoutEntry, LayoutError, Mounted, PreparedImage, Style,
 };
 use crate::image::ImageSpec;
+
+/// Registry entry.
+pub static ENTRY: LayoutEntry = LayoutEntry {
+    name: "overlay",
+    about: "Docker's legacy overlay: one full hardlinked root per layer, one lower.",
+    // Often equal to overlay2: dashed with triangles keeps both visible.
+    style: Style {
+        rgb: (31, 119, 180),
+        dashed: true,
+        triangle: true,
+    },
+    caps: overlay_caps(true, false),
+    create: |config| Box::new(LegacyOverlay::new(config.clone())),
+};
 
 /// The legacy overlay layout.
 #[derive(Debug, Clone)]
@@ -25,8 +39,18 @@ impl LegacyOverlay {
 }
 
 impl Layout for LegacyOverlay {
-    fn kind(&self) -> LayoutKind {
-        LayoutKind::Overlay
+    fn entry(&self) -> &'static LayoutEntry {
+        &ENTRY
+    }
+
+    fn overlay_xattr(&self, name: &str) -> Option<String> {
+        Some(self.config.overlay_xattr(name))
+    }
+
+    fn with_options(&self, options: &[(String, Option<String>)]) -> Option<Box<dyn Layout>> {
+        Some(Box::new(LegacyOverlay::new(
+            self.config.with_options(options.to_vec()),
+        )))
     }
 
     fn prepare_on(
@@ -60,7 +84,7 @@ impl Layout for LegacyOverlay {
             dirs.push(dir);
         }
         Ok(PreparedImage {
-            kind: LayoutKind::Overlay,
+            layout: ENTRY.name,
             root: store,
             layer_dirs: dirs,
             depth: image.depth(),

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 
 use super::{
-    fsops, mount_container, overlay_container_dirs, ContainerDirs, Layout, LayoutConfig,
-    LayoutError, LayoutKind, Mounted, PreparedImage, MAX_LOWER_LAYERS,
+    fsops, mount_container, overlay_caps, overlay_container_dirs, ContainerDirs, Layout,
+    LayoutConfig, LayoutEntry, LayoutError, Mounted, PreparedImage, Style, MAX_LOWER_LAYERS,
 };
 use crate::image::{ImageSpec, Tree};
 use crate::isolate::MountApi;
@@ -23,6 +23,19 @@ fn short_name_of(diff: &Path) -> Result<String, LayoutError> {
         .map(|s| s.trim().to_string())
         .map_err(LayoutError::io("reading", &link))
 }
+
+/// Registry entry.
+pub static ENTRY: LayoutEntry = LayoutEntry {
+    name: "overlay2",
+    about: "Docker's overlay2: one diff dir per layer, mounted as many lowers.",
+    style: Style {
+        rgb: (214, 39, 40),
+        dashed: false,
+        triangle: false,
+    },
+    caps: overlay_caps(true, true),
+    create: |config| Box::new(Overlay2::new(config.clone())),
+};
 
 /// The overlay2 layout.
 #[derive(Debug, Clone)]
@@ -38,8 +51,18 @@ impl Overlay2 {
 }
 
 impl Layout for Overlay2 {
-    fn kind(&self) -> LayoutKind {
-        LayoutKind::Overlay2
+    fn entry(&self) -> &'static LayoutEntry {
+        &ENTRY
+    }
+
+    fn overlay_xattr(&self, name: &str) -> Option<String> {
+        Some(self.config.overlay_xattr(name))
+    }
+
+    fn with_options(&self, options: &[(String, Option<String>)]) -> Option<Box<dyn Layout>> {
+        Some(Box::new(Overlay2::new(
+            self.config.with_options(options.to_vec()),
+        )))
     }
 
     fn prepare_on(
@@ -111,7 +134,7 @@ impl Layout for Overlay2 {
             fsops::write_diff(layer, i, &mut tree, &dirs[i], &xattr)
         })?;
         Ok(PreparedImage {
-            kind: LayoutKind::Overlay2,
+            layout: ENTRY.name,
             root: store,
             layer_dirs: dirs,
             depth: image.depth(),

@@ -3,16 +3,52 @@
 
 use std::path::Path;
 
-use super::{fsops, ContainerDirs, Layout, LayoutError, LayoutKind, Mounted, PreparedImage};
+use std::path::PathBuf;
+
+use super::{
+    fsops, Capabilities, ContainerDirs, CopyUp, Layout, LayoutEntry, LayoutError, Mounted,
+    PreparedImage, Style,
+};
 use crate::image::ImageSpec;
+
+/// Registry entry.
+pub static ENTRY: LayoutEntry = LayoutEntry {
+    name: "plain",
+    about: "No union fs: a flattened full copy per container (Docker's vfs).",
+    style: Style {
+        rgb: (44, 160, 44),
+        dashed: false,
+        triangle: false,
+    },
+    caps: Capabilities {
+        shares_layers: false,
+        copy_up: CopyUp::None,
+        baseline: true,
+        overlay_options: false,
+        lower_per_layer: false,
+        hidden_inode_per_mount: false,
+    },
+    create: |_| Box::new(Plain),
+};
 
 /// The plain-directory layout.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Plain;
 
 impl Layout for Plain {
-    fn kind(&self) -> LayoutKind {
-        LayoutKind::Plain
+    fn entry(&self) -> &'static LayoutEntry {
+        &ENTRY
+    }
+
+    fn with_options(&self, options: &[(String, Option<String>)]) -> Option<Box<dyn Layout>> {
+        options
+            .is_empty()
+            .then(|| Box::new(Plain) as Box<dyn Layout>)
+    }
+
+    /// A container's files are its own copies: their pages are its own too.
+    fn data_file(&self, _image: &PreparedImage, c: &ContainerDirs, rel: &Path) -> Option<PathBuf> {
+        Some(c.merged.join(rel))
     }
 
     fn prepare_on(
@@ -25,7 +61,7 @@ impl Layout for Plain {
         std::fs::create_dir_all(root).map_err(LayoutError::io("creating", root))?;
         fsops::write_tree(&image.flatten(), &flat, None)?;
         Ok(PreparedImage {
-            kind: LayoutKind::Plain,
+            layout: ENTRY.name,
             root: root.to_path_buf(),
             layer_dirs: vec![flat],
             depth: image.depth(),

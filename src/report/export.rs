@@ -3,10 +3,10 @@
 
 use serde_json::{json, Map, Value};
 
-use super::Report;
+use super::{Derived, Report};
 
 /// Export formats of `overlaybench report`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExportFormat {
     /// Re-render the SVG charts and summary.md into the report folder.
     Files,
@@ -14,6 +14,30 @@ pub enum ExportFormat {
     Bmf,
     /// github-action-benchmark `customSmallerIsBetter` JSON on stdout.
     GithubActionBenchmark,
+}
+
+impl crate::choice::Choice for ExportFormat {
+    const ALL: &'static [Self] = &[
+        ExportFormat::Files,
+        ExportFormat::Bmf,
+        ExportFormat::GithubActionBenchmark,
+    ];
+    fn name(self) -> &'static str {
+        match self {
+            ExportFormat::Files => "files",
+            ExportFormat::Bmf => "bmf",
+            ExportFormat::GithubActionBenchmark => "github-action-benchmark",
+        }
+    }
+    fn about(self) -> &'static str {
+        match self {
+            ExportFormat::Files => "Re-render the SVG charts and summary.md into the report folder",
+            ExportFormat::Bmf => "Bencher Metric Format JSON on stdout",
+            ExportFormat::GithubActionBenchmark => {
+                "github-action-benchmark `customSmallerIsBetter` JSON on stdout"
+            }
+        }
+    }
 }
 
 /// Bencher Metric Format: `{ benchmark: { measure: { value, lower_value, upper_value } } }`,
@@ -38,8 +62,9 @@ pub fn bmf(r: &Report) -> Value {
 }
 
 /// github-action-benchmark `customSmallerIsBetter`: `[{ name, unit, value, range, extra }]`
-/// for every figure where smaller is better (sharing factors and throughput are left out).
-pub fn github_action_benchmark(r: &Report) -> Value {
+/// for every figure where smaller is better; `higher_is_better` (the workloads' gate
+/// rules) says which derived figures to leave out.
+pub fn github_action_benchmark(r: &Report, higher_is_better: &dyn Fn(&Derived) -> bool) -> Value {
     let mut out = Vec::new();
     for c in &r.cases {
         out.push(json!({
@@ -50,11 +75,7 @@ pub fn github_action_benchmark(r: &Report) -> Value {
             "extra": format!("n={} p95={} cv={:.3}", c.stats.n, c.stats.p95, c.stats.cv),
         }));
     }
-    for d in r
-        .derived
-        .iter()
-        .filter(|d| !matches!(d.kind.as_str(), "sharing-factor" | "throughput"))
-    {
+    for d in r.derived.iter().filter(|d| !higher_is_better(d)) {
         out.push(json!({
             "name": crate::report::case_key(&d.workload, &d.layout, &d.kind, &d.params),
             "unit": d.unit,

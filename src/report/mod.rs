@@ -1,16 +1,23 @@
-//! Reports: the JSON contract, and exporters that render it (SVG charts,
-//! summary.md, terminal table). Exporters are pure: `&Report` in, bytes out; the
-//! caller writes files atomically.
+//! Reports, generic: the JSON contract, the `Section` seam workloads render
+//! through, tables and chart primitives, summary.md and the terminal summary,
+//! exports for benchmark trackers, and atomic writes. Exporters are pure:
+//! `&Report` in, bytes out; the caller writes files atomically. Nothing here
+//! names a workload: the caller passes the sections.
 
+pub mod chart;
 pub mod export;
-pub mod plan;
 pub mod schema;
+pub mod section;
 pub mod summary;
-pub mod svg;
 pub mod table;
 mod write;
 
-pub use schema::{case_key, Case, Derived, Report, RunError, RunStatus, ToolInfo, SCHEMA_VERSION};
+pub use schema::{
+    case_key, kinds, params_of, parse_params, Case, Derived, Report, RunError, RunStatus, ToolInfo,
+    SCHEMA_VERSION,
+};
+pub use section::{Block, Section};
+pub use table::{fmt_bytes, fmt_ns, fmt_ratio, Table};
 pub use write::{read_report, write_atomic, write_report_dir};
 
 use std::path::PathBuf;
@@ -62,15 +69,39 @@ impl ReportError {
     }
 }
 
-/// Every exporter that draws from a report: summary plus one chart per workload present.
-pub fn exporters_for(report: &Report) -> Vec<Box<dyn Exporter>> {
-    let mut out: Vec<Box<dyn Exporter>> = vec![Box::new(summary::SummaryMarkdown)];
-    let mut workloads: Vec<&str> = report.cases.iter().map(|c| c.workload.as_str()).collect();
-    workloads.sort_unstable();
-    workloads.dedup();
-    for w in workloads {
-        if let Some(chart) = svg::chart_for(w) {
-            out.push(chart);
+/// A section's chart as an exporter.
+struct ChartExporter {
+    section: &'static (dyn Section + Sync),
+    file_name: String,
+}
+
+impl Exporter for ChartExporter {
+    fn file_name(&self) -> String {
+        self.file_name.clone()
+    }
+    fn render(&self, report: &Report) -> Result<Vec<u8>, ReportError> {
+        self.section.chart(report)
+    }
+}
+
+/// Every exporter that draws from a report: summary.md, plus the chart of each
+/// section whose workload has cases in it (in workload-name order).
+pub fn exporters_for(
+    report: &Report,
+    sections: &[&'static (dyn Section + Sync)],
+) -> Vec<Box<dyn Exporter>> {
+    let mut out: Vec<Box<dyn Exporter>> = vec![Box::new(summary::SummaryMarkdown {
+        sections: sections.to_vec(),
+    })];
+    let mut present: Vec<&'static (dyn Section + Sync)> = sections
+        .iter()
+        .copied()
+        .filter(|s| report.cases.iter().any(|c| c.workload == s.workload()))
+        .collect();
+    present.sort_by_key(|s| s.workload());
+    for section in present {
+        if let Some(file_name) = section.chart_name() {
+            out.push(Box::new(ChartExporter { section, file_name }));
         }
     }
     out

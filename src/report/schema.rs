@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::host::HostInfo;
-use crate::measure::Stats;
+use crate::stats::Stats;
 
 /// The version this build writes and reads.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -125,14 +125,14 @@ impl Derived {
         workload: &str,
         layout: &str,
         params: BTreeMap<String, Value>,
-        fit: &crate::measure::LineFit,
+        fit: &crate::stats::LineFit,
         unit: &str,
         points: Vec<(f64, String)>,
     ) -> Derived {
         Derived {
             workload: workload.into(),
             layout: layout.into(),
-            kind: "slope".into(),
+            kind: kinds::SLOPE.into(),
             params,
             value: fit.slope,
             unit: unit.into(),
@@ -156,7 +156,7 @@ impl Derived {
         Derived {
             workload: workload.into(),
             layout: layout.into(),
-            kind: "ratio".into(),
+            kind: kinds::RATIO.into(),
             params,
             value,
             unit: "x".into(),
@@ -178,10 +178,57 @@ pub struct RunError {
 }
 
 impl Report {
+    /// A run that has just started: no cases yet, status `running`, this build's tool info.
+    pub fn new(host: HostInfo, config: Value) -> Report {
+        Report {
+            schema_version: SCHEMA_VERSION,
+            tool: ToolInfo {
+                name: env!("CARGO_PKG_NAME").into(),
+                version: env!("CARGO_PKG_VERSION").into(),
+            },
+            status: RunStatus::Running,
+            started_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+            duration_s: 0.0,
+            host,
+            config,
+            cases: Vec::new(),
+            derived: Vec::new(),
+            errors: Vec::new(),
+            notes: Vec::new(),
+        }
+    }
+
     /// The cases of one workload.
     pub fn cases_of<'a>(&'a self, workload: &'a str) -> impl Iterator<Item = &'a Case> + 'a {
         self.cases.iter().filter(move |c| c.workload == workload)
     }
+}
+
+/// The kinds of derived figure: how `compare` recomputes each from raw samples.
+pub mod kinds {
+    /// A least-squares slope over the medians of `inputs` at `x`.
+    pub const SLOPE: &str = "slope";
+    /// The ratio of two cases' medians (`inputs[0] / inputs[1]`), taken in one run.
+    pub const RATIO: &str = "ratio";
+    /// MiB per second of one case (`x[0]` MiB over its median ns).
+    pub const THROUGHPUT: &str = "throughput";
+}
+
+/// A typed parameter view as the report's key → value map (`None` fields are left out).
+pub fn params_of<T: Serialize>(view: &T) -> BTreeMap<String, Value> {
+    match serde_json::to_value(view) {
+        Ok(Value::Object(m)) => m.into_iter().filter(|(_, v)| !v.is_null()).collect(),
+        _ => BTreeMap::new(),
+    }
+}
+
+/// Reads a typed parameter view back from a report's map; `None` when the map is
+/// not of that shape (another workload's, or another version's).
+pub fn parse_params<T: serde::de::DeserializeOwned>(params: &BTreeMap<String, Value>) -> Option<T> {
+    serde_json::from_value(Value::Object(
+        params.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+    ))
+    .ok()
 }
 
 /// The stable id of a case: `workload/layout/metric/k=v,k=v` (params sorted).

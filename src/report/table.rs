@@ -95,6 +95,31 @@ pub fn fmt_ns(ns: f64) -> String {
     format!("{v:.digits$} {unit}")
 }
 
+/// Bytes in binary units (`1.5 GiB`).
+pub fn fmt_bytes(b: f64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b;
+    let mut i = 0;
+    while v.abs() >= 1024.0 && i < units.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{v:.0} B")
+    } else {
+        format!("{v:.1} {}", units[i])
+    }
+}
+
+/// A ratio with enough digits to tell small ones apart (`1.25x`, `0.0123x`).
+pub fn fmt_ratio(v: f64) -> String {
+    if v.abs() >= 0.1 {
+        format!("{v:.2}x")
+    } else {
+        format!("{v:.4}x")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

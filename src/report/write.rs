@@ -5,7 +5,7 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::{exporters_for, Report, ReportError, SCHEMA_VERSION};
+use super::{exporters_for, Report, ReportError, Section, SCHEMA_VERSION};
 
 /// Writes `bytes` to `path` atomically (temp file in the same dir, fsync, rename).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
@@ -23,8 +23,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
     fs::rename(&tmp, path).map_err(io("renaming into", path))
 }
 
-/// Writes `report.json` plus every rendered file into `dir`; returns the paths written.
-pub fn write_report_dir(dir: &Path, report: &Report) -> Result<Vec<PathBuf>, ReportError> {
+/// Writes `report.json` plus every file `sections` render into `dir`; returns the paths written.
+pub fn write_report_dir(
+    dir: &Path,
+    report: &Report,
+    sections: &[&'static (dyn Section + Sync)],
+) -> Result<Vec<PathBuf>, ReportError> {
     fs::create_dir_all(dir).map_err(|source| ReportError::Io {
         what: "creating report dir",
         path: dir.to_path_buf(),
@@ -36,7 +40,7 @@ pub fn write_report_dir(dir: &Path, report: &Report) -> Result<Vec<PathBuf>, Rep
     })?;
     let mut written = vec![dir.join("report.json")];
     write_atomic(&written[0], &json)?;
-    for exporter in exporters_for(report) {
+    for exporter in exporters_for(report, sections) {
         let path = dir.join(exporter.file_name());
         write_atomic(&path, &exporter.render(report)?)?;
         written.push(path);

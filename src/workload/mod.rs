@@ -1,170 +1,217 @@
 //! Workloads: each turns its parameters into measured cases on the layouts of a
-//! run. Adding a workload = one file + one line in `create` and `WorkloadKind`.
+//! run. A workload is a folder — `params` (options, suite defaults, validation),
+//! `measure` (the timed loops), `analyze` (pure: samples → cases and derived
+//! figures, through one typed view of its keys), `render` (its `Section`:
+//! tables and charts) and its gate rules — plus one line in `WORKLOADS`.
+//!
+//! Nothing outside a workload's folder names it or parses its keys: renderers,
+//! the gate and the planner reach it through this registry.
 
 pub mod copy_up;
+pub mod harness;
 pub mod inodes;
 pub mod lookup;
 pub mod page_cache;
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-
-use indicatif::ProgressBar;
-
+use crate::compare::GateRules;
 use crate::error::ErrorClass;
-use crate::isolate::{EvictionKind, IsolateError, Scratch};
-use crate::layout::{Layout, LayoutConfig, LayoutError, LayoutKind};
-use crate::plan::RunPlan;
-use crate::report::{Case, Derived, RunError};
+use crate::layout::Layout;
+use crate::report::Section;
 
-/// Which workload.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    serde::Serialize,
-    serde::Deserialize,
-    clap::ValueEnum,
-)]
-#[serde(rename_all = "kebab-case")]
-pub enum WorkloadKind {
-    /// Lookup cost (stat, readdir, mount) by lower depth, cold and warm.
-    Lookup,
-    /// Cost of the first write to a large lower file (copy_up), by size and options.
-    CopyUp,
-    /// Inodes and bytes per layer, image and container, phase by phase.
-    Inodes,
-    /// Page-cache memory of K containers reading one image (sharing factor).
-    PageCache,
+pub use harness::{Footprint, Recorded, RunContext, WorkloadError};
+
+/// The registry: one line per workload, in report order.
+pub static WORKLOADS: &[&WorkloadEntry] = &[
+    &lookup::ENTRY,
+    &copy_up::ENTRY,
+    &inodes::ENTRY,
+    &page_cache::ENTRY,
+];
+
+/// What the rest of the tool knows about a workload, without naming it.
+pub struct WorkloadEntry {
+    /// Name in reports, file names and `--workloads`.
+    pub name: &'static str,
+    /// One line for `--help`.
+    pub about: &'static str,
+    /// Key of its resolved parameters in the report's config (`copy_up`).
+    pub config_key: &'static str,
+    /// Resolves the run's options into this workload, validated (exit 2 naming the value).
+    pub build: fn(&BuildContext<'_>) -> Result<Box<dyn Workload>, ParamError>,
+    /// Renders its cases: summary tables, terminal tables, charts.
+    pub section: &'static (dyn Section + Sync),
+    /// Which of its figures the gate uses, with what threshold and direction.
+    pub gate: &'static (dyn GateRules + Sync),
 }
 
-impl WorkloadKind {
-    /// Name in reports and file names.
+/// The entry named `name`, if any.
+pub fn entry(name: &str) -> Option<&'static WorkloadEntry> {
+    WORKLOADS.iter().copied().find(|w| w.name == name)
+}
+
+/// Every workload name, in report order.
+pub fn names() -> Vec<&'static str> {
+    WORKLOADS.iter().map(|w| w.name).collect()
+}
+
+/// Every workload's section, in report order (what `report` renders from).
+pub fn sections() -> Vec<&'static (dyn Section + Sync)> {
+    WORKLOADS.iter().map(|w| w.section).collect()
+}
+
+/// Suite presets: how much to measure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Suite {
+    /// About a minute: fits a CI gate.
+    Quick,
+    /// Several minutes: deeper stacks, more samples.
+    Standard,
+    /// Up to the kernel's limits.
+    Full,
+}
+
+impl Suite {
+    /// Every suite, for the command line.
+    pub const ALL: [Suite; 3] = [Suite::Quick, Suite::Standard, Suite::Full];
+
+    /// Name on the command line and in reports.
     pub fn name(self) -> &'static str {
         match self {
-            WorkloadKind::Lookup => "lookup",
-            WorkloadKind::CopyUp => "copy-up",
-            WorkloadKind::Inodes => "inodes",
-            WorkloadKind::PageCache => "page-cache",
+            Suite::Quick => "quick",
+            Suite::Standard => "standard",
+            Suite::Full => "full",
+        }
+    }
+
+    /// One line for `--help`.
+    pub fn about(self) -> &'static str {
+        match self {
+            Suite::Quick => "About a minute: fits a CI gate.",
+            Suite::Standard => "Several minutes: deeper stacks, more samples.",
+            Suite::Full => "Up to the kernel's limits.",
         }
     }
 }
 
-/// What a workload needs of the scratch filesystem.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Footprint {
-    /// Bytes written at the peak.
-    pub bytes: u64,
-    /// Inodes used at the peak (ext4 counting: hard links are free).
-    pub inodes: u64,
+/// What a workload's `build` sees: the suite, every workload's options, and the
+/// run-wide choices a validation may depend on.
+#[derive(Debug, Clone, Copy)]
+pub struct BuildContext<'a> {
+    /// The preset defaults come from.
+    pub suite: Suite,
+    /// The user's overrides.
+    pub options: &'a WorkloadOptions,
+    /// Names of the backings of the run (`ext4`, `tmpfs`, `dir:/x`).
+    pub backings: &'a [String],
+    /// Names of the workloads selected for the run.
+    pub selected: &'a [&'static str],
+    /// Image seed.
+    pub seed: u64,
 }
 
-/// Everything measured so far in a run.
-#[derive(Debug, Default)]
-pub struct Recorded {
-    /// Measured cases.
-    pub cases: Vec<Case>,
-    /// Derived figures.
-    pub derived: Vec<Derived>,
-    /// What could not be measured.
-    pub errors: Vec<RunError>,
-    /// Run-wide caveats.
-    pub notes: Vec<String>,
-    /// Per layout, the overlay options in force (read back from mountinfo).
-    pub options_in_force: BTreeMap<String, String>,
+/// Every workload's options as the user gave them (all optional: the suite fills
+/// the rest). The one place that lists each workload's options struct.
+#[derive(Debug, Clone, Default)]
+pub struct WorkloadOptions {
+    /// lookup.
+    pub lookup: lookup::Options,
+    /// copy-up.
+    pub copy_up: copy_up::Options,
+    /// inodes.
+    pub inodes: inodes::Options,
+    /// page-cache.
+    pub page_cache: page_cache::Options,
 }
 
-/// What a workload gets to work with.
-pub struct RunContext<'a> {
-    /// The resolved plan.
-    pub plan: &'a RunPlan,
-    /// The scratch filesystem (this backing's).
-    pub scratch: &'a mut Scratch,
-    /// Layouts in interleaving order.
-    pub layouts: &'a [Box<dyn Layout>],
-    /// The mount settings the layouts were made with (workloads derive variants).
-    pub layout_config: &'a LayoutConfig,
-    /// Name of this backing (`ext4`, `xfs`, …), put in every case's params.
-    pub backing: String,
-    /// How cold samples are made cold on this backing.
-    pub eviction: EvictionKind,
-    /// Progress display (hidden when not a terminal).
-    pub progress: &'a ProgressBar,
-    /// Set by Ctrl-C / SIGTERM.
-    pub interrupted: &'a AtomicBool,
-    /// Where results go.
-    pub out: &'a mut Recorded,
-}
-
-impl RunContext<'_> {
-    /// Fails with `Interrupted` once Ctrl-C was pressed.
-    pub fn check_interrupted(&self) -> Result<(), WorkloadError> {
-        if self.interrupted.load(Ordering::Relaxed) {
-            return Err(WorkloadError::Interrupted);
-        }
-        Ok(())
-    }
-
-    /// Makes the scratch fs cold by the backing's eviction method.
-    pub fn evict(&mut self) -> Result<(), WorkloadError> {
-        match self.eviction {
-            EvictionKind::RemountBacking => self.scratch.remount()?,
-            EvictionKind::DropCaches => crate::measure::cache::drop_caches().map_err(|e| {
-                WorkloadError::Failed(format!("writing /proc/sys/vm/drop_caches: {e}"))
-            })?,
-            EvictionKind::FreshMountOnly => {}
-        }
-        Ok(())
-    }
-}
-
-/// One workload.
-pub trait Workload {
-    /// Which one.
-    fn kind(&self) -> WorkloadKind;
-    /// Scratch space it needs (checked before anything is made).
+/// A workload resolved for one run.
+pub trait Workload: Send + Sync {
+    /// Its registry entry.
+    fn entry(&self) -> &'static WorkloadEntry;
+    /// Its resolved parameters, as written to the report's config.
+    fn params_json(&self) -> serde_json::Value;
+    /// Scratch space it needs with `layouts` layouts (checked before anything is made).
     fn footprint(&self, layouts: usize) -> Footprint;
-    /// Progress steps it will report, for `layouts` layouts.
-    fn steps(&self, layouts: &[LayoutKind]) -> u64;
+    /// Progress steps it will report with these layouts.
+    fn steps(&self, layouts: &[Box<dyn Layout>]) -> u64;
     /// Builds its fixtures, measures, and records cases and derived figures.
     fn run(&self, ctx: &mut RunContext<'_>) -> Result<(), WorkloadError>;
 }
 
-/// The factory: the one line each new workload adds.
-pub fn create(kind: WorkloadKind, plan: &RunPlan) -> Box<dyn Workload> {
-    match kind {
-        WorkloadKind::Lookup => Box::new(lookup::Lookup::new(plan.lookup.clone())),
-        WorkloadKind::CopyUp => Box::new(copy_up::CopyUp::new(plan.copy_up.clone())),
-        WorkloadKind::Inodes => Box::new(inodes::Inodes::new(plan.inodes.clone())),
-        WorkloadKind::PageCache => Box::new(page_cache::PageCache::new(plan.page_cache.clone())),
-    }
-}
-
-/// Why a workload stopped.
+/// A parameter the user gave (or a suite default combined with one) is out of range.
 #[derive(Debug, thiserror::Error)]
-pub enum WorkloadError {
-    #[error(transparent)]
-    Layout(#[from] LayoutError),
-    #[error(transparent)]
-    Isolate(#[from] IsolateError),
-    #[error("interrupted")]
-    Interrupted,
+pub enum ParamError {
+    #[error("{name} {value} is out of range: {accepted}")]
+    OutOfRange {
+        name: &'static str,
+        value: String,
+        accepted: String,
+    },
     #[error("{0}")]
-    Failed(String),
+    Invalid(String),
 }
 
-impl WorkloadError {
-    /// Exit-code class of this error.
+impl ParamError {
+    /// Always bad input.
     pub fn class(&self) -> ErrorClass {
-        match self {
-            WorkloadError::Layout(e) => e.class(),
-            WorkloadError::Isolate(e) => e.class(),
-            _ => ErrorClass::Runtime,
+        ErrorClass::Usage
+    }
+
+    /// `name value` is out of range; `accepted` says what is.
+    pub fn range(name: &'static str, value: impl ToString, accepted: impl Into<String>) -> Self {
+        ParamError::OutOfRange {
+            name,
+            value: value.to_string(),
+            accepted: accepted.into(),
         }
     }
+}
+
+/// `value` if it is at least `min`, else an error naming the option.
+pub fn at_least(name: &'static str, value: usize, min: usize) -> Result<usize, ParamError> {
+    if value < min {
+        return Err(ParamError::range(
+            name,
+            value,
+            format!("use {name} >= {min}"),
+        ));
+    }
+    Ok(value)
+}
+
+/// `value` if it lies in `lo..=hi`, else an error naming the option and the range.
+pub fn within(
+    name: &'static str,
+    value: usize,
+    lo: usize,
+    hi: usize,
+    why: &str,
+) -> Result<usize, ParamError> {
+    if value < lo || value > hi {
+        return Err(ParamError::range(
+            name,
+            value,
+            format!("use {name} from {lo} to {hi}{why}"),
+        ));
+    }
+    Ok(value)
+}
+
+/// Sorted, deduplicated.
+pub fn sorted_unique<T: Ord + Clone>(v: &[T]) -> Vec<T> {
+    let mut v = v.to_vec();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// In first-seen order, duplicates dropped.
+pub fn dedup_keep_order<T: PartialEq + Clone>(v: &[T]) -> Vec<T> {
+    let mut out: Vec<T> = Vec::new();
+    for x in v {
+        if !out.contains(x) {
+            out.push(x.clone());
+        }
+    }
+    out
 }

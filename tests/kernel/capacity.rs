@@ -4,10 +4,12 @@
 
 use libtest_mimic::{Failed, Trial};
 
-use overlaybench::capacity::{filesystem_at, measurement_plan, project, Fleet};
+use overlaybench::app::plan::measurement_params;
+use overlaybench::capacity::{filesystem_at, project, Fleet};
 use overlaybench::isolate::{BackingKind, MountApi, Scratch, ScratchRequest};
-use overlaybench::layout::{self, LayoutKind, Mounted};
-use overlaybench::workload::inodes::{measure_costs, write_container, InodesPlan};
+use overlaybench::layout::{self, Mounted};
+use overlaybench::workload::inodes::measure::{measure_costs, write_container};
+use overlaybench::workload::inodes::Params as InodesPlan;
 
 fn fleet() -> Fleet {
     Fleet {
@@ -23,12 +25,12 @@ fn fleet() -> Fleet {
 
 /// Materialises images (each with its container, mounted and written) until the
 /// filesystem refuses; returns how many completed and the error that stopped it.
-fn fill(kind: LayoutKind, scratch: &Scratch, plan: &InodesPlan) -> (usize, String, Vec<Mounted>) {
-    let l = layout::create(kind, &crate::config(MountApi::New));
-    let (base, images) = plan.image_set(fleet().layers);
+fn fill(kind: &str, scratch: &Scratch, plan: &InodesPlan) -> (usize, String, Vec<Mounted>) {
+    let l = layout::make(kind, &crate::config(MountApi::New));
+    let (base, images) = plan.image_set(fleet().layers).expect("image set");
     let root = scratch.path().join("fill");
     let mut mounted = Vec::new();
-    let base_img = if kind != LayoutKind::Plain {
+    let base_img = if l.capabilities().shares_layers {
         match l.prepare(&base, &root.join("base")) {
             Ok(b) => Some(b),
             Err(e) => return (0, e.to_string(), mounted),
@@ -68,11 +70,11 @@ fn plan_predicts_real_enospc_within_10_percent() -> Result<(), Failed> {
         inodes: None,
     };
     let mut report = Vec::new();
-    for kind in LayoutKind::ALL {
-        let m = measurement_plan(&fleet(), 1);
+    for kind in layout::names() {
+        let m = measurement_params(&fleet(), 1);
         let costs = measure_costs(
             &m,
-            &[layout::create(kind, &crate::config(MountApi::New))],
+            &[layout::make(kind, &crate::config(MountApi::New))],
             &request,
         )?;
         let small = Scratch::create(&ScratchRequest {

@@ -5,8 +5,10 @@ use libtest_mimic::{Failed, Trial};
 
 use overlaybench::image::{Change, ImageSpec, LayerSpec};
 use overlaybench::isolate::{BackingKind, MountApi};
-use overlaybench::layout::{self, LayoutKind};
-use overlaybench::workload::copy_up::{timed, upper_path, verify_upper, Variant};
+use overlaybench::layout::{self};
+use overlaybench::workload::copy_up::analyze::Op;
+use overlaybench::workload::copy_up::measure::{timed, verify_upper};
+use overlaybench::workload::copy_up::Variant;
 
 const SIZE: u64 = 4 << 20;
 
@@ -39,20 +41,20 @@ fn image() -> ImageSpec {
     }
 }
 
-fn check(variant: Variant, op: &'static str) -> Result<(), Failed> {
+fn check(variant: Variant, op: Op) -> Result<(), Failed> {
     let (_tmp, scratch) = crate::scratch(BackingKind::Ext4);
     let opts = match variant {
         Variant::Metacopy => vec![("metacopy".to_string(), Some("on".to_string()))],
         _ => vec![],
     };
-    let l = layout::create(
-        LayoutKind::Overlay2,
-        &crate::config(MountApi::New).with_options(opts),
-    );
+    let l = layout::make("overlay2", &crate::config(MountApi::New).with_options(opts));
     let img = l.prepare(&image(), &scratch.path().join("img"))?;
     let c = l.create_container(&img, &scratch.path().join("c"))?;
     let m = l.mount(&img, &c)?;
-    let upper = upper_path(&c.root, SIZE);
+    let rel = format!("data/size-{SIZE}");
+    let upper = l
+        .upper_file(&c, std::path::Path::new(&rel))
+        .ok_or("overlay2 has an upper dir")?;
     // Before any write the check must fail: nothing was copied up yet.
     if verify_upper(&upper, op, SIZE, variant, "trusted.overlay.metacopy").is_ok() {
         return Err("verify_upper accepted an upper dir with no copy".into());
@@ -65,7 +67,8 @@ fn check(variant: Variant, op: &'static str) -> Result<(), Failed> {
     } else {
         Variant::Metacopy
     };
-    if op == "chmod" && verify_upper(&upper, op, SIZE, other, "trusted.overlay.metacopy").is_ok() {
+    if op == Op::Chmod && verify_upper(&upper, op, SIZE, other, "trusted.overlay.metacopy").is_ok()
+    {
         return Err(format!("chmod under {variant:?} also passed as {other:?}").into());
     }
     m.unmount()?;
@@ -78,17 +81,17 @@ fn check(variant: Variant, op: &'static str) -> Result<(), Failed> {
 pub fn tests() -> Vec<Trial> {
     vec![
         Trial::test("copy_up::first_write_copies_the_whole_file", || {
-            check(Variant::Default, "first-write")
+            check(Variant::Default, Op::FirstWrite)
         }),
         Trial::test("copy_up::chmod_copies_data_without_metacopy", || {
-            check(Variant::Default, "chmod")
+            check(Variant::Default, Op::Chmod)
         }),
         Trial::test("copy_up::chmod_with_metacopy_copies_metadata_only", || {
-            check(Variant::Metacopy, "chmod")
+            check(Variant::Metacopy, Op::Chmod)
         }),
         Trial::test("copy_up::truncate_and_append_copy_up", || {
-            check(Variant::Default, "truncate")?;
-            check(Variant::Default, "append")
+            check(Variant::Default, Op::Truncate)?;
+            check(Variant::Default, Op::Append)
         }),
     ]
 }

@@ -13,7 +13,7 @@ use overlaybench::image::{
     content, generate, Change, GeneratorParams, ImageShape, ImageSpec, NodeKind, SizeRange, Tree,
 };
 use overlaybench::isolate::{BackingKind, MountApi};
-use overlaybench::layout::{self, LayoutKind};
+use overlaybench::layout::{self};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Entry {
@@ -116,9 +116,9 @@ fn same_view_in_all_layouts(seed: u64) -> Result<(), Failed> {
     }
     let want = expected(&img.flatten());
     let (_tmp, scratch) = crate::scratch(BackingKind::Ext4);
-    for kind in LayoutKind::ALL {
-        let l = layout::create(kind, &crate::config(MountApi::New));
-        let dir = scratch.path().join(kind.name());
+    for kind in layout::names() {
+        let l = layout::make(kind, &crate::config(MountApi::New));
+        let dir = scratch.path().join(kind);
         let prepared = l.prepare(&img, &dir.join("img"))?;
         let c = l.create_container(&prepared, &dir.join("c"))?;
         let m = l.mount(&prepared, &c)?;
@@ -156,7 +156,7 @@ fn same_view_in_all_layouts(seed: u64) -> Result<(), Failed> {
 fn overlay2_diff_markers() -> Result<(), Failed> {
     let img = image(11);
     let (_tmp, scratch) = crate::scratch(BackingKind::Ext4);
-    let l = layout::create(LayoutKind::Overlay2, &crate::config(MountApi::New));
+    let l = layout::make("overlay2", &crate::config(MountApi::New));
     let prepared = l.prepare(&img, &scratch.path().join("o2"))?;
     let (mut whiteouts, mut opaques) = (0, 0);
     for (i, layer) in img.layers.iter().enumerate() {
@@ -205,7 +205,7 @@ fn superseded(layer: &overlaybench::image::LayerSpec, path: &Path) -> bool {
 fn legacy_shares_unchanged_files() -> Result<(), Failed> {
     let img = image(5);
     let (_tmp, scratch) = crate::scratch(BackingKind::Ext4);
-    let l = layout::create(LayoutKind::Overlay, &crate::config(MountApi::New));
+    let l = layout::make("overlay", &crate::config(MountApi::New));
     let prepared = l.prepare(&img, &scratch.path().join("legacy"))?;
     let top = img.depth() - 1;
     let mut checked = 0;

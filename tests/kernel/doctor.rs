@@ -9,7 +9,7 @@ use libtest_mimic::{Failed, Trial};
 use overlaybench::doctor::store::inventory;
 use overlaybench::image::{generate, Change, GeneratorParams, ImageShape};
 use overlaybench::isolate::{BackingKind, MountApi};
-use overlaybench::layout::{self, LayoutKind};
+use overlaybench::layout::{self};
 
 fn image() -> overlaybench::image::ImageSpec {
     generate(
@@ -27,14 +27,14 @@ fn image() -> overlaybench::image::ImageSpec {
 fn own_overlay2_store() -> Result<(), Failed> {
     let (_tmp, scratch) = crate::scratch(BackingKind::Ext4);
     let img = image();
-    let l = layout::create(LayoutKind::Overlay2, &crate::config(MountApi::New));
+    let l = layout::make("overlay2", &crate::config(MountApi::New));
     let prepared = l.prepare(&img, &scratch.path().join("store"))?;
     let inv = inventory(&prepared.root)?.ok_or("no store recognised")?;
     // Whiteouts that are not swallowed by a later deletion/opaque of an ancestor.
     let whiteouts: u64 = prepared
         .layer_dirs
         .iter()
-        .map(|d| overlaybench::measure::census::census(d).map(|c| c.whiteouts))
+        .map(|d| overlaybench::probe::census::census(d).map(|c| c.whiteouts))
         .sum::<Result<u64, _>>()?;
     let deletes = img
         .layers
@@ -59,10 +59,10 @@ fn own_overlay2_store() -> Result<(), Failed> {
 
 fn own_legacy_store() -> Result<(), Failed> {
     let (_tmp, scratch) = crate::scratch(BackingKind::Ext4);
-    let l = layout::create(LayoutKind::Overlay, &crate::config(MountApi::New));
+    let l = layout::make("overlay", &crate::config(MountApi::New));
     let prepared = l.prepare(&image(), &scratch.path().join("store"))?;
     let inv = inventory(&prepared.root)?.ok_or("no store recognised")?;
-    let whole = overlaybench::measure::census::census(&prepared.root)?;
+    let whole = overlaybench::probe::census::census(&prepared.root)?;
     if inv.format != "overlay"
         || inv.layers != 5
         || inv.hardlink_paths == 0

@@ -7,7 +7,7 @@ use libtest_mimic::{Failed, Trial};
 
 use overlaybench::image::{Change, ImageSpec, LayerSpec};
 use overlaybench::isolate::{BackingKind, IsolateError, MountApi, MountInfo};
-use overlaybench::layout::{self, LayoutError, LayoutKind, MAX_LOWER_LAYERS};
+use overlaybench::layout::{self, LayoutError, MAX_LOWER_LAYERS};
 
 /// An image of `depth` layers, each adding one file.
 fn thin_image(depth: usize) -> ImageSpec {
@@ -29,7 +29,7 @@ fn thin_image(depth: usize) -> ImageSpec {
 
 fn deepest_stack_mounts_with_the_new_api() -> Result<(), Failed> {
     let (_tmp, scratch) = crate::scratch(BackingKind::Ext4);
-    let l = layout::create(LayoutKind::Overlay2, &crate::config(MountApi::New));
+    let l = layout::make("overlay2", &crate::config(MountApi::New));
     let img = l.prepare(&thin_image(MAX_LOWER_LAYERS), &scratch.path().join("deep"))?;
     let c = l.create_container(&img, &scratch.path().join("c"))?;
     let m = l.mount(&img, &c)?;
@@ -44,7 +44,7 @@ fn deepest_stack_mounts_with_the_new_api() -> Result<(), Failed> {
 
 fn past_the_limit_is_refused() -> Result<(), Failed> {
     let (_tmp, scratch) = crate::scratch(BackingKind::Tmpfs);
-    let l = layout::create(LayoutKind::Overlay2, &crate::config(MountApi::New));
+    let l = layout::make("overlay2", &crate::config(MountApi::New));
     match l.prepare(&thin_image(MAX_LOWER_LAYERS + 1), &scratch.path().join("x")) {
         Err(LayoutError::TooDeep {
             depth: 501,
@@ -56,7 +56,7 @@ fn past_the_limit_is_refused() -> Result<(), Failed> {
 
 fn classic_api_refuses_rather_than_cuts() -> Result<(), Failed> {
     let (_tmp, scratch) = crate::scratch(BackingKind::Tmpfs);
-    let l = layout::create(LayoutKind::Overlay2, &crate::config(MountApi::Classic));
+    let l = layout::make("overlay2", &crate::config(MountApi::Classic));
     let shallow = l.prepare(&thin_image(3), &scratch.path().join("shallow"))?;
     let c = l.create_container(&shallow, &scratch.path().join("c1"))?;
     let m = l.mount(&shallow, &c)?;
@@ -89,7 +89,7 @@ fn every_backing_mounts_and_is_removed() -> Result<(), Failed> {
             return Err(format!("{kind}: no loop device recorded").into());
         }
         // Leave an overlay mounted on purpose: dropping the scratch must take it too.
-        let l = layout::create(LayoutKind::Overlay2, &crate::config(MountApi::New));
+        let l = layout::make("overlay2", &crate::config(MountApi::New));
         let img = l.prepare(&thin_image(2), &scratch.path().join("i"))?;
         let c = l.create_container(&img, &scratch.path().join("c"))?;
         std::mem::forget(l.mount(&img, &c)?);

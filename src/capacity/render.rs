@@ -2,11 +2,9 @@
 
 use plotters::prelude::*;
 
-use super::summary::fmt_bytes;
-use super::svg::{layout_color, linear_panel, svg_page, Marker, Series};
-use super::table::Table;
-use super::ReportError;
-use crate::capacity::PlanReport;
+use super::PlanReport;
+use crate::report::chart::{layout_color, linear_panel, svg_page, Marker, Series};
+use crate::report::{fmt_bytes, ReportError, Table};
 
 /// One row per layout: needs, share of the filesystem, what runs out first.
 pub fn plan_table(p: &PlanReport) -> Table {

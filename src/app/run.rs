@@ -1,20 +1,22 @@
-//! Runs a plan: one scratch filesystem per backing, each workload on it, results
-//! recorded and the report folder rewritten (atomically) after each workload so a
-//! crash never loses what was measured, and a partial report never says complete.
+//! `overlaybench run`: one scratch filesystem per backing, each workload on it,
+//! results recorded and the report folder rewritten (atomically) after each
+//! workload so a crash never loses what was measured, and a partial report never
+//! says complete.
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::json;
 
-use crate::cli::MountApiChoice;
+use super::AppError;
+use crate::config::RunConfig;
 use crate::host::HostInfo;
-use crate::isolate::{self, MountApi, Privilege, Scratch, ScratchRequest};
+use crate::isolate::{EvictionKind, Privilege, Scratch, ScratchRequest};
 use crate::layout::{self, LayoutConfig};
-use crate::plan::RunPlan;
-use crate::report::{self, Report, RunError, RunStatus, ToolInfo, SCHEMA_VERSION};
-use crate::workload::{self, Recorded, RunContext, WorkloadError};
+use crate::report::{self, Report, RunError, RunStatus};
+use crate::workload::{self, Footprint, Recorded, RunContext, WorkloadError};
 
 /// How a run ended.
 #[derive(Debug)]
@@ -27,17 +29,8 @@ pub struct RunOutcome {
     pub error: Option<WorkloadError>,
 }
 
-fn resolve_api(choice: MountApiChoice) -> MountApi {
-    match choice {
-        MountApiChoice::New => MountApi::New,
-        MountApiChoice::Classic => MountApi::Classic,
-        MountApiChoice::Auto if isolate::new_api_available() => MountApi::New,
-        MountApiChoice::Auto => MountApi::Classic,
-    }
-}
-
-fn progress_bar(plan: &RunPlan, total: u64) -> ProgressBar {
-    let target = if plan.progress {
+fn progress_bar(show: bool, total: u64) -> ProgressBar {
+    let target = if show {
         ProgressDrawTarget::stderr()
     } else {
         ProgressDrawTarget::hidden()
@@ -51,72 +44,70 @@ fn progress_bar(plan: &RunPlan, total: u64) -> ProgressBar {
     bar
 }
 
-/// Runs every workload of `plan` on every backing and writes the report folder.
+fn eviction_note(backing: &str, eviction: EvictionKind) -> String {
+    match eviction {
+        EvictionKind::RemountBacking => format!(
+            "{backing}: lookup's cold = the scratch filesystem unmounted and remounted (+ BLKFLSBUF on its loop \
+             device) before a fresh overlay mount; copy-up's cold = the lower file evicted with posix_fadvise \
+             DONTNEED; nothing else on the host is evicted"
+        ),
+        EvictionKind::DropCaches => format!(
+            "{backing}: lookup's cold = sync + drop_caches (host-wide) before a fresh overlay mount; copy-up's cold \
+             = the lower file evicted with posix_fadvise DONTNEED"
+        ),
+        EvictionKind::FreshMountOnly => format!(
+            "{backing}: the lower filesystem's caches cannot be evicted here (tmpfs keeps its dentries and its \
+             data is the page cache; for dir: pass --drop-caches as root) — lookup's 'cold' means a fresh overlay \
+             mount only"
+        ),
+    }
+}
+
+/// Runs every workload of `cfg` on every backing and writes the report folder.
 /// `argv` is recorded so the run can be repeated.
 pub fn run(
-    plan: &RunPlan,
+    cfg: &RunConfig,
     privilege: Privilege,
     argv: &[String],
     interrupted: &AtomicBool,
-) -> Result<RunOutcome, anyhow::Error> {
+) -> Result<RunOutcome, AppError> {
     let started = Instant::now();
-    let api = resolve_api(plan.mount_api);
+    let api = cfg.mount_api.resolve();
     let mut host = HostInfo::collect(std::path::Path::new("/"));
     host.privilege = Some(privilege);
     host.mount_api = Some(api);
-    let mut report = Report {
-        schema_version: SCHEMA_VERSION,
-        tool: ToolInfo {
-            name: env!("CARGO_PKG_NAME").into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-        },
-        status: RunStatus::Running,
-        started_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
-        duration_s: 0.0,
-        host,
-        config: serde_json::json!({ "plan": plan, "argv": argv }),
-        cases: Vec::new(),
-        derived: Vec::new(),
-        errors: Vec::new(),
-        notes: Vec::new(),
-    };
+    let mut report = Report::new(host, json!({ "plan": cfg.to_json(), "argv": argv }));
+    let sections = workload::sections();
     let config = LayoutConfig {
         mount_api: api,
         options: Vec::new(),
         privilege,
     };
-    let layouts: Vec<_> = plan
+    let layouts: Vec<_> = cfg
         .layouts
         .iter()
-        .map(|&k| layout::create(k, &config))
+        .filter_map(|name| layout::create(name, &config))
         .collect();
-    let workloads: Vec<_> = plan
-        .workloads
-        .iter()
-        .map(|&k| workload::create(k, plan))
-        .collect();
-    let steps_per_backing: u64 = workloads.iter().map(|w| w.steps(&plan.layouts)).sum();
-    let bar = progress_bar(plan, steps_per_backing * plan.backings.len() as u64);
+    let steps_per_backing: u64 = cfg.workloads.iter().map(|w| w.steps(&layouts)).sum();
+    let bar = progress_bar(cfg.progress, steps_per_backing * cfg.backings.len() as u64);
     let mut out = Recorded::default();
     let mut error = None;
-    report::write_report_dir(&plan.out_dir, &report)?;
+    report::write_report_dir(&cfg.out_dir, &report, &sections)?;
 
-    'backings: for backing in &plan.backings {
-        let footprint = workloads
-            .iter()
-            .fold(workload::Footprint::default(), |acc, w| {
-                let f = w.footprint(layouts.len());
-                workload::Footprint {
-                    bytes: acc.bytes.max(f.bytes),
-                    inodes: acc.inodes.max(f.inodes),
-                }
-            });
-        let fs_size = plan
+    'backings: for backing in &cfg.backings {
+        let footprint = cfg.workloads.iter().fold(Footprint::default(), |acc, w| {
+            let f = w.footprint(layouts.len());
+            Footprint {
+                bytes: acc.bytes.max(f.bytes),
+                inodes: acc.inodes.max(f.inodes),
+            }
+        });
+        let fs_size = cfg
             .fs_size_bytes
             .unwrap_or_else(|| (footprint.bytes * 2).max(1 << 30));
         bar.set_message(format!("making {backing} scratch fs"));
         let made = Scratch::create(&ScratchRequest {
-            root: plan.scratch_root.clone(),
+            root: cfg.scratch_root.clone(),
             kind: backing.clone(),
             planned_bytes: footprint.bytes,
             fs_size_bytes: fs_size,
@@ -133,39 +124,22 @@ pub fn run(
                 });
                 report.duration_s = started.elapsed().as_secs_f64();
                 bar.finish_and_clear();
-                report::write_report_dir(&plan.out_dir, &report)?;
+                report::write_report_dir(&cfg.out_dir, &report, &sections)?;
                 return Err(e.into());
             }
         };
         report.host.backings.push(scratch.info().clone());
-        let eviction = scratch.eviction(plan.drop_caches);
-        match eviction {
-            isolate::EvictionKind::RemountBacking => out.notes.push(format!(
-                "{backing}: lookup's cold = the scratch filesystem unmounted and remounted (+ BLKFLSBUF on its loop \
-                 device) before a fresh overlay mount; copy-up's cold = the lower file evicted with posix_fadvise \
-                 DONTNEED; nothing else on the host is evicted"
-            )),
-            isolate::EvictionKind::DropCaches => out.notes.push(format!(
-                "{backing}: lookup's cold = sync + drop_caches (host-wide) before a fresh overlay mount; copy-up's cold \
-                 = the lower file evicted with posix_fadvise DONTNEED"
-            )),
-            isolate::EvictionKind::FreshMountOnly => out.notes.push(format!(
-                "{backing}: the lower filesystem's caches cannot be evicted here (tmpfs keeps its dentries and its \
-                 data is the page cache; for dir: pass --drop-caches as root) — lookup's 'cold' means a fresh overlay \
-                 mount only"
-            )),
-        }
+        let eviction = scratch.eviction(cfg.drop_caches);
+        out.note(eviction_note(&backing.to_string(), eviction));
         if !scratch.info().accounting_exact {
-            out.notes.push(format!(
+            out.note(format!(
                 "{backing}: an existing directory — statvfs figures include whatever else lives on that filesystem"
             ));
         }
-        for w in &workloads {
+        for w in &cfg.workloads {
             let mut ctx = RunContext {
-                plan,
                 scratch: &mut scratch,
                 layouts: &layouts,
-                layout_config: &config,
                 backing: backing.to_string(),
                 eviction,
                 progress: &bar,
@@ -177,14 +151,14 @@ pub fn run(
             if let Err(e) = result {
                 if !matches!(e, WorkloadError::Interrupted) {
                     report.errors.push(RunError {
-                        workload: Some(w.kind().name().into()),
+                        workload: Some(w.entry().name.into()),
                         message: format!("{backing}: {e}"),
                     });
                 }
                 error = Some(e);
                 break 'backings;
             }
-            report::write_report_dir(&plan.out_dir, &report)?;
+            report::write_report_dir(&cfg.out_dir, &report, &sections)?;
         }
         drop(scratch);
     }
@@ -195,7 +169,7 @@ pub fn run(
         Some(_) => RunStatus::Failed,
     };
     report.duration_s = started.elapsed().as_secs_f64();
-    let written = report::write_report_dir(&plan.out_dir, &report)?;
+    let written = report::write_report_dir(&cfg.out_dir, &report, &sections)?;
     Ok(RunOutcome {
         report,
         written,
@@ -223,4 +197,9 @@ fn merge(report: &mut Report, out: &mut Recorded, started: Instant) {
             .or_insert_with(|| v.clone());
     }
     report.duration_s = started.elapsed().as_secs_f64();
+}
+
+/// The terminal summary of a finished run.
+pub fn terminal_summary(report: &Report) -> String {
+    report::summary::terminal(report, &workload::sections())
 }

@@ -57,12 +57,6 @@ pub fn resident_distinct(paths: &[PathBuf]) -> std::io::Result<(u64, usize)> {
     Ok((total, seen.len()))
 }
 
-/// A `Key: value kB` field of /proc/meminfo, in bytes.
-pub fn meminfo_bytes(key: &str) -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    crate::host::parse_meminfo_kib(&text, key).map(|k| k * 1024)
-}
-
 /// The memory cgroup this process is charged to and the stat key for its file pages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemoryCgroup {
@@ -129,7 +123,7 @@ mod tests {
         let mut f = File::create(&p).expect("create");
         f.write_all(&vec![7u8; 1 << 20]).expect("write");
         drop(f);
-        crate::measure::cache::evict_file(&p).expect("evict");
+        crate::probe::cache::evict_file(&p).expect("evict");
         let after_evict = resident_bytes(&p).expect("mincore");
         std::fs::read(&p).expect("read");
         let after_read = resident_bytes(&p).expect("mincore");

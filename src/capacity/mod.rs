@@ -1,13 +1,13 @@
 //! Capacity planning: how many images (with their containers) fit on a filesystem
 //! per layout, from per-unit costs measured on the real kernel (by the inodes
 //! workload, or by `plan` itself). Projection is pure arithmetic; the honesty test
-//! checks it against real ENOSPC.
+//! checks it against real ENOSPC. `render` draws the plan.
+
+pub mod render;
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-
-use crate::report::Report;
 
 /// A fleet to plan for.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -157,93 +157,6 @@ pub fn project(
         .collect()
 }
 
-/// Why costs could not be taken from a report.
-#[derive(Debug, thiserror::Error)]
-pub enum CapacityError {
-    #[error("{0}")]
-    Mismatch(String),
-}
-
-/// Reads per-unit costs for `fleet` from an inodes report (same layers, files and
-/// dirs per layer, shared base and backing, or a clear refusal naming the difference).
-pub fn costs_from_report(
-    report: &Report,
-    fleet: &Fleet,
-    backing: &str,
-) -> Result<BTreeMap<String, UnitCosts>, CapacityError> {
-    let per_unit: Vec<_> = report
-        .derived
-        .iter()
-        .filter(|d| d.workload == "inodes" && d.kind == "per-unit")
-        .collect();
-    if per_unit.is_empty() {
-        return Err(CapacityError::Mismatch(
-            "the report has no inodes results; run `overlaybench run --workloads inodes` first, or plan without --from".into(),
-        ));
-    }
-    let num = |d: &crate::report::Derived, k: &str| d.params.get(k).and_then(|v| v.as_u64());
-    let matching: Vec<_> = per_unit
-        .iter()
-        .filter(|d| {
-            num(d, "layers") == Some(fleet.layers as u64)
-                && num(d, "files_per_layer") == Some(fleet.files_per_layer as u64)
-                && num(d, "dirs_per_layer") == Some(fleet.dirs_per_layer as u64)
-                && d.params.get("backing").and_then(|v| v.as_str()) == Some(backing)
-        })
-        .collect();
-    if matching.is_empty() {
-        let mut have: Vec<String> = per_unit
-            .iter()
-            .map(|d| {
-                format!(
-                    "{} layers × {} files × {} dirs on {}",
-                    num(d, "layers").unwrap_or(0),
-                    num(d, "files_per_layer").unwrap_or(0),
-                    num(d, "dirs_per_layer").unwrap_or(0),
-                    d.params
-                        .get("backing")
-                        .and_then(|v| v.as_str())
-                        .unwrap_or("?")
-                )
-            })
-            .collect();
-        have.sort();
-        have.dedup();
-        return Err(CapacityError::Mismatch(format!(
-            "the report measured {}; the fleet is {} layers × {} files × {} dirs on {backing} — plan without --from \
-             to measure this fleet's costs, or run the inodes workload with matching --layers/--files-per-layer/--dirs-per-layer",
-            have.join(", "),
-            fleet.layers,
-            fleet.files_per_layer,
-            fleet.dirs_per_layer
-        )));
-    }
-    let mut out: BTreeMap<String, UnitCosts> = BTreeMap::new();
-    for d in matching {
-        let c = out.entry(d.layout.clone()).or_default();
-        let q = d
-            .params
-            .get("quantity")
-            .and_then(|v| v.as_str())
-            .unwrap_or("");
-        let r = d
-            .params
-            .get("resource")
-            .and_then(|v| v.as_str())
-            .unwrap_or("");
-        match (q, r) {
-            ("shared-base", "inodes") => c.shared_base_inodes = d.value,
-            ("image", "inodes") => c.per_image_inodes = d.value,
-            ("container", "inodes") => c.per_container_inodes = d.value,
-            ("shared-base", "bytes") => c.shared_base_bytes = d.value,
-            ("image", "bytes") => c.per_image_bytes = d.value,
-            ("container", "bytes") => c.per_container_bytes = d.value,
-            _ => {}
-        }
-    }
-    Ok(out)
-}
-
 /// ext4's defaults for a filesystem of `size_bytes`: one inode per 16 KiB, and
 /// about 2 % of the space for metadata (inode tables, journal, bitmaps).
 pub fn ext4_defaults(size_bytes: u64) -> Filesystem {
@@ -251,59 +164,6 @@ pub fn ext4_defaults(size_bytes: u64) -> Filesystem {
         available_bytes: size_bytes / 50 * 49,
         available_inodes: size_bytes / 16384,
         source: format!("ext4 defaults for {size_bytes} bytes (1 inode per 16 KiB)"),
-    }
-}
-
-/// Validates `plan` arguments into a fleet.
-pub fn fleet_from(a: &crate::cli::PlanArgs) -> Result<Fleet, crate::plan::PlanError> {
-    use crate::plan::PlanError;
-    if a.layers == 0 || a.layers > crate::layout::MAX_LOWER_LAYERS {
-        return Err(PlanError::OutOfRange {
-            name: "--layers",
-            value: a.layers.to_string(),
-            accepted: "use layers between 1 and 500 (the kernel's lower-layer limit)".into(),
-        });
-    }
-    if a.images == 0 {
-        return Err(PlanError::OutOfRange {
-            name: "--images",
-            value: "0".into(),
-            accepted: "at least 1".into(),
-        });
-    }
-    if a.shared_pct > 100 {
-        return Err(PlanError::OutOfRange {
-            name: "--shared-pct",
-            value: a.shared_pct.to_string(),
-            accepted: "a percent from 0 to 100".into(),
-        });
-    }
-    Ok(Fleet {
-        images: a.images,
-        layers: a.layers,
-        shared_pct: a.shared_pct,
-        files_per_layer: a.files_per_layer,
-        dirs_per_layer: a.dirs_per_layer,
-        containers: a.containers,
-        writes: a.writes,
-    })
-}
-
-/// The inodes-workload parameters that measure a fleet's per-unit costs: a small
-/// instance (2 images, 1 container each) of the same image shape.
-pub fn measurement_plan(f: &Fleet, seed: u64) -> crate::workload::inodes::InodesPlan {
-    crate::workload::inodes::InodesPlan {
-        layers: vec![f.layers],
-        images: 2,
-        shared_pct: f.shared_pct,
-        containers: (f.containers > 0) as usize,
-        files_per_layer: f.files_per_layer,
-        dirs_per_layer: f.dirs_per_layer,
-        max_file_bytes: 16 * 1024,
-        writes: f.writes,
-        new_files: f.writes,
-        deletes: f.writes / 2,
-        seed,
     }
 }
 

@@ -1,0 +1,122 @@
+//! `overlaybench compare`: the CI gate between two reports, with every known
+//! workload's gate rules from the registry.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use super::AppError;
+use crate::compare::format::{render, CompareFormat};
+use crate::compare::{self as cmp, CompareOptions, FigureSet, MissingPolicy, WorkloadRules};
+use crate::report::{self, RunStatus};
+use crate::workload;
+
+/// What the user asked `compare` for.
+#[derive(Debug, Clone)]
+pub struct CompareConfig {
+    /// The baseline report (report.json or its folder).
+    pub baseline: PathBuf,
+    /// The current report.
+    pub current: PathBuf,
+    /// One threshold for every figure.
+    pub threshold: Option<f64>,
+    /// Per-workload thresholds.
+    pub workload_thresholds: Vec<(String, f64)>,
+    /// A gate file.
+    pub gate_file: Option<PathBuf>,
+    /// Which figures are gated.
+    pub figures: FigureSet,
+    /// Missing figures.
+    pub missing: Option<MissingPolicy>,
+    /// Params left out when matching.
+    pub ignore_params: Vec<String>,
+    /// Output format.
+    pub format: CompareFormat,
+    /// Write the output here instead of returning it for stdout.
+    pub output: Option<PathBuf>,
+    /// Bootstrap resamples per figure.
+    pub resamples: usize,
+}
+
+/// The outcome of a comparison.
+#[derive(Debug)]
+pub struct CompareOutcome {
+    /// The rendered comparison (also written to `output` when given).
+    pub text: String,
+    /// Whether the gate fails.
+    pub failed: bool,
+    /// Warnings for stderr (partial reports).
+    pub warnings: Vec<String>,
+    /// Whether `text` went to the output file (else it is for stdout).
+    pub written: bool,
+}
+
+/// Every registered workload's gate rules, by name.
+pub fn registry_rules() -> BTreeMap<String, WorkloadRules> {
+    workload::WORKLOADS
+        .iter()
+        .map(|w| {
+            (
+                w.name.to_string(),
+                WorkloadRules {
+                    config_key: w.config_key,
+                    rules: w.gate,
+                },
+            )
+        })
+        .collect()
+}
+
+/// Compares the two reports of `cfg`.
+pub fn compare(cfg: &CompareConfig) -> Result<CompareOutcome, AppError> {
+    let gate = match &cfg.gate_file {
+        Some(p) => cmp::gate::read(p).map_err(AppError::Usage)?,
+        None => cmp::gate::GateFile::default(),
+    };
+    let rules = registry_rules();
+    // Built-in per-workload defaults, unless one threshold is given for everything;
+    // then the gate file's and the command line's per-workload values.
+    let global = cfg.threshold.or(gate.threshold.map(|t| t.0));
+    let mut per_workload = if global.is_some() {
+        BTreeMap::new()
+    } else {
+        cmp::default_thresholds(&rules)
+    };
+    per_workload.extend(gate.workloads.iter().map(|(k, v)| (k.clone(), v.0)));
+    per_workload.extend(cfg.workload_thresholds.iter().cloned());
+    let opts = CompareOptions {
+        threshold: global.unwrap_or(0.10),
+        per_workload,
+        figures: cfg.figures,
+        missing: cfg.missing.or(gate.missing).unwrap_or(MissingPolicy::Fail),
+        ignore_params: cfg.ignore_params.clone(),
+        resamples: cfg.resamples.max(100),
+        rules,
+    };
+    let baseline = report::read_report(&cfg.baseline)?;
+    let current = report::read_report(&cfg.current)?;
+    let mut warnings = Vec::new();
+    for (name, r) in [(&cfg.baseline, &baseline), (&cfg.current, &current)] {
+        if r.status != RunStatus::Complete {
+            warnings.push(format!(
+                "{} is not a complete run (status {:?}); only its finished cases are compared",
+                name.display(),
+                r.status
+            ));
+        }
+    }
+    let names = (
+        cfg.baseline.display().to_string(),
+        cfg.current.display().to_string(),
+    );
+    let result = cmp::compare(&baseline, &current, (&names.0, &names.1), &opts)?;
+    let text = render(&result, cfg.format);
+    if let Some(p) = &cfg.output {
+        report::write_atomic(p, text.as_bytes())?;
+    }
+    Ok(CompareOutcome {
+        text,
+        failed: result.failed(),
+        warnings,
+        written: cfg.output.is_some(),
+    })
+}

@@ -1,0 +1,249 @@
+//! `overlaybench plan`: a capacity projection per layout, from per-unit costs
+//! read from an inodes report or measured now on fresh scratch filesystems.
+
+use std::path::PathBuf;
+
+use super::AppError;
+use crate::capacity::{self, Filesystem, Fleet, PlanReport};
+use crate::isolate::{BackingKind, Privilege, ScratchRequest};
+use crate::layout::{self, LayoutConfig, MAX_LOWER_LAYERS};
+use crate::report::{self, fmt_bytes};
+use crate::workload::inodes::{self, Params as InodesParams};
+use crate::workload::ParamError;
+
+/// The filesystem a plan fills.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// An existing path: its free space and inodes (statvfs).
+    Path(PathBuf),
+    /// A size, with ext4's inode ratio unless an inode count is given.
+    Size {
+        /// Bytes.
+        bytes: u64,
+        /// Inodes, when given.
+        inodes: Option<u64>,
+    },
+}
+
+/// What the user asked `plan` for, before validation.
+#[derive(Debug, Clone)]
+pub struct PlanRequest {
+    /// The fleet's shape (validated here).
+    pub fleet: Fleet,
+    /// The filesystem to fill.
+    pub target: Target,
+    /// Costs from this report instead of measuring.
+    pub from: Option<PathBuf>,
+    /// Backing the costs are measured on (and must match in `from`).
+    pub backing: String,
+    /// Layout names.
+    pub layouts: Vec<String>,
+    /// Where measurement scratch filesystems are made.
+    pub scratch: PathBuf,
+    /// Output folder.
+    pub out: Option<PathBuf>,
+    /// Image seed.
+    pub seed: u64,
+}
+
+/// A validated plan request.
+#[derive(Debug, Clone)]
+pub struct PlanConfig {
+    /// The fleet.
+    pub fleet: Fleet,
+    /// The filesystem to fill, resolved.
+    pub filesystem: Filesystem,
+    /// Costs from this report instead of measuring.
+    pub from: Option<PathBuf>,
+    /// Backing of the costs.
+    pub backing: BackingKind,
+    /// Layouts.
+    pub layouts: Vec<&'static str>,
+    /// Where measurement scratch filesystems are made.
+    pub scratch: PathBuf,
+    /// Output folder.
+    pub out: PathBuf,
+    /// Image seed.
+    pub seed: u64,
+}
+
+impl TryFrom<PlanRequest> for PlanConfig {
+    type Error = AppError;
+
+    fn try_from(r: PlanRequest) -> Result<Self, AppError> {
+        let f = &r.fleet;
+        if f.layers == 0 || f.layers > MAX_LOWER_LAYERS {
+            return Err(ParamError::range(
+                "--layers",
+                f.layers,
+                "use layers between 1 and 500 (the kernel's lower-layer limit)",
+            )
+            .into());
+        }
+        if f.images == 0 {
+            return Err(ParamError::range("--images", 0, "at least 1").into());
+        }
+        if f.shared_pct > 100 {
+            return Err(
+                ParamError::range("--shared-pct", f.shared_pct, "a percent from 0 to 100").into(),
+            );
+        }
+        let backing = r.backing.parse::<BackingKind>().map_err(AppError::Usage)?;
+        let layouts = r
+            .layouts
+            .iter()
+            .map(|n| {
+                layout::entry(n).map(|e| e.name).ok_or_else(|| {
+                    AppError::Usage(format!(
+                        "unknown layout '{n}'; choose from {}",
+                        layout::names().join(", ")
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let filesystem = match &r.target {
+            Target::Path(p) => {
+                capacity::filesystem_at(p).map_err(AppError::io("reading free space of", p))?
+            }
+            Target::Size { bytes, inodes } => {
+                let mut fs = capacity::ext4_defaults(*bytes);
+                if let Some(n) = inodes {
+                    fs.available_inodes = *n;
+                    fs.source = format!("{bytes} bytes, {n} inodes (given)");
+                }
+                fs
+            }
+        };
+        Ok(PlanConfig {
+            fleet: r.fleet,
+            filesystem,
+            from: r.from,
+            backing,
+            layouts,
+            scratch: r.scratch,
+            out: r.out.unwrap_or_else(|| {
+                PathBuf::from("reports").join(format!(
+                    "plan-{}",
+                    crate::config::utc_stamp(std::time::SystemTime::now())
+                ))
+            }),
+            seed: r.seed,
+        })
+    }
+}
+
+/// The inodes-workload parameters that measure a fleet's per-unit costs: a small
+/// instance (2 images, 1 container each) of the same image shape.
+pub fn measurement_params(f: &Fleet, seed: u64) -> InodesParams {
+    InodesParams {
+        layers: vec![f.layers],
+        images: 2,
+        shared_pct: f.shared_pct,
+        containers: usize::from(f.containers > 0),
+        files_per_layer: f.files_per_layer,
+        dirs_per_layer: f.dirs_per_layer,
+        max_file_bytes: 16 * 1024,
+        writes: f.writes,
+        new_files: f.writes,
+        deletes: f.writes / 2,
+        seed,
+    }
+}
+
+/// What `plan` made.
+#[derive(Debug)]
+pub struct PlanOutcome {
+    /// plan.json's content.
+    pub report: PlanReport,
+    /// Where plan.json and plan.svg were written.
+    pub out: PathBuf,
+}
+
+/// Projects the fleet. Measuring needs `privilege` (the caller entered the
+/// private namespace); with `from` it reads costs only.
+pub fn plan(cfg: &PlanConfig, privilege: Option<Privilege>) -> Result<PlanOutcome, AppError> {
+    let backing = cfg.backing.to_string();
+    let (costs, costs_source) = match (&cfg.from, privilege) {
+        (Some(from), _) => {
+            let report = report::read_report(from)?;
+            let costs = inodes::costs_from_report(&report, &cfg.fleet, &backing)?;
+            (costs, format!("inodes results in {}", from.display()))
+        }
+        (None, Some(privilege)) => {
+            let config = LayoutConfig {
+                mount_api: crate::config::MountApiChoice::Auto.resolve(),
+                options: Vec::new(),
+                privilege,
+            };
+            let layouts: Vec<_> = cfg
+                .layouts
+                .iter()
+                .filter_map(|n| layout::create(n, &config))
+                .collect();
+            let m = measurement_params(&cfg.fleet, cfg.seed);
+            eprintln!(
+                "measuring per-unit costs on a fresh {backing} per layout (2 images of {} layers)…",
+                cfg.fleet.layers
+            );
+            let like = ScratchRequest {
+                root: cfg.scratch.clone(),
+                kind: cfg.backing.clone(),
+                planned_bytes: 0,
+                fs_size_bytes: 0,
+                inodes: None,
+            };
+            let costs = inodes::measure::measure_costs(&m, &layouts, &like)?;
+            (
+                costs,
+                format!("measured now: 2 images of this shape on a fresh {backing} per layout"),
+            )
+        }
+        (None, None) => {
+            return Err(AppError::Usage(
+                "measuring costs needs the private mount namespace; the caller must enter it"
+                    .into(),
+            ))
+        }
+    };
+    let report = PlanReport {
+        schema_version: 1,
+        kind: "plan".into(),
+        layouts: capacity::project(&cfg.fleet, &cfg.filesystem, &costs),
+        fleet: cfg.fleet.clone(),
+        filesystem: cfg.filesystem.clone(),
+        costs_source,
+        costs_backing: backing,
+    };
+    std::fs::create_dir_all(&cfg.out).map_err(AppError::io("creating", &cfg.out))?;
+    let json = serde_json::to_vec_pretty(&report).map_err(|e| {
+        AppError::Report(report::ReportError::Render {
+            what: "plan.json".into(),
+            detail: e.to_string(),
+        })
+    })?;
+    report::write_atomic(&cfg.out.join("plan.json"), &json)?;
+    report::write_atomic(
+        &cfg.out.join("plan.svg"),
+        &capacity::render::plan_svg(&report)?,
+    )?;
+    Ok(PlanOutcome {
+        report,
+        out: cfg.out.clone(),
+    })
+}
+
+/// What `plan` prints: the fleet and filesystem, where costs came from, the table.
+pub fn text(p: &PlanReport) -> String {
+    format!(
+        "{} images × {} layers ({}% shared), {} containers each, on {} ({} inodes, {} free)\ncosts: {}\n{}",
+        p.fleet.images,
+        p.fleet.layers,
+        p.fleet.shared_pct,
+        p.fleet.containers,
+        p.filesystem.source,
+        p.filesystem.available_inodes,
+        fmt_bytes(p.filesystem.available_bytes as f64),
+        p.costs_source,
+        capacity::render::plan_table(p).to_text()
+    )
+}

@@ -1,0 +1,75 @@
+//! `overlaybench compare` arguments, lowered into a `CompareConfig`.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use overlaybench::app::compare::CompareConfig;
+use overlaybench::compare::format::CompareFormat;
+use overlaybench::compare::gate::parse_threshold;
+use overlaybench::compare::{FigureSet, MissingPolicy};
+
+use super::choice;
+
+/// `overlaybench compare`.
+#[derive(Debug, Clone, Args)]
+pub struct CompareArgs {
+    /// The baseline report (report.json or its folder).
+    pub baseline: PathBuf,
+    /// The current report.
+    pub current: PathBuf,
+    /// Relative change tolerated, for every figure (e.g. 10%) [built in: each
+    /// workload's own, from its measured run-to-run noise].
+    #[arg(long, value_parser = parse_threshold)]
+    pub threshold: Option<f64>,
+    /// Per-workload threshold, WORKLOAD=PCT (repeatable), e.g. lookup=15%.
+    #[arg(long = "workload-threshold", value_parser = parse_workload_threshold)]
+    pub workload_thresholds: Vec<(String, f64)>,
+    /// A gate file (TOML: threshold, missing, [workloads]); options given here win.
+    #[arg(long)]
+    pub gate_file: Option<PathBuf>,
+    /// Which figures are gated.
+    #[arg(long, value_parser = choice::<FigureSet>(), default_value = "derived")]
+    pub figures: FigureSet,
+    /// What a figure present in one report only does [fail].
+    #[arg(long, value_parser = choice::<MissingPolicy>())]
+    pub missing: Option<MissingPolicy>,
+    /// Leave a parameter out when matching figures (e.g. backing, to compare ext4 with xfs).
+    #[arg(long = "ignore-param")]
+    pub ignore_params: Vec<String>,
+    /// Output format.
+    #[arg(long, value_parser = choice::<CompareFormat>(), default_value = "text")]
+    pub format: CompareFormat,
+    /// Write the output to this file instead of stdout.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+    /// Bootstrap resamples per figure.
+    #[arg(long, default_value_t = 1000)]
+    pub resamples: usize,
+}
+
+fn parse_workload_threshold(s: &str) -> Result<(String, f64), String> {
+    let (w, t) = s
+        .split_once('=')
+        .ok_or_else(|| format!("'{s}': use WORKLOAD=PCT, e.g. lookup=15%"))?;
+    Ok((w.to_string(), parse_threshold(t)?))
+}
+
+impl CompareArgs {
+    /// The library's config.
+    pub fn into_config(self) -> CompareConfig {
+        CompareConfig {
+            baseline: self.baseline,
+            current: self.current,
+            threshold: self.threshold,
+            workload_thresholds: self.workload_thresholds,
+            gate_file: self.gate_file,
+            figures: self.figures,
+            missing: self.missing,
+            ignore_params: self.ignore_params,
+            format: self.format,
+            output: self.output,
+            resamples: self.resamples,
+        }
+    }
+}

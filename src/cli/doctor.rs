@@ -1,0 +1,44 @@
+//! `overlaybench doctor` arguments, lowered into a `DoctorConfig`.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use overlaybench::app::doctor::DoctorConfig;
+
+/// `overlaybench doctor`.
+#[derive(Debug, Clone, Args)]
+pub struct DoctorArgs {
+    /// Machine-readable JSON instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// The backing path to inspect [default: /var/lib/docker if present, else .].
+    #[arg(long)]
+    pub path: Option<PathBuf>,
+    /// A store to inventory: a Docker data root, its overlay2/ or overlay/ dir, or a
+    /// containers-storage root [default: /var/lib/docker or /var/lib/containers/storage if present].
+    #[arg(long)]
+    pub store: Option<PathBuf>,
+    /// Root under which etc/docker/daemon.json and etc/containers/storage.conf are read.
+    #[arg(long, default_value = "/")]
+    pub config_root: PathBuf,
+    /// Skip the feature probes (they mount tiny overlays in a private namespace).
+    #[arg(long)]
+    pub no_probe: bool,
+    /// Where the probes' scratch tmpfs is made.
+    #[arg(long, default_value = "/var/tmp/overlaybench")]
+    pub scratch: PathBuf,
+}
+
+impl DoctorArgs {
+    /// The library's config.
+    pub fn to_config(&self) -> DoctorConfig {
+        DoctorConfig {
+            path: self.path.clone(),
+            store: self.store.clone(),
+            config_root: self.config_root.clone(),
+            no_probe: self.no_probe,
+            scratch: self.scratch.clone(),
+        }
+    }
+}

@@ -1,0 +1,82 @@
+//! The command line (clap derive), in the binary only: the library cannot see
+//! these types. Each subcommand's args lower into the library's request/config
+//! types, where all validation lives.
+
+pub mod compare;
+pub mod doctor;
+pub mod plan;
+pub mod report;
+pub mod run;
+
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+use clap::{Parser, Subcommand};
+
+use overlaybench::choice::Choice;
+
+/// Storage benchmarks for Linux container storage as container engines lay it out.
+#[derive(Debug, Parser)]
+#[command(name = "overlaybench", version, about, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build the layouts on a scratch filesystem, run workloads, write a report folder.
+    Run(Box<run::RunArgs>),
+    /// Re-render the SVG charts and summary.md of a report from its report.json.
+    Report(report::ReportArgs),
+    /// Capacity projection: how many images and containers fit before inodes or
+    /// bytes run out, per layout, from costs measured on the real kernel.
+    Plan(Box<plan::PlanArgs>),
+    /// Diagnose this host's container storage (kernel features, backing filesystem,
+    /// engine config, store inventory) and recommend a layout. Reads only.
+    Doctor(doctor::DoctorArgs),
+    /// Compare two reports: a CI gate. Exit 0 when nothing regressed, 1 when
+    /// something did, 2 on bad input.
+    Compare(compare::CompareArgs),
+}
+
+/// A value parser for a library `Choice`: its names, with their help.
+pub fn choice<T: Choice + Clone>() -> impl TypedValueParser<Value = T> {
+    PossibleValuesParser::new(
+        T::ALL
+            .iter()
+            .map(|c| PossibleValue::new(c.name()).help(c.about())),
+    )
+    .try_map(|s| T::parse(&s))
+}
+
+/// A value parser for one of a registry's names (layouts, workloads).
+pub fn one_of(names: Vec<&'static str>) -> impl TypedValueParser<Value = String> {
+    PossibleValuesParser::new(names)
+}
+
+/// Parses `64M`, `1G`, `4096` (binary multiples: 1K = 1024).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    parse_size::Config::new()
+        .with_binary()
+        .parse_size(s)
+        .map_err(|e| format!("invalid size '{s}': {e} (examples: 4096, 64M, 2G)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn sizes_take_binary_units() {
+        assert_eq!(parse_size("64M"), Ok(64 << 20));
+        assert_eq!(parse_size("2G"), Ok(2 << 30));
+        assert!(parse_size("lots").unwrap_err().contains("lots"));
+    }
+}

@@ -1,0 +1,97 @@
+//! `overlaybench plan` arguments, lowered into a `PlanRequest`.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use overlaybench::app::plan::{PlanRequest, Target};
+use overlaybench::capacity::Fleet;
+use overlaybench::layout;
+
+use super::{one_of, parse_size};
+
+/// `overlaybench plan`.
+#[derive(Debug, Clone, Args)]
+pub struct PlanArgs {
+    /// Take per-unit costs from an inodes report (report.json or its folder) instead
+    /// of measuring them now; its layers/files/dirs per layer and backing must match.
+    #[arg(long)]
+    pub from: Option<PathBuf>,
+    /// Images in the fleet.
+    #[arg(long, default_value_t = 100)]
+    pub images: u64,
+    /// Layers per image (1 to 500).
+    #[arg(long, default_value_t = 10)]
+    pub layers: usize,
+    /// Percent of each image's layers shared by all images (the base).
+    #[arg(long, default_value_t = 60)]
+    pub shared_pct: u32,
+    /// Files added or modified per layer.
+    #[arg(long, default_value_t = 100)]
+    pub files_per_layer: usize,
+    /// Directories added per layer.
+    #[arg(long, default_value_t = 20)]
+    pub dirs_per_layer: usize,
+    /// Containers per image.
+    #[arg(long, default_value_t = 2)]
+    pub containers: u64,
+    /// Files each container modifies (it also creates as many and deletes half).
+    #[arg(long, default_value_t = 10)]
+    pub writes: usize,
+    /// The filesystem to fill: an existing path (its free space and inodes, read with statvfs).
+    #[arg(long, conflicts_with_all = ["fs_size", "fs_inodes"])]
+    pub path: Option<PathBuf>,
+    /// The filesystem to fill: its size (e.g. 100G); inodes default to ext4's 1 per 16 KiB.
+    #[arg(long, value_parser = parse_size, required_unless_present = "path")]
+    pub fs_size: Option<u64>,
+    /// The filesystem's inode count (with --fs-size).
+    #[arg(long, requires = "fs_size")]
+    pub fs_inodes: Option<u64>,
+    /// Backing the costs are measured on (and must match in --from).
+    #[arg(long, default_value = "ext4")]
+    pub backing: String,
+    /// Layouts to plan for.
+    #[arg(long, value_delimiter = ',', value_parser = one_of(layout::names()), default_values = layout::names())]
+    pub layouts: Vec<String>,
+    /// Where measurement scratch filesystems are made.
+    #[arg(long, default_value = "/var/tmp/overlaybench")]
+    pub scratch: PathBuf,
+    /// Output folder for plan.json and plan.svg [default: reports/plan-<UTC timestamp>].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Seed for the generated images.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+impl PlanArgs {
+    /// The library's request.
+    pub fn into_request(self) -> PlanRequest {
+        let target = match (self.path, self.fs_size) {
+            (Some(p), _) => Target::Path(p),
+            // clap requires one of the two.
+            (None, size) => Target::Size {
+                bytes: size.unwrap_or(0),
+                inodes: self.fs_inodes,
+            },
+        };
+        PlanRequest {
+            fleet: Fleet {
+                images: self.images,
+                layers: self.layers,
+                shared_pct: self.shared_pct,
+                files_per_layer: self.files_per_layer,
+                dirs_per_layer: self.dirs_per_layer,
+                containers: self.containers,
+                writes: self.writes,
+            },
+            target,
+            from: self.from,
+            backing: self.backing,
+            layouts: self.layouts,
+            scratch: self.scratch,
+            out: self.out,
+            seed: self.seed,
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! `overlaybench run` arguments, lowered into a `RunRequest`.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use overlaybench::config::{MountApiChoice, RunRequest, Suite};
+use overlaybench::workload::copy_up::{CacheState, Procedure, Variant};
+use overlaybench::workload::{copy_up, inodes, lookup, page_cache, WorkloadOptions};
+use overlaybench::{layout, workload};
+
+use super::{choice, one_of, parse_size};
+
+/// `overlaybench run`.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Preset sizes for every workload; explicit options override it.
+    #[arg(long, value_parser = choice::<Suite>(), default_value = "quick")]
+    pub suite: Suite,
+    /// Workloads to run (comma-separated).
+    #[arg(long, value_delimiter = ',', value_parser = one_of(workload::names()), default_values = workload::names())]
+    pub workloads: Vec<String>,
+    /// Layouts to compare (comma-separated); ratios need `plain`.
+    #[arg(long, value_delimiter = ',', value_parser = one_of(layout::names()), default_values = layout::names())]
+    pub layouts: Vec<String>,
+    /// Backing filesystems (comma-separated): ext4, xfs, tmpfs or dir:PATH.
+    #[arg(long, value_delimiter = ',', default_value = "ext4")]
+    pub backing: Vec<String>,
+    /// Where scratch filesystems are made; must be empty or made by overlaybench.
+    #[arg(long, default_value = "/var/tmp/overlaybench")]
+    pub scratch: PathBuf,
+    /// Size of each scratch filesystem (e.g. 2G); default: sized from the plan.
+    #[arg(long, value_parser = parse_size)]
+    pub fs_size: Option<u64>,
+    /// Report folder [default: reports/<UTC timestamp>].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// lookup: lower depths to measure (1 to 500) [quick: 1,2,4,8,16,32,64,128].
+    #[arg(long, value_delimiter = ',')]
+    pub depths: Option<Vec<usize>>,
+    /// lookup: distinct names per target, each looked up once per cold round [quick: 256].
+    #[arg(long)]
+    pub names: Option<usize>,
+    /// lookup: lookups timed together as one sample (per-op = batch time / batch) [32].
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Cold rounds per case (each: evict, fresh mount, measure) [quick: 10].
+    #[arg(long)]
+    pub rounds: Option<usize>,
+    /// copy-up: file sizes, binary units (e.g. 1M,16M,64M,256M) [quick: 1M,16M,64M].
+    #[arg(long, value_delimiter = ',', value_parser = parse_size)]
+    pub sizes: Option<Vec<u64>>,
+    /// copy-up: layers in the image; the file sits in the bottom one (1 to 500) [3].
+    #[arg(long)]
+    pub depth: Option<usize>,
+    /// copy-up: samples per case, each in a fresh container [quick: 9].
+    #[arg(long)]
+    pub samples: Option<usize>,
+    /// copy-up: what each fresh container does first [quick: write,chmod; else all].
+    #[arg(long, value_delimiter = ',', value_parser = choice::<Procedure>())]
+    pub procedures: Option<Vec<Procedure>>,
+    /// copy-up: overlay option sets compared [all].
+    #[arg(long, value_delimiter = ',', value_parser = choice::<Variant>())]
+    pub variants: Option<Vec<Variant>>,
+    /// copy-up: lower file page cache before the timed op [quick: cold; else cold,warm].
+    #[arg(long, value_delimiter = ',', value_parser = choice::<CacheState>())]
+    pub caches: Option<Vec<CacheState>>,
+    /// inodes: layers per image, swept (comma-separated) [quick: 5,20].
+    #[arg(long, value_delimiter = ',')]
+    pub layers: Option<Vec<usize>>,
+    /// inodes: images in the set (1 to 1000) [3].
+    #[arg(long)]
+    pub images: Option<usize>,
+    /// inodes: percent of each image's layers shared by all images (the base) [60].
+    #[arg(long)]
+    pub shared_pct: Option<u32>,
+    /// page-cache: numbers of containers reading the set [quick: 1,2,4]; inodes:
+    /// containers per image (the largest value) [2].
+    #[arg(long, value_delimiter = ',')]
+    pub containers: Option<Vec<usize>>,
+    /// page-cache: total size of the cache set, binary units [quick: 256M].
+    #[arg(long, value_parser = parse_size)]
+    pub cache_set: Option<u64>,
+    /// page-cache: files the cache set is split into (1 to 100000) [4].
+    #[arg(long)]
+    pub cache_files: Option<usize>,
+    /// inodes: files added or modified per layer (0 to 1000000) [100].
+    #[arg(long)]
+    pub files_per_layer: Option<usize>,
+    /// inodes: directories added per layer (0 to 100000) [20].
+    #[arg(long)]
+    pub dirs_per_layer: Option<usize>,
+    /// inodes: files each container modifies (copy_up); it also creates and deletes
+    /// as many (0 to 100000) [10].
+    #[arg(long)]
+    pub writes: Option<usize>,
+    /// Overlay mount API.
+    #[arg(long, value_parser = choice::<MountApiChoice>(), default_value = "auto")]
+    pub mount_api: MountApiChoice,
+    /// Evict with host-wide `drop_caches` where the backing cannot be remounted (dir:PATH).
+    #[arg(long)]
+    pub drop_caches: bool,
+    /// Seed for generated images.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// No progress bar (also off when stderr is not a terminal).
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+impl RunArgs {
+    /// The library's request.
+    pub fn into_request(self) -> RunRequest {
+        RunRequest {
+            suite: self.suite,
+            workloads: self.workloads,
+            layouts: self.layouts,
+            backings: self.backing,
+            scratch: self.scratch,
+            fs_size: self.fs_size,
+            out: self.out,
+            mount_api: self.mount_api,
+            drop_caches: self.drop_caches,
+            seed: self.seed,
+            progress: !self.no_progress,
+            options: WorkloadOptions {
+                lookup: lookup::Options {
+                    depths: self.depths,
+                    names: self.names,
+                    batch: self.batch,
+                    rounds: self.rounds,
+                },
+                copy_up: copy_up::Options {
+                    sizes: self.sizes,
+                    depth: self.depth,
+                    samples: self.samples,
+                    procedures: self.procedures,
+                    variants: self.variants,
+                    caches: self.caches,
+                },
+                inodes: inodes::Options {
+                    layers: self.layers,
+                    images: self.images,
+                    shared_pct: self.shared_pct,
+                    containers: self
+                        .containers
+                        .as_ref()
+                        .and_then(|c| c.iter().copied().max()),
+                    files_per_layer: self.files_per_layer,
+                    dirs_per_layer: self.dirs_per_layer,
+                    writes: self.writes,
+                },
+                page_cache: page_cache::Options {
+                    set_bytes: self.cache_set,
+                    files: self.cache_files,
+                    containers: self.containers,
+                },
+            },
+        }
+    }
+}

@@ -1,0 +1,33 @@
+//! The seam between the generic report and the workloads: each workload renders
+//! its own cases as a `Section` (titled blocks of tables, and a chart); summary.md,
+//! the terminal summary and the HTML page compose sections without knowing whose
+//! they are.
+
+use super::table::Table;
+use super::{Report, ReportError};
+
+/// One titled part of a summary: a heading, an intro paragraph, and tables, each
+/// with an optional caption printed above it.
+#[derive(Debug, Clone, Default)]
+pub struct Block {
+    /// The heading (markdown `##`).
+    pub heading: String,
+    /// What the tables mean; empty for terminal blocks.
+    pub intro: String,
+    /// Tables in order, each with an optional caption.
+    pub tables: Vec<(Option<String>, Table)>,
+}
+
+/// What a workload contributes to every rendering of a report.
+pub trait Section {
+    /// The workload whose cases it renders (`Case::workload`).
+    fn workload(&self) -> &'static str;
+    /// Blocks of summary.md and the HTML report, in order (one per backing, typically).
+    fn blocks(&self, report: &Report) -> Vec<Block>;
+    /// Compact blocks printed in the terminal at the end of a run.
+    fn terminal_blocks(&self, report: &Report) -> Vec<Block>;
+    /// File name of its chart, if it draws one (`lookup.svg`).
+    fn chart_name(&self) -> Option<String>;
+    /// Its chart, as SVG bytes.
+    fn chart(&self, report: &Report) -> Result<Vec<u8>, ReportError>;
+}

@@ -1,0 +1,10 @@
+//! Pure maths over raw samples: summary statistics, least-squares fits and the
+//! bootstrap the gate uses. Nothing here reads the host or knows a workload.
+
+mod bootstrap;
+mod fit;
+mod summary;
+
+pub use bootstrap::{bootstrap_change, median_of, seed_of, ChangeInterval};
+pub use fit::{fit_line, LineFit};
+pub use summary::{quantile, Stats};

@@ -1,0 +1,256 @@
+//! Pure: copy-up's samples → cases, fits of latency against size, throughput and
+//! ratios to the in-run reference copy, through one typed view of its keys.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::NAME;
+use crate::report::{case_key, kinds, params_of, parse_params, Case, Derived};
+use crate::stats::fit_line;
+use crate::workload::Recorded;
+
+const MIB: f64 = (1u64 << 20) as f64;
+
+/// The pseudo-layout of the reference copy's cases.
+pub const REFERENCE: &str = "reference";
+/// The reference copy's `options`.
+pub const REFERENCE_METHOD: &str = "copy_file_range+fsync";
+
+/// A timed operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Op {
+    /// `append` of one byte as the first touch.
+    Append,
+    /// `chmod` as the first touch (metadata-only with metacopy).
+    Chmod,
+    /// The reference: `copy_file_range` + `fsync` of the same file.
+    Copy,
+    /// Open for write + 1-byte write + close, as the first touch.
+    FirstWrite,
+    /// The same again: no copy left to make.
+    SecondWrite,
+    /// `truncate` to half the size as the first touch.
+    Truncate,
+    /// A write after a chmod (the deferred data copy with metacopy).
+    WriteAfterChmod,
+}
+
+impl Op {
+    /// Every op a container times, in reading order.
+    pub const READING_ORDER: [Op; 6] = [
+        Op::FirstWrite,
+        Op::SecondWrite,
+        Op::Chmod,
+        Op::WriteAfterChmod,
+        Op::Append,
+        Op::Truncate,
+    ];
+
+    /// Spelling in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::Append => "append",
+            Op::Chmod => "chmod",
+            Op::Copy => "copy",
+            Op::FirstWrite => "first-write",
+            Op::SecondWrite => "second-write",
+            Op::Truncate => "truncate",
+            Op::WriteAfterChmod => "write-after-chmod",
+        }
+    }
+}
+
+/// Cache state in reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Cache {
+    /// Lower file evicted.
+    Cold,
+    /// Lower file read beforehand.
+    Warm,
+}
+
+/// One accumulated series.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Key {
+    /// Layout name (or `reference`).
+    pub layout: String,
+    /// Option set name (or the reference's method).
+    pub options: &'static str,
+    /// What was timed.
+    pub op: Op,
+    /// Lower cache state.
+    pub cache: Cache,
+    /// File size, bytes (0 on a fit over sizes).
+    pub size: u64,
+}
+
+/// The report's params of a copy-up case or derived figure, typed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct View {
+    /// Backing filesystem.
+    pub backing: String,
+    /// What was timed.
+    pub op: Op,
+    /// Overlay option set (`default`, `metacopy`, `volatile`) or the reference's method.
+    pub options: String,
+    /// Lower cache state.
+    pub cache: Cache,
+    /// File size, bytes (absent on fits).
+    #[serde(default)]
+    pub size_bytes: Option<u64>,
+    /// What a ratio is taken against (`reference`).
+    #[serde(default)]
+    pub baseline: Option<String>,
+}
+
+impl View {
+    /// The typed view of a case's params (None for another workload's).
+    pub fn of_case(c: &Case) -> Option<View> {
+        (c.workload == NAME)
+            .then(|| parse_params(&c.params))
+            .flatten()
+    }
+
+    /// The typed view of a derived figure's params.
+    pub fn of_derived(d: &Derived) -> Option<View> {
+        (d.workload == NAME)
+            .then(|| parse_params(&d.params))
+            .flatten()
+    }
+}
+
+fn view(k: &Key, backing: &str) -> View {
+    View {
+        backing: backing.into(),
+        op: k.op,
+        options: k.options.into(),
+        cache: k.cache,
+        size_bytes: (k.size > 0).then_some(k.size),
+        baseline: None,
+    }
+}
+
+/// Turns samples into cases, a fit of the median against size (fixed cost +
+/// ns/MiB) per series, MiB/s per size, and the ratio to the reference copy of the
+/// same size and cache state.
+pub fn record(out: &mut Recorded, backing: &str, samples: BTreeMap<Key, Vec<f64>>) {
+    let id = |k: &Key| case_key(NAME, &k.layout, "latency", &params_of(&view(k, backing)));
+    let mut medians: BTreeMap<Key, f64> = BTreeMap::new();
+    for (key, s) in samples {
+        let params = params_of(&view(&key, backing));
+        if let Some(m) = out.case(NAME, &key.layout, params, "latency", "ns", s) {
+            medians.insert(key, m);
+        }
+    }
+    let mut series: BTreeMap<Key, Vec<(f64, f64, String)>> = BTreeMap::new();
+    for (k, &m) in &medians {
+        series
+            .entry(Key {
+                size: 0,
+                ..k.clone()
+            })
+            .or_default()
+            .push((k.size as f64 / MIB, m, id(k)));
+    }
+    for (k, pts) in &series {
+        let xy: Vec<(f64, f64)> = pts.iter().map(|(x, y, _)| (*x, *y)).collect();
+        let Some(fit) = fit_line(&xy) else { continue };
+        let points = pts.iter().map(|(x, _, id)| (*x, id.clone())).collect();
+        out.derived.push(Derived::slope(
+            NAME,
+            &k.layout,
+            params_of(&view(k, backing)),
+            &fit,
+            "ns/MiB",
+            points,
+        ));
+    }
+    for (k, &m) in &medians {
+        if m > 0.0 {
+            out.derived.push(Derived {
+                workload: NAME.into(),
+                layout: k.layout.clone(),
+                kind: kinds::THROUGHPUT.into(),
+                params: params_of(&view(k, backing)),
+                value: k.size as f64 / MIB / (m / 1e9),
+                unit: "MiB/s".into(),
+                r2: None,
+                intercept: None,
+                n: 1,
+                inputs: vec![id(k)],
+                x: vec![k.size as f64 / MIB],
+            });
+        }
+        if k.layout == REFERENCE {
+            continue;
+        }
+        let reference = Key {
+            layout: REFERENCE.into(),
+            options: REFERENCE_METHOD,
+            op: Op::Copy,
+            ..k.clone()
+        };
+        if let Some(&r) = medians.get(&reference).filter(|r| **r > 0.0) {
+            let v = View {
+                baseline: Some(REFERENCE.into()),
+                ..view(k, backing)
+            };
+            out.derived.push(Derived::ratio(
+                NAME,
+                &k.layout,
+                params_of(&v),
+                m / r,
+                id(k),
+                id(&reference),
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fit_and_ratio_to_the_reference() {
+        let mut samples = BTreeMap::new();
+        for size_mib in [1u64, 16, 64] {
+            let size = size_mib << 20;
+            let key = |layout: &str, options, op| Key {
+                layout: layout.into(),
+                options,
+                op,
+                cache: Cache::Cold,
+                size,
+            };
+            // 1 ms fixed + 0.8 ms/MiB, the reference 0.5 ms/MiB.
+            let v = 1e6 + 8e5 * size_mib as f64;
+            samples.insert(key("overlay2", "default", Op::FirstWrite), vec![v; 3]);
+            let r = 5e5 * size_mib as f64;
+            samples.insert(key(REFERENCE, REFERENCE_METHOD, Op::Copy), vec![r; 3]);
+        }
+        let mut out = Recorded::default();
+        record(&mut out, "ext4", samples);
+        let slope = out
+            .derived
+            .iter()
+            .find(|d| d.kind == "slope" && d.layout == "overlay2")
+            .expect("slope");
+        assert!((slope.value - 8e5).abs() < 1e-3);
+        assert!((slope.intercept.unwrap_or(0.0) - 1e6).abs() < 1e-3);
+        assert_eq!(View::of_derived(slope).and_then(|v| v.size_bytes), None);
+        let ratio = out
+            .derived
+            .iter()
+            .find(|d| {
+                d.kind == "ratio"
+                    && View::of_derived(d).and_then(|v| v.size_bytes) == Some(64 << 20)
+            })
+            .expect("ratio");
+        assert!((ratio.value - (1e6 + 8e5 * 64.0) / (5e5 * 64.0)).abs() < 1e-9);
+        assert_eq!(ratio.inputs.len(), 2);
+    }
+}

@@ -1,0 +1,321 @@
+//! copy-up's timed loop. Every sample gets a fresh container (fresh upper/work,
+//! fresh mount), so every timed first touch is a real copy-up; afterwards the
+//! layout's own markers are checked to hold what the operation must have produced
+//! (a full copy, or a metacopy file with its xattr). A layout without copy-up (the
+//! baseline) times the same operation on a fresh private copy of the file, and a
+//! reference copy (`copy_file_range` + `fsync`, the kernel's fastest path) of the
+//! same file on the same filesystem is timed in the same run.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use super::analyze::{Cache, Key, Op, REFERENCE, REFERENCE_METHOD};
+use super::params::{CacheState, Params, Procedure, Variant};
+use super::NAME;
+use crate::choice::Choice;
+use crate::image::{Change, ImageSpec, LayerSpec};
+use crate::layout::{ContainerDirs, CopyUp, Layout, PreparedImage};
+use crate::probe::cache;
+use crate::workload::harness::settle;
+use crate::workload::{RunContext, WorkloadError};
+
+/// Times one operation on `path`; nothing but the syscalls is inside the clock.
+/// Returns nanoseconds.
+pub fn timed(op: Op, path: &Path, size: u64) -> Result<f64, WorkloadError> {
+    let start = Instant::now();
+    let result = match op {
+        Op::FirstWrite | Op::SecondWrite | Op::WriteAfterChmod => OpenOptions::new()
+            .write(true)
+            .open(path)
+            .and_then(|f| f.write_at(b"x", 0).map(drop)),
+        Op::Chmod => fs::set_permissions(path, fs::Permissions::from_mode(0o600)),
+        Op::Append => OpenOptions::new()
+            .append(true)
+            .open(path)
+            .and_then(|mut f| f.write_all(b"x")),
+        Op::Truncate => {
+            nix::unistd::truncate(path, (size / 2) as i64).map_err(std::io::Error::from)
+        }
+        Op::Copy => Ok(()),
+    };
+    let ns = start.elapsed().as_nanos() as f64;
+    result.map_err(WorkloadError::io(op.name(), path))?;
+    Ok(ns)
+}
+
+/// The operations a procedure times, in order.
+pub fn ops(p: Procedure) -> &'static [Op] {
+    match p {
+        Procedure::Write => &[Op::FirstWrite, Op::SecondWrite],
+        Procedure::Chmod => &[Op::Chmod, Op::WriteAfterChmod],
+        Procedure::Append => &[Op::Append],
+        Procedure::Truncate => &[Op::Truncate],
+    }
+}
+
+/// Checks that the upper dir holds what `op` must have produced (outside the
+/// clock): a full copy of the right size, or a metacopy file (xattr, no data)
+/// after a chmod with metacopy on. An error means what was timed was not a
+/// copy-up. `metacopy_xattr` is the layout's full xattr name.
+pub fn verify_upper(
+    upper: &Path,
+    op: Op,
+    size: u64,
+    variant: Variant,
+    metacopy_xattr: &str,
+) -> Result<(), WorkloadError> {
+    let m = fs::symlink_metadata(upper).map_err(|e| {
+        WorkloadError::Verify(format!(
+            "after {}, the upper dir has no copy at {}: {e} — no copy_up happened",
+            op.name(),
+            upper.display()
+        ))
+    })?;
+    // An xattr that cannot be read is an error, never "not metacopy".
+    let metacopy = xattr::get(upper, metacopy_xattr)
+        .map_err(WorkloadError::io("reading xattrs of", upper))?
+        .is_some();
+    let want_size = match op {
+        Op::Append => size + 1,
+        Op::Truncate => size / 2,
+        _ => size,
+    };
+    let want_metacopy = variant == Variant::Metacopy && op == Op::Chmod;
+    let allocated = m.blocks() * 512;
+    let ok = m.is_file()
+        && m.len() == want_size
+        && metacopy == want_metacopy
+        // A metacopy file holds no data; a full copy holds (nearly) all of it.
+        && if want_metacopy { allocated < 64 * 1024 } else { allocated + 64 * 1024 >= want_size.min(size) };
+    if !ok {
+        return Err(WorkloadError::Verify(format!(
+            "after {} ({}), upper file {} is {} bytes with {allocated} allocated, metacopy xattr {metacopy}; \
+             expected {want_size} bytes, metacopy {want_metacopy}",
+            op.name(),
+            variant.name(),
+            upper.display(),
+            m.len()
+        )));
+    }
+    Ok(())
+}
+
+fn set_cache(path: &Path, state: CacheState) -> Result<(), WorkloadError> {
+    match state {
+        CacheState::Cold => cache::evict_file(path).map_err(WorkloadError::io("evicting", path)),
+        CacheState::Warm => {
+            let mut f = File::open(path).map_err(WorkloadError::io("opening", path))?;
+            let mut buf = vec![0u8; 1 << 20];
+            while f
+                .read(&mut buf)
+                .map_err(WorkloadError::io("reading", path))?
+                > 0
+            {}
+            Ok(())
+        }
+    }
+}
+
+fn cache_of(s: CacheState) -> Cache {
+    match s {
+        CacheState::Cold => Cache::Cold,
+        CacheState::Warm => Cache::Warm,
+    }
+}
+
+/// Fails with exit 3 when the kernel refuses an option set (e.g. metacopy
+/// rootless), probing with the first layout that takes overlay options.
+pub fn probe_variants(p: &Params, ctx: &RunContext<'_>, root: &Path) -> Result<(), WorkloadError> {
+    let Some(layout) = ctx
+        .layouts
+        .iter()
+        .find(|l| l.capabilities().overlay_options)
+    else {
+        return Ok(());
+    };
+    let tiny = ImageSpec {
+        layers: vec![LayerSpec {
+            changes: vec![Change::Dir {
+                path: "d".into(),
+                mode: 0o755,
+            }],
+        }],
+    };
+    for &v in &p.variants {
+        let Some(l) = layout.with_options(&v.options()) else {
+            continue;
+        };
+        let dir = root.join(format!("probe-{}", v.name()));
+        let img = l.prepare(&tiny, &dir.join("img"))?;
+        let c = l.create_container(&img, &dir.join("c"))?;
+        match l.mount(&img, &c) {
+            Ok(m) => m.unmount()?,
+            Err(e) => {
+                return Err(WorkloadError::Unsupported(format!(
+                    "the kernel refuses the overlay option set '{}': {e}; leave it out of --variants (dmesg may say why)",
+                    v.name()
+                )))
+            }
+        }
+        fs::remove_dir_all(&dir).map_err(WorkloadError::io("removing", &dir))?;
+    }
+    Ok(())
+}
+
+/// One layout (with an option set) and its prepared image.
+struct Subject<'a> {
+    layout: Box<dyn Layout>,
+    variant: Variant,
+    image: &'a PreparedImage,
+    /// For a layout without copy-up: its one container, refilled every sample.
+    own_container: Option<ContainerDirs>,
+}
+
+/// Runs every sample, filling `samples` as it goes (an interrupted run keeps them).
+pub fn measure(
+    p: &Params,
+    ctx: &mut RunContext<'_>,
+    samples: &mut BTreeMap<Key, Vec<f64>>,
+) -> Result<(), WorkloadError> {
+    let root = ctx.scratch.path().join(NAME);
+    fs::create_dir_all(&root).map_err(WorkloadError::io("creating", &root))?;
+    probe_variants(p, ctx, &root)?;
+    ctx.progress.set_message("copy-up: building images");
+    let image = p.image();
+    let mut prepared = Vec::new();
+    for l in ctx.layouts {
+        prepared.push(l.prepare(&image, &root.join(l.name()).join("img"))?);
+    }
+    let mut subjects: Vec<Subject<'_>> = Vec::new();
+    for (l, img) in ctx.layouts.iter().zip(&prepared) {
+        let caps = l.capabilities();
+        if caps.copy_up == CopyUp::None {
+            let c = l.create_container(img, &root.join(format!("{}-c", l.name())))?;
+            subjects.push(Subject {
+                layout: l.with_options(&[]).ok_or_else(|| {
+                    WorkloadError::Verify(format!("layout {} cannot be made again", l.name()))
+                })?,
+                variant: Variant::Default,
+                image: img,
+                own_container: Some(c),
+            });
+            continue;
+        }
+        for &v in &p.variants {
+            let Some(layout) = l.with_options(&v.options()) else {
+                continue;
+            };
+            subjects.push(Subject {
+                layout,
+                variant: v,
+                image: img,
+                own_container: None,
+            });
+        }
+    }
+    // The reference copies the first layout's lower file of the same size.
+    let reference_src = ctx.layouts.first().zip(prepared.first());
+    ctx.progress.set_message("copy-up: measuring");
+    let mut n = 0usize;
+    for _ in 0..p.samples {
+        for &size in &p.sizes {
+            let rel = PathBuf::from(Params::file_name(size));
+            for &cache_state in &p.caches {
+                for s in &subjects {
+                    for &proc_ in &p.procedures {
+                        ctx.check_interrupted()?;
+                        n += 1;
+                        let key = |op| Key {
+                            layout: s.layout.name().into(),
+                            options: s.variant.name(),
+                            op,
+                            cache: cache_of(cache_state),
+                            size,
+                        };
+                        if let Some(c) = &s.own_container {
+                            let file = c.merged.join(&rel);
+                            let src = lower_of(s.layout.as_ref(), s.image, &rel)?;
+                            // A fresh private file each sample (the last op changed it).
+                            fs::remove_file(&file).map_err(WorkloadError::io("removing", &file))?;
+                            fs::copy(&src, &file)
+                                .map_err(WorkloadError::io("copying to", &file))?;
+                            File::open(&file)
+                                .and_then(|f| f.sync_all())
+                                .map_err(WorkloadError::io("syncing", &file))?;
+                            settle(&root)?;
+                            set_cache(&file, cache_state)?;
+                            for &op in ops(proc_) {
+                                let ns = timed(op, &file, size)?;
+                                samples.entry(key(op)).or_default().push(ns);
+                            }
+                            continue;
+                        }
+                        let dir = root.join(format!("c{n}"));
+                        let c = s.layout.create_container(s.image, &dir)?;
+                        let mounted = s.layout.mount(s.image, &c)?;
+                        let lower = lower_of(s.layout.as_ref(), s.image, &rel)?;
+                        settle(&root)?;
+                        set_cache(&lower, cache_state)?;
+                        let file = mounted.merged.join(&rel);
+                        let upper = s.layout.upper_file(&c, &rel).ok_or_else(|| {
+                            WorkloadError::Verify(format!(
+                                "layout {} has copy-up but no upper dir for {}",
+                                s.layout.name(),
+                                rel.display()
+                            ))
+                        })?;
+                        let metacopy = s.layout.overlay_xattr("metacopy").unwrap_or_default();
+                        for &op in ops(proc_) {
+                            let ns = timed(op, &file, size)?;
+                            verify_upper(&upper, op, size, s.variant, &metacopy)?;
+                            samples.entry(key(op)).or_default().push(ns);
+                        }
+                        mounted.unmount()?;
+                        fs::remove_dir_all(&dir).map_err(WorkloadError::io("removing", &dir))?;
+                    }
+                    ctx.progress.inc(1);
+                }
+                // The reference: copy_file_range + fsync of the same file, same fs.
+                if let Some((l, img)) = reference_src {
+                    let src = lower_of(l.as_ref(), img, &rel)?;
+                    settle(&root)?;
+                    set_cache(&src, cache_state)?;
+                    let dst = root.join("reference-copy");
+                    let start = Instant::now();
+                    fs::copy(&src, &dst)
+                        .and_then(|_| File::open(&dst)?.sync_all())
+                        .map_err(WorkloadError::io("reference copy to", &dst))?;
+                    let ns = start.elapsed().as_nanos() as f64;
+                    fs::remove_file(&dst).map_err(WorkloadError::io("removing", &dst))?;
+                    samples
+                        .entry(Key {
+                            layout: REFERENCE.into(),
+                            options: REFERENCE_METHOD,
+                            op: Op::Copy,
+                            cache: cache_of(cache_state),
+                            size,
+                        })
+                        .or_default()
+                        .push(ns);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The lower file of `rel` in `img`, or an error naming it (the image was built with it).
+fn lower_of(l: &dyn Layout, img: &PreparedImage, rel: &Path) -> Result<PathBuf, WorkloadError> {
+    l.lower_file(img, rel).ok_or_else(|| {
+        WorkloadError::Verify(format!(
+            "{} has no lower file {} in its image at {}",
+            l.name(),
+            rel.display(),
+            img.root.display()
+        ))
+    })
+}

@@ -1,0 +1,119 @@
+//! copy-up: the cost of the first write to a large lower file, by size, layout,
+//! overlay option set and lower cache state, against an in-run reference copy.
+
+pub mod analyze;
+pub mod measure;
+pub mod params;
+pub mod render;
+
+pub use params::{CacheState, Options, Params, Procedure, Variant};
+
+use std::collections::BTreeMap;
+
+use crate::compare::GateRules;
+use crate::layout::{CopyUp, Layout};
+use crate::report::{kinds, Derived, Report};
+use crate::workload::{
+    BuildContext, Footprint, ParamError, RunContext, Workload, WorkloadEntry, WorkloadError,
+};
+use analyze::{Cache, View};
+
+/// Name in reports.
+pub const NAME: &str = "copy-up";
+
+/// Registry entry.
+pub static ENTRY: WorkloadEntry = WorkloadEntry {
+    name: NAME,
+    about: "Cost of the first write to a large lower file (copy_up), by size and options.",
+    config_key: "copy_up",
+    build,
+    section: &render::CopyUpSection,
+    gate: &Rules,
+};
+
+fn build(b: &BuildContext<'_>) -> Result<Box<dyn Workload>, ParamError> {
+    Ok(Box::new(CopyUpWorkload {
+        params: Params::resolve(b.suite, &b.options.copy_up)?,
+    }))
+}
+
+/// The copy-up workload with its resolved parameters.
+pub struct CopyUpWorkload {
+    params: Params,
+}
+
+impl CopyUpWorkload {
+    /// With these parameters.
+    pub fn new(params: Params) -> Self {
+        CopyUpWorkload { params }
+    }
+}
+
+impl Workload for CopyUpWorkload {
+    fn entry(&self) -> &'static WorkloadEntry {
+        &ENTRY
+    }
+
+    fn params_json(&self) -> serde_json::Value {
+        serde_json::to_value(&self.params).unwrap_or_default()
+    }
+
+    fn footprint(&self, layouts: usize) -> Footprint {
+        self.params.footprint(layouts)
+    }
+
+    fn steps(&self, layouts: &[Box<dyn Layout>]) -> u64 {
+        // A layout with copy-up runs once per option set it takes.
+        let subjects: usize = layouts
+            .iter()
+            .map(|l| match l.capabilities() {
+                c if c.copy_up == CopyUp::None || !c.overlay_options => 1,
+                _ => self.params.variants.len(),
+            })
+            .sum();
+        let p = &self.params;
+        (p.samples * p.sizes.len() * p.caches.len() * subjects) as u64
+    }
+
+    fn run(&self, ctx: &mut RunContext<'_>) -> Result<(), WorkloadError> {
+        let mut samples = BTreeMap::new();
+        let result = measure::measure(&self.params, ctx, &mut samples);
+        // What was measured is real: an interrupted report keeps it.
+        analyze::record(ctx.out, &ctx.backing, samples);
+        result
+    }
+}
+
+/// The cold ratio to the reference copy at the largest size, for ops that copy
+/// (ratio ≥ 0.05): the reference runs interleaved on the same disk, so drift
+/// cancels; slopes are absolute disk speed and are left out.
+struct Rules;
+
+impl GateRules for Rules {
+    fn threshold(&self) -> f64 {
+        0.25
+    }
+
+    fn gated(&self, d: &Derived, report: &Report) -> bool {
+        let Some(v) = View::of_derived(d) else {
+            return false;
+        };
+        let largest = report
+            .cases_of(NAME)
+            .filter_map(|c| View::of_case(c).and_then(|v| v.size_bytes))
+            .max();
+        d.kind == kinds::RATIO
+            && v.cache == Cache::Cold
+            && d.value >= 0.05
+            && v.size_bytes.is_some()
+            && v.size_bytes == largest
+    }
+
+    fn higher_is_better(&self, d: &Derived) -> bool {
+        d.kind == kinds::THROUGHPUT
+    }
+
+    fn identity_keys(&self) -> &'static [&'static str] {
+        &["/depth"]
+    }
+}

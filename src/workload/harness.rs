@@ -1,0 +1,170 @@
+//! What every workload shares: the context a run hands it (scratch fs, layouts,
+//! eviction, progress, the interrupt flag, where results go), typed I/O errors
+//! that name their path, writeback between samples, and turning raw samples into
+//! cases and derived figures.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use indicatif::ProgressBar;
+use serde_json::Value;
+
+use crate::error::ErrorClass;
+use crate::isolate::{EvictionKind, IsolateError, Scratch};
+use crate::layout::{Layout, LayoutError};
+use crate::report::{Case, Derived, RunError};
+use crate::stats::Stats;
+
+/// What a workload needs of the scratch filesystem.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Footprint {
+    /// Bytes written at the peak.
+    pub bytes: u64,
+    /// Inodes used at the peak (ext4 counting: hard links are free).
+    pub inodes: u64,
+}
+
+/// Everything measured so far in a run.
+#[derive(Debug, Default)]
+pub struct Recorded {
+    /// Measured cases.
+    pub cases: Vec<Case>,
+    /// Derived figures.
+    pub derived: Vec<Derived>,
+    /// What could not be measured.
+    pub errors: Vec<RunError>,
+    /// Run-wide caveats.
+    pub notes: Vec<String>,
+    /// Per layout, the overlay options in force (read back from mountinfo).
+    pub options_in_force: BTreeMap<String, String>,
+}
+
+impl Recorded {
+    /// Adds a case of `samples` (skipped when empty); returns its median.
+    pub fn case(
+        &mut self,
+        workload: &str,
+        layout: &str,
+        params: BTreeMap<String, Value>,
+        metric: &str,
+        unit: &str,
+        samples: Vec<f64>,
+    ) -> Option<f64> {
+        let stats = Stats::compute(&samples)?;
+        let median = stats.median;
+        self.cases.push(Case {
+            id: String::new(),
+            workload: workload.into(),
+            layout: layout.into(),
+            params,
+            metric: metric.into(),
+            unit: unit.into(),
+            samples,
+            stats,
+        });
+        Some(median)
+    }
+
+    /// Adds a note once.
+    pub fn note(&mut self, note: String) {
+        if !self.notes.contains(&note) {
+            self.notes.push(note);
+        }
+    }
+}
+
+/// What a workload gets to work with.
+pub struct RunContext<'a> {
+    /// The scratch filesystem (this backing's).
+    pub scratch: &'a mut Scratch,
+    /// Layouts in interleaving order.
+    pub layouts: &'a [Box<dyn Layout>],
+    /// Name of this backing (`ext4`, `xfs`, …), put in every case's params.
+    pub backing: String,
+    /// How cold samples are made cold on this backing.
+    pub eviction: EvictionKind,
+    /// Progress display (hidden when not a terminal).
+    pub progress: &'a ProgressBar,
+    /// Set by Ctrl-C / SIGTERM / SIGHUP.
+    pub interrupted: &'a AtomicBool,
+    /// Where results go.
+    pub out: &'a mut Recorded,
+}
+
+impl RunContext<'_> {
+    /// Fails with `Interrupted` once a signal asked the run to stop.
+    pub fn check_interrupted(&self) -> Result<(), WorkloadError> {
+        if self.interrupted.load(Ordering::Relaxed) {
+            return Err(WorkloadError::Interrupted);
+        }
+        Ok(())
+    }
+
+    /// Makes the scratch fs cold by the backing's eviction method.
+    pub fn evict(&mut self) -> Result<(), WorkloadError> {
+        match self.eviction {
+            EvictionKind::RemountBacking => self.scratch.remount()?,
+            EvictionKind::DropCaches => crate::probe::cache::drop_caches()
+                .map_err(WorkloadError::io("writing", "/proc/sys/vm/drop_caches"))?,
+            EvictionKind::FreshMountOnly => {}
+        }
+        Ok(())
+    }
+
+    /// The eviction method's name as reports spell it.
+    pub fn eviction_name(&self) -> &'static str {
+        self.eviction.name()
+    }
+}
+
+/// Why a workload stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkloadError {
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
+    #[error(transparent)]
+    Isolate(#[from] IsolateError),
+    #[error("interrupted")]
+    Interrupted,
+    #[error("{what} {}: {source}", path.display())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// A timed operation did not do what it was meant to (checked outside the clock).
+    #[error("{0}")]
+    Verify(String),
+    /// The host cannot run this workload as asked.
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+impl WorkloadError {
+    /// Exit-code class of this error.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            WorkloadError::Layout(e) => e.class(),
+            WorkloadError::Isolate(e) => e.class(),
+            WorkloadError::Unsupported(_) => ErrorClass::Unsupported,
+            _ => ErrorClass::Runtime,
+        }
+    }
+
+    /// Maps an I/O error on `path` during `what`.
+    pub fn io(what: &'static str, path: impl AsRef<Path>) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.as_ref().to_path_buf();
+        move |source| WorkloadError::Io { what, path, source }
+    }
+}
+
+/// Writes back everything earlier work left dirty on the filesystem holding
+/// `dir` (a `volatile` copy is never fsynced; a removed container frees blocks),
+/// so that no sample pays for another's writeback.
+pub fn settle(dir: &Path) -> Result<(), WorkloadError> {
+    let f = File::open(dir).map_err(WorkloadError::io("opening", dir))?;
+    nix::unistd::syncfs(std::os::fd::AsRawFd::as_raw_fd(&f))
+        .map_err(|e| WorkloadError::io("syncfs", dir)(e.into()))
+}

@@ -1,0 +1,142 @@
+//! inodes: exact inode and byte consumption per layout, phase by phase.
+//!
+//! Each layout gets a *fresh* filesystem of the run's backing kind (so counts
+//! never mix), measured with `statvfs` after every phase: empty · shared base
+//! layers · all image layers · containers created · mounted · written · removed ·
+//! images removed. The last must equal the first (anything left is a leak and
+//! fails the run). A walk counts entries by kind and is checked against the
+//! `statvfs` delta; a difference is reported and explained.
+
+pub mod analyze;
+pub mod measure;
+pub mod params;
+pub mod render;
+
+pub use analyze::costs_from_report;
+pub use params::{Options, Params};
+
+use std::collections::BTreeMap;
+
+use crate::compare::GateRules;
+use crate::layout::Layout;
+use crate::report::{kinds, Derived, Report};
+use crate::workload::{
+    BuildContext, Footprint, ParamError, RunContext, Workload, WorkloadEntry, WorkloadError,
+};
+use analyze::{Measured, Phase, PhaseTable};
+
+/// Name in reports.
+pub const NAME: &str = "inodes";
+
+/// Registry entry.
+pub static ENTRY: WorkloadEntry = WorkloadEntry {
+    name: NAME,
+    about: "Inodes and bytes per layer, image and container, phase by phase.",
+    config_key: "inodes",
+    build,
+    section: &render::InodesSection,
+    gate: &Rules,
+};
+
+fn build(b: &BuildContext<'_>) -> Result<Box<dyn Workload>, ParamError> {
+    Ok(Box::new(Inodes {
+        params: Params::resolve(b.suite, &b.options.inodes, b.seed)?,
+    }))
+}
+
+/// The inodes workload with its resolved parameters.
+pub struct Inodes {
+    params: Params,
+}
+
+impl Workload for Inodes {
+    fn entry(&self) -> &'static WorkloadEntry {
+        &ENTRY
+    }
+
+    fn params_json(&self) -> serde_json::Value {
+        serde_json::to_value(&self.params).unwrap_or_default()
+    }
+
+    fn footprint(&self, _layouts: usize) -> Footprint {
+        self.params.footprint()
+    }
+
+    fn steps(&self, layouts: &[Box<dyn Layout>]) -> u64 {
+        (layouts.len() * self.params.layers.len()) as u64
+    }
+
+    fn run(&self, ctx: &mut RunContext<'_>) -> Result<(), WorkloadError> {
+        let p = &self.params;
+        ctx.progress.set_message("inodes: materialising image sets");
+        let mut results: BTreeMap<(usize, usize), PhaseTable> = BTreeMap::new();
+        let result = (|| {
+            for &layers in &p.layers {
+                for (li, layout) in ctx.layouts.iter().enumerate() {
+                    ctx.check_interrupted()?;
+                    let fresh = measure::fresh_scratch(p, layers, ctx.scratch.request())?;
+                    let phases = measure::measure_phases(layout.as_ref(), &fresh, p, layers)?;
+                    drop(fresh);
+                    let first = phases.first().map(|(_, u, _)| u.used_inodes);
+                    let last = phases.last().map(|(_, u, _)| u.used_inodes);
+                    if first != last {
+                        return Err(WorkloadError::Verify(format!(
+                            "{} on {}: {} inodes still used after removing everything (empty fs: {}) — a leak",
+                            layout.name(),
+                            ctx.backing,
+                            last.unwrap_or(0),
+                            first.unwrap_or(0)
+                        )));
+                    }
+                    results.insert((li, layers), phases);
+                    ctx.progress.inc(1);
+                }
+            }
+            Ok(())
+        })();
+        // Every image set finished before an interrupt is real: keep it.
+        let measured: Vec<Measured<'_>> = ctx
+            .layouts
+            .iter()
+            .map(|l| Measured {
+                name: l.name(),
+                caps: l.capabilities(),
+            })
+            .collect();
+        analyze::record(ctx.out, p, &ctx.backing, &measured, &results);
+        result
+    }
+}
+
+/// Counts are exact (statvfs of a fresh filesystem): every per-unit cost and the
+/// growth slope are gated, with a threshold that only a real change crosses.
+struct Rules;
+
+impl GateRules for Rules {
+    fn threshold(&self) -> f64 {
+        0.05
+    }
+
+    fn gated(&self, d: &Derived, _report: &Report) -> bool {
+        let Some(v) = analyze::View::of_derived(d) else {
+            return false;
+        };
+        d.kind == "per-unit" || (d.kind == kinds::SLOPE && v.phase == Some(Phase::Layers))
+    }
+
+    fn higher_is_better(&self, _d: &Derived) -> bool {
+        false
+    }
+
+    fn identity_keys(&self) -> &'static [&'static str] {
+        &[
+            "/images",
+            "/shared_pct",
+            "/containers",
+            "/files_per_layer",
+            "/dirs_per_layer",
+            "/writes",
+            "/seed",
+        ]
+    }
+}

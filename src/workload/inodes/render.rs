@@ -1,0 +1,213 @@
+//! inodes' section: per-unit costs per layout and layers, and inodes.svg (used
+//! inodes and bytes by phase, growth of stored inodes with layers).
+
+use std::collections::BTreeMap;
+
+use super::analyze::{Phase, Quantity, Resource, View};
+use super::NAME;
+use crate::report::chart::{layout_series, linear_panel, svg_page, Series};
+use crate::report::summary::backings_of;
+use crate::report::{fmt_bytes, Block, Case, Derived, Report, ReportError, Section, Table};
+
+/// Renders inodes' cases.
+pub struct InodesSection;
+
+const INTRO: &str = "Exact `statvfs` deltas of a fresh filesystem per layout (so counts never mix). \
+*shared base*: the layers every image shares, stored once by overlay2 and the legacy driver (plain flattens \
+every image); *per image*: each image's own layers; *per layer*: all stored layers / their count; *per \
+container*: created + mounted + written (copy_ups, new files, deletions). Every figure is for this backing \
+filesystem: tmpfs charges one inode per hard link.";
+
+/// Short phase names that fit under the axis, in phase order.
+const SHORT: [&str; 8] = [
+    "empty", "base", "layers", "created", "mounted", "written", "ctrs rm", "imgs rm",
+];
+
+fn table(r: &Report, backing: &str) -> Option<Table> {
+    let per_unit: Vec<(&Derived, View)> = r
+        .derived
+        .iter()
+        .filter(|d| d.kind == "per-unit")
+        .filter_map(|d| View::of_derived(d).map(|v| (d, v)))
+        .filter(|(_, v)| v.backing == backing)
+        .collect();
+    if per_unit.is_empty() {
+        return None;
+    }
+    let get = |layout: &str, layers: Option<usize>, quantity: Quantity, resource: Resource| {
+        per_unit
+            .iter()
+            .find(|(d, v)| {
+                d.layout == layout
+                    && v.layers == layers
+                    && v.quantity == Some(quantity)
+                    && v.resource == Some(resource)
+            })
+            .map(|(d, _)| d.value)
+    };
+    let mut keys: Vec<(String, Option<usize>, Option<usize>)> = Vec::new();
+    for (d, v) in &per_unit {
+        let k = (d.layout.clone(), v.layers, v.base_layers);
+        if !keys.contains(&k) {
+            keys.push(k);
+        }
+    }
+    let mut t = Table::new([
+        "layout",
+        "layers/image (shared)",
+        "inodes: shared base",
+        "per image",
+        "per layer",
+        "per container",
+        "bytes: per image",
+        "per container",
+    ]);
+    let n = |v: Option<f64>| v.map(|v| format!("{v:.0}")).unwrap_or_else(|| "-".into());
+    let b = |v: Option<f64>| v.map(fmt_bytes).unwrap_or_else(|| "-".into());
+    for (layout, layers, base) in keys {
+        t.row(vec![
+            layout.clone(),
+            format!("{} ({})", layers.unwrap_or(0), base.unwrap_or(0)),
+            n(get(&layout, layers, Quantity::SharedBase, Resource::Inodes)),
+            n(get(&layout, layers, Quantity::Image, Resource::Inodes)),
+            n(get(&layout, layers, Quantity::Layer, Resource::Inodes)),
+            n(get(&layout, layers, Quantity::Container, Resource::Inodes)),
+            b(get(&layout, layers, Quantity::Image, Resource::Bytes)),
+            b(get(&layout, layers, Quantity::Container, Resource::Bytes)),
+        ]);
+    }
+    Some(t)
+}
+
+impl Section for InodesSection {
+    fn workload(&self) -> &'static str {
+        NAME
+    }
+
+    fn blocks(&self, r: &Report) -> Vec<Block> {
+        backings_of(r, NAME)
+            .into_iter()
+            .filter_map(|backing| {
+                let t = table(r, &backing)?;
+                Some(Block {
+                    heading: format!(
+                        "inodes — consumption per layer, image and container ({backing})"
+                    ),
+                    intro: INTRO.into(),
+                    tables: vec![(None, t)],
+                })
+            })
+            .collect()
+    }
+
+    fn terminal_blocks(&self, r: &Report) -> Vec<Block> {
+        backings_of(r, NAME)
+            .into_iter()
+            .filter_map(|backing| {
+                let t = table(r, &backing)?;
+                Some(Block {
+                    heading: format!("inodes on {backing} (statvfs deltas, fresh fs per layout)"),
+                    intro: String::new(),
+                    tables: vec![(None, t)],
+                })
+            })
+            .collect()
+    }
+
+    fn chart_name(&self) -> Option<String> {
+        Some("inodes.svg".into())
+    }
+
+    fn chart(&self, report: &Report) -> Result<Vec<u8>, ReportError> {
+        let backings = backings_of(report, NAME);
+        let rows = backings.len().max(1);
+        svg_page(
+            "inodes.svg",
+            (1400, 60 + 480 * rows as u32),
+            "overlaybench · inodes and bytes used, per layout (statvfs of a fresh filesystem each)",
+            |root| {
+                let panels = root.split_evenly((rows, 3));
+                for (bi, backing) in backings.iter().enumerate() {
+                    let cases: Vec<(&Case, View)> = report
+                        .cases_of(NAME)
+                        .filter_map(|c| View::of_case(c).map(|v| (c, v)))
+                        .filter(|(_, v)| v.backing == *backing)
+                        .collect();
+                    let deepest = cases
+                        .iter()
+                        .filter_map(|(_, v)| v.layers)
+                        .max()
+                        .unwrap_or(0);
+                    let by_phase = |metric: &str| -> Vec<Series> {
+                        let mut lines: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+                        for (c, v) in cases
+                            .iter()
+                            .filter(|(c, v)| c.metric == metric && v.layers == Some(deepest))
+                        {
+                            if let Some(i) = v
+                                .phase
+                                .and_then(|ph| Phase::ALL.iter().position(|p| *p == ph))
+                            {
+                                lines
+                                    .entry(c.layout.clone())
+                                    .or_default()
+                                    .push((i as f64, c.stats.median));
+                            }
+                        }
+                        layout_series(lines)
+                    };
+                    let growth = || -> Vec<Series> {
+                        let used = |c: &&(&Case, View), phase| {
+                            c.0.metric == "used_inodes" && c.1.phase == Some(phase)
+                        };
+                        let mut lines: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+                        for (c, v) in cases.iter().filter(|c| used(c, Phase::Layers)) {
+                            let empty = cases
+                                .iter()
+                                .filter(|e| used(e, Phase::Empty))
+                                .find(|(e, ev)| e.layout == c.layout && ev.layers == v.layers)
+                                .map_or(0.0, |(e, _)| e.stats.median);
+                            if let Some(l) = v.layers {
+                                lines
+                                    .entry(c.layout.clone())
+                                    .or_default()
+                                    .push((l as f64, c.stats.median - empty));
+                            }
+                        }
+                        layout_series(lines)
+                    };
+                    let count = |v: &f64| format!("{v:.0}");
+                    let bytes = |v: &f64| fmt_bytes(*v);
+                    linear_panel(
+                        &panels[bi * 3],
+                        &format!("used inodes by phase, {deepest}-layer images ({backing})"),
+                        "phase",
+                        "inodes in use",
+                        &by_phase("used_inodes"),
+                        Some(&SHORT),
+                        &count,
+                    )?;
+                    linear_panel(
+                        &panels[bi * 3 + 1],
+                        &format!("used bytes by phase, {deepest}-layer images ({backing})"),
+                        "phase",
+                        "bytes in use",
+                        &by_phase("used_bytes"),
+                        Some(&SHORT),
+                        &bytes,
+                    )?;
+                    linear_panel(
+                        &panels[bi * 3 + 2],
+                        &format!("inodes of all image layers vs layers per image ({backing})"),
+                        "layers per image",
+                        "inodes (layers phase − empty)",
+                        &growth(),
+                        None,
+                        &count,
+                    )?;
+                }
+                Ok(())
+            },
+        )
+    }
+}

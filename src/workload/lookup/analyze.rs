@@ -1,0 +1,311 @@
+//! Pure: lookup's samples → cases, slopes against depth and ratios to the
+//! baseline, through one typed view of its keys (`View`) that both writes and
+//! reads the report's params.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::params::Params;
+use super::NAME;
+use crate::report::{case_key, params_of, parse_params, Case, Derived};
+use crate::stats::fit_line;
+use crate::workload::Recorded;
+
+/// What is timed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Op {
+    /// Mounting a fresh container's stack.
+    Mount,
+    /// Open + full read + close of a directory.
+    Readdir,
+    /// `fstatat` of one name.
+    Stat,
+}
+
+/// Which names (or what) an op touches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Target {
+    /// Names only in the bottom layer: every layer is searched.
+    Bottom,
+    /// Names in no layer: every layer is searched, then ENOENT.
+    Missing,
+    /// A directory with entries in every layer.
+    Spread,
+    /// The whole stack (mount).
+    Stack,
+    /// Names only in the top layer: found at once.
+    Top,
+}
+
+impl Target {
+    /// The stat targets, in the order batches interleave them.
+    pub const STAT: [Target; 3] = [Target::Top, Target::Bottom, Target::Missing];
+
+    /// Spelling in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::Bottom => "bottom",
+            Target::Missing => "missing",
+            Target::Spread => "spread",
+            Target::Stack => "stack",
+            Target::Top => "top",
+        }
+    }
+
+    /// The directory of the image its names live in.
+    pub fn dir(self) -> &'static str {
+        match self {
+            Target::Top => "t",
+            Target::Bottom => "b",
+            _ => "m",
+        }
+    }
+
+    /// Whether its names exist.
+    pub fn found(self) -> bool {
+        self != Target::Missing
+    }
+}
+
+/// Cache state of a sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Cache {
+    /// Fresh mount, lower caches evicted, each name once.
+    Cold,
+    /// The same names again.
+    Warm,
+}
+
+impl Cache {
+    /// Spelling in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Cache::Cold => "cold",
+            Cache::Warm => "warm",
+        }
+    }
+}
+
+/// One accumulated series of samples: the layout by its index in the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Key {
+    /// Index of the layout in the run's interleaving order.
+    pub layout: usize,
+    /// What is timed.
+    pub op: Op,
+    /// On what.
+    pub target: Target,
+    /// Cold or warm.
+    pub cache: Cache,
+    /// Image layers.
+    pub depth: usize,
+}
+
+/// The report's params of a lookup case or derived figure, typed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct View {
+    /// Backing filesystem.
+    pub backing: String,
+    /// Image layers (absent on slopes).
+    #[serde(default)]
+    pub depth: Option<usize>,
+    /// What is timed.
+    pub op: Op,
+    /// On what.
+    pub target: Target,
+    /// Cold or warm.
+    pub cache: Cache,
+    /// How cold was made (cold only).
+    #[serde(default)]
+    pub eviction: Option<String>,
+    /// Lookups timed per sample (stat only).
+    #[serde(default)]
+    pub ops_per_sample: Option<usize>,
+    /// Entries of the directory read (readdir only, absent on slopes).
+    #[serde(default)]
+    pub entries: Option<usize>,
+    /// The layout a ratio is taken against.
+    #[serde(default)]
+    pub baseline: Option<String>,
+}
+
+impl View {
+    /// The typed view of a case's params (None for another workload's).
+    pub fn of_case(c: &Case) -> Option<View> {
+        (c.workload == NAME)
+            .then(|| parse_params(&c.params))
+            .flatten()
+    }
+
+    /// The typed view of a derived figure's params.
+    pub fn of_derived(d: &Derived) -> Option<View> {
+        (d.workload == NAME)
+            .then(|| parse_params(&d.params))
+            .flatten()
+    }
+}
+
+/// The metric name and unit of an op.
+pub fn metric_of(op: Op) -> (&'static str, &'static str) {
+    match op {
+        Op::Stat => ("latency_per_op", "ns"),
+        Op::Readdir => ("latency_per_dir", "ns"),
+        Op::Mount => ("mount_time", "ns"),
+    }
+}
+
+fn view(k: &Key, p: &Params, eviction: &str, backing: &str) -> View {
+    View {
+        backing: backing.into(),
+        depth: Some(k.depth),
+        op: k.op,
+        target: k.target,
+        cache: k.cache,
+        eviction: (k.cache == Cache::Cold).then(|| eviction.to_string()),
+        ops_per_sample: (k.op == Op::Stat).then_some(match k.cache {
+            Cache::Cold => p.batch,
+            Cache::Warm => p.names,
+        }),
+        entries: (k.op == Op::Readdir).then_some(k.depth * p.entries_per_layer),
+        baseline: None,
+    }
+}
+
+/// Where the samples were taken: names of the run's layouts (by index), the
+/// baseline's index, the backing and how cold was made.
+pub struct Setting<'a> {
+    /// Layout names in interleaving order.
+    pub layouts: &'a [&'static str],
+    /// Index of the baseline layout, if it ran.
+    pub baseline: Option<usize>,
+    /// Backing filesystem name.
+    pub backing: &'a str,
+    /// Eviction method name.
+    pub eviction: &'a str,
+}
+
+/// Turns samples into cases, slopes of the median against depth (per layout ×
+/// op × target × cache) and ratios to the baseline at each depth.
+pub fn record(out: &mut Recorded, p: &Params, s: &Setting<'_>, samples: BTreeMap<Key, Vec<f64>>) {
+    let name = |k: &Key| s.layouts[k.layout];
+    let id = |k: &Key| {
+        case_key(
+            NAME,
+            name(k),
+            metric_of(k.op).0,
+            &params_of(&view(k, p, s.eviction, s.backing)),
+        )
+    };
+    let mut medians: BTreeMap<Key, f64> = BTreeMap::new();
+    for (key, samples) in samples {
+        let (metric, unit) = metric_of(key.op);
+        let params = params_of(&view(&key, p, s.eviction, s.backing));
+        if let Some(m) = out.case(NAME, name(&key), params, metric, unit, samples) {
+            medians.insert(key, m);
+        }
+    }
+    let mut series: BTreeMap<Key, Vec<(f64, f64, String)>> = BTreeMap::new();
+    for (k, &m) in &medians {
+        series
+            .entry(Key { depth: 0, ..*k })
+            .or_default()
+            .push((k.depth as f64, m, id(k)));
+    }
+    for (k, pts) in &series {
+        let xy: Vec<(f64, f64)> = pts.iter().map(|(x, y, _)| (*x, *y)).collect();
+        let Some(fit) = fit_line(&xy) else { continue };
+        let v = View {
+            depth: None,
+            entries: None,
+            ..view(k, p, s.eviction, s.backing)
+        };
+        let points = pts.iter().map(|(x, _, id)| (*x, id.clone())).collect();
+        out.derived.push(Derived::slope(
+            NAME,
+            name(k),
+            params_of(&v),
+            &fit,
+            "ns/layer",
+            points,
+        ));
+    }
+    let Some(base) = s.baseline else { return };
+    for (k, &m) in &medians {
+        if k.layout == base {
+            continue;
+        }
+        let b = Key { layout: base, ..*k };
+        let Some(&bm) = medians.get(&b).filter(|v| **v > 0.0) else {
+            continue;
+        };
+        let v = View {
+            baseline: Some(s.layouts[base].to_string()),
+            ..view(k, p, s.eviction, s.backing)
+        };
+        out.derived.push(Derived::ratio(
+            NAME,
+            name(k),
+            params_of(&v),
+            m / bm,
+            id(k),
+            id(&b),
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workload::lookup::params::Options;
+    use crate::workload::Suite;
+
+    #[test]
+    fn slopes_and_ratios_come_from_the_medians() {
+        let p = Params::resolve(Suite::Quick, &Options::default()).expect("valid");
+        let mut samples = BTreeMap::new();
+        for (layout, per_layer) in [(0usize, 1000.0), (1, 0.0)] {
+            for depth in [1usize, 2, 4, 8] {
+                let key = Key {
+                    layout,
+                    op: Op::Stat,
+                    target: Target::Bottom,
+                    cache: Cache::Cold,
+                    depth,
+                };
+                let v = 500.0 + per_layer * depth as f64;
+                samples.insert(key, vec![v, v + 1.0, v - 1.0]);
+            }
+        }
+        let mut out = Recorded::default();
+        let setting = Setting {
+            layouts: &["overlay2", "plain"],
+            baseline: Some(1),
+            backing: "ext4",
+            eviction: "remount-backing",
+        };
+        record(&mut out, &p, &setting, samples);
+        assert_eq!(out.cases.len(), 8);
+        let slope = out
+            .derived
+            .iter()
+            .find(|d| d.layout == "overlay2" && d.kind == "slope")
+            .expect("slope");
+        assert!((slope.value - 1000.0).abs() < 1e-6 && slope.inputs.len() == 4);
+        let v = View::of_derived(slope).expect("typed");
+        assert_eq!((v.depth, v.op, v.target), (None, Op::Stat, Target::Bottom));
+        let ratio = out
+            .derived
+            .iter()
+            .find(|d| d.kind == "ratio" && d.params.get("depth") == Some(&8.into()))
+            .expect("ratio");
+        assert!((ratio.value - 8500.0 / 500.0).abs() < 1e-9);
+        assert_eq!(
+            View::of_case(&out.cases[0]).map(|v| v.backing),
+            Some("ext4".into())
+        );
+    }
+}

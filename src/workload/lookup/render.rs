@@ -1,0 +1,260 @@
+//! lookup's section: the headline table (slope per layer, cold/warm medians,
+//! ratio to the baseline at the deepest point), mount times, and lookup.svg.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::analyze::{Cache, Op, Target, View};
+use super::NAME;
+use crate::report::chart::{layout_color, line_panel, svg_page, Marker, Series};
+use crate::report::summary::backings_of;
+use crate::report::{fmt_ns, Block, Case, Report, ReportError, Section, Table};
+
+/// Renders lookup's cases.
+pub struct LookupSection;
+
+const INTRO: &str = "Medians per operation. *cold* = fresh overlay mount with the scratch filesystem's caches \
+evicted, each name looked up once; *warm* = the same names again. Slopes are least-squares fits of the median against \
+depth (image layers; the legacy `overlay` mount always has one lower). Ratios are to `plain` in the same run.";
+
+/// The rows of the headline table, in order.
+const ROWS: [(Op, Target); 4] = [
+    (Op::Stat, Target::Top),
+    (Op::Stat, Target::Bottom),
+    (Op::Stat, Target::Missing),
+    (Op::Readdir, Target::Spread),
+];
+
+/// The headline and mount tables for one backing.
+fn tables(r: &Report, backing: &str) -> Option<(Table, Table)> {
+    let cases: Vec<(&Case, View)> = r
+        .cases_of(NAME)
+        .filter_map(|c| View::of_case(c).map(|v| (c, v)))
+        .filter(|(_, v)| v.backing == backing)
+        .collect();
+    if cases.is_empty() {
+        return None;
+    }
+    let depths: BTreeSet<usize> = cases.iter().filter_map(|(_, v)| v.depth).collect();
+    let (lo, hi) = (*depths.first()?, *depths.last()?);
+    let median = |layout: &str, op: Op, target: Target, cache: Cache, depth: usize| {
+        cases
+            .iter()
+            .find(|(c, v)| {
+                c.layout == layout
+                    && (v.op, v.target, v.cache, v.depth) == (op, target, cache, Some(depth))
+            })
+            .map(|(c, _)| c.stats.median)
+    };
+    let derived = |kind: &str, layout: &str, op: Op, target: Target, depth: Option<usize>| {
+        r.derived.iter().find(|d| {
+            d.kind == kind
+                && d.layout == layout
+                && View::of_derived(d).is_some_and(|v| {
+                    (v.op, v.target, v.cache) == (op, target, Cache::Cold)
+                        && depth.is_none_or(|dp| v.depth == Some(dp))
+                })
+        })
+    };
+    let mut layouts: Vec<String> = Vec::new();
+    for (c, _) in &cases {
+        if !layouts.contains(&c.layout) {
+            layouts.push(c.layout.clone());
+        }
+    }
+    // The baseline is named by the ratios themselves.
+    let baseline = r
+        .derived
+        .iter()
+        .filter_map(View::of_derived)
+        .find_map(|v| v.baseline)
+        .unwrap_or_else(|| "baseline".into());
+    let mut headline = Table::new([
+        "layout".to_string(),
+        "op · target".into(),
+        "cold slope per layer (r²)".into(),
+        format!("cold @{lo}"),
+        format!("cold @{hi}"),
+        format!("warm @{hi}"),
+        format!("cold vs {baseline} @{hi}"),
+    ]);
+    let cell = |v: Option<f64>| v.map(fmt_ns).unwrap_or_else(|| "-".into());
+    for layout in &layouts {
+        for (op, target) in ROWS {
+            let slope = derived("slope", layout, op, target, None)
+                .map(|d| format!("{} ({:.2})", fmt_ns(d.value), d.r2.unwrap_or(f64::NAN)))
+                .unwrap_or_else(|| "-".into());
+            let ratio = derived("ratio", layout, op, target, Some(hi))
+                .map(|d| format!("{:.2}x", d.value))
+                .unwrap_or_else(|| "-".into());
+            headline.row(vec![
+                layout.clone(),
+                format!("{} · {}", op_name(op), target.name()),
+                slope,
+                cell(median(layout, op, target, Cache::Cold, lo)),
+                cell(median(layout, op, target, Cache::Cold, hi)),
+                cell(median(layout, op, target, Cache::Warm, hi)),
+                ratio,
+            ]);
+        }
+    }
+    // Layouts that mount at all (the baseline has no mount to time).
+    let mounting: Vec<&String> = layouts
+        .iter()
+        .filter(|l| {
+            cases
+                .iter()
+                .any(|(c, v)| c.layout == **l && v.op == Op::Mount)
+        })
+        .collect();
+    let mut mount = Table::new(
+        std::iter::once("depth".to_string()).chain(mounting.iter().map(|l| l.to_string())),
+    );
+    for &d in &depths {
+        let mut row = vec![d.to_string()];
+        for l in &mounting {
+            row.push(cell(median(l, Op::Mount, Target::Stack, Cache::Cold, d)));
+        }
+        mount.row(row);
+    }
+    Some((headline, mount))
+}
+
+fn op_name(op: Op) -> &'static str {
+    match op {
+        Op::Stat => "stat",
+        Op::Readdir => "readdir",
+        Op::Mount => "mount",
+    }
+}
+
+impl Section for LookupSection {
+    fn workload(&self) -> &'static str {
+        NAME
+    }
+
+    fn blocks(&self, r: &Report) -> Vec<Block> {
+        backings_of(r, NAME)
+            .into_iter()
+            .filter_map(|backing| {
+                let (headline, mount) = tables(r, &backing)?;
+                Some(Block {
+                    heading: format!("lookup — cost by lower depth ({backing})"),
+                    intro: INTRO.into(),
+                    tables: vec![
+                        (None, headline),
+                        (
+                            Some("Mount time of a fresh container (median):".into()),
+                            mount,
+                        ),
+                    ],
+                })
+            })
+            .collect()
+    }
+
+    fn terminal_blocks(&self, r: &Report) -> Vec<Block> {
+        backings_of(r, NAME)
+            .into_iter()
+            .filter_map(|backing| {
+                let (headline, _) = tables(r, &backing)?;
+                Some(Block {
+                    heading: format!(
+                        "lookup on {backing} (median per op; slope = cost of each extra layer, cold)"
+                    ),
+                    intro: String::new(),
+                    tables: vec![(None, headline)],
+                })
+            })
+            .collect()
+    }
+
+    fn chart_name(&self) -> Option<String> {
+        Some("lookup.svg".into())
+    }
+
+    fn chart(&self, report: &Report) -> Result<Vec<u8>, ReportError> {
+        // (op, cache) → (layout, target) → points.
+        type Lines = BTreeMap<(String, Target), Vec<(f64, f64)>>;
+        let mut groups: BTreeMap<(Op, Cache), Lines> = BTreeMap::new();
+        for c in report.cases_of(NAME) {
+            let Some(v) = View::of_case(c) else { continue };
+            let Some(depth) = v.depth else { continue };
+            groups
+                .entry((v.op, v.cache))
+                .or_default()
+                .entry((c.layout.clone(), v.target))
+                .or_default()
+                .push((depth as f64, c.stats.median));
+        }
+        let to_series = |op: Op, caches: &[Cache]| -> Vec<Series> {
+            let mut out = Vec::new();
+            for cache in caches {
+                let Some(g) = groups.get(&(op, *cache)) else {
+                    continue;
+                };
+                for ((layout, target), pts) in g {
+                    let mut pts = pts.clone();
+                    pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+                    let marker = match target {
+                        Target::Top => Marker::Circle,
+                        Target::Bottom => Marker::Triangle,
+                        _ => Marker::Cross,
+                    };
+                    let label = if caches.len() > 1 {
+                        format!("{layout} · {}", cache.name())
+                    } else if op == Op::Stat {
+                        format!("{layout} · {}", target.name())
+                    } else {
+                        layout.clone()
+                    };
+                    out.push(Series {
+                        label,
+                        color: layout_color(layout),
+                        marker,
+                        dashed: *cache == Cache::Warm,
+                        points: pts,
+                    });
+                }
+            }
+            out
+        };
+        svg_page(
+            "lookup.svg",
+            (1200, 900),
+            "overlaybench · lookup cost by lower depth (median per operation)",
+            |root| {
+                let panels = root.split_evenly((2, 2));
+                let x = "lower depth (image layers)";
+                line_panel(
+                    &panels[0],
+                    "stat, cold (fresh mount, caches evicted)",
+                    x,
+                    "time per stat",
+                    &to_series(Op::Stat, &[Cache::Cold]),
+                )?;
+                line_panel(
+                    &panels[1],
+                    "stat, warm (dentries cached)",
+                    x,
+                    "time per stat",
+                    &to_series(Op::Stat, &[Cache::Warm]),
+                )?;
+                line_panel(
+                    &panels[2],
+                    "readdir of a dir spread over all layers (solid cold, dashed warm)",
+                    x,
+                    "time per directory",
+                    &to_series(Op::Readdir, &[Cache::Cold, Cache::Warm]),
+                )?;
+                line_panel(
+                    &panels[3],
+                    "mount of a fresh container",
+                    x,
+                    "time per mount",
+                    &to_series(Op::Mount, &[Cache::Cold]),
+                )?;
+                Ok(())
+            },
+        )
+    }
+}

@@ -1,0 +1,193 @@
+//! page-cache's measurement: K containers of one image read every file of the
+//! set (one after the other, then all at once on every core); residency is then
+//! read from the kernel (`mincore` on every distinct file that backs what they
+//! read, /proc/meminfo, the memory cgroup). Then half of them copy the set up
+//! (one byte each) and all read again. Eviction between phases is targeted:
+//! `posix_fadvise` DONTNEED on exactly these files.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Read;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+
+use super::analyze::{copied_up, Phase, Reading, DISK_ADDED, RESIDENT};
+use super::params::Params;
+use super::NAME;
+use crate::layout::{ContainerDirs, Layout, Mounted, PreparedImage};
+use crate::probe::cache;
+use crate::probe::memory::Memory;
+use crate::probe::residency::{resident_distinct, MemoryCgroup};
+use crate::workload::harness::settle;
+use crate::workload::{RunContext, WorkloadError};
+
+fn read_all(path: &Path) -> Result<u64, WorkloadError> {
+    let mut f = File::open(path).map_err(WorkloadError::io("opening", path))?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut n = 0u64;
+    loop {
+        let r = f
+            .read(&mut buf)
+            .map_err(WorkloadError::io("reading", path))?;
+        if r == 0 {
+            return Ok(n);
+        }
+        n += r as u64;
+    }
+}
+
+/// One container of the set.
+struct Reader {
+    dirs: ContainerDirs,
+    mount: Mounted,
+}
+
+/// Every distinct file whose pages hold what `readers` see of `names` now.
+fn data_files(
+    layout: &dyn Layout,
+    img: &PreparedImage,
+    readers: &[Reader],
+    names: &[String],
+) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = Vec::new();
+    for r in readers {
+        for n in names {
+            if let Some(f) = layout.data_file(img, &r.dirs, Path::new(n)) {
+                if !out.contains(&f) {
+                    out.push(f);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Bytes in use on the scratch filesystem, after writing back what is dirty.
+fn used_bytes(ctx: &RunContext<'_>, root: &Path) -> Result<f64, WorkloadError> {
+    settle(root)?;
+    Ok(ctx.scratch.usage()?.used_bytes as f64)
+}
+
+/// Measures every layout at every K, appending to `readings` as it goes (an
+/// interrupted run keeps what it measured).
+pub fn measure(
+    p: &Params,
+    ctx: &mut RunContext<'_>,
+    cgroup: Option<&MemoryCgroup>,
+    readings: &mut Vec<Reading>,
+) -> Result<(), WorkloadError> {
+    let root = ctx.scratch.path().join(NAME);
+    let names = p.file_names();
+    ctx.progress.set_message("page-cache: building images");
+    for (li, layout) in ctx.layouts.iter().enumerate() {
+        let name = layout.name();
+        let img = layout.prepare(&p.image(), &root.join(name).join("img"))?;
+        // Every lower file, evicted between phases even when no reader uses it now.
+        let lower: Vec<PathBuf> = names
+            .iter()
+            .filter_map(|n| layout.lower_file(&img, Path::new(n)))
+            .collect();
+        for &k in &p.containers {
+            ctx.check_interrupted()?;
+            ctx.progress
+                .set_message(format!("page-cache: {name}, {k} containers"));
+            // Disk blocks the containers add (statvfs): plain copies cost the set
+            // K times on ext4 but share blocks on xfs (reflink), unlike their pages.
+            let used_before = used_bytes(ctx, &root)?;
+            let mut readers = Vec::new();
+            for i in 0..k {
+                let dirs =
+                    layout.create_container(&img, &root.join(name).join(format!("k{k}-c{i}")))?;
+                let mount = layout.mount(&img, &dirs)?;
+                readers.push(Reader { dirs, mount });
+            }
+            let evict = |readers: &[Reader]| -> Result<(), WorkloadError> {
+                settle(&root)?;
+                for f in lower
+                    .iter()
+                    .chain(&data_files(layout.as_ref(), &img, readers, &names))
+                {
+                    cache::evict_file(f).map_err(WorkloadError::io("evicting", f))?;
+                }
+                Ok(())
+            };
+            let measure = |phase: Phase,
+                           readers: &[Reader],
+                           out: &mut Vec<Reading>|
+             -> Result<(), WorkloadError> {
+                let files = data_files(layout.as_ref(), &img, readers, &names);
+                let before_cached = Memory::current().map(|m| m.cached_bytes);
+                let before_cg = cgroup.and_then(|c| c.file_bytes());
+                let read_one = |r: &Reader| {
+                    names
+                        .iter()
+                        .try_for_each(|n| read_all(&r.mount.merged.join(n)).map(drop))
+                };
+                if phase == Phase::ReadConcurrent {
+                    readers.par_iter().try_for_each(read_one)?;
+                } else {
+                    readers.iter().try_for_each(read_one)?;
+                }
+                let (resident, inodes) = resident_distinct(&files).map_err(WorkloadError::io(
+                    "reading residency (mincore) under",
+                    &root,
+                ))?;
+                let mut push = |metric, value, unit| {
+                    out.push(Reading {
+                        layout: li,
+                        containers: k,
+                        phase,
+                        metric,
+                        value,
+                        unit,
+                    })
+                };
+                push(RESIDENT, resident as f64, "bytes");
+                push("backing_files", inodes as f64, "files");
+                if let (Some(b), Some(a)) =
+                    (before_cached, Memory::current().map(|m| m.cached_bytes))
+                {
+                    push("meminfo_cached_delta_bytes", a as f64 - b as f64, "bytes");
+                }
+                if let (Some(b), Some(a)) = (before_cg, cgroup.and_then(|c| c.file_bytes())) {
+                    push("cgroup_file_delta_bytes", a as f64 - b as f64, "bytes");
+                }
+                Ok(())
+            };
+            evict(&readers)?;
+            measure(Phase::Read, &readers, readings)?;
+            evict(&readers)?;
+            measure(Phase::ReadConcurrent, &readers, readings)?;
+            // Break sharing: half the containers (at least one) copy the set up.
+            for r in readers.iter().take(copied_up(k)) {
+                for n in &names {
+                    let path = r.mount.merged.join(n);
+                    OpenOptions::new()
+                        .write(true)
+                        .open(&path)
+                        .and_then(|f| f.write_at(b"w", 0).map(drop))
+                        .map_err(WorkloadError::io("writing", &path))?;
+                }
+            }
+            evict(&readers)?;
+            measure(Phase::AfterCopyUp, &readers, readings)?;
+            let used_after = used_bytes(ctx, &root)?;
+            readings.push(Reading {
+                layout: li,
+                containers: k,
+                phase: Phase::AfterCopyUp,
+                metric: DISK_ADDED,
+                value: used_after - used_before,
+                unit: "bytes",
+            });
+            for r in readers {
+                r.mount.unmount()?;
+                fs::remove_dir_all(&r.dirs.root)
+                    .map_err(WorkloadError::io("removing", &r.dirs.root))?;
+            }
+            ctx.progress.inc(1);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,119 @@
+//! page-cache: how much memory K containers reading the same image really use.
+//! Through overlay the K readers share one cached copy of each lower file; plain
+//! copies are cached K times; after a copy-up a container caches its own copy.
+
+pub mod analyze;
+pub mod measure;
+pub mod params;
+pub mod render;
+
+pub use params::{Options, Params};
+
+use std::fs;
+use std::path::Path;
+
+use crate::compare::GateRules;
+use crate::layout::Layout;
+use crate::probe::memory::Memory;
+use crate::probe::residency::MemoryCgroup;
+use crate::report::{Derived, Report};
+use crate::workload::{
+    BuildContext, Footprint, ParamError, RunContext, Workload, WorkloadEntry, WorkloadError,
+};
+
+/// Name in reports.
+pub const NAME: &str = "page-cache";
+
+/// Registry entry.
+pub static ENTRY: WorkloadEntry = WorkloadEntry {
+    name: NAME,
+    about: "Page-cache memory of K containers reading one image (sharing factor).",
+    config_key: "page_cache",
+    build,
+    section: &render::PageCacheSection,
+    gate: &Rules,
+};
+
+fn build(b: &BuildContext<'_>) -> Result<Box<dyn Workload>, ParamError> {
+    let available = Memory::current().and_then(|m| m.available_bytes);
+    Ok(Box::new(PageCache {
+        params: Params::resolve(b, &b.options.page_cache, available, NAME)?,
+    }))
+}
+
+/// The page-cache workload with its resolved parameters.
+pub struct PageCache {
+    params: Params,
+}
+
+impl Workload for PageCache {
+    fn entry(&self) -> &'static WorkloadEntry {
+        &ENTRY
+    }
+
+    fn params_json(&self) -> serde_json::Value {
+        serde_json::to_value(&self.params).unwrap_or_default()
+    }
+
+    fn footprint(&self, layouts: usize) -> Footprint {
+        self.params.footprint(layouts)
+    }
+
+    fn steps(&self, layouts: &[Box<dyn Layout>]) -> u64 {
+        (layouts.len() * self.params.containers.len()) as u64
+    }
+
+    fn run(&self, ctx: &mut RunContext<'_>) -> Result<(), WorkloadError> {
+        if ctx.scratch.kind().data_is_page_cache() {
+            ctx.out.note(format!(
+                "{}: page-cache skipped — on tmpfs the data *is* the page cache (shmem), so sharing cannot be \
+                 measured there; use a disk filesystem (ext4, xfs)",
+                ctx.backing
+            ));
+            return Ok(());
+        }
+        let cgroup = fs::read_to_string("/proc/self/cgroup")
+            .ok()
+            .and_then(|t| MemoryCgroup::find(&t, Path::new("/sys/fs/cgroup")));
+        match &cgroup {
+            Some(c) => ctx.out.note(format!(
+                "{}: page-cache charges go to memory cgroup {} (read from {}, key {})",
+                ctx.backing,
+                c.path,
+                c.stat.display(),
+                c.key
+            )),
+            None => ctx.out.note(format!(
+                "{}: no memory cgroup found; cgroup figures omitted",
+                ctx.backing
+            )),
+        }
+        let mut readings = Vec::new();
+        let result = measure::measure(&self.params, ctx, cgroup.as_ref(), &mut readings);
+        // Every K finished before an interrupt is real: keep it.
+        let names: Vec<&str> = ctx.layouts.iter().map(|l| l.name()).collect();
+        analyze::record(ctx.out, &self.params, &ctx.backing, &names, readings);
+        result
+    }
+}
+
+/// Sharing factors are exact ratios of resident pages: gated, higher is better.
+struct Rules;
+
+impl GateRules for Rules {
+    fn threshold(&self) -> f64 {
+        0.05
+    }
+
+    fn gated(&self, d: &Derived, _report: &Report) -> bool {
+        d.kind == analyze::SHARING
+    }
+
+    fn higher_is_better(&self, d: &Derived) -> bool {
+        d.kind == analyze::SHARING
+    }
+
+    fn identity_keys(&self) -> &'static [&'static str] {
+        &["/set_bytes", "/files"]
+    }
+}

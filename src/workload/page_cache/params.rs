@@ -1,0 +1,187 @@
+//! page-cache's options, suite defaults and validation, and the image it builds.
+
+use serde::Serialize;
+
+use crate::image::{Change, ImageSpec, LayerSpec};
+use crate::workload::{at_least, sorted_unique, BuildContext, Footprint, ParamError, Suite};
+
+/// What the user may set.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Total size of the cache set, bytes.
+    pub set_bytes: Option<u64>,
+    /// Files the set is split into.
+    pub files: Option<usize>,
+    /// Numbers of containers reading it.
+    pub containers: Option<Vec<usize>>,
+}
+
+/// Parameters of the page-cache workload, resolved (written to the report's config).
+#[derive(Debug, Clone, Serialize)]
+pub struct Params {
+    /// Total bytes of the cache set.
+    pub set_bytes: u64,
+    /// Files the set is split into.
+    pub files: usize,
+    /// Numbers of containers reading it.
+    pub containers: Vec<usize>,
+}
+
+/// Most files the set may be split into.
+pub const MAX_FILES: usize = 100_000;
+
+impl Params {
+    /// The suite's defaults with the user's overrides, validated against this
+    /// host's memory (`mem_available`, bytes, when known).
+    pub fn resolve(
+        b: &BuildContext<'_>,
+        o: &Options,
+        mem_available: Option<u64>,
+        name: &str,
+    ) -> Result<Params, ParamError> {
+        let (set_default, k_default) = match b.suite {
+            Suite::Quick => (256u64 << 20, vec![1, 2, 4]),
+            Suite::Standard => (512 << 20, vec![1, 2, 4, 8]),
+            Suite::Full => (1 << 30, vec![1, 2, 4, 8, 16]),
+        };
+        let ks = sorted_unique(o.containers.as_deref().unwrap_or(&k_default));
+        if ks.first() == Some(&0) || ks.is_empty() {
+            return Err(ParamError::range(
+                "--containers",
+                0,
+                "at least 1 container (e.g. --containers 1,2,4,8)",
+            ));
+        }
+        let files = at_least("--cache-files", o.files.unwrap_or(4), 1)?;
+        if files > MAX_FILES {
+            return Err(ParamError::range(
+                "--cache-files",
+                files,
+                format!("use --cache-files from 1 to {MAX_FILES}"),
+            ));
+        }
+        let p = Params {
+            set_bytes: o.set_bytes.unwrap_or(set_default),
+            files,
+            containers: ks,
+        };
+        if !b.selected.contains(&name) {
+            return Ok(p);
+        }
+        if p.set_bytes < 1 << 20 {
+            return Err(ParamError::range("--cache-set", p.set_bytes, "at least 1M"));
+        }
+        let kmax = p.containers.iter().copied().max().unwrap_or(1) as u64;
+        // Plain caches the set once per container: all of it must fit in memory
+        // with room to spare, or eviction by the kernel would fake the result.
+        let need = p.set_bytes.saturating_mul(kmax + 1);
+        if let Some(avail) = mem_available {
+            if need > avail / 2 {
+                return Err(ParamError::range(
+                    "--cache-set",
+                    p.set_bytes,
+                    format!(
+                        "set × (largest --containers + 1) = {need} bytes must stay under half of MemAvailable \
+                         ({avail} bytes); use a smaller --cache-set or fewer containers"
+                    ),
+                ));
+            }
+        }
+        if !b.backings.is_empty() && b.backings.iter().all(|x| x == "tmpfs") && b.selected == [name]
+        {
+            return Err(ParamError::Invalid(
+                "page-cache cannot be measured on tmpfs: its data *is* the page cache; use --backing ext4 or xfs".into(),
+            ));
+        }
+        Ok(p)
+    }
+
+    /// An image per layout, K plain copies, K/2 upper copies.
+    pub fn footprint(&self, layouts: usize) -> Footprint {
+        let k = self.containers.iter().copied().max().unwrap_or(1) as u64;
+        // Every file carries a block of metadata at least: tiny files cost more than their size.
+        let per_file = 8192u64;
+        let files = self.files as u64 * (layouts as u64 + k + k / 2 + 1);
+        Footprint {
+            bytes: self.set_bytes * (layouts as u64 + k + k / 2 + 1)
+                + files * per_file
+                + (64 << 20),
+            inodes: 10_000 + files * 2,
+        }
+    }
+
+    /// The files every container reads, as paths in the image.
+    pub fn file_names(&self) -> Vec<String> {
+        (0..self.files).map(|i| format!("set/file-{i}")).collect()
+    }
+
+    /// The image: the set in the bottom layer, a small file on top.
+    pub fn image(&self) -> ImageSpec {
+        let per = self.set_bytes / self.files.max(1) as u64;
+        let mut bottom = vec![Change::Dir {
+            path: "set".into(),
+            mode: 0o755,
+        }];
+        bottom.extend(
+            self.file_names()
+                .into_iter()
+                .enumerate()
+                .map(|(i, p)| Change::File {
+                    path: p.into(),
+                    mode: 0o644,
+                    size: per,
+                    seed: 1000 + i as u64,
+                }),
+        );
+        let top = vec![Change::File {
+            path: "etc-marker".into(),
+            mode: 0o644,
+            size: 16,
+            seed: 1,
+        }];
+        ImageSpec {
+            layers: vec![LayerSpec { changes: bottom }, LayerSpec { changes: top }],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workload::WorkloadOptions;
+
+    fn ctx<'a>(opts: &'a WorkloadOptions, backings: &'a [String]) -> BuildContext<'a> {
+        BuildContext {
+            suite: Suite::Quick,
+            options: opts,
+            backings,
+            selected: &["page-cache"],
+            seed: 1,
+        }
+    }
+
+    #[test]
+    fn memory_and_tmpfs_are_checked_up_front() {
+        let opts = WorkloadOptions::default();
+        let ext4 = ["ext4".to_string()];
+        let o = Options::default();
+        assert!(Params::resolve(&ctx(&opts, &ext4), &o, Some(8 << 30), "page-cache").is_ok());
+        let err = Params::resolve(&ctx(&opts, &ext4), &o, Some(1 << 30), "page-cache")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("MemAvailable") && err.contains("--cache-set"),
+            "{err}"
+        );
+        let tmpfs = ["tmpfs".to_string()];
+        let err = Params::resolve(&ctx(&opts, &tmpfs), &o, None, "page-cache")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("tmpfs"), "{err}");
+        let many = Options {
+            files: Some(1_000_000),
+            ..Default::default()
+        };
+        assert!(Params::resolve(&ctx(&opts, &ext4), &many, None, "page-cache").is_err());
+    }
+}
