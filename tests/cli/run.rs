@@ -1,0 +1,223 @@
+//! `run`: argument validation (exit 2 naming the value), backings, a complete run that re-renders.
+
+use super::*;
+
+fn depth_out_of_range_names_value_and_limit() {
+    for (bad, shown) in [("0", "depth 0"), ("501", "depth 501")] {
+        bin()
+            .args(["run", "--depths", bad])
+            .assert()
+            .code(2)
+            .stderr(
+                predicate::str::contains(shown).and(predicate::str::contains("between 1 and 500")),
+            );
+    }
+}
+
+fn unknown_choices_exit_2() {
+    bin()
+        .args(["run", "--layouts", "aufs"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("aufs"));
+    bin()
+        .args(["run", "--workloads", "fsync"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("fsync"));
+    bin()
+        .args(["run", "--backing", "zfs"])
+        .assert()
+        .code(2)
+        .stderr(
+            predicate::str::contains("zfs")
+                .and(predicate::str::contains("ext4, xfs, tmpfs, dir:PATH")),
+        );
+    bin()
+        .args(["run", "--fs-size", "lots"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("lots"));
+}
+
+fn foreign_scratch_dir_is_refused_and_untouched() {
+    let d = tmp();
+    let scratch = d.path().join("scratch");
+    std::fs::create_dir(&scratch).expect("mkdir");
+    std::fs::write(scratch.join("precious"), "keep me").expect("write");
+    let mut args = small_run_args(d.path());
+    args.extend(["--backing".into(), "tmpfs".into()]);
+    bin()
+        .args(&args)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "not empty and was not made by overlaybench",
+        ));
+    assert_eq!(
+        std::fs::read_to_string(scratch.join("precious")).expect("kept"),
+        "keep me"
+    );
+}
+
+fn backing_without_its_mkfs_exits_3_with_install_hint() {
+    let d = tmp();
+    let mut args = small_run_args(d.path());
+    args.extend(["--backing".into(), "xfs".into()]);
+    bin()
+        .args(&args)
+        .env("PATH", d.path())
+        .assert()
+        .code(3)
+        .stderr(
+            predicate::str::contains("mkfs.xfs is not installed")
+                .and(predicate::str::contains("xfsprogs")),
+        );
+    assert_clean(d.path());
+    let r = read_report(&d.path().join("out")).expect("a report explaining the failure");
+    assert_eq!(r.status, RunStatus::Failed);
+}
+
+fn without_root_loop_backings_exit_3() {
+    let d = tmp();
+    nix::unistd::chown(d.path(), Some(nix::unistd::Uid::from_raw(65534)), None).expect("chown");
+    let exe = assert_cmd::cargo::cargo_bin("overlaybench");
+    let out = StdCommand::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&exe)
+        .args(small_run_args(d.path()))
+        .output()
+        .expect("setpriv runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("loop devices need real root") && err.contains("--backing tmpfs"),
+        "{err}"
+    );
+}
+
+pub(crate) fn lookup_median(
+    r: &Report,
+    layout: &str,
+    target: &str,
+    cache: &str,
+    depth: f64,
+) -> f64 {
+    r.cases
+        .iter()
+        .find(|c| {
+            c.layout == layout
+                && c.param_str("op") == "stat"
+                && c.param_str("target") == target
+                && c.param_str("cache") == cache
+                && c.param_f64("depth") == Some(depth)
+        })
+        .unwrap_or_else(|| panic!("no case {layout} {target} {cache} @{depth}"))
+        .stats
+        .median
+}
+
+fn run_writes_a_complete_report_that_rerenders() {
+    let d = tmp();
+    bin()
+        .args(small_run_args(d.path()))
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("overlay2").and(predicate::str::contains("stat · bottom")),
+        );
+    assert_clean(d.path());
+    let out = d.path().join("out");
+    let r = read_report(&out).expect("report.json parses strictly");
+    assert_eq!(r.status, RunStatus::Complete);
+    assert_eq!(r.host.backings.len(), 1);
+    assert_eq!(r.host.backings[0].fstype, "ext4");
+    assert!(r
+        .host
+        .overlay_options_in_force
+        .get("overlay2")
+        .is_some_and(|o| o.contains("lowerdir")));
+    // 3 layouts × 3 depths × (3 targets × cold/warm + readdir cold/warm) + 2 overlay layouts × 3 mount cases.
+    assert_eq!(r.cases.len(), 3 * 3 * 8 + 2 * 3, "cases: {}", r.cases.len());
+    for c in &r.cases {
+        assert_eq!(c.samples.len(), c.stats.n);
+        assert!(c.stats.median > 0.0 && c.unit == "ns");
+    }
+    // The kernel's shape: cold lookups of bottom-layer names grow with overlay2
+    // depth; the legacy single-lower mount stays flat. (Generous factors: this
+    // checks that eviction and the stacks are real, not a speed target.)
+    let o2 = lookup_median(&r, "overlay2", "bottom", "cold", 64.0)
+        / lookup_median(&r, "overlay2", "bottom", "cold", 1.0);
+    let legacy = lookup_median(&r, "overlay", "bottom", "cold", 64.0)
+        / lookup_median(&r, "overlay", "bottom", "cold", 1.0);
+    assert!(o2 > 2.0, "overlay2 cold bottom @64 / @1 = {o2:.2}");
+    assert!(
+        legacy < o2 / 2.0,
+        "legacy cold bottom @64 / @1 = {legacy:.2}, overlay2 {o2:.2}"
+    );
+    assert!(r
+        .derived
+        .iter()
+        .any(|x| x.kind == "slope" && x.layout == "overlay2" && x.unit == "ns/layer"));
+    assert!(r
+        .derived
+        .iter()
+        .any(|x| x.kind == "ratio" && x.layout == "overlay"));
+
+    let svg = std::fs::read_to_string(out.join("lookup.svg")).expect("svg");
+    assert!(
+        svg.starts_with("<svg")
+            && svg.contains("lookup cost by lower depth")
+            && svg.contains("lower depth (image layers)")
+    );
+    let summary = std::fs::read_to_string(out.join("summary.md")).expect("summary");
+    assert!(
+        summary.contains("## lookup") && summary.contains("| overlay2 | stat · bottom |"),
+        "{summary}"
+    );
+
+    // `report` redraws both files from the JSON alone, byte for byte.
+    std::fs::remove_file(out.join("lookup.svg")).expect("rm");
+    std::fs::remove_file(out.join("summary.md")).expect("rm");
+    bin().arg("report").arg(&out).assert().success();
+    assert_eq!(
+        std::fs::read_to_string(out.join("lookup.svg")).expect("svg again"),
+        svg
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("summary.md")).expect("summary again"),
+        summary
+    );
+}
+
+/// This module's tests, each with whether it needs root.
+pub fn tests() -> Vec<(&'static str, bool, fn())> {
+    vec![
+        (
+            "run::depth_out_of_range_names_value_and_limit",
+            false,
+            depth_out_of_range_names_value_and_limit,
+        ),
+        ("run::unknown_choices_exit_2", false, unknown_choices_exit_2),
+        (
+            "run::foreign_scratch_dir_is_refused_and_untouched",
+            true,
+            foreign_scratch_dir_is_refused_and_untouched,
+        ),
+        (
+            "run::backing_without_its_mkfs_exits_3_with_install_hint",
+            true,
+            backing_without_its_mkfs_exits_3_with_install_hint,
+        ),
+        (
+            "run::without_root_loop_backings_exit_3",
+            true,
+            without_root_loop_backings_exit_3,
+        ),
+        (
+            "run::run_writes_a_complete_report_that_rerenders",
+            true,
+            run_writes_a_complete_report_that_rerenders,
+        ),
+    ]
+}
