@@ -16,8 +16,7 @@ use crate::error::ErrorClass;
 use crate::isolate::IsolateError;
 use crate::layout::LayoutError;
 use crate::report::ReportError;
-use crate::workload::inodes::analyze::CostsError;
-use crate::workload::{ParamError, WorkloadError};
+use crate::workload::{CostsError, ParamError, WorkloadError};
 
 /// Why a subcommand failed; `class()` gives its exit code.
 #[derive(Debug, thiserror::Error)]

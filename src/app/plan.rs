@@ -8,8 +8,7 @@ use crate::capacity::{self, Filesystem, Fleet, PlanReport};
 use crate::isolate::{BackingKind, Privilege, ScratchRequest};
 use crate::layout::{self, LayoutConfig, MAX_LOWER_LAYERS};
 use crate::report::{self, fmt_bytes};
-use crate::workload::inodes::{self, Params as InodesParams};
-use crate::workload::ParamError;
+use crate::workload::{self, ParamError};
 
 /// The filesystem a plan fills.
 #[derive(Debug, Clone)]
@@ -132,24 +131,6 @@ impl TryFrom<PlanRequest> for PlanConfig {
     }
 }
 
-/// The inodes-workload parameters that measure a fleet's per-unit costs: a small
-/// instance (2 images, 1 container each) of the same image shape.
-pub fn measurement_params(f: &Fleet, seed: u64) -> InodesParams {
-    InodesParams {
-        layers: vec![f.layers],
-        images: 2,
-        shared_pct: f.shared_pct,
-        containers: usize::from(f.containers > 0),
-        files_per_layer: f.files_per_layer,
-        dirs_per_layer: f.dirs_per_layer,
-        max_file_bytes: 16 * 1024,
-        writes: f.writes,
-        new_files: f.writes,
-        deletes: f.writes / 2,
-        seed,
-    }
-}
-
 /// What `plan` made.
 #[derive(Debug)]
 pub struct PlanOutcome {
@@ -163,10 +144,12 @@ pub struct PlanOutcome {
 /// private namespace); with `from` it reads costs only.
 pub fn plan(cfg: &PlanConfig, privilege: Option<Privilege>) -> Result<PlanOutcome, AppError> {
     let backing = cfg.backing.to_string();
+    let source = workload::cost_source()
+        .ok_or_else(|| AppError::Usage("no registered workload measures per-unit costs".into()))?;
     let (costs, costs_source) = match (&cfg.from, privilege) {
         (Some(from), _) => {
             let report = report::read_report(from)?;
-            let costs = inodes::costs_from_report(&report, &cfg.fleet, &backing)?;
+            let costs = source.read_from_report(&report, &cfg.fleet, &backing)?;
             (costs, format!("inodes results in {}", from.display()))
         }
         (None, Some(privilege)) => {
@@ -180,7 +163,6 @@ pub fn plan(cfg: &PlanConfig, privilege: Option<Privilege>) -> Result<PlanOutcom
                 .iter()
                 .filter_map(|n| layout::create(n, &config))
                 .collect();
-            let m = measurement_params(&cfg.fleet, cfg.seed);
             eprintln!(
                 "measuring per-unit costs on a fresh {backing} per layout (2 images of {} layers)…",
                 cfg.fleet.layers
@@ -192,7 +174,7 @@ pub fn plan(cfg: &PlanConfig, privilege: Option<Privilege>) -> Result<PlanOutcom
                 fs_size_bytes: 0,
                 inodes: None,
             };
-            let costs = inodes::measure::measure_costs(&m, &layouts, &like)?;
+            let costs = source.measure(&cfg.fleet, cfg.seed, &layouts, &like)?;
             (
                 costs,
                 format!("measured now: 2 images of this shape on a fresh {backing} per layout"),

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use overlaybench::app::compare::CompareConfig;
+use overlaybench::app::compare::{self, CompareConfig};
 use overlaybench::compare::format::CompareFormat;
 use overlaybench::compare::gate::parse_threshold;
 use overlaybench::compare::{FigureSet, MissingPolicy};
@@ -72,4 +72,16 @@ impl CompareArgs {
             resamples: self.resamples,
         }
     }
+}
+
+/// Compares two reports; exit 1 when the gate fails.
+pub fn execute(args: CompareArgs) -> anyhow::Result<i32> {
+    let outcome = compare::compare(&args.into_config())?;
+    for w in &outcome.warnings {
+        eprintln!("warning: {w}");
+    }
+    if !outcome.written {
+        println!("{}", outcome.text);
+    }
+    Ok(i32::from(outcome.failed))
 }

@@ -2,9 +2,11 @@
 
 use std::path::PathBuf;
 
+use anyhow::Context;
 use clap::Args;
 
-use overlaybench::app::doctor::DoctorConfig;
+use overlaybench::app::doctor::{self, DoctorConfig};
+use overlaybench::isolate;
 
 /// `overlaybench doctor`.
 #[derive(Debug, Clone, Args)]
@@ -41,4 +43,20 @@ impl DoctorArgs {
             scratch: self.scratch.clone(),
         }
     }
+}
+
+/// Diagnoses the host; the probes isolate first (no thread exists yet).
+pub fn execute(args: DoctorArgs) -> anyhow::Result<i32> {
+    let cfg = args.to_config();
+    let privilege = (!cfg.no_probe).then(isolate::enter_private_namespace);
+    let report = doctor::doctor(&cfg, privilege)?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).context("serialising the doctor report")?
+        );
+    } else {
+        print!("{}", overlaybench::doctor::render_text(&report));
+    }
+    Ok(0)
 }

@@ -4,8 +4,10 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use overlaybench::app::plan::{PlanRequest, Target};
+use overlaybench::app::plan::{self, PlanConfig, PlanRequest, Target};
+use overlaybench::app::AppError;
 use overlaybench::capacity::Fleet;
+use overlaybench::isolate;
 use overlaybench::layout;
 
 use super::{one_of, parse_size};
@@ -94,4 +96,17 @@ impl PlanArgs {
             seed: self.seed,
         }
     }
+}
+
+/// Projects the fleet; measuring costs isolates first (no thread exists yet).
+pub fn execute(args: PlanArgs) -> anyhow::Result<i32> {
+    let cfg = PlanConfig::try_from(args.into_request())?;
+    let privilege = match cfg.from {
+        Some(_) => None,
+        None => Some(isolate::enter_private_namespace().map_err(AppError::from)?),
+    };
+    let outcome = plan::plan(&cfg, privilege)?;
+    print!("{}", plan::text(&outcome.report));
+    eprintln!("plan: {}", outcome.out.display());
+    Ok(0)
 }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use overlaybench::app::report::ReportConfig;
+use overlaybench::app::report::{self, ReportConfig, ReportOutcome};
 use overlaybench::report::export::ExportFormat;
 
 use super::choice;
@@ -31,4 +31,17 @@ impl ReportArgs {
             format: self.format,
         }
     }
+}
+
+/// Re-renders or exports a report.
+pub fn execute(args: ReportArgs) -> anyhow::Result<i32> {
+    match report::report(&args.into_config())? {
+        ReportOutcome::Export(text) => println!("{text}"),
+        ReportOutcome::Written(paths) => {
+            for p in paths {
+                eprintln!("wrote {}", p.display());
+            }
+        }
+    }
+    Ok(0)
 }

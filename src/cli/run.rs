@@ -1,10 +1,16 @@
 //! `overlaybench run` arguments, lowered into a `RunRequest`.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
+use anyhow::Context;
 use clap::Args;
 
-use overlaybench::config::{MountApiChoice, RunRequest, Suite};
+use overlaybench::app::{self, AppError};
+use overlaybench::config::{MountApiChoice, RunConfig, RunRequest, Suite};
+use overlaybench::isolate;
+use overlaybench::report::RunStatus;
 use overlaybench::workload::copy_up::{CacheState, Procedure, Variant};
 use overlaybench::workload::{copy_up, inodes, lookup, page_cache, WorkloadOptions};
 use overlaybench::{layout, workload};
@@ -157,5 +163,45 @@ impl RunArgs {
                 },
             },
         }
+    }
+}
+
+/// Runs the suite: validate, isolate before any thread, measure, print.
+pub fn execute(args: RunArgs) -> anyhow::Result<i32> {
+    let cfg = RunConfig::try_from(args.into_request()).map_err(AppError::from)?;
+    // Must precede every thread (progress bar, rayon, signal handler).
+    let privilege = isolate::enter_private_namespace()
+        .map_err(AppError::from)
+        .context("isolating the run")?;
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let flag = interrupted.clone();
+    ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            // Second Ctrl-C: leave now; the kernel tears our namespace down.
+            std::process::exit(130);
+        }
+        eprintln!(
+            "\ninterrupted: finishing the current step, cleaning up, writing a partial report…"
+        );
+    })
+    .context("installing the Ctrl-C handler")?;
+    let argv: Vec<String> = std::env::args().collect();
+    let outcome = app::run::run(&cfg, privilege, &argv, &interrupted)?;
+    print!("{}", app::run::terminal_summary(&outcome.report));
+    eprintln!("report: {}", cfg.out_dir.display());
+    for p in &outcome.written {
+        eprintln!("  {}", p.display());
+    }
+    match (outcome.report.status, outcome.error) {
+        (RunStatus::Complete, _) => Ok(0),
+        (RunStatus::Interrupted, _) => {
+            eprintln!("interrupted: the report is marked 'interrupted' and holds the cases finished before it");
+            Ok(130)
+        }
+        (_, Some(e)) => Err(anyhow::Error::new(AppError::from(e)).context(format!(
+            "the run failed; the partial report in {} is marked 'failed'",
+            cfg.out_dir.display()
+        ))),
+        (_, None) => Ok(1),
     }
 }

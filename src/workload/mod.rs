@@ -13,10 +13,14 @@ pub mod inodes;
 pub mod lookup;
 pub mod page_cache;
 
+use std::collections::BTreeMap;
+
+use crate::capacity::{Fleet, UnitCosts};
 use crate::compare::GateRules;
 use crate::error::ErrorClass;
+use crate::isolate::ScratchRequest;
 use crate::layout::Layout;
-use crate::report::Section;
+use crate::report::{Report, Section};
 
 pub use harness::{Footprint, Recorded, RunContext, WorkloadError};
 
@@ -42,6 +46,40 @@ pub struct WorkloadEntry {
     pub section: &'static (dyn Section + Sync),
     /// Which of its figures the gate uses, with what threshold and direction.
     pub gate: &'static (dyn GateRules + Sync),
+    /// The per-unit costs a capacity plan projects from, if this workload measures them.
+    pub costs: Option<&'static (dyn CostSource + Sync)>,
+}
+
+/// A workload that measures what a capacity plan projects from: per-unit inode
+/// and byte costs per layout.
+pub trait CostSource {
+    /// The costs for `fleet` on `backing` as a report recorded them (refused,
+    /// naming the difference, when the report measured another shape).
+    fn read_from_report(
+        &self,
+        report: &Report,
+        fleet: &Fleet,
+        backing: &str,
+    ) -> Result<BTreeMap<String, UnitCosts>, CostsError>;
+    /// Measures the costs for `fleet` now, each layout on a fresh scratch
+    /// filesystem made like `like`.
+    fn measure(
+        &self,
+        fleet: &Fleet,
+        seed: u64,
+        layouts: &[Box<dyn Layout>],
+        like: &ScratchRequest,
+    ) -> Result<BTreeMap<String, UnitCosts>, WorkloadError>;
+}
+
+/// Why per-unit costs could not be taken from a report.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct CostsError(pub String);
+
+/// The workload that measures capacity costs, if one is registered.
+pub fn cost_source() -> Option<&'static (dyn CostSource + Sync)> {
+    WORKLOADS.iter().find_map(|w| w.costs)
 }
 
 /// The entry named `name`, if any.

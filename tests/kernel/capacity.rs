@@ -4,12 +4,11 @@
 
 use libtest_mimic::{Failed, Trial};
 
-use overlaybench::app::plan::measurement_params;
 use overlaybench::capacity::{filesystem_at, project, Fleet};
 use overlaybench::isolate::{BackingKind, MountApi, Scratch, ScratchRequest};
 use overlaybench::layout::{self, Mounted};
 use overlaybench::workload::inodes::measure::{measure_costs, write_container};
-use overlaybench::workload::inodes::Params as InodesPlan;
+use overlaybench::workload::inodes::{measurement_params, Params as InodesPlan};
 
 fn fleet() -> Fleet {
     Fleet {

@@ -29,6 +29,7 @@ pub static ENTRY: WorkloadEntry = WorkloadEntry {
     build,
     section: &render::CopyUpSection,
     gate: &Rules,
+    costs: None,
 };
 
 fn build(b: &BuildContext<'_>) -> Result<Box<dyn Workload>, ParamError> {

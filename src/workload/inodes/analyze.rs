@@ -15,7 +15,7 @@ use crate::layout::Capabilities;
 use crate::probe::census::Census;
 use crate::report::{case_key, params_of, parse_params, Case, Derived, Report};
 use crate::stats::fit_line;
-use crate::workload::Recorded;
+use crate::workload::{CostsError, Recorded};
 
 /// When the filesystem is measured, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -377,11 +377,6 @@ pub fn record(
         ));
     }
 }
-
-/// Why per-unit costs could not be taken from a report.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct CostsError(pub String);
 
 /// Reads per-unit costs for `fleet` from a report's inodes results (same layers,
 /// files and dirs per layer and backing, or a refusal naming the difference).

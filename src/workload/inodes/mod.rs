@@ -17,11 +17,14 @@ pub use params::{Options, Params};
 
 use std::collections::BTreeMap;
 
+use crate::capacity::{Fleet, UnitCosts};
 use crate::compare::GateRules;
+use crate::isolate::ScratchRequest;
 use crate::layout::Layout;
 use crate::report::{kinds, Derived, Report};
 use crate::workload::{
-    BuildContext, Footprint, ParamError, RunContext, Workload, WorkloadEntry, WorkloadError,
+    BuildContext, CostSource, CostsError, Footprint, ParamError, RunContext, Workload,
+    WorkloadEntry, WorkloadError,
 };
 use analyze::{Measured, Phase, PhaseTable};
 
@@ -36,6 +39,7 @@ pub static ENTRY: WorkloadEntry = WorkloadEntry {
     build,
     section: &render::InodesSection,
     gate: &Rules,
+    costs: Some(&Costs),
 };
 
 fn build(b: &BuildContext<'_>) -> Result<Box<dyn Workload>, ParamError> {
@@ -138,5 +142,47 @@ impl GateRules for Rules {
             "/writes",
             "/seed",
         ]
+    }
+}
+
+/// The parameters that measure a fleet's per-unit costs: a small instance (2
+/// images, 1 container each) of the same image shape.
+pub fn measurement_params(f: &Fleet, seed: u64) -> Params {
+    Params {
+        layers: vec![f.layers],
+        images: 2,
+        shared_pct: f.shared_pct,
+        containers: usize::from(f.containers > 0),
+        files_per_layer: f.files_per_layer,
+        dirs_per_layer: f.dirs_per_layer,
+        max_file_bytes: 16 * 1024,
+        writes: f.writes,
+        new_files: f.writes,
+        deletes: f.writes / 2,
+        seed,
+    }
+}
+
+/// Per-unit costs for capacity plans.
+struct Costs;
+
+impl CostSource for Costs {
+    fn read_from_report(
+        &self,
+        report: &Report,
+        fleet: &Fleet,
+        backing: &str,
+    ) -> Result<BTreeMap<String, UnitCosts>, CostsError> {
+        costs_from_report(report, fleet, backing)
+    }
+
+    fn measure(
+        &self,
+        fleet: &Fleet,
+        seed: u64,
+        layouts: &[Box<dyn Layout>],
+        like: &ScratchRequest,
+    ) -> Result<BTreeMap<String, UnitCosts>, WorkloadError> {
+        measure::measure_costs(&measurement_params(fleet, seed), layouts, like)
     }
 }

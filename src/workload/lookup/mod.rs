@@ -31,6 +31,7 @@ pub static ENTRY: WorkloadEntry = WorkloadEntry {
     build,
     section: &render::LookupSection,
     gate: &Rules,
+    costs: None,
 };
 
 fn build(b: &BuildContext<'_>) -> Result<Box<dyn Workload>, ParamError> {

@@ -32,6 +32,7 @@ pub static ENTRY: WorkloadEntry = WorkloadEntry {
     build,
     section: &render::PageCacheSection,
     gate: &Rules,
+    costs: None,
 };
 
 fn build(b: &BuildContext<'_>) -> Result<Box<dyn Workload>, ParamError> {

@@ -1,0 +1,272 @@
+//! The architecture, checked from the source text (root-free, no build tool
+//! needed): `cargo test --test architecture` prints the module graph.
+//!
+//! - the library's top-level modules form a DAG (each `crate::x` reference in
+//!   `src/<m>/…` is an edge m → x); a folder is one unit;
+//! - no library file names the command-line parser (the CLI lives in the binary:
+//!   `src/main.rs` and `src/cli/`);
+//! - no workload names a layout, and no renderer, gate or planner names a
+//!   workload: outside tests, their code holds none of the registries' names as
+//!   string literals nor a path into a workload's folder.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            rust_files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            out.push(p);
+        }
+    }
+}
+
+/// The source without comments and without its `#[cfg(test)]` tail (unit tests
+/// may name anything).
+fn code_of(path: &Path) -> String {
+    let text = fs::read_to_string(path).expect("source file");
+    let text = match text.find("#[cfg(test)]") {
+        Some(i) => &text[..i],
+        None => &text,
+    };
+    text.lines()
+        .map(|l| match l.trim_start().starts_with("//") {
+            true => "",
+            false => l,
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Library files by top-level module (`src/x.rs` and `src/x/**` → `x`).
+fn library() -> BTreeMap<String, Vec<PathBuf>> {
+    let mut files = Vec::new();
+    rust_files(Path::new("src"), &mut files);
+    let mut out: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
+    for f in files {
+        let rel = f.strip_prefix("src").expect("under src").to_path_buf();
+        let first = rel
+            .components()
+            .next()
+            .map(|c| {
+                c.as_os_str()
+                    .to_string_lossy()
+                    .trim_end_matches(".rs")
+                    .to_string()
+            })
+            .unwrap_or_default();
+        if matches!(first.as_str(), "main" | "cli" | "lib") {
+            continue;
+        }
+        out.entry(first).or_default().push(f);
+    }
+    out
+}
+
+fn edges() -> BTreeMap<String, BTreeSet<String>> {
+    let lib = library();
+    let re = |code: &str| -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        let mut rest = code;
+        while let Some(i) = rest.find("crate::") {
+            rest = &rest[i + 7..];
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            if !name.is_empty() {
+                out.insert(name);
+            }
+        }
+        out
+    };
+    lib.iter()
+        .map(|(m, files)| {
+            let deps: BTreeSet<String> = files
+                .iter()
+                .flat_map(|f| re(&code_of(f)))
+                .filter(|d| d != m && lib.contains_key(d))
+                .collect();
+            (m.clone(), deps)
+        })
+        .collect()
+}
+
+fn find_cycle(g: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
+    fn visit(
+        n: &str,
+        g: &BTreeMap<String, BTreeSet<String>>,
+        state: &mut BTreeMap<String, u8>,
+        stack: &mut Vec<String>,
+    ) -> Option<Vec<String>> {
+        state.insert(n.to_string(), 1);
+        stack.push(n.to_string());
+        for d in g.get(n).into_iter().flatten() {
+            match state.get(d).copied().unwrap_or(0) {
+                1 => {
+                    let at = stack.iter().position(|s| s == d).unwrap_or(0);
+                    let mut cycle = stack[at..].to_vec();
+                    cycle.push(d.clone());
+                    return Some(cycle);
+                }
+                0 => {
+                    if let Some(c) = visit(d, g, state, stack) {
+                        return Some(c);
+                    }
+                }
+                _ => {}
+            }
+        }
+        stack.pop();
+        state.insert(n.to_string(), 2);
+        None
+    }
+    let mut state = BTreeMap::new();
+    for n in g.keys() {
+        if state.get(n).copied().unwrap_or(0) == 0 {
+            if let Some(c) = visit(n, g, &mut state, &mut Vec::new()) {
+                return Some(c);
+            }
+        }
+    }
+    None
+}
+
+#[test]
+fn top_level_modules_form_a_dag() {
+    let g = edges();
+    for (m, deps) in &g {
+        let deps: Vec<&str> = deps.iter().map(String::as_str).collect();
+        println!("{m:>9} -> {}", deps.join(", "));
+    }
+    if let Some(cycle) = find_cycle(&g) {
+        panic!("module cycle: {}", cycle.join(" -> "));
+    }
+    // The layering DESIGN.md describes: nothing below `app` reaches up into it,
+    // and the pure or generic layers stay below the workloads.
+    for low in [
+        "stats", "error", "probe", "isolate", "image", "layout", "report", "capacity",
+    ] {
+        let deps = g.get(low).cloned().unwrap_or_default();
+        for high in ["app", "config", "workload", "doctor"] {
+            assert!(!deps.contains(high), "{low} must not depend on {high}");
+        }
+    }
+}
+
+#[test]
+fn the_library_knows_no_command_line() {
+    for files in library().values() {
+        for f in files {
+            let code = code_of(f);
+            for word in ["clap::", "crate::cli", "ValueEnum", "#[arg("] {
+                assert!(!code.contains(word), "{} mentions {word}", f.display());
+            }
+        }
+    }
+}
+
+fn literals(code: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut it = code.split('"');
+    it.next();
+    while let Some(lit) = it.next() {
+        out.push(lit.to_string());
+        it.next();
+    }
+    out
+}
+
+fn registry_names(file: &str, field: &str) -> Vec<String> {
+    let mut files = Vec::new();
+    rust_files(Path::new(file), &mut files);
+    let mut out = Vec::new();
+    for f in files {
+        let code = code_of(&f);
+        let key = format!("{field}: \"");
+        for (i, _) in code.match_indices(&key) {
+            let rest = &code[i + key.len()..];
+            if let Some(end) = rest.find('"') {
+                out.push(rest[..end].to_string());
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+#[test]
+fn no_workload_names_a_layout() {
+    let layouts = registry_names("src/layout", "name");
+    assert!(layouts.contains(&"overlay2".to_string()), "{layouts:?}");
+    let mut files = Vec::new();
+    rust_files(Path::new("src/workload"), &mut files);
+    for f in files {
+        let code = code_of(&f);
+        for lit in literals(&code) {
+            assert!(
+                !layouts.contains(&lit),
+                "{} names the layout \"{lit}\": ask its capabilities instead",
+                f.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn no_renderer_gate_or_planner_names_a_workload() {
+    let mut files = Vec::new();
+    rust_files(Path::new("src/workload"), &mut files);
+    let mut workloads: Vec<String> = Vec::new();
+    for f in &files {
+        let code = code_of(f);
+        let key = "pub const NAME: &str = \"";
+        if let Some(i) = code.find(key) {
+            let rest = &code[i + key.len()..];
+            if let Some(end) = rest.find('"') {
+                workloads.push(rest[..end].to_string());
+            }
+        }
+    }
+    assert!(workloads.len() >= 4, "{workloads:?}");
+    let folders: Vec<String> = workloads.iter().map(|w| w.replace('-', "_")).collect();
+    for dir in ["src/report", "src/compare", "src/capacity", "src/app"] {
+        let mut files = Vec::new();
+        rust_files(Path::new(dir), &mut files);
+        for f in files {
+            let code = code_of(&f);
+            // A workload's name used to select or match its data (an axis label
+            // that happens to read "inodes" is not a selection).
+            for w in &workloads {
+                let lit = format!("\"{w}\"");
+                for (i, _) in code.match_indices(&lit) {
+                    let before = code[..i].trim_end();
+                    let after = code[i + lit.len()..].trim_start();
+                    let selects = ["==", "!=", "cases_of(", "entry(", "get("]
+                        .iter()
+                        .any(|p| before.ends_with(p))
+                        || after.starts_with("=>");
+                    assert!(
+                        !selects,
+                        "{} selects the workload {lit} by name",
+                        f.display()
+                    );
+                }
+            }
+            for folder in &folders {
+                assert!(
+                    !code.contains(&format!("workload::{folder}")),
+                    "{} reaches into workload::{folder}",
+                    f.display()
+                );
+            }
+        }
+    }
+}
