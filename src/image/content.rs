@@ -34,6 +34,50 @@ pub fn bytes(seed: u64, size: u64) -> Vec<u8> {
     out
 }
 
+/// The content for `(seed, size)` as a stream, block by block (what a synthetic
+/// layer hands its consumer instead of a tar entry's data).
+#[derive(Debug, Clone)]
+pub struct ContentReader {
+    seed: u64,
+    size: u64,
+    pos: u64,
+    block: Vec<u8>,
+    block_index: Option<u64>,
+}
+
+impl ContentReader {
+    /// The `size` bytes of the stream for `seed`.
+    pub fn new(seed: u64, size: u64) -> ContentReader {
+        ContentReader {
+            seed,
+            size,
+            pos: 0,
+            block: vec![0u8; BLOCK],
+            block_index: None,
+        }
+    }
+}
+
+impl std::io::Read for ContentReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        if self.pos >= self.size || out.is_empty() {
+            return Ok(0);
+        }
+        let index = self.pos / BLOCK as u64;
+        let offset = (self.pos % BLOCK as u64) as usize;
+        if self.block_index != Some(index) {
+            let len = (self.size - index * BLOCK as u64).min(BLOCK as u64) as usize;
+            fill_block(self.seed, index, &mut self.block[..len]);
+            self.block_index = Some(index);
+        }
+        let in_block = ((self.size - index * BLOCK as u64).min(BLOCK as u64) as usize) - offset;
+        let n = in_block.min(out.len());
+        out[..n].copy_from_slice(&self.block[offset..offset + n]);
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
 /// Writes a file of `size` bytes with the content for `seed` and sets `mode`
 /// exactly (independent of the umask).
 pub fn write_file(path: &Path, size: u64, seed: u64, mode: u32) -> std::io::Result<()> {
@@ -58,6 +102,18 @@ pub fn write_file(path: &Path, size: u64, seed: u64, mode: u32) -> std::io::Resu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_reader_streams_the_same_bytes() {
+        use std::io::Read;
+        for size in [0u64, 1, 100, BLOCK as u64, 3 * BLOCK as u64 + 17] {
+            let mut got = Vec::new();
+            ContentReader::new(5, size)
+                .read_to_end(&mut got)
+                .expect("reads");
+            assert_eq!(got, bytes(5, size), "size {size}");
+        }
+    }
 
     #[test]
     fn write_matches_bytes_and_differs_by_seed() {

@@ -8,10 +8,12 @@ pub mod content;
 pub mod entry;
 mod generate;
 mod spec;
+mod synthetic;
 
 pub use entry::{Entry, EntryKind, EntrySink, ImageInfo, ImageSource, LayerInfo, Stop};
 pub use generate::{extend, generate, GeneratorParams, ImageShape, SizeRange};
 pub use spec::{Change, ImageSpec, LayerSpec, Node, NodeKind, Tree};
+pub use synthetic::SyntheticImage;
 
 /// Invalid generator parameters.
 #[derive(Debug, thiserror::Error)]
