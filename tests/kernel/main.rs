@@ -11,6 +11,8 @@ mod common;
 mod copy_up;
 mod differential;
 mod doctor;
+mod hostile;
+mod images;
 mod mounts;
 
 use libtest_mimic::{Arguments, Trial};
@@ -30,6 +32,8 @@ fn main() {
         copy_up::tests(),
         capacity::tests(),
         doctor::tests(),
+        images::tests(),
+        hostile::tests(),
     ]
     .into_iter()
     .flatten()
