@@ -271,6 +271,13 @@ pub fn fixture() -> Result<&'static Fixture, Failed> {
         .map_err(|e| Failed::from(format!("building the fixture image: {e}")))
 }
 
+/// Removes the shared fixture's directory (called once all tests ran).
+pub fn remove_fixture() {
+    if let Some(Ok(f)) = FIXTURE.get() {
+        let _ = fs::remove_dir_all(&f.dir);
+    }
+}
+
 fn build_fixture() -> Result<Fixture, String> {
     let tmp = tempfile::Builder::new()
         .prefix("obk-img-")

@@ -14,6 +14,7 @@ mod doctor;
 mod hostile;
 mod images;
 mod mounts;
+mod registry;
 
 use libtest_mimic::{Arguments, Trial};
 
@@ -34,12 +35,16 @@ fn main() {
         doctor::tests(),
         images::tests(),
         hostile::tests(),
+        registry::tests(),
     ]
     .into_iter()
     .flatten()
     .map(|t| t.with_ignored_flag(!root))
     .collect();
-    libtest_mimic::run(&args, tests).exit();
+    let conclusion = libtest_mimic::run(&args, tests);
+    // The shared image fixture lives in a static, which is never dropped.
+    images::remove_fixture();
+    conclusion.exit();
 }
 
 /// A scratch filesystem in a fresh temp dir, for one test.
