@@ -281,9 +281,13 @@ impl Applier {
     fn open_dir(&mut self, rel: &Path, entry: &Path, create: bool) -> Result<OwnedFd, ApplyError> {
         if let Some((p, fd)) = &self.cache {
             if p == rel {
-                return fd
-                    .try_clone()
-                    .map_err(|e| self.io("opening", rel, Errno::from_io_error(&e).unwrap_or(Errno::IO)));
+                return fd.try_clone().map_err(|e| {
+                    self.io(
+                        "opening",
+                        rel,
+                        Errno::from_io_error(&e).unwrap_or(Errno::IO),
+                    )
+                });
             }
         }
         let fd = match self.open_beneath(rel) {
@@ -353,10 +357,13 @@ impl Applier {
     }
 
     fn make_parents(&mut self, rel: &Path, entry: &Path) -> Result<OwnedFd, ApplyError> {
-        let mut fd = self
-            .root
-            .try_clone()
-            .map_err(|e| self.io("opening", Path::new(""), Errno::from_io_error(&e).unwrap_or(Errno::IO)))?;
+        let mut fd = self.root.try_clone().map_err(|e| {
+            self.io(
+                "opening",
+                Path::new(""),
+                Errno::from_io_error(&e).unwrap_or(Errno::IO),
+            )
+        })?;
         let mut acc = PathBuf::new();
         for comp in rel.components() {
             acc.push(comp);
@@ -385,7 +392,12 @@ impl Applier {
     }
 
     /// Removes whatever is at `name` in `parent` (a whole tree for a directory).
-    fn remove(&mut self, parent: BorrowedFd<'_>, name: &OsStr, rel: &Path) -> Result<(), ApplyError> {
+    fn remove(
+        &mut self,
+        parent: BorrowedFd<'_>,
+        name: &OsStr,
+        rel: &Path,
+    ) -> Result<(), ApplyError> {
         match rfs::unlinkat(parent, name, AtFlags::empty()) {
             Ok(()) | Err(Errno::NOENT) => Ok(()),
             Err(Errno::ISDIR) | Err(Errno::PERM) => {
@@ -407,8 +419,10 @@ impl Applier {
         if matches!(entry.kind, EntryKind::Whiteout) && self.opts.style == WhiteoutStyle::InPlace {
             return self.whiteout_in_place(entry, parent_rel, &name);
         }
-        if matches!(entry.kind, EntryKind::CharDevice { .. } | EntryKind::BlockDevice { .. })
-            && self.opts.devices == DevicePolicy::SkipAndCount
+        if matches!(
+            entry.kind,
+            EntryKind::CharDevice { .. } | EntryKind::BlockDevice { .. }
+        ) && self.opts.devices == DevicePolicy::SkipAndCount
         {
             self.stats.devices_skipped += 1;
             return Ok(());
@@ -434,15 +448,27 @@ impl Applier {
                     FileType::BlockDevice
                 };
                 self.remove(pfd, &name, rel)?;
-                rfs::mknodat(pfd, name.as_os_str(), ft, Mode::from_raw_mode(0o600), rfs::makedev(*major, *minor))
-                    .map_err(|e| self.io("creating device node", rel, e))?;
+                rfs::mknodat(
+                    pfd,
+                    name.as_os_str(),
+                    ft,
+                    Mode::from_raw_mode(0o600),
+                    rfs::makedev(*major, *minor),
+                )
+                .map_err(|e| self.io("creating device node", rel, e))?;
                 self.stats.devices += 1;
                 self.node_metadata(entry, pfd, &name, true)
             }
             EntryKind::Fifo => {
                 self.remove(pfd, &name, rel)?;
-                rfs::mknodat(pfd, name.as_os_str(), FileType::Fifo, Mode::from_raw_mode(0o600), 0)
-                    .map_err(|e| self.io("creating FIFO", rel, e))?;
+                rfs::mknodat(
+                    pfd,
+                    name.as_os_str(),
+                    FileType::Fifo,
+                    Mode::from_raw_mode(0o600),
+                    0,
+                )
+                .map_err(|e| self.io("creating FIFO", rel, e))?;
                 self.stats.fifos += 1;
                 self.node_metadata(entry, pfd, &name, true)
             }
@@ -491,7 +517,8 @@ impl Applier {
     }
 
     fn mkdir(&mut self, pfd: BorrowedFd<'_>, name: &OsStr, rel: &Path) -> Result<(), ApplyError> {
-        rfs::mkdirat(pfd, name, Mode::from_raw_mode(0o700)).map_err(|e| self.io("creating dir", rel, e))
+        rfs::mkdirat(pfd, name, Mode::from_raw_mode(0o700))
+            .map_err(|e| self.io("creating dir", rel, e))
     }
 
     fn set_opaque(&mut self, fd: &OwnedFd, rel: &Path) -> Result<(), ApplyError> {
@@ -503,7 +530,12 @@ impl Applier {
         Ok(())
     }
 
-    fn opaque(&mut self, entry: &Entry, pfd: BorrowedFd<'_>, name: &OsStr) -> Result<(), ApplyError> {
+    fn opaque(
+        &mut self,
+        entry: &Entry,
+        pfd: BorrowedFd<'_>,
+        name: &OsStr,
+    ) -> Result<(), ApplyError> {
         let rel = entry.path.as_path();
         let exists_as_dir = matches!(
             rfs::statat(pfd, name, AtFlags::SYMLINK_NOFOLLOW),
@@ -511,7 +543,8 @@ impl Applier {
         );
         if !exists_as_dir {
             self.remove(pfd, name, rel)?;
-            rfs::mkdirat(pfd, name, Mode::from_raw_mode(0o755)).map_err(|e| self.io("creating dir", rel, e))?;
+            rfs::mkdirat(pfd, name, Mode::from_raw_mode(0o755))
+                .map_err(|e| self.io("creating dir", rel, e))?;
             self.mark_written(rel);
             self.implicit.insert(rel.to_path_buf());
         }
@@ -541,7 +574,12 @@ impl Applier {
         Ok(())
     }
 
-    fn whiteout_diff(&mut self, entry: &Entry, pfd: BorrowedFd<'_>, name: &OsStr) -> Result<(), ApplyError> {
+    fn whiteout_diff(
+        &mut self,
+        entry: &Entry,
+        pfd: BorrowedFd<'_>,
+        name: &OsStr,
+    ) -> Result<(), ApplyError> {
         let rel = entry.path.as_path();
         match rfs::statat(pfd, name, AtFlags::SYMLINK_NOFOLLOW) {
             // This layer already put something here; a whiteout only hides
@@ -550,14 +588,25 @@ impl Applier {
             Err(Errno::NOENT) => {}
             Err(e) => return Err(self.io("reading", rel, e)),
         }
-        rfs::mknodat(pfd, name, FileType::CharacterDevice, Mode::empty(), rfs::makedev(0, 0))
-            .map_err(|e| self.io("creating whiteout", rel, e))?;
+        rfs::mknodat(
+            pfd,
+            name,
+            FileType::CharacterDevice,
+            Mode::empty(),
+            rfs::makedev(0, 0),
+        )
+        .map_err(|e| self.io("creating whiteout", rel, e))?;
         self.whiteouts_here.insert(rel.to_path_buf());
         self.stats.whiteouts += 1;
         Ok(())
     }
 
-    fn whiteout_in_place(&mut self, entry: &Entry, parent_rel: &Path, name: &OsStr) -> Result<(), ApplyError> {
+    fn whiteout_in_place(
+        &mut self,
+        entry: &Entry,
+        parent_rel: &Path,
+        name: &OsStr,
+    ) -> Result<(), ApplyError> {
         let rel = entry.path.as_path();
         if self.written.contains(rel) {
             return Ok(());
@@ -629,7 +678,13 @@ impl Applier {
         Ok(())
     }
 
-    fn hardlink(&mut self, entry: &Entry, pfd: BorrowedFd<'_>, name: &OsStr, target: &Path) -> Result<(), ApplyError> {
+    fn hardlink(
+        &mut self,
+        entry: &Entry,
+        pfd: BorrowedFd<'_>,
+        name: &OsStr,
+        target: &Path,
+    ) -> Result<(), ApplyError> {
         let rel = entry.path.as_path();
         if target == rel {
             return Ok(());
@@ -644,10 +699,18 @@ impl Applier {
             Err(e) => return Err(self.resolve_error(tparent_rel, rel, e)),
         };
         self.remove(pfd, name, rel)?;
-        rfs::linkat(&tparent, tname.as_os_str(), pfd, name, AtFlags::empty()).map_err(|e| match e {
-            Errno::NOENT => self.hostile(rel, format!("its hard-link target {:?} is gone", target.display().to_string())),
-            e => self.io("hard-linking", rel, e),
-        })?;
+        rfs::linkat(&tparent, tname.as_os_str(), pfd, name, AtFlags::empty()).map_err(
+            |e| match e {
+                Errno::NOENT => self.hostile(
+                    rel,
+                    format!(
+                        "its hard-link target {:?} is gone",
+                        target.display().to_string()
+                    ),
+                ),
+                e => self.io("hard-linking", rel, e),
+            },
+        )?;
         self.stats.hardlinks += 1;
         self.mark_written(rel);
         Ok(())
@@ -658,16 +721,22 @@ impl Applier {
     fn fd_metadata(&mut self, entry: &Entry, fd: &OwnedFd) -> Result<(), ApplyError> {
         let rel = entry.path.as_path();
         if self.opts.owners {
-            rfs::fchown(fd, Some(rfs::Uid::from_raw(entry.uid)), Some(rfs::Gid::from_raw(entry.gid)))
-                .map_err(|e| self.io("chown", rel, e))?;
+            rfs::fchown(
+                fd,
+                Some(rfs::Uid::from_raw(entry.uid)),
+                Some(rfs::Gid::from_raw(entry.gid)),
+            )
+            .map_err(|e| self.io("chown", rel, e))?;
         }
-        rfs::fchmod(fd, Mode::from_raw_mode(entry.mode & 0o7777)).map_err(|e| self.io("chmod", rel, e))?;
+        rfs::fchmod(fd, Mode::from_raw_mode(entry.mode & 0o7777))
+            .map_err(|e| self.io("chmod", rel, e))?;
         for (k, v) in &entry.xattrs {
             if is_overlay_xattr(k) {
                 self.stats.xattrs_dropped += 1;
                 continue;
             }
-            rfs::fsetxattr(fd, k.as_os_str(), v, XattrFlags::empty()).map_err(|e| self.io("setting xattr on", rel, e))?;
+            rfs::fsetxattr(fd, k.as_os_str(), v, XattrFlags::empty())
+                .map_err(|e| self.io("setting xattr on", rel, e))?;
             self.stats.xattrs += 1;
         }
         Ok(())
@@ -675,7 +744,13 @@ impl Applier {
 
     /// Metadata of a node that cannot be opened for it (symlink, device,
     /// FIFO): by name relative to its parent, never following the node.
-    fn node_metadata(&mut self, entry: &Entry, pfd: BorrowedFd<'_>, name: &OsStr, chmod: bool) -> Result<(), ApplyError> {
+    fn node_metadata(
+        &mut self,
+        entry: &Entry,
+        pfd: BorrowedFd<'_>,
+        name: &OsStr,
+        chmod: bool,
+    ) -> Result<(), ApplyError> {
         let rel = entry.path.as_path();
         if self.opts.owners {
             rfs::chownat(
@@ -689,13 +764,22 @@ impl Applier {
         }
         if chmod {
             // Not a symlink (just made by mknod), so following is moot.
-            rfs::chmodat(pfd, name, Mode::from_raw_mode(entry.mode & 0o7777), AtFlags::empty())
-                .map_err(|e| self.io("chmod", rel, e))?;
+            rfs::chmodat(
+                pfd,
+                name,
+                Mode::from_raw_mode(entry.mode & 0o7777),
+                AtFlags::empty(),
+            )
+            .map_err(|e| self.io("chmod", rel, e))?;
         }
         if !entry.xattrs.is_empty() {
             // No fd-relative lsetxattr before Linux 6.13: go through the
             // parent's fd in /proc, which resolves to the directory itself.
-            let path = PathBuf::from(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&pfd))).join(name);
+            let path = PathBuf::from(format!(
+                "/proc/self/fd/{}",
+                std::os::fd::AsRawFd::as_raw_fd(&pfd)
+            ))
+            .join(name);
             for (k, v) in &entry.xattrs {
                 if is_overlay_xattr(k) {
                     self.stats.xattrs_dropped += 1;
@@ -703,7 +787,9 @@ impl Applier {
                 }
                 match rfs::lsetxattr(&path, k.as_os_str(), v, XattrFlags::empty()) {
                     Ok(()) => self.stats.xattrs += 1,
-                    Err(Errno::PERM) if k.as_bytes().starts_with(b"user.") => self.stats.xattrs_refused += 1,
+                    Err(Errno::PERM) if k.as_bytes().starts_with(b"user.") => {
+                        self.stats.xattrs_refused += 1
+                    }
                     Err(e) => return Err(self.io("setting xattr on", rel, e)),
                 }
             }
@@ -767,13 +853,26 @@ fn remove_tree(parent: BorrowedFd<'_>, name: &OsStr) -> Result<(), Errno> {
 /// its parents. Where no lower layer shows one (none has it, or a whiteout or
 /// an opaque directory hides it), the 0755 default stays. Returns how many
 /// directories were changed.
-pub fn inherit_implicit_dirs(diffs: &[PathBuf], implicit: &[Vec<PathBuf>]) -> Result<u64, ApplyError> {
-    let io = |op: &'static str, path: PathBuf| move |e: Errno| ApplyError::Io { op, path, source: e.into() };
+pub fn inherit_implicit_dirs(
+    diffs: &[PathBuf],
+    implicit: &[Vec<PathBuf>],
+) -> Result<u64, ApplyError> {
+    let io = |op: &'static str, path: PathBuf| {
+        move |e: Errno| ApplyError::Io {
+            op,
+            path,
+            source: e.into(),
+        }
+    };
     let roots: Vec<OwnedFd> = diffs
         .iter()
         .map(|d| {
-            rfs::open(d, OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-                .map_err(io("opening", d.clone()))
+            rfs::open(
+                d,
+                OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(io("opening", d.clone()))
         })
         .collect::<Result<_, _>>()?;
     let beneath = |root: &OwnedFd, rel: &Path, flags: OFlags| {
@@ -782,7 +881,10 @@ pub fn inherit_implicit_dirs(diffs: &[PathBuf], implicit: &[Vec<PathBuf>]) -> Re
             rel,
             flags | OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
             Mode::empty(),
-            ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS | ResolveFlags::NO_XDEV,
+            ResolveFlags::BENEATH
+                | ResolveFlags::NO_SYMLINKS
+                | ResolveFlags::NO_MAGICLINKS
+                | ResolveFlags::NO_XDEV,
         )
     };
     let mut changed = 0;
@@ -793,18 +895,27 @@ pub fn inherit_implicit_dirs(diffs: &[PathBuf], implicit: &[Vec<PathBuf>]) -> Re
                     Ok(lower) => {
                         let st = rfs::fstat(&lower).map_err(io("reading", diffs[j].join(rel)))?;
                         let target = diffs[k].join(rel);
-                        let ours = beneath(&roots[k], rel, OFlags::DIRECTORY).map_err(io("opening", target.clone()))?;
-                        rfs::fchown(&ours, Some(rfs::Uid::from_raw(st.st_uid)), Some(rfs::Gid::from_raw(st.st_gid)))
-                            .map_err(io("chown", target.clone()))?;
-                        rfs::fchmod(&ours, Mode::from_raw_mode(st.st_mode & 0o7777)).map_err(io("chmod", target.clone()))?;
-                        let names = xattr_names(&lower).map_err(io("listing xattrs of", diffs[j].join(rel)))?;
+                        let ours = beneath(&roots[k], rel, OFlags::DIRECTORY)
+                            .map_err(io("opening", target.clone()))?;
+                        rfs::fchown(
+                            &ours,
+                            Some(rfs::Uid::from_raw(st.st_uid)),
+                            Some(rfs::Gid::from_raw(st.st_gid)),
+                        )
+                        .map_err(io("chown", target.clone()))?;
+                        rfs::fchmod(&ours, Mode::from_raw_mode(st.st_mode & 0o7777))
+                            .map_err(io("chmod", target.clone()))?;
+                        let names = xattr_names(&lower)
+                            .map_err(io("listing xattrs of", diffs[j].join(rel)))?;
                         for n in names.iter().filter(|n| !is_overlay_xattr(n)) {
                             let mut buf = vec![0u8; 64 * 1024];
-                            let len = rfs::fgetxattr(&lower, n.as_os_str(), &mut buf).map_err(io("reading xattrs of", diffs[j].join(rel)))?;
+                            let len = rfs::fgetxattr(&lower, n.as_os_str(), &mut buf)
+                                .map_err(io("reading xattrs of", diffs[j].join(rel)))?;
                             rfs::fsetxattr(&ours, n.as_os_str(), &buf[..len], XattrFlags::empty())
                                 .map_err(io("setting xattr on", target.clone()))?;
                         }
-                        rfs::futimens(&ours, &ts(st.st_mtime)).map_err(io("setting mtime of", target))?;
+                        rfs::futimens(&ours, &ts(st.st_mtime))
+                            .map_err(io("setting mtime of", target))?;
                         changed += 1;
                         continue 'dir;
                     }
@@ -819,7 +930,10 @@ pub fn inherit_implicit_dirs(diffs: &[PathBuf], implicit: &[Vec<PathBuf>]) -> Re
                                     let mut v = [0u8; 2];
                                     let opaque = ["trusted.overlay.opaque", "user.overlay.opaque"]
                                         .iter()
-                                        .any(|k| rfs::fgetxattr(&fd, *k, &mut v).is_ok_and(|n| &v[..n] == b"y"));
+                                        .any(|k| {
+                                            rfs::fgetxattr(&fd, *k, &mut v)
+                                                .is_ok_and(|n| &v[..n] == b"y")
+                                        });
                                     if opaque && acc != *rel {
                                         continue 'dir;
                                     }

@@ -161,7 +161,10 @@ impl ImageInfo {
     /// What the layers add up to unpacked, from the manifest/store metadata
     /// alone (no layer is read).
     pub fn unpacked_bytes_hint(&self) -> SizeHint {
-        let mut hint = SizeHint { bytes: 0, exact: true };
+        let mut hint = SizeHint {
+            bytes: 0,
+            exact: true,
+        };
         for l in &self.layers {
             match l.uncompressed_bytes {
                 Some(b) => hint.bytes += b,

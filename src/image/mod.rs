@@ -11,8 +11,8 @@ mod generate;
 pub mod source;
 mod spec;
 
-pub use generate::{extend, generate, GeneratorParams, ImageShape, SizeRange};
 pub use entry::{Entry, EntryKind, EntrySink, ImageInfo, ImageSource, LayerInfo, SizeHint, Stop};
+pub use generate::{extend, generate, GeneratorParams, ImageShape, SizeRange};
 pub use spec::{Change, ImageSpec, LayerSpec, Node, NodeKind, Tree};
 
 /// Why an image could not be generated or one of its layers streamed.

@@ -26,7 +26,10 @@ pub fn tests() -> Vec<Trial> {
         Trial::test("hostile::corrupt_zstd", corrupt_zstd),
         Trial::test("hostile::digest_mismatch", digest_mismatch),
         Trial::test("hostile::manifest_names_a_missing_blob", missing_blob),
-        Trial::test("hostile::oversized_manifest_and_config", oversized_documents),
+        Trial::test(
+            "hostile::oversized_manifest_and_config",
+            oversized_documents,
+        ),
         Trial::test("hostile::more_than_500_layers", too_many_layers),
         Trial::test("hostile::fifo_and_dev_zero_as_archive", fifo_archive),
     ]
@@ -98,8 +101,20 @@ fn layout(dir: &Path, layers: &[&Stored], manifest_pad: usize, config_pad: usize
 /// A one-layer gzip image of `tar` under `dir/img`.
 pub fn single_layer_image(dir: &Path, tar: &[u8]) -> Result<Box<dyn ImageSource>, Failed> {
     let img = dir.join("img");
-    let r = layout(&img, &[&Stored { blob: gzip(tar), kind: "tar+gzip", tar: tar.to_vec() }], 0, 0);
-    Ok(source::open(&ImageRef::parse(&r)?, &OpenOptions::default())?)
+    let r = layout(
+        &img,
+        &[&Stored {
+            blob: gzip(tar),
+            kind: "tar+gzip",
+            tar: tar.to_vec(),
+        }],
+        0,
+        0,
+    );
+    Ok(source::open(
+        &ImageRef::parse(&r)?,
+        &OpenOptions::default(),
+    )?)
 }
 
 struct Case {
@@ -109,7 +124,10 @@ struct Case {
 
 impl Case {
     fn new() -> Case {
-        let tmp = tempfile::Builder::new().prefix("obk-hostile-").tempdir_in("/var/tmp").unwrap();
+        let tmp = tempfile::Builder::new()
+            .prefix("obk-hostile-")
+            .tempdir_in("/var/tmp")
+            .unwrap();
         let root = tmp.path().to_path_buf();
         fs::create_dir_all(root.join("outside")).unwrap();
         fs::create_dir_all(root.join("dest")).unwrap();
@@ -158,38 +176,74 @@ impl Case {
 }
 
 fn dotdot_and_absolute() -> Result<(), Failed> {
-    Case::new().expect(&layer_tar(&[E::Raw(b"../outside/x", b'0', b"pwned", b"")]), &["../outside/x", "`..`"])?;
-    Case::new().expect(&layer_tar(&[E::Raw(b"a/../../outside/x", b'0', b"pwned", b"")]), &["`..`"])?;
+    Case::new().expect(
+        &layer_tar(&[E::Raw(b"../outside/x", b'0', b"pwned", b"")]),
+        &["../outside/x", "`..`"],
+    )?;
+    Case::new().expect(
+        &layer_tar(&[E::Raw(b"a/../../outside/x", b'0', b"pwned", b"")]),
+        &["`..`"],
+    )?;
     let c = Case::new();
     let abs = format!("{}/outside/x", c.root.display());
-    c.expect(&layer_tar(&[E::Raw(abs.as_bytes(), b'0', b"pwned", b"")]), &["absolute", &abs])
+    c.expect(
+        &layer_tar(&[E::Raw(abs.as_bytes(), b'0', b"pwned", b"")]),
+        &["absolute", &abs],
+    )
 }
 
 fn through_symlink() -> Result<(), Failed> {
     let c = Case::new();
     let outside = c.root.join("outside").display().to_string();
-    c.expect(&layer_tar(&[E::Sym("l", &outside), E::File("l/x", 0o644, b"pwned")]), &["l/x", "symlink"])?;
+    c.expect(
+        &layer_tar(&[E::Sym("l", &outside), E::File("l/x", 0o644, b"pwned")]),
+        &["l/x", "symlink"],
+    )?;
     let c = Case::new();
-    c.expect(&layer_tar(&[E::Sym("l", "../outside"), E::File("l/x", 0o644, b"pwned")]), &["l/x", "symlink"])?;
+    c.expect(
+        &layer_tar(&[E::Sym("l", "../outside"), E::File("l/x", 0o644, b"pwned")]),
+        &["l/x", "symlink"],
+    )?;
     // Through a symlink a lower layer left in the tree.
     let c = Case::new();
     std::os::unix::fs::symlink(c.root.join("outside"), c.root.join("dest/lower")).unwrap();
-    c.expect(&layer_tar(&[E::File("lower/x", 0o644, b"pwned")]), &["lower/x", "symlink"])
+    c.expect(
+        &layer_tar(&[E::File("lower/x", 0o644, b"pwned")]),
+        &["lower/x", "symlink"],
+    )
 }
 
 fn bad_hard_links() -> Result<(), Failed> {
-    Case::new().expect(&layer_tar(&[E::Raw(b"h", b'1', b"", b"../../etc/shadow")]), &["\"h\"", "outside the layer"])?;
-    Case::new().expect(&layer_tar(&[E::Raw(b"h", b'1', b"", b"/etc/shadow")]), &["outside the layer"])?;
-    Case::new().expect(&layer_tar(&[E::Raw(b"h", b'1', b"", b"nowhere")]), &["nowhere", "not an earlier"])?;
+    Case::new().expect(
+        &layer_tar(&[E::Raw(b"h", b'1', b"", b"../../etc/shadow")]),
+        &["\"h\"", "outside the layer"],
+    )?;
+    Case::new().expect(
+        &layer_tar(&[E::Raw(b"h", b'1', b"", b"/etc/shadow")]),
+        &["outside the layer"],
+    )?;
+    Case::new().expect(
+        &layer_tar(&[E::Raw(b"h", b'1', b"", b"nowhere")]),
+        &["nowhere", "not an earlier"],
+    )?;
     // A target that exists in dest (from a lower layer) but not earlier in this layer.
     let c = Case::new();
     fs::write(c.root.join("dest/lowerfile"), b"lower").unwrap();
-    c.expect(&layer_tar(&[E::Raw(b"h", b'1', b"", b"lowerfile")]), &["lowerfile", "not an earlier"])
+    c.expect(
+        &layer_tar(&[E::Raw(b"h", b'1', b"", b"lowerfile")]),
+        &["lowerfile", "not an earlier"],
+    )
 }
 
 fn whiteout_dotdot() -> Result<(), Failed> {
-    Case::new().expect(&layer_tar(&[E::Raw(b"a/.wh...", b'0', b"", b"")]), &["whiteout"])?;
-    Case::new().expect(&layer_tar(&[E::Raw(b".wh..", b'0', b"", b"")]), &["whiteout"])
+    Case::new().expect(
+        &layer_tar(&[E::Raw(b"a/.wh...", b'0', b"", b"")]),
+        &["whiteout"],
+    )?;
+    Case::new().expect(
+        &layer_tar(&[E::Raw(b".wh..", b'0', b"", b"")]),
+        &["whiteout"],
+    )
 }
 
 fn open_err(reference: &str) -> Result<(String, ErrorClass), Failed> {
@@ -212,12 +266,29 @@ fn usage(msg: &str, class: ErrorClass, words: &[&str]) -> Result<(), Failed> {
 }
 
 fn big_tar() -> Vec<u8> {
-    layer_tar(&[E::File("a", 0o644, &crate::images::bytes(9, 300_000)), E::File("b", 0o644, b"b")])
+    layer_tar(&[
+        E::File("a", 0o644, &crate::images::bytes(9, 300_000)),
+        E::File("b", 0o644, b"b"),
+    ])
 }
 
-fn stored_case(blob: Vec<u8>, kind: &'static str, tar: Vec<u8>, words: &[&str]) -> Result<(), Failed> {
+fn stored_case(
+    blob: Vec<u8>,
+    kind: &'static str,
+    tar: Vec<u8>,
+    words: &[&str],
+) -> Result<(), Failed> {
     let c = Case::new();
-    let r = layout(&c.root.join("img"), &[&Stored { blob: blob.clone(), kind, tar }], 0, 0);
+    let r = layout(
+        &c.root.join("img"),
+        &[&Stored {
+            blob: blob.clone(),
+            kind,
+            tar,
+        }],
+        0,
+        0,
+    );
     let src = source::open(&ImageRef::parse(&r)?, &OpenOptions::default())?;
     let (msg, class) = c.apply(&*src)?;
     let mut w = words.to_vec();
@@ -246,9 +317,21 @@ fn corrupt_zstd() -> Result<(), Failed> {
 fn digest_mismatch() -> Result<(), Failed> {
     let c = Case::new();
     let tar = big_tar();
-    let r = layout(&c.root.join("img"), &[&Stored { blob: tar.clone(), kind: "tar", tar: tar.clone() }], 0, 0);
+    let r = layout(
+        &c.root.join("img"),
+        &[&Stored {
+            blob: tar.clone(),
+            kind: "tar",
+            tar: tar.clone(),
+        }],
+        0,
+        0,
+    );
     // Same size, one byte of file data changed, stored under the original digest.
-    let path = c.root.join("img/blobs/sha256").join(sha(&tar).trim_start_matches("sha256:"));
+    let path = c
+        .root
+        .join("img/blobs/sha256")
+        .join(sha(&tar).trim_start_matches("sha256:"));
     let mut bad = tar.clone();
     bad[2000] ^= 1;
     fs::write(&path, &bad)?;
@@ -262,8 +345,21 @@ fn missing_blob() -> Result<(), Failed> {
     let c = Case::new();
     let tar = big_tar();
     let gz = gzip(&tar);
-    let r = layout(&c.root.join("img"), &[&Stored { blob: gz.clone(), kind: "tar+gzip", tar }], 0, 0);
-    fs::remove_file(c.root.join("img/blobs/sha256").join(sha(&gz).trim_start_matches("sha256:")))?;
+    let r = layout(
+        &c.root.join("img"),
+        &[&Stored {
+            blob: gz.clone(),
+            kind: "tar+gzip",
+            tar,
+        }],
+        0,
+        0,
+    );
+    fs::remove_file(
+        c.root
+            .join("img/blobs/sha256")
+            .join(sha(&gz).trim_start_matches("sha256:")),
+    )?;
     let src = source::open(&ImageRef::parse(&r)?, &OpenOptions::default())?;
     let (msg, class) = c.apply(&*src)?;
     usage(&msg, class, &["missing", &sha(&gz)])?;
@@ -272,7 +368,11 @@ fn missing_blob() -> Result<(), Failed> {
 
 fn oversized_documents() -> Result<(), Failed> {
     let tar = big_tar();
-    let l = Stored { blob: gzip(&tar), kind: "tar+gzip", tar };
+    let l = Stored {
+        blob: gzip(&tar),
+        kind: "tar+gzip",
+        tar,
+    };
     let c = Case::new();
     let r = layout(&c.root.join("img"), &[&l], 5 << 20, 0);
     let (msg, class) = open_err(&r)?;
@@ -286,7 +386,11 @@ fn oversized_documents() -> Result<(), Failed> {
 fn too_many_layers() -> Result<(), Failed> {
     let c = Case::new();
     let tar = layer_tar(&[E::File("f", 0o644, b"f")]);
-    let l = Stored { blob: gzip(&tar), kind: "tar+gzip", tar };
+    let l = Stored {
+        blob: gzip(&tar),
+        kind: "tar+gzip",
+        tar,
+    };
     let layers: Vec<&Stored> = (0..501).map(|_| &l).collect();
     let r = layout(&c.root.join("img"), &layers, 0, 0);
     let (msg, class) = open_err(&r)?;

@@ -19,18 +19,32 @@ use std::sync::OnceLock;
 use libtest_mimic::{Failed, Trial};
 use sha2::{Digest as _, Sha256};
 
-use overlaybench::image::apply::{apply_layer, inherit_implicit_dirs, ApplyOptions, DevicePolicy, WhiteoutStyle};
+use overlaybench::image::apply::{
+    apply_layer, inherit_implicit_dirs, ApplyOptions, DevicePolicy, WhiteoutStyle,
+};
 use overlaybench::image::source::{self, ImageRef, OpenOptions};
 use overlaybench::image::{Entry, ImageSource};
 use overlaybench::isolate::{mount_overlay, MountApi, OverlayMount};
 
 pub fn tests() -> Vec<Trial> {
     vec![
-        Trial::test("images::every_transport_flattens_to_umoci_rootfs", every_transport_flattens),
-        Trial::test("images::overlay_over_diff_dirs_shows_umoci_rootfs", overlay_over_diffs),
+        Trial::test(
+            "images::every_transport_flattens_to_umoci_rootfs",
+            every_transport_flattens,
+        ),
+        Trial::test(
+            "images::overlay_over_diff_dirs_shows_umoci_rootfs",
+            overlay_over_diffs,
+        ),
         Trial::test("images::tar_transports_give_the_same_entries", same_entries),
-        Trial::test("images::info_has_digests_diff_ids_and_chain_ids", info_is_consistent),
-        Trial::test("images::overlay_markers_are_dropped_from_image_xattrs", forged_markers_dropped),
+        Trial::test(
+            "images::info_has_digests_diff_ids_and_chain_ids",
+            info_is_consistent,
+        ),
+        Trial::test(
+            "images::overlay_markers_are_dropped_from_image_xattrs",
+            forged_markers_dropped,
+        ),
     ]
 }
 
@@ -129,8 +143,10 @@ pub fn layer_tar(entries: &[E]) -> Vec<u8> {
                 (n, b"")
             }
             E::Xattr(n, m, d, xs) => {
-                let recs: Vec<(String, &[u8])> =
-                    xs.iter().map(|(k, v)| (format!("SCHILY.xattr.{k}"), *v)).collect();
+                let recs: Vec<(String, &[u8])> = xs
+                    .iter()
+                    .map(|(k, v)| (format!("SCHILY.xattr.{k}"), *v))
+                    .collect();
                 let recs: Vec<(&str, &[u8])> = recs.iter().map(|(k, v)| (k.as_str(), *v)).collect();
                 pax(&mut b, n, &recs);
                 h.set_entry_type(if n.ends_with('/') {
@@ -180,7 +196,12 @@ fn fixture_layers() -> Vec<Vec<u8>> {
     let srv = bytes(3, 100_000);
     let l1 = layer_tar(&[
         E::Dir("etc/", 0o755),
-        E::Xattr("etc/passwd", 0o644, b"root:x:0:0::/root:/bin/sh\n", &[("user.note", b"hello")]),
+        E::Xattr(
+            "etc/passwd",
+            0o644,
+            b"root:x:0:0::/root:/bin/sh\n",
+            &[("user.note", b"hello")],
+        ),
         E::Sym("etc/abs", "/etc/passwd"),
         E::Dir("usr/", 0o755),
         E::Dir("usr/bin/", 0o755),
@@ -293,18 +314,47 @@ fn build_fixture() -> Result<Fixture, String> {
         fs::write(&p, l).map_err(|e| e.to_string())?;
         run(
             "umoci",
-            &["raw", "add-layer", "--no-history", "--image", &format!("{}:t", s(&oci)), &s(&p)],
+            &[
+                "raw",
+                "add-layer",
+                "--no-history",
+                "--image",
+                &format!("{}:t", s(&oci)),
+                &s(&p),
+            ],
         )?;
     }
     let rootfs = d.join("rootfs");
-    run("umoci", &["raw", "unpack", "--image", &format!("{}:t", s(&oci)), &s(&rootfs)])?;
+    run(
+        "umoci",
+        &[
+            "raw",
+            "unpack",
+            "--image",
+            &format!("{}:t", s(&oci)),
+            &s(&rootfs),
+        ],
+    )?;
     let oracle = snapshot(&rootfs).map_err(|e| format!("walking umoci's rootfs: {e}"))?;
     let archive = d.join("img.oci.tar");
-    run("skopeo", &["copy", "-q", &format!("oci:{}:t", s(&oci)), &format!("oci-archive:{}:t", s(&archive))])?;
+    run(
+        "skopeo",
+        &[
+            "copy",
+            "-q",
+            &format!("oci:{}:t", s(&oci)),
+            &format!("oci-archive:{}:t", s(&archive)),
+        ],
+    )?;
     let darchive = d.join("img.docker.tar");
     run(
         "skopeo",
-        &["copy", "-q", &format!("oci:{}:t", s(&oci)), &format!("docker-archive:{}:fixture:t", s(&darchive))],
+        &[
+            "copy",
+            "-q",
+            &format!("oci:{}:t", s(&oci)),
+            &format!("docker-archive:{}:fixture:t", s(&darchive)),
+        ],
     )?;
     let mixed = d.join("oci-mixed");
     recompress(&oci, &mixed)?;
@@ -327,26 +377,42 @@ fn sha(b: &[u8]) -> String {
 }
 
 fn json(p: &Path) -> Result<serde_json::Value, String> {
-    serde_json::from_slice(&fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?).map_err(|e| e.to_string())
+    serde_json::from_slice(&fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?)
+        .map_err(|e| e.to_string())
 }
 
 fn blob(layout: &Path, digest: &str) -> PathBuf {
-    layout.join("blobs/sha256").join(digest.trim_start_matches("sha256:"))
+    layout
+        .join("blobs/sha256")
+        .join(digest.trim_start_matches("sha256:"))
 }
 
 /// A copy of the layout whose layer 2 is stored uncompressed and layer 3
 /// zstd-compressed (umoci writes gzip only).
 fn recompress(src: &Path, dst: &Path) -> Result<(), String> {
-    run("cp", &["-a", &src.display().to_string(), &dst.display().to_string()])?;
+    run(
+        "cp",
+        &["-a", &src.display().to_string(), &dst.display().to_string()],
+    )?;
     let index = json(&dst.join("index.json"))?;
-    let mdigest = index["manifests"][0]["digest"].as_str().ok_or("no manifest")?.to_string();
+    let mdigest = index["manifests"][0]["digest"]
+        .as_str()
+        .ok_or("no manifest")?
+        .to_string();
     let mut manifest = json(&blob(dst, &mdigest))?;
     for (i, kind) in [(1usize, "tar"), (2, "tar+zstd")] {
         let l = &mut manifest["layers"][i];
-        let gz = fs::read(blob(dst, l["digest"].as_str().ok_or("digest")?)).map_err(|e| e.to_string())?;
+        let gz = fs::read(blob(dst, l["digest"].as_str().ok_or("digest")?))
+            .map_err(|e| e.to_string())?;
         let mut raw = Vec::new();
-        flate2::read::GzDecoder::new(&gz[..]).read_to_end(&mut raw).map_err(|e| e.to_string())?;
-        let stored = if kind == "tar" { raw } else { zstd::encode_all(&raw[..], 3).map_err(|e| e.to_string())? };
+        flate2::read::GzDecoder::new(&gz[..])
+            .read_to_end(&mut raw)
+            .map_err(|e| e.to_string())?;
+        let stored = if kind == "tar" {
+            raw
+        } else {
+            zstd::encode_all(&raw[..], 3).map_err(|e| e.to_string())?
+        };
         let digest = format!("sha256:{}", sha(&stored));
         fs::write(blob(dst, &digest), &stored).map_err(|e| e.to_string())?;
         l["digest"] = digest.into();
@@ -359,7 +425,11 @@ fn recompress(src: &Path, dst: &Path) -> Result<(), String> {
     let mut index = index;
     index["manifests"][0]["digest"] = md.into();
     index["manifests"][0]["size"] = mbytes.len().into();
-    fs::write(dst.join("index.json"), serde_json::to_vec(&index).map_err(|e| e.to_string())?).map_err(|e| e.to_string())
+    fs::write(
+        dst.join("index.json"),
+        serde_json::to_vec(&index).map_err(|e| e.to_string())?,
+    )
+    .map_err(|e| e.to_string())
 }
 
 /// A containers-storage store (by its CLI) and a Docker overlay2 data root
@@ -370,7 +440,14 @@ fn stores(d: &Path, oci: &Path) -> Result<(PathBuf, PathBuf), String> {
     let g = graph.display().to_string();
     let runroot = d.join("cs-run").display().to_string();
     let cs = |args: &[&str]| -> Result<String, String> {
-        let mut a = vec!["--graph", &g, "--run", &runroot, "--storage-driver", "overlay"];
+        let mut a = vec![
+            "--graph",
+            &g,
+            "--run",
+            &runroot,
+            "--storage-driver",
+            "overlay",
+        ];
         a.extend_from_slice(args);
         run("containers-storage", &a).map(|s| s.trim().to_string())
     };
@@ -387,19 +464,35 @@ fn stores(d: &Path, oci: &Path) -> Result<(PathBuf, PathBuf), String> {
         ids.push(id.clone());
         parent = Some(id);
     }
-    cs(&["create-image", "-n", "fixture:t", parent.as_deref().unwrap_or_default()])?;
+    cs(&[
+        "create-image",
+        "-n",
+        "fixture:t",
+        parent.as_deref().unwrap_or_default(),
+    ])?;
     // The CLI leaves its driver dir bind-mounted (in this test's private namespace).
     let _ = nix::mount::umount2(&graph.join("overlay"), nix::mount::MntFlags::MNT_DETACH);
 
     let root = d.join("docker");
     let index = json(&oci.join("index.json"))?;
-    let manifest = json(&blob(oci, index["manifests"][0]["digest"].as_str().ok_or("digest")?))?;
-    let cdigest = manifest["config"]["digest"].as_str().ok_or("config")?.to_string();
+    let manifest = json(&blob(
+        oci,
+        index["manifests"][0]["digest"].as_str().ok_or("digest")?,
+    ))?;
+    let cdigest = manifest["config"]["digest"]
+        .as_str()
+        .ok_or("config")?
+        .to_string();
     let config = json(&blob(oci, &cdigest))?;
     let img = root.join("image/overlay2");
     let mk = |p: &Path| fs::create_dir_all(p).map_err(|e| format!("{}: {e}", p.display()));
     mk(&img.join("imagedb/content/sha256"))?;
-    fs::copy(blob(oci, &cdigest), img.join("imagedb/content/sha256").join(cdigest.trim_start_matches("sha256:"))).map_err(|e| e.to_string())?;
+    fs::copy(
+        blob(oci, &cdigest),
+        img.join("imagedb/content/sha256")
+            .join(cdigest.trim_start_matches("sha256:")),
+    )
+    .map_err(|e| e.to_string())?;
     let diff_ids: Vec<source::Digest> = config["rootfs"]["diff_ids"]
         .as_array()
         .ok_or("diff_ids")?
@@ -415,7 +508,16 @@ fn stores(d: &Path, oci: &Path) -> Result<(PathBuf, PathBuf), String> {
         mk(&root.join("overlay2").join(&cache))?;
         run(
             "cp",
-            &["-a", &graph.join("overlay").join(&ids[i]).join("diff").display().to_string(), &root.join("overlay2").join(&cache).display().to_string()],
+            &[
+                "-a",
+                &graph
+                    .join("overlay")
+                    .join(&ids[i])
+                    .join("diff")
+                    .display()
+                    .to_string(),
+                &root.join("overlay2").join(&cache).display().to_string(),
+            ],
         )?;
     }
     let repos = serde_json::json!({"Repositories": {"fixture": {"fixture:t": cdigest}}});
@@ -457,7 +559,10 @@ fn walk(root: &Path, rel: &Path, out: &mut BTreeMap<PathBuf, Node>) -> std::io::
             Vec::new()
         } else {
             xattr::list(&p)?
-                .filter(|k| !k.to_string_lossy().starts_with("trusted.overlay.") && !k.to_string_lossy().starts_with("security.selinux"))
+                .filter(|k| {
+                    !k.to_string_lossy().starts_with("trusted.overlay.")
+                        && !k.to_string_lossy().starts_with("security.selinux")
+                })
                 .map(|k| {
                     let v = xattr::get(&p, &k).ok().flatten().unwrap_or_default();
                     (k.to_string_lossy().into_owned(), v)
@@ -468,7 +573,12 @@ fn walk(root: &Path, rel: &Path, out: &mut BTreeMap<PathBuf, Node>) -> std::io::
         let (kind, size, sha256, target) = if ft.is_dir() {
             ("dir", 0, String::new(), String::new())
         } else if ft.is_symlink() {
-            ("symlink", 0, String::new(), fs::read_link(&p)?.display().to_string())
+            (
+                "symlink",
+                0,
+                String::new(),
+                fs::read_link(&p)?.display().to_string(),
+            )
         } else if ft.is_file() {
             ("file", m.len(), sha(&fs::read(&p)?), String::new())
         } else if ft.is_fifo() {
@@ -484,7 +594,11 @@ fn walk(root: &Path, rel: &Path, out: &mut BTreeMap<PathBuf, Node>) -> std::io::
             r.clone(),
             Node {
                 kind: kind.into(),
-                mode: if ft.is_symlink() { 0 } else { m.mode() & 0o7777 },
+                mode: if ft.is_symlink() {
+                    0
+                } else {
+                    m.mode() & 0o7777
+                },
                 uid: m.uid(),
                 gid: m.gid(),
                 size,
@@ -519,7 +633,11 @@ fn store_oracle(f: &Fixture, reference: &str) -> BTreeMap<PathBuf, Node> {
     want
 }
 
-pub fn diff_trees(what: &str, want: &BTreeMap<PathBuf, Node>, got: &BTreeMap<PathBuf, Node>) -> Result<(), Failed> {
+pub fn diff_trees(
+    what: &str,
+    want: &BTreeMap<PathBuf, Node>,
+    got: &BTreeMap<PathBuf, Node>,
+) -> Result<(), Failed> {
     if want == got {
         return Ok(());
     }
@@ -530,7 +648,11 @@ pub fn diff_trees(what: &str, want: &BTreeMap<PathBuf, Node>, got: &BTreeMap<Pat
         .filter(|(k, v)| got.get(*k).is_some_and(|g| g != *v))
         .map(|(k, v)| format!("{k:?}:\n  umoci {v:?}\n  ours  {:?}", got[k]))
         .collect();
-    Err(format!("{what}: differs from umoci's rootfs: missing {missing:?}, extra {extra:?}, differ:\n{}", differ.join("\n")).into())
+    Err(format!(
+        "{what}: differs from umoci's rootfs: missing {missing:?}, extra {extra:?}, differ:\n{}",
+        differ.join("\n")
+    )
+    .into())
 }
 
 pub fn open(reference: &str) -> Result<Box<dyn ImageSource>, Failed> {
@@ -554,13 +676,27 @@ pub const DIFF: ApplyOptions = ApplyOptions {
 
 fn every_transport_flattens() -> Result<(), Failed> {
     let f = fixture()?;
-    for reference in [&f.oci, &f.oci_mixed, &f.oci_archive, &f.docker_archive, &f.storage, &f.docker] {
+    for reference in [
+        &f.oci,
+        &f.oci_mixed,
+        &f.oci_archive,
+        &f.docker_archive,
+        &f.storage,
+        &f.docker,
+    ] {
         let src = open(reference)?;
-        let dest = tempfile::Builder::new().prefix("flat-").tempdir_in(&f.dir)?;
+        let dest = tempfile::Builder::new()
+            .prefix("flat-")
+            .tempdir_in(&f.dir)?;
         for i in 0..src.info().layers.len() {
-            apply_layer(&*src, i, dest.path(), &IN_PLACE).map_err(|e| format!("{reference}: {e:#}"))?;
+            apply_layer(&*src, i, dest.path(), &IN_PLACE)
+                .map_err(|e| format!("{reference}: {e:#}"))?;
         }
-        diff_trees(reference, &store_oracle(f, reference), &snapshot(dest.path())?)?;
+        diff_trees(
+            reference,
+            &store_oracle(f, reference),
+            &snapshot(dest.path())?,
+        )?;
     }
     Ok(())
 }
@@ -569,7 +705,9 @@ fn overlay_over_diffs() -> Result<(), Failed> {
     let f = fixture()?;
     for reference in [&f.oci_mixed, &f.storage] {
         let src = open(reference)?;
-        let base = tempfile::Builder::new().prefix("diffs-").tempdir_in(&f.dir)?;
+        let base = tempfile::Builder::new()
+            .prefix("diffs-")
+            .tempdir_in(&f.dir)?;
         let n = src.info().layers.len();
         let dirs: Vec<PathBuf> = (0..n).map(|i| base.path().join(format!("d{i}"))).collect();
         // Layers are independent streams: apply them in parallel, as a layout would.
@@ -587,7 +725,11 @@ fn overlay_over_diffs() -> Result<(), Failed> {
                 .collect();
             let mut implicit = Vec::new();
             for h in handles {
-                implicit.push(h.join().map_err(|_| "apply thread panicked")??.implicit_dirs);
+                implicit.push(
+                    h.join()
+                        .map_err(|_| "apply thread panicked")??
+                        .implicit_dirs,
+                );
             }
             inherit_implicit_dirs(&dirs, &implicit)?;
             Ok(())
@@ -597,7 +739,9 @@ fn overlay_over_diffs() -> Result<(), Failed> {
         if !(wh.file_type().is_char_device() && wh.rdev() == 0) {
             return Err(format!("{reference}: opt/gone in layer 1 is not a 0/0 whiteout").into());
         }
-        if xattr::get(dirs[1].join("opt/opq"), "trusted.overlay.opaque")?.as_deref() != Some(b"y".as_slice()) {
+        if xattr::get(dirs[1].join("opt/opq"), "trusted.overlay.opaque")?.as_deref()
+            != Some(b"y".as_slice())
+        {
             return Err(format!("{reference}: opt/opq in layer 1 is not opaque").into());
         }
         let target = base.path().join("merged");
@@ -616,12 +760,18 @@ fn overlay_over_diffs() -> Result<(), Failed> {
         // overlay reports a lower file's own link count, which counts links
         // that a higher layer replaced: compare link counts on flattened trees only.
         let no_nlink = |t: BTreeMap<PathBuf, Node>| -> BTreeMap<PathBuf, Node> {
-            t.into_iter().map(|(k, mut n)| {
-                n.nlink = 0;
-                (k, n)
-            }).collect()
+            t.into_iter()
+                .map(|(k, mut n)| {
+                    n.nlink = 0;
+                    (k, n)
+                })
+                .collect()
         };
-        diff_trees(&format!("{reference} (overlay)"), &no_nlink(store_oracle(f, reference)), &no_nlink(got?))?;
+        diff_trees(
+            &format!("{reference} (overlay)"),
+            &no_nlink(store_oracle(f, reference)),
+            &no_nlink(got?),
+        )?;
     }
     Ok(())
 }
@@ -672,15 +822,41 @@ fn info_is_consistent() -> Result<(), Failed> {
     let layout = f.oci.trim_start_matches("oci:").trim_end_matches(":t");
     let index = json(&Path::new(layout).join("index.json"))?;
     let mdigest = index["manifests"][0]["digest"].as_str().unwrap_or_default();
-    if info.manifest_digest.as_deref() != Some(mdigest) || info.layers.len() != 3 || info.reference != f.oci {
+    if info.manifest_digest.as_deref() != Some(mdigest)
+        || info.layers.len() != 3
+        || info.reference != f.oci
+    {
         return Err(format!("{info:?}").into());
     }
-    let diff_ids: Vec<source::Digest> = info.layers.iter().map(|l| source::Digest::parse(l.diff_id.as_deref().unwrap_or_default())).collect::<Result<_, _>>()?;
-    let chains: Vec<String> = source::chain_ids(&diff_ids).iter().map(|c| c.to_string()).collect();
-    for reference in [&f.oci_mixed, &f.oci_archive, &f.docker_archive, &f.storage, &f.docker] {
+    let diff_ids: Vec<source::Digest> = info
+        .layers
+        .iter()
+        .map(|l| source::Digest::parse(l.diff_id.as_deref().unwrap_or_default()))
+        .collect::<Result<_, _>>()?;
+    let chains: Vec<String> = source::chain_ids(&diff_ids)
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    for reference in [
+        &f.oci_mixed,
+        &f.oci_archive,
+        &f.docker_archive,
+        &f.storage,
+        &f.docker,
+    ] {
         let other = open(reference)?;
-        let got: Vec<(Option<String>, String)> = other.info().layers.iter().map(|l| (l.diff_id.clone(), l.chain_id.clone())).collect();
-        let want: Vec<(Option<String>, String)> = info.layers.iter().map(|l| l.diff_id.clone()).zip(chains.clone()).collect();
+        let got: Vec<(Option<String>, String)> = other
+            .info()
+            .layers
+            .iter()
+            .map(|l| (l.diff_id.clone(), l.chain_id.clone()))
+            .collect();
+        let want: Vec<(Option<String>, String)> = info
+            .layers
+            .iter()
+            .map(|l| l.diff_id.clone())
+            .zip(chains.clone())
+            .collect();
         if got != want {
             return Err(format!("{reference}: diff_ids/chain_ids {got:?}, want {want:?}").into());
         }
@@ -702,16 +878,29 @@ fn info_is_consistent() -> Result<(), Failed> {
 /// `user.overlay.*` xattrs are dropped and counted; others are kept.
 fn forged_markers_dropped() -> Result<(), Failed> {
     let f = fixture()?;
-    let d = tempfile::Builder::new().prefix("forged-").tempdir_in(&f.dir)?;
+    let d = tempfile::Builder::new()
+        .prefix("forged-")
+        .tempdir_in(&f.dir)?;
     let tar = layer_tar(&[
-        E::Xattr("d/", 0o755, b"", &[("trusted.overlay.opaque", b"y"), ("user.overlay.redirect", b"/x"), ("user.keep", b"1")]),
+        E::Xattr(
+            "d/",
+            0o755,
+            b"",
+            &[
+                ("trusted.overlay.opaque", b"y"),
+                ("user.overlay.redirect", b"/x"),
+                ("user.keep", b"1"),
+            ],
+        ),
         E::File("d/f", 0o644, b"f"),
     ]);
     let src = crate::hostile::single_layer_image(d.path(), &tar)?;
     let dest = d.path().join("out");
     fs::create_dir(&dest)?;
     let stats = apply_layer(&*src, 0, &dest, &DIFF)?;
-    let names: Vec<String> = xattr::list(dest.join("d"))?.map(|k| k.to_string_lossy().into_owned()).collect();
+    let names: Vec<String> = xattr::list(dest.join("d"))?
+        .map(|k| k.to_string_lossy().into_owned())
+        .collect();
     if stats.xattrs_dropped != 2 || stats.xattrs != 1 || names != ["user.keep"] {
         return Err(format!("stats {stats:?}, xattrs {names:?}").into());
     }

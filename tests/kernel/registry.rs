@@ -66,7 +66,13 @@ fn push(port: u16) -> Result<(), Failed> {
     let f = fixture()?;
     let src = f.oci.clone();
     let out = Command::new("skopeo")
-        .args(["copy", "-q", "--dest-tls-verify=false", &src, &format!("docker://127.0.0.1:{port}/fixture:t")])
+        .args([
+            "copy",
+            "-q",
+            "--dest-tls-verify=false",
+            &src,
+            &format!("docker://127.0.0.1:{port}/fixture:t"),
+        ])
         .output()?;
     if !out.status.success() {
         return Err(format!("skopeo push: {}", String::from_utf8_lossy(&out.stderr)).into());
@@ -82,28 +88,53 @@ fn pull_and_compare(port: u16) -> Result<(), Failed> {
         registry_insecure: true,
         ..Default::default()
     };
-    let by_tag = source::open(&ImageRef::parse(&format!("registry:127.0.0.1:{port}/fixture:t"))?, &opts)?;
+    let by_tag = source::open(
+        &ImageRef::parse(&format!("registry:127.0.0.1:{port}/fixture:t"))?,
+        &opts,
+    )?;
     if entries(&*by_tag)? != want {
         return Err("registry pull by tag: entries differ from the OCI layout".into());
     }
-    let digest = by_tag.info().manifest_digest.clone().ok_or("no manifest digest")?;
+    let digest = by_tag
+        .info()
+        .manifest_digest
+        .clone()
+        .ok_or("no manifest digest")?;
     if by_tag.info().layers != oci.info().layers {
-        return Err(format!("layers differ: {:?} vs {:?}", by_tag.info().layers, oci.info().layers).into());
+        return Err(format!(
+            "layers differ: {:?} vs {:?}",
+            by_tag.info().layers,
+            oci.info().layers
+        )
+        .into());
     }
-    let by_digest = source::open(&ImageRef::parse(&format!("registry:127.0.0.1:{port}/fixture@{digest}"))?, &opts)?;
+    let by_digest = source::open(
+        &ImageRef::parse(&format!("registry:127.0.0.1:{port}/fixture@{digest}"))?,
+        &opts,
+    )?;
     if entries(&*by_digest)? != want {
         return Err("registry pull by digest: entries differ".into());
     }
     // A tag that is not there: a usage error naming it.
-    match source::open(&ImageRef::parse(&format!("registry:127.0.0.1:{port}/fixture:nope"))?, &opts) {
-        Err(e) if e.class() == overlaybench::error::ErrorClass::Usage && e.to_string().contains("nope") => Ok(()),
+    match source::open(
+        &ImageRef::parse(&format!("registry:127.0.0.1:{port}/fixture:nope"))?,
+        &opts,
+    ) {
+        Err(e)
+            if e.class() == overlaybench::error::ErrorClass::Usage
+                && e.to_string().contains("nope") =>
+        {
+            Ok(())
+        }
         Err(e) => Err(format!("missing tag: {e} ({:?})", e.class()).into()),
         Ok(_) => Err("a missing tag opened".into()),
     }
 }
 
 fn anonymous() -> Result<(), Failed> {
-    let dir = tempfile::Builder::new().prefix("obk-reg-").tempdir_in("/var/tmp")?;
+    let dir = tempfile::Builder::new()
+        .prefix("obk-reg-")
+        .tempdir_in("/var/tmp")?;
     let port = free_port()?;
     let _reg = start_registry(dir.path(), port, "")?;
     push(port)?;
@@ -118,7 +149,11 @@ fn b64(data: &[u8], url: bool) -> String {
     };
     let mut out = String::new();
     for chunk in data.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
         for i in 0..4 {
             if i <= chunk.len() {
@@ -154,25 +189,52 @@ fn openssl(args: &[&str], dir: &Path, input: Option<&[u8]>) -> Result<Vec<u8>, F
 /// A JWT the registry accepts: RS256, the signing certificate in `x5c`.
 fn token(dir: &Path) -> Result<String, Failed> {
     openssl(
-        &["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "key.pem", "-out", "cert.pem", "-days", "1", "-subj", "/CN=token-issuer"],
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "cert.pem",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=token-issuer",
+        ],
         dir,
         None,
     )?;
     let der = openssl(&["x509", "-in", "cert.pem", "-outform", "DER"], dir, None)?;
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
     let header = serde_json::json!({"typ": "JWT", "alg": "RS256", "x5c": [b64(&der, false)]});
     let claims = serde_json::json!({
         "iss": "test-issuer", "sub": "tester", "aud": "test-registry",
         "exp": now + 3600, "nbf": now - 60, "iat": now - 60, "jti": "1",
         "access": [{"type": "repository", "name": "fixture", "actions": ["pull", "push"]}],
     });
-    let signing = format!("{}.{}", b64(header.to_string().as_bytes(), true), b64(claims.to_string().as_bytes(), true));
-    let sig = openssl(&["dgst", "-sha256", "-sign", "key.pem"], dir, Some(signing.as_bytes()))?;
+    let signing = format!(
+        "{}.{}",
+        b64(header.to_string().as_bytes(), true),
+        b64(claims.to_string().as_bytes(), true)
+    );
+    let sig = openssl(
+        &["dgst", "-sha256", "-sign", "key.pem"],
+        dir,
+        Some(signing.as_bytes()),
+    )?;
     Ok(format!("{signing}.{}", b64(&sig, true)))
 }
 
+/// Request lines the token endpoint received.
+type Seen = Arc<Mutex<Vec<String>>>;
+
 /// Serves the token to every request (at most `max`), recording request lines.
-fn token_server(token: String, max: usize) -> Result<(u16, Arc<Mutex<Vec<String>>>), Failed> {
+fn token_server(token: String, max: usize) -> Result<(u16, Seen), Failed> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let port = listener.local_addr()?.port();
     let seen = Arc::new(Mutex::new(Vec::new()));
@@ -207,7 +269,9 @@ fn token_server(token: String, max: usize) -> Result<(u16, Arc<Mutex<Vec<String>
 }
 
 fn token_auth() -> Result<(), Failed> {
-    let dir = tempfile::Builder::new().prefix("obk-reg-").tempdir_in("/var/tmp")?;
+    let dir = tempfile::Builder::new()
+        .prefix("obk-reg-")
+        .tempdir_in("/var/tmp")?;
     let jwt = token(dir.path())?;
     let (tport, seen) = token_server(jwt, 200)?;
     let port = free_port()?;
@@ -217,7 +281,16 @@ fn token_auth() -> Result<(), Failed> {
     );
     let _reg = start_registry(dir.path(), port, &auth)?;
     // Without a token the registry refuses: auth is really in force.
-    let out = Command::new("curl").args(["-s", "-o", "/dev/null", "-w", "%{http_code}", &format!("http://127.0.0.1:{port}/v2/")]).output();
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &format!("http://127.0.0.1:{port}/v2/"),
+        ])
+        .output();
     if let Ok(o) = out {
         let code = String::from_utf8_lossy(&o.stdout).to_string();
         if o.status.success() && code != "401" {
@@ -229,8 +302,13 @@ fn token_auth() -> Result<(), Failed> {
     pull_and_compare(port)?;
     let lines = seen.lock().map(|s| s.clone()).unwrap_or_default();
     let ours: Vec<&String> = lines[before..].iter().collect();
-    if !ours.iter().any(|l| l.contains("scope=repository%3Afixture%3Apull") && l.contains("service=test-registry")) {
-        return Err(format!("the source never asked the token endpoint for pull on fixture: {ours:?}").into());
+    if !ours.iter().any(|l| {
+        l.contains("scope=repository%3Afixture%3Apull") && l.contains("service=test-registry")
+    }) {
+        return Err(format!(
+            "the source never asked the token endpoint for pull on fixture: {ours:?}"
+        )
+        .into());
     }
     Ok(())
 }

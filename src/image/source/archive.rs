@@ -42,9 +42,14 @@ impl Archive {
     /// Indexes the archive at `path` (a regular, uncompressed tar).
     pub(crate) fn open(path: &Path) -> Result<Archive, SourceError> {
         let file = blob::open_regular(path)?;
-        let len = file.metadata().map_err(SourceError::io("reading", path))?.len();
+        let len = file
+            .metadata()
+            .map_err(SourceError::io("reading", path))?
+            .len();
         let mut head = [0u8; 4];
-        let n = file.read_at(&mut head, 0).map_err(SourceError::io("reading", path))?;
+        let n = file
+            .read_at(&mut head, 0)
+            .map_err(SourceError::io("reading", path))?;
         match Compression::sniff(&head[..n]) {
             Compression::None => {}
             c => {
@@ -69,28 +74,50 @@ impl Archive {
                 }
                 return Err(malformed(path, "truncated inside a tar header"));
             }
-            file.read_exact_at(&mut block, off).map_err(SourceError::io("reading", path))?;
+            file.read_exact_at(&mut block, off)
+                .map_err(SourceError::io("reading", path))?;
             if block.iter().all(|&b| b == 0) {
                 break;
             }
             let h = ::tar::Header::from_byte_slice(&block);
-            let sum: u32 = block[..148].iter().chain(&block[156..]).map(|&b| b as u32).sum::<u32>() + 256;
+            let sum: u32 = block[..148]
+                .iter()
+                .chain(&block[156..])
+                .map(|&b| b as u32)
+                .sum::<u32>()
+                + 256;
             if h.cksum().ok() != Some(sum) {
-                return Err(malformed(path, format!("bad tar header checksum at offset {off}; not an uncompressed tar archive")));
+                return Err(malformed(
+                    path,
+                    format!(
+                        "bad tar header checksum at offset {off}; not an uncompressed tar archive"
+                    ),
+                ));
             }
-            let size = h.entry_size().map_err(|e| malformed(path, format!("bad size at offset {off}: {e}")))?;
+            let size = h
+                .entry_size()
+                .map_err(|e| malformed(path, format!("bad size at offset {off}: {e}")))?;
             let data = off + 512;
             let next = data
                 .checked_add(size.div_ceil(512) * 512)
                 .filter(|&n| n <= len)
-                .ok_or_else(|| malformed(path, format!("a member at offset {off} runs past the end of the archive")))?;
+                .ok_or_else(|| {
+                    malformed(
+                        path,
+                        format!("a member at offset {off} runs past the end of the archive"),
+                    )
+                })?;
             let flag = h.as_old().linkflag[0];
             let read_ext = || -> Result<Vec<u8>, SourceError> {
                 if size > MAX_EXTENSION_BYTES {
-                    return Err(malformed(path, format!("an extension header of {size} bytes")));
+                    return Err(malformed(
+                        path,
+                        format!("an extension header of {size} bytes"),
+                    ));
                 }
                 let mut v = vec![0u8; size as usize];
-                file.read_exact_at(&mut v, data).map_err(SourceError::io("reading", path))?;
+                file.read_exact_at(&mut v, data)
+                    .map_err(SourceError::io("reading", path))?;
                 while v.last() == Some(&0) {
                     v.pop();
                 }
@@ -105,23 +132,39 @@ impl Archive {
                         match e.key_bytes() {
                             b"path" => long_name = Some(e.value_bytes().to_vec()),
                             b"linkpath" => long_link = Some(e.value_bytes().to_vec()),
-                            b"size" => return Err(malformed(path, "PAX size records in the outer archive are not supported")),
+                            b"size" => {
+                                return Err(malformed(
+                                    path,
+                                    "PAX size records in the outer archive are not supported",
+                                ))
+                            }
                             _ => {}
                         }
                     }
                 }
                 b'g' => {}
                 _ => {
-                    let name = long_name.take().unwrap_or_else(|| h.path_bytes().into_owned());
-                    let link = long_link.take().or_else(|| h.link_name_bytes().map(|c| c.into_owned()));
+                    let name = long_name
+                        .take()
+                        .unwrap_or_else(|| h.path_bytes().into_owned());
+                    let link = long_link
+                        .take()
+                        .or_else(|| h.link_name_bytes().map(|c| c.into_owned()));
                     // Members with odd names are simply not addressable.
                     if let Ok(Some(name)) = clean_name(&name) {
                         let member = match flag {
                             b'0' | b'\0' | b'7' => Some(Member::File { offset: data, size }),
-                            b'1' => link.and_then(|l| clean_name(&l).ok().flatten()).map(Member::Link),
+                            b'1' => link
+                                .and_then(|l| clean_name(&l).ok().flatten())
+                                .map(Member::Link),
                             b'2' => link.and_then(|l| {
                                 // Relative to the member's directory, like a symlink.
-                                let mut joined = name.parent().map(Path::to_path_buf).unwrap_or_default().into_os_string().into_encoded_bytes();
+                                let mut joined = name
+                                    .parent()
+                                    .map(Path::to_path_buf)
+                                    .unwrap_or_default()
+                                    .into_os_string()
+                                    .into_encoded_bytes();
                                 if !joined.is_empty() {
                                     joined.push(b'/');
                                 }
@@ -132,7 +175,10 @@ impl Archive {
                         };
                         if let Some(m) = member {
                             if members.len() >= MAX_MEMBERS {
-                                return Err(malformed(path, format!("more than {MAX_MEMBERS} members")));
+                                return Err(malformed(
+                                    path,
+                                    format!("more than {MAX_MEMBERS} members"),
+                                ));
                             }
                             members.insert(name, m);
                         }
@@ -141,7 +187,11 @@ impl Archive {
             }
             off = next;
         }
-        Ok(Archive { path: path.to_path_buf(), file: Arc::new(file), members })
+        Ok(Archive {
+            path: path.to_path_buf(),
+            file: Arc::new(file),
+            members,
+        })
     }
 
     /// Where member `name` is: `(offset, size)`, links followed.
@@ -163,13 +213,22 @@ impl Archive {
     }
 
     /// A small member read whole (capped).
-    pub(crate) fn document(&self, name: &str, what: &'static str) -> Result<Option<Vec<u8>>, SourceError> {
+    pub(crate) fn document(
+        &self,
+        name: &str,
+        what: &'static str,
+    ) -> Result<Option<Vec<u8>>, SourceError> {
         let Some((r, size)) = self.member(name) else {
             return Ok(None);
         };
         let location = format!("{}:{name}", self.path.display());
         if size > MAX_DOCUMENT_BYTES {
-            return Err(SourceError::TooLarge { what, location, bytes: size, cap: MAX_DOCUMENT_BYTES });
+            return Err(SourceError::TooLarge {
+                what,
+                location,
+                bytes: size,
+                cap: MAX_DOCUMENT_BYTES,
+            });
         }
         blob::read_document(r, what, &location, None).map(Some)
     }

@@ -30,7 +30,8 @@ impl Digest {
                 "digest {s:?} is not sha256:<64 hex digits> (only sha256 is supported)"
             ));
         };
-        Digest::from_hex(hex).ok_or_else(|| format!("digest {s:?} is not sha256:<64 lowercase hex digits>"))
+        Digest::from_hex(hex)
+            .ok_or_else(|| format!("digest {s:?} is not sha256:<64 lowercase hex digits>"))
     }
 
     /// Parses 64 lowercase hex digits.
@@ -114,22 +115,25 @@ pub(crate) fn open_regular(path: &Path) -> Result<File, SourceError> {
 }
 
 /// Reads a whole regular file of at most `cap` bytes.
-pub(crate) fn read_capped(path: &Path, what: &'static str, cap: u64) -> Result<Vec<u8>, SourceError> {
+pub(crate) fn read_capped(
+    path: &Path,
+    what: &'static str,
+    cap: u64,
+) -> Result<Vec<u8>, SourceError> {
     let file = open_regular(path)?;
-    read_capped_from(file, &path.display().to_string(), what, cap)
-        .map_err(|e| match e {
-            CappedError::Io(source) => SourceError::Io {
-                op: "reading",
-                path: path.to_path_buf(),
-                source,
-            },
-            CappedError::TooLarge(bytes) => SourceError::TooLarge {
-                what,
-                location: path.display().to_string(),
-                bytes,
-                cap,
-            },
-        })
+    read_capped_from(file, &path.display().to_string(), what, cap).map_err(|e| match e {
+        CappedError::Io(source) => SourceError::Io {
+            op: "reading",
+            path: path.to_path_buf(),
+            source,
+        },
+        CappedError::TooLarge(bytes) => SourceError::TooLarge {
+            what,
+            location: path.display().to_string(),
+            bytes,
+            cap,
+        },
+    })
 }
 
 pub(crate) enum CappedError {
@@ -227,7 +231,12 @@ pub(crate) struct Verify<R> {
 }
 
 impl<R: Read> Verify<R> {
-    pub(crate) fn new(inner: R, what: &'static str, expected: Option<Digest>, expected_len: Option<u64>) -> Self {
+    pub(crate) fn new(
+        inner: R,
+        what: &'static str,
+        expected: Option<Digest>,
+        expected_len: Option<u64>,
+    ) -> Self {
         Verify {
             inner,
             hasher: Sha256::new(),
@@ -275,7 +284,10 @@ impl<R: Read> Read for Verify<R> {
         self.read_bytes += n as u64;
         if let Some(want) = self.expected_len {
             if self.read_bytes > want {
-                return Err(io::Error::other(StreamFault::Long { what: self.what, want }));
+                return Err(io::Error::other(StreamFault::Long {
+                    what: self.what,
+                    want,
+                }));
             }
         }
         if self.expected.is_some() {
@@ -305,7 +317,9 @@ impl Compression {
             | "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
             | "application/vnd.docker.image.rootfs.diff.tar.gzip" => Some(Compression::Gzip),
             "application/vnd.oci.image.layer.v1.tar+zstd"
-            | "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd" => Some(Compression::Zstd),
+            | "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd" => {
+                Some(Compression::Zstd)
+            }
             _ => None,
         }
     }
@@ -343,7 +357,8 @@ pub(crate) fn peek_magic<R: BufRead>(r: &mut R) -> io::Result<Vec<u8>> {
 /// every byte of the blob passes its hasher even past the tar's end marker.
 pub(crate) enum Decoder<R: BufRead> {
     Plain(R),
-    Gzip(flate2::bufread::MultiGzDecoder<R>),
+    // Boxed: the inflate state is large, and one decoder lives per stream.
+    Gzip(Box<flate2::bufread::MultiGzDecoder<R>>),
     Zstd(zstd::stream::read::Decoder<'static, R>),
 }
 
@@ -351,7 +366,7 @@ impl<R: BufRead> Decoder<R> {
     pub(crate) fn new(c: Compression, r: R) -> io::Result<Self> {
         Ok(match c {
             Compression::None => Decoder::Plain(r),
-            Compression::Gzip => Decoder::Gzip(flate2::bufread::MultiGzDecoder::new(r)),
+            Compression::Gzip => Decoder::Gzip(Box::new(flate2::bufread::MultiGzDecoder::new(r))),
             Compression::Zstd => Decoder::Zstd(zstd::stream::read::Decoder::with_buffer(r)?),
         })
     }
@@ -431,7 +446,12 @@ mod tests {
             "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         );
         assert_eq!(Digest::parse(&d.to_string()), Ok(d));
-        for bad in ["sha256:E3B0", "sha512:00", "e3b0", &format!("sha256:{}/..", "a".repeat(61))] {
+        for bad in [
+            "sha256:E3B0",
+            "sha512:00",
+            "e3b0",
+            &format!("sha256:{}/..", "a".repeat(61)),
+        ] {
             assert!(Digest::parse(bad).is_err(), "{bad}");
         }
     }
@@ -447,15 +467,24 @@ mod tests {
         let e = Verify::new(&data[..], "blob", Some(Digest::of(b"x")), None)
             .read_to_end(&mut Vec::new())
             .unwrap_err();
-        assert!(matches!(StreamFault::find(&e), Some(StreamFault::Mismatch { .. })));
+        assert!(matches!(
+            StreamFault::find(&e),
+            Some(StreamFault::Mismatch { .. })
+        ));
         let e = Verify::new(&data[..], "blob", Some(good), Some(12))
             .read_to_end(&mut Vec::new())
             .unwrap_err();
-        assert!(matches!(StreamFault::find(&e), Some(StreamFault::Short { .. })));
+        assert!(matches!(
+            StreamFault::find(&e),
+            Some(StreamFault::Short { .. })
+        ));
         let e = Verify::new(&data[..], "blob", None, Some(5))
             .read_to_end(&mut Vec::new())
             .unwrap_err();
-        assert!(matches!(StreamFault::find(&e), Some(StreamFault::Long { .. })));
+        assert!(matches!(
+            StreamFault::find(&e),
+            Some(StreamFault::Long { .. })
+        ));
     }
 
     #[test]
@@ -463,7 +492,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let fifo = dir.path().join("p");
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
-        assert!(matches!(open_regular(&fifo), Err(SourceError::NotRegular { kind: "FIFO", .. })));
+        assert!(matches!(
+            open_regular(&fifo),
+            Err(SourceError::NotRegular { kind: "FIFO", .. })
+        ));
         assert!(matches!(
             read_capped(Path::new("/dev/zero"), "manifest", 10),
             Err(SourceError::NotRegular { .. })

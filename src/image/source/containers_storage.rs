@@ -15,7 +15,10 @@ use crate::image::{ImageInfo, LayerInfo};
 
 /// Where containers-storage looks for its config, in order (the first that
 /// exists wins, as in containers-storage itself).
-const CONFIGS: [&str; 2] = ["/etc/containers/storage.conf", "/usr/share/containers/storage.conf"];
+const CONFIGS: [&str; 2] = [
+    "/etc/containers/storage.conf",
+    "/usr/share/containers/storage.conf",
+];
 const DEFAULT_ROOT: &str = "/var/lib/containers/storage";
 
 #[derive(Debug, Deserialize)]
@@ -54,12 +57,23 @@ pub(crate) fn configured_store() -> Result<(PathBuf, Option<String>), SourceErro
             continue;
         }
         let text = read_store_file(&path, "storage.conf")?;
-        let text = String::from_utf8(text).map_err(|e| SourceError::malformed("storage.conf", path.display(), e))?;
-        let v: toml::Value = toml::from_str(&text).map_err(|e| SourceError::malformed("storage.conf", path.display(), e))?;
+        let text = String::from_utf8(text)
+            .map_err(|e| SourceError::malformed("storage.conf", path.display(), e))?;
+        let v: toml::Value = toml::from_str(&text)
+            .map_err(|e| SourceError::malformed("storage.conf", path.display(), e))?;
         let storage = v.get("storage");
-        let root = storage.and_then(|s| s.get("graphroot")).and_then(|g| g.as_str()).filter(|g| !g.is_empty());
-        let driver = storage.and_then(|s| s.get("driver")).and_then(|d| d.as_str()).filter(|d| !d.is_empty());
-        return Ok((PathBuf::from(root.unwrap_or(DEFAULT_ROOT)), driver.map(str::to_string)));
+        let root = storage
+            .and_then(|s| s.get("graphroot"))
+            .and_then(|g| g.as_str())
+            .filter(|g| !g.is_empty());
+        let driver = storage
+            .and_then(|s| s.get("driver"))
+            .and_then(|d| d.as_str())
+            .filter(|d| !d.is_empty());
+        return Ok((
+            PathBuf::from(root.unwrap_or(DEFAULT_ROOT)),
+            driver.map(str::to_string),
+        ));
     }
     Ok((PathBuf::from(DEFAULT_ROOT), None))
 }
@@ -67,7 +81,11 @@ pub(crate) fn configured_store() -> Result<(PathBuf, Option<String>), SourceErro
 fn name_matches(wanted: &str, name: &str) -> bool {
     let norm = |s: &str| -> String {
         let last = s.rsplit('/').next().unwrap_or(s);
-        let s = if last.contains(':') || s.contains('@') { s.to_string() } else { format!("{s}:latest") };
+        let s = if last.contains(':') || s.contains('@') {
+            s.to_string()
+        } else {
+            format!("{s}:latest")
+        };
         let s = s.strip_prefix("docker.io/").unwrap_or(&s).to_string();
         let s = s.strip_prefix("library/").unwrap_or(&s).to_string();
         s.strip_prefix("localhost/").unwrap_or(&s).to_string()
@@ -75,7 +93,11 @@ fn name_matches(wanted: &str, name: &str) -> bool {
     norm(wanted) == norm(name)
 }
 
-pub(crate) fn open(reference: &str, root: Option<&Path>, name: &str) -> Result<DirImage, SourceError> {
+pub(crate) fn open(
+    reference: &str,
+    root: Option<&Path>,
+    name: &str,
+) -> Result<DirImage, SourceError> {
     let (root, driver) = match root {
         Some(r) => (r.to_path_buf(), None),
         None => configured_store()?,
@@ -83,26 +105,43 @@ pub(crate) fn open(reference: &str, root: Option<&Path>, name: &str) -> Result<D
     if let Some(d) = driver.filter(|d| d != "overlay") {
         return Err(SourceError::Unsupported {
             reference: reference.to_string(),
-            what: format!("the store at {} uses the {d:?} driver; only overlay stores are read in place", root.display()),
+            what: format!(
+                "the store at {} uses the {d:?} driver; only overlay stores are read in place",
+                root.display()
+            ),
         });
     }
     let images_path = root.join("overlay-images/images.json");
     if !images_path.exists() {
         let what = if root.join("vfs-images").exists() {
-            format!("{} is a vfs store; only overlay stores are read in place", root.display())
+            format!(
+                "{} is a vfs store; only overlay stores are read in place",
+                root.display()
+            )
         } else {
-            format!("{} is not a containers-storage overlay store (no overlay-images/images.json)", root.display())
+            format!(
+                "{} is not a containers-storage overlay store (no overlay-images/images.json)",
+                root.display()
+            )
         };
-        return Err(SourceError::NotFound { reference: reference.to_string(), what, choices: Vec::new() });
+        return Err(SourceError::NotFound {
+            reference: reference.to_string(),
+            what,
+            choices: Vec::new(),
+        });
     }
-    let images: Vec<StoreImage> = serde_json::from_slice(&read_store_file(&images_path, "images.json")?)
-        .map_err(|e| SourceError::malformed("images.json", images_path.display(), e))?;
+    let images: Vec<StoreImage> =
+        serde_json::from_slice(&read_store_file(&images_path, "images.json")?)
+            .map_err(|e| SourceError::malformed("images.json", images_path.display(), e))?;
     let image = images
         .iter()
         .find(|i| i.names.iter().any(|n| name_matches(name, n)))
         .or_else(|| {
             // An image id, or an unambiguous prefix of at least 3 hex digits.
-            let hits: Vec<_> = images.iter().filter(|i| name.len() >= 3 && i.id.starts_with(name)).collect();
+            let hits: Vec<_> = images
+                .iter()
+                .filter(|i| name.len() >= 3 && i.id.starts_with(name))
+                .collect();
             (hits.len() == 1).then(|| hits[0])
         })
         .ok_or_else(|| SourceError::NotFound {
@@ -111,24 +150,37 @@ pub(crate) fn open(reference: &str, root: Option<&Path>, name: &str) -> Result<D
             choices: images.iter().flat_map(|i| i.names.clone()).collect(),
         })?;
     let layers_path = root.join("overlay-layers/layers.json");
-    let layers: Vec<StoreLayer> = serde_json::from_slice(&read_store_file(&layers_path, "layers.json")?)
-        .map_err(|e| SourceError::malformed("layers.json", layers_path.display(), e))?;
-    let by_id: std::collections::HashMap<&str, &StoreLayer> = layers.iter().map(|l| (l.id.as_str(), l)).collect();
+    let layers: Vec<StoreLayer> =
+        serde_json::from_slice(&read_store_file(&layers_path, "layers.json")?)
+            .map_err(|e| SourceError::malformed("layers.json", layers_path.display(), e))?;
+    let by_id: std::collections::HashMap<&str, &StoreLayer> =
+        layers.iter().map(|l| (l.id.as_str(), l)).collect();
     let mut chain = Vec::new();
     let mut next = image.layer.as_deref();
     while let Some(id) = next {
         let l = by_id.get(id).ok_or_else(|| {
-            SourceError::malformed("layers.json", layers_path.display(), format!("layer {id} of image {} is missing", image.id))
+            SourceError::malformed(
+                "layers.json",
+                layers_path.display(),
+                format!("layer {id} of image {} is missing", image.id),
+            )
         })?;
         if !is_store_id(&l.id) {
-            return Err(SourceError::malformed("layers.json", layers_path.display(), format!("layer id {:?} is not 64 hex digits", l.id)));
+            return Err(SourceError::malformed(
+                "layers.json",
+                layers_path.display(),
+                format!("layer id {:?} is not 64 hex digits", l.id),
+            ));
         }
         chain.push(*l);
         check_layer_count(reference, chain.len())?;
         next = l.parent.as_deref();
     }
     chain.reverse();
-    let diff_ids: Option<Vec<Digest>> = chain.iter().map(|l| l.diff_digest.as_deref().and_then(|d| Digest::parse(d).ok())).collect();
+    let diff_ids: Option<Vec<Digest>> = chain
+        .iter()
+        .map(|l| l.diff_digest.as_deref().and_then(|d| Digest::parse(d).ok()))
+        .collect();
     let chains = diff_ids.as_deref().map(chain_ids);
     let mut infos = Vec::new();
     let mut dirs = Vec::new();
@@ -143,11 +195,18 @@ pub(crate) fn open(reference: &str, root: Option<&Path>, name: &str) -> Result<D
         }
         dirs.push(dir);
         infos.push(LayerInfo {
-            digest: l.compressed_digest.clone().or_else(|| l.diff_digest.clone()).unwrap_or_else(|| l.id.clone()),
+            digest: l
+                .compressed_digest
+                .clone()
+                .or_else(|| l.diff_digest.clone())
+                .unwrap_or_else(|| l.id.clone()),
             diff_id: l.diff_digest.clone(),
             // Without diff digests (layers made in place), the store's own id
             // is the identity it shares layers by.
-            chain_id: chains.as_ref().map(|c| c[i].to_string()).unwrap_or_else(|| format!("containers-storage:{}", l.id)),
+            chain_id: chains
+                .as_ref()
+                .map(|c| c[i].to_string())
+                .unwrap_or_else(|| format!("containers-storage:{}", l.id)),
             media_type: "application/vnd.oci.image.layer.v1.tar".into(),
             stored_bytes: l.compressed_size.or(l.diff_size).unwrap_or(0),
             uncompressed_bytes: l.diff_size,
@@ -171,7 +230,11 @@ fn read_manifest_config(root: &Path, id: &str) -> Option<String> {
     if !is_store_id(id) {
         return None;
     }
-    let bytes = read_store_file(&root.join("overlay-images").join(id).join("manifest"), "manifest").ok()?;
+    let bytes = read_store_file(
+        &root.join("overlay-images").join(id).join("manifest"),
+        "manifest",
+    )
+    .ok()?;
     let doc: super::manifest::Document = serde_json::from_slice(&bytes).ok()?;
     Some(doc.config?.digest)
 }

@@ -31,9 +31,17 @@ impl ImageSource for DirImage {
     }
 
     fn visit_layer(&self, index: usize, sink: &mut dyn EntrySink) -> Result<(), ImageError> {
-        let dir = self.dirs.get(index).ok_or(ImageError::NoLayer { index, count: self.dirs.len() })?;
+        let dir = self.dirs.get(index).ok_or(ImageError::NoLayer {
+            index,
+            count: self.dirs.len(),
+        })?;
         let name = &self.info.layers[index].digest;
-        let mut w = Walker { layer: name, root: dir, inodes: HashMap::new(), sink };
+        let mut w = Walker {
+            layer: name,
+            root: dir,
+            inodes: HashMap::new(),
+            sink,
+        };
         w.walk(Path::new(""), 0)
     }
 }
@@ -83,11 +91,16 @@ impl Walker<'_> {
                     let key = std::os::unix::ffi::OsStrExt::as_bytes(x.as_os_str());
                     if is_overlay_xattr(key) {
                         if key.ends_with(b"overlay.opaque") {
-                            opaque = xattr::get(&path, &x).map_err(self.err(&rel, "reading xattrs of"))?.as_deref() == Some(b"y");
+                            opaque = xattr::get(&path, &x)
+                                .map_err(self.err(&rel, "reading xattrs of"))?
+                                .as_deref()
+                                == Some(b"y");
                         }
                         continue;
                     }
-                    if let Some(v) = xattr::get(&path, &x).map_err(self.err(&rel, "reading xattrs of"))? {
+                    if let Some(v) =
+                        xattr::get(&path, &x).map_err(self.err(&rel, "reading xattrs of"))?
+                    {
                         xattrs.push((x, v));
                     }
                 }
@@ -95,7 +108,9 @@ impl Walker<'_> {
             let kind = if ft.is_dir() {
                 EntryKind::Dir
             } else if ft.is_symlink() {
-                EntryKind::Symlink { target: fs::read_link(&path).map_err(self.err(&rel, "reading the link"))? }
+                EntryKind::Symlink {
+                    target: fs::read_link(&path).map_err(self.err(&rel, "reading the link"))?,
+                }
             } else if ft.is_char_device() && meta.rdev() == 0 {
                 EntryKind::Whiteout
             } else if ft.is_char_device() || ft.is_block_device() {
@@ -110,7 +125,9 @@ impl Walker<'_> {
             } else if ft.is_file() {
                 let key = (meta.dev(), meta.ino());
                 match self.inodes.get(&key) {
-                    Some(first) if meta.nlink() > 1 => EntryKind::HardLink { target: first.clone() },
+                    Some(first) if meta.nlink() > 1 => EntryKind::HardLink {
+                        target: first.clone(),
+                    },
                     _ => {
                         if meta.nlink() > 1 {
                             self.inodes.insert(key, rel.clone());
@@ -139,14 +156,25 @@ impl Walker<'_> {
                         .open(&path)
                         .map_err(self.err(&rel, "opening"))?;
                     let mut content = f.take(*size);
-                    self.sink.entry(&entry, &mut content).map_err(|_| ImageError::Stopped)?;
+                    self.sink
+                        .entry(&entry, &mut content)
+                        .map_err(|_| ImageError::Stopped)?;
                 }
-                _ => self.sink.entry(&entry, &mut std::io::empty()).map_err(|_| ImageError::Stopped)?,
+                _ => self
+                    .sink
+                    .entry(&entry, &mut std::io::empty())
+                    .map_err(|_| ImageError::Stopped)?,
             }
             if ft.is_dir() {
                 if opaque {
-                    let marker = Entry { kind: EntryKind::Opaque, xattrs: Vec::new(), ..entry };
-                    self.sink.entry(&marker, &mut std::io::empty()).map_err(|_| ImageError::Stopped)?;
+                    let marker = Entry {
+                        kind: EntryKind::Opaque,
+                        xattrs: Vec::new(),
+                        ..entry
+                    };
+                    self.sink
+                        .entry(&marker, &mut std::io::empty())
+                        .map_err(|_| ImageError::Stopped)?;
                 }
                 self.walk(&rel, depth + 1)?;
             }

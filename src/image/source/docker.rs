@@ -23,7 +23,11 @@ struct Repositories {
 
 fn familiar(name: &str) -> String {
     let last = name.rsplit('/').next().unwrap_or(name);
-    let s = if last.contains(':') || name.contains('@') { name.to_string() } else { format!("{name}:latest") };
+    let s = if last.contains(':') || name.contains('@') {
+        name.to_string()
+    } else {
+        format!("{name}:latest")
+    };
     let s = s.strip_prefix("docker.io/").unwrap_or(&s).to_string();
     s.strip_prefix("library/").unwrap_or(&s).to_string()
 }
@@ -48,8 +52,9 @@ pub(crate) fn open(reference: &str, root: &Path, name: &str) -> Result<DirImage,
             choices: Vec::new(),
         });
     }
-    let repos: Repositories = serde_json::from_slice(&read_store_file(&repos_path, "repositories.json")?)
-        .map_err(|e| SourceError::malformed("repositories.json", repos_path.display(), e))?;
+    let repos: Repositories =
+        serde_json::from_slice(&read_store_file(&repos_path, "repositories.json")?)
+            .map_err(|e| SourceError::malformed("repositories.json", repos_path.display(), e))?;
     let want = familiar(name);
     let all: Vec<(&String, &String)> = repos.repositories.values().flat_map(|m| m.iter()).collect();
     let id = all
@@ -62,17 +67,29 @@ pub(crate) fn open(reference: &str, root: &Path, name: &str) -> Result<DirImage,
             let hits: std::collections::BTreeSet<&String> = all
                 .iter()
                 .map(|(_, v)| *v)
-                .filter(|v| bare.len() >= 3 && v.strip_prefix("sha256:").is_some_and(|h| h.starts_with(bare)))
+                .filter(|v| {
+                    bare.len() >= 3
+                        && v.strip_prefix("sha256:")
+                            .is_some_and(|h| h.starts_with(bare))
+                })
                 .collect();
-            (hits.len() == 1).then(|| hits.into_iter().next().cloned()).flatten()
+            (hits.len() == 1)
+                .then(|| hits.into_iter().next().cloned())
+                .flatten()
         })
         .ok_or_else(|| SourceError::NotFound {
             reference: reference.to_string(),
             what: format!("image {name:?} in {}", repos_path.display()),
-            choices: all.iter().map(|(k, _)| k.to_string()).filter(|k| !k.contains('@')).collect(),
+            choices: all
+                .iter()
+                .map(|(k, _)| k.to_string())
+                .filter(|k| !k.contains('@'))
+                .collect(),
         })?;
     let image_id = parse_digest(&repos_path.display().to_string(), "repositories.json", &id)?;
-    let config_path = image_root.join("imagedb/content/sha256").join(image_id.hex());
+    let config_path = image_root
+        .join("imagedb/content/sha256")
+        .join(image_id.hex());
     let config_bytes = read_store_file(&config_path, "image config")?;
     if Digest::of(&config_bytes) != image_id {
         return Err(SourceError::DigestMismatch {
@@ -82,7 +99,8 @@ pub(crate) fn open(reference: &str, root: &Path, name: &str) -> Result<DirImage,
             actual: Digest::of(&config_bytes).to_string(),
         });
     }
-    let config: Config = serde_json::from_slice(&config_bytes).map_err(|e| SourceError::malformed("image config", config_path.display(), e))?;
+    let config: Config = serde_json::from_slice(&config_bytes)
+        .map_err(|e| SourceError::malformed("image config", config_path.display(), e))?;
     check_layer_count(reference, config.rootfs.diff_ids.len())?;
     let diff_ids = config
         .rootfs
@@ -96,14 +114,28 @@ pub(crate) fn open(reference: &str, root: &Path, name: &str) -> Result<DirImage,
     for (diff_id, chain) in diff_ids.iter().zip(&chains) {
         let layer_dir = image_root.join("layerdb/sha256").join(chain.hex());
         let cache_id = small_text(&layer_dir.join("cache-id"), "cache-id")?;
-        if cache_id.is_empty() || !cache_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
-            return Err(SourceError::malformed("cache-id", layer_dir.display(), format!("{cache_id:?} is not a layer id")));
+        if cache_id.is_empty()
+            || !cache_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
+            return Err(SourceError::malformed(
+                "cache-id",
+                layer_dir.display(),
+                format!("{cache_id:?} is not a layer id"),
+            ));
         }
         let dir = root.join("overlay2").join(&cache_id).join("diff");
         if !dir.is_dir() {
-            return Err(SourceError::MissingBlob { reference: reference.to_string(), digest: diff_id.to_string(), location: dir.display().to_string() });
+            return Err(SourceError::MissingBlob {
+                reference: reference.to_string(),
+                digest: diff_id.to_string(),
+                location: dir.display().to_string(),
+            });
         }
-        let size = small_text(&layer_dir.join("size"), "size").ok().and_then(|s| s.parse().ok());
+        let size = small_text(&layer_dir.join("size"), "size")
+            .ok()
+            .and_then(|s| s.parse().ok());
         dirs.push(dir);
         infos.push(LayerInfo {
             // A Docker store keeps layers unpacked: their identity as a tar is the diff_id.

@@ -37,15 +37,22 @@ impl Blobs for ArchiveLayers {
     }
 
     fn document(&self, _digest: &Digest, what: &'static str) -> Result<Vec<u8>, SourceError> {
-        Err(SourceError::malformed(what, self.location(), "docker-archive documents are read by member name"))
+        Err(SourceError::malformed(
+            what,
+            self.location(),
+            "docker-archive documents are read by member name",
+        ))
     }
 
     fn layer(&self, layer: &TarLayer) -> Result<Box<dyn Read + Send + '_>, SourceError> {
-        let (r, _) = self.archive.member(&layer.key).ok_or_else(|| SourceError::MissingBlob {
-            reference: self.location(),
-            digest: layer.name.clone(),
-            location: format!("member {}", layer.key),
-        })?;
+        let (r, _) = self
+            .archive
+            .member(&layer.key)
+            .ok_or_else(|| SourceError::MissingBlob {
+                reference: self.location(),
+                digest: layer.name.clone(),
+                location: format!("member {}", layer.key),
+            })?;
         Ok(Box::new(r))
     }
 }
@@ -64,7 +71,12 @@ fn spellings(name: &str) -> Vec<String> {
         .strip_prefix("docker.io/")
         .map(|s| s.strip_prefix("library/").unwrap_or(s).to_string())
         .unwrap_or_else(|| with_tag.clone());
-    vec![with_tag.clone(), short.clone(), format!("docker.io/library/{short}"), format!("docker.io/{short}")]
+    vec![
+        with_tag.clone(),
+        short.clone(),
+        format!("docker.io/library/{short}"),
+        format!("docker.io/{short}"),
+    ]
 }
 
 fn digest_of_member(name: &str) -> Option<Digest> {
@@ -79,17 +91,32 @@ pub(crate) fn open(
 ) -> Result<TarImage<ArchiveLayers>, SourceError> {
     let archive = Archive::open(file)?;
     let loc = format!("{}:manifest.json", file.display());
-    let bytes = archive.document("manifest.json", "manifest.json")?.ok_or_else(|| {
-        SourceError::malformed("docker-archive", file.display(), "no manifest.json member; not a docker-archive")
-    })?;
-    let items: Vec<Item> = serde_json::from_slice(&bytes).map_err(|e| SourceError::malformed("manifest.json", &loc, e))?;
-    let all_tags = || items.iter().flat_map(|i| i.repo_tags.clone().unwrap_or_default()).collect::<Vec<_>>();
+    let bytes = archive
+        .document("manifest.json", "manifest.json")?
+        .ok_or_else(|| {
+            SourceError::malformed(
+                "docker-archive",
+                file.display(),
+                "no manifest.json member; not a docker-archive",
+            )
+        })?;
+    let items: Vec<Item> = serde_json::from_slice(&bytes)
+        .map_err(|e| SourceError::malformed("manifest.json", &loc, e))?;
+    let all_tags = || {
+        items
+            .iter()
+            .flat_map(|i| i.repo_tags.clone().unwrap_or_default())
+            .collect::<Vec<_>>()
+    };
     let item = match wanted {
         None if items.len() == 1 => &items[0],
         None => {
             return Err(SourceError::NotFound {
                 reference: reference.to_string(),
-                what: format!("a single image (the archive holds {}; name one, or @N)", items.len()),
+                what: format!(
+                    "a single image (the archive holds {}; name one, or @N)",
+                    items.len()
+                ),
                 choices: all_tags(),
             })
         }
@@ -123,14 +150,22 @@ pub(crate) fn open(
         }
     };
     check_layer_count(reference, item.layers.len())?;
-    let config_bytes = archive.document(&item.config, "config")?.ok_or_else(|| SourceError::MissingBlob {
-        reference: reference.to_string(),
-        digest: item.config.clone(),
-        location: file.display().to_string(),
-    })?;
+    let config_bytes =
+        archive
+            .document(&item.config, "config")?
+            .ok_or_else(|| SourceError::MissingBlob {
+                reference: reference.to_string(),
+                digest: item.config.clone(),
+                location: file.display().to_string(),
+            })?;
     let config_digest = Digest::of(&config_bytes);
     // Writers name the config by its digest (`<hex>.json`, `blobs/sha256/<hex>`): check it.
-    let named = item.config.trim_end_matches(".json").rsplit('/').next().and_then(Digest::from_hex);
+    let named = item
+        .config
+        .trim_end_matches(".json")
+        .rsplit('/')
+        .next()
+        .and_then(Digest::from_hex);
     if let Some(named) = named {
         if named != config_digest {
             return Err(SourceError::DigestMismatch {
@@ -141,13 +176,18 @@ pub(crate) fn open(
             });
         }
     }
-    let config: Config = serde_json::from_slice(&config_bytes)
-        .map_err(|e| SourceError::malformed("config", format!("{}:{}", file.display(), item.config), e))?;
+    let config: Config = serde_json::from_slice(&config_bytes).map_err(|e| {
+        SourceError::malformed("config", format!("{}:{}", file.display(), item.config), e)
+    })?;
     if config.rootfs.diff_ids.len() != item.layers.len() {
         return Err(SourceError::malformed(
             "config",
             &item.config,
-            format!("{} diff_ids for {} layers in manifest.json", config.rootfs.diff_ids.len(), item.layers.len()),
+            format!(
+                "{} diff_ids for {} layers in manifest.json",
+                config.rootfs.diff_ids.len(),
+                item.layers.len()
+            ),
         ));
     }
     let diff_ids = config
@@ -160,11 +200,13 @@ pub(crate) fn open(
     let mut layers = Vec::new();
     let mut infos = Vec::new();
     for (i, member) in item.layers.iter().enumerate() {
-        let (_, size) = archive.locate(member).ok_or_else(|| SourceError::MissingBlob {
-            reference: reference.to_string(),
-            digest: diff_ids[i].to_string(),
-            location: format!("{} (member {member})", file.display()),
-        })?;
+        let (_, size) = archive
+            .locate(member)
+            .ok_or_else(|| SourceError::MissingBlob {
+                reference: reference.to_string(),
+                digest: diff_ids[i].to_string(),
+                location: format!("{} (member {member})", file.display()),
+            })?;
         let compression = Compression::sniff(&archive.head(member).unwrap_or_default());
         let blob_digest = digest_of_member(member);
         let media_type = match compression {
@@ -172,7 +214,9 @@ pub(crate) fn open(
             Compression::Gzip => "application/vnd.docker.image.rootfs.diff.tar.gzip",
             Compression::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
         };
-        let digest = blob_digest.or((compression == Compression::None).then_some(diff_ids[i])).unwrap_or(diff_ids[i]);
+        let digest = blob_digest
+            .or((compression == Compression::None).then_some(diff_ids[i]))
+            .unwrap_or(diff_ids[i]);
         layers.push(TarLayer {
             key: member.clone(),
             digest: blob_digest,

@@ -222,8 +222,10 @@ impl<B: Blobs> ImageSource for TarImage<B> {
                 .into());
             }
         }
-        let decoder = Decoder::new(found, buffered).map_err(|e| tar::stream_error(name, None, e))?;
-        let mut tar_stream = Verify::new(decoder, "diff_id (uncompressed tar)", layer.diff_id, None);
+        let decoder =
+            Decoder::new(found, buffered).map_err(|e| tar::stream_error(name, None, e))?;
+        let mut tar_stream =
+            Verify::new(decoder, "diff_id (uncompressed tar)", layer.diff_id, None);
         tar::visit(name, &mut tar_stream, sink)?;
         finish(name, tar_stream)
     }
@@ -232,7 +234,8 @@ impl<B: Blobs> ImageSource for TarImage<B> {
 /// Drains what follows the tar's end marker through every hasher, so the
 /// digests cover the whole blob.
 fn finish<R: BufRead>(name: &str, mut tar_stream: Verify<Decoder<R>>) -> Result<(), ImageError> {
-    std::io::copy(&mut tar_stream, &mut std::io::sink()).map_err(|e| tar::stream_error(name, None, e))?;
+    std::io::copy(&mut tar_stream, &mut std::io::sink())
+        .map_err(|e| tar::stream_error(name, None, e))?;
     tar_stream
         .into_inner()
         .finish()
@@ -240,12 +243,21 @@ fn finish<R: BufRead>(name: &str, mut tar_stream: Verify<Decoder<R>>) -> Result<
     Ok(())
 }
 
-pub(crate) fn parse_digest(location: &str, what: &'static str, s: &str) -> Result<Digest, SourceError> {
+pub(crate) fn parse_digest(
+    location: &str,
+    what: &'static str,
+    s: &str,
+) -> Result<Digest, SourceError> {
     Digest::parse(s).map_err(|reason| SourceError::malformed(what, location, reason))
 }
 
-fn parse_document(bytes: &[u8], location: &str, what: &'static str) -> Result<Document, SourceError> {
-    let doc: Document = serde_json::from_slice(bytes).map_err(|e| SourceError::malformed(what, location, e))?;
+fn parse_document(
+    bytes: &[u8],
+    location: &str,
+    what: &'static str,
+) -> Result<Document, SourceError> {
+    let doc: Document =
+        serde_json::from_slice(bytes).map_err(|e| SourceError::malformed(what, location, e))?;
     if let Some(v) = doc.schema_version {
         if v != 2 {
             return Err(SourceError::Unsupported {
@@ -346,19 +358,20 @@ pub(crate) fn build<B: Blobs>(
     check_layer_count(reference, layers.len())?;
     let config_digest = parse_digest(&loc, "manifest", &config_desc.digest)?;
     let config_bytes = blobs.document(&config_digest, "config")?;
-    let config: Config = serde_json::from_slice(&config_bytes)
-        .map_err(|e| SourceError::malformed("config", format!("{reference} ({config_digest})"), e))?;
+    let config: Config = serde_json::from_slice(&config_bytes).map_err(|e| {
+        SourceError::malformed("config", format!("{reference} ({config_digest})"), e)
+    })?;
     if config.rootfs.kind != "layers" {
         return Err(SourceError::malformed(
             "config",
-            &config_digest,
+            config_digest,
             format!("rootfs type {:?} (expected \"layers\")", config.rootfs.kind),
         ));
     }
     if config.rootfs.diff_ids.len() != layers.len() {
         return Err(SourceError::malformed(
             "config",
-            &config_digest,
+            config_digest,
             format!(
                 "{} diff_ids for {} manifest layers",
                 config.rootfs.diff_ids.len(),
@@ -401,15 +414,16 @@ pub(crate) fn build<B: Blobs>(
             uncompressed_bytes: uncompressed_annotation(l),
         });
     }
-    let platform = chosen.map(|p| p.to_string()).or_else(|| {
-        match (&config.os, &config.architecture) {
-            (Some(os), Some(arch)) => Some(match &config.variant {
-                Some(v) => format!("{os}/{arch}/{v}"),
-                None => format!("{os}/{arch}"),
-            }),
-            _ => None,
-        }
-    });
+    let platform =
+        chosen
+            .map(|p| p.to_string())
+            .or_else(|| match (&config.os, &config.architecture) {
+                (Some(os), Some(arch)) => Some(match &config.variant {
+                    Some(v) => format!("{os}/{arch}/{v}"),
+                    None => format!("{os}/{arch}"),
+                }),
+                _ => None,
+            });
     Ok(TarImage {
         info: ImageInfo {
             reference: reference.to_string(),
@@ -425,20 +439,33 @@ pub(crate) fn build<B: Blobs>(
 
 /// Some builders annotate layers with their uncompressed size.
 fn uncompressed_annotation(d: &Descriptor) -> Option<u64> {
-    ["io.containers.image.uncompressed-size", "containerd.io/uncompressed-size"]
-        .iter()
-        .find_map(|k| d.annotations.get(*k)?.parse().ok())
-        .or_else(|| match d.media_type.as_deref().and_then(Compression::from_media_type) {
+    [
+        "io.containers.image.uncompressed-size",
+        "containerd.io/uncompressed-size",
+    ]
+    .iter()
+    .find_map(|k| d.annotations.get(*k)?.parse().ok())
+    .or_else(|| {
+        match d
+            .media_type
+            .as_deref()
+            .and_then(Compression::from_media_type)
+        {
             Some(Compression::None) => Some(d.size),
             _ => None,
-        })
+        }
+    })
 }
 
 /// The tags an OCI index names (`org.opencontainers.image.ref.name`).
 pub(crate) fn ref_names(manifests: &[Descriptor]) -> Vec<String> {
     manifests
         .iter()
-        .filter_map(|d| d.annotations.get("org.opencontainers.image.ref.name").cloned())
+        .filter_map(|d| {
+            d.annotations
+                .get("org.opencontainers.image.ref.name")
+                .cloned()
+        })
         .collect()
 }
 
@@ -458,7 +485,12 @@ pub(crate) fn open_layout<B: Blobs>(
     let candidates: Vec<&Descriptor> = match tag {
         Some(t) => manifests
             .iter()
-            .filter(|d| d.annotations.get("org.opencontainers.image.ref.name").map(String::as_str) == Some(t))
+            .filter(|d| {
+                d.annotations
+                    .get("org.opencontainers.image.ref.name")
+                    .map(String::as_str)
+                    == Some(t)
+            })
             .collect(),
         None => manifests.iter().collect(),
     };
@@ -531,7 +563,12 @@ mod tests {
         ];
         let arm = Platform::parse("linux/arm64").unwrap();
         assert_eq!(
-            choose_platform("r", &list, &arm).unwrap().platform.as_ref().unwrap().architecture,
+            choose_platform("r", &list, &arm)
+                .unwrap()
+                .platform
+                .as_ref()
+                .unwrap()
+                .architecture,
             "arm64"
         );
         let arm8 = Platform::parse("linux/arm64/v8").unwrap();
@@ -539,6 +576,9 @@ mod tests {
         let e = choose_platform("r", &list, &Platform::parse("linux/s390x").unwrap())
             .unwrap_err()
             .to_string();
-        assert!(e.contains("linux/amd64, linux/arm64/v8") && !e.contains("unknown"), "{e}");
+        assert!(
+            e.contains("linux/amd64, linux/arm64/v8") && !e.contains("unknown"),
+            "{e}"
+        );
     }
 }

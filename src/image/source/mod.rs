@@ -80,7 +80,9 @@ pub fn open(
     };
     let given = reference.given.clone();
     match &reference.target {
-        Target::Oci { dir, tag } => Ok(Box::new(oci::open(&given, dir, tag.as_deref(), &platform)?)),
+        Target::Oci { dir, tag } => {
+            Ok(Box::new(oci::open(&given, dir, tag.as_deref(), &platform)?))
+        }
         Target::OciArchive { file, tag } => Ok(Box::new(oci_archive::open(
             &given,
             file,
@@ -172,7 +174,9 @@ pub enum SourceError {
         max: usize,
     },
     /// A blob's sha256 differs from its digest.
-    #[error("layer {layer}: {what} digest mismatch: expected {expected}, the stream hashes to {actual}")]
+    #[error(
+        "layer {layer}: {what} digest mismatch: expected {expected}, the stream hashes to {actual}"
+    )]
     DigestMismatch {
         layer: String,
         what: &'static str,

@@ -24,7 +24,9 @@ impl LayoutDir {
         let path = self.path(digest);
         let file = match blob::open_regular(&path) {
             Ok(f) => f,
-            Err(SourceError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            Err(SourceError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
                 return Err(SourceError::MissingBlob {
                     reference: self.reference.clone(),
                     digest: digest.to_string(),
@@ -33,7 +35,10 @@ impl LayoutDir {
             }
             Err(e) => return Err(e),
         };
-        let len = file.metadata().map_err(SourceError::io("reading", &path))?.len();
+        let len = file
+            .metadata()
+            .map_err(SourceError::io("reading", &path))?
+            .len();
         Ok((file, len))
     }
 }
@@ -47,7 +52,12 @@ impl Blobs for LayoutDir {
         let (file, len) = self.open_blob(digest)?;
         let location = self.path(digest).display().to_string();
         if len > MAX_DOCUMENT_BYTES {
-            return Err(SourceError::TooLarge { what, location, bytes: len, cap: MAX_DOCUMENT_BYTES });
+            return Err(SourceError::TooLarge {
+                what,
+                location,
+                bytes: len,
+                cap: MAX_DOCUMENT_BYTES,
+            });
         }
         blob::read_document(file, what, &location, Some(digest))
     }
@@ -61,7 +71,10 @@ impl Blobs for LayoutDir {
             return Err(SourceError::Corrupt {
                 layer: digest.to_string(),
                 entry: None,
-                reason: format!("the blob holds {len} bytes, the manifest says {}", layer.size),
+                reason: format!(
+                    "the blob holds {len} bytes, the manifest says {}",
+                    layer.size
+                ),
             });
         }
         Ok(Box::new(file))
@@ -81,7 +94,8 @@ pub(crate) fn check_layout_marker(bytes: &[u8], location: &str) -> Result<(), So
         #[serde(rename = "imageLayoutVersion")]
         version: String,
     }
-    let m: Marker = serde_json::from_slice(bytes).map_err(|e| SourceError::malformed("oci-layout", location, e))?;
+    let m: Marker = serde_json::from_slice(bytes)
+        .map_err(|e| SourceError::malformed("oci-layout", location, e))?;
     if m.version != "1.0.0" {
         return Err(SourceError::Unsupported {
             reference: location.to_string(),
@@ -106,7 +120,10 @@ pub(crate) fn open(
         });
     }
     let index = read_layout_index(dir)?;
-    let blobs = LayoutDir { reference: reference.to_string(), dir: dir.to_path_buf() };
+    let blobs = LayoutDir {
+        reference: reference.to_string(),
+        dir: dir.to_path_buf(),
+    };
     let index_location = dir.join("index.json").display().to_string();
     manifest::open_layout(reference, &index, &index_location, tag, platform, blobs)
 }

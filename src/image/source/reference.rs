@@ -93,7 +93,11 @@ fn bad(value: &str, reason: impl Into<String>) -> SourceError {
 }
 
 /// `PATH[:REST]` split at the first colon, as containers/image does.
-fn path_and_rest(value: &str, body: &str, what: &str) -> Result<(PathBuf, Option<String>), SourceError> {
+fn path_and_rest(
+    value: &str,
+    body: &str,
+    what: &str,
+) -> Result<(PathBuf, Option<String>), SourceError> {
     let (path, rest) = match body.split_once(':') {
         Some((p, r)) => (p, Some(r)),
         None => (body, None),
@@ -162,7 +166,12 @@ impl ImageRef {
             }
             "docker" => {
                 let (root, name) = path_and_rest(value, body, "data root")?;
-                let name = name.ok_or_else(|| bad(value, "no image name after the data root (docker:ROOT:NAME)"))?;
+                let name = name.ok_or_else(|| {
+                    bad(
+                        value,
+                        "no image name after the data root (docker:ROOT:NAME)",
+                    )
+                })?;
                 Target::Docker { root, name }
             }
             "registry" => Target::Registry(parse_registry(value, body)?),
@@ -182,10 +191,7 @@ fn store_root(value: &str, spec: &str) -> Result<PathBuf, SourceError> {
         Some((_, r)) => r,
         None => spec,
     };
-    let root = after_driver
-        .split(['+', ':'])
-        .next()
-        .unwrap_or_default();
+    let root = after_driver.split(['+', ':']).next().unwrap_or_default();
     if root.is_empty() || !root.starts_with('/') {
         return Err(bad(value, "the store root in [ ] must be an absolute path"));
     }
@@ -229,7 +235,10 @@ fn parse_registry(value: &str, body: &str) -> Result<RegistryRef, SourceError> {
             && !c.starts_with(['.', '_', '-'])
     };
     if repo.is_empty() || !repo.split('/').all(ok_component) {
-        return Err(bad(value, format!("bad repository {repo:?} (lowercase a-z0-9._- components)")));
+        return Err(bad(
+            value,
+            format!("bad repository {repo:?} (lowercase a-z0-9._- components)"),
+        ));
     }
     Ok(RegistryRef {
         host: host.to_string(),
@@ -255,7 +264,13 @@ mod tests {
                 tag: Some("v1".into())
             }
         );
-        assert_eq!(t("oci:rel"), Target::Oci { dir: "rel".into(), tag: None });
+        assert_eq!(
+            t("oci:rel"),
+            Target::Oci {
+                dir: "rel".into(),
+                tag: None
+            }
+        );
         assert_eq!(
             t("docker-archive:/a.tar:busybox:latest"),
             Target::DockerArchive {
@@ -279,7 +294,10 @@ mod tests {
         );
         assert_eq!(
             t("containers-storage:img"),
-            Target::ContainersStorage { root: None, name: "img".into() }
+            Target::ContainersStorage {
+                root: None,
+                name: "img".into()
+            }
         );
         assert_eq!(
             t("docker:/var/lib/docker:debian:12"),

@@ -209,7 +209,11 @@ impl<R: Read> Read for Content<'_, R> {
 
 /// Streams the tar in `r` as entries of `layer` into `sink`. Stops at the
 /// tar's end marker; the caller drains what follows (so digests cover it).
-pub(crate) fn visit<R: Read>(layer: &str, r: &mut R, sink: &mut dyn EntrySink) -> Result<(), ImageError> {
+pub(crate) fn visit<R: Read>(
+    layer: &str,
+    r: &mut R,
+    sink: &mut dyn EntrySink,
+) -> Result<(), ImageError> {
     let hostile = |entry: &[u8], reason: &str| {
         ImageError::Source(SourceError::Hostile {
             layer: layer.to_string(),
@@ -242,7 +246,10 @@ pub(crate) fn visit<R: Read>(layer: &str, r: &mut R, sink: &mut dyn EntrySink) -
             .sum::<u32>()
             + 8 * 32;
         if header.cksum().ok() != Some(sum) {
-            return Err(corrupt(None, "a tar header's checksum is wrong (not a tar, or corrupt)".into()));
+            return Err(corrupt(
+                None,
+                "a tar header's checksum is wrong (not a tar, or corrupt)".into(),
+            ));
         }
         let header_name = header.path_bytes().into_owned();
         let typeflag = header.as_old().linkflag[0];
@@ -251,8 +258,8 @@ pub(crate) fn visit<R: Read>(layer: &str, r: &mut R, sink: &mut dyn EntrySink) -
         } else {
             header.entry_size()
         };
-        let header_size = header_size
-            .map_err(|e| corrupt(Some(&header_name), format!("bad size field: {e}")))?;
+        let header_size =
+            header_size.map_err(|e| corrupt(Some(&header_name), format!("bad size field: {e}")))?;
         match typeflag {
             b'x' | b'g' | b'L' | b'K' => {
                 if header_size > MAX_EXTENSION_BYTES {
@@ -293,22 +300,36 @@ pub(crate) fn visit<R: Read>(layer: &str, r: &mut R, sink: &mut dyn EntrySink) -
         let p = std::mem::take(&mut pending);
         let raw_name = p.path.unwrap_or(header_name);
         let size = p.size.unwrap_or(header_size);
-        let deliver = deliver_entry(layer, &header, typeflag, &raw_name, p.link, size, p.uid, p.gid, p.mtime, p.xattrs, p.sparse, &mut linkable);
+        let deliver = deliver_entry(
+            header,
+            typeflag,
+            &raw_name,
+            p.link,
+            size,
+            p.uid,
+            p.gid,
+            p.mtime,
+            p.xattrs,
+            p.sparse,
+            &mut linkable,
+        );
         let entry = match deliver {
             Ok(Some(e)) => e,
             Ok(None) => {
-                skip(r, size + padding(size), &mut skip_buf)
-                    .map_err(|e| stream_error(layer, Some(Path::new(&*String::from_utf8_lossy(&raw_name))), e))?;
+                skip(r, size + padding(size), &mut skip_buf).map_err(|e| {
+                    stream_error(
+                        layer,
+                        Some(Path::new(&*String::from_utf8_lossy(&raw_name))),
+                        e,
+                    )
+                })?;
                 continue;
             }
             Err(Refusal::Hostile(reason)) => return Err(hostile(&raw_name, &reason)),
             Err(Refusal::Unsupported(what)) => {
                 return Err(ImageError::Source(SourceError::Unsupported {
                     reference: format!("layer {layer}"),
-                    what: format!(
-                        "entry {:?}: {what}",
-                        String::from_utf8_lossy(&raw_name)
-                    ),
+                    what: format!("entry {:?}: {what}", String::from_utf8_lossy(&raw_name)),
                 }))
             }
         };
@@ -328,15 +349,23 @@ pub(crate) fn visit<R: Read>(layer: &str, r: &mut R, sink: &mut dyn EntrySink) -
             (res, left)
         };
         if let Some(e) = fault {
-            return Err(ImageError::Source(stream_error(layer, Some(&entry.path), e)));
+            return Err(ImageError::Source(stream_error(
+                layer,
+                Some(&entry.path),
+                e,
+            )));
         }
         if stopped.0.is_err() {
             return Err(ImageError::Stopped);
         }
         // What the sink left unread, what the header declared beyond the
         // entry's content (hard links, dirs), and the block padding.
-        skip(r, stopped.1 + (size - content_len) + padding(size), &mut skip_buf)
-            .map_err(|e| ImageError::Source(stream_error(layer, Some(&entry.path), e)))?;
+        skip(
+            r,
+            stopped.1 + (size - content_len) + padding(size),
+            &mut skip_buf,
+        )
+        .map_err(|e| ImageError::Source(stream_error(layer, Some(&entry.path), e)))?;
     }
 }
 
@@ -353,7 +382,6 @@ enum Refusal {
 /// entries (the layer root, AUFS metadata).
 #[allow(clippy::too_many_arguments)]
 fn deliver_entry(
-    _layer: &str,
     header: &::tar::Header,
     typeflag: u8,
     raw_name: &[u8],
@@ -383,15 +411,16 @@ fn deliver_entry(
         ));
     }
     let old = header.as_old();
-    let num = |v: Option<u64>, field: io::Result<u64>, raw: &[u8], what: &str| -> Result<u32, Refusal> {
-        let v = match v {
-            Some(v) => v,
-            // An empty field is 0, as Go's archive/tar reads it.
-            None if is_blank(raw) => 0,
-            None => field.map_err(|e| Refusal::Hostile(format!("bad {what} field: {e}")))?,
+    let num =
+        |v: Option<u64>, field: io::Result<u64>, raw: &[u8], what: &str| -> Result<u32, Refusal> {
+            let v = match v {
+                Some(v) => v,
+                // An empty field is 0, as Go's archive/tar reads it.
+                None if is_blank(raw) => 0,
+                None => field.map_err(|e| Refusal::Hostile(format!("bad {what} field: {e}")))?,
+            };
+            u32::try_from(v).map_err(|_| Refusal::Hostile(format!("{what} {v} is out of range")))
         };
-        u32::try_from(v).map_err(|_| Refusal::Hostile(format!("{what} {v} is out of range")))
-    };
     let uid = num(uid, header.uid(), &old.uid, "uid")?;
     let gid = num(gid, header.gid(), &old.gid, "gid")?;
     let mode = if is_blank(&old.mode) {
@@ -557,7 +586,13 @@ mod tests {
                 ("a/f".into(), EntryKind::File { size: 4 }, b"data".to_vec()),
                 ("a/gone".into(), EntryKind::Whiteout, vec![]),
                 ("a".into(), EntryKind::Opaque, vec![]),
-                ("a/h".into(), EntryKind::HardLink { target: "a/f".into() }, vec![]),
+                (
+                    "a/h".into(),
+                    EntryKind::HardLink {
+                        target: "a/f".into()
+                    },
+                    vec![]
+                ),
             ]
         );
     }
@@ -571,10 +606,16 @@ mod tests {
             (vec![("h", b'1', &b""[..], "../../etc/shadow")], "outside"),
             (vec![("h", b'1', &b""[..], "/etc/shadow")], "outside"),
             (vec![("h", b'1', &b""[..], "missing")], "not an earlier"),
-            (vec![("d", b'5', &b""[..], ""), ("h", b'1', &b""[..], "d")], "not an earlier"),
+            (
+                vec![("d", b'5', &b""[..], ""), ("h", b'1', &b""[..], "d")],
+                "not an earlier",
+            ),
         ] {
             let err = entries(&tar_of(&entries_)).expect_err(what).to_string();
-            assert!(err.contains(what) && err.contains("sha256:test"), "{what}: {err}");
+            assert!(
+                err.contains(what) && err.contains("sha256:test"),
+                "{what}: {err}"
+            );
         }
     }
 
@@ -594,6 +635,9 @@ mod tests {
     fn truncation_inside_a_file_names_the_entry() {
         let t = tar_of(&[("f", b'0', &[7u8; 2000][..], "")]);
         let err = entries(&t[..1200]).unwrap_err().to_string();
-        assert!(err.contains("\"f\"") && err.contains("sha256:test"), "{err}");
+        assert!(
+            err.contains("\"f\"") && err.contains("sha256:test"),
+            "{err}"
+        );
     }
 }
