@@ -52,6 +52,15 @@ pub fn classify(err: &anyhow::Error) -> ErrorClass {
         if let Some(e) = cause.downcast_ref::<crate::report::ReportError>() {
             return e.class();
         }
+        if let Some(e) = cause.downcast_ref::<crate::image::apply::ApplyError>() {
+            return e.class();
+        }
+        if let Some(e) = cause.downcast_ref::<crate::image::ImageError>() {
+            return e.class();
+        }
+        if let Some(e) = cause.downcast_ref::<crate::image::source::SourceError>() {
+            return e.class();
+        }
     }
     ErrorClass::Runtime
 }
