@@ -13,6 +13,9 @@ use std::path::PathBuf;
 use crate::compare::CompareError;
 use crate::config::ConfigError;
 use crate::error::ErrorClass;
+use crate::image::apply::ApplyError;
+use crate::image::source::SourceError;
+use crate::image::ImageError;
 use crate::isolate::IsolateError;
 use crate::layout::LayoutError;
 use crate::report::ReportError;
@@ -37,6 +40,12 @@ pub enum AppError {
     Compare(#[from] CompareError),
     #[error(transparent)]
     Costs(#[from] CostsError),
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
     /// Bad input that names the value and what is accepted.
     #[error("{0}")]
     Usage(String),
@@ -59,6 +68,9 @@ impl AppError {
             AppError::Workload(e) => e.class(),
             AppError::Report(e) => e.class(),
             AppError::Compare(e) => e.class(),
+            AppError::Image(e) => e.class(),
+            AppError::Source(e) => e.class(),
+            AppError::Apply(e) => e.class(),
             AppError::Costs(_) | AppError::Usage(_) => ErrorClass::Usage,
             AppError::Io { .. } => ErrorClass::Runtime,
         }

@@ -9,7 +9,8 @@
 //! here, naming the layer digest and the entry):
 //! - `path` is relative and made of normal components only (no `..`, no `/`
 //!   prefix, not empty); the layer root itself is never an entry;
-//! - a `HardLink` target names an earlier regular-file entry of the same layer;
+//! - a `HardLink` target names an earlier non-directory entry of the same layer
+//!   (tar allows links to symlinks, devices and FIFOs too; real images link files);
 //! - `Whiteout` and `Opaque` never name `.`/`..` and come from `.wh.NAME` and
 //!   `.wh..wh..opq` (their marker files are not entries of their own).
 
@@ -52,7 +53,7 @@ pub enum EntryKind {
         /// The link's target as stored.
         target: PathBuf,
     },
-    /// A hard link to an earlier file of the same layer.
+    /// A hard link to an earlier non-directory entry of the same layer.
     HardLink {
         /// Relative path of that earlier entry.
         target: PathBuf,
@@ -138,6 +139,43 @@ pub struct LayerInfo {
     pub media_type: String,
     /// Size of the stored blob, bytes (compressed as stored).
     pub stored_bytes: u64,
+    /// Size of the uncompressed layer tar (or of the unpacked diff of a store),
+    /// bytes, when known without reading the layer: from a store's metadata, a
+    /// size annotation, or an uncompressed blob. Lets a caller check scratch
+    /// space before unpacking (`ImageInfo::unpacked_bytes_hint`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uncompressed_bytes: Option<u64>,
+}
+
+/// A cheap estimate of what unpacking an image writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SizeHint {
+    /// Sum over layers of the uncompressed size where known, else the stored size.
+    pub bytes: u64,
+    /// Whether every layer's uncompressed size was known (else `bytes` is a
+    /// lower bound: compressed sizes stand in for the unknown ones).
+    pub exact: bool,
+}
+
+impl ImageInfo {
+    /// What the layers add up to unpacked, from the manifest/store metadata
+    /// alone (no layer is read).
+    pub fn unpacked_bytes_hint(&self) -> SizeHint {
+        let mut hint = SizeHint {
+            bytes: 0,
+            exact: true,
+        };
+        for l in &self.layers {
+            match l.uncompressed_bytes {
+                Some(b) => hint.bytes += b,
+                None => {
+                    hint.bytes += l.stored_bytes;
+                    hint.exact = false;
+                }
+            }
+        }
+        hint
+    }
 }
 
 /// An image whatever it came from: layers streamed on demand, as often as a

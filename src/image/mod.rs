@@ -4,18 +4,20 @@
 //! The merged tree (`Tree`) is the ground truth every layout must reproduce: the
 //! differential test compares each layout's mounted view against it.
 
+pub mod apply;
 pub mod content;
 pub mod entry;
 mod generate;
+pub mod source;
 mod spec;
 mod synthetic;
 
-pub use entry::{Entry, EntryKind, EntrySink, ImageInfo, ImageSource, LayerInfo, Stop};
+pub use entry::{Entry, EntryKind, EntrySink, ImageInfo, ImageSource, LayerInfo, SizeHint, Stop};
 pub use generate::{extend, generate, GeneratorParams, ImageShape, SizeRange};
 pub use spec::{Change, ImageSpec, LayerSpec, Node, NodeKind, Tree};
 pub use synthetic::SyntheticImage;
 
-/// Invalid generator parameters.
+/// Why an image could not be generated or one of its layers streamed.
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
     #[error("{name} = {value} is out of range; accepted: {range}")]
@@ -27,4 +29,21 @@ pub enum ImageError {
     /// The sink stopped the stream; it holds the reason.
     #[error("stopped by the consumer of the layer")]
     Stopped,
+    /// A layer index past the image's last layer.
+    #[error("layer {index} does not exist (the image has {count})")]
+    NoLayer { index: usize, count: usize },
+    /// A real image's source failed (bad, hostile or unreadable input).
+    #[error(transparent)]
+    Source(#[from] source::SourceError),
+}
+
+impl ImageError {
+    /// Exit-code class (see `crate::error`).
+    pub fn class(&self) -> crate::error::ErrorClass {
+        match self {
+            ImageError::OutOfRange { .. } => crate::error::ErrorClass::Usage,
+            ImageError::Stopped | ImageError::NoLayer { .. } => crate::error::ErrorClass::Runtime,
+            ImageError::Source(e) => e.class(),
+        }
+    }
 }

@@ -11,7 +11,7 @@ pub use loopdev::LoopDevice;
 pub use mountinfo::{MountEntry, MountInfo};
 pub use mounts::{
     mount_overlay, new_api_available, MountApi, MountGuard, MountedOverlay, OverlayMount,
-    CLASSIC_OPTIONS_LIMIT,
+    CLASSIC_OPTIONS_LIMIT, MAX_LOWER_LAYERS,
 };
 pub use namespace::{enter_private_namespace, in_user_namespace, Privilege};
 pub use scratch::{BackingInfo, BackingKind, EvictionKind, FsUsage, Scratch, ScratchRequest};

@@ -20,6 +20,9 @@ use rustix::mount::{
 use super::mountinfo::{overlay_lowers, MountInfo};
 use super::IsolateError;
 
+/// The kernel's limit on overlay lower layers (`OVL_MAX_STACK`).
+pub const MAX_LOWER_LAYERS: usize = 500;
+
 /// Classic `mount(2)` copies at most one page of option data, NUL included.
 pub const CLASSIC_OPTIONS_LIMIT: usize = 4095;
 

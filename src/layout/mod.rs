@@ -17,8 +17,7 @@ use crate::error::ErrorClass;
 use crate::image::ImageSpec;
 use crate::isolate::{IsolateError, MountApi, MountGuard, Privilege};
 
-/// The kernel's limit on overlay lower layers (`OVL_MAX_STACK`).
-pub const MAX_LOWER_LAYERS: usize = 500;
+pub use crate::isolate::MAX_LOWER_LAYERS;
 
 /// The registry: one line per layout, in report order (the default `--layouts`).
 pub static LAYOUTS: &[&LayoutEntry] = &[&overlay2::ENTRY, &overlay::ENTRY, &plain::ENTRY];

@@ -11,7 +11,10 @@ mod common;
 mod copy_up;
 mod differential;
 mod doctor;
+mod hostile;
+mod images;
 mod mounts;
+mod registry;
 
 use libtest_mimic::{Arguments, Trial};
 
@@ -30,12 +33,18 @@ fn main() {
         copy_up::tests(),
         capacity::tests(),
         doctor::tests(),
+        images::tests(),
+        hostile::tests(),
+        registry::tests(),
     ]
     .into_iter()
     .flatten()
     .map(|t| t.with_ignored_flag(!root))
     .collect();
-    libtest_mimic::run(&args, tests).exit();
+    let conclusion = libtest_mimic::run(&args, tests);
+    // The shared image fixture lives in a static, which is never dropped.
+    images::remove_fixture();
+    conclusion.exit();
 }
 
 /// A scratch filesystem in a fresh temp dir, for one test.

@@ -1,0 +1,643 @@
+//! A layer tar → `Entry` stream, refusing hostile input before a sink sees it.
+//!
+//! The block loop is ours (header fields are decoded by the `tar` crate's
+//! `Header`): the `tar` crate reads GNU long names and PAX headers into memory
+//! without a bound, and a layer is untrusted input, so extension headers are
+//! capped here (`MAX_EXTENSION_BYTES`). Entries are delivered in stream order;
+//! what a sink leaves unread of a file is skipped.
+
+use std::collections::HashSet;
+use std::ffi::OsString;
+use std::io::{self, Read};
+use std::os::unix::ffi::OsStringExt;
+use std::path::{Path, PathBuf};
+
+use super::blob::StreamFault;
+use super::{SourceError, MAX_ENTRY_BYTES};
+use crate::image::{Entry, EntryKind, EntrySink, ImageError};
+
+/// A PAX or GNU long-name header larger than this is refused (real ones are
+/// a few hundred bytes; a path is at most 4 KiB on Linux).
+const MAX_EXTENSION_BYTES: u64 = 1 << 20;
+
+const BLOCK: usize = 512;
+
+/// The overlay/OCI whiteout prefix and the opaque marker.
+const WH_PREFIX: &[u8] = b".wh.";
+const WH_META_PREFIX: &[u8] = b".wh..wh.";
+const WH_OPAQUE: &[u8] = b".wh..wh..opq";
+
+/// Maps an I/O error from a layer stream to a typed error naming the layer
+/// and, when inside one, the entry.
+pub(crate) fn stream_error(layer: &str, entry: Option<&Path>, e: io::Error) -> SourceError {
+    let entry = entry.map(|p| p.display().to_string());
+    match StreamFault::find(&e) {
+        Some(StreamFault::Mismatch {
+            what,
+            expected,
+            actual,
+        }) => SourceError::DigestMismatch {
+            layer: layer.to_string(),
+            what,
+            expected: expected.to_string(),
+            actual: actual.to_string(),
+        },
+        Some(f) => SourceError::Corrupt {
+            layer: layer.to_string(),
+            entry,
+            reason: f.to_string(),
+        },
+        None if e.kind() == io::ErrorKind::UnexpectedEof => SourceError::Corrupt {
+            layer: layer.to_string(),
+            entry,
+            reason: "the stream ends early (truncated)".into(),
+        },
+        None => SourceError::Corrupt {
+            layer: layer.to_string(),
+            entry,
+            reason: format!("corrupt stream: {e}"),
+        },
+    }
+}
+
+/// Normalises a tar name: `./` prefixes, `.` components, repeated and
+/// trailing slashes go; `None` is the layer root. Absolute names, `..` and NUL
+/// bytes are refused.
+pub(crate) fn clean_name(bytes: &[u8]) -> Result<Option<PathBuf>, &'static str> {
+    if bytes.contains(&0) {
+        return Err("the name contains a NUL byte");
+    }
+    if bytes.first() == Some(&b'/') {
+        return Err("an absolute name");
+    }
+    let mut out = Vec::with_capacity(bytes.len());
+    for comp in bytes.split(|&b| b == b'/') {
+        match comp {
+            b"" | b"." => {}
+            b".." => return Err("a `..` component"),
+            c => {
+                if !out.is_empty() {
+                    out.push(b'/');
+                }
+                out.extend_from_slice(c);
+            }
+        }
+    }
+    if out.is_empty() {
+        Ok(None)
+    } else {
+        Ok(Some(PathBuf::from(OsString::from_vec(out))))
+    }
+}
+
+/// Extension headers seen before the entry they describe.
+#[derive(Default)]
+struct Pending {
+    path: Option<Vec<u8>>,
+    link: Option<Vec<u8>>,
+    size: Option<u64>,
+    uid: Option<u64>,
+    gid: Option<u64>,
+    mtime: Option<i64>,
+    xattrs: Vec<(OsString, Vec<u8>)>,
+    sparse: bool,
+}
+
+fn parse_dec<T: std::str::FromStr>(v: &[u8]) -> Option<T> {
+    std::str::from_utf8(v).ok()?.parse().ok()
+}
+
+impl Pending {
+    fn pax(&mut self, data: &[u8]) -> Result<(), String> {
+        for ext in ::tar::PaxExtensions::new(data) {
+            let ext = ext.map_err(|e| format!("bad PAX record: {e}"))?;
+            let (k, v) = (ext.key_bytes(), ext.value_bytes());
+            let bad = |what: &str| format!("bad PAX {what} {:?}", String::from_utf8_lossy(v));
+            match k {
+                b"path" => self.path = Some(v.to_vec()),
+                b"linkpath" => self.link = Some(v.to_vec()),
+                b"size" => self.size = Some(parse_dec(v).ok_or_else(|| bad("size"))?),
+                b"uid" => self.uid = Some(parse_dec(v).ok_or_else(|| bad("uid"))?),
+                b"gid" => self.gid = Some(parse_dec(v).ok_or_else(|| bad("gid"))?),
+                b"mtime" => {
+                    // Seconds with an optional fraction; the fraction is dropped.
+                    let whole = v.split(|&b| b == b'.').next().unwrap_or_default();
+                    self.mtime = Some(parse_dec(whole).ok_or_else(|| bad("mtime"))?);
+                }
+                _ if k.starts_with(b"SCHILY.xattr.") => {
+                    let name = &k[b"SCHILY.xattr.".len()..];
+                    if name.is_empty() || name.contains(&0) {
+                        return Err("an xattr with an empty or NUL-containing name".into());
+                    }
+                    self.xattrs
+                        .push((OsString::from_vec(name.to_vec()), v.to_vec()));
+                }
+                _ if k.starts_with(b"GNU.sparse.") => self.sparse = true,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads exactly one block; `Ok(false)` at a clean end of stream.
+fn read_block(r: &mut impl Read, block: &mut [u8; BLOCK]) -> io::Result<bool> {
+    let mut got = 0;
+    while got < BLOCK {
+        match r.read(&mut block[got..]) {
+            Ok(0) if got == 0 => return Ok(false),
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
+}
+
+fn skip(r: &mut impl Read, mut n: u64, buf: &mut [u8]) -> io::Result<()> {
+    while n > 0 {
+        let want = n.min(buf.len() as u64) as usize;
+        let got = r.read(&mut buf[..want])?;
+        if got == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        n -= got as u64;
+    }
+    Ok(())
+}
+
+fn padding(size: u64) -> u64 {
+    (BLOCK as u64 - size % BLOCK as u64) % BLOCK as u64
+}
+
+/// The content reader a sink gets: bounded to the entry, and remembering a
+/// stream fault so the source reports it (typed) instead of the sink's
+/// generic write error.
+struct Content<'a, R> {
+    inner: &'a mut R,
+    left: u64,
+    fault: &'a mut Option<io::Error>,
+}
+
+impl<R: Read> Read for Content<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.left == 0 {
+            return Ok(0);
+        }
+        let want = self.left.min(buf.len() as u64) as usize;
+        match self.inner.read(&mut buf[..want]) {
+            Ok(0) => {
+                *self.fault = Some(io::ErrorKind::UnexpectedEof.into());
+                Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the layer stream ends inside this file",
+                ))
+            }
+            Ok(n) => {
+                self.left -= n as u64;
+                Ok(n)
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                *self.fault = Some(e);
+                Err(io::Error::other(format!("reading the layer: {msg}")))
+            }
+        }
+    }
+}
+
+/// Streams the tar in `r` as entries of `layer` into `sink`. Stops at the
+/// tar's end marker; the caller drains what follows (so digests cover it).
+pub(crate) fn visit<R: Read>(
+    layer: &str,
+    r: &mut R,
+    sink: &mut dyn EntrySink,
+) -> Result<(), ImageError> {
+    let hostile = |entry: &[u8], reason: &str| {
+        ImageError::Source(SourceError::Hostile {
+            layer: layer.to_string(),
+            entry: String::from_utf8_lossy(entry).into_owned(),
+            reason: reason.to_string(),
+        })
+    };
+    let corrupt = |entry: Option<&[u8]>, reason: String| {
+        ImageError::Source(SourceError::Corrupt {
+            layer: layer.to_string(),
+            entry: entry.map(|e| String::from_utf8_lossy(e).into_owned()),
+            reason,
+        })
+    };
+    let mut block = [0u8; BLOCK];
+    let mut skip_buf = vec![0u8; 64 * 1024];
+    let mut pending = Pending::default();
+    // Non-directory entries seen so far: the only valid hard-link targets.
+    let mut linkable: HashSet<PathBuf> = HashSet::new();
+    loop {
+        let more = read_block(r, &mut block).map_err(|e| stream_error(layer, None, e))?;
+        if !more || block.iter().all(|&b| b == 0) {
+            return Ok(());
+        }
+        let header = ::tar::Header::from_byte_slice(&block);
+        let sum: u32 = block[..148]
+            .iter()
+            .chain(&block[156..])
+            .map(|&b| b as u32)
+            .sum::<u32>()
+            + 8 * 32;
+        if header.cksum().ok() != Some(sum) {
+            return Err(corrupt(
+                None,
+                "a tar header's checksum is wrong (not a tar, or corrupt)".into(),
+            ));
+        }
+        let header_name = header.path_bytes().into_owned();
+        let typeflag = header.as_old().linkflag[0];
+        let header_size = if is_blank(&header.as_old().size) {
+            Ok(0)
+        } else {
+            header.entry_size()
+        };
+        let header_size =
+            header_size.map_err(|e| corrupt(Some(&header_name), format!("bad size field: {e}")))?;
+        match typeflag {
+            b'x' | b'g' | b'L' | b'K' => {
+                if header_size > MAX_EXTENSION_BYTES {
+                    return Err(hostile(
+                        &header_name,
+                        &format!(
+                            "an extension header of {header_size} bytes (limit {MAX_EXTENSION_BYTES})"
+                        ),
+                    ));
+                }
+                let mut data = vec![0u8; header_size as usize];
+                r.read_exact(&mut data)
+                    .map_err(|e| stream_error(layer, None, e))?;
+                skip(r, padding(header_size), &mut skip_buf)
+                    .map_err(|e| stream_error(layer, None, e))?;
+                match typeflag {
+                    b'x' => pending
+                        .pax(&data)
+                        .map_err(|reason| corrupt(Some(&header_name), reason))?,
+                    b'L' | b'K' => {
+                        while data.last() == Some(&0) {
+                            data.pop();
+                        }
+                        if typeflag == b'L' {
+                            pending.path = Some(data);
+                        } else {
+                            pending.link = Some(data);
+                        }
+                    }
+                    // Global PAX headers set archive-wide defaults no image
+                    // writer uses for the fields kept here.
+                    _ => {}
+                }
+                continue;
+            }
+            _ => {}
+        }
+        let p = std::mem::take(&mut pending);
+        let raw_name = p.path.unwrap_or(header_name);
+        let size = p.size.unwrap_or(header_size);
+        let deliver = deliver_entry(
+            header,
+            typeflag,
+            &raw_name,
+            p.link,
+            size,
+            p.uid,
+            p.gid,
+            p.mtime,
+            p.xattrs,
+            p.sparse,
+            &mut linkable,
+        );
+        let entry = match deliver {
+            Ok(Some(e)) => e,
+            Ok(None) => {
+                skip(r, size + padding(size), &mut skip_buf).map_err(|e| {
+                    stream_error(
+                        layer,
+                        Some(Path::new(&*String::from_utf8_lossy(&raw_name))),
+                        e,
+                    )
+                })?;
+                continue;
+            }
+            Err(Refusal::Hostile(reason)) => return Err(hostile(&raw_name, &reason)),
+            Err(Refusal::Unsupported(what)) => {
+                return Err(ImageError::Source(SourceError::Unsupported {
+                    reference: format!("layer {layer}"),
+                    what: format!("entry {:?}: {what}", String::from_utf8_lossy(&raw_name)),
+                }))
+            }
+        };
+        let content_len = match entry.kind {
+            EntryKind::File { size } => size,
+            _ => 0,
+        };
+        let mut fault = None;
+        let stopped = {
+            let mut content = Content {
+                inner: r,
+                left: content_len,
+                fault: &mut fault,
+            };
+            let res = sink.entry(&entry, &mut content);
+            let left = content.left;
+            (res, left)
+        };
+        if let Some(e) = fault {
+            return Err(ImageError::Source(stream_error(
+                layer,
+                Some(&entry.path),
+                e,
+            )));
+        }
+        if stopped.0.is_err() {
+            return Err(ImageError::Stopped);
+        }
+        // What the sink left unread, what the header declared beyond the
+        // entry's content (hard links, dirs), and the block padding.
+        skip(
+            r,
+            stopped.1 + (size - content_len) + padding(size),
+            &mut skip_buf,
+        )
+        .map_err(|e| ImageError::Source(stream_error(layer, Some(&entry.path), e)))?;
+    }
+}
+
+fn is_blank(raw: &[u8]) -> bool {
+    raw.iter().all(|&b| b == 0 || b == b' ')
+}
+
+enum Refusal {
+    Hostile(String),
+    Unsupported(String),
+}
+
+/// Builds the entry a header describes; `Ok(None)` for markers that are not
+/// entries (the layer root, AUFS metadata).
+#[allow(clippy::too_many_arguments)]
+fn deliver_entry(
+    header: &::tar::Header,
+    typeflag: u8,
+    raw_name: &[u8],
+    link: Option<Vec<u8>>,
+    size: u64,
+    uid: Option<u64>,
+    gid: Option<u64>,
+    mtime: Option<i64>,
+    xattrs: Vec<(OsString, Vec<u8>)>,
+    sparse: bool,
+    linkable: &mut HashSet<PathBuf>,
+) -> Result<Option<Entry>, Refusal> {
+    let h = |r: &str| Refusal::Hostile(r.to_string());
+    let path = match clean_name(raw_name).map_err(h)? {
+        Some(p) => p,
+        // The layer root: its metadata is the layout's, not the image's.
+        None => return Ok(None),
+    };
+    if size > MAX_ENTRY_BYTES {
+        return Err(Refusal::Hostile(format!(
+            "a size of {size} bytes (limit {MAX_ENTRY_BYTES})"
+        )));
+    }
+    if sparse || typeflag == b'S' {
+        return Err(Refusal::Unsupported(
+            "GNU sparse files are not supported in layers".into(),
+        ));
+    }
+    let old = header.as_old();
+    let num =
+        |v: Option<u64>, field: io::Result<u64>, raw: &[u8], what: &str| -> Result<u32, Refusal> {
+            let v = match v {
+                Some(v) => v,
+                // An empty field is 0, as Go's archive/tar reads it.
+                None if is_blank(raw) => 0,
+                None => field.map_err(|e| Refusal::Hostile(format!("bad {what} field: {e}")))?,
+            };
+            u32::try_from(v).map_err(|_| Refusal::Hostile(format!("{what} {v} is out of range")))
+        };
+    let uid = num(uid, header.uid(), &old.uid, "uid")?;
+    let gid = num(gid, header.gid(), &old.gid, "gid")?;
+    let mode = if is_blank(&old.mode) {
+        0
+    } else {
+        header
+            .mode()
+            .map_err(|e| Refusal::Hostile(format!("bad mode field: {e}")))?
+            & 0o7777
+    };
+    let mtime = match mtime {
+        Some(m) => m,
+        None => header.mtime().unwrap_or(0).min(i64::MAX as u64) as i64,
+    };
+    let file_name = path
+        .file_name()
+        .map(|n| std::os::unix::ffi::OsStrExt::as_bytes(n).to_vec())
+        .unwrap_or_default();
+    let parent = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let base = |kind, path| Entry {
+        path,
+        kind,
+        mode,
+        uid,
+        gid,
+        mtime,
+        xattrs: Vec::new(),
+    };
+    if file_name.starts_with(WH_PREFIX) {
+        if file_name == WH_OPAQUE {
+            if parent.as_os_str().is_empty() {
+                return Err(Refusal::Unsupported(
+                    "an opaque marker at the layer root (a layer replacing the whole tree)".into(),
+                ));
+            }
+            return Ok(Some(base(EntryKind::Opaque, parent)));
+        }
+        if file_name.starts_with(WH_META_PREFIX) {
+            // AUFS bookkeeping (`.wh..wh.plnk`, …): not part of the tree, as Docker does.
+            return Ok(None);
+        }
+        let target = &file_name[WH_PREFIX.len()..];
+        if target.is_empty() || target == b"." || target == b".." {
+            return Err(h("a whiteout of `.`, `..` or an empty name"));
+        }
+        let hidden = parent.join(OsString::from_vec(target.to_vec()));
+        linkable.remove(&hidden);
+        return Ok(Some(base(EntryKind::Whiteout, hidden)));
+    }
+    let dev = |v: io::Result<Option<u32>>, what: &str| -> Result<u32, Refusal> {
+        v.map(Option::unwrap_or_default)
+            .map_err(|e| Refusal::Hostile(format!("bad device {what}: {e}")))
+    };
+    let kind = match typeflag {
+        b'0' | b'\0' | b'7' => EntryKind::File { size },
+        b'5' => EntryKind::Dir,
+        b'2' => {
+            let target = link
+                .or_else(|| header.link_name_bytes().map(|c| c.into_owned()))
+                .unwrap_or_default();
+            if target.is_empty() || target.contains(&0) {
+                return Err(h("a symlink with an empty or NUL-containing target"));
+            }
+            EntryKind::Symlink {
+                target: PathBuf::from(OsString::from_vec(target)),
+            }
+        }
+        b'1' => {
+            let target = link
+                .or_else(|| header.link_name_bytes().map(|c| c.into_owned()))
+                .unwrap_or_default();
+            let target = match clean_name(&target) {
+                Ok(Some(t)) => t,
+                Ok(None) | Err(_) => return Err(h("a hard link to a path outside the layer")),
+            };
+            if !linkable.contains(&target) {
+                return Err(Refusal::Hostile(format!(
+                    "a hard link to {:?}, which is not an earlier non-directory entry of this layer",
+                    target.display().to_string()
+                )));
+            }
+            EntryKind::HardLink { target }
+        }
+        b'3' => EntryKind::CharDevice {
+            major: dev(header.device_major(), "major")?,
+            minor: dev(header.device_minor(), "minor")?,
+        },
+        b'4' => EntryKind::BlockDevice {
+            major: dev(header.device_major(), "major")?,
+            minor: dev(header.device_minor(), "minor")?,
+        },
+        b'6' => EntryKind::Fifo,
+        other => {
+            return Err(Refusal::Unsupported(format!(
+                "tar entry type {:?} is not a file, link, directory, device or FIFO",
+                other as char
+            )))
+        }
+    };
+    if matches!(kind, EntryKind::Dir) {
+        linkable.remove(&path);
+    } else {
+        linkable.insert(path.clone());
+    }
+    let mut e = base(kind, path);
+    e.xattrs = xattrs;
+    Ok(Some(e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tar_of(entries: &[(&str, u8, &[u8], &str)]) -> Vec<u8> {
+        let mut b = ::tar::Builder::new(Vec::new());
+        for (name, kind, data, link) in entries {
+            let mut h = ::tar::Header::new_gnu();
+            h.set_entry_type(::tar::EntryType::new(*kind));
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            // Bypass the builder's own path checks: hostile names are the point.
+            let old = h.as_old_mut();
+            old.name[..name.len()].copy_from_slice(name.as_bytes());
+            old.linkname[..link.len()].copy_from_slice(link.as_bytes());
+            h.set_cksum();
+            b.append(&h, *data).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    fn entries(data: &[u8]) -> Result<Vec<(Entry, Vec<u8>)>, ImageError> {
+        let mut out = Vec::new();
+        let mut sink = |e: &Entry, c: &mut dyn Read| {
+            let mut v = Vec::new();
+            c.read_to_end(&mut v).map_err(|_| crate::image::Stop)?;
+            out.push((e.clone(), v));
+            Ok(())
+        };
+        visit("sha256:test", &mut &data[..], &mut sink)?;
+        Ok(out)
+    }
+
+    #[test]
+    fn names_are_normalised_and_whiteouts_decoded() {
+        let t = tar_of(&[
+            ("./", b'5', b"", ""),
+            ("./a/", b'5', b"", ""),
+            ("./a//f", b'0', b"data", ""),
+            ("a/.wh.gone", b'0', b"", ""),
+            ("a/.wh..wh..opq", b'0', b"", ""),
+            ("a/.wh..wh.plnk", b'0', b"", ""),
+            ("a/h", b'1', b"", "./a/f"),
+        ]);
+        let got = entries(&t).unwrap();
+        let kinds: Vec<_> = got
+            .iter()
+            .map(|(e, c)| (e.path.display().to_string(), e.kind.clone(), c.clone()))
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                ("a".into(), EntryKind::Dir, vec![]),
+                ("a/f".into(), EntryKind::File { size: 4 }, b"data".to_vec()),
+                ("a/gone".into(), EntryKind::Whiteout, vec![]),
+                ("a".into(), EntryKind::Opaque, vec![]),
+                (
+                    "a/h".into(),
+                    EntryKind::HardLink {
+                        target: "a/f".into()
+                    },
+                    vec![]
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn hostile_names_and_links_are_refused_naming_the_entry() {
+        for (entries_, what) in [
+            (vec![("../x", b'0', &b""[..], "")], "`..`"),
+            (vec![("/etc/passwd", b'0', &b""[..], "")], "absolute"),
+            (vec![("a/.wh...", b'0', &b""[..], "")], "whiteout"),
+            (vec![("h", b'1', &b""[..], "../../etc/shadow")], "outside"),
+            (vec![("h", b'1', &b""[..], "/etc/shadow")], "outside"),
+            (vec![("h", b'1', &b""[..], "missing")], "not an earlier"),
+            (
+                vec![("d", b'5', &b""[..], ""), ("h", b'1', &b""[..], "d")],
+                "not an earlier",
+            ),
+        ] {
+            let err = entries(&tar_of(&entries_)).expect_err(what).to_string();
+            assert!(
+                err.contains(what) && err.contains("sha256:test"),
+                "{what}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn oversized_extension_headers_are_refused_before_reading_them() {
+        let mut h = ::tar::Header::new_gnu();
+        h.set_entry_type(::tar::EntryType::GNULongName);
+        h.set_size(10 << 30);
+        h.set_cksum();
+        let mut t = h.as_bytes().to_vec();
+        t.extend_from_slice(&[b'a'; 4096]);
+        let err = entries(&t).unwrap_err().to_string();
+        assert!(err.contains("extension header"), "{err}");
+    }
+
+    #[test]
+    fn truncation_inside_a_file_names_the_entry() {
+        let t = tar_of(&[("f", b'0', &[7u8; 2000][..], "")]);
+        let err = entries(&t[..1200]).unwrap_err().to_string();
+        assert!(
+            err.contains("\"f\"") && err.contains("sha256:test"),
+            "{err}"
+        );
+    }
+}
