@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use criterion::{BatchSize, Criterion};
 
+use overlaybench::image::SyntheticImage;
 use overlaybench::image::{Change, ImageSpec, LayerSpec};
 use overlaybench::isolate::{BackingKind, MountApi, Privilege, Scratch, ScratchRequest};
 use overlaybench::layout::{self, LayoutConfig};
@@ -60,7 +61,10 @@ fn main() {
         ],
     };
     let img = l
-        .prepare(&image, &scratch.path().join("img"))
+        .prepare(
+            &SyntheticImage::new("test", image.clone()),
+            &scratch.path().join("img"),
+        )
         .expect("image");
     let mut c = Criterion::default().configure_from_args();
     let mut n = 0usize;

@@ -8,6 +8,7 @@ use std::path::Path;
 
 use criterion::{BatchSize, Criterion, Throughput};
 
+use overlaybench::image::SyntheticImage;
 use overlaybench::image::{generate, GeneratorParams, ImageShape, SizeRange};
 use overlaybench::isolate::{BackingKind, MountApi, Privilege, Scratch, ScratchRequest};
 use overlaybench::layout::{self, LayoutConfig};
@@ -62,7 +63,11 @@ fn bench(c: &mut Criterion, base: &Path) {
                         .expect("tempdir")
                 },
                 |dir| {
-                    l.prepare(&image, &dir.path().join("img")).expect("prepare");
+                    l.prepare(
+                        &SyntheticImage::new("test", image.clone()),
+                        &dir.path().join("img"),
+                    )
+                    .expect("prepare");
                     dir
                 },
                 BatchSize::PerIteration,

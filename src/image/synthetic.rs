@@ -84,6 +84,18 @@ impl ImageSource for SyntheticImage {
                 range: "an index below the image's depth",
             });
         };
+        // The model's meaning of a deletion or an opaque dir is "nothing below
+        // this path from before", this layer's earlier changes included. An OCI
+        // layer says that by not listing those entries at all (a whiteout only
+        // hides lower layers), so they are dropped from the stream here.
+        let superseded = |i: usize, c: &Change| {
+            let path = change_path(c);
+            layer.changes[i + 1..].iter().any(|later| match later {
+                Change::Delete { path: p } => path.starts_with(p),
+                Change::Opaque { path: p } => path.starts_with(p) && path != p.as_path(),
+                _ => false,
+            })
+        };
         let entry = |path: &std::path::Path, kind, mode| Entry {
             path: path.to_path_buf(),
             kind,
@@ -93,7 +105,10 @@ impl ImageSource for SyntheticImage {
             mtime: 0,
             xattrs: Vec::new(),
         };
-        for change in &layer.changes {
+        for (i, change) in layer.changes.iter().enumerate() {
+            if superseded(i, change) {
+                continue;
+            }
             let (e, mut content) = match change {
                 Change::Dir { path, mode } => (entry(path, EntryKind::Dir, *mode), None),
                 Change::File {
@@ -127,6 +142,16 @@ impl ImageSource for SyntheticImage {
             }
         }
         Ok(())
+    }
+}
+
+fn change_path(c: &Change) -> &std::path::Path {
+    match c {
+        Change::Dir { path, .. }
+        | Change::File { path, .. }
+        | Change::Symlink { path, .. }
+        | Change::Delete { path }
+        | Change::Opaque { path } => path,
     }
 }
 

@@ -14,7 +14,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::error::ErrorClass;
-use crate::image::ImageSpec;
+use crate::image::apply::{ApplyError, ApplyStats};
+use crate::image::ImageSource;
 use crate::isolate::{IsolateError, MountApi, MountGuard, Privilege};
 
 pub use crate::isolate::MAX_LOWER_LAYERS;
@@ -158,9 +159,14 @@ impl LayoutConfig {
     /// Full name of overlay's xattr `name` (`trusted.overlay.*` as root,
     /// `user.overlay.*` with `userxattr`).
     pub fn overlay_xattr(&self, name: &str) -> String {
+        format!("{}{name}", self.overlay_prefix())
+    }
+
+    /// The namespace overlay reads its markers from for this privilege.
+    pub fn overlay_prefix(&self) -> &'static str {
         match self.privilege {
-            Privilege::Root => format!("trusted.overlay.{name}"),
-            Privilege::Rootless => format!("user.overlay.{name}"),
+            Privilege::Root => "trusted.overlay.",
+            Privilege::Rootless => "user.overlay.",
         }
     }
 
@@ -192,6 +198,11 @@ pub struct PreparedImage {
     pub layer_dirs: Vec<PathBuf>,
     /// Number of image layers it was built from.
     pub depth: usize,
+    /// The chain id of each image layer, bottom first (what stores share by).
+    pub chain_ids: Vec<String>,
+    /// What writing each layer this import made cost (layers reused from the
+    /// store have none), bottom first.
+    pub written: Vec<Option<ApplyStats>>,
 }
 
 /// A container's directories (not yet mounted).
@@ -249,19 +260,15 @@ pub trait Layout: Send + Sync {
     /// The same layout mounting with extra overlay `options`, if it takes them
     /// (with no options: always a fresh handle on the same layout).
     fn with_options(&self, options: &[(String, Option<String>)]) -> Option<Box<dyn Layout>>;
-    /// Materialises `image` under `root` (an empty dir).
-    fn prepare(&self, image: &ImageSpec, root: &Path) -> Result<PreparedImage, LayoutError> {
-        self.prepare_on(None, image, root)
+    /// Materialises `image` in a fresh store under `root` (an empty dir).
+    fn prepare(&self, image: &dyn ImageSource, root: &Path) -> Result<PreparedImage, LayoutError> {
+        self.import(root, image)
     }
-    /// Materialises `image` whose first layers are `base` (already prepared by this
-    /// layout), sharing them as the layout does (overlay2 and the legacy driver keep
-    /// one copy of a shared layer; plain flattens every image anew).
-    fn prepare_on(
-        &self,
-        base: Option<&PreparedImage>,
-        image: &ImageSpec,
-        root: &Path,
-    ) -> Result<PreparedImage, LayoutError>;
+    /// Imports `image` into this layout's store at `store` (made if missing). A
+    /// layer the store already holds — the same chain id, from an earlier import
+    /// — is reused as the engine would (overlay2 and the legacy driver keep one
+    /// copy of a shared layer; plain flattens every image anew).
+    fn import(&self, store: &Path, image: &dyn ImageSource) -> Result<PreparedImage, LayoutError>;
     /// Makes a container's dirs under `root`.
     fn create_container(
         &self,
@@ -311,6 +318,8 @@ pub enum LayoutError {
     },
     #[error("depth {depth} exceeds the kernel's limit of {limit} lower layers; use a depth from 1 to {limit}")]
     TooDeep { depth: usize, limit: usize },
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
 }
 
 impl LayoutError {
@@ -319,6 +328,7 @@ impl LayoutError {
         match self {
             LayoutError::Isolate(e) => e.class(),
             LayoutError::TooDeep { .. } => ErrorClass::Usage,
+            LayoutError::Apply(e) => e.class(),
             LayoutError::Io { .. } => ErrorClass::Runtime,
         }
     }

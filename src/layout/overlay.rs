@@ -3,13 +3,16 @@
 //! own changes; a container mounts the top root as its single lowerdir. Its cost
 //! is inodes (every directory again in every layer), its gain a flat lookup.
 
-use std::path::Path;
+use std::fs;
+use std::path::{Path, PathBuf};
 
+use super::fsops::FileClone;
 use super::{
     fsops, mount_container, overlay_caps, overlay_container_dirs, ContainerDirs, Layout,
     LayoutConfig, LayoutEntry, LayoutError, Mounted, PreparedImage, Style,
 };
-use crate::image::ImageSpec;
+use crate::image::apply::WhiteoutStyle;
+use crate::image::ImageSource;
 
 /// Registry entry.
 pub static ENTRY: LayoutEntry = LayoutEntry {
@@ -53,41 +56,47 @@ impl Layout for LegacyOverlay {
         )))
     }
 
-    fn prepare_on(
-        &self,
-        base: Option<&PreparedImage>,
-        image: &ImageSpec,
-        root: &Path,
-    ) -> Result<PreparedImage, LayoutError> {
-        let first = base.map_or(0, |b| b.depth);
-        // Docker's legacy store: `<id>/root` per image layer, all in one store.
-        let store = base.map_or_else(|| root.to_path_buf(), |b| b.root.clone());
-        std::fs::create_dir_all(&store).map_err(LayoutError::io("creating", &store))?;
-        let taken = std::fs::read_dir(&store)
-            .map_err(LayoutError::io("reading", &store))?
-            .count();
-        let mut dirs: Vec<std::path::PathBuf> =
-            base.map(|b| b.layer_dirs.clone()).unwrap_or_default();
-        let mut tree = crate::image::Tree::default();
-        for (k, layer) in image.layers.iter().enumerate() {
-            for c in &layer.changes {
-                tree.apply(c, k);
-            }
-            if k < first {
+    fn import(&self, store: &Path, image: &dyn ImageSource) -> Result<PreparedImage, LayoutError> {
+        // Docker's legacy store: `<id>/root` per image layer, all in one store,
+        // here named by chain id so an image on the same base finds its roots.
+        fs::create_dir_all(store).map_err(LayoutError::io("creating", store))?;
+        let info = image.info();
+        let opts = fsops::apply_options(&self.config, WhiteoutStyle::InPlace);
+        let owners = opts.owners;
+        let mut dirs: Vec<PathBuf> = Vec::new();
+        let mut written = Vec::new();
+        for (k, layer) in info.layers.iter().enumerate() {
+            let id = store.join(fsops::digest_hex(&layer.chain_id));
+            let root = id.join("root");
+            let done = id.join("done");
+            if done.is_file() {
+                dirs.push(root);
+                written.push(None);
                 continue;
             }
-            let id = store.join(format!("{:064x}", taken + k - first));
-            std::fs::create_dir_all(&id).map_err(LayoutError::io("creating", &id))?;
-            let dir = id.join("root");
-            let prev = dirs.last().map(|p| (p.as_path(), k));
-            fsops::write_tree(&tree, &dir, prev)?;
-            dirs.push(dir);
+            if id.exists() {
+                // An import that died half way: its root is not to be trusted.
+                fs::remove_dir_all(&id).map_err(LayoutError::io("removing", &id))?;
+            }
+            fs::create_dir_all(&id).map_err(LayoutError::io("creating", &id))?;
+            // Layer k's root = layer k-1's root re-created (new directories,
+            // hard-linked files) + layer k's changes, replacing — never writing
+            // through — the shared files.
+            match dirs.last() {
+                Some(prev) => fsops::clone_tree(prev, &root, FileClone::HardLink, owners)?,
+                None => fs::create_dir(&root).map_err(LayoutError::io("creating", &root))?,
+            }
+            written.push(Some(fsops::apply(image, k, &root, &opts)?));
+            fs::write(&done, "").map_err(LayoutError::io("writing", &done))?;
+            dirs.push(root);
         }
         Ok(PreparedImage {
             layout: ENTRY.name,
-            root: store,
+            root: store.to_path_buf(),
             layer_dirs: dirs,
-            depth: image.depth(),
+            depth: info.layers.len(),
+            chain_ids: info.layers.iter().map(|l| l.chain_id.clone()).collect(),
+            written,
         })
     }
 

@@ -13,8 +13,49 @@ use super::{
     fsops, mount_container, overlay_caps, overlay_container_dirs, ContainerDirs, Layout,
     LayoutConfig, LayoutEntry, LayoutError, Mounted, PreparedImage, Style, MAX_LOWER_LAYERS,
 };
-use crate::image::{ImageSpec, Tree};
+use crate::image::apply::{inherit_implicit_dirs, ApplyStats, WhiteoutStyle};
+use crate::image::ImageSource;
 use crate::isolate::MountApi;
+
+/// One layer's place in the store: `<store>/<chain id hex>/{diff,link,lower,work}`.
+struct Layer {
+    id: String,
+    dir: PathBuf,
+    diff: PathBuf,
+}
+
+impl Layer {
+    fn at(store: &Path, chain_id: &str) -> Layer {
+        let id = fsops::digest_hex(chain_id).to_string();
+        let dir = store.join(&id);
+        Layer {
+            diff: dir.join("diff"),
+            dir,
+            id,
+        }
+    }
+
+    /// Written whole by an earlier import (`link` is written last).
+    fn complete(&self) -> bool {
+        self.dir.join("link").is_file()
+    }
+
+    /// Docker's 26-character short name (`l/<short>`), from the layer id: short
+    /// and fixed in length, so a classic mount's option string stays small.
+    fn short_name(&self) -> String {
+        let mut s: String = self
+            .id
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .map(|c| c.to_ascii_uppercase())
+            .take(25)
+            .collect();
+        while s.len() < 25 {
+            s.push('0');
+        }
+        format!("L{s}")
+    }
+}
 
 /// The short link name Docker keeps in `<layer>/link`, for a layer's diff dir.
 fn short_name_of(diff: &Path) -> Result<String, LayoutError> {
@@ -65,79 +106,87 @@ impl Layout for Overlay2 {
         )))
     }
 
-    fn prepare_on(
-        &self,
-        base: Option<&PreparedImage>,
-        image: &ImageSpec,
-        root: &Path,
-    ) -> Result<PreparedImage, LayoutError> {
-        if image.depth() > MAX_LOWER_LAYERS {
+    fn import(&self, store: &Path, image: &dyn ImageSource) -> Result<PreparedImage, LayoutError> {
+        let info = image.info();
+        let depth = info.layers.len();
+        if depth > MAX_LOWER_LAYERS {
             return Err(LayoutError::TooDeep {
-                depth: image.depth(),
+                depth,
                 limit: MAX_LOWER_LAYERS,
             });
         }
-        let first = base.map_or(0, |b| b.depth);
-        // Like Docker, every layer of every image lives in one store; a child image
-        // adds its layers next to its base's.
-        let store = base.map_or_else(|| root.to_path_buf(), |b| b.root.clone());
+        // Like Docker, every layer of every image lives in one store, one dir per
+        // layer named by its chain id; an image on the same base finds it there.
         let links = store.join("l");
         fs::create_dir_all(&links).map_err(LayoutError::io("creating", &links))?;
-        let taken = fs::read_dir(&store)
-            .map_err(LayoutError::io("reading", &store))?
-            .count()
-            - 1;
-        let mut dirs: Vec<PathBuf> = base.map(|b| b.layer_dirs.clone()).unwrap_or_default();
-        let mut shorts: Vec<String> = dirs
+        let layers: Vec<Layer> = info
+            .layers
             .iter()
-            .map(|d| short_name_of(d))
-            .collect::<Result<_, _>>()?;
-        for i in first..image.depth() {
-            let n = taken + (i - first);
-            let layer = store.join(format!("{n:064x}"));
-            let short = format!("L{n:025}");
-            let diff = layer.join("diff");
-            for d in [&layer, &diff, &layer.join("work")] {
+            .map(|l| Layer::at(store, &l.chain_id))
+            .collect();
+        let new: Vec<usize> = (0..depth).filter(|&i| !layers[i].complete()).collect();
+        for &i in &new {
+            let l = &layers[i];
+            if l.dir.exists() {
+                // An import that died half way: its layer is not to be trusted.
+                fs::remove_dir_all(&l.dir).map_err(LayoutError::io("removing", &l.dir))?;
+            }
+            for d in [&l.dir, &l.diff, &l.dir.join("work")] {
                 fs::create_dir_all(d).map_err(LayoutError::io("creating", d))?;
             }
-            fs::write(layer.join("link"), &short)
-                .map_err(LayoutError::io("writing", &layer.join("link")))?;
-            if !shorts.is_empty() {
-                // Parents, topmost first, as short links: Docker's `lower` file.
-                let lower: Vec<String> = shorts.iter().rev().map(|s| format!("l/{s}")).collect();
-                fs::write(layer.join("lower"), lower.join(":"))
-                    .map_err(LayoutError::io("writing", &layer.join("lower")))?;
-            }
+        }
+        // Each layer is its own stream: write the new ones on every core.
+        let opts = fsops::apply_options(
+            &self.config,
+            WhiteoutStyle::OverlayDiff {
+                xattr_prefix: self.config.overlay_prefix(),
+            },
+        );
+        let stats: Vec<(usize, ApplyStats)> = new
+            .par_iter()
+            .map(|&i| Ok((i, fsops::apply(image, i, &layers[i].diff, &opts)?)))
+            .collect::<Result<_, LayoutError>>()?;
+        // Directories a layer needed but did not list take the metadata of the
+        // same directory below (as containerd does), once every diff exists.
+        let diffs: Vec<PathBuf> = layers.iter().map(|l| l.diff.clone()).collect();
+        let mut implicit: Vec<Vec<PathBuf>> = vec![Vec::new(); depth];
+        for (i, st) in &stats {
+            implicit[*i] = st.implicit_dirs.clone();
+        }
+        inherit_implicit_dirs(&diffs, &implicit)?;
+        // The short links and parent lists last: `link` marks a layer complete.
+        for &i in &new {
+            let l = &layers[i];
+            let short = l.short_name();
             let link = links.join(&short);
-            std::os::unix::fs::symlink(
-                Path::new("..").join(format!("{n:064x}")).join("diff"),
-                &link,
-            )
-            .map_err(LayoutError::io("linking", &link))?;
-            dirs.push(diff);
-            shorts.push(short);
-        }
-        // Each diff needs the merged tree below it (for parent modes); layers are
-        // then independent and are written in parallel.
-        let mut jobs = Vec::new();
-        let mut below = Tree::default();
-        for (i, layer) in image.layers.iter().enumerate() {
-            if i >= first {
-                jobs.push((i, layer, below.clone()));
+            if link.symlink_metadata().is_err() {
+                std::os::unix::fs::symlink(Path::new("..").join(&l.id).join("diff"), &link)
+                    .map_err(LayoutError::io("linking", &link))?;
             }
-            for c in &layer.changes {
-                below.apply(c, i);
+            if i > 0 {
+                // Parents, topmost first, as short links: Docker's `lower` file.
+                let lower: Vec<String> = layers[..i]
+                    .iter()
+                    .rev()
+                    .map(|p| format!("l/{}", p.short_name()))
+                    .collect();
+                let path = l.dir.join("lower");
+                fs::write(&path, lower.join(":")).map_err(LayoutError::io("writing", &path))?;
             }
+            let path = l.dir.join("link");
+            fs::write(&path, &short).map_err(LayoutError::io("writing", &path))?;
         }
-        let xattr = self.config.opaque_xattr();
-        jobs.into_par_iter().try_for_each(|(i, layer, mut tree)| {
-            fsops::write_diff(layer, i, &mut tree, &dirs[i], &xattr)
-        })?;
+        let mut written: Vec<Option<ApplyStats>> = vec![None; depth];
+        for (i, st) in stats {
+            written[i] = Some(st);
+        }
         Ok(PreparedImage {
             layout: ENTRY.name,
-            root: store,
-            layer_dirs: dirs,
-            depth: image.depth(),
+            root: store.to_path_buf(),
+            layer_dirs: diffs,
+            depth,
+            chain_ids: info.layers.iter().map(|l| l.chain_id.clone()).collect(),
+            written,
         })
     }
 

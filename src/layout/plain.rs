@@ -5,11 +5,14 @@ use std::path::Path;
 
 use std::path::PathBuf;
 
+use super::fsops::FileClone;
+use super::LayoutConfig;
 use super::{
     fsops, Capabilities, ContainerDirs, CopyUp, Layout, LayoutEntry, LayoutError, Mounted,
     PreparedImage, Style,
 };
-use crate::image::ImageSpec;
+use crate::image::apply::WhiteoutStyle;
+use crate::image::ImageSource;
 
 /// Registry entry.
 pub static ENTRY: LayoutEntry = LayoutEntry {
@@ -28,12 +31,25 @@ pub static ENTRY: LayoutEntry = LayoutEntry {
         lower_per_layer: false,
         hidden_inode_per_mount: false,
     },
-    create: |_| Box::new(Plain),
+    create: |config| Box::new(Plain::new(config.clone())),
 };
 
 /// The plain-directory layout.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Plain;
+#[derive(Debug, Clone)]
+pub struct Plain {
+    config: LayoutConfig,
+}
+
+impl Plain {
+    /// With these settings (privilege decides owners and device nodes).
+    pub fn new(config: LayoutConfig) -> Self {
+        Plain { config }
+    }
+
+    fn owners(&self) -> bool {
+        self.config.privilege == crate::isolate::Privilege::Root
+    }
+}
 
 impl Layout for Plain {
     fn entry(&self) -> &'static LayoutEntry {
@@ -43,7 +59,7 @@ impl Layout for Plain {
     fn with_options(&self, options: &[(String, Option<String>)]) -> Option<Box<dyn Layout>> {
         options
             .is_empty()
-            .then(|| Box::new(Plain) as Box<dyn Layout>)
+            .then(|| Box::new(self.clone()) as Box<dyn Layout>)
     }
 
     /// A container's files are its own copies: their pages are its own too.
@@ -51,20 +67,36 @@ impl Layout for Plain {
         Some(c.merged.join(rel))
     }
 
-    fn prepare_on(
-        &self,
-        _base: Option<&PreparedImage>,
-        image: &ImageSpec,
-        root: &Path,
-    ) -> Result<PreparedImage, LayoutError> {
-        let flat = root.join("flat");
-        std::fs::create_dir_all(root).map_err(LayoutError::io("creating", root))?;
-        fsops::write_tree(&image.flatten(), &flat, None)?;
+    fn import(&self, store: &Path, image: &dyn ImageSource) -> Result<PreparedImage, LayoutError> {
+        // Every image flattened anew: one full tree per image, named by its top
+        // layer's chain id (the same image imported twice is found again).
+        let info = image.info();
+        let key = info
+            .layers
+            .last()
+            .map_or("empty", |l| fsops::digest_hex(&l.chain_id));
+        let dir = store.join(key);
+        let flat = dir.join("flat");
+        let done = dir.join("done");
+        let mut written = vec![None; info.layers.len()];
+        if !done.is_file() {
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir).map_err(LayoutError::io("removing", &dir))?;
+            }
+            std::fs::create_dir_all(&flat).map_err(LayoutError::io("creating", &flat))?;
+            let opts = fsops::apply_options(&self.config, WhiteoutStyle::InPlace);
+            for (k, w) in written.iter_mut().enumerate() {
+                *w = Some(fsops::apply(image, k, &flat, &opts)?);
+            }
+            std::fs::write(&done, "").map_err(LayoutError::io("writing", &done))?;
+        }
         Ok(PreparedImage {
             layout: ENTRY.name,
-            root: root.to_path_buf(),
+            root: store.to_path_buf(),
             layer_dirs: vec![flat],
-            depth: image.depth(),
+            depth: info.layers.len(),
+            chain_ids: info.layers.iter().map(|l| l.chain_id.clone()).collect(),
+            written,
         })
     }
 
@@ -75,7 +107,12 @@ impl Layout for Plain {
     ) -> Result<ContainerDirs, LayoutError> {
         let merged = root.join("m");
         std::fs::create_dir_all(root).map_err(LayoutError::io("creating", root))?;
-        fsops::copy_tree(&image.layer_dirs[0], &merged)?;
+        fsops::clone_tree(
+            &image.layer_dirs[0],
+            &merged,
+            FileClone::Copy,
+            self.owners(),
+        )?;
         Ok(ContainerDirs {
             root: root.to_path_buf(),
             upper_work: None,

@@ -49,9 +49,22 @@ pub(crate) fn start_long_run(dir: &Path) -> Child {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    // Let it build its fixtures and get into the measuring loop (each round is
-    // ~0.1 s here; fixtures well under a second).
-    std::thread::sleep(Duration::from_millis(3000));
+    // Wait until it measures: only the measuring loop mounts overlays, and they
+    // show in the run's own namespace (never in ours). No sleep can know when
+    // fixture building ends on a loaded machine; this can.
+    let mountinfo = format!("/proc/{}/mountinfo", child.id());
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let text = std::fs::read_to_string(&mountinfo).unwrap_or_default();
+        if text.contains(" - overlay ") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the run never mounted an overlay (still building fixtures after 120 s?)"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     child
 }
 

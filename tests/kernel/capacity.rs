@@ -5,6 +5,7 @@
 use libtest_mimic::{Failed, Trial};
 
 use overlaybench::capacity::{filesystem_at, project, Fleet};
+use overlaybench::image::SyntheticImage;
 use overlaybench::isolate::{BackingKind, MountApi, Scratch, ScratchRequest};
 use overlaybench::layout::{self, Mounted};
 use overlaybench::workload::inodes::measure::{measure_costs, write_container};
@@ -29,18 +30,20 @@ fn fill(kind: &str, scratch: &Scratch, plan: &InodesPlan) -> (usize, String, Vec
     let (base, images) = plan.image_set(fleet().layers).expect("image set");
     let root = scratch.path().join("fill");
     let mut mounted = Vec::new();
-    let base_img = if l.capabilities().shares_layers {
-        match l.prepare(&base, &root.join("base")) {
-            Ok(b) => Some(b),
-            Err(e) => return (0, e.to_string(), mounted),
+    // One store, as the measurement used: images share their base by chain id.
+    let store = root.join("store");
+    if l.capabilities().shares_layers {
+        if let Err(e) = l.import(&store, &SyntheticImage::new("base", base.clone())) {
+            return (0, e.to_string(), mounted);
         }
-    } else {
-        None
-    };
+    }
     for (i, spec) in images.iter().enumerate() {
         let step = || -> Result<Mounted, String> {
             let img = l
-                .prepare_on(base_img.as_ref(), spec, &root.join(format!("image-{i}")))
+                .import(
+                    &store,
+                    &SyntheticImage::new(&format!("image-{i}"), spec.clone()),
+                )
                 .map_err(|e| e.to_string())?;
             let c = l
                 .create_container(&img, &root.join(format!("ctr-{i}")))

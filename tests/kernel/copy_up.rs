@@ -3,6 +3,7 @@
 
 use libtest_mimic::{Failed, Trial};
 
+use overlaybench::image::SyntheticImage;
 use overlaybench::image::{Change, ImageSpec, LayerSpec};
 use overlaybench::isolate::{BackingKind, MountApi};
 use overlaybench::layout::{self};
@@ -48,7 +49,10 @@ fn check(variant: Variant, op: Op) -> Result<(), Failed> {
         _ => vec![],
     };
     let l = layout::make("overlay2", &crate::config(MountApi::New).with_options(opts));
-    let img = l.prepare(&image(), &scratch.path().join("img"))?;
+    let img = l.prepare(
+        &SyntheticImage::new("test", image().clone()),
+        &scratch.path().join("img"),
+    )?;
     let c = l.create_container(&img, &scratch.path().join("c"))?;
     let m = l.mount(&img, &c)?;
     let rel = format!("data/size-{SIZE}");

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use libtest_mimic::{Failed, Trial};
 use sha2::{Digest, Sha256};
 
+use overlaybench::image::SyntheticImage;
 use overlaybench::image::{
     content, generate, Change, GeneratorParams, ImageShape, ImageSpec, NodeKind, SizeRange, Tree,
 };
@@ -119,7 +120,7 @@ fn same_view_in_all_layouts(seed: u64) -> Result<(), Failed> {
     for kind in layout::names() {
         let l = layout::make(kind, &crate::config(MountApi::New));
         let dir = scratch.path().join(kind);
-        let prepared = l.prepare(&img, &dir.join("img"))?;
+        let prepared = l.prepare(&SyntheticImage::new("test", img.clone()), &dir.join("img"))?;
         let c = l.create_container(&prepared, &dir.join("c"))?;
         let m = l.mount(&prepared, &c)?;
         let mut got = BTreeMap::new();
@@ -157,7 +158,10 @@ fn overlay2_diff_markers() -> Result<(), Failed> {
     let img = image(11);
     let (_tmp, scratch) = crate::scratch(BackingKind::Ext4);
     let l = layout::make("overlay2", &crate::config(MountApi::New));
-    let prepared = l.prepare(&img, &scratch.path().join("o2"))?;
+    let prepared = l.prepare(
+        &SyntheticImage::new("test", img.clone()),
+        &scratch.path().join("o2"),
+    )?;
     let (mut whiteouts, mut opaques) = (0, 0);
     for (i, layer) in img.layers.iter().enumerate() {
         for c in &layer.changes {
@@ -206,7 +210,10 @@ fn legacy_shares_unchanged_files() -> Result<(), Failed> {
     let img = image(5);
     let (_tmp, scratch) = crate::scratch(BackingKind::Ext4);
     let l = layout::make("overlay", &crate::config(MountApi::New));
-    let prepared = l.prepare(&img, &scratch.path().join("legacy"))?;
+    let prepared = l.prepare(
+        &SyntheticImage::new("test", img.clone()),
+        &scratch.path().join("legacy"),
+    )?;
     let top = img.depth() - 1;
     let mut checked = 0;
     for (path, node) in &img.flatten().nodes {

@@ -7,6 +7,7 @@ use std::process::Command;
 use libtest_mimic::{Failed, Trial};
 
 use overlaybench::doctor::store::inventory;
+use overlaybench::image::SyntheticImage;
 use overlaybench::image::{generate, Change, GeneratorParams, ImageShape};
 use overlaybench::isolate::{BackingKind, MountApi};
 use overlaybench::layout::{self};
@@ -28,7 +29,10 @@ fn own_overlay2_store() -> Result<(), Failed> {
     let (_tmp, scratch) = crate::scratch(BackingKind::Ext4);
     let img = image();
     let l = layout::make("overlay2", &crate::config(MountApi::New));
-    let prepared = l.prepare(&img, &scratch.path().join("store"))?;
+    let prepared = l.prepare(
+        &SyntheticImage::new("test", img.clone()),
+        &scratch.path().join("store"),
+    )?;
     let inv = inventory(&prepared.root)?.ok_or("no store recognised")?;
     // Whiteouts that are not swallowed by a later deletion/opaque of an ancestor.
     let whiteouts: u64 = prepared
@@ -60,7 +64,10 @@ fn own_overlay2_store() -> Result<(), Failed> {
 fn own_legacy_store() -> Result<(), Failed> {
     let (_tmp, scratch) = crate::scratch(BackingKind::Ext4);
     let l = layout::make("overlay", &crate::config(MountApi::New));
-    let prepared = l.prepare(&image(), &scratch.path().join("store"))?;
+    let prepared = l.prepare(
+        &SyntheticImage::new("test", image().clone()),
+        &scratch.path().join("store"),
+    )?;
     let inv = inventory(&prepared.root)?.ok_or("no store recognised")?;
     let whole = overlaybench::probe::census::census(&prepared.root)?;
     if inv.format != "overlay"

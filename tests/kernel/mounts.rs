@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use libtest_mimic::{Failed, Trial};
 
+use overlaybench::image::SyntheticImage;
 use overlaybench::image::{Change, ImageSpec, LayerSpec};
 use overlaybench::isolate::{BackingKind, IsolateError, MountApi, MountInfo};
 use overlaybench::layout::{self, LayoutError, MAX_LOWER_LAYERS};
@@ -30,7 +31,10 @@ fn thin_image(depth: usize) -> ImageSpec {
 fn deepest_stack_mounts_with_the_new_api() -> Result<(), Failed> {
     let (_tmp, scratch) = crate::scratch(BackingKind::Ext4);
     let l = layout::make("overlay2", &crate::config(MountApi::New));
-    let img = l.prepare(&thin_image(MAX_LOWER_LAYERS), &scratch.path().join("deep"))?;
+    let img = l.prepare(
+        &SyntheticImage::new("test", thin_image(MAX_LOWER_LAYERS).clone()),
+        &scratch.path().join("deep"),
+    )?;
     let c = l.create_container(&img, &scratch.path().join("c"))?;
     let m = l.mount(&img, &c)?;
     // Every layer's file is visible: the whole stack is in force, nothing was cut.
@@ -45,7 +49,10 @@ fn deepest_stack_mounts_with_the_new_api() -> Result<(), Failed> {
 fn past_the_limit_is_refused() -> Result<(), Failed> {
     let (_tmp, scratch) = crate::scratch(BackingKind::Tmpfs);
     let l = layout::make("overlay2", &crate::config(MountApi::New));
-    match l.prepare(&thin_image(MAX_LOWER_LAYERS + 1), &scratch.path().join("x")) {
+    match l.prepare(
+        &SyntheticImage::new("test", thin_image(MAX_LOWER_LAYERS + 1).clone()),
+        &scratch.path().join("x"),
+    ) {
         Err(LayoutError::TooDeep {
             depth: 501,
             limit: 500,
@@ -57,7 +64,10 @@ fn past_the_limit_is_refused() -> Result<(), Failed> {
 fn classic_api_refuses_rather_than_cuts() -> Result<(), Failed> {
     let (_tmp, scratch) = crate::scratch(BackingKind::Tmpfs);
     let l = layout::make("overlay2", &crate::config(MountApi::Classic));
-    let shallow = l.prepare(&thin_image(3), &scratch.path().join("shallow"))?;
+    let shallow = l.prepare(
+        &SyntheticImage::new("test", thin_image(3).clone()),
+        &scratch.path().join("shallow"),
+    )?;
     let c = l.create_container(&shallow, &scratch.path().join("c1"))?;
     let m = l.mount(&shallow, &c)?;
     let n = std::fs::read_dir(&m.merged)?.count();
@@ -65,7 +75,10 @@ fn classic_api_refuses_rather_than_cuts() -> Result<(), Failed> {
     if n != 3 {
         return Err(format!("classic mount shows {n} of 3 layers").into());
     }
-    let deep = l.prepare(&thin_image(200), &scratch.path().join("deep"))?;
+    let deep = l.prepare(
+        &SyntheticImage::new("test", thin_image(200).clone()),
+        &scratch.path().join("deep"),
+    )?;
     let c = l.create_container(&deep, &scratch.path().join("c2"))?;
     match l.mount(&deep, &c) {
         Err(LayoutError::Isolate(IsolateError::OptionsTooLong { len, limit, .. }))
@@ -90,7 +103,10 @@ fn every_backing_mounts_and_is_removed() -> Result<(), Failed> {
         }
         // Leave an overlay mounted on purpose: dropping the scratch must take it too.
         let l = layout::make("overlay2", &crate::config(MountApi::New));
-        let img = l.prepare(&thin_image(2), &scratch.path().join("i"))?;
+        let img = l.prepare(
+            &SyntheticImage::new("test", thin_image(2).clone()),
+            &scratch.path().join("i"),
+        )?;
         let c = l.create_container(&img, &scratch.path().join("c"))?;
         std::mem::forget(l.mount(&img, &c)?);
         let usage = scratch.usage()?;

@@ -17,7 +17,7 @@ use super::analyze::{Cache, Key, Op, REFERENCE, REFERENCE_METHOD};
 use super::params::{CacheState, Params, Procedure, Variant};
 use super::NAME;
 use crate::choice::Choice;
-use crate::image::{Change, ImageSpec, LayerSpec};
+use crate::image::{Change, ImageSpec, LayerSpec, SyntheticImage};
 use crate::layout::{ContainerDirs, CopyUp, Layout, PreparedImage};
 use crate::probe::cache;
 use crate::workload::harness::settle;
@@ -150,7 +150,10 @@ pub fn probe_variants(p: &Params, ctx: &RunContext<'_>, root: &Path) -> Result<(
             continue;
         };
         let dir = root.join(format!("probe-{}", v.name()));
-        let img = l.prepare(&tiny, &dir.join("img"))?;
+        let img = l.prepare(
+            &SyntheticImage::new("copy-up-probe", tiny.clone()),
+            &dir.join("img"),
+        )?;
         let c = l.create_container(&img, &dir.join("c"))?;
         match l.mount(&img, &c) {
             Ok(m) => m.unmount()?,
@@ -185,7 +188,7 @@ pub fn measure(
     fs::create_dir_all(&root).map_err(WorkloadError::io("creating", &root))?;
     probe_variants(p, ctx, &root)?;
     ctx.progress.set_message("copy-up: building images");
-    let image = p.image();
+    let image = SyntheticImage::new("copy-up", p.image());
     let mut prepared = Vec::new();
     for l in ctx.layouts {
         prepared.push(l.prepare(&image, &root.join(l.name()).join("img"))?);

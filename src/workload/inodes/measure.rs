@@ -10,7 +10,7 @@ use super::analyze::{Phase, PhaseTable};
 use super::params::Params;
 use super::NAME;
 use crate::capacity::UnitCosts;
-use crate::image::{ImageSpec, NodeKind};
+use crate::image::{ImageSpec, NodeKind, SyntheticImage};
 use crate::isolate::{Scratch, ScratchRequest};
 use crate::layout::{Layout, Mounted, PreparedImage};
 use crate::probe::census::census;
@@ -53,18 +53,18 @@ pub fn measure_phases(
         .image_set(layers)
         .map_err(|e| WorkloadError::Verify(e.to_string()))?;
     let work = root.join(NAME);
-    let base_img = if layout.capabilities().shares_layers && base.depth() > 0 {
-        Some(layout.prepare(&base, &work.join("base"))?)
-    } else {
-        None
-    };
+    // One store per layout, as engines keep it: the images find their shared
+    // base there by chain id (a layout that shares nothing flattens each anew).
+    let store = work.join("store");
+    if layout.capabilities().shares_layers && base.depth() > 0 {
+        layout.import(&store, &SyntheticImage::new("inodes-base", base.clone()))?;
+    }
     out.push(measure(Phase::BaseLayers)?);
     let mut prepared: Vec<PreparedImage> = Vec::new();
     for (i, img) in images.iter().enumerate() {
-        prepared.push(layout.prepare_on(
-            base_img.as_ref(),
-            img,
-            &work.join(format!("image-{i}")),
+        prepared.push(layout.import(
+            &store,
+            &SyntheticImage::new(&format!("inodes-{i}"), img.clone()),
         )?);
     }
     out.push(measure(Phase::Layers)?);

@@ -18,6 +18,7 @@ use rayon::prelude::*;
 use super::analyze::{Cache, Key, Op, Target};
 use super::params::Params;
 use super::NAME;
+use crate::image::SyntheticImage;
 use crate::layout::{ContainerDirs, PreparedImage};
 use crate::workload::{RunContext, WorkloadError};
 
@@ -48,7 +49,8 @@ pub fn build_fixtures(p: &Params, ctx: &RunContext<'_>) -> Result<Vec<Fixture>, 
         .map(|&(depth, li)| {
             let layout = &layouts[li];
             let dir = root.join(format!("d{depth}")).join(layout.name());
-            let image = layout.prepare(&p.image(depth), &dir.join("img"))?;
+            let spec = SyntheticImage::new(&format!("lookup-d{depth}"), p.image(depth));
+            let image = layout.prepare(&spec, &dir.join("img"))?;
             let container = layout.create_container(&image, &dir.join("c"))?;
             progress.inc(1);
             Ok(Fixture {

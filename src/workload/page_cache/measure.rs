@@ -15,6 +15,7 @@ use rayon::prelude::*;
 use super::analyze::{copied_up, Phase, Reading, DISK_ADDED, RESIDENT};
 use super::params::Params;
 use super::NAME;
+use crate::image::SyntheticImage;
 use crate::layout::{ContainerDirs, Layout, Mounted, PreparedImage};
 use crate::probe::cache;
 use crate::probe::memory::Memory;
@@ -82,7 +83,8 @@ pub fn measure(
     ctx.progress.set_message("page-cache: building images");
     for (li, layout) in ctx.layouts.iter().enumerate() {
         let name = layout.name();
-        let img = layout.prepare(&p.image(), &root.join(name).join("img"))?;
+        let spec = SyntheticImage::new("page-cache", p.image());
+        let img = layout.prepare(&spec, &root.join(name).join("img"))?;
         // Every lower file, evicted between phases even when no reader uses it now.
         let lower: Vec<PathBuf> = names
             .iter()
