@@ -9,6 +9,7 @@ use serde_json::{json, Map, Value};
 
 use crate::choice::Choice;
 use crate::error::ErrorClass;
+use crate::image::source::{ImageRef, OpenOptions, SourceError};
 use crate::isolate::{self, BackingKind, MountApi};
 use crate::layout;
 use crate::workload::{self, BuildContext, ParamError, Workload, WorkloadOptions};
@@ -102,6 +103,10 @@ pub struct RunRequest {
     pub progress: bool,
     /// Every workload's options.
     pub options: WorkloadOptions,
+    /// The user's images (`oci:DIR`, `registry:HOST/REPO:TAG`, …), as given.
+    pub images: Vec<String>,
+    /// How to open them (platform, insecure loopback registry).
+    pub image_options: OpenOptions,
 }
 
 /// Bad input for a run.
@@ -109,14 +114,19 @@ pub struct RunRequest {
 pub enum ConfigError {
     #[error(transparent)]
     Param(#[from] ParamError),
+    #[error(transparent)]
+    Image(#[from] SourceError),
     #[error("{0}")]
     Invalid(String),
 }
 
 impl ConfigError {
-    /// Always bad input.
+    /// Bad input, or what a bad image reference says.
     pub fn class(&self) -> ErrorClass {
-        ErrorClass::Usage
+        match self {
+            ConfigError::Image(e) => e.class(),
+            _ => ErrorClass::Usage,
+        }
     }
 }
 
@@ -144,6 +154,10 @@ pub struct RunConfig {
     pub seed: u64,
     /// Show a progress bar.
     pub progress: bool,
+    /// The user's images, parsed (opened when the run starts).
+    pub images: Vec<ImageRef>,
+    /// How to open them.
+    pub image_options: OpenOptions,
 }
 
 /// UTC timestamp for default output folders: `20261126T185506Z`.
@@ -212,6 +226,10 @@ impl TryFrom<RunRequest> for RunConfig {
                 return Err(ParamError::range("--fs-size", size, "at least 64M").into());
             }
         }
+        let images = dedup(&r.images)
+            .iter()
+            .map(|s| ImageRef::parse(s))
+            .collect::<Result<Vec<_>, _>>()?;
         let selected: Vec<&'static str> = entries.iter().map(|e| e.name).collect();
         let backing_names: Vec<String> = backings.iter().map(ToString::to_string).collect();
         let ctx = BuildContext {
@@ -239,6 +257,8 @@ impl TryFrom<RunRequest> for RunConfig {
             drop_caches: r.drop_caches,
             seed: r.seed,
             progress: r.progress,
+            images,
+            image_options: r.image_options,
         })
     }
 }
@@ -273,6 +293,17 @@ impl RunConfig {
         m.insert("drop_caches".into(), json!(self.drop_caches));
         m.insert("seed".into(), json!(self.seed));
         m.insert("progress".into(), json!(self.progress));
+        if !self.images.is_empty() {
+            m.insert(
+                "images".into(),
+                json!(self
+                    .images
+                    .iter()
+                    .map(|i| i.given.clone())
+                    .collect::<Vec<_>>()),
+            );
+            m.insert("platform".into(), json!(self.image_options.platform));
+        }
         for w in &self.workloads {
             m.insert(w.entry().config_key.into(), w.params_json());
         }
@@ -298,6 +329,8 @@ mod tests {
             seed: 1,
             progress: false,
             options: WorkloadOptions::default(),
+            images: Vec::new(),
+            image_options: OpenOptions::default(),
         }
     }
 
@@ -339,6 +372,15 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(err.contains("depth 600"), "{err}");
+    }
+
+    #[test]
+    fn image_references_are_checked_where_they_enter() {
+        let mut r = request();
+        r.images = vec!["oci:/x:latest".into(), "nonsense".into()];
+        let err = RunConfig::try_from(r).err().expect("refused");
+        assert_eq!(err.class(), ErrorClass::Usage);
+        assert!(err.to_string().contains("nonsense"), "{err}");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -13,6 +14,8 @@ use serde_json::json;
 use super::AppError;
 use crate::config::RunConfig;
 use crate::host::HostInfo;
+use crate::image::source;
+use crate::image::ImageSource;
 use crate::isolate::{EvictionKind, Privilege, Scratch, ScratchRequest};
 use crate::layout::{self, LayoutConfig};
 use crate::report::{self, Report, RunError, RunStatus};
@@ -77,6 +80,18 @@ pub fn run(
     host.privilege = Some(privilege);
     host.mount_api = Some(api);
     let mut report = Report::new(host, json!({ "plan": cfg.to_json(), "argv": argv }));
+    // The user's images, opened before anything is made: a bad or unreachable
+    // image is refused here (manifests and configs only; layers stream later).
+    let images: Vec<Arc<dyn ImageSource>> = cfg
+        .images
+        .iter()
+        .map(|r| source::open(r, &cfg.image_options).map(Arc::from))
+        .collect::<Result<_, _>>()?;
+    report.images = images.iter().map(|i| i.info().clone()).collect();
+    let image_bytes: u64 = images
+        .iter()
+        .map(|i| i.info().unpacked_bytes_hint().bytes)
+        .sum();
     let sections = workload::sections();
     let config = LayoutConfig {
         mount_api: api,
@@ -96,7 +111,7 @@ pub fn run(
 
     'backings: for backing in &cfg.backings {
         let footprint = cfg.workloads.iter().fold(Footprint::default(), |acc, w| {
-            let f = w.footprint(layouts.len());
+            let f = w.footprint(layouts.len(), image_bytes);
             Footprint {
                 bytes: acc.bytes.max(f.bytes),
                 inodes: acc.inodes.max(f.inodes),
@@ -140,6 +155,7 @@ pub fn run(
             let mut ctx = RunContext {
                 scratch: &mut scratch,
                 layouts: &layouts,
+                images: &images,
                 backing: backing.to_string(),
                 eviction,
                 progress: &bar,

@@ -40,6 +40,32 @@ pub enum Command {
     Compare(compare::CompareArgs),
 }
 
+/// The user's images, as every subcommand that takes them spells them.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ImageArgs {
+    /// An image to measure (repeatable), in skopeo's transport spelling:
+    /// oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF],
+    /// containers-storage:[ROOT]NAME, docker:ROOT:NAME, registry:HOST/REPO:TAG.
+    #[arg(long = "image", id = "image", value_name = "SRC")]
+    pub images: Vec<String>,
+    /// Platform to pick from a multi-platform image, os/arch[/variant] [default: this host's].
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Talk plain HTTP to a registry on a loopback address (a local test registry).
+    #[arg(long)]
+    pub registry_insecure: bool,
+}
+
+impl ImageArgs {
+    /// How the library opens them.
+    pub fn open_options(&self) -> overlaybench::image::source::OpenOptions {
+        overlaybench::image::source::OpenOptions {
+            platform: self.platform.clone(),
+            registry_insecure: self.registry_insecure,
+        }
+    }
+}
+
 /// A value parser for a library `Choice`: its names, with their help.
 pub fn choice<T: Choice + Clone>() -> impl TypedValueParser<Value = T> {
     PossibleValuesParser::new(

@@ -15,7 +15,7 @@ use overlaybench::workload::copy_up::{CacheState, Procedure, Variant};
 use overlaybench::workload::{copy_up, inodes, lookup, page_cache, WorkloadOptions};
 use overlaybench::{layout, workload};
 
-use super::{choice, one_of, parse_size};
+use super::{choice, one_of, parse_size, ImageArgs};
 
 /// `overlaybench run`.
 #[derive(Debug, Clone, Args)]
@@ -112,6 +112,9 @@ pub struct RunArgs {
     /// No progress bar (also off when stderr is not a terminal).
     #[arg(long)]
     pub no_progress: bool,
+    /// The user's images.
+    #[command(flatten)]
+    pub image: ImageArgs,
 }
 
 impl RunArgs {
@@ -129,6 +132,8 @@ impl RunArgs {
             drop_caches: self.drop_caches,
             seed: self.seed,
             progress: !self.no_progress,
+            image_options: self.image.open_options(),
+            images: self.image.images,
             options: WorkloadOptions {
                 lookup: lookup::Options {
                     depths: self.depths,

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::host::HostInfo;
+use crate::image::ImageInfo;
 use crate::stats::Stats;
 
 /// The version this build writes and reads.
@@ -38,6 +39,10 @@ pub struct Report {
     pub errors: Vec<RunError>,
     /// Caveats that apply to the whole run (eviction method, backing limits).
     pub notes: Vec<String>,
+    /// The user's images the run measured (`--image`): reference, digests,
+    /// platform and every layer; empty for synthetic-only runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<ImageInfo>,
 }
 
 /// Tool name and version.
@@ -195,6 +200,7 @@ impl Report {
             derived: Vec::new(),
             errors: Vec::new(),
             notes: Vec::new(),
+            images: Vec::new(),
         }
     }
 

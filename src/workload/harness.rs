@@ -7,11 +7,13 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use indicatif::ProgressBar;
 use serde_json::Value;
 
 use crate::error::ErrorClass;
+use crate::image::ImageSource;
 use crate::isolate::{EvictionKind, IsolateError, Scratch};
 use crate::layout::{Layout, LayoutError};
 use crate::report::{Case, Derived, RunError};
@@ -81,6 +83,8 @@ pub struct RunContext<'a> {
     pub scratch: &'a mut Scratch,
     /// Layouts in interleaving order.
     pub layouts: &'a [Box<dyn Layout>],
+    /// The user's images (`--image`), opened; empty when the run is synthetic only.
+    pub images: &'a [Arc<dyn ImageSource>],
     /// Name of this backing (`ext4`, `xfs`, …), put in every case's params.
     pub backing: String,
     /// How cold samples are made cold on this backing.

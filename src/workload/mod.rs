@@ -168,8 +168,10 @@ pub trait Workload: Send + Sync {
     fn entry(&self) -> &'static WorkloadEntry;
     /// Its resolved parameters, as written to the report's config.
     fn params_json(&self) -> serde_json::Value;
-    /// Scratch space it needs with `layouts` layouts (checked before anything is made).
-    fn footprint(&self, layouts: usize) -> Footprint;
+    /// Scratch space it needs with `layouts` layouts and the user's images
+    /// (`image_bytes`: what they unpack to, from their manifests), checked
+    /// before anything is made.
+    fn footprint(&self, layouts: usize, image_bytes: u64) -> Footprint;
     /// Progress steps it will report with these layouts.
     fn steps(&self, layouts: &[Box<dyn Layout>]) -> u64;
     /// Builds its fixtures, measures, and records cases and derived figures.

@@ -62,7 +62,7 @@ impl Workload for Inodes {
         serde_json::to_value(&self.params).unwrap_or_default()
     }
 
-    fn footprint(&self, _layouts: usize) -> Footprint {
+    fn footprint(&self, _layouts: usize, _image_bytes: u64) -> Footprint {
         self.params.footprint()
     }
 

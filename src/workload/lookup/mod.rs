@@ -54,7 +54,7 @@ impl Workload for Lookup {
         serde_json::to_value(&self.params).unwrap_or_default()
     }
 
-    fn footprint(&self, layouts: usize) -> Footprint {
+    fn footprint(&self, layouts: usize, _image_bytes: u64) -> Footprint {
         self.params.footprint(layouts)
     }
 

@@ -56,7 +56,7 @@ impl Workload for PageCache {
         serde_json::to_value(&self.params).unwrap_or_default()
     }
 
-    fn footprint(&self, layouts: usize) -> Footprint {
+    fn footprint(&self, layouts: usize, _image_bytes: u64) -> Footprint {
         self.params.footprint(layouts)
     }
 
