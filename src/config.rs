@@ -107,6 +107,8 @@ pub struct RunRequest {
     pub images: Vec<String>,
     /// How to open them (platform, insecure loopback registry).
     pub image_options: OpenOptions,
+    /// Measure the images only: skip the synthetic cases.
+    pub image_only: bool,
 }
 
 /// Bad input for a run.
@@ -158,6 +160,8 @@ pub struct RunConfig {
     pub images: Vec<ImageRef>,
     /// How to open them.
     pub image_options: OpenOptions,
+    /// The synthetic cases are skipped (`--image-only`).
+    pub image_only: bool,
 }
 
 /// UTC timestamp for default output folders: `20261126T185506Z`.
@@ -230,6 +234,11 @@ impl TryFrom<RunRequest> for RunConfig {
             .iter()
             .map(|s| ImageRef::parse(s))
             .collect::<Result<Vec<_>, _>>()?;
+        if r.image_only && images.is_empty() {
+            return Err(ConfigError::Invalid(
+                "--image-only needs at least one --image SRC to measure".into(),
+            ));
+        }
         let selected: Vec<&'static str> = entries.iter().map(|e| e.name).collect();
         let backing_names: Vec<String> = backings.iter().map(ToString::to_string).collect();
         let ctx = BuildContext {
@@ -238,6 +247,8 @@ impl TryFrom<RunRequest> for RunConfig {
             backings: &backing_names,
             selected: &selected,
             seed: r.seed,
+            images: images.len(),
+            synthetic: !r.image_only,
         };
         let workloads = entries
             .iter()
@@ -259,6 +270,7 @@ impl TryFrom<RunRequest> for RunConfig {
             progress: r.progress,
             images,
             image_options: r.image_options,
+            image_only: r.image_only,
         })
     }
 }
@@ -303,6 +315,7 @@ impl RunConfig {
                     .collect::<Vec<_>>()),
             );
             m.insert("platform".into(), json!(self.image_options.platform));
+            m.insert("image_only".into(), json!(self.image_only));
         }
         for w in &self.workloads {
             m.insert(w.entry().config_key.into(), w.params_json());
@@ -331,6 +344,7 @@ mod tests {
             options: WorkloadOptions::default(),
             images: Vec::new(),
             image_options: OpenOptions::default(),
+            image_only: false,
         }
     }
 
@@ -381,6 +395,18 @@ mod tests {
         let err = RunConfig::try_from(r).err().expect("refused");
         assert_eq!(err.class(), ErrorClass::Usage);
         assert!(err.to_string().contains("nonsense"), "{err}");
+    }
+
+    #[test]
+    fn image_only_needs_an_image() {
+        let mut r = request();
+        r.image_only = true;
+        let err = RunConfig::try_from(r).err().expect("refused");
+        assert!(err.to_string().contains("--image-only"), "{err}");
+        let mut r = request();
+        r.image_only = true;
+        r.images = vec!["oci:/x:t".into()];
+        assert!(RunConfig::try_from(r).is_ok());
     }
 
     #[test]

@@ -15,11 +15,11 @@ use super::AppError;
 use crate::config::RunConfig;
 use crate::host::HostInfo;
 use crate::image::source;
-use crate::image::ImageSource;
+use crate::image::IndexedImage;
 use crate::isolate::{EvictionKind, Privilege, Scratch, ScratchRequest};
 use crate::layout::{self, LayoutConfig};
 use crate::report::{self, Report, RunError, RunStatus};
-use crate::workload::{self, Footprint, Recorded, RunContext, WorkloadError};
+use crate::workload::{self, Footprint, ImageFootprint, Recorded, RunContext, WorkloadError};
 
 /// How a run ended.
 #[derive(Debug)]
@@ -82,16 +82,21 @@ pub fn run(
     let mut report = Report::new(host, json!({ "plan": cfg.to_json(), "argv": argv }));
     // The user's images, opened before anything is made: a bad or unreachable
     // image is refused here (manifests and configs only; layers stream later).
-    let images: Vec<Arc<dyn ImageSource>> = cfg
+    let images: Vec<Arc<IndexedImage>> = cfg
         .images
         .iter()
-        .map(|r| source::open(r, &cfg.image_options).map(Arc::from))
+        .map(|r| {
+            source::open(r, &cfg.image_options).map(|s| Arc::new(IndexedImage::new(Arc::from(s))))
+        })
         .collect::<Result<_, _>>()?;
     report.images = images.iter().map(|i| i.info().clone()).collect();
-    let image_bytes: u64 = images
-        .iter()
-        .map(|i| i.info().unpacked_bytes_hint().bytes)
-        .sum();
+    // Each image streamed once, now: a hostile or corrupt layer is refused
+    // before any scratch filesystem exists, and the scratch is sized from
+    // what the layers really hold (a manifest gives compressed sizes only).
+    if cfg.progress && !images.is_empty() {
+        eprintln!("reading every layer of the images (verified)…");
+    }
+    let image_room = ImageFootprint::of(&images)?;
     let sections = workload::sections();
     let config = LayoutConfig {
         mount_api: api,
@@ -111,7 +116,7 @@ pub fn run(
 
     'backings: for backing in &cfg.backings {
         let footprint = cfg.workloads.iter().fold(Footprint::default(), |acc, w| {
-            let f = w.footprint(layouts.len(), image_bytes);
+            let f = w.footprint(layouts.len(), &image_room);
             Footprint {
                 bytes: acc.bytes.max(f.bytes),
                 inodes: acc.inodes.max(f.inodes),

@@ -71,6 +71,9 @@ pub struct RunArgs {
     /// copy-up: lower file page cache before the timed op [quick: cold; else cold,warm].
     #[arg(long, value_delimiter = ',', value_parser = choice::<CacheState>())]
     pub caches: Option<Vec<CacheState>>,
+    /// copy-up: how many of each --image's largest regular files are timed (1 to 100) [5].
+    #[arg(long)]
+    pub image_files: Option<usize>,
     /// inodes: layers per image, swept (comma-separated) [quick: 5,20].
     #[arg(long, value_delimiter = ',')]
     pub layers: Option<Vec<usize>>,
@@ -90,6 +93,14 @@ pub struct RunArgs {
     /// page-cache: files the cache set is split into (1 to 100000) [4].
     #[arg(long)]
     pub cache_files: Option<usize>,
+    /// page-cache: the most bytes of each --image the containers read, binary
+    /// units; its regular files in path order up to it [quick: 256M].
+    #[arg(long, value_parser = parse_size)]
+    pub read_budget: Option<u64>,
+    /// page-cache: glob patterns (paths in the image, e.g. 'usr/lib/**') choosing
+    /// which files of each --image are read [every regular file].
+    #[arg(long, num_args = 1.., value_name = "GLOB")]
+    pub read_set: Option<Vec<String>>,
     /// inodes: files added or modified per layer (0 to 1000000) [100].
     #[arg(long)]
     pub files_per_layer: Option<usize>,
@@ -115,6 +126,10 @@ pub struct RunArgs {
     /// The user's images.
     #[command(flatten)]
     pub image: ImageArgs,
+    /// Measure only the --image images: skip the synthetic sweeps (depths,
+    /// sizes, image sets, cache set), which vary what one image cannot.
+    #[arg(long, requires = "image")]
+    pub image_only: bool,
 }
 
 impl RunArgs {
@@ -134,6 +149,7 @@ impl RunArgs {
             progress: !self.no_progress,
             image_options: self.image.open_options(),
             images: self.image.images,
+            image_only: self.image_only,
             options: WorkloadOptions {
                 lookup: lookup::Options {
                     depths: self.depths,
@@ -148,6 +164,7 @@ impl RunArgs {
                     procedures: self.procedures,
                     variants: self.variants,
                     caches: self.caches,
+                    image_files: self.image_files,
                 },
                 inodes: inodes::Options {
                     layers: self.layers,
@@ -165,6 +182,8 @@ impl RunArgs {
                     set_bytes: self.cache_set,
                     files: self.cache_files,
                     containers: self.containers,
+                    read_budget: self.read_budget,
+                    read_set: self.read_set,
                 },
             },
         }
