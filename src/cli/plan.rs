@@ -10,7 +10,7 @@ use overlaybench::capacity::Fleet;
 use overlaybench::isolate;
 use overlaybench::layout;
 
-use super::{one_of, parse_size};
+use super::{one_of, parse_size, ImageArgs};
 
 /// `overlaybench plan`.
 #[derive(Debug, Clone, Args)]
@@ -19,21 +19,34 @@ pub struct PlanArgs {
     /// of measuring them now; its layers/files/dirs per layer and backing must match.
     #[arg(long)]
     pub from: Option<PathBuf>,
-    /// Images in the fleet.
-    #[arg(long, default_value_t = 100)]
+    /// Images in the fleet (synthetic; with --image use --count).
+    #[arg(long, default_value_t = 100, conflicts_with = "image")]
     pub images: u64,
-    /// Layers per image (1 to 500).
-    #[arg(long, default_value_t = 10)]
+    /// Layers per image (1 to 500; synthetic).
+    #[arg(long, default_value_t = 10, conflicts_with = "image")]
     pub layers: usize,
-    /// Percent of each image's layers shared by all images (the base).
-    #[arg(long, default_value_t = 60)]
+    /// Percent of each image's layers shared by all images (the base; synthetic).
+    #[arg(long, default_value_t = 60, conflicts_with = "image")]
     pub shared_pct: u32,
-    /// Files added or modified per layer.
-    #[arg(long, default_value_t = 100)]
+    /// Files added or modified per layer (synthetic).
+    #[arg(long, default_value_t = 100, conflicts_with = "image")]
     pub files_per_layer: usize,
-    /// Directories added per layer.
-    #[arg(long, default_value_t = 20)]
+    /// Directories added per layer (synthetic).
+    #[arg(long, default_value_t = 20, conflicts_with = "image")]
     pub dirs_per_layer: usize,
+    /// Plan for copies of your own images: each --image's layers are measured
+    /// (stored layer by layer, and a container of it) instead of a synthetic shape.
+    #[command(flatten)]
+    pub image: ImageArgs,
+    /// With --image: how many images of that image's shape the fleet holds —
+    /// once for every image, or once per --image, in order [1].
+    #[arg(long, value_name = "N", requires = "image")]
+    pub count: Vec<u64>,
+    /// With --image: how many bottom layers the copies of an image share (stored
+    /// once); the layers above are each copy's own — once for every image, or once
+    /// per --image, in order [the layers it shares with the other --image, else 0].
+    #[arg(long, value_name = "K", requires = "image")]
+    pub shared_layers: Vec<usize>,
     /// Containers per image.
     #[arg(long, default_value_t = 2)]
     pub containers: u64,
@@ -94,6 +107,10 @@ impl PlanArgs {
             scratch: self.scratch,
             out: self.out,
             seed: self.seed,
+            image_options: self.image.open_options(),
+            images: self.image.images,
+            counts: self.count,
+            shared_layers: self.shared_layers,
         }
     }
 }
