@@ -20,6 +20,12 @@ pub struct DoctorConfig {
     pub no_probe: bool,
     /// Where the probes' scratch tmpfs is made.
     pub scratch: PathBuf,
+    /// Images to profile layer by layer (`--image`), as given.
+    pub images: Vec<String>,
+    /// How to open them.
+    pub image_options: crate::image::source::OpenOptions,
+    /// Profile the images of the inventoried store too.
+    pub store_images: bool,
 }
 
 /// Diagnoses the host. `privilege` is the outcome of entering the private
@@ -71,6 +77,17 @@ pub fn doctor(
         }
     }
     let recommendation = doctor::recommend(&kernel, &path_report, store.as_ref(), &engines);
+    let mut images: Vec<doctor::images::DoctorImage> = cfg
+        .images
+        .iter()
+        .map(|r| doctor::images::profile(r, "--image", &cfg.image_options))
+        .collect();
+    let mut store_images_left_out = 0;
+    if let (true, Some(dir), Some(_)) = (cfg.store_images, &store_dir, &store) {
+        let (found, left_out) = doctor::images::store_images(dir);
+        images.extend(found);
+        store_images_left_out = left_out;
+    }
     Ok(DoctorReport {
         schema_version: 1,
         kind: "doctor".into(),
@@ -79,5 +96,7 @@ pub fn doctor(
         engines,
         store,
         recommendation,
+        images,
+        store_images_left_out,
     })
 }

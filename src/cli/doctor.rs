@@ -8,6 +8,8 @@ use clap::Args;
 use overlaybench::app::doctor::{self, DoctorConfig};
 use overlaybench::isolate;
 
+use super::ImageArgs;
+
 /// `overlaybench doctor`.
 #[derive(Debug, Clone, Args)]
 pub struct DoctorArgs {
@@ -30,6 +32,14 @@ pub struct DoctorArgs {
     /// Where the probes' scratch tmpfs is made.
     #[arg(long, default_value = "/var/tmp/overlaybench")]
     pub scratch: PathBuf,
+    /// Images to profile layer by layer, from their layer streams (nothing is
+    /// mounted or written): entries, hard links, whiteouts, file sizes,
+    /// estimated inodes and disk per layer.
+    #[command(flatten)]
+    pub image: ImageArgs,
+    /// Do not profile the store's images (each of their layers is walked).
+    #[arg(long)]
+    pub no_store_images: bool,
 }
 
 impl DoctorArgs {
@@ -41,6 +51,9 @@ impl DoctorArgs {
             config_root: self.config_root.clone(),
             no_probe: self.no_probe,
             scratch: self.scratch.clone(),
+            images: self.image.images.clone(),
+            image_options: self.image.open_options(),
+            store_images: !self.no_store_images,
         }
     }
 }

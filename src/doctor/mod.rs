@@ -3,6 +3,7 @@
 //! only; its probes mount tiny overlays on a scratch tmpfs of its own.
 
 pub mod config;
+pub mod images;
 pub mod probe;
 pub mod store;
 
@@ -104,6 +105,17 @@ pub struct DoctorReport {
     pub store: Option<StoreInventory>,
     /// The recommendation.
     pub recommendation: Recommendation,
+    /// Per-layer profiles of the images asked for (`--image`) and of the
+    /// store's images, read from their layer streams (nothing mounted).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<images::DoctorImage>,
+    /// Store images left out of `images` (beyond `images::MAX_STORE_IMAGES`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub store_images_left_out: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// Kernel facts that need no mounting, from a root (normally `/`).
@@ -415,6 +427,7 @@ pub fn render_text(d: &DoctorReport) -> String {
             );
         }
     }
+    s.push_str(&images::render_text(&d.images, d.store_images_left_out));
     let _ = writeln!(s, "\nrecommendation: {}", d.recommendation.choice);
     for r in &d.recommendation.reasons {
         let _ = writeln!(s, "  - {} [{}]", r.text, r.figure);
