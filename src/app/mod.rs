@@ -37,6 +37,16 @@ pub enum AppError {
     Compare(#[from] CompareError),
     #[error(transparent)]
     Costs(#[from] CostsError),
+    #[error(transparent)]
+    Input(#[from] crate::input::ReadError),
+    #[error(transparent)]
+    Path(#[from] crate::input::PathError),
+    /// The host cannot do what was asked (found while preparing, before anything is written).
+    #[error("{0}")]
+    Unsupported(String),
+    /// Stopped by a signal (SIGINT, SIGTERM, SIGHUP) before anything was written.
+    #[error("interrupted")]
+    Interrupted,
     /// Bad input that names the value and what is accepted.
     #[error("{0}")]
     Usage(String),
@@ -60,7 +70,11 @@ impl AppError {
             AppError::Report(e) => e.class(),
             AppError::Compare(e) => e.class(),
             AppError::Costs(_) | AppError::Usage(_) => ErrorClass::Usage,
+            AppError::Input(e) => e.class(),
+            AppError::Path(e) => e.class(),
+            AppError::Unsupported(_) => ErrorClass::Unsupported,
             AppError::Io { .. } => ErrorClass::Runtime,
+            AppError::Interrupted => ErrorClass::Interrupted,
         }
     }
 
