@@ -11,8 +11,8 @@ use crate::choice::Choice;
 use crate::error::ErrorClass;
 use crate::input::canonical_for_creation;
 use crate::isolate::{self, BackingKind, MountApi};
-use crate::report::OutDir;
 use crate::layout;
+use crate::report::OutDir;
 use crate::workload::{self, BuildContext, Footprint, ParamError, Workload, WorkloadOptions};
 
 pub use crate::workload::Suite;
@@ -300,7 +300,9 @@ fn canonical_backing(b: BackingKind) -> Result<BackingKind, ConfigError> {
     match b {
         BackingKind::Dir(p) => {
             let c = crate::input::canonical_existing("--backing dir:", &p).map_err(|e| {
-                ConfigError::Invalid(format!("{e}; name an existing directory (it is never created)"))
+                ConfigError::Invalid(format!(
+                    "{e}; name an existing directory (it is never created)"
+                ))
             })?;
             if !c.is_dir() {
                 return Err(ConfigError::Invalid(format!(

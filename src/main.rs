@@ -53,7 +53,11 @@ fn classify(err: &anyhow::Error) -> ErrorClass {
             cause
                 .downcast_ref::<AppError>()
                 .map(AppError::class)
-                .or_else(|| cause.downcast_ref::<cli::out::StdoutError>().map(|_| ErrorClass::Runtime))
+                .or_else(|| {
+                    cause
+                        .downcast_ref::<cli::out::StdoutError>()
+                        .map(|_| ErrorClass::Runtime)
+                })
         })
         .unwrap_or(ErrorClass::Runtime)
 }

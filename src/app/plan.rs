@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 
 use super::AppError;
 use crate::capacity::{self, Filesystem, Fleet, PlanReport};
+use crate::input::{canonical_existing, canonical_for_creation};
 use crate::isolate::{BackingKind, Privilege, ScratchRequest};
 use crate::layout::{self, LayoutConfig, MAX_LOWER_LAYERS};
-use crate::input::{canonical_existing, canonical_for_creation};
 use crate::report::{self, fmt_bytes, OutDir};
 use crate::workload::{self, ParamError};
 
@@ -116,9 +116,9 @@ impl TryFrom<PlanRequest> for PlanConfig {
                 )
                 .into())
             }
-            Target::Size { inodes: Some(0), .. } => {
-                return Err(ParamError::range("--fs-inodes", 0, "at least 1").into())
-            }
+            Target::Size {
+                inodes: Some(0), ..
+            } => return Err(ParamError::range("--fs-inodes", 0, "at least 1").into()),
             Target::Size { bytes, inodes } => {
                 let mut fs = capacity::ext4_defaults(*bytes);
                 if let Some(n) = inodes {

@@ -13,10 +13,12 @@ use serde_json::json;
 use super::AppError;
 use crate::config::RunConfig;
 use crate::host::HostInfo;
-use crate::isolate::{self, BackingKind, EvictionKind, IsolateError, Privilege, Scratch, ScratchRequest};
-use crate::stop;
+use crate::isolate::{
+    self, BackingKind, EvictionKind, IsolateError, Privilege, Scratch, ScratchRequest,
+};
 use crate::layout::{self, LayoutConfig};
 use crate::report::{self, Report, RunError, RunStatus};
+use crate::stop;
 use crate::workload::{self, Footprint, Recorded, RunContext, WorkloadError};
 
 /// How a run ended.
@@ -72,7 +74,9 @@ fn scratch_size(cfg: &RunConfig, backing: &BackingKind, planned: u64) -> Result<
     if let Some(s) = cfg.fs_size_bytes {
         return Ok(s);
     }
-    let want = (planned * 2).max(1 << 30).max(isolate::min_fs_bytes(backing));
+    let want = (planned * 2)
+        .max(1 << 30)
+        .max(isolate::min_fs_bytes(backing));
     let root = match backing {
         BackingKind::Dir(p) => p.clone(),
         _ => cfg.scratch_root.clone(),
@@ -120,7 +124,9 @@ pub fn run(
     let mut host = HostInfo::collect(std::path::Path::new("/"));
     host.privilege = Some(privilege);
     host.mount_api = Some(api);
-    let out_dir = cfg.out.claim(&crate::config::utc_stamp(std::time::SystemTime::now()))?;
+    let out_dir = cfg
+        .out
+        .claim(&crate::config::utc_stamp(std::time::SystemTime::now()))?;
     let mut plan = cfg.to_json();
     plan["out_dir"] = json!(out_dir);
     let mut report = Report::new(host, json!({ "plan": plan, "argv": argv }));

@@ -201,6 +201,7 @@ pub fn execute(args: RunArgs) -> anyhow::Result<i32> {
         }
         (_, None) => 1,
     };
-    printed.with_context(|| format!("the report in {dir} is written and marked as its status says"))?;
+    printed
+        .with_context(|| format!("the report in {dir} is written and marked as its status says"))?;
     Ok(code)
 }

@@ -617,7 +617,10 @@ mod tests {
         let mut skip = opts();
         skip.missing = MissingPolicy::Skip;
         let c = compare(&base, &empty, ("b", "c"), &skip).expect("compare");
-        assert!(c.nothing_compared() && c.failed(), "nothing compared never passes");
+        assert!(
+            c.nothing_compared() && c.failed(),
+            "nothing compared never passes"
+        );
     }
 
     #[test]

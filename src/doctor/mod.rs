@@ -200,10 +200,12 @@ pub fn path_facts(path: &Path) -> std::io::Result<PathReport> {
 }
 
 fn xfs_reflink(device: &str) -> Option<bool> {
-    let out = std::process::Command::new("xfs_info")
-        .arg(device)
-        .output()
-        .ok()?;
+    let out = crate::isolate::run_command(
+        std::process::Command::new("xfs_info").arg(device),
+        std::time::Duration::from_secs(30),
+        "apt-get install xfsprogs",
+    )
+    .ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
     text.split_whitespace()
         .find_map(|w| w.strip_prefix("reflink="))

@@ -56,9 +56,8 @@ fn opt(k: &str, v: Option<&str>) -> (String, Option<String>) {
 /// Whether option `key` shows in the options in force: by its own name, or by
 /// the spelling the kernel shows it under (`volatile` is `fsync=volatile` since 6.x).
 fn in_force(opts: &[&str], key: &str) -> bool {
-    opts.iter().any(|o| {
-        o.split('=').next() == Some(key) || (key == "volatile" && *o == "fsync=volatile")
-    })
+    opts.iter()
+        .any(|o| o.split('=').next() == Some(key) || (key == "volatile" && *o == "fsync=volatile"))
 }
 
 /// Probes every feature under `root` (a scratch dir of ours).
@@ -120,10 +119,8 @@ pub fn probe_all(
                 } else {
                     format!(" with {}", shown.join(","))
                 };
-                let missing: Vec<&(String, Option<String>)> = extra
-                    .iter()
-                    .filter(|(k, _)| !in_force(&opts, k))
-                    .collect();
+                let missing: Vec<&(String, Option<String>)> =
+                    extra.iter().filter(|(k, _)| !in_force(&opts, k)).collect();
                 let note = if missing.is_empty() {
                     String::new()
                 } else {

@@ -100,9 +100,10 @@ pub fn inventory(store: &Path) -> std::io::Result<Option<StoreInventory>> {
         if subdirs.iter().any(|p| is_dir_no_follow(&p.join("diff"))) {
             return overlay2_format(store, &dir, &subdirs).map(Some);
         }
-        if subdirs.iter().any(|p| {
-            is_dir_no_follow(&p.join("root")) || is_dir_no_follow(&p.join("upper"))
-        }) {
+        if subdirs
+            .iter()
+            .any(|p| is_dir_no_follow(&p.join("root")) || is_dir_no_follow(&p.join("upper")))
+        {
             return legacy_format(&dir, &subdirs).map(Some);
         }
     }
@@ -110,7 +111,8 @@ pub fn inventory(store: &Path) -> std::io::Result<Option<StoreInventory>> {
 }
 
 /// What `--store` must name, for the error when it names something else.
-pub const EXPECTED: &str = "a Docker data root (holding overlay2/ or overlay/), its overlay2/ or overlay/ \
+pub const EXPECTED: &str =
+    "a Docker data root (holding overlay2/ or overlay/), its overlay2/ or overlay/ \
      directory, or a containers-storage root (holding overlay/)";
 
 fn is_dir_no_follow(p: &Path) -> bool {
@@ -119,9 +121,14 @@ fn is_dir_no_follow(p: &Path) -> bool {
 
 /// A one-line metadata file of the store (`link`, `lower`, `mount-id`), or None.
 fn meta(path: &Path) -> Option<String> {
-    read_text(path, STORE_META_MAX_BYTES, "a store metadata file", Follow::NoSymlinks)
-        .ok()
-        .map(|s| s.trim().to_string())
+    read_text(
+        path,
+        STORE_META_MAX_BYTES,
+        "a store metadata file",
+        Follow::NoSymlinks,
+    )
+    .ok()
+    .map(|s| s.trim().to_string())
 }
 
 /// Layer ids the engine's metadata names as containers' layers, and Docker's
@@ -132,11 +139,19 @@ fn container_layers(store: &Path, driver_dir: &Path) -> (HashSet<String>, HashSe
     for root in [store, driver_dir.parent().unwrap_or(store)] {
         // containers-storage: <root>/overlay-containers/containers.json
         let index = root.join("overlay-containers/containers.json");
-        if let Ok(text) = read_text(&index, STORE_INDEX_MAX_BYTES, "a store index", Follow::NoSymlinks) {
-            if let Ok(serde_json::Value::Array(a)) = serde_json::from_str::<serde_json::Value>(&text) {
+        if let Ok(text) = read_text(
+            &index,
+            STORE_INDEX_MAX_BYTES,
+            "a store index",
+            Follow::NoSymlinks,
+        ) {
+            if let Ok(serde_json::Value::Array(a)) =
+                serde_json::from_str::<serde_json::Value>(&text)
+            {
                 containers.extend(
-                    a.iter()
-                        .filter_map(|c| c.get("layer").and_then(|v| v.as_str()).map(str::to_string)),
+                    a.iter().filter_map(|c| {
+                        c.get("layer").and_then(|v| v.as_str()).map(str::to_string)
+                    }),
                 );
             }
         }
@@ -216,9 +231,9 @@ fn overlay2_format(
             .unwrap_or(0);
         // Docker names a container's init layer `<mount-id>-init`.
         let init = inits.contains(&id)
-            || id
-                .strip_suffix("-init")
-                .is_some_and(|base| containers.contains(base) || subdirs.iter().any(|s| s.ends_with(base)));
+            || id.strip_suffix("-init").is_some_and(|base| {
+                containers.contains(base) || subdirs.iter().any(|s| s.ends_with(base))
+            });
         layers.push(LayerUsage {
             container: containers.contains(&id),
             init,
@@ -341,7 +356,11 @@ pub fn short_ids(ids: &[&str]) -> Vec<String> {
             })
             .collect();
         let unique: HashSet<&String> = shown.iter().collect();
-        let longest = split.iter().map(|(b, _)| b.chars().count()).max().unwrap_or(0);
+        let longest = split
+            .iter()
+            .map(|(b, _)| b.chars().count())
+            .max()
+            .unwrap_or(0);
         if unique.len() == shown.len() || len >= longest {
             return shown;
         }
@@ -359,7 +378,10 @@ mod tests {
         let a_init = format!("{a}-init");
         let b = format!("{}b", "a".repeat(63));
         let shown = short_ids(&[&a, &a_init, &b, "short"]);
-        assert!(shown[1].ends_with("-init") && shown[0] != shown[1], "{shown:?}");
+        assert!(
+            shown[1].ends_with("-init") && shown[0] != shown[1],
+            "{shown:?}"
+        );
         assert_ne!(shown[0], shown[2], "{shown:?}");
         assert_eq!(shown[3], "short");
     }
@@ -379,7 +401,12 @@ mod tests {
         fs::write(mounts.join("init-id"), "ctr-init").expect("write");
         let inv = inventory(d.path()).expect("walk").expect("recognised");
         assert_eq!(
-            (inv.layers, inv.image_layers, inv.containers, inv.init_layers),
+            (
+                inv.layers,
+                inv.image_layers,
+                inv.containers,
+                inv.init_layers
+            ),
             (3, 1, 1, 1),
             "{inv:?}"
         );
@@ -387,6 +414,9 @@ mod tests {
         let img = inv.top_layers.iter().find(|l| l.id == "img").expect("img");
         // The diff dir and one file inode behind two names.
         assert_eq!(img.inodes, 2);
-        assert!(img.bytes >= 4096, "the diff root's own block counts: {img:?}");
+        assert!(
+            img.bytes >= 4096,
+            "the diff root's own block counts: {img:?}"
+        );
     }
 }

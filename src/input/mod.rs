@@ -10,5 +10,7 @@ mod path;
 mod read;
 
 pub use path::{canonical_existing, canonical_for_creation, PathError};
-pub use read::{read_bytes, read_text, Follow, ReadError, CONFIG_MAX_BYTES, REPORT_MAX_BYTES, STORE_INDEX_MAX_BYTES,
-    STORE_META_MAX_BYTES,};
+pub use read::{
+    read_bytes, read_text, Follow, ReadError, CONFIG_MAX_BYTES, REPORT_MAX_BYTES,
+    STORE_INDEX_MAX_BYTES, STORE_META_MAX_BYTES,
+};

@@ -57,7 +57,10 @@ pub enum ReadError {
 
 fn open_reason(e: &std::io::Error) -> String {
     match e.raw_os_error() {
-        Some(libc::ELOOP) => "too many levels of symbolic links (a symlink loop, or a symlink where none is allowed)".into(),
+        Some(libc::ELOOP) => {
+            "too many levels of symbolic links (a symlink loop, or a symlink where none is allowed)"
+                .into()
+        }
         Some(libc::ENOENT) => "no such file".into(),
         _ => e.to_string(),
     }
@@ -198,14 +201,27 @@ mod tests {
     fn refuses_what_is_not_a_regular_file() {
         let d = tempfile::tempdir().expect("tempdir");
         let fifo = d.path().join("fifo");
-        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600))
+            .expect("mkfifo");
         // Would block forever with a plain open: no writer ever comes.
-        assert!(matches!(read(&fifo), Err(ReadError::NotRegular { kind: "a FIFO", .. })));
+        assert!(matches!(
+            read(&fifo),
+            Err(ReadError::NotRegular { kind: "a FIFO", .. })
+        ));
         assert!(matches!(
             read(Path::new("/dev/zero")),
-            Err(ReadError::NotRegular { kind: "a character device", .. })
+            Err(ReadError::NotRegular {
+                kind: "a character device",
+                ..
+            })
         ));
-        assert!(matches!(read(d.path()), Err(ReadError::NotRegular { kind: "a directory", .. })));
+        assert!(matches!(
+            read(d.path()),
+            Err(ReadError::NotRegular {
+                kind: "a directory",
+                ..
+            })
+        ));
         let a = d.path().join("a");
         std::os::unix::fs::symlink("b", &a).expect("symlink");
         std::os::unix::fs::symlink("a", d.path().join("b")).expect("symlink");
@@ -222,7 +238,11 @@ mod tests {
         let big = d.path().join("big");
         std::fs::write(&big, vec![b'x'; 1025]).expect("write");
         let err = read(&big).unwrap_err();
-        assert!(err.to_string().contains("over the 1024-byte limit for a test file"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("over the 1024-byte limit for a test file"),
+            "{err}"
+        );
         std::fs::write(&big, vec![b'x'; 1024]).expect("write");
         assert_eq!(read(&big).expect("at the cap").len(), 1024);
         std::fs::write(&big, b"ok\xff").expect("write");

@@ -52,8 +52,18 @@ pub fn run_command(
             buf
         })
     };
-    let out = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
-    let err = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let out = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let err = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
     let started = Instant::now();
     let status = loop {
         match child.try_wait() {
@@ -105,8 +115,12 @@ mod tests {
         .unwrap_err();
         assert!(err.to_string().contains("killed"), "{err}");
         assert!(started.elapsed() < Duration::from_secs(10));
-        let ok = run_command(Command::new("echo").arg("hi"), Duration::from_secs(10), "coreutils")
-            .expect("echo runs");
+        let ok = run_command(
+            Command::new("echo").arg("hi"),
+            Duration::from_secs(10),
+            "coreutils",
+        )
+        .expect("echo runs");
         assert_eq!(ok.stdout, b"hi\n");
         let missing = run_command(
             &mut Command::new("overlaybench-no-such-tool"),

@@ -200,7 +200,10 @@ impl OutDir {
                         .flatten()
                         .map(|e| e.file_name().to_string_lossy().into_owned())
                         .collect();
-                    if entries.iter().any(|n| n == "report.json" || n == "plan.json") {
+                    if entries
+                        .iter()
+                        .any(|n| n == "report.json" || n == "plan.json")
+                    {
                         return Err(format!(
                             "{option} {} already holds a report; name a new folder, or pass --force to replace it",
                             path.display()
@@ -217,7 +220,10 @@ impl OutDir {
             }
             OutDir::Fresh { parent, .. } => {
                 if parent.exists() && !parent.is_dir() {
-                    return Err(format!("{} is a file, not a folder for reports", parent.display()));
+                    return Err(format!(
+                        "{} is a file, not a folder for reports",
+                        parent.display()
+                    ));
                 }
                 writable_ancestor(parent)
                     .map_err(|e| format!("the default report folder {}: {e}", parent.display()))
@@ -260,9 +266,9 @@ impl OutDir {
                         Err(e) => return Err(io("creating report dir", &dir)(e)),
                     }
                 }
-                Err(io("creating report dir", parent)(std::io::Error::from_raw_os_error(
-                    libc::EEXIST,
-                )))
+                Err(io("creating report dir", parent)(
+                    std::io::Error::from_raw_os_error(libc::EEXIST),
+                ))
             }
         }
     }
@@ -290,7 +296,10 @@ mod tests {
             force: false,
         };
         assert!(given.check("--out").unwrap_err().contains("--force"));
-        let forced = OutDir::Given { path: a.clone(), force: true };
+        let forced = OutDir::Given {
+            path: a.clone(),
+            force: true,
+        };
         forced.check("--out").expect("forced");
         forced.claim("x").expect("claimed");
         assert!(!a.join("report.json").exists());

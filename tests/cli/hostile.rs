@@ -45,7 +45,10 @@ fn assert_code(cmd: StdCommand, code: i32, needle: &str) {
     let (got, err) = bounded(cmd, 30);
     assert_eq!(got, Some(code), "{shown}: {err}");
     assert!(!err.contains("panicked"), "{shown}: {err}");
-    assert!(err.contains(needle), "{shown}: expected '{needle}' in: {err}");
+    assert!(
+        err.contains(needle),
+        "{shown}: expected '{needle}' in: {err}"
+    );
 }
 
 fn unbounded_or_odd_inputs_are_refused_with_exit_2() {
@@ -67,15 +70,36 @@ fn unbounded_or_odd_inputs_are_refused_with_exit_2() {
         .and_then(|f| f.set_len(2 << 20))
         .expect("sparse gate file");
     let cases: Vec<(Vec<std::ffi::OsString>, &str)> = vec![
-        (vec!["compare".into(), example().into(), "/dev/zero".into()], "character device"),
-        (vec!["report".into(), "/dev/zero".into()], "character device"),
+        (
+            vec!["compare".into(), example().into(), "/dev/zero".into()],
+            "character device",
+        ),
+        (
+            vec!["report".into(), "/dev/zero".into()],
+            "character device",
+        ),
         (vec!["report".into(), fifo.clone().into()], "a FIFO"),
-        (vec!["compare".into(), fifo.into(), example().into()], "a FIFO"),
-        (vec!["report".into(), huge.clone().into()], "268435456-byte limit"),
+        (
+            vec!["compare".into(), fifo.into(), example().into()],
+            "a FIFO",
+        ),
+        (
+            vec!["report".into(), huge.clone().into()],
+            "268435456-byte limit",
+        ),
         (vec!["report".into(), garbage.clone().into()], "not UTF-8"),
-        (vec!["compare".into(), example().into(), garbage.into()], "not UTF-8"),
-        (vec!["report".into(), loop_a.clone().into()], "symbolic links"),
-        (vec!["compare".into(), loop_a.into(), example().into()], "symbolic links"),
+        (
+            vec!["compare".into(), example().into(), garbage.into()],
+            "not UTF-8",
+        ),
+        (
+            vec!["report".into(), loop_a.clone().into()],
+            "symbolic links",
+        ),
+        (
+            vec!["compare".into(), loop_a.into(), example().into()],
+            "symbolic links",
+        ),
         (
             vec![
                 "compare".into(),
@@ -125,7 +149,12 @@ fn closed_or_full_output_never_panics() {
         assert_eq!(got, Some(code), "{args:?}: {err}");
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
-    let full = || std::fs::OpenOptions::new().write(true).open("/dev/full").expect("/dev/full");
+    let full = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .expect("/dev/full")
+    };
     let out = std_bin()
         .args(["doctor", "--no-probe", "--path", "/"])
         .stdout(full())
@@ -133,7 +162,10 @@ fn closed_or_full_output_never_panics() {
         .expect("runs");
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("No space left") && !err.contains("panicked"), "{err}");
+    assert!(
+        err.contains("No space left") && !err.contains("panicked"),
+        "{err}"
+    );
     // stderr full: the exit code of the real error stays.
     let out = std_bin()
         .args(["run", "--depths", "0"])
@@ -205,7 +237,9 @@ fn gate_refuses_partial_empty_and_misspelt_input() {
         .arg(&empty)
         .assert()
         .code(1)
-        .stdout(predicate::str::contains("FAIL").and(predicate::str::contains("missing in current")));
+        .stdout(
+            predicate::str::contains("FAIL").and(predicate::str::contains("missing in current")),
+        );
     let mut partial = base.clone();
     partial.status = RunStatus::Interrupted;
     let partial = write("partial.json", &partial);
@@ -306,10 +340,22 @@ fn refused_runs_write_nothing_outside_their_dirs() {
     let file = d.path().join("file");
     std::fs::write(&file, "x").expect("write");
     let cases: Vec<(Vec<String>, &str)> = vec![
-        (vec!["--backing".into(), "dir:/nonexistent-overlaybench".into()], "does not exist"),
-        (vec!["--backing".into(), "dir:relative".into()], "does not exist"),
-        (vec!["--scratch".into(), file.display().to_string()], "not a directory"),
-        (vec!["--out".into(), file.display().to_string()], "is a file"),
+        (
+            vec!["--backing".into(), "dir:/nonexistent-overlaybench".into()],
+            "does not exist",
+        ),
+        (
+            vec!["--backing".into(), "dir:relative".into()],
+            "does not exist",
+        ),
+        (
+            vec!["--scratch".into(), file.display().to_string()],
+            "not a directory",
+        ),
+        (
+            vec!["--out".into(), file.display().to_string()],
+            "is a file",
+        ),
     ];
     for (args, needle) in cases {
         bin()
@@ -321,7 +367,11 @@ fn refused_runs_write_nothing_outside_their_dirs() {
             .stderr(predicate::str::contains(needle));
     }
     assert!(!Path::new("/nonexistent-overlaybench").exists());
-    assert_eq!(std::fs::read_dir(&cwd).expect("cwd").count(), 0, "nothing made in the cwd");
+    assert_eq!(
+        std::fs::read_dir(&cwd).expect("cwd").count(),
+        0,
+        "nothing made in the cwd"
+    );
 }
 
 fn out_on_a_read_only_filesystem_is_bad_input() {
@@ -338,7 +388,10 @@ fn out_on_a_read_only_filesystem_is_bad_input() {
     let mut c = StdCommand::new("unshare");
     c.args(["-m", "--propagation", "private", "sh", "-c", &script]);
     assert_code(c, 2, "cannot be written");
-    assert!(!d.path().join("scratch").exists(), "refused before anything was made");
+    assert!(
+        !d.path().join("scratch").exists(),
+        "refused before anything was made"
+    );
 }
 
 fn sizes_are_checked_against_the_plan_and_the_host() {
@@ -347,12 +400,27 @@ fn sizes_are_checked_against_the_plan_and_the_host() {
     let s = s.to_str().expect("utf-8");
     for (args, needle) in [
         (vec!["--fs-size", "1M"], "at least 64 MiB"),
-        (vec!["--backing", "xfs", "--fs-size", "100M"], "at least 300 MiB"),
-        (vec!["--workloads", "copy-up", "--sizes", "64M", "--fs-size", "100M"], "use --fs-size"),
+        (
+            vec!["--backing", "xfs", "--fs-size", "100M"],
+            "at least 300 MiB",
+        ),
+        (
+            vec![
+                "--workloads",
+                "copy-up",
+                "--sizes",
+                "64M",
+                "--fs-size",
+                "100M",
+            ],
+            "use --fs-size",
+        ),
         (vec!["--fs-size", "100T"], "free"),
     ] {
         let mut c = std_bin();
-        c.arg("run").args(&args).args(["--no-progress", "--scratch", s, "--out"]);
+        c.arg("run")
+            .args(&args)
+            .args(["--no-progress", "--scratch", s, "--out"]);
         c.arg(d.path().join("out"));
         assert_code(c, 2, needle);
         assert!(!d.path().join("out").exists(), "{args:?}: nothing written");
@@ -380,7 +448,11 @@ fn signal(child: &Child, sig: nix::sys::signal::Signal) {
 fn wait_for(dir: &Path, what: &str, ok: impl Fn() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while !ok() {
-        assert!(Instant::now() < deadline, "{}: {what} never happened", dir.display());
+        assert!(
+            Instant::now() < deadline,
+            "{}: {what} never happened",
+            dir.display()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -392,7 +464,12 @@ fn every_stop_signal_marks_the_report_and_cleans_up() {
         let child = super::isolation::start_long_run(d.path());
         signal(&child, sig);
         let out = child.wait_with_output().expect("wait");
-        assert_eq!(out.status.code(), Some(code), "{sig}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{sig}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert_clean(d.path());
         let r = read_report(&d.path().join("out")).expect("report");
         assert_eq!(r.status, RunStatus::Interrupted, "{sig}");
@@ -406,7 +483,12 @@ fn a_second_signal_aborts_but_marks_and_cleans() {
     std::thread::sleep(Duration::from_millis(10));
     signal(&child, nix::sys::signal::Signal::SIGINT);
     let out = child.wait_with_output().expect("wait");
-    assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_clean(d.path());
     let r = read_report(&d.path().join("out")).expect("report");
     assert_eq!(r.status, RunStatus::Interrupted);
@@ -434,8 +516,17 @@ fn a_hung_child_is_killed_on_interrupt() {
     let started = Instant::now();
     signal(&child, nix::sys::signal::Signal::SIGINT);
     let out = child.wait_with_output().expect("wait");
-    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
-    assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_clean(d.path());
     let r = read_report(&d.path().join("out")).expect("report");
     assert_eq!(r.status, RunStatus::Interrupted);
@@ -450,8 +541,18 @@ fn paths_as_typed_work_once_canonicalised() {
     std::fs::create_dir(&data).expect("mkdir");
     std::os::unix::fs::symlink(&data, d.path().join("data-link")).expect("symlink");
     let quick = [
-        "run", "--workloads", "lookup", "--depths", "1,2", "--rounds", "1", "--names", "16",
-        "--batch", "8", "--no-progress",
+        "run",
+        "--workloads",
+        "lookup",
+        "--depths",
+        "1,2",
+        "--rounds",
+        "1",
+        "--names",
+        "16",
+        "--batch",
+        "8",
+        "--no-progress",
     ];
     for (i, (scratch, backing)) in [
         ("link/s1", "tmpfs"),
@@ -488,11 +589,24 @@ fn doctor_writes_nothing_and_reads_the_store_it_is_given() {
         .arg(d.path().join("scratch"))
         .output()
         .expect("runs");
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(!d.path().join("scratch").exists(), "doctor made its --scratch");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !d.path().join("scratch").exists(),
+        "doctor made its --scratch"
+    );
     assert_eq!(std::fs::read_dir(&cwd).expect("cwd").count(), 0);
     let r: overlaybench::doctor::DoctorReport = serde_json::from_slice(&out.stdout).expect("json");
-    let volatile = r.kernel.features.iter().find(|f| f.name == "volatile").expect("volatile");
+    let volatile = r
+        .kernel
+        .features
+        .iter()
+        .find(|f| f.name == "volatile")
+        .expect("volatile");
     assert!(
         volatile.supported && !volatile.detail.contains("not in force"),
         "{volatile:?}"
@@ -511,7 +625,10 @@ fn doctor_writes_nothing_and_reads_the_store_it_is_given() {
         std::fs::canonicalize(d.path().join("store")).expect("canon")
     );
     assert!(
-        r.recommendation.reasons.iter().all(|x| !x.figure.contains("supported = false")),
+        r.recommendation
+            .reasons
+            .iter()
+            .all(|x| !x.figure.contains("supported = false")),
         "{:?}",
         r.recommendation
     );
@@ -527,9 +644,20 @@ fn doctor_reads_the_packaged_storage_conf() {
     let d = tmp();
     let conf = d.path().join("usr/share/containers");
     std::fs::create_dir_all(&conf).expect("mkdir");
-    std::fs::write(conf.join("storage.conf"), "[storage]\ndriver = \"overlay\"\n").expect("write");
+    std::fs::write(
+        conf.join("storage.conf"),
+        "[storage]\ndriver = \"overlay\"\n",
+    )
+    .expect("write");
     let out = bin()
-        .args(["doctor", "--json", "--no-probe", "--path", "/", "--config-root"])
+        .args([
+            "doctor",
+            "--json",
+            "--no-probe",
+            "--path",
+            "/",
+            "--config-root",
+        ])
         .arg(d.path())
         .output()
         .expect("runs");
@@ -540,7 +668,9 @@ fn doctor_reads_the_packaged_storage_conf() {
         .find(|e| e.engine == "containers-storage")
         .expect("cs");
     assert!(
-        cs.found && cs.file.ends_with("usr/share/containers/storage.conf") && cs.driver.as_deref() == Some("overlay"),
+        cs.found
+            && cs.file.ends_with("usr/share/containers/storage.conf")
+            && cs.driver.as_deref() == Some("overlay"),
         "{cs:?}"
     );
 }
@@ -548,19 +678,75 @@ fn doctor_reads_the_packaged_storage_conf() {
 /// This module's tests, each with whether it needs root.
 pub fn tests() -> Vec<(&'static str, bool, fn())> {
     vec![
-        ("hostile::unbounded_or_odd_inputs_are_refused_with_exit_2", false, unbounded_or_odd_inputs_are_refused_with_exit_2),
-        ("hostile::closed_or_full_output_never_panics", false, closed_or_full_output_never_panics),
-        ("hostile::errors_are_said_once_and_bad_numbers_name_their_option", false, errors_are_said_once_and_bad_numbers_name_their_option),
-        ("hostile::gate_refuses_partial_empty_and_misspelt_input", false, gate_refuses_partial_empty_and_misspelt_input),
-        ("hostile::output_folders_are_never_reused_silently", false, output_folders_are_never_reused_silently),
-        ("hostile::refused_runs_write_nothing_outside_their_dirs", false, refused_runs_write_nothing_outside_their_dirs),
-        ("hostile::out_on_a_read_only_filesystem_is_bad_input", true, out_on_a_read_only_filesystem_is_bad_input),
-        ("hostile::sizes_are_checked_against_the_plan_and_the_host", true, sizes_are_checked_against_the_plan_and_the_host),
-        ("hostile::every_stop_signal_marks_the_report_and_cleans_up", true, every_stop_signal_marks_the_report_and_cleans_up),
-        ("hostile::a_second_signal_aborts_but_marks_and_cleans", true, a_second_signal_aborts_but_marks_and_cleans),
-        ("hostile::a_hung_child_is_killed_on_interrupt", true, a_hung_child_is_killed_on_interrupt),
-        ("hostile::paths_as_typed_work_once_canonicalised", true, paths_as_typed_work_once_canonicalised),
-        ("hostile::doctor_writes_nothing_and_reads_the_store_it_is_given", true, doctor_writes_nothing_and_reads_the_store_it_is_given),
-        ("hostile::doctor_reads_the_packaged_storage_conf", false, doctor_reads_the_packaged_storage_conf),
+        (
+            "hostile::unbounded_or_odd_inputs_are_refused_with_exit_2",
+            false,
+            unbounded_or_odd_inputs_are_refused_with_exit_2,
+        ),
+        (
+            "hostile::closed_or_full_output_never_panics",
+            false,
+            closed_or_full_output_never_panics,
+        ),
+        (
+            "hostile::errors_are_said_once_and_bad_numbers_name_their_option",
+            false,
+            errors_are_said_once_and_bad_numbers_name_their_option,
+        ),
+        (
+            "hostile::gate_refuses_partial_empty_and_misspelt_input",
+            false,
+            gate_refuses_partial_empty_and_misspelt_input,
+        ),
+        (
+            "hostile::output_folders_are_never_reused_silently",
+            false,
+            output_folders_are_never_reused_silently,
+        ),
+        (
+            "hostile::refused_runs_write_nothing_outside_their_dirs",
+            false,
+            refused_runs_write_nothing_outside_their_dirs,
+        ),
+        (
+            "hostile::out_on_a_read_only_filesystem_is_bad_input",
+            true,
+            out_on_a_read_only_filesystem_is_bad_input,
+        ),
+        (
+            "hostile::sizes_are_checked_against_the_plan_and_the_host",
+            true,
+            sizes_are_checked_against_the_plan_and_the_host,
+        ),
+        (
+            "hostile::every_stop_signal_marks_the_report_and_cleans_up",
+            true,
+            every_stop_signal_marks_the_report_and_cleans_up,
+        ),
+        (
+            "hostile::a_second_signal_aborts_but_marks_and_cleans",
+            true,
+            a_second_signal_aborts_but_marks_and_cleans,
+        ),
+        (
+            "hostile::a_hung_child_is_killed_on_interrupt",
+            true,
+            a_hung_child_is_killed_on_interrupt,
+        ),
+        (
+            "hostile::paths_as_typed_work_once_canonicalised",
+            true,
+            paths_as_typed_work_once_canonicalised,
+        ),
+        (
+            "hostile::doctor_writes_nothing_and_reads_the_store_it_is_given",
+            true,
+            doctor_writes_nothing_and_reads_the_store_it_is_given,
+        ),
+        (
+            "hostile::doctor_reads_the_packaged_storage_conf",
+            false,
+            doctor_reads_the_packaged_storage_conf,
+        ),
     ]
 }

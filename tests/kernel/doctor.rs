@@ -186,7 +186,8 @@ fn check_against_the_engine_and_find(
     for l in &inv.top_layers {
         let diff = driver.join(&l.id).join("diff");
         let d = diff.display();
-        let inodes: u64 = sh(format!("find {d} -xdev -printf '%i\\n' | sort -u | wc -l"))?.parse()?;
+        let inodes: u64 =
+            sh(format!("find {d} -xdev -printf '%i\\n' | sort -u | wc -l"))?.parse()?;
         let bytes: u64 = sh(format!("du -sxB1 {d} | cut -f1"))?.parse()?;
         let whiteouts: u64 = sh(format!("find {d} -xdev -type c | wc -l"))?.parse()?;
         if (l.inodes, l.bytes, l.whiteouts) != (inodes, bytes, whiteouts) {
@@ -204,9 +205,8 @@ fn check_against_the_engine_and_find(
     if linked != format!("{} {}", inv.hardlink_paths, inv.hardlink_inodes) {
         return Err(format!("find says {linked} linked paths/inodes; doctor {inv:?}").into());
     }
-    let index: serde_json::Value = serde_json::from_slice(&std::fs::read(
-        root.join("overlay-layers/layers.json"),
-    )?)?;
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root.join("overlay-layers/layers.json"))?)?;
     let layers = index
         .as_array()
         .ok_or_else(|| Failed::from("layers.json is not an array"))?;
@@ -226,7 +226,12 @@ fn check_against_the_engine_and_find(
         }
         n
     };
-    let deepest = layers.iter().filter_map(id_of).map(chain).max().unwrap_or(0);
+    let deepest = layers
+        .iter()
+        .filter_map(id_of)
+        .map(chain)
+        .max()
+        .unwrap_or(0);
     let containers: serde_json::Value = serde_json::from_slice(&std::fs::read(
         root.join("overlay-containers/containers.json"),
     )?)?;

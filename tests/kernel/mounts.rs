@@ -82,7 +82,10 @@ fn classic_api_mounts_128_layers_from_relative_links() -> Result<(), Failed> {
     let (_tmp, scratch) = crate::scratch(BackingKind::Ext4);
     let l = layout::make("overlay2", &crate::config(MountApi::Classic));
     for depth in [64, 128] {
-        let img = l.prepare(&thin_image(depth), &scratch.path().join(format!("d{depth}")))?;
+        let img = l.prepare(
+            &thin_image(depth),
+            &scratch.path().join(format!("d{depth}")),
+        )?;
         let c = l.create_container(&img, &scratch.path().join(format!("c{depth}")))?;
         let m = l.mount(&img, &c)?;
         let opts = m.options_in_force.clone().unwrap_or_default();
@@ -106,7 +109,10 @@ fn a_busy_unmount_is_detached_and_counted() -> Result<(), Failed> {
     let c = l.create_container(&img, &scratch.path().join("c"))?;
     let m = l.mount(&img, &c)?;
     // An open file keeps the mount busy for as long as the retries last.
-    let busy = std::fs::File::open(m.merged.join("layer-000-with-a-long-name-to-fill-the-options"))?;
+    let busy = std::fs::File::open(
+        m.merged
+            .join("layer-000-with-a-long-name-to-fill-the-options"),
+    )?;
     let before = overlaybench::isolate::detached_unmounts();
     m.unmount()?;
     drop(busy);
