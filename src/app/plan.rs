@@ -55,8 +55,10 @@ pub struct PlanConfig {
     pub fleet: Fleet,
     /// The filesystem to fill, resolved.
     pub filesystem: Filesystem,
-    /// Costs from this report instead of measuring.
+    /// Costs from this report instead of measuring (canonical).
     pub from: Option<PathBuf>,
+    /// `from` as the user spelled it, for what the plan says it used.
+    pub from_shown: Option<String>,
     /// Backing of the costs.
     pub backing: BackingKind,
     /// Layouts.
@@ -158,6 +160,7 @@ impl TryFrom<PlanRequest> for PlanConfig {
             fleet: r.fleet,
             filesystem,
             from,
+            from_shown: r.from.as_ref().map(|f| f.display().to_string()),
             backing,
             layouts,
             scratch: canonical_for_creation("--scratch", &r.scratch)?,
@@ -186,7 +189,11 @@ pub fn plan(cfg: &PlanConfig, privilege: Option<Privilege>) -> Result<PlanOutcom
         (Some(from), _) => {
             let report = report::read_report(from)?;
             let costs = source.read_from_report(&report, &cfg.fleet, &backing)?;
-            (costs, format!("inodes results in {}", from.display()))
+            let shown = cfg
+                .from_shown
+                .clone()
+                .unwrap_or_else(|| from.display().to_string());
+            (costs, format!("inodes results in {shown}"))
         }
         (None, Some(privilege)) => {
             let config = LayoutConfig {
