@@ -50,11 +50,14 @@ fn data_files(
     readers: &[Reader],
     names: &[String],
 ) -> Vec<PathBuf> {
+    // A set, not `Vec::contains`: --cache-files 100000 × K readers would be
+    // quadratic (10^10 comparisons, hours).
+    let mut seen = std::collections::HashSet::new();
     let mut out: Vec<PathBuf> = Vec::new();
     for r in readers {
         for n in names {
             if let Some(f) = layout.data_file(img, &r.dirs, Path::new(n)) {
-                if !out.contains(&f) {
+                if seen.insert(f.clone()) {
                     out.push(f);
                 }
             }
