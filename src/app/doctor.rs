@@ -12,8 +12,7 @@ use crate::isolate::{IsolateError, Privilege};
 /// What the user asked `doctor` for.
 #[derive(Debug, Clone)]
 pub struct DoctorConfig {
-    /// The backing path to inspect (default: the store's, else /var/lib/docker if
-    /// present, else `.`).
+    /// The backing path to inspect (default: the store's, named or found, else `.`).
     pub path: Option<PathBuf>,
     /// A store to inventory (default: /var/lib/docker or /var/lib/containers/storage if present).
     pub store: Option<PathBuf>,
@@ -45,16 +44,11 @@ pub fn doctor(
         }
         None => exists("/var/lib/docker").or_else(|| exists("/var/lib/containers/storage")),
     };
-    // The store's own filesystem, unless another path is named.
-    let path = match &cfg.path {
-        Some(p) => canonical_existing("--path", p)?,
-        None => match (&cfg.store, &store_dir) {
-            (Some(_), Some(s)) => s.clone(),
-            _ => canonical_existing(
-                "--path",
-                &exists("/var/lib/docker").unwrap_or_else(|| ".".into()),
-            )?,
-        },
+    // The store's own filesystem (named or found), unless another path is named.
+    let path = match (&cfg.path, &store_dir) {
+        (Some(p), _) => canonical_existing("--path", p)?,
+        (None, Some(s)) => s.clone(),
+        (None, None) => canonical_existing("--path", Path::new("."))?,
     };
     let config_root = canonical_existing("--config-root", &cfg.config_root)?;
     let path_report = doctor::path_facts(&path).map_err(AppError::io("inspecting", &path))?;

@@ -14,7 +14,7 @@ pub struct DoctorArgs {
     /// Machine-readable JSON instead of the table.
     #[arg(long)]
     pub json: bool,
-    /// The backing path to inspect [default: the --store's, else /var/lib/docker if present, else .].
+    /// The backing path to inspect [default: the store's (--store, or the one found), else .].
     #[arg(long)]
     pub path: Option<PathBuf>,
     /// A store to inventory: a Docker data root, its overlay2/ or overlay/ dir, or a
