@@ -427,6 +427,52 @@ fn sizes_are_checked_against_the_plan_and_the_host() {
     }
 }
 
+fn the_tools_own_sizing_holds_for_what_it_accepts() {
+    // tmpfs charges an inode per hard link, and the legacy layout hard-links
+    // every older file into every later root: both ran out of the inodes the
+    // tool gave the tmpfs (ENOSPC) before the estimates counted the links.
+    for args in [
+        &[
+            "--workloads",
+            "lookup",
+            "--layouts",
+            "overlay,plain",
+            "--depths",
+            "200",
+            "--rounds",
+            "1",
+            "--names",
+            "16",
+            "--batch",
+            "8",
+        ][..],
+        &[
+            "--workloads",
+            "inodes",
+            "--layouts",
+            "overlay",
+            "--layers",
+            "50",
+            "--dirs-per-layer",
+            "0",
+        ][..],
+    ] {
+        let d = tmp();
+        let out = d.path().join("out");
+        let o = run_in(d.path(), &out, args)
+            .args(["--backing", "tmpfs"])
+            .output()
+            .expect("runs");
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert_clean(d.path());
+    }
+}
+
 /// A `mkfs.ext4` that never finishes, first in PATH.
 fn hanging_mkfs(dir: &Path) -> std::ffi::OsString {
     let bin_dir = dir.join("bin");
@@ -717,6 +763,11 @@ pub fn tests() -> Vec<(&'static str, bool, fn())> {
             "hostile::sizes_are_checked_against_the_plan_and_the_host",
             true,
             sizes_are_checked_against_the_plan_and_the_host,
+        ),
+        (
+            "hostile::the_tools_own_sizing_holds_for_what_it_accepts",
+            true,
+            the_tools_own_sizing_holds_for_what_it_accepts,
         ),
         (
             "hostile::every_stop_signal_marks_the_report_and_cleans_up",
