@@ -165,6 +165,9 @@ pub fn measure(
             // Break sharing: half the containers (at least one) copy the set up.
             for r in readers.iter().take(copied_up(k)) {
                 for n in &names {
+                    // Each copy-up fsyncs: 100000 files take minutes, so a stop
+                    // request is honoured between files, not only between steps.
+                    ctx.check_interrupted()?;
                     let path = r.mount.merged.join(n);
                     OpenOptions::new()
                         .write(true)
