@@ -22,8 +22,13 @@ pub fn hit(name: &str) -> Option<Fault> {
         "panic" => panic!("injected fault at {name}"),
         "error" => Some(Fault::Error),
         "sigint" => {
-            // SAFETY: kill(2) on our own pid; the signal thread handles it.
-            unsafe { libc::kill(libc::getpid(), libc::SIGINT) };
+            // Once: a second SIGINT would abort the run (a point hit again before
+            // the signal thread has set the stop flag must not send another).
+            static SENT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+            if !SENT.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                // SAFETY: kill(2) on our own pid; the signal thread handles it.
+                unsafe { libc::kill(libc::getpid(), libc::SIGINT) };
+            }
             None
         }
         _ => None,
