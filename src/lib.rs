@@ -11,6 +11,7 @@
 //! - `layout` (one file per storage layout), `report` (schema, sections, charts,
 //!   exports), `image` (specs, sources, the entry stream), `host`;
 //! - `isolate` (namespace, scratch filesystems, mounts), `probe` (kernel reads),
+//!   `input` (the bounded reader and path canonicalisation every input goes through),
 //!   `stats` (pure maths), `error` (exit-code classes).
 
 pub mod app;
@@ -23,9 +24,11 @@ pub mod error;
 pub mod fault;
 pub mod host;
 pub mod image;
+pub mod input;
 pub mod isolate;
 pub mod layout;
 pub mod probe;
 pub mod report;
 pub mod stats;
+pub mod stop;
 pub mod workload;

@@ -46,6 +46,16 @@ pub enum AppError {
     Source(#[from] SourceError),
     #[error(transparent)]
     Apply(#[from] ApplyError),
+    #[error(transparent)]
+    Input(#[from] crate::input::ReadError),
+    #[error(transparent)]
+    Path(#[from] crate::input::PathError),
+    /// The host cannot do what was asked (found while preparing, before anything is written).
+    #[error("{0}")]
+    Unsupported(String),
+    /// Stopped by a signal (SIGINT, SIGTERM, SIGHUP) before anything was written.
+    #[error("interrupted")]
+    Interrupted,
     /// Bad input that names the value and what is accepted.
     #[error("{0}")]
     Usage(String),
@@ -72,7 +82,11 @@ impl AppError {
             AppError::Source(e) => e.class(),
             AppError::Apply(e) => e.class(),
             AppError::Costs(_) | AppError::Usage(_) => ErrorClass::Usage,
+            AppError::Input(e) => e.class(),
+            AppError::Path(e) => e.class(),
+            AppError::Unsupported(_) => ErrorClass::Unsupported,
             AppError::Io { .. } => ErrorClass::Runtime,
+            AppError::Interrupted => ErrorClass::Interrupted,
         }
     }
 

@@ -4,9 +4,11 @@
 
 pub mod compare;
 pub mod doctor;
+pub mod out;
 pub mod plan;
 pub mod report;
 pub mod run;
+pub mod signals;
 
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Parser, Subcommand};

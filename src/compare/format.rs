@@ -84,8 +84,13 @@ fn table(c: &Comparison, only_changed: bool) -> Table {
 
 fn headline(c: &Comparison) -> String {
     format!(
-        "{}: {} regressed, {} improved, {} unchanged ({} figures not gated){}",
+        "{}{}: {} regressed, {} improved, {} unchanged ({} figures not gated){}",
         if c.failed() { "FAIL" } else { "PASS" },
+        if c.nothing_compared() {
+            " (no figure could be compared)"
+        } else {
+            ""
+        },
         c.regressed,
         c.improved,
         c.unchanged,
@@ -142,13 +147,15 @@ pub fn render(c: &Comparison, format: CompareFormat) -> String {
             serde_json::to_string_pretty(c).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
         }
         CompareFormat::Junit => {
+            let nothing = usize::from(c.nothing_compared());
             let failures = c.regressed
+                + nothing
                 + if c.missing_fails {
                     c.missing_in_current.len()
                 } else {
                     0
                 };
-            let tests = c.results.len() + c.missing_in_current.len();
+            let tests = c.results.len() + c.missing_in_current.len() + nothing;
             let mut s = format!(
                 "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"overlaybench\" tests=\"{tests}\" failures=\"{failures}\">\n  <testsuite name=\"overlaybench-gate\" tests=\"{tests}\" failures=\"{failures}\">\n"
             );
@@ -173,6 +180,9 @@ pub fn render(c: &Comparison, format: CompareFormat) -> String {
                 } else {
                     s.push_str(" />\n");
                 }
+            }
+            if c.nothing_compared() {
+                s.push_str("    <testcase classname=\"gate\" name=\"nothing compared\">\n      <failure message=\"no figure could be compared\" />\n    </testcase>\n");
             }
             for m in &c.missing_in_current {
                 s.push_str(&format!(

@@ -342,14 +342,17 @@ impl LayoutError {
     }
 }
 
-/// Mounts a container's overlay over `lowers` (topmost first) with the layout's settings.
+/// Mounts a container's overlay over `lowers` (topmost first; relative to
+/// `lowers_base` when given) with the layout's settings.
 fn mount_container(
     config: &LayoutConfig,
     lowers: Vec<PathBuf>,
+    lowers_base: Option<PathBuf>,
     c: &ContainerDirs,
 ) -> Result<Mounted, LayoutError> {
     let spec = crate::isolate::OverlayMount {
         lowers,
+        lowers_base,
         upper_work: c.upper_work.clone(),
         options: config.mount_options(),
         target: c.merged.clone(),

@@ -18,7 +18,7 @@ pub use schema::{
 };
 pub use section::{Block, Section};
 pub use table::{fmt_bytes, fmt_ns, fmt_ratio, Table};
-pub use write::{read_report, write_atomic, write_report_dir};
+pub use write::{mark_active_interrupted, read_report, write_atomic, write_report_dir, OutDir};
 
 use std::path::PathBuf;
 
@@ -54,6 +54,8 @@ pub enum ReportError {
     },
     #[error("rendering {what}: {detail}")]
     Render { what: String, detail: String },
+    #[error(transparent)]
+    Input(#[from] crate::input::ReadError),
 }
 
 impl ReportError {
@@ -61,6 +63,7 @@ impl ReportError {
     pub fn class(&self) -> ErrorClass {
         match self {
             ReportError::Parse { .. } | ReportError::SchemaVersion { .. } => ErrorClass::Usage,
+            ReportError::Input(e) => e.class(),
             ReportError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
                 ErrorClass::Usage
             }

@@ -10,6 +10,7 @@
 mod common;
 mod compare;
 mod doctor;
+mod hostile;
 mod isolation;
 mod plan;
 mod report;
@@ -96,6 +97,7 @@ fn main() {
         workloads::tests(),
         plan::tests(),
         doctor::tests(),
+        hostile::tests(),
         compare::tests(),
         report::tests(),
     ]

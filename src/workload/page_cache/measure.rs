@@ -51,11 +51,14 @@ fn data_files(
     readers: &[Reader],
     names: &[String],
 ) -> Vec<PathBuf> {
+    // A set, not `Vec::contains`: --cache-files 100000 × K readers would be
+    // quadratic (10^10 comparisons, hours).
+    let mut seen = std::collections::HashSet::new();
     let mut out: Vec<PathBuf> = Vec::new();
     for r in readers {
         for n in names {
             if let Some(f) = layout.data_file(img, &r.dirs, Path::new(n)) {
-                if !out.contains(&f) {
+                if seen.insert(f.clone()) {
                     out.push(f);
                 }
             }
@@ -164,6 +167,9 @@ pub fn measure(
             // Break sharing: half the containers (at least one) copy the set up.
             for r in readers.iter().take(copied_up(k)) {
                 for n in &names {
+                    // Each copy-up fsyncs: 100000 files take minutes, so a stop
+                    // request is honoured between files, not only between steps.
+                    ctx.check_interrupted()?;
                     let path = r.mount.merged.join(n);
                     OpenOptions::new()
                         .write(true)
