@@ -100,6 +100,8 @@ pub struct RunRequest {
     pub seed: u64,
     /// Show a progress bar.
     pub progress: bool,
+    /// Also check Docker's storage-driver claims on each backing.
+    pub claims: bool,
     /// Every workload's options.
     pub options: WorkloadOptions,
 }
@@ -144,6 +146,8 @@ pub struct RunConfig {
     pub seed: u64,
     /// Show a progress bar.
     pub progress: bool,
+    /// Also check Docker's storage-driver claims on each backing (after the workloads).
+    pub claims: bool,
 }
 
 /// UTC timestamp for default output folders: `20261126T185506Z`.
@@ -239,6 +243,7 @@ impl TryFrom<RunRequest> for RunConfig {
             drop_caches: r.drop_caches,
             seed: r.seed,
             progress: r.progress,
+            claims: r.claims,
         })
     }
 }
@@ -273,6 +278,7 @@ impl RunConfig {
         m.insert("drop_caches".into(), json!(self.drop_caches));
         m.insert("seed".into(), json!(self.seed));
         m.insert("progress".into(), json!(self.progress));
+        m.insert("claims".into(), json!(self.claims));
         for w in &self.workloads {
             m.insert(w.entry().config_key.into(), w.params_json());
         }
@@ -297,6 +303,7 @@ mod tests {
             drop_caches: false,
             seed: 1,
             progress: false,
+            claims: false,
             options: WorkloadOptions::default(),
         }
     }

@@ -2,6 +2,7 @@
 //! command line's types) and returning what the binary prints. Each is usable
 //! and testable without the binary.
 
+pub mod claims;
 pub mod compare;
 pub mod doctor;
 pub mod plan;
@@ -10,6 +11,7 @@ pub mod run;
 
 use std::path::PathBuf;
 
+use crate::claims::ClaimError;
 use crate::compare::CompareError;
 use crate::config::ConfigError;
 use crate::error::ErrorClass;
@@ -37,6 +39,8 @@ pub enum AppError {
     Compare(#[from] CompareError),
     #[error(transparent)]
     Costs(#[from] CostsError),
+    #[error(transparent)]
+    Claims(#[from] ClaimError),
     /// Bad input that names the value and what is accepted.
     #[error("{0}")]
     Usage(String),
@@ -59,6 +63,7 @@ impl AppError {
             AppError::Workload(e) => e.class(),
             AppError::Report(e) => e.class(),
             AppError::Compare(e) => e.class(),
+            AppError::Claims(e) => e.class(),
             AppError::Costs(_) | AppError::Usage(_) => ErrorClass::Usage,
             AppError::Io { .. } => ErrorClass::Runtime,
         }

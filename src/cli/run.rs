@@ -112,6 +112,10 @@ pub struct RunArgs {
     /// No progress bar (also off when stderr is not a terminal).
     #[arg(long)]
     pub no_progress: bool,
+    /// Also check Docker's overlay storage notes on each backing after the
+    /// workloads (`overlaybench claims`; under a minute with the quick suite).
+    #[arg(long)]
+    pub claims: bool,
 }
 
 impl RunArgs {
@@ -129,6 +133,7 @@ impl RunArgs {
             drop_caches: self.drop_caches,
             seed: self.seed,
             progress: !self.no_progress,
+            claims: self.claims,
             options: WorkloadOptions {
                 lookup: lookup::Options {
                     depths: self.depths,

@@ -494,6 +494,7 @@ mod tests {
             derived: vec![d],
             errors: vec![],
             notes: vec![],
+            claims: vec![],
         }
     }
 

@@ -5,6 +5,7 @@
 //! names a workload: the caller passes the sections.
 
 pub mod chart;
+pub mod claims;
 pub mod export;
 pub mod schema;
 pub mod section;
@@ -13,8 +14,8 @@ pub mod table;
 mod write;
 
 pub use schema::{
-    case_key, kinds, params_of, parse_params, Case, Derived, Report, RunError, RunStatus, ToolInfo,
-    SCHEMA_VERSION,
+    case_key, kinds, params_of, parse_params, Case, ClaimRecord, ClaimVerdict, ClaimsRun, Derived,
+    Report, RunError, RunStatus, ToolInfo, SCHEMA_VERSION,
 };
 pub use section::{Block, Section};
 pub use table::{fmt_bytes, fmt_ns, fmt_ratio, Table};

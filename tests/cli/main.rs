@@ -6,6 +6,7 @@
 //! A custom harness (libtest-mimic) so that a test that needs root and does not
 //! have it is reported *ignored*, never *ok*. CI runs as root: there every test runs.
 
+mod claims;
 #[path = "../common/mod.rs"]
 mod common;
 mod compare;
@@ -98,6 +99,7 @@ fn main() {
         doctor::tests(),
         compare::tests(),
         report::tests(),
+        claims::tests(),
     ]
     .into_iter()
     .flatten()

@@ -6,6 +6,7 @@
 //! as ignored with the reason.
 
 mod capacity;
+mod claims;
 #[path = "../common/mod.rs"]
 mod common;
 mod copy_up;
@@ -30,6 +31,7 @@ fn main() {
         copy_up::tests(),
         capacity::tests(),
         doctor::tests(),
+        claims::tests(),
     ]
     .into_iter()
     .flatten()
