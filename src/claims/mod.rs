@@ -211,7 +211,7 @@ impl Finding {
     pub fn not_testable(reason: impl Into<String>) -> Finding {
         let reason = reason.into();
         Finding {
-            figure: format!("not testable here: {reason}"),
+            figure: reason.clone(),
             reason: Some(reason),
             ..Finding::new(ClaimVerdict::NotTestable, "")
         }
