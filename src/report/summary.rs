@@ -22,7 +22,8 @@ impl Exporter for SummaryMarkdown {
     }
 }
 
-fn status_word(s: RunStatus) -> &'static str {
+/// How a run's status reads to a person (upper case where the results are partial).
+pub fn status_word(s: RunStatus) -> &'static str {
     match s {
         RunStatus::Running => "INCOMPLETE (still running, or the run died)",
         RunStatus::Complete => "complete",

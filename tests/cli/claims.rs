@@ -127,6 +127,11 @@ fn run_with_claims_reports_them() {
             && summary.contains("| 1 | **changed** |"),
         "{summary}"
     );
+    let html = std::fs::read_to_string(out.join("report.html")).expect("report.html");
+    assert!(
+        html.contains("id=\"claims\"") && html.contains("verdict-changed"),
+        "claims in the HTML report"
+    );
     // `report` redraws the same files from the JSON alone.
     std::fs::remove_file(out.join("summary.md")).expect("rm");
     bin().arg("report").arg(&out).assert().success();
