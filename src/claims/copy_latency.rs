@@ -96,9 +96,14 @@ fn check(ctx: &ClaimContext<'_>) -> Result<Finding, ClaimError> {
     let at = noticeable_at_mib(&fit);
     let figure = match (verdict, at) {
         (ClaimVerdict::Confirmed, Some(mib)) => format!(
-            "{} per MiB copied (+{} fixed): the first write passes 100 ms at about {}",
+            "{} per MiB copied{}: the first write passes 100 ms at about {}",
             fmt_ns(fit.slope),
-            fmt_ns(fit.intercept.max(0.0)),
+            // A fit through the origin (or below it) has no fixed cost to speak of.
+            if fit.intercept > 0.0 {
+                format!(" (+{} fixed)", fmt_ns(fit.intercept))
+            } else {
+                String::new()
+            },
             fmt_bytes(mib * MIB as f64)
         ),
         _ => format!(
