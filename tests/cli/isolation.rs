@@ -49,9 +49,28 @@ pub(crate) fn start_long_run(dir: &Path) -> Child {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    // Let it build its fixtures and get into the measuring loop (each round is
-    // ~0.1 s here; fixtures well under a second).
-    std::thread::sleep(Duration::from_millis(3000));
+    // Wait until it is in its measuring loop — its private namespace (seen
+    // through /proc/<pid>/mountinfo) holds an overlay mount under `dir` —
+    // however long the fixtures take on a busy machine; then let it finish a few
+    // rounds (~0.1 s each).
+    let mountinfo = format!("/proc/{}/mountinfo", child.id());
+    let ours = |text: &str| {
+        text.lines().any(|l| {
+            l.contains(" - overlay ")
+                && l.split(' ')
+                    .nth(4)
+                    .is_some_and(|p| Path::new(p).starts_with(dir))
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !std::fs::read_to_string(&mountinfo).is_ok_and(|m| ours(&m)) {
+        assert!(
+            Instant::now() < deadline,
+            "the run never mounted an overlay"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
     child
 }
 
