@@ -12,6 +12,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 
 use super::AppError;
+use crate::claims;
 use crate::config::RunConfig;
 use crate::host::HostInfo;
 use crate::image::source;
@@ -156,7 +157,13 @@ pub fn run(
         .iter()
         .filter_map(|name| layout::create(name, &config))
         .collect();
-    let steps_per_backing: u64 = cfg.workloads.iter().map(|w| w.steps(&layouts)).sum();
+    let claim_steps = if cfg.claims {
+        claims::CLAIMS.len() as u64
+    } else {
+        0
+    };
+    let steps_per_backing: u64 =
+        cfg.workloads.iter().map(|w| w.steps(&layouts)).sum::<u64>() + claim_steps;
     let bar = progress_bar(cfg.progress, steps_per_backing * cfg.backings.len() as u64);
     let mut out = Recorded::default();
     let mut error = None;
@@ -219,6 +226,41 @@ pub fn run(
                 break 'backings;
             }
             report::write_report_dir(&out_dir, &report, &sections)?;
+        }
+        if cfg.claims {
+            // On the same scratch filesystem, in a dir of their own; every
+            // registered layout, whatever --layouts chose (claims name drivers).
+            let settings = claims::Settings::for_suite(cfg.suite);
+            let (run, stopped) = claims::run_on(
+                &scratch,
+                &backing.to_string(),
+                &[],
+                &config,
+                &settings,
+                interrupted,
+                &mut |c| {
+                    bar.set_message(format!("claim {}: {}", c.id, c.slug));
+                    bar.inc(1);
+                },
+            );
+            for c in run.claims.iter().filter(|c| c.error.is_some()) {
+                report.errors.push(RunError {
+                    workload: None,
+                    message: format!(
+                        "{backing}: claim {} ({}): {}",
+                        c.id,
+                        c.slug,
+                        c.error.as_deref().unwrap_or("")
+                    ),
+                });
+            }
+            report.claims.push(run);
+            report.duration_s = started.elapsed().as_secs_f64();
+            report::write_report_dir(&out_dir, &report, &sections)?;
+            if stopped {
+                error = Some(WorkloadError::Interrupted);
+                break 'backings;
+            }
         }
         drop(scratch);
         if stop::requested() {

@@ -117,6 +117,10 @@ pub struct RunArgs {
     /// The user's images.
     #[command(flatten)]
     pub image: ImageArgs,
+    /// Also check Docker's overlay storage notes on each backing after the
+    /// workloads (`overlaybench claims`; under a minute with the quick suite).
+    #[arg(long)]
+    pub claims: bool,
 }
 
 impl RunArgs {
@@ -137,6 +141,7 @@ impl RunArgs {
             progress: !self.no_progress,
             image_options: self.image.open_options(),
             images: self.image.images,
+            claims: self.claims,
             options: WorkloadOptions {
                 lookup: lookup::Options {
                     depths: self.depths,

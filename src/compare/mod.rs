@@ -519,6 +519,7 @@ mod tests {
             errors: vec![],
             notes: vec![],
             images: vec![],
+            claims: vec![],
         }
     }
 

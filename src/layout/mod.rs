@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use crate::error::ErrorClass;
 use crate::image::apply::{ApplyError, ApplyStats};
-use crate::image::ImageSource;
+use crate::image::{ImageSource, ImageSpec, SyntheticImage};
 use crate::isolate::{IsolateError, MountApi, MountGuard, Privilege};
 
 pub use crate::isolate::MAX_LOWER_LAYERS;
@@ -263,6 +263,10 @@ pub trait Layout: Send + Sync {
     /// Materialises `image` in a fresh store under `root` (an empty dir).
     fn prepare(&self, image: &dyn ImageSource, root: &Path) -> Result<PreparedImage, LayoutError> {
         self.import(root, image)
+    }
+    /// Materialises a synthetic spec in a fresh store under `root`.
+    fn prepare_spec(&self, spec: &ImageSpec, root: &Path) -> Result<PreparedImage, LayoutError> {
+        self.import(root, &SyntheticImage::new("spec", spec.clone()))
     }
     /// Imports `image` into this layout's store at `store` (made if missing). A
     /// layer the store already holds — the same chain id, from an earlier import

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::analyze::{Cache, Op, Target, View};
 use super::NAME;
-use crate::report::chart::{layout_color, line_panel, svg_page, Marker, Series};
+use crate::report::chart::{layout_color, line_panel, svg_page, Axis, Marker, Series, Unit};
 use crate::report::summary::backings_of;
 use crate::report::{fmt_ns, Block, Case, Report, ReportError, Section, Table};
 
@@ -224,33 +224,33 @@ impl Section for LookupSection {
             "overlaybench · lookup cost by lower depth (median per operation)",
             |root| {
                 let panels = root.split_evenly((2, 2));
-                let x = "lower depth (image layers)";
+                let x = Axis::new("lower depth (image layers)", Unit::Count);
                 line_panel(
                     &panels[0],
                     "stat, cold (fresh mount, caches evicted)",
                     x,
-                    "time per stat",
+                    Axis::new("time per stat", Unit::Ns),
                     &to_series(Op::Stat, &[Cache::Cold]),
                 )?;
                 line_panel(
                     &panels[1],
                     "stat, warm (dentries cached)",
                     x,
-                    "time per stat",
+                    Axis::new("time per stat", Unit::Ns),
                     &to_series(Op::Stat, &[Cache::Warm]),
                 )?;
                 line_panel(
                     &panels[2],
                     "readdir of a dir spread over all layers (solid cold, dashed warm)",
                     x,
-                    "time per directory",
+                    Axis::new("time per directory", Unit::Ns),
                     &to_series(Op::Readdir, &[Cache::Cold, Cache::Warm]),
                 )?;
                 line_panel(
                     &panels[3],
                     "mount of a fresh container",
                     x,
-                    "time per mount",
+                    Axis::new("time per mount", Unit::Ns),
                     &to_series(Op::Mount, &[Cache::Cold]),
                 )?;
                 Ok(())
