@@ -53,6 +53,13 @@ fn opt(k: &str, v: Option<&str>) -> (String, Option<String>) {
     (k.to_string(), v.map(str::to_string))
 }
 
+/// Whether option `key` shows in the options in force: by its own name, or by
+/// the spelling the kernel shows it under (`volatile` is `fsync=volatile` since 6.x).
+fn in_force(opts: &[&str], key: &str) -> bool {
+    opts.iter()
+        .any(|o| o.split('=').next() == Some(key) || (key == "volatile" && *o == "fsync=volatile"))
+}
+
 /// Probes every feature under `root` (a scratch dir of ours).
 pub fn probe_all(
     root: &Path,
@@ -83,6 +90,7 @@ pub fn probe_all(
         let mut options = base.clone();
         options.extend(extra.iter().cloned());
         let spec = OverlayMount {
+            lowers_base: None,
             lowers: ls.into_iter().rev().collect(),
             upper_work: upper.then_some((u, w)),
             options,
@@ -111,10 +119,8 @@ pub fn probe_all(
                 } else {
                     format!(" with {}", shown.join(","))
                 };
-                let missing: Vec<&(String, Option<String>)> = extra
-                    .iter()
-                    .filter(|(k, _)| !opts.iter().any(|o| o.split('=').next() == Some(k.as_str())))
-                    .collect();
+                let missing: Vec<&(String, Option<String>)> =
+                    extra.iter().filter(|(k, _)| !in_force(&opts, k)).collect();
                 let note = if missing.is_empty() {
                     String::new()
                 } else {
@@ -227,6 +233,7 @@ fn max_depth(
     fs::create_dir_all(&m)?;
     let ok = |n: usize| {
         let spec = OverlayMount {
+            lowers_base: None,
             lowers: all[..n].to_vec(),
             upper_work: None,
             options: base.to_vec(),

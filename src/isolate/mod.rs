@@ -1,20 +1,27 @@
 //! Isolation: the private mount namespace, the scratch filesystem every run works
 //! in, and guards that undo each mount. Nothing outside the scratch dir is touched.
 
+mod command;
 mod loopdev;
 pub mod mountinfo;
 mod mounts;
 mod namespace;
+mod private_tmpfs;
 mod scratch;
 
+pub use command::run_command;
 pub use loopdev::LoopDevice;
 pub use mountinfo::{MountEntry, MountInfo};
 pub use mounts::{
-    mount_overlay, new_api_available, MountApi, MountGuard, MountedOverlay, OverlayMount,
-    CLASSIC_OPTIONS_LIMIT, MAX_LOWER_LAYERS,
+    detached_unmounts, mount_overlay, new_api_available, MountApi, MountGuard, MountedOverlay,
+    OverlayMount, CLASSIC_OPTIONS_LIMIT, MAX_LOWER_LAYERS,
 };
 pub use namespace::{enter_private_namespace, in_user_namespace, Privilege};
-pub use scratch::{BackingInfo, BackingKind, EvictionKind, FsUsage, Scratch, ScratchRequest};
+pub use private_tmpfs::PrivateTmpfs;
+pub use scratch::{
+    abandon_live_scratches, host_available_bytes, min_fs_bytes, preflight, BackingInfo,
+    BackingKind, EvictionKind, FsUsage, Scratch, ScratchRequest,
+};
 
 use std::path::PathBuf;
 
@@ -74,7 +81,7 @@ pub enum IsolateError {
     ScratchNotOurs { path: PathBuf },
     #[error(
         "the scratch filesystem needs {needed_bytes} bytes but {} has only {available_bytes} free; \
-         free some space or name another --scratch dir",
+         free some space, name another --scratch dir, or ask for less (a smaller --fs-size or workload)",
         path.display()
     )]
     NoSpace {
@@ -88,6 +95,13 @@ pub enum IsolateError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// A signal asked the run to stop while a child process or a wait was under way.
+    #[error("interrupted")]
+    Interrupted,
+    /// A path given for the scratch filesystem cannot be used (exists as a file,
+    /// is read-only, is missing for `dir:`).
+    #[error("{0}")]
+    BadPath(String),
 }
 
 impl IsolateError {
@@ -95,10 +109,14 @@ impl IsolateError {
     pub fn class(&self) -> ErrorClass {
         match self {
             IsolateError::Unsupported(_) => ErrorClass::Unsupported,
+            // The classic API's one-page limit is the host's (its mount interface),
+            // like an option the kernel refuses: the run started, its report says so.
+            IsolateError::OptionsTooLong { .. } => ErrorClass::Unsupported,
             IsolateError::ScratchNotOurs { .. }
             | IsolateError::NoSpace { .. }
-            | IsolateError::OptionsTooLong { .. }
+            | IsolateError::BadPath(_)
             | IsolateError::UnsafeLayerPath { .. } => ErrorClass::Usage,
+            IsolateError::Interrupted => ErrorClass::Interrupted,
             _ => ErrorClass::Runtime,
         }
     }

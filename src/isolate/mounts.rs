@@ -9,6 +9,7 @@
 use std::io::Read;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::mount::{umount2, MntFlags, MsFlags};
@@ -43,6 +44,11 @@ pub enum MountApi {
 pub struct OverlayMount {
     /// Lower layers, topmost first.
     pub lowers: Vec<PathBuf>,
+    /// The directory relative lower paths are resolved from (Docker's `l/<short>`
+    /// links are relative to the store root): classic mount(2) then runs with
+    /// that directory as its working directory, so each layer costs ~29 bytes of
+    /// the one-page option string instead of its absolute path.
+    pub lowers_base: Option<PathBuf>,
     /// Upper and work dirs; `None` mounts a read-only stack.
     pub upper_work: Option<(PathBuf, PathBuf)>,
     /// Extra options: `("metacopy", Some("on"))`, `("volatile", None)`, …
@@ -112,14 +118,51 @@ impl MountGuard {
         &self.target
     }
 
-    /// Unmounts now and reports failure (the drop path cannot).
+    /// Unmounts now and reports failure (the drop path cannot). A busy mount is
+    /// retried with a bounded backoff (a child forked by another thread can hold
+    /// a just-closed fd until it execs); still busy after that, it is detached
+    /// lazily and counted (`detached_unmounts`) so the report can say so.
     pub fn unmount(mut self) -> Result<(), IsolateError> {
         self.active = false;
-        umount2(&self.target, MntFlags::empty()).map_err(|source| IsolateError::Unmount {
-            target: self.target.clone(),
-            source,
-        })
+        let mut wait = Duration::from_millis(5);
+        let deadline = Instant::now() + UNMOUNT_RETRY;
+        loop {
+            match umount2(&self.target, MntFlags::empty()) {
+                Ok(()) => return Ok(()),
+                Err(nix::errno::Errno::EBUSY) if Instant::now() < deadline => {
+                    std::thread::sleep(wait);
+                    wait = (wait * 2).min(Duration::from_millis(200));
+                }
+                Err(nix::errno::Errno::EBUSY) => {
+                    umount2(&self.target, MntFlags::MNT_DETACH).map_err(|source| {
+                        IsolateError::Unmount {
+                            target: self.target.clone(),
+                            source,
+                        }
+                    })?;
+                    DETACHED.fetch_add(1, Ordering::Relaxed);
+                    return Ok(());
+                }
+                Err(source) => {
+                    return Err(IsolateError::Unmount {
+                        target: self.target.clone(),
+                        source,
+                    })
+                }
+            }
+        }
     }
+}
+
+/// How long a busy unmount is retried before it is detached.
+const UNMOUNT_RETRY: Duration = Duration::from_secs(3);
+
+static DETACHED: AtomicUsize = AtomicUsize::new(0);
+
+/// Unmounts that stayed busy past the retries and were detached lazily
+/// (MNT_DETACH) in this process so far.
+pub fn detached_unmounts() -> usize {
+    DETACHED.load(Ordering::Relaxed)
 }
 
 impl Drop for MountGuard {
@@ -179,15 +222,47 @@ fn mount_classic(spec: &OverlayMount) -> Result<Duration, IsolateError> {
             limit: CLASSIC_OPTIONS_LIMIT,
         });
     }
-    let start = Instant::now();
-    let rc = nix::mount::mount(
-        Some("overlay"),
-        &spec.target,
-        Some("overlay"),
-        MsFlags::empty(),
-        Some(data.as_str()),
-    );
-    let elapsed = start.elapsed();
+    let target = absolute(&spec.target)?;
+    let mount = move || {
+        let start = Instant::now();
+        let rc = nix::mount::mount(
+            Some("overlay"),
+            &target,
+            Some("overlay"),
+            MsFlags::empty(),
+            Some(data.as_str()),
+        );
+        (start.elapsed(), rc)
+    };
+    let (elapsed, rc) = match &spec.lowers_base {
+        None => mount(),
+        // The working directory is per process: a thread of our own takes a
+        // private copy (unshare(CLONE_FS), as containerd does) and changes only
+        // its own, so no other thread ever sees it move.
+        Some(base) => {
+            let base = base.clone();
+            std::thread::scope(|s| {
+                s.spawn(move || {
+                    nix::sched::unshare(nix::sched::CloneFlags::CLONE_FS)
+                        .and_then(|()| nix::unistd::chdir(&base))
+                        .map(|()| mount())
+                })
+                .join()
+            })
+            .map_err(|_| IsolateError::Command {
+                command: "mount(2) thread".into(),
+                detail: "panicked".into(),
+            })?
+            .map_err(|e| IsolateError::Mount {
+                fstype: "overlay".into(),
+                target: spec.target.clone(),
+                source: std::io::Error::new(
+                    std::io::Error::from(e).kind(),
+                    format!("entering the store root for relative lowers: {e}"),
+                ),
+            })?
+        }
+    };
     rc.map_err(|e| IsolateError::Mount {
         fstype: "overlay".into(),
         target: spec.target.clone(),
@@ -196,13 +271,23 @@ fn mount_classic(spec: &OverlayMount) -> Result<Duration, IsolateError> {
     Ok(elapsed)
 }
 
+/// The mount target as an absolute path (a thread that changed its working
+/// directory must not resolve a relative target elsewhere).
+fn absolute(p: &Path) -> Result<PathBuf, IsolateError> {
+    std::path::absolute(p).map_err(IsolateError::io("resolving", p))
+}
+
 fn mount_new_api(spec: &OverlayMount) -> Result<Duration, IsolateError> {
     let start = Instant::now();
     let fs =
         fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC).map_err(|e| mount_err(spec, None, e))?;
     let with_log = |e: rustix::io::Errno| mount_err(spec, Some(&fs), e);
     for lower in &spec.lowers {
-        fsconfig_set_string(fs.as_fd(), "lowerdir+", lower.as_path()).map_err(with_log)?;
+        let full = match &spec.lowers_base {
+            Some(base) => base.join(lower),
+            None => lower.clone(),
+        };
+        fsconfig_set_string(fs.as_fd(), "lowerdir+", full.as_path()).map_err(with_log)?;
     }
     if let Some((upper, work)) = &spec.upper_work {
         fsconfig_set_string(fs.as_fd(), "upperdir", upper.as_path()).map_err(with_log)?;
@@ -284,6 +369,7 @@ mod tests {
             lowers: (0..layers)
                 .map(|i| PathBuf::from(format!("/{}{i}", "x".repeat(name_len))))
                 .collect(),
+            lowers_base: None,
             upper_work: Some(("/u".into(), "/w".into())),
             options: vec![
                 ("metacopy".into(), Some("on".into())),

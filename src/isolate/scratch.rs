@@ -164,16 +164,108 @@ pub struct Scratch {
     info: BackingInfo,
 }
 
+/// Smallest filesystem each mkfs accepts (xfsprogs refuses below 300 MiB).
+pub fn min_fs_bytes(kind: &BackingKind) -> u64 {
+    match kind {
+        BackingKind::Xfs => 300 << 20,
+        _ => 64 << 20,
+    }
+}
+
+/// Run dirs of the live scratch filesystems of this process, for the cleanup a
+/// second signal does before the process exits at once.
+static LIVE: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// Detaches every mount of this process's live scratch filesystems and removes
+/// their run dirs where that is quick (empty once detached: ext4, xfs, tmpfs);
+/// a `dir:` backing's data is left for the next run to remove. For the abort
+/// path only: the process exits right after.
+pub fn abandon_live_scratches() {
+    let dirs = match LIVE.lock() {
+        Ok(l) => l.clone(),
+        Err(p) => p.into_inner().clone(),
+    };
+    for run_dir in dirs {
+        detach_mounts_under(&run_dir);
+        let _ = fs::remove_dir(run_dir.join("fs"));
+        let _ = fs::remove_file(run_dir.join("backing.img"));
+        let _ = fs::remove_dir(&run_dir);
+    }
+}
+
+/// The root a request works under: `--scratch` (made if missing), or the
+/// directory of a `dir:` backing (which must exist).
+fn root_of(req: &ScratchRequest) -> Result<PathBuf, IsolateError> {
+    match &req.kind {
+        BackingKind::Dir(p) => {
+            let canon = fs::canonicalize(p).map_err(|e| {
+                IsolateError::BadPath(format!(
+                    "--backing dir:{}: {e}; name an existing directory",
+                    p.display()
+                ))
+            })?;
+            if !canon.is_dir() {
+                return Err(IsolateError::BadPath(format!(
+                    "--backing dir:{} is not a directory",
+                    p.display()
+                )));
+            }
+            Ok(canon)
+        }
+        _ => crate::input::canonical_for_creation("--scratch", &req.root)
+            .map_err(|e| IsolateError::BadPath(e.to_string())),
+    }
+}
+
+/// The nearest existing ancestor of `p` (itself if it exists).
+fn existing_ancestor(p: &Path) -> PathBuf {
+    let mut a = p.to_path_buf();
+    while !a.exists() {
+        if !a.pop() {
+            return PathBuf::from("/");
+        }
+    }
+    a
+}
+
+/// Checks, without writing anything, that `req` can be made: its root is a
+/// writable directory that is empty or ours (or can be created), and the host
+/// has room for the filesystem and what will be written to it.
+pub fn preflight(req: &ScratchRequest) -> Result<(), IsolateError> {
+    let root = root_of(req)?;
+    if root.exists() {
+        if !root.is_dir() {
+            return Err(IsolateError::BadPath(format!(
+                "--scratch {} is not a directory; name a directory (it is made if missing)",
+                root.display()
+            )));
+        }
+        if !root.join(MARKER).exists() {
+            let mut entries =
+                fs::read_dir(&root).map_err(IsolateError::io("reading scratch dir", &root))?;
+            if entries.next().is_some() {
+                return Err(IsolateError::ScratchNotOurs { path: root });
+            }
+        }
+    }
+    let anc = existing_ancestor(&root);
+    if let Err(e) = nix::unistd::access(&anc, nix::unistd::AccessFlags::W_OK) {
+        return Err(IsolateError::BadPath(format!(
+            "{} cannot be written ({}); name a writable scratch dir",
+            anc.display(),
+            std::io::Error::from(e)
+        )));
+    }
+    check_space(&anc, &req.kind, req.planned_bytes, req.fs_size_bytes)
+}
+
 impl Scratch {
     /// Makes the scratch filesystem (after removing stale runs of ours under `root`).
     pub fn create(req: &ScratchRequest) -> Result<Scratch, IsolateError> {
-        let root = match &req.kind {
-            BackingKind::Dir(p) => p.clone(),
-            _ => req.root.clone(),
-        };
+        let root = root_of(req)?;
         claim_root(&root)?;
         remove_stale_runs(&root);
-        check_space(&root, &req.kind, req.planned_bytes)?;
+        check_space(&root, &req.kind, req.planned_bytes, req.fs_size_bytes)?;
         // pid (for stale detection) + a counter (several scratch fs in one process).
         static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -182,6 +274,9 @@ impl Scratch {
             remove_tree(&run_dir)?;
         }
         fs::create_dir(&run_dir).map_err(IsolateError::io("creating", &run_dir))?;
+        if let Ok(mut live) = LIVE.lock() {
+            live.push(run_dir.clone());
+        }
         let work = run_dir.join("fs");
         fs::create_dir(&work).map_err(IsolateError::io("creating", &work))?;
         let mut scratch = Scratch {
@@ -387,6 +482,9 @@ impl Drop for Scratch {
         }
         self.loopdev.take();
         let _ = remove_tree(&self.run_dir);
+        if let Ok(mut live) = LIVE.lock() {
+            live.retain(|d| d != &self.run_dir);
+        }
     }
 }
 
@@ -410,7 +508,14 @@ fn remove_tree(dir: &Path) -> Result<(), IsolateError> {
 
 fn claim_root(root: &Path) -> Result<(), IsolateError> {
     if !root.exists() {
-        fs::create_dir_all(root).map_err(IsolateError::io("creating scratch dir", root))?;
+        fs::create_dir_all(root).map_err(|e| {
+            IsolateError::BadPath(format!("creating scratch dir {}: {e}", root.display()))
+        })?;
+    } else if !root.is_dir() {
+        return Err(IsolateError::BadPath(format!(
+            "--scratch {} is not a directory; name a directory (it is made if missing)",
+            root.display()
+        )));
     }
     let marker = root.join(MARKER);
     if marker.exists() {
@@ -455,16 +560,34 @@ fn remove_stale_runs(root: &Path) {
     }
 }
 
-fn check_space(root: &Path, kind: &BackingKind, needed_bytes: u64) -> Result<(), IsolateError> {
-    let available_bytes = if *kind == BackingKind::Tmpfs {
-        mem_available_bytes().unwrap_or(u64::MAX)
-    } else {
-        let st = statvfs(root).map_err(|e| IsolateError::io("statvfs", root)(e.into()))?;
-        st.blocks_available() as u64 * st.fragment_size() as u64
+/// What the host has for a backing of `kind` under `root`: free bytes of the
+/// filesystem holding `root` (MemAvailable for tmpfs).
+pub fn host_available_bytes(root: &Path, kind: &BackingKind) -> Result<u64, IsolateError> {
+    if *kind == BackingKind::Tmpfs {
+        return Ok(mem_available_bytes().unwrap_or(u64::MAX));
+    }
+    let at = existing_ancestor(root);
+    let st = statvfs(&at).map_err(|e| IsolateError::io("statvfs", &at)(e.into()))?;
+    Ok(st.blocks_available() as u64 * st.fragment_size() as u64)
+}
+
+/// The planned writes must fit the host; so must a loop image's full size (a
+/// sparse image larger than the free space would hit the host's ENOSPC from
+/// inside the loop device, as I/O errors).
+fn check_space(
+    root: &Path,
+    kind: &BackingKind,
+    needed_bytes: u64,
+    fs_size_bytes: u64,
+) -> Result<(), IsolateError> {
+    let available_bytes = host_available_bytes(root, kind)?;
+    let needed_bytes = match kind {
+        BackingKind::Ext4 | BackingKind::Xfs => needed_bytes.max(fs_size_bytes),
+        _ => needed_bytes,
     };
     if needed_bytes > available_bytes {
         return Err(IsolateError::NoSpace {
-            path: root.to_path_buf(),
+            path: existing_ancestor(root),
             needed_bytes,
             available_bytes,
         });
@@ -476,23 +599,15 @@ fn mem_available_bytes() -> Option<u64> {
     crate::probe::memory::Memory::current().and_then(|m| m.available_bytes)
 }
 
+/// mkfs writes its inode tables eagerly (lazy_itable_init=0): generous, but bounded.
+const MKFS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(900);
+
 fn run_mkfs(program: &str, args: &[String], image: &Path, hint: &str) -> Result<(), IsolateError> {
-    let out = Command::new(program)
-        .args(args)
-        .arg(image)
-        .output()
-        .map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                IsolateError::Unsupported(format!(
-                    "{program} is not installed; install it ({hint})"
-                ))
-            } else {
-                IsolateError::Command {
-                    command: program.into(),
-                    detail: e.to_string(),
-                }
-            }
-        })?;
+    let out = super::run_command(
+        Command::new(program).args(args).arg(image),
+        MKFS_TIMEOUT,
+        hint,
+    )?;
     if !out.status.success() {
         return Err(IsolateError::Command {
             command: format!("{program} {}", args.join(" ")),

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use crate::error::ErrorClass;
 use crate::image::apply::{ApplyError, ApplyStats};
-use crate::image::ImageSource;
+use crate::image::{ImageSource, ImageSpec, SyntheticImage};
 use crate::isolate::{IsolateError, MountApi, MountGuard, Privilege};
 
 pub use crate::isolate::MAX_LOWER_LAYERS;
@@ -264,6 +264,10 @@ pub trait Layout: Send + Sync {
     fn prepare(&self, image: &dyn ImageSource, root: &Path) -> Result<PreparedImage, LayoutError> {
         self.import(root, image)
     }
+    /// Materialises a synthetic spec in a fresh store under `root`.
+    fn prepare_spec(&self, spec: &ImageSpec, root: &Path) -> Result<PreparedImage, LayoutError> {
+        self.import(root, &SyntheticImage::new("spec", spec.clone()))
+    }
     /// Imports `image` into this layout's store at `store` (made if missing). A
     /// layer the store already holds — the same chain id, from an earlier import
     /// — is reused as the engine would (overlay2 and the legacy driver keep one
@@ -342,14 +346,17 @@ impl LayoutError {
     }
 }
 
-/// Mounts a container's overlay over `lowers` (topmost first) with the layout's settings.
+/// Mounts a container's overlay over `lowers` (topmost first; relative to
+/// `lowers_base` when given) with the layout's settings.
 fn mount_container(
     config: &LayoutConfig,
     lowers: Vec<PathBuf>,
+    lowers_base: Option<PathBuf>,
     c: &ContainerDirs,
 ) -> Result<Mounted, LayoutError> {
     let spec = crate::isolate::OverlayMount {
         lowers,
+        lowers_base,
         upper_work: c.upper_work.clone(),
         options: config.mount_options(),
         target: c.merged.clone(),

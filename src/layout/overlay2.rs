@@ -60,9 +60,14 @@ impl Layer {
 /// The short link name Docker keeps in `<layer>/link`, for a layer's diff dir.
 fn short_name_of(diff: &Path) -> Result<String, LayoutError> {
     let link = diff.parent().unwrap_or(diff).join("link");
-    fs::read_to_string(&link)
-        .map(|s| s.trim().to_string())
-        .map_err(LayoutError::io("reading", &link))
+    crate::input::read_text(
+        &link,
+        crate::input::STORE_META_MAX_BYTES,
+        "a store metadata file",
+        crate::input::Follow::NoSymlinks,
+    )
+    .map(|s| s.trim().to_string())
+    .map_err(|e| LayoutError::io("reading", &link)(std::io::Error::other(e.to_string())))
 }
 
 /// Registry entry.
@@ -199,17 +204,23 @@ impl Layout for Overlay2 {
     }
 
     fn mount(&self, image: &PreparedImage, c: &ContainerDirs) -> Result<Mounted, LayoutError> {
-        // The classic option string is one page: short links keep it small (Docker's
-        // trick); the new API takes full paths, one fsconfig call per layer.
-        let lowers = match self.config.mount_api {
-            MountApi::Classic => image
-                .layer_dirs
-                .iter()
-                .rev()
-                .map(|d| short_name_of(d).map(|s| image.root.join("l").join(s)))
-                .collect::<Result<Vec<_>, _>>()?,
-            MountApi::New => image.layer_dirs.iter().rev().cloned().collect(),
-        };
-        mount_container(&self.config, lowers, c)
+        // The classic option string is one page: short links relative to the store
+        // root keep it small (Docker's trick: `l/<26 chars>`, ~29 bytes a layer, so
+        // ~128 layers fit); the new API takes full paths, one fsconfig call per layer.
+        match self.config.mount_api {
+            MountApi::Classic => {
+                let lowers = image
+                    .layer_dirs
+                    .iter()
+                    .rev()
+                    .map(|d| short_name_of(d).map(|s| Path::new("l").join(s)))
+                    .collect::<Result<Vec<_>, _>>()?;
+                mount_container(&self.config, lowers, Some(image.root.clone()), c)
+            }
+            MountApi::New => {
+                let lowers = image.layer_dirs.iter().rev().cloned().collect();
+                mount_container(&self.config, lowers, None, c)
+            }
+        }
     }
 }

@@ -22,7 +22,8 @@ impl Exporter for SummaryMarkdown {
     }
 }
 
-fn status_word(s: RunStatus) -> &'static str {
+/// How a run's status reads to a person (upper case where the results are partial).
+pub fn status_word(s: RunStatus) -> &'static str {
     match s {
         RunStatus::Running => "INCOMPLETE (still running, or the run died)",
         RunStatus::Complete => "complete",
@@ -111,6 +112,10 @@ pub fn markdown(r: &Report, sections: &[&'static (dyn Section + Sync)]) -> Strin
     for line in preamble(r) {
         let _ = writeln!(s, "- {line}");
     }
+    // Verdicts on Docker's notes lead: they are what a reader decides from.
+    for run in &r.claims {
+        s.push_str(&super::claims::markdown(run));
+    }
     for section in sections {
         for b in section.blocks(r) {
             block_markdown(&mut s, &b);
@@ -144,6 +149,9 @@ pub fn terminal(r: &Report, sections: &[&'static (dyn Section + Sync)]) -> Strin
     let mut s = String::new();
     for line in preamble(r) {
         let _ = writeln!(s, "{line}");
+    }
+    for run in &r.claims {
+        let _ = write!(s, "\n{}", super::claims::text(run));
     }
     for section in sections {
         for b in section.terminal_blocks(r) {

@@ -231,6 +231,7 @@ impl WorkloadError {
             WorkloadError::Layout(e) => e.class(),
             WorkloadError::Isolate(e) => e.class(),
             WorkloadError::Unsupported(_) => ErrorClass::Unsupported,
+            WorkloadError::Interrupted => ErrorClass::Interrupted,
             _ => ErrorClass::Runtime,
         }
     }

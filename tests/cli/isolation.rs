@@ -70,12 +70,18 @@ pub(crate) fn start_long_run(dir: &Path) -> Child {
 
 fn ctrl_c_stops_cleanly_with_a_partial_report() {
     let d = tmp();
-    let child = start_long_run(d.path());
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .expect("SIGINT");
+    // A real SIGINT, sent by the run to itself right after its first measured
+    // mount: deterministic under any load (no sleep guessing when samples exist).
+    let mut args = small_run_args(d.path());
+    let rounds = args.iter().position(|a| a == "--rounds").expect("rounds") + 1;
+    args[rounds] = "100000".into();
+    let child = StdCommand::new(assert_cmd::cargo::cargo_bin("overlaybench"))
+        .args(&args)
+        .env("OVERLAYBENCH_FAULT", "lookup-measured:sigint")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
     let out = child.wait_with_output().expect("wait");
     assert_eq!(
         out.status.code(),

@@ -749,6 +749,7 @@ fn overlay_over_diffs() -> Result<(), Failed> {
         let m = mount_overlay(
             &OverlayMount {
                 lowers: dirs.iter().rev().cloned().collect(),
+                lowers_base: None,
                 upper_work: None,
                 options: Vec::new(),
                 target: target.clone(),

@@ -91,6 +91,56 @@ fn classic_api_refuses_rather_than_cuts() -> Result<(), Failed> {
     Ok(())
 }
 
+fn classic_api_mounts_128_layers_from_relative_links() -> Result<(), Failed> {
+    let (_tmp, scratch) = crate::scratch(BackingKind::Ext4);
+    let l = layout::make("overlay2", &crate::config(MountApi::Classic));
+    for depth in [64, 128] {
+        let img = l.prepare(
+            &SyntheticImage::new("thin", thin_image(depth)),
+            &scratch.path().join(format!("d{depth}")),
+        )?;
+        let c = l.create_container(&img, &scratch.path().join(format!("c{depth}")))?;
+        let m = l.mount(&img, &c)?;
+        let opts = m.options_in_force.clone().unwrap_or_default();
+        let visible = std::fs::read_dir(&m.merged)?.count();
+        m.unmount()?;
+        if visible != depth || !opts.contains("lowerdir=l/") {
+            return Err(format!("classic depth {depth}: {visible} visible, options {opts}").into());
+        }
+    }
+    // The working directory of the process never moved.
+    if std::env::current_dir()? == scratch.path() {
+        return Err("the process's cwd was changed".into());
+    }
+    Ok(())
+}
+
+fn a_busy_unmount_is_detached_and_counted() -> Result<(), Failed> {
+    let (_tmp, scratch) = crate::scratch(BackingKind::Tmpfs);
+    let l = layout::make("overlay2", &crate::config(MountApi::New));
+    let img = l.prepare(
+        &SyntheticImage::new("thin", thin_image(2)),
+        &scratch.path().join("i"),
+    )?;
+    let c = l.create_container(&img, &scratch.path().join("c"))?;
+    let m = l.mount(&img, &c)?;
+    // An open file keeps the mount busy for as long as the retries last.
+    let busy = std::fs::File::open(
+        m.merged
+            .join("layer-000-with-a-long-name-to-fill-the-options"),
+    )?;
+    let before = overlaybench::isolate::detached_unmounts();
+    m.unmount()?;
+    drop(busy);
+    if overlaybench::isolate::detached_unmounts() != before + 1 {
+        return Err("the busy unmount was not detached and counted".into());
+    }
+    if !crate::common::mounts_under(&c.merged).is_empty() {
+        return Err("still mounted after a detach".into());
+    }
+    Ok(())
+}
+
 fn every_backing_mounts_and_is_removed() -> Result<(), Failed> {
     for kind in [BackingKind::Ext4, BackingKind::Xfs, BackingKind::Tmpfs] {
         let (tmp, scratch) = crate::scratch(kind.clone());
@@ -153,6 +203,14 @@ pub fn tests() -> Vec<Trial> {
         Trial::test(
             "mounts::classic_api_refuses_rather_than_cuts",
             classic_api_refuses_rather_than_cuts,
+        ),
+        Trial::test(
+            "mounts::classic_api_mounts_128_layers_from_relative_links",
+            classic_api_mounts_128_layers_from_relative_links,
+        ),
+        Trial::test(
+            "mounts::a_busy_unmount_is_detached_and_counted",
+            a_busy_unmount_is_detached_and_counted,
         ),
         Trial::test(
             "mounts::every_backing_mounts_and_is_removed",

@@ -8,7 +8,7 @@ use super::analyze::{Cache, ImageView, Op, View, REFERENCE};
 use super::NAME;
 use crate::layout::{caps_of, style_of, CopyUp};
 use crate::report::chart::{
-    layout_color, line_panel_at, svg_page, Marker, RGBColor, Series, SeriesLabelPosition,
+    layout_color, line_panel, svg_page, Axis, Marker, RGBColor, Series, Unit,
 };
 use crate::report::summary::{backings_of, images_of};
 use crate::report::{fmt_ns, fmt_ratio, Block, Case, Derived, Report, ReportError, Section, Table};
@@ -410,13 +410,12 @@ impl Section for CopyUpSection {
                                 }
                             })
                             .collect();
-                        line_panel_at(
+                        line_panel(
                             &panels[pi * cols + oi],
                             &format!("{} — {image} ({backing})", op.name()),
-                            "file size (MiB)",
-                            "latency",
+                            Axis::new("file size", Unit::MiB),
+                            Axis::new("latency", Unit::Ns),
                             &series,
-                            SeriesLabelPosition::LowerRight,
                         )?;
                     }
                 }
@@ -490,13 +489,12 @@ impl Section for CopyUpSection {
                             })
                             .collect();
                         let panel = &panels[bi * rows_per_backing * cols + oi];
-                        line_panel_at(
+                        line_panel(
                             panel,
                             &format!("{} on {backing}", op.name()),
-                            "file size (MiB)",
-                            "latency",
+                            Axis::new("file size", Unit::MiB),
+                            Axis::new("latency", Unit::Ns),
                             &series,
-                            SeriesLabelPosition::LowerRight,
                         )?;
                     }
                 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use super::analyze::{ImageView, Phase, Quantity, Resource, View, STREAM};
 use super::NAME;
-use crate::report::chart::{layout_series, linear_panel, svg_page, Series};
+use crate::report::chart::{layout_series, linear_panel, svg_page, Axis, Series, Unit};
 use crate::report::summary::{backings_of, images_of};
 use crate::report::{fmt_bytes, Block, Case, Derived, Report, ReportError, Section, Table};
 
@@ -346,18 +346,18 @@ impl Section for InodesSection {
                             }
                             line.push(((layer + 1) as f64, before + value));
                         }
-                        let count = |v: &f64| format!("{v:.0}");
-                        let bytes = |v: &f64| fmt_bytes(*v);
-                        let fmt: &dyn Fn(&f64) -> String =
-                            if *what == "bytes" { &bytes } else { &count };
+                        let unit = if *what == "bytes" {
+                            Unit::Bytes
+                        } else {
+                            Unit::Count
+                        };
                         linear_panel(
                             &panels[i * 2 + pi],
                             &format!("{what} stored, {image} ({backing})"),
-                            "layers stored (bottom up)",
-                            what,
+                            Axis::new("layers stored (bottom up)", Unit::Count),
+                            Axis::new(what, unit),
                             &layout_series(lines),
                             None,
-                            fmt,
                         )?;
                     }
                 }
@@ -424,34 +424,29 @@ impl Section for InodesSection {
                         }
                         layout_series(lines)
                     };
-                    let count = |v: &f64| format!("{v:.0}");
-                    let bytes = |v: &f64| fmt_bytes(*v);
                     linear_panel(
                         &panels[bi * 3],
                         &format!("used inodes by phase, {deepest}-layer images ({backing})"),
-                        "phase",
-                        "inodes in use",
+                        Axis::new("phase", Unit::Count),
+                        Axis::new("inodes in use", Unit::Count),
                         &by_phase("used_inodes"),
                         Some(&SHORT),
-                        &count,
                     )?;
                     linear_panel(
                         &panels[bi * 3 + 1],
                         &format!("used bytes by phase, {deepest}-layer images ({backing})"),
-                        "phase",
-                        "bytes in use",
+                        Axis::new("phase", Unit::Count),
+                        Axis::new("bytes in use", Unit::Bytes),
                         &by_phase("used_bytes"),
                         Some(&SHORT),
-                        &bytes,
                     )?;
                     linear_panel(
                         &panels[bi * 3 + 2],
                         &format!("inodes of all image layers vs layers per image ({backing})"),
-                        "layers per image",
-                        "inodes (layers phase − empty)",
+                        Axis::new("layers per image", Unit::Count),
+                        Axis::new("inodes (layers phase − empty)", Unit::Count),
                         &growth(),
                         None,
-                        &count,
                     )?;
                 }
                 Ok(())

@@ -208,6 +208,8 @@ pub fn measure(
                 drop((dirs, root));
                 mounted.unmount()?;
                 ctx.progress.inc(1);
+                // Tests send a real signal here, once samples exist (no sleeping).
+                crate::fault::hit("lookup-measured");
             }
         }
     }

@@ -91,11 +91,21 @@ impl Params {
 
     /// Scratch space for every fixture of `layouts` layouts.
     pub fn footprint(&self, layouts: usize) -> Footprint {
-        let per_layer = 8 + self.readdir_dirs * self.entries_per_layer;
+        let re = self.readdir_dirs * self.entries_per_layer;
+        let per_layer = 8 + re;
         let layers: usize = self.depths.iter().sum();
-        // overlay2 diffs + plain image and copy; legacy roots re-create dirs only.
-        let inodes =
-            (layers * per_layer + self.depths.len() * 4 * (2 * self.names + 64)) * layouts.max(1);
+        // The legacy layout's layer k root hard-links every older file: the
+        // bottom names in every root, k layers' readdir entries in root k. Free
+        // on ext4 and xfs, an inode each on tmpfs — which is sized from this.
+        let legacy_links: usize = self
+            .depths
+            .iter()
+            .map(|&d| d * self.names + re * d * (d + 1) / 2)
+            .sum();
+        // overlay2 diffs + plain image and copy + legacy roots.
+        let inodes = (layers * per_layer + self.depths.len() * 4 * (2 * self.names + 64))
+            * layouts.max(1)
+            + legacy_links;
         Footprint {
             bytes: inodes as u64 * 4096 + (64 << 20),
             inodes: inodes as u64,

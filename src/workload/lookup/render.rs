@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::analyze::{Cache, ImageView, Op, Target, View};
 use super::NAME;
 use crate::report::chart::{
-    layout_color, layout_series, line_panel, linear_panel, svg_page, Marker, Series,
+    layout_color, layout_series, line_panel, linear_panel, svg_page, Axis, Marker, Series, Unit,
 };
 use crate::report::summary::{backings_of, images_of};
 use crate::report::{fmt_ns, Block, Case, Report, ReportError, Section, Table};
@@ -338,15 +338,13 @@ impl Section for LookupSection {
                                     .push(((k + 1) as f64, c.stats.median));
                             }
                         }
-                        let ns = |v: &f64| fmt_ns(*v);
                         linear_panel(
                             &panels[i * 2 + pi],
                             &format!("stat, {} — {image} ({backing})", cache.name()),
-                            "layer the name lives in (1 = bottom)",
-                            "time per stat",
+                            Axis::new("layer the name lives in (1 = bottom)", Unit::Count),
+                            Axis::new("time per stat", Unit::Ns),
                             &layout_series(lines),
                             None,
-                            &ns,
                         )?;
                     }
                 }
@@ -407,33 +405,33 @@ impl Section for LookupSection {
             "overlaybench · lookup cost by lower depth (median per operation)",
             |root| {
                 let panels = root.split_evenly((2, 2));
-                let x = "lower depth (image layers)";
+                let x = Axis::new("lower depth (image layers)", Unit::Count);
                 line_panel(
                     &panels[0],
                     "stat, cold (fresh mount, caches evicted)",
                     x,
-                    "time per stat",
+                    Axis::new("time per stat", Unit::Ns),
                     &to_series(Op::Stat, &[Cache::Cold]),
                 )?;
                 line_panel(
                     &panels[1],
                     "stat, warm (dentries cached)",
                     x,
-                    "time per stat",
+                    Axis::new("time per stat", Unit::Ns),
                     &to_series(Op::Stat, &[Cache::Warm]),
                 )?;
                 line_panel(
                     &panels[2],
                     "readdir of a dir spread over all layers (solid cold, dashed warm)",
                     x,
-                    "time per directory",
+                    Axis::new("time per directory", Unit::Ns),
                     &to_series(Op::Readdir, &[Cache::Cold, Cache::Warm]),
                 )?;
                 line_panel(
                     &panels[3],
                     "mount of a fresh container",
                     x,
-                    "time per mount",
+                    Axis::new("time per mount", Unit::Ns),
                     &to_series(Op::Mount, &[Cache::Cold]),
                 )?;
                 Ok(())

@@ -51,7 +51,8 @@ fn data_files(
     readers: &[Reader],
     names: &[String],
 ) -> Vec<PathBuf> {
-    // A real image's set has thousands of files: dedup by hash, not by scan.
+    // A set, not `Vec::contains`: a real image's set has thousands of files and
+    // --cache-files 100000 × K readers would be quadratic (10^10 comparisons, hours).
     let mut seen = std::collections::HashSet::new();
     let mut out: Vec<PathBuf> = Vec::new();
     for r in readers {
@@ -227,6 +228,9 @@ pub fn measure_set(
             // Break sharing: half the containers (at least one) copy the set up.
             for r in readers.iter().take(copied_up(k)) {
                 for n in names {
+                    // Each copy-up fsyncs: 100000 files take minutes, so a stop
+                    // request is honoured between files, not only between steps.
+                    ctx.check_interrupted()?;
                     let path = r.mount.merged.join(n);
                     OpenOptions::new()
                         .write(true)

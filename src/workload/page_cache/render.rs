@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 
 use super::analyze::{ImageView, Phase, View, DISK_ADDED, RESIDENT, SHARING};
 use super::NAME;
-use crate::report::chart::{layout_series, linear_panel, svg_page, Marker, RGBColor, Series};
+use crate::report::chart::{
+    layout_series, linear_panel, svg_page, Axis, Marker, RGBColor, Series, Unit,
+};
 use crate::report::summary::{backings_of, images_of};
 use crate::report::{fmt_bytes, Block, Case, Report, ReportError, Section, Table};
 
@@ -323,15 +325,13 @@ impl Section for PageCacheSection {
                                 points,
                             });
                         }
-                        let bytes = |v: &f64| fmt_bytes(*v);
                         linear_panel(
                             &panels[i * 2 + pi],
                             &format!("{title} — {image} ({backing})"),
-                            "containers (K)",
-                            "page cache resident",
+                            Axis::new("containers (K)", Unit::Count),
+                            Axis::new("page cache resident", Unit::Bytes),
                             &series,
                             None,
-                            &bytes,
                         )?;
                     }
                 }
@@ -400,15 +400,13 @@ impl Section for PageCacheSection {
                                 points,
                             });
                         }
-                        let bytes = |v: &f64| fmt_bytes(*v);
                         linear_panel(
                             &panels[bi * 2 + pi],
                             &format!("{title} ({backing})"),
-                            "containers (K)",
-                            "page cache resident",
+                            Axis::new("containers (K)", Unit::Count),
+                            Axis::new("page cache resident", Unit::Bytes),
                             &series,
                             None,
-                            &bytes,
                         )?;
                     }
                 }
