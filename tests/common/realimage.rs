@@ -65,7 +65,13 @@ pub fn layer_tar(items: &[Item]) -> Vec<u8> {
                         Some((d, b)) => (format!("{d}/"), b.to_string()),
                         None => (String::new(), p.clone()),
                     };
-                    (format!("{dir}.wh.{base}"), b"", tar::EntryType::Regular, 0o644, None)
+                    (
+                        format!("{dir}.wh.{base}"),
+                        b"",
+                        tar::EntryType::Regular,
+                        0o644,
+                        None,
+                    )
                 }
                 Item::Opaque(d) => (
                     format!("{d}/.wh..wh..opq"),
@@ -125,7 +131,11 @@ pub fn package_items(packages: &[&str], seen: &mut BTreeMap<String, ()>) -> Vec<
             }
             // Parents first: a layer lists its directories before their files.
             let mut acc = PathBuf::new();
-            for c in Path::new(&rel).parent().into_iter().flat_map(|p| p.components()) {
+            for c in Path::new(&rel)
+                .parent()
+                .into_iter()
+                .flat_map(|p| p.components())
+            {
                 acc.push(c);
                 let a = acc.display().to_string();
                 if !seen.contains_key(&a) {
@@ -140,7 +150,9 @@ pub fn package_items(packages: &[&str], seen: &mut BTreeMap<String, ()>) -> Vec<
             if ft.is_dir() {
                 items.push(Item::Dir(rel.clone(), m.mode() & 0o7777));
             } else if ft.is_symlink() {
-                let Ok(t) = fs::read_link(&real) else { continue };
+                let Ok(t) = fs::read_link(&real) else {
+                    continue;
+                };
                 items.push(Item::Sym(rel.clone(), t.display().to_string()));
             } else if ft.is_file() {
                 match inodes.get(&(m.dev(), m.ino())) {
@@ -238,7 +250,14 @@ pub fn transports(dir: &Path, layers: usize) -> Result<Transports, String> {
     let g = s(&graph);
     let runroot = s(&dir.join("cs-run"));
     let cs = |args: &[&str]| -> Result<String, String> {
-        let mut a = vec!["--graph", &g, "--run", &runroot, "--storage-driver", "overlay"];
+        let mut a = vec![
+            "--graph",
+            &g,
+            "--run",
+            &runroot,
+            "--storage-driver",
+            "overlay",
+        ];
         a.extend_from_slice(args);
         run("containers-storage", &a).map(|s| s.trim().to_string())
     };
@@ -254,7 +273,12 @@ pub fn transports(dir: &Path, layers: usize) -> Result<Transports, String> {
         ids.push(id.clone());
         parent = Some(id);
     }
-    cs(&["create-image", "-n", "img:t", parent.as_deref().unwrap_or_default()])?;
+    cs(&[
+        "create-image",
+        "-n",
+        "img:t",
+        parent.as_deref().unwrap_or_default(),
+    ])?;
     // The CLI leaves its driver dir mounted in this (private) namespace.
     let _ = nix::mount::umount2(&graph.join("overlay"), nix::mount::MntFlags::MNT_DETACH);
 
