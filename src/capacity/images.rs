@@ -185,9 +185,9 @@ pub fn project_images(
             let by_inodes = fit(fs.available_inodes, f.once_inodes, per_copy_inodes);
             let by_bytes = fit(fs.available_bytes, f.once_bytes, per_copy_bytes);
             let (max_images, limited_by) = if by_inodes <= by_bytes {
-                (by_inodes, "inodes")
+                (by_inodes, super::INODES)
             } else {
-                (by_bytes, "bytes")
+                (by_bytes, super::BYTES)
             };
             let per = |x: f64, n: f64| if n > 0.0 { x / n } else { 0.0 };
             Ok(LayoutPlan {

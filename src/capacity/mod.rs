@@ -11,6 +11,11 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+/// What a plan says runs out first when inodes do (`LayoutPlan::limited_by`).
+pub const INODES: &str = "inodes";
+/// What a plan says runs out first when bytes do.
+pub const BYTES: &str = "bytes";
+
 /// A fleet to plan for.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -201,9 +206,9 @@ pub fn project(
             let by_inodes = fit(fs.available_inodes, c.shared_base_inodes, per_image_inodes);
             let by_bytes = fit(fs.available_bytes, c.shared_base_bytes, per_image_bytes);
             let (max_images, limited_by) = if by_inodes <= by_bytes {
-                (by_inodes, "inodes")
+                (by_inodes, INODES)
             } else {
-                (by_bytes, "bytes")
+                (by_bytes, BYTES)
             };
             LayoutPlan {
                 layout: layout.clone(),

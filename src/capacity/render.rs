@@ -49,7 +49,7 @@ pub fn verdict(p: &PlanReport, l: &super::LayoutPlan) -> String {
             l.layout
         );
     }
-    let (pct, other, other_pct) = if l.limited_by == "inodes" {
+    let (pct, other, other_pct) = if l.limited_by == super::INODES {
         (l.pct_inodes, "bytes", l.pct_bytes)
     } else {
         (l.pct_bytes, "inodes", l.pct_inodes)
