@@ -495,6 +495,7 @@ mod tests {
             errors: vec![],
             notes: vec![],
             images: vec![],
+            skipped: vec![],
         }
     }
 

@@ -5,6 +5,7 @@
 //! names a workload: the caller passes the sections.
 
 pub mod chart;
+pub mod claims;
 pub mod export;
 pub mod schema;
 pub mod section;
@@ -13,10 +14,10 @@ pub mod table;
 mod write;
 
 pub use schema::{
-    case_key, kinds, params_of, parse_params, Case, Derived, Report, RunError, RunStatus, ToolInfo,
-    SCHEMA_VERSION,
+    case_key, kinds, params_of, parse_params, Case, Derived, Report, RunError, RunStatus, Skipped,
+    ToolInfo, SCHEMA_VERSION,
 };
-pub use section::{Block, Section};
+pub use section::{Block, Headline, Section};
 pub use table::{fmt_bytes, fmt_ns, fmt_ratio, Table};
 pub use write::{read_report, write_atomic, write_report_dir};
 

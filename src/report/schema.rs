@@ -43,6 +43,9 @@ pub struct Report {
     /// platform and every layer; empty for synthetic-only runs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub images: Vec<ImageInfo>,
+    /// Layouts a backing (or the host) could not run, each with the reason.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<Skipped>,
 }
 
 /// Tool name and version.
@@ -182,6 +185,18 @@ pub struct RunError {
     pub message: String,
 }
 
+/// A layout not run on a backing, and why (a visible skip, never a silent one).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Skipped {
+    /// The layout.
+    pub layout: String,
+    /// The backing it was not run on.
+    pub backing: String,
+    /// Why, and what would let it run.
+    pub reason: String,
+}
+
 impl Report {
     /// A run that has just started: no cases yet, status `running`, this build's tool info.
     pub fn new(host: HostInfo, config: Value) -> Report {
@@ -201,6 +216,7 @@ impl Report {
             errors: Vec::new(),
             notes: Vec::new(),
             images: Vec::new(),
+            skipped: Vec::new(),
         }
     }
 
