@@ -21,7 +21,7 @@ use crate::isolate::{
     self, BackingKind, EvictionKind, IsolateError, Privilege, Scratch, ScratchRequest,
 };
 use crate::layout::{self, LayoutConfig};
-use crate::report::{self, Report, RunError, RunStatus};
+use crate::report::{self, Report, RunError, RunStatus, Skipped};
 use crate::stop;
 use crate::workload::{self, Footprint, ImageFootprint, Recorded, RunContext, WorkloadError};
 
@@ -207,10 +207,35 @@ pub fn run(
                 "{backing}: an existing directory — statvfs figures include whatever else lives on that filesystem"
             ));
         }
+        // Rows this backing (or host) cannot run are skipped, each with its reason.
+        let mut here: Vec<Box<dyn layout::Layout>> = Vec::new();
+        for l in &layouts {
+            match l.unavailable(scratch.info()) {
+                Some(reason) => out.skipped.push(Skipped {
+                    layout: l.name().into(),
+                    backing: backing.to_string(),
+                    reason,
+                }),
+                None => {
+                    for n in l.notes() {
+                        out.note(n);
+                    }
+                    if let Some(again) = l.with_options(&[]) {
+                        here.push(again);
+                    }
+                }
+            }
+        }
+        if here.is_empty() {
+            drop(scratch);
+            merge(&mut report, &mut out, started);
+            report::write_report_dir(&out_dir, &report, &sections)?;
+            continue;
+        }
         for w in &cfg.workloads {
             let mut ctx = RunContext {
                 scratch: &mut scratch,
-                layouts: &layouts,
+                layouts: &here,
                 images: &images,
                 backing: backing.to_string(),
                 eviction,
@@ -323,6 +348,7 @@ fn merge(report: &mut Report, out: &mut Recorded, started: Instant) {
     report.cases.append(&mut out.cases);
     report.derived.append(&mut out.derived);
     report.errors.append(&mut out.errors);
+    report.skipped.append(&mut out.skipped);
     for n in out.notes.drain(..) {
         if !report.notes.contains(&n) {
             report.notes.push(n);

@@ -520,6 +520,7 @@ mod tests {
             notes: vec![],
             images: vec![],
             claims: vec![],
+            skipped: vec![],
         }
     }
 

@@ -8,6 +8,7 @@ pub mod chart;
 pub mod claims;
 pub mod export;
 pub mod html;
+pub mod layout_claims;
 pub mod schema;
 pub mod section;
 pub mod summary;
@@ -16,9 +17,9 @@ mod write;
 
 pub use schema::{
     case_key, kinds, params_of, parse_params, Case, ClaimRecord, ClaimVerdict, ClaimsRun, Derived,
-    Report, RunError, RunStatus, ToolInfo, SCHEMA_VERSION,
+    Report, RunError, RunStatus, Skipped, ToolInfo, SCHEMA_VERSION,
 };
-pub use section::{Block, Section};
+pub use section::{Block, Headline, Section};
 pub use table::{fmt_bytes, fmt_ns, fmt_ratio, Table};
 pub use write::{mark_active_interrupted, read_report, write_atomic, write_report_dir, OutDir};
 

@@ -47,6 +47,9 @@ pub struct Report {
     /// (absent when no claims were run: added after version 1 shipped, so optional).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub claims: Vec<ClaimsRun>,
+    /// Layouts a backing (or the host) could not run, each with the reason.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<Skipped>,
 }
 
 /// What a check of one of Docker's statements found on this host.
@@ -256,6 +259,18 @@ pub struct RunError {
     pub message: String,
 }
 
+/// A layout not run on a backing, and why (a visible skip, never a silent one).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Skipped {
+    /// The layout.
+    pub layout: String,
+    /// The backing it was not run on.
+    pub backing: String,
+    /// Why, and what would let it run.
+    pub reason: String,
+}
+
 impl Report {
     /// A run that has just started: no cases yet, status `running`, this build's tool info.
     pub fn new(host: HostInfo, config: Value) -> Report {
@@ -276,6 +291,7 @@ impl Report {
             notes: Vec::new(),
             images: Vec::new(),
             claims: Vec::new(),
+            skipped: Vec::new(),
         }
     }
 

@@ -121,6 +121,13 @@ pub fn markdown(r: &Report, sections: &[&'static (dyn Section + Sync)]) -> Strin
             block_markdown(&mut s, &b);
         }
     }
+    s.push_str(&super::layout_claims::markdown(r, sections));
+    if !r.skipped.is_empty() {
+        s.push_str("\n## Skipped\n\n");
+        for k in &r.skipped {
+            let _ = writeln!(s, "- `{}` on {}: {}", k.layout, k.backing, k.reason);
+        }
+    }
     if !r.notes.is_empty() {
         s.push_str("\n## Notes\n\n");
         for n in &r.notes {
@@ -163,6 +170,13 @@ pub fn terminal(r: &Report, sections: &[&'static (dyn Section + Sync)]) -> Strin
                 s.push_str(&table.to_text());
             }
         }
+    }
+    let claims = super::layout_claims::terminal(r, sections);
+    if !claims.is_empty() {
+        let _ = write!(s, "\n{claims}");
+    }
+    for k in &r.skipped {
+        let _ = writeln!(s, "skipped: {} on {}: {}", k.layout, k.backing, k.reason);
     }
     for e in &r.errors {
         let _ = writeln!(s, "error: {}", e.message);

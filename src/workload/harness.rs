@@ -16,7 +16,7 @@ use crate::error::ErrorClass;
 use crate::image::IndexedImage;
 use crate::isolate::{EvictionKind, IsolateError, Scratch};
 use crate::layout::{Layout, LayoutError};
-use crate::report::{Case, Derived, RunError};
+use crate::report::{Case, Derived, RunError, Skipped};
 use crate::stats::Stats;
 
 /// What a workload needs of the scratch filesystem.
@@ -118,6 +118,8 @@ pub struct Recorded {
     pub notes: Vec<String>,
     /// Per layout, the overlay options in force (read back from mountinfo).
     pub options_in_force: BTreeMap<String, String>,
+    /// Layouts a backing could not run.
+    pub skipped: Vec<Skipped>,
 }
 
 impl Recorded {
@@ -250,4 +252,37 @@ pub fn settle(dir: &Path) -> Result<(), WorkloadError> {
     let f = File::open(dir).map_err(WorkloadError::io("opening", dir))?;
     nix::unistd::syncfs(std::os::fd::AsRawFd::as_raw_fd(&f))
         .map_err(|e| WorkloadError::io("syncfs", dir)(e.into()))
+}
+
+/// Removes `dir`, a workload's working dir where each of `layouts` keeps its
+/// stores and containers under a dir named after it (`dir/<layout>` or
+/// `dir/*/<layout>`): each layout removes those its own way first (a btrfs
+/// subvolume is deleted, not emptied file by file), then the rest goes, and
+/// every layout's removals are settled (btrfs frees space in the background)
+/// so what runs next sizes itself on really free space.
+pub fn remove_workdir(layouts: &[Box<dyn Layout>], dir: &Path) -> Result<(), WorkloadError> {
+    if !dir.exists() {
+        return Ok(());
+    }
+    let mut parents = vec![dir.to_path_buf()];
+    for e in std::fs::read_dir(dir).map_err(WorkloadError::io("reading dir", dir))? {
+        let e = e.map_err(WorkloadError::io("reading dir", dir))?;
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            parents.push(e.path());
+        }
+    }
+    for l in layouts {
+        for p in &parents {
+            let own = p.join(l.name());
+            if own.exists() {
+                l.remove_store(&own)?;
+            }
+        }
+    }
+    std::fs::remove_dir_all(dir).map_err(WorkloadError::io("removing", dir))?;
+    let settle_at = dir.parent().unwrap_or(dir);
+    for l in layouts {
+        l.settle_removals(settle_at)?;
+    }
+    Ok(())
 }

@@ -11,7 +11,9 @@ use crate::report::chart::{
     layout_color, line_panel, svg_page, Axis, Marker, RGBColor, Series, Unit,
 };
 use crate::report::summary::{backings_of, images_of};
-use crate::report::{fmt_ns, fmt_ratio, Block, Case, Derived, Report, ReportError, Section, Table};
+use crate::report::{
+    fmt_ns, fmt_ratio, Block, Case, Derived, Headline, Report, ReportError, Section, Table,
+};
 
 /// Renders copy-up's cases.
 pub struct CopyUpSection;
@@ -292,6 +294,40 @@ fn options_color(options: &str) -> RGBColor {
 impl Section for CopyUpSection {
     fn workload(&self) -> &'static str {
         NAME
+    }
+
+    /// The cold first write to the largest file, with the kernel's default
+    /// options, per layout and backing.
+    fn headlines(&self, r: &Report) -> Vec<Headline> {
+        let views: Vec<(&Case, View)> = r
+            .cases_of(NAME)
+            .filter_map(|c| View::of_case(c).map(|v| (c, v)))
+            .filter(|(c, _)| c.layout != REFERENCE)
+            .collect();
+        let Some(max) = views.iter().filter_map(|(_, v)| v.size_bytes).max() else {
+            return Vec::new();
+        };
+        let figure = format!(
+            "copy-up: first write to a {:.0} MiB lower file, cold",
+            max as f64 / MIB
+        );
+        views
+            .iter()
+            .filter(|(_, v)| {
+                v.op == Op::FirstWrite
+                    && v.cache == Cache::Cold
+                    && v.options == "default"
+                    && v.size_bytes == Some(max)
+            })
+            .map(|(c, v)| Headline {
+                figure: figure.clone(),
+                layout: c.layout.clone(),
+                backing: v.backing.clone(),
+                value: c.stats.median,
+                shown: fmt_ns(c.stats.median),
+                lower_is_better: true,
+            })
+            .collect()
     }
 
     fn blocks(&self, r: &Report) -> Vec<Block> {

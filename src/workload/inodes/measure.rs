@@ -91,10 +91,13 @@ pub fn measure_phases(
         m.unmount()?;
     }
     for (_, c) in &containers {
-        fs::remove_dir_all(&c.root).map_err(WorkloadError::io("removing", &c.root))?;
+        layout.remove_container(c)?;
     }
+    layout.settle_removals(root)?;
     out.push(measure(Phase::ContainersRemoved)?);
+    layout.remove_store(&store)?;
     fs::remove_dir_all(&work).map_err(WorkloadError::io("removing", &work))?;
+    layout.settle_removals(root)?;
     out.push(measure(Phase::ImagesRemoved)?);
     Ok(out)
 }
@@ -347,12 +350,13 @@ pub fn measure_images(
     let mut cleanup = Ok(());
     for (c, m) in mounted {
         cleanup = cleanup.and(m.unmount().map_err(WorkloadError::from));
-        cleanup = cleanup
-            .and(fs::remove_dir_all(&c.root).map_err(WorkloadError::io("removing", &c.root)));
+        cleanup = cleanup.and(layout.remove_container(&c).map_err(WorkloadError::from));
     }
     result?;
     cleanup?;
+    layout.remove_store(&store)?;
     fs::remove_dir_all(&work).map_err(WorkloadError::io("removing", &work))?;
+    layout.settle_removals(root)?;
     let end = usage()?;
     if end.used_inodes != empty.used_inodes {
         return Err(WorkloadError::Verify(format!(

@@ -131,7 +131,7 @@ impl Lookup {
         // The next workloads need the room (a plain container is a full copy).
         if result.is_ok() {
             let root = ctx.scratch.path().join("lookup-images");
-            std::fs::remove_dir_all(&root).map_err(WorkloadError::io("removing", &root))?;
+            crate::workload::harness::remove_workdir(ctx.layouts, &root)?;
         }
         result
     }
@@ -152,11 +152,17 @@ impl Lookup {
         // lookup contradicted the image).
         if samples.unexpected == 0 {
             let names: Vec<&'static str> = ctx.layouts.iter().map(|l| l.name()).collect();
+            let timeouts: Vec<Option<f64>> = ctx
+                .layouts
+                .iter()
+                .map(|l| l.kernel_cache_timeout_s())
+                .collect();
             let setting = Setting {
                 layouts: &names,
                 baseline: ctx.layouts.iter().position(|l| l.capabilities().baseline),
                 backing: &ctx.backing,
                 eviction: ctx.eviction_name(),
+                timeouts: &timeouts,
             };
             analyze::record(ctx.out, p, &setting, samples.series);
         }
