@@ -272,10 +272,6 @@ pub fn plan(cfg: &PlanConfig, privilege: Option<Privilege>) -> Result<PlanOutcom
         }
         (None, Some(privilege)) => {
             let layouts = plan_layouts(cfg, privilege);
-            eprintln!(
-                "measuring per-unit costs on a fresh {backing} per layout (2 images of {} layers)…",
-                cfg.fleet.layers
-            );
             let like = ScratchRequest {
                 root: cfg.scratch.clone(),
                 kind: cfg.backing.clone(),
@@ -374,14 +370,6 @@ fn plan_images(
         }
         (None, Some(privilege)) => {
             let layouts = plan_layouts(cfg, privilege);
-            eprintln!(
-                "measuring what each layer of {} costs, on a fresh {backing} per layout…",
-                if images.len() == 1 {
-                    "the image".to_string()
-                } else {
-                    format!("the {} images", images.len())
-                }
-            );
             let like = ScratchRequest {
                 root: cfg.scratch.clone(),
                 kind: cfg.backing.clone(),

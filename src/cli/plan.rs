@@ -169,10 +169,18 @@ pub fn execute(args: PlanArgs) -> anyhow::Result<i32> {
                 isolate::abandon_live_scratches,
             )
             .context("installing the signal handling")?;
-            super::out::err_line(&format!(
-                "measuring per-unit costs on a fresh {} per layout (2 images of {} layers)…",
-                cfg.backing, cfg.fleet.layers
-            ));
+            super::out::err_line(&if cfg.images.is_empty() {
+                format!(
+                    "measuring per-unit costs on a fresh {} per layout (2 images of {} layers)…",
+                    cfg.backing, cfg.fleet.layers
+                )
+            } else {
+                format!(
+                    "measuring what each layer of the {} image(s) costs, on a fresh {} per layout…",
+                    cfg.images.len(),
+                    cfg.backing
+                )
+            });
             Some(p)
         }
     };
