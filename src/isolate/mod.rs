@@ -1,20 +1,27 @@
 //! Isolation: the private mount namespace, the scratch filesystem every run works
 //! in, and guards that undo each mount. Nothing outside the scratch dir is touched.
 
+mod erofs;
 mod loopdev;
 pub mod mountinfo;
 mod mounts;
 mod namespace;
 mod scratch;
+mod shared;
 
+pub use erofs::{
+    erofs_available, fsck_erofs, mkfs_erofs, mkfs_erofs_takes_tar, mount_erofs,
+    probe_erofs_backing, ErofsBacking, MountedErofs, MKFS_EROFS_ARGS,
+};
 pub use loopdev::LoopDevice;
 pub use mountinfo::{MountEntry, MountInfo};
 pub use mounts::{
-    mount_overlay, new_api_available, MountApi, MountGuard, MountedOverlay, OverlayMount,
-    CLASSIC_OPTIONS_LIMIT, MAX_LOWER_LAYERS,
+    data_only_lowers_available, mount_overlay, mount_overlay_with_data, new_api_available,
+    MountApi, MountGuard, MountedOverlay, OverlayMount, CLASSIC_OPTIONS_LIMIT, MAX_LOWER_LAYERS,
 };
 pub use namespace::{enter_private_namespace, in_user_namespace, Privilege};
 pub use scratch::{BackingInfo, BackingKind, EvictionKind, FsUsage, Scratch, ScratchRequest};
+pub use shared::{SharedMount, SharedMounts};
 
 use std::path::PathBuf;
 
