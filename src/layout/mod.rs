@@ -5,6 +5,8 @@
 //! share layers? how does a copy-up show? is it the baseline?) and where a file's
 //! data lives (`lower_file`, `upper_file`, `data_file`).
 
+mod composefs;
+mod erofs;
 mod fsops;
 mod overlay;
 mod overlay2;
@@ -16,12 +18,18 @@ use std::time::Duration;
 use crate::error::ErrorClass;
 use crate::image::apply::{ApplyError, ApplyStats};
 use crate::image::ImageSource;
-use crate::isolate::{IsolateError, MountApi, MountGuard, Privilege};
+use crate::isolate::{IsolateError, MountApi, MountGuard, Privilege, SharedMount};
 
 pub use crate::isolate::MAX_LOWER_LAYERS;
 
 /// The registry: one line per layout, in report order (the default `--layouts`).
-pub static LAYOUTS: &[&LayoutEntry] = &[&overlay2::ENTRY, &overlay::ENTRY, &plain::ENTRY];
+pub static LAYOUTS: &[&LayoutEntry] = &[
+    &overlay2::ENTRY,
+    &overlay::ENTRY,
+    &erofs::ENTRY,
+    &composefs::ENTRY,
+    &plain::ENTRY,
+];
 
 /// What the rest of the tool knows about a layout before making one.
 pub struct LayoutEntry {
@@ -92,6 +100,7 @@ pub const UNKNOWN_CAPS: Capabilities = Capabilities {
     overlay_options: false,
     lower_per_layer: false,
     hidden_inode_per_mount: false,
+    same_tree_as: None,
 };
 
 /// The capabilities of `name` (`UNKNOWN_CAPS` for a layout this build does not know).
@@ -125,6 +134,10 @@ pub struct Capabilities {
     /// Each mounted container holds one inode on the backing that no walk finds
     /// (overlay keeps it in the workdir until unmount).
     pub hidden_inode_per_mount: bool,
+    /// The layout whose stack holds the same trees in another form (erofs: the
+    /// overlay2 diff dirs, each made an EROFS image): workloads show this one's
+    /// cost against it, asking the name here instead of naming it.
+    pub same_tree_as: Option<&'static str>,
 }
 
 /// The capabilities every overlay layout shares.
@@ -136,6 +149,7 @@ const fn overlay_caps(shares_layers: bool, lower_per_layer: bool) -> Capabilitie
         overlay_options: true,
         lower_per_layer,
         hidden_inode_per_mount: true,
+        same_tree_as: None,
     }
 }
 
@@ -227,13 +241,21 @@ pub struct Mounted {
     pub mount_time: Option<Duration>,
     /// Superblock options read back from mountinfo.
     pub options_in_force: Option<String>,
+    /// Mounts the view stands on (EROFS layers, a composefs metadata image),
+    /// shared with the other containers of the image; let go after `guard`
+    /// (declared after it, so the drop path keeps that order too).
+    pub held: Vec<SharedMount>,
 }
 
 impl Mounted {
-    /// Unmounts now, reporting failure.
+    /// Unmounts now, then lets go of what the view stood on (the last holder
+    /// of a shared mount unmounts it), reporting the first failure.
     pub fn unmount(self) -> Result<(), LayoutError> {
         if let Some(g) = self.guard {
             g.unmount()?;
+        }
+        for h in self.held.into_iter().rev() {
+            h.release()?;
         }
         Ok(())
     }
@@ -303,6 +325,25 @@ pub trait Layout: Send + Sync {
             _ => self.lower_file(image, rel),
         }
     }
+    /// Host files that cache `rel`'s pages besides `lower_file` when a container
+    /// of `image` reads it (an EROFS layer's image file: EROFS reads it through
+    /// the page cache, and caches the file's data again in its own inode). A cold
+    /// read evicts these too; residency counts them.
+    fn backing_files(&self, _image: &PreparedImage, _rel: &Path) -> Vec<PathBuf> {
+        Vec::new()
+    }
+    /// Whether this host can run the layout, found by probing the kernel and the
+    /// tools it needs (never from version numbers); `LayoutError::Unsupported`
+    /// names the missing feature.
+    fn host_support(&self) -> Result<(), LayoutError> {
+        Ok(())
+    }
+    /// What a reader of this layout's figures should know about it on this host
+    /// and the scratch filesystem at `scratch` (a variant the kernel cannot run,
+    /// a tool's missing mode, a fallback taken), found by probing there.
+    fn host_notes(&self, _scratch: &Path) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// What went wrong building or mounting a layout.
@@ -320,6 +361,20 @@ pub enum LayoutError {
     TooDeep { depth: usize, limit: usize },
     #[error(transparent)]
     Apply(#[from] ApplyError),
+    /// The host lacks a kernel feature or tool the layout needs.
+    #[error("layout {layout} cannot run on this host: {feature} is missing ({detail})")]
+    Unsupported {
+        layout: &'static str,
+        feature: &'static str,
+        detail: String,
+    },
+    /// A layout's image could not be built.
+    #[error("building {what} {}: {detail}", path.display())]
+    Build {
+        what: &'static str,
+        path: PathBuf,
+        detail: String,
+    },
 }
 
 impl LayoutError {
@@ -329,7 +384,8 @@ impl LayoutError {
             LayoutError::Isolate(e) => e.class(),
             LayoutError::TooDeep { .. } => ErrorClass::Usage,
             LayoutError::Apply(e) => e.class(),
-            LayoutError::Io { .. } => ErrorClass::Runtime,
+            LayoutError::Unsupported { .. } => ErrorClass::Unsupported,
+            LayoutError::Io { .. } | LayoutError::Build { .. } => ErrorClass::Runtime,
         }
     }
 
@@ -360,6 +416,7 @@ fn mount_container(
         guard: Some(m.guard),
         mount_time: Some(m.elapsed),
         options_in_force: Some(m.options_in_force),
+        held: Vec::new(),
     })
 }
 

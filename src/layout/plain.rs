@@ -30,6 +30,7 @@ pub static ENTRY: LayoutEntry = LayoutEntry {
         overlay_options: false,
         lower_per_layer: false,
         hidden_inode_per_mount: false,
+        same_tree_as: None,
     },
     create: |config| Box::new(Plain::new(config.clone())),
 };
@@ -126,6 +127,7 @@ impl Layout for Plain {
             guard: None,
             mount_time: None,
             options_in_force: None,
+            held: Vec::new(),
         })
     }
 }
