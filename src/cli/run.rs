@@ -26,8 +26,9 @@ pub struct RunArgs {
     /// Workloads to run (comma-separated).
     #[arg(long, value_delimiter = ',', value_parser = one_of(workload::names()), default_values = workload::names())]
     pub workloads: Vec<String>,
-    /// Layouts to compare (comma-separated); ratios need `plain`.
-    #[arg(long, value_delimiter = ',', value_parser = one_of(layout::names()), default_values = layout::names())]
+    /// Layouts to compare (comma-separated); ratios need `plain` [default: every
+    /// layout this host can run; the others are skipped with a note].
+    #[arg(long, value_delimiter = ',', value_parser = one_of(layout::names()))]
     pub layouts: Vec<String>,
     /// Backing filesystems (comma-separated): ext4, xfs, tmpfs or dir:PATH.
     #[arg(long, value_delimiter = ',', default_value = "ext4")]
@@ -53,6 +54,9 @@ pub struct RunArgs {
     /// Cold rounds per case (each: evict, fresh mount, measure) [quick: 10].
     #[arg(long)]
     pub rounds: Option<usize>,
+    /// lookup: numbers of images sharing one store, swept (1 to 1000) [quick: 1,4,16].
+    #[arg(long, value_delimiter = ',')]
+    pub store_images: Option<Vec<usize>>,
     /// copy-up: file sizes, binary units (e.g. 1M,16M,64M,256M) [quick: 1M,16M,64M].
     #[arg(long, value_delimiter = ',', value_parser = parse_size)]
     pub sizes: Option<Vec<u64>>,
@@ -90,6 +94,10 @@ pub struct RunArgs {
     /// page-cache: files the cache set is split into (1 to 100000) [4].
     #[arg(long)]
     pub cache_files: Option<usize>,
+    /// page-cache: numbers of different images (the same files in other layers,
+    /// no layer shared) read at once, one container each [quick: 1,3].
+    #[arg(long, value_delimiter = ',')]
+    pub cache_images: Option<Vec<usize>>,
     /// inodes: files added or modified per layer (0 to 1000000) [100].
     #[arg(long)]
     pub files_per_layer: Option<usize>,
@@ -140,6 +148,7 @@ impl RunArgs {
                     names: self.names,
                     batch: self.batch,
                     rounds: self.rounds,
+                    store_images: self.store_images,
                 },
                 copy_up: copy_up::Options {
                     sizes: self.sizes,
@@ -165,6 +174,7 @@ impl RunArgs {
                     set_bytes: self.cache_set,
                     files: self.cache_files,
                     containers: self.containers,
+                    images: self.cache_images,
                 },
             },
         }

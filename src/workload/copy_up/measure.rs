@@ -58,14 +58,16 @@ pub fn ops(p: Procedure) -> &'static [Op] {
 }
 
 /// Checks that the upper dir holds what `op` must have produced (outside the
-/// clock): a full copy of the right size, or a metacopy file (xattr, no data)
-/// after a chmod with metacopy on. An error means what was timed was not a
-/// copy-up. `metacopy_xattr` is the layout's full xattr name.
+/// clock): a full copy of the right size, or a metacopy file (xattr, no data;
+/// its data stays in the lower it was copied from — for composefs, the object
+/// the lower's redirect names) after a chmod with `metacopy` on in the mount.
+/// An error means what was timed was not a copy-up. `metacopy_xattr` is the
+/// layout's full xattr name.
 pub fn verify_upper(
     upper: &Path,
     op: Op,
     size: u64,
-    variant: Variant,
+    metacopy_in_force: bool,
     metacopy_xattr: &str,
 ) -> Result<(), WorkloadError> {
     let m = fs::symlink_metadata(upper).map_err(|e| {
@@ -84,7 +86,7 @@ pub fn verify_upper(
         Op::Truncate => size / 2,
         _ => size,
     };
-    let want_metacopy = variant == Variant::Metacopy && op == Op::Chmod;
+    let want_metacopy = metacopy_in_force && op == Op::Chmod;
     let allocated = m.blocks() * 512;
     let ok = m.is_file()
         && m.len() == want_size
@@ -93,10 +95,10 @@ pub fn verify_upper(
         && if want_metacopy { allocated < 64 * 1024 } else { allocated + 64 * 1024 >= want_size.min(size) };
     if !ok {
         return Err(WorkloadError::Verify(format!(
-            "after {} ({}), upper file {} is {} bytes with {allocated} allocated, metacopy xattr {metacopy}; \
-             expected {want_size} bytes, metacopy {want_metacopy}",
+            "after {} (metacopy {}), upper file {} is {} bytes with {allocated} allocated, metacopy xattr \
+             {metacopy}; expected {want_size} bytes, metacopy {want_metacopy}",
             op.name(),
-            variant.name(),
+            if metacopy_in_force { "on" } else { "off" },
             upper.display(),
             m.len()
         )));
@@ -220,8 +222,14 @@ pub fn measure(
             });
         }
     }
-    // The reference copies the first layout's lower file of the same size.
-    let reference_src = ctx.layouts.first().zip(prepared.first());
+    // The reference copies the lower file of the same size of the first layout
+    // that has it as a host file while no container is mounted.
+    let reference_src = |rel: &Path| {
+        ctx.layouts
+            .iter()
+            .zip(&prepared)
+            .find(|(l, img)| l.lower_file(img, rel).is_some())
+    };
     ctx.progress.set_message("copy-up: measuring");
     let mut n = 0usize;
     for _ in 0..p.samples {
@@ -263,6 +271,16 @@ pub fn measure(
                         let lower = lower_of(s.layout.as_ref(), s.image, &rel)?;
                         settle(&root)?;
                         set_cache(&lower, cache_state)?;
+                        // Host files that cache the same data (an EROFS image file).
+                        for f in s.layout.backing_files(s.image, &rel) {
+                            set_cache(&f, cache_state)?;
+                        }
+                        // Whether the data copy is deferred: the mount says (a layout
+                        // may always mount with metacopy, composefs does).
+                        let metacopy_in_force = mounted
+                            .options_in_force
+                            .as_deref()
+                            .is_some_and(|o| o.split(',').any(|x| x.starts_with("metacopy=on")));
                         let file = mounted.merged.join(&rel);
                         let upper = s.layout.upper_file(&c, &rel).ok_or_else(|| {
                             WorkloadError::Verify(format!(
@@ -274,7 +292,7 @@ pub fn measure(
                         let metacopy = s.layout.overlay_xattr("metacopy").unwrap_or_default();
                         for &op in ops(proc_) {
                             let ns = timed(op, &file, size)?;
-                            verify_upper(&upper, op, size, s.variant, &metacopy)?;
+                            verify_upper(&upper, op, size, metacopy_in_force, &metacopy)?;
                             samples.entry(key(op)).or_default().push(ns);
                         }
                         mounted.unmount()?;
@@ -283,7 +301,7 @@ pub fn measure(
                     ctx.progress.inc(1);
                 }
                 // The reference: copy_file_range + fsync of the same file, same fs.
-                if let Some((l, img)) = reference_src {
+                if let Some((l, img)) = reference_src(&rel) {
                     let src = lower_of(l.as_ref(), img, &rel)?;
                     settle(&root)?;
                     set_cache(&src, cache_state)?;
