@@ -32,7 +32,13 @@ fn panic_mid_run_leaves_nothing() {
 
 /// Starts a long run and waits until its loop device is attached.
 pub(crate) fn start_long_run(dir: &Path) -> Child {
+    start_long_run_with(dir, &[])
+}
+
+/// `start_long_run` with more arguments (layouts, backing).
+pub(crate) fn start_long_run_with(dir: &Path, extra: &[&str]) -> Child {
     let mut args = small_run_args(dir);
+    args.extend(extra.iter().map(|s| s.to_string()));
     let rounds = args.iter().position(|a| a == "--rounds").expect("rounds") + 1;
     args[rounds] = "100000".into();
     let child = StdCommand::new(assert_cmd::cargo::cargo_bin("overlaybench"))
@@ -42,7 +48,9 @@ pub(crate) fn start_long_run(dir: &Path) -> Child {
         .spawn()
         .expect("spawn");
     let deadline = Instant::now() + Duration::from_secs(30);
-    while common::loops_backed_under(dir).is_empty() || !dir.join("out/report.json").exists() {
+    while (common::loops_backed_under(dir).is_empty() && !extra.contains(&"tmpfs"))
+        || !dir.join("out/report.json").exists()
+    {
         assert!(
             Instant::now() < deadline,
             "the run never attached its loop device"
@@ -120,6 +128,36 @@ fn sigkill_leaves_no_mount_and_the_next_run_removes_the_rest() {
     assert_clean(d.path());
 }
 
+/// The EROFS-backed layouts hold more mounts per container (a mount per layer,
+/// a metadata image) and, on tmpfs, read-only loop devices: after Ctrl-C and
+/// after SIGKILL none of it is left.
+fn erofs_layouts_leave_nothing_after_ctrl_c_and_sigkill() {
+    for backing in ["ext4", "tmpfs"] {
+        let extra = ["--layouts", "erofs,composefs", "--backing", backing];
+        let d = tmp();
+        let child = start_long_run_with(d.path(), &extra);
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGINT,
+        )
+        .expect("SIGINT");
+        let out = child.wait_with_output().expect("wait");
+        assert_eq!(
+            out.status.code(),
+            Some(130),
+            "{backing}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_clean(d.path());
+        let d = tmp();
+        let mut child = start_long_run_with(d.path(), &extra);
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reaped");
+        // Loop devices under EROFS layers on tmpfs are autoclear too.
+        common::assert_nothing_left(d.path(), 10);
+    }
+}
+
 /// This module's tests, each with whether it needs root.
 pub fn tests() -> Vec<(&'static str, bool, fn())> {
     vec![
@@ -142,6 +180,11 @@ pub fn tests() -> Vec<(&'static str, bool, fn())> {
             "isolation::sigkill_leaves_no_mount_and_the_next_run_removes_the_rest",
             true,
             sigkill_leaves_no_mount_and_the_next_run_removes_the_rest,
+        ),
+        (
+            "isolation::erofs_layouts_leave_nothing_after_ctrl_c_and_sigkill",
+            true,
+            erofs_layouts_leave_nothing_after_ctrl_c_and_sigkill,
         ),
     ]
 }
