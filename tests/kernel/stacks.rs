@@ -301,6 +301,78 @@ fn composefs_chmod_defers_the_data_copy() -> Result<(), Failed> {
     Ok(())
 }
 
+/// The import workload converts the real image (and its synthetic one) into
+/// every layout, layer by layer and whole, beside the mkfs.erofs reference.
+fn import_workload_converts_the_real_image() -> Result<(), Failed> {
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+
+    use overlaybench::image::ImageSource;
+    use overlaybench::workload::{import, BuildContext, Recorded, RunContext, Suite, WorkloadOptions};
+
+    let f = crate::images::fixture()?;
+    let real: Arc<dyn ImageSource> = Arc::from(crate::images::open(&f.oci)?);
+    let real_layers = real.info().layers.len();
+    let (_tmp, mut scratch) = crate::scratch(BackingKind::Ext4);
+    let names = ["overlay2", "erofs", "composefs", "plain"];
+    let layouts: Vec<_> = names
+        .iter()
+        .map(|n| layout::make(n, &crate::config(MountApi::New)))
+        .collect();
+    let options = WorkloadOptions::default();
+    let w = (import::ENTRY.build)(&BuildContext {
+        suite: Suite::Quick,
+        options: &options,
+        backings: &[],
+        selected: &[import::NAME],
+        seed: 1,
+    })?;
+    let mut out = Recorded::default();
+    let progress = indicatif::ProgressBar::hidden();
+    let interrupted = AtomicBool::new(false);
+    let eviction = scratch.eviction(false);
+    let mut ctx = RunContext {
+        scratch: &mut scratch,
+        layouts: &layouts,
+        images: std::slice::from_ref(&real),
+        backing: "ext4".into(),
+        eviction,
+        progress: &progress,
+        interrupted: &interrupted,
+        out: &mut out,
+    };
+    w.run(&mut ctx)?;
+    for name in names.iter().chain([&"mkfs.erofs"]) {
+        let layers = out
+            .cases
+            .iter()
+            .filter(|c| {
+                c.workload == "import"
+                    && c.layout == *name
+                    && c.metric == "import_time"
+                    && c.param_str("image") == f.oci
+                    && c.params.contains_key("layer")
+            })
+            .count();
+        if layers != real_layers {
+            return Err(format!("{name}: {layers} layer imports of {real_layers}").into());
+        }
+    }
+    if !out
+        .derived
+        .iter()
+        .any(|d| d.layout == "erofs" && d.kind == "ratio" && d.params.get("same_tree").is_some())
+    {
+        return Err("no erofs / overlay2 import ratio".into());
+    }
+    // Nothing left on the scratch filesystem of the stores it made.
+    let left = census(&scratch.path().join("import"));
+    if left.is_ok_and(|c| c.files > 0) {
+        return Err("import left files behind".into());
+    }
+    Ok(())
+}
+
 pub fn tests() -> Vec<Trial> {
     vec![
         Trial::test(
@@ -326,6 +398,10 @@ pub fn tests() -> Vec<Trial> {
         Trial::test(
             "stacks::composefs_chmod_defers_the_data_copy",
             composefs_chmod_defers_the_data_copy,
+        ),
+        Trial::test(
+            "stacks::import_workload_converts_the_real_image",
+            import_workload_converts_the_real_image,
         ),
     ]
 }
