@@ -373,14 +373,22 @@ fn erofs_layouts_missing_features_exit_3_when_named_and_are_skipped_otherwise() 
     run_in(
         d.path(),
         &d.path().join("out"),
-        &["--workloads", "lookup", "--layouts", "erofs,plain", "--backing", "tmpfs"],
+        &[
+            "--workloads",
+            "lookup",
+            "--layouts",
+            "erofs,plain",
+            "--backing",
+            "tmpfs",
+        ],
     )
     .env("PATH", d.path())
     .assert()
     .code(3)
     .stderr(
-        predicate::str::contains("layout erofs cannot run on this host")
-            .and(predicate::str::contains("mkfs.erofs (erofs-utils) is missing")),
+        predicate::str::contains("layout erofs cannot run on this host").and(
+            predicate::str::contains("mkfs.erofs (erofs-utils) is missing"),
+        ),
     );
     assert_clean(d.path());
     let out = d.path().join("out2");
@@ -423,7 +431,10 @@ fn erofs_layouts_missing_features_exit_3_when_named_and_are_skipped_otherwise() 
         .expect("setpriv runs");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{err}");
-    assert!(err.contains("layout composefs") && err.contains("real root"), "{err}");
+    assert!(
+        err.contains("layout composefs") && err.contains("real root"),
+        "{err}"
+    );
 }
 
 /// This module's tests, each with whether it needs root.

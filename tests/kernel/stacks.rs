@@ -239,7 +239,7 @@ fn data_only_overlay_mounts_both_ways() -> Result<(), Failed> {
                 ],
                 target: target.clone(),
             },
-            &[data.clone()],
+            std::slice::from_ref(&data),
             api,
         )?;
         let got = fs::read(target.join("d/file"));
@@ -308,7 +308,9 @@ fn import_workload_converts_the_real_image() -> Result<(), Failed> {
     use std::sync::Arc;
 
     use overlaybench::image::ImageSource;
-    use overlaybench::workload::{import, BuildContext, Recorded, RunContext, Suite, WorkloadOptions};
+    use overlaybench::workload::{
+        import, BuildContext, Recorded, RunContext, Suite, WorkloadOptions,
+    };
 
     let f = crate::images::fixture()?;
     let real: Arc<dyn ImageSource> = Arc::from(crate::images::open(&f.oci)?);
@@ -361,7 +363,7 @@ fn import_workload_converts_the_real_image() -> Result<(), Failed> {
     if !out
         .derived
         .iter()
-        .any(|d| d.layout == "erofs" && d.kind == "ratio" && d.params.get("same_tree").is_some())
+        .any(|d| d.layout == "erofs" && d.kind == "ratio" && d.params.contains_key("same_tree"))
     {
         return Err("no erofs / overlay2 import ratio".into());
     }
