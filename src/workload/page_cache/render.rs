@@ -216,16 +216,29 @@ impl Section for PageCacheSection {
         let backings = backings_of(report, NAME);
         let rows = backings.len().max(1);
         let all = views(report);
+        // A third panel per backing when the run read M different images.
+        let multi = all
+            .iter()
+            .any(|(c, v)| c.metric == RESIDENT && v.phase == Phase::MultiImage);
+        let cols = if multi { 3 } else { 2 };
         svg_page(
             "page-cache.svg",
-            (1200, 60 + 460 * rows as u32),
-            "overlaybench · page cache used by K containers reading one image (mincore)",
+            (600 * cols as u32, 60 + 460 * rows as u32),
+            if multi {
+                "overlaybench · page cache used by K containers of one image, and by M images sharing files (mincore)"
+            } else {
+                "overlaybench · page cache used by K containers reading one image (mincore)"
+            },
             |root| {
-                let panels = root.split_evenly((rows, 2));
+                let panels = root.split_evenly((rows, cols));
                 for (bi, backing) in backings.iter().enumerate() {
                     let cases: Vec<&(&Case, View)> = all
                         .iter()
-                        .filter(|(c, v)| v.backing == *backing && c.metric == RESIDENT)
+                        .filter(|(c, v)| {
+                            v.backing == *backing
+                                && c.metric == RESIDENT
+                                && v.phase != Phase::MultiImage
+                        })
                         .collect();
                     let set = cases
                         .iter()
@@ -274,7 +287,7 @@ impl Section for PageCacheSection {
                         }
                         let bytes = |v: &f64| fmt_bytes(*v);
                         linear_panel(
-                            &panels[bi * 2 + pi],
+                            &panels[bi * cols + pi],
                             &format!("{title} ({backing})"),
                             "containers (K)",
                             "page cache resident",
@@ -283,9 +296,73 @@ impl Section for PageCacheSection {
                             &bytes,
                         )?;
                     }
+                    if multi {
+                        multi_panel(&panels[bi * cols + 2], &all, backing)?;
+                    }
                 }
                 Ok(())
             },
         )
     }
+}
+
+/// Resident bytes against M different images (one container each), with the
+/// one-copy and M-copies lines.
+fn multi_panel<DB: plotters::prelude::DrawingBackend>(
+    area: &plotters::prelude::DrawingArea<DB, plotters::coord::Shift>,
+    all: &[(&Case, View)],
+    backing: &str,
+) -> Result<(), String> {
+    let cases: Vec<&(&Case, View)> = all
+        .iter()
+        .filter(|(c, v)| {
+            v.backing == backing && c.metric == RESIDENT && v.phase == Phase::MultiImage
+        })
+        .collect();
+    let set = cases
+        .iter()
+        .map(|(_, v)| v.set_bytes as f64)
+        .fold(0.0, f64::max);
+    let mmax = cases
+        .iter()
+        .map(|(_, v)| v.images.unwrap_or(v.containers) as f64)
+        .fold(1.0, f64::max);
+    let mut lines: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+    for (c, v) in &cases {
+        lines
+            .entry(c.layout.clone())
+            .or_default()
+            .push((v.images.unwrap_or(v.containers) as f64, c.stats.median));
+    }
+    let mut series = layout_series(lines);
+    for (label, points, color) in [
+        (
+            "one copy (shared by content)",
+            vec![(1.0, set), (mmax, set)],
+            RGBColor(120, 120, 120),
+        ),
+        (
+            "M copies (one per image)",
+            vec![(1.0, set), (mmax, set * mmax)],
+            RGBColor(0, 0, 0),
+        ),
+    ] {
+        series.push(Series {
+            label: label.into(),
+            color,
+            marker: Marker::Circle,
+            dashed: true,
+            points,
+        });
+    }
+    let bytes = |v: &f64| fmt_bytes(*v);
+    linear_panel(
+        area,
+        &format!("M different images, same files, no shared layer ({backing})"),
+        "images (M), one container each",
+        "page cache resident",
+        &series,
+        None,
+        &bytes,
+    )
 }
