@@ -271,7 +271,7 @@ pub fn plan(cfg: &PlanConfig, privilege: Option<Privilege>) -> Result<PlanOutcom
             (costs, format!("inodes results in {shown}"))
         }
         (None, Some(privilege)) => {
-            let layouts = plan_layouts(cfg, privilege);
+            let layouts = plan_layouts(cfg, privilege)?;
             let like = ScratchRequest {
                 root: cfg.scratch.clone(),
                 kind: cfg.backing.clone(),
@@ -306,17 +306,30 @@ pub fn plan(cfg: &PlanConfig, privilege: Option<Privilege>) -> Result<PlanOutcom
     write_plan(cfg, report)
 }
 
-/// The layouts of the plan, made with this host's mount API.
-fn plan_layouts(cfg: &PlanConfig, privilege: Privilege) -> Vec<Box<dyn crate::layout::Layout>> {
+/// The layouts of the plan, made with this host's mount API; a layout this
+/// host cannot run is left out, saying why (exit 3 when it was the only one).
+fn plan_layouts(
+    cfg: &PlanConfig,
+    privilege: Privilege,
+) -> Result<Vec<Box<dyn crate::layout::Layout>>, AppError> {
     let config = LayoutConfig {
         mount_api: crate::config::MountApiChoice::Auto.resolve(),
         options: Vec::new(),
         privilege,
     };
-    cfg.layouts
+    let mut layouts = Vec::new();
+    for l in cfg
+        .layouts
         .iter()
         .filter_map(|n| layout::create(n, &config))
-        .collect()
+    {
+        match l.host_support() {
+            Ok(()) => layouts.push(l),
+            Err(e) if cfg.layouts.len() == 1 => return Err(e.into()),
+            Err(e) => eprintln!("plan: skipped: {e}"),
+        }
+    }
+    Ok(layouts)
 }
 
 /// The plan for copies of the user's images: opened (and read once, every
@@ -369,7 +382,7 @@ fn plan_images(
             )
         }
         (None, Some(privilege)) => {
-            let layouts = plan_layouts(cfg, privilege);
+            let layouts = plan_layouts(cfg, privilege)?;
             let like = ScratchRequest {
                 root: cfg.scratch.clone(),
                 kind: cfg.backing.clone(),

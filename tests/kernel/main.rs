@@ -20,6 +20,7 @@ mod mounts;
 #[allow(dead_code)]
 mod realimage;
 mod registry;
+mod stacks;
 
 use libtest_mimic::{Arguments, Trial};
 
@@ -43,6 +44,7 @@ fn main() {
         registry::tests(),
         image_capacity::tests(),
         claims::tests(),
+        stacks::tests(),
     ]
     .into_iter()
     .flatten()

@@ -78,8 +78,12 @@ impl Workload for PageCache {
     }
 
     fn steps(&self, layouts: &[Box<dyn Layout>]) -> u64 {
-        let sets = usize::from(self.synthetic) + self.images;
-        (layouts.len() * self.params.containers.len() * sets) as u64
+        let synthetic = if self.synthetic {
+            self.params.containers.len() + self.params.images.len()
+        } else {
+            0
+        };
+        (layouts.len() * (synthetic + self.params.containers.len() * self.images)) as u64
     }
 
     fn run(&self, ctx: &mut RunContext<'_>) -> Result<(), WorkloadError> {
@@ -110,7 +114,10 @@ impl Workload for PageCache {
         let names: Vec<&str> = ctx.layouts.iter().map(|l| l.name()).collect();
         if self.synthetic {
             let mut readings = Vec::new();
-            let result = measure::measure(&self.params, ctx, cgroup.as_ref(), &mut readings);
+            let result = measure::measure(&self.params, ctx, cgroup.as_ref(), &mut readings)
+                .and_then(|()| {
+                    measure::measure_images(&self.params, ctx, cgroup.as_ref(), &mut readings)
+                });
             // Every K finished before an interrupt is real: keep it.
             analyze::record(ctx.out, &self.params, &ctx.backing, &names, readings);
             result?;
@@ -149,7 +156,7 @@ impl Workload for PageCache {
         }
         let mut readings = Vec::new();
         let result =
-            measure::measure_images(&self.params, ctx, cgroup.as_ref(), &sets, &mut readings);
+            measure::measure_user_images(&self.params, ctx, cgroup.as_ref(), &sets, &mut readings);
         analyze::record_images(
             ctx.out,
             &self.params,
