@@ -8,6 +8,7 @@ mod mounts;
 mod namespace;
 mod private_tmpfs;
 mod scratch;
+mod userns;
 
 pub use command::run_command;
 pub use loopdev::LoopDevice;
@@ -22,6 +23,7 @@ pub use scratch::{
     abandon_live_scratches, host_available_bytes, min_fs_bytes, preflight, BackingInfo,
     BackingKind, EvictionKind, FsUsage, Scratch, ScratchRequest,
 };
+pub use userns::{rootless_overlay, userns_fd, RootlessOverlay, UsernsError, IDENTITY_MAP};
 
 use std::path::PathBuf;
 
