@@ -22,6 +22,9 @@ pub struct FeatureProbe {
     pub supported: bool,
     /// What was mounted, or the error.
     pub detail: String,
+    /// The tool's version, where the probe ran one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
 }
 
 struct Dirs {
@@ -140,6 +143,7 @@ pub fn probe_all(
             name: name.into(),
             supported,
             detail,
+            version: None,
         });
         Ok(supported)
     };
@@ -173,6 +177,7 @@ pub fn probe_all(
         } else {
             "fsconfig refuses lowerdir+: deep stacks are limited by mount(2)'s one-page option string".into()
         },
+        version: None,
     });
     // Data-only lower layers: `::` in lowerdir (metacopy redirects into them).
     {
@@ -207,6 +212,7 @@ pub fn probe_all(
             name: "data-only lower layers".into(),
             supported,
             detail,
+            version: None,
         });
     }
     let max = if basic {
