@@ -60,7 +60,9 @@ fn subvolume_uuids(dir: &Path) -> std::io::Result<([u8; 16], Option<[u8; 16]>)> 
     // SAFETY: the kernel writes at most SUBVOL_INFO_BYTES (the size the request
     // number encodes) into the buffer, which lives across the call.
     let rc = unsafe { libc::ioctl(f.as_raw_fd(), IOC_GET_SUBVOL_INFO as _, buf.as_mut_ptr()) };
-    if rc != 0 {
+    // Only -1 is a failure: the kernel can return 1 on success (a search result
+    // it does not reset; libbtrfsutil checks `== -1` too).
+    if rc < 0 {
         return Err(std::io::Error::last_os_error());
     }
     let take = |at: usize| {
