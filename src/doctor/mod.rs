@@ -9,6 +9,7 @@ pub mod checks;
 pub mod config;
 pub mod probe;
 pub mod recommend;
+pub mod stack_mounts;
 pub mod stacks;
 pub mod store;
 
@@ -534,6 +535,7 @@ pub fn probe_kernel(k: &mut KernelReport, privilege: Privilege, path: &Path) {
                 supported: false,
                 detail: format!("opening {}: {e}", path.display()),
                 version: None,
+                mount_us: None,
             }),
         }
     }
@@ -551,6 +553,12 @@ pub fn probe_kernel(k: &mut KernelReport, privilege: Privilege, path: &Path) {
                     privilege,
                     &filesystems,
                 ));
+                // Each engine's own mount; they need real root (trusted
+                // xattrs, loop devices), so a rootless doctor leaves them unprobed.
+                if privilege == Privilege::Root {
+                    k.features
+                        .extend(stack_mounts::probe_all(&tmpfs.path().join("stacks")));
+                }
                 k.features.extend(stack_probes);
             }
             Err(e) => k.probe_error = Some(e.to_string()),

@@ -25,6 +25,10 @@ pub struct FeatureProbe {
     /// The tool's version, where the probe ran one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
+    /// Wall time of the stack probe's own mount system call(s), microseconds:
+    /// the figure measured here that a recommendation's reason can cite.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mount_us: Option<u64>,
 }
 
 struct Dirs {
@@ -144,6 +148,7 @@ pub fn probe_all(
             supported,
             detail,
             version: None,
+            mount_us: None,
         });
         Ok(supported)
     };
@@ -178,6 +183,7 @@ pub fn probe_all(
             "fsconfig refuses lowerdir+: deep stacks are limited by mount(2)'s one-page option string".into()
         },
         version: None,
+        mount_us: None,
     });
     // Data-only lower layers: `::` in lowerdir (metacopy redirects into them).
     {
@@ -213,6 +219,7 @@ pub fn probe_all(
             supported,
             detail,
             version: None,
+            mount_us: None,
         });
     }
     let max = if basic {

@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use super::checks::{Check, CheckStatus};
 use super::config::EngineConfig;
 use super::probe::FeatureProbe;
-use super::stacks;
 use super::store::{Mounts, StoreInventory};
+use super::{stack_mounts, stacks};
 use super::{KernelReport, PathReport, Reason, Recommendation};
 use crate::report::Report;
 
@@ -183,9 +183,21 @@ fn supported(k: &KernelReport, name: &str) -> Option<bool> {
 
 fn cite(k: &KernelReport, name: &str) -> String {
     match feature(k, name) {
+        Some(FeatureProbe {
+            mount_us: Some(us), ..
+        }) => format!("kernel.features[{name}].mount_us = {us}"),
         Some(f) => format!("kernel.features[{name}].supported = {}", f.supported),
         None => format!("kernel.features[{name}] not probed"),
     }
+}
+
+/// The reason a stack's own mount probe gives, and whether it worked; `None`
+/// when it did not run (no root, `--no-probe`), so the caller falls back to
+/// what the general probes say.
+fn mounted(k: &KernelReport, name: &str, reasons: &mut Vec<Reason>) -> Option<bool> {
+    let f = feature(k, name)?;
+    reasons.push(r(f.detail.clone(), cite(k, name)));
+    Some(f.supported)
 }
 
 /// The deepest image `mounts` fits in one page, up to `cap` layers.
@@ -237,7 +249,10 @@ pub fn assess(k: &KernelReport, p: &PathReport, stores: &[StoreInventory]) -> Ve
         let mut reasons = Vec::new();
         let runnable = match name {
             "containerd" => {
-                reasons.push(overlay_needs("containerd's overlayfs snapshotter"));
+                let own = mounted(k, stack_mounts::CONTAINERD, &mut reasons);
+                if own.is_none() {
+                    reasons.push(overlay_needs("containerd's overlayfs snapshotter"));
+                }
                 let fit = layers_in_a_page(
                     &Mounts::Containerd {
                         snapshots: format!(
@@ -262,10 +277,13 @@ pub fn assess(k: &KernelReport, p: &PathReport, stores: &[StoreInventory]) -> Ve
                         format!("kernel.features[{}].supported = true", f.name),
                     ));
                 }
-                multi
+                own.or(multi)
             }
             "overlay2" => {
-                reasons.push(overlay_needs("Docker's and containers-storage's overlay2"));
+                let own = mounted(k, stack_mounts::OVERLAY2, &mut reasons);
+                if own.is_none() {
+                    reasons.push(overlay_needs("Docker's and containers-storage's overlay2"));
+                }
                 let fit = layers_in_a_page(
                     &Mounts::Overlay2 {
                         home: "/var/lib/docker/overlay2".into(),
@@ -282,7 +300,7 @@ pub fn assess(k: &KernelReport, p: &PathReport, stores: &[StoreInventory]) -> Ve
                     ),
                     max_fig.clone(),
                 ));
-                multi
+                own.or(multi)
             }
             "rootless" => {
                 reasons.push(r(
@@ -317,8 +335,18 @@ pub fn assess(k: &KernelReport, p: &PathReport, stores: &[StoreInventory]) -> Ve
                 supported(k, stacks::FUSE_OVERLAYFS)
             }
             "btrfs" => {
+                let own = mounted(k, stack_mounts::BTRFS, &mut reasons);
                 reasons.push(r(
-                    feature(k, stacks::BTRFS).map_or("not probed".into(), |f| f.detail.clone()),
+                    feature(k, stacks::BTRFS).map_or("not probed".into(), |f| {
+                        format!(
+                            "{}{}",
+                            f.detail,
+                            f.version
+                                .as_deref()
+                                .map(|v| format!(" ({v})"))
+                                .unwrap_or_default()
+                        )
+                    }),
                     cite(k, stacks::BTRFS),
                 ));
                 reasons.push(if p.fstype == "btrfs" {
@@ -333,18 +361,20 @@ pub fn assess(k: &KernelReport, p: &PathReport, stores: &[StoreInventory]) -> Ve
                         format!("path.fstype = {}", p.fstype),
                     )
                 });
-                supported(k, stacks::BTRFS)
+                own.or(supported(k, stacks::BTRFS))
             }
             "erofs" => {
+                let own = mounted(k, stack_mounts::EROFS, &mut reasons);
                 reasons.push(r(
                     feature(k, stacks::EROFS).map_or("not probed".into(), |f| {
                         format!("{}; containerd ≥ 2.1's erofs snapshotter stores each layer as one file", f.detail)
                     }),
                     cite(k, stacks::EROFS),
                 ));
-                supported(k, stacks::EROFS).zip(multi).map(|(a, b)| a && b)
+                own.or(supported(k, stacks::EROFS).zip(multi).map(|(a, b)| a && b))
             }
             "composefs" => {
+                let own = mounted(k, stack_mounts::COMPOSEFS, &mut reasons);
                 reasons.push(r(
                     "composefs mounts one EROFS image per image over a content-addressed object store as a data-only \
                      lower: identical files share disk and page cache across images"
@@ -352,11 +382,12 @@ pub fn assess(k: &KernelReport, p: &PathReport, stores: &[StoreInventory]) -> Ve
                     cite(k, "data-only lower layers"),
                 ));
                 reasons.push(r("it needs EROFS".into(), cite(k, stacks::EROFS)));
-                supported(k, "data-only lower layers")
+                own.or(supported(k, "data-only lower layers")
                     .zip(supported(k, stacks::EROFS))
-                    .map(|(a, b)| a && b)
+                    .map(|(a, b)| a && b))
             }
             "overlay" => {
+                let own = mounted(k, stack_mounts::LEGACY, &mut reasons);
                 reasons.push(r(
                     "Docker's legacy driver (removed in Docker 24): one lower, every directory re-created and every file \
                      hard-linked in each layer above"
@@ -377,7 +408,7 @@ pub fn assess(k: &KernelReport, p: &PathReport, stores: &[StoreInventory]) -> Ve
                         format!("stores[{i}].max_links = {}", s.max_links),
                     ));
                 }
-                basic
+                own.or(basic)
             }
             _ => {
                 reasons.push(r(
@@ -683,6 +714,7 @@ mod tests {
                     supported: *s,
                     detail: format!("{n} probed"),
                     version: None,
+                    mount_us: None,
                 })
                 .collect(),
             ..Default::default()

@@ -48,6 +48,7 @@ fn probe(name: &str, supported: bool, detail: String) -> FeatureProbe {
         supported,
         detail,
         version: None,
+        mount_us: None,
     }
 }
 
