@@ -337,13 +337,26 @@ pub fn render_text(d: &DoctorReport) -> String {
             }
         );
     }
-    let stacks: Vec<String> = rec
-        .stacks
-        .iter()
-        .map(|st| format!("{} {}", st.name, yn(st.runnable)))
-        .collect();
-    if !stacks.is_empty() {
-        let _ = writeln!(s, "\nstacks      {}", stacks.join(" · "));
+    for (i, st) in rec.stacks.iter().enumerate() {
+        let _ = writeln!(
+            s,
+            "{}{:<15} {:<7} {}",
+            if i == 0 {
+                "\nstacks      "
+            } else {
+                "            "
+            },
+            st.name,
+            yn(st.runnable),
+            match st.mount_us {
+                Some(us) => format!("its probe mounted in {us} µs"),
+                None => st
+                    .reasons
+                    .first()
+                    .map(|r| format!("[{}]", r.figure))
+                    .unwrap_or_default(),
+            }
+        );
     }
     if let Some(ev) = &rec.evidence {
         let _ = writeln!(

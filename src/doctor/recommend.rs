@@ -53,6 +53,10 @@ pub struct StackAssessment {
     pub runnable: Option<bool>,
     /// What that rests on.
     pub reasons: Vec<Reason>,
+    /// How long the stack's own probe mount took here, microseconds (its
+    /// engine's way of mounting, on doctor's tmpfs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mount_us: Option<u64>,
 }
 
 /// One figure a `run` report measured for several layouts.
@@ -418,10 +422,24 @@ pub fn assess(k: &KernelReport, p: &PathReport, stores: &[StoreInventory]) -> Ve
                 Some(true)
             }
         };
+        let own_probe = match name {
+            "containerd" => Some(stack_mounts::CONTAINERD),
+            "overlay2" => Some(stack_mounts::OVERLAY2),
+            "overlay" => Some(stack_mounts::LEGACY),
+            "btrfs" => Some(stack_mounts::BTRFS),
+            "erofs" => Some(stack_mounts::EROFS),
+            "composefs" => Some(stack_mounts::COMPOSEFS),
+            "rootless" => Some(stacks::ROOTLESS),
+            "fuse-overlayfs" => Some(stacks::FUSE_OVERLAYFS),
+            _ => None,
+        };
         out.push(StackAssessment {
             name: name.into(),
             runnable,
             reasons,
+            mount_us: own_probe
+                .and_then(|p| feature(k, p))
+                .and_then(|f| f.mount_us),
         });
     }
     out
