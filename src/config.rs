@@ -105,6 +105,8 @@ pub struct RunRequest {
     pub seed: u64,
     /// Show a progress bar.
     pub progress: bool,
+    /// Also check Docker's storage-driver claims on each backing.
+    pub claims: bool,
     /// Every workload's options.
     pub options: WorkloadOptions,
     /// The user's images (`oci:DIR`, `registry:HOST/REPO:TAG`, …), as given.
@@ -164,6 +166,8 @@ pub struct RunConfig {
     pub images: Vec<ImageRef>,
     /// How to open them.
     pub image_options: OpenOptions,
+    /// Also check Docker's storage-driver claims on each backing (after the workloads).
+    pub claims: bool,
 }
 
 /// UTC timestamp for default output folders: `20261126T185506Z`.
@@ -301,6 +305,7 @@ impl TryFrom<RunRequest> for RunConfig {
             progress: r.progress,
             images,
             image_options: r.image_options,
+            claims: r.claims,
         })
     }
 }
@@ -397,6 +402,7 @@ impl RunConfig {
             );
             m.insert("platform".into(), json!(self.image_options.platform));
         }
+        m.insert("claims".into(), json!(self.claims));
         for w in &self.workloads {
             m.insert(w.entry().config_key.into(), w.params_json());
         }
@@ -422,6 +428,7 @@ mod tests {
             drop_caches: false,
             seed: 1,
             progress: false,
+            claims: false,
             options: WorkloadOptions::default(),
             images: Vec::new(),
             image_options: OpenOptions::default(),

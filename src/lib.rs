@@ -6,7 +6,8 @@
 //!
 //! Layers, each depending only on those below it:
 //! - `app` — one function per subcommand;
-//! - `config` (a run's validated plan), `doctor`, `compare`, `capacity`;
+//! - `config` (a run's validated plan), `doctor`, `compare`, `capacity`, `claims`
+//!   (Docker's storage notes checked on this host);
 //! - `workload` — one folder per workload, reached through its registry;
 //! - `layout` (one file per storage layout), `report` (schema, sections, charts,
 //!   exports), `image` (specs, sources, the entry stream), `host`;
@@ -17,6 +18,7 @@
 pub mod app;
 pub mod capacity;
 pub mod choice;
+pub mod claims;
 pub mod compare;
 pub mod config;
 pub mod doctor;

@@ -18,6 +18,7 @@ fn main() {
         Command::Plan(args) => cli::plan::execute(*args),
         Command::Doctor(args) => cli::doctor::execute(args),
         Command::Compare(args) => cli::compare::execute(args),
+        Command::Claims(args) => cli::claims::execute(args),
     };
     let code = match result {
         Ok(code) => code,

@@ -2,6 +2,7 @@
 //! command line's types) and returning what the binary prints. Each is usable
 //! and testable without the binary.
 
+pub mod claims;
 pub mod compare;
 pub mod doctor;
 pub mod plan;
@@ -10,6 +11,7 @@ pub mod run;
 
 use std::path::PathBuf;
 
+use crate::claims::ClaimError;
 use crate::compare::CompareError;
 use crate::config::ConfigError;
 use crate::error::ErrorClass;
@@ -56,6 +58,8 @@ pub enum AppError {
     /// Stopped by a signal (SIGINT, SIGTERM, SIGHUP) before anything was written.
     #[error("interrupted")]
     Interrupted,
+    #[error(transparent)]
+    Claims(#[from] ClaimError),
     /// Bad input that names the value and what is accepted.
     #[error("{0}")]
     Usage(String),
@@ -81,6 +85,7 @@ impl AppError {
             AppError::Image(e) => e.class(),
             AppError::Source(e) => e.class(),
             AppError::Apply(e) => e.class(),
+            AppError::Claims(e) => e.class(),
             AppError::Costs(_) | AppError::Usage(_) => ErrorClass::Usage,
             AppError::Input(e) => e.class(),
             AppError::Path(e) => e.class(),

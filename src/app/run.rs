@@ -12,6 +12,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 
 use super::AppError;
+use crate::claims;
 use crate::config::RunConfig;
 use crate::host::HostInfo;
 use crate::image::source;
@@ -20,7 +21,7 @@ use crate::isolate::{
     self, BackingKind, EvictionKind, IsolateError, Privilege, Scratch, ScratchRequest,
 };
 use crate::layout::{self, LayoutConfig};
-use crate::report::{self, Report, RunError, RunStatus};
+use crate::report::{self, Report, RunError, RunStatus, Skipped};
 use crate::stop;
 use crate::workload::{self, Footprint, Recorded, RunContext, WorkloadError};
 
@@ -156,7 +157,13 @@ pub fn run(
         .iter()
         .filter_map(|name| layout::create(name, &config))
         .collect();
-    let steps_per_backing: u64 = cfg.workloads.iter().map(|w| w.steps(&layouts)).sum();
+    let claim_steps = if cfg.claims {
+        claims::CLAIMS.len() as u64
+    } else {
+        0
+    };
+    let steps_per_backing: u64 =
+        cfg.workloads.iter().map(|w| w.steps(&layouts)).sum::<u64>() + claim_steps;
     let bar = progress_bar(cfg.progress, steps_per_backing * cfg.backings.len() as u64);
     let mut out = Recorded::default();
     let mut error = None;
@@ -195,10 +202,35 @@ pub fn run(
                 "{backing}: an existing directory — statvfs figures include whatever else lives on that filesystem"
             ));
         }
+        // Rows this backing (or host) cannot run are skipped, each with its reason.
+        let mut here: Vec<Box<dyn layout::Layout>> = Vec::new();
+        for l in &layouts {
+            match l.unavailable(scratch.info()) {
+                Some(reason) => out.skipped.push(Skipped {
+                    layout: l.name().into(),
+                    backing: backing.to_string(),
+                    reason,
+                }),
+                None => {
+                    for n in l.notes() {
+                        out.note(n);
+                    }
+                    if let Some(again) = l.with_options(&[]) {
+                        here.push(again);
+                    }
+                }
+            }
+        }
+        if here.is_empty() {
+            drop(scratch);
+            merge(&mut report, &mut out, started);
+            report::write_report_dir(&out_dir, &report, &sections)?;
+            continue;
+        }
         for w in &cfg.workloads {
             let mut ctx = RunContext {
                 scratch: &mut scratch,
-                layouts: &layouts,
+                layouts: &here,
                 images: &images,
                 backing: backing.to_string(),
                 eviction,
@@ -219,6 +251,41 @@ pub fn run(
                 break 'backings;
             }
             report::write_report_dir(&out_dir, &report, &sections)?;
+        }
+        if cfg.claims {
+            // On the same scratch filesystem, in a dir of their own; every
+            // registered layout, whatever --layouts chose (claims name drivers).
+            let settings = claims::Settings::for_suite(cfg.suite);
+            let (run, stopped) = claims::run_on(
+                &scratch,
+                &backing.to_string(),
+                &[],
+                &config,
+                &settings,
+                interrupted,
+                &mut |c| {
+                    bar.set_message(format!("claim {}: {}", c.id, c.slug));
+                    bar.inc(1);
+                },
+            );
+            for c in run.claims.iter().filter(|c| c.error.is_some()) {
+                report.errors.push(RunError {
+                    workload: None,
+                    message: format!(
+                        "{backing}: claim {} ({}): {}",
+                        c.id,
+                        c.slug,
+                        c.error.as_deref().unwrap_or("")
+                    ),
+                });
+            }
+            report.claims.push(run);
+            report.duration_s = started.elapsed().as_secs_f64();
+            report::write_report_dir(&out_dir, &report, &sections)?;
+            if stopped {
+                error = Some(WorkloadError::Interrupted);
+                break 'backings;
+            }
         }
         drop(scratch);
         if stop::requested() {
@@ -276,6 +343,7 @@ fn merge(report: &mut Report, out: &mut Recorded, started: Instant) {
     report.cases.append(&mut out.cases);
     report.derived.append(&mut out.derived);
     report.errors.append(&mut out.errors);
+    report.skipped.append(&mut out.skipped);
     for n in out.notes.drain(..) {
         if !report.notes.contains(&n) {
             report.notes.push(n);

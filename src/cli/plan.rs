@@ -54,7 +54,7 @@ pub struct PlanArgs {
     #[arg(long, default_value = "ext4")]
     pub backing: String,
     /// Layouts to plan for.
-    #[arg(long, value_delimiter = ',', value_parser = one_of(layout::names()), default_values = layout::names())]
+    #[arg(long, value_delimiter = ',', value_parser = one_of(layout::names()), default_values = layout::DEFAULT_LAYOUTS)]
     pub layouts: Vec<String>,
     /// Where measurement scratch filesystems are made.
     #[arg(long, default_value = "/var/tmp/overlaybench")]

@@ -24,10 +24,11 @@ pub struct RunArgs {
     /// Workloads to run (comma-separated).
     #[arg(long, value_delimiter = ',', value_parser = one_of(workload::names()), default_values = workload::names())]
     pub workloads: Vec<String>,
-    /// Layouts to compare (comma-separated); ratios need `plain`.
-    #[arg(long, value_delimiter = ',', value_parser = one_of(layout::names()), default_values = layout::names())]
+    /// Layouts to compare (comma-separated); ratios need `plain`. A layout a
+    /// backing cannot run (btrfs off a btrfs backing) is skipped with the reason.
+    #[arg(long, value_delimiter = ',', value_parser = one_of(layout::names()), default_values = layout::DEFAULT_LAYOUTS)]
     pub layouts: Vec<String>,
-    /// Backing filesystems (comma-separated): ext4, xfs, tmpfs or dir:PATH.
+    /// Backing filesystems (comma-separated): ext4, xfs, btrfs, tmpfs or dir:PATH.
     #[arg(long, value_delimiter = ',', default_value = "ext4")]
     pub backing: Vec<String>,
     /// Where scratch filesystems are made; must be empty or made by overlaybench.
@@ -117,6 +118,10 @@ pub struct RunArgs {
     /// The user's images.
     #[command(flatten)]
     pub image: ImageArgs,
+    /// Also check Docker's overlay storage notes on each backing after the
+    /// workloads (`overlaybench claims`; under a minute with the quick suite).
+    #[arg(long)]
+    pub claims: bool,
 }
 
 impl RunArgs {
@@ -137,6 +142,7 @@ impl RunArgs {
             progress: !self.no_progress,
             image_options: self.image.open_options(),
             images: self.image.images,
+            claims: self.claims,
             options: WorkloadOptions {
                 lookup: lookup::Options {
                     depths: self.depths,

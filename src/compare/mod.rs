@@ -519,6 +519,8 @@ mod tests {
             errors: vec![],
             notes: vec![],
             images: vec![],
+            claims: vec![],
+            skipped: vec![],
         }
     }
 

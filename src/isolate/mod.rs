@@ -1,7 +1,10 @@
 //! Isolation: the private mount namespace, the scratch filesystem every run works
 //! in, and guards that undo each mount. Nothing outside the scratch dir is touched.
 
+pub mod btrfs;
+mod child;
 mod command;
+mod fuse;
 mod loopdev;
 pub mod mountinfo;
 mod mounts;
@@ -10,13 +13,25 @@ mod private_tmpfs;
 mod scratch;
 mod userns;
 
+pub use child::UsernsOverlay;
 pub use command::run_command;
+pub use fuse::FuseMount;
 pub use loopdev::LoopDevice;
 pub use mountinfo::{MountEntry, MountInfo};
 pub use mounts::{
-    detached_unmounts, mount_overlay, new_api_available, MountApi, MountGuard, MountedOverlay,
-    OverlayMount, CLASSIC_OPTIONS_LIMIT, MAX_LOWER_LAYERS,
+    attach_overlay, detached_unmounts, mount_overlay, new_api_available, MountApi, MountGuard,
+    MountedOverlay, OverlayMount, Unmount, CLASSIC_OPTIONS_LIMIT, MAX_LOWER_LAYERS,
 };
+
+/// Builds an overlay inside a fresh user namespace (identity map) and returns
+/// its detached mount fd and the time of its mount syscalls: how a root process
+/// makes the mount a rootless engine would, without leaving its own namespace.
+pub fn overlay_in_user_namespace(
+    spec: &UsernsOverlay<'_>,
+    target: &std::path::Path,
+) -> Result<(std::os::fd::OwnedFd, std::time::Duration), IsolateError> {
+    child::overlay_in_user_namespace(spec, target)
+}
 pub use namespace::{enter_private_namespace, in_user_namespace, Privilege};
 pub use private_tmpfs::PrivateTmpfs;
 pub use scratch::{

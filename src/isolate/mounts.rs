@@ -97,6 +97,25 @@ impl OverlayMount {
     }
 }
 
+/// Something mounted that must be undone: unmounted now with `unmount`
+/// (reporting failure), or lazily when dropped on any other path.
+pub trait Unmount: std::fmt::Debug + Send + Sync {
+    /// Where it is mounted.
+    fn target(&self) -> &Path;
+    /// Undoes it now and reports failure (the drop path cannot).
+    fn unmount(self: Box<Self>) -> Result<(), IsolateError>;
+}
+
+impl Unmount for MountGuard {
+    fn target(&self) -> &Path {
+        &self.target
+    }
+
+    fn unmount(self: Box<Self>) -> Result<(), IsolateError> {
+        MountGuard::unmount(*self)
+    }
+}
+
 /// Unmounts its target when dropped (lazily, so a panic path never blocks).
 #[derive(Debug)]
 pub struct MountGuard {
@@ -191,6 +210,12 @@ pub fn mount_overlay(spec: &OverlayMount, api: MountApi) -> Result<MountedOverla
         MountApi::New => mount_new_api(spec)?,
         MountApi::Classic => mount_classic(spec)?,
     };
+    checked(spec, elapsed)
+}
+
+/// Guards the overlay now at `spec.target` and checks, from mountinfo, that the
+/// stack in force has the layers asked for.
+fn checked(spec: &OverlayMount, elapsed: Duration) -> Result<MountedOverlay, IsolateError> {
     let guard = MountGuard::new(spec.target.clone());
     let info = MountInfo::current().map_err(IsolateError::io("reading", "/proc/self/mountinfo"))?;
     let options_in_force = info
@@ -211,6 +236,40 @@ pub fn mount_overlay(spec: &OverlayMount, api: MountApi) -> Result<MountedOverla
         elapsed,
         options_in_force,
     })
+}
+
+/// Attaches a detached mount (`fsmount`, or one handed over by a helper) at
+/// `target`, checks it is an overlay of `lowers` layers, and guards it.
+/// `elapsed` is the time already spent making it; the attach is added.
+pub fn attach_overlay(
+    mnt: OwnedFd,
+    lowers: usize,
+    target: &Path,
+    elapsed: Duration,
+) -> Result<MountedOverlay, IsolateError> {
+    let start = Instant::now();
+    move_mount(
+        mnt.as_fd(),
+        "",
+        rustix::fs::CWD,
+        target,
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )
+    .map_err(|e| IsolateError::Mount {
+        fstype: "overlay".into(),
+        target: target.to_path_buf(),
+        source: std::io::Error::from_raw_os_error(e.raw_os_error()),
+    })?;
+    let elapsed = elapsed + start.elapsed();
+    drop(mnt);
+    let spec = OverlayMount {
+        lowers: vec![PathBuf::new(); lowers],
+        lowers_base: None,
+        upper_work: None,
+        options: Vec::new(),
+        target: target.to_path_buf(),
+    };
+    checked(&spec, elapsed)
 }
 
 fn mount_classic(spec: &OverlayMount) -> Result<Duration, IsolateError> {

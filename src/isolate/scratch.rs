@@ -29,6 +29,9 @@ pub enum BackingKind {
     Ext4,
     /// A fresh xfs with reflink, on a loop device.
     Xfs,
+    /// A fresh btrfs (btrfs-progs defaults: DUP metadata), on a loop device —
+    /// what Docker's btrfs driver needs.
+    Btrfs,
     /// A fresh tmpfs.
     Tmpfs,
     /// An existing directory; accounting then includes whatever else lives there.
@@ -41,11 +44,12 @@ impl FromStr for BackingKind {
         match s {
             "ext4" => Ok(BackingKind::Ext4),
             "xfs" => Ok(BackingKind::Xfs),
+            "btrfs" => Ok(BackingKind::Btrfs),
             "tmpfs" => Ok(BackingKind::Tmpfs),
             _ => match s.strip_prefix("dir:") {
                 Some(p) if !p.is_empty() => Ok(BackingKind::Dir(PathBuf::from(p))),
                 _ => Err(format!(
-                    "unknown backing '{s}'; expected one of ext4, xfs, tmpfs, dir:PATH"
+                    "unknown backing '{s}'; expected one of ext4, xfs, btrfs, tmpfs, dir:PATH"
                 )),
             },
         }
@@ -65,6 +69,7 @@ impl fmt::Display for BackingKind {
         match self {
             BackingKind::Ext4 => f.write_str("ext4"),
             BackingKind::Xfs => f.write_str("xfs"),
+            BackingKind::Btrfs => f.write_str("btrfs"),
             BackingKind::Tmpfs => f.write_str("tmpfs"),
             BackingKind::Dir(p) => write!(f, "dir:{}", p.display()),
         }
@@ -150,6 +155,10 @@ pub struct FsUsage {
     pub free_inodes: u64,
     /// Bytes available to unprivileged users.
     pub available_bytes: u64,
+    /// Metadata bytes in use on disk, where the filesystem reports them apart
+    /// (btrfs: `BTRFS_IOC_SPACE_INFO`, DUP counted twice).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata_bytes: Option<u64>,
 }
 
 /// A live scratch filesystem; dropping it unmounts and removes everything.
@@ -314,7 +323,7 @@ impl Scratch {
                 self.mount_fs("tmpfs", "tmpfs", &data)?;
                 self.info.made_with = Some(format!("mount -t tmpfs -o {data}"));
             }
-            BackingKind::Ext4 | BackingKind::Xfs => {
+            BackingKind::Ext4 | BackingKind::Xfs | BackingKind::Btrfs => {
                 let image = self.run_dir.join("backing.img");
                 let file =
                     fs::File::create(&image).map_err(IsolateError::io("creating", &image))?;
@@ -334,7 +343,7 @@ impl Scratch {
                         args.extend(["-N".into(), n.to_string()]);
                     }
                     ("mkfs.ext4", args, "apt-get install e2fsprogs")
-                } else {
+                } else if req.kind == BackingKind::Xfs {
                     let args = vec![
                         "-q".to_string(),
                         "-f".into(),
@@ -343,6 +352,10 @@ impl Scratch {
                         "reflink=1".into(),
                     ];
                     ("mkfs.xfs", args, "apt-get install xfsprogs")
+                } else {
+                    // btrfs has no inode table to size: `inodes` does not apply.
+                    let args = vec!["-q".to_string(), "-f".into()];
+                    ("mkfs.btrfs", args, "apt-get install btrfs-progs")
                 };
                 run_mkfs(program, &args, &image, hint)?;
                 self.info.made_with = Some(format!("{program} {} <sparse image>", args.join(" ")));
@@ -351,10 +364,10 @@ impl Scratch {
                 fs::remove_file(&image).map_err(IsolateError::io("removing", &image))?;
                 self.info.device = Some(dev.path().display().to_string());
                 self.info.loop_direct_io = Some(dev.direct_io());
-                let fstype = if req.kind == BackingKind::Ext4 {
-                    "ext4"
-                } else {
-                    "xfs"
+                let fstype = match req.kind {
+                    BackingKind::Ext4 => "ext4",
+                    BackingKind::Xfs => "xfs",
+                    _ => "btrfs",
                 };
                 let source = dev.path().to_path_buf();
                 self.loopdev = Some(dev);
@@ -439,18 +452,28 @@ impl Scratch {
         let st =
             statvfs(&self.work).map_err(|e| IsolateError::io("statvfs", &self.work)(e.into()))?;
         let frsize = st.fragment_size() as u64;
-        Ok(FsUsage {
+        let mut usage = FsUsage {
             used_inodes: (st.files() - st.files_free()) as u64,
             used_bytes: (st.blocks() - st.blocks_free()) as u64 * frsize,
             free_inodes: st.files_free() as u64,
             available_bytes: st.blocks_available() as u64 * frsize,
-        })
+            metadata_bytes: None,
+        };
+        if self.info.fstype == "btrfs" {
+            // statvfs bytes follow chunk allocation there: take what btrfs says is used.
+            let b = super::btrfs::usage(&self.work)?;
+            usage.used_bytes = b.used_bytes();
+            usage.metadata_bytes = Some(b.metadata_bytes);
+        }
+        Ok(usage)
     }
 
     /// The strongest cache eviction this backing allows without touching the host.
     pub fn eviction(&self, drop_caches_allowed: bool) -> EvictionKind {
         match self.kind {
-            BackingKind::Ext4 | BackingKind::Xfs => EvictionKind::RemountBacking,
+            BackingKind::Ext4 | BackingKind::Xfs | BackingKind::Btrfs => {
+                EvictionKind::RemountBacking
+            }
             BackingKind::Dir(_) if drop_caches_allowed => EvictionKind::DropCaches,
             _ => EvictionKind::FreshMountOnly,
         }
@@ -624,13 +647,14 @@ mod tests {
     #[test]
     fn parses_backings() {
         assert_eq!("ext4".parse::<BackingKind>(), Ok(BackingKind::Ext4));
+        assert_eq!("btrfs".parse::<BackingKind>(), Ok(BackingKind::Btrfs));
         assert_eq!(
             "dir:/x".parse::<BackingKind>(),
             Ok(BackingKind::Dir("/x".into()))
         );
         let err = "zfs".parse::<BackingKind>().unwrap_err();
         assert!(
-            err.contains("zfs") && err.contains("ext4, xfs, tmpfs, dir:PATH"),
+            err.contains("zfs") && err.contains("ext4, xfs, btrfs, tmpfs, dir:PATH"),
             "{err}"
         );
         assert!("dir:".parse::<BackingKind>().is_err());

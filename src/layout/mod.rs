@@ -5,23 +5,44 @@
 //! share layers? how does a copy-up show? is it the baseline?) and where a file's
 //! data lives (`lower_file`, `upper_file`, `data_file`).
 
+mod btrfs;
+mod claims;
+mod containerd;
 mod fsops;
+mod fuse_overlayfs;
 mod overlay;
 mod overlay2;
 mod plain;
+mod rootless;
+mod verify;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::error::ErrorClass;
 use crate::image::apply::{ApplyError, ApplyStats};
-use crate::image::ImageSource;
-use crate::isolate::{IsolateError, MountApi, MountGuard, Privilege};
+use crate::image::{ImageSource, ImageSpec, SyntheticImage};
+use crate::isolate::{BackingInfo, IsolateError, MountApi, Privilege, Unmount};
 
 pub use crate::isolate::MAX_LOWER_LAYERS;
+pub use claims::{Claim, CLAIMS};
+pub use verify::{CopyUpCheck, Touch};
 
-/// The registry: one line per layout, in report order (the default `--layouts`).
-pub static LAYOUTS: &[&LayoutEntry] = &[&overlay2::ENTRY, &overlay::ENTRY, &plain::ENTRY];
+/// The registry: one line per layout, in report order.
+pub static LAYOUTS: &[&LayoutEntry] = &[
+    &overlay2::ENTRY,
+    &overlay::ENTRY,
+    &plain::ENTRY,
+    &containerd::ENTRY,
+    &rootless::ENTRY,
+    &fuse_overlayfs::ENTRY,
+    &btrfs::ENTRY,
+];
+
+/// The layouts a run measures when none are named: Docker's two overlay
+/// drivers and the baseline (the quick suite stays about a minute; the other
+/// rows are asked for with `--layouts`).
+pub static DEFAULT_LAYOUTS: &[&str] = &["overlay2", "overlay", "plain"];
 
 /// What the rest of the tool knows about a layout before making one.
 pub struct LayoutEntry {
@@ -92,6 +113,8 @@ pub const UNKNOWN_CAPS: Capabilities = Capabilities {
     overlay_options: false,
     lower_per_layer: false,
     hidden_inode_per_mount: false,
+    metacopy: false,
+    needs_fstype: None,
 };
 
 /// The capabilities of `name` (`UNKNOWN_CAPS` for a layout this build does not know).
@@ -105,8 +128,22 @@ pub enum CopyUp {
     /// An overlay copy-up into the container's upper dir, marked by overlay's
     /// xattrs (`Layout::overlay_xattr`).
     OverlayXattr,
+    /// A user-space daemon copies the whole file into the upper dir and marks
+    /// it its own way (fuse-overlayfs: `user.fuseoverlayfs.origin`).
+    Daemon,
+    /// No file copy: the container's snapshot shares the image's extents and
+    /// the first write copies only the blocks it touches (btrfs).
+    BlockCow,
     /// No copy at all: every container has its own private files already.
     None,
+}
+
+impl CopyUp {
+    /// Whether a container starts sharing its files' data with the image (so a
+    /// first write has something to copy or un-share).
+    pub fn shares_until_written(self) -> bool {
+        self != CopyUp::None
+    }
 }
 
 /// What a layout can do, asked by workloads instead of its name.
@@ -125,6 +162,11 @@ pub struct Capabilities {
     /// Each mounted container holds one inode on the backing that no walk finds
     /// (overlay keeps it in the workdir until unmount).
     pub hidden_inode_per_mount: bool,
+    /// Takes `metacopy=on` (the kernel refuses it with `userxattr`).
+    pub metacopy: bool,
+    /// The backing filesystem it needs, as the kernel names it (`btrfs`); on
+    /// any other backing the row is skipped with the reason.
+    pub needs_fstype: Option<&'static str>,
 }
 
 /// The capabilities every overlay layout shares.
@@ -136,6 +178,8 @@ const fn overlay_caps(shares_layers: bool, lower_per_layer: bool) -> Capabilitie
         overlay_options: true,
         lower_per_layer,
         hidden_inode_per_mount: true,
+        metacopy: true,
+        needs_fstype: None,
     }
 }
 
@@ -216,26 +260,43 @@ pub struct ContainerDirs {
     pub merged: PathBuf,
 }
 
-/// A mounted (or, for plain, simply present) container view.
+/// A mounted (or, for plain and btrfs, simply present) container view.
 #[derive(Debug)]
 pub struct Mounted {
     /// The container's root file system.
     pub merged: PathBuf,
-    /// Unmounts on drop; `None` for plain.
-    pub guard: Option<MountGuard>,
-    /// Time of the mount syscalls (None for plain).
+    /// What undoes the mount, in order (a mount, a FUSE mount and its daemon);
+    /// each is undone lazily on drop; empty when nothing is mounted.
+    pub guards: Vec<Box<dyn Unmount>>,
+    /// Time of the mount syscalls (or of the daemon's start to a serving
+    /// mount); None when nothing is mounted.
     pub mount_time: Option<Duration>,
-    /// Superblock options read back from mountinfo.
+    /// Options read back from mountinfo (or the daemon's options).
     pub options_in_force: Option<String>,
 }
 
 impl Mounted {
-    /// Unmounts now, reporting failure.
-    pub fn unmount(self) -> Result<(), LayoutError> {
-        if let Some(g) = self.guard {
-            g.unmount()?;
+    /// A view with nothing mounted (the container's files are its own dir).
+    pub fn unmounted(merged: PathBuf) -> Mounted {
+        Mounted {
+            merged,
+            guards: Vec::new(),
+            mount_time: None,
+            options_in_force: None,
         }
-        Ok(())
+    }
+
+    /// Unmounts now, every guard in order, reporting the first failure.
+    pub fn unmount(self) -> Result<(), LayoutError> {
+        let mut first = Ok(());
+        for g in self.guards {
+            if let Err(e) = g.unmount() {
+                if first.is_ok() {
+                    first = Err(e.into());
+                }
+            }
+        }
+        first
     }
 }
 
@@ -263,6 +324,10 @@ pub trait Layout: Send + Sync {
     /// Materialises `image` in a fresh store under `root` (an empty dir).
     fn prepare(&self, image: &dyn ImageSource, root: &Path) -> Result<PreparedImage, LayoutError> {
         self.import(root, image)
+    }
+    /// Materialises a synthetic spec in a fresh store under `root`.
+    fn prepare_spec(&self, spec: &ImageSpec, root: &Path) -> Result<PreparedImage, LayoutError> {
+        self.import(root, &SyntheticImage::new("spec", spec.clone()))
     }
     /// Imports `image` into this layout's store at `store` (made if missing). A
     /// layer the store already holds — the same chain id, from an earlier import
@@ -303,6 +368,70 @@ pub trait Layout: Send + Sync {
             _ => self.lower_file(image, rel),
         }
     }
+    /// Every file whose pages hold `rel` as container `c` reads it (a FUSE
+    /// mount caches pages of its own files *and* the daemon's reads cache the
+    /// backing file): what residency is read from and eviction applies to.
+    fn data_files(&self, image: &PreparedImage, c: &ContainerDirs, rel: &Path) -> Vec<PathBuf> {
+        self.data_file(image, c, rel).into_iter().collect()
+    }
+    /// Why this layout cannot run on `backing` (or on this host), if it cannot.
+    fn unavailable(&self, backing: &BackingInfo) -> Option<String> {
+        let needs = self.capabilities().needs_fstype?;
+        (backing.fstype != needs).then(|| {
+            format!(
+                "{} needs a {needs} backing (--backing {needs}); {} is {}",
+                self.name(),
+                backing.kind,
+                backing.fstype
+            )
+        })
+    }
+    /// Checks, before the first write, that container `c` does not have its own
+    /// copy of `rel` yet (so what is timed next really copies or un-shares).
+    fn verify_not_copied(
+        &self,
+        image: &PreparedImage,
+        c: &ContainerDirs,
+        rel: &Path,
+    ) -> Result<(), LayoutError> {
+        verify::no_upper(self, image, c, rel)
+    }
+    /// Checks, after `check.touch`, that container `c` holds what this layout's
+    /// copy-up must have produced for `rel`, by the layout's own markers.
+    fn verify_copy_up(
+        &self,
+        image: &PreparedImage,
+        c: &ContainerDirs,
+        rel: &Path,
+        check: &CopyUpCheck,
+    ) -> Result<(), LayoutError> {
+        verify::overlay_upper(self, image, c, rel, check)
+    }
+    /// Removes a container made by `create_container` (unmounted), as the engine
+    /// does (a btrfs snapshot is destroyed, not emptied file by file).
+    fn remove_container(&self, c: &ContainerDirs) -> Result<(), LayoutError> {
+        std::fs::remove_dir_all(&c.root).map_err(LayoutError::io("removing", &c.root))
+    }
+    /// Removes a whole store made by `import` (no container left in it).
+    fn remove_store(&self, store: &Path) -> Result<(), LayoutError> {
+        std::fs::remove_dir_all(store).map_err(LayoutError::io("removing", store))
+    }
+    /// Waits until space freed by removals under `dir` is really free (btrfs
+    /// cleans deleted subvolumes in the background).
+    fn settle_removals(&self, _dir: &Path) -> Result<(), LayoutError> {
+        Ok(())
+    }
+    /// How long the kernel caches this layout's entries and attributes before
+    /// asking again (a FUSE daemon's entry/attr timeout), in seconds; None when
+    /// the kernel's own caches apply.
+    fn kernel_cache_timeout_s(&self) -> Option<f64> {
+        None
+    }
+    /// How this layout is built or mounted here, where it differs from what its
+    /// name suggests (for the report's notes).
+    fn notes(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// What went wrong building or mounting a layout.
@@ -320,6 +449,16 @@ pub enum LayoutError {
     TooDeep { depth: usize, limit: usize },
     #[error(transparent)]
     Apply(#[from] ApplyError),
+    /// A first write did not leave what the layout's copy-up must produce.
+    #[error("{layout}: {}: {detail}", path.display())]
+    CopyUp {
+        layout: &'static str,
+        path: PathBuf,
+        detail: String,
+    },
+    /// The store's own records are unreadable or contradict its dirs.
+    #[error("store record {}: {detail}", path.display())]
+    Store { path: PathBuf, detail: String },
 }
 
 impl LayoutError {
@@ -329,7 +468,9 @@ impl LayoutError {
             LayoutError::Isolate(e) => e.class(),
             LayoutError::TooDeep { .. } => ErrorClass::Usage,
             LayoutError::Apply(e) => e.class(),
-            LayoutError::Io { .. } => ErrorClass::Runtime,
+            LayoutError::Io { .. } | LayoutError::CopyUp { .. } | LayoutError::Store { .. } => {
+                ErrorClass::Runtime
+            }
         }
     }
 
@@ -358,12 +499,17 @@ fn mount_container(
         target: c.merged.clone(),
     };
     let m = crate::isolate::mount_overlay(&spec, config.mount_api)?;
-    Ok(Mounted {
+    Ok(mounted_overlay(c, m))
+}
+
+/// A container view over a checked overlay mount.
+fn mounted_overlay(c: &ContainerDirs, m: crate::isolate::MountedOverlay) -> Mounted {
+    Mounted {
         merged: c.merged.clone(),
-        guard: Some(m.guard),
+        guards: vec![Box::new(m.guard)],
         mount_time: Some(m.elapsed),
         options_in_force: Some(m.options_in_force),
-    })
+    }
 }
 
 /// Dirs of a container with an upper layer.

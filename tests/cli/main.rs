@@ -6,6 +6,7 @@
 //! A custom harness (libtest-mimic) so that a test that needs root and does not
 //! have it is reported *ignored*, never *ok*. CI runs as root: there every test runs.
 
+mod claims;
 #[path = "../common/mod.rs"]
 mod common;
 mod compare;
@@ -100,6 +101,7 @@ fn main() {
         hostile::tests(),
         compare::tests(),
         report::tests(),
+        claims::tests(),
     ]
     .into_iter()
     .flatten()

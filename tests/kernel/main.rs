@@ -6,6 +6,7 @@
 //! as ignored with the reason.
 
 mod capacity;
+mod claims;
 #[path = "../common/mod.rs"]
 mod common;
 mod copy_up;
@@ -36,6 +37,7 @@ fn main() {
         images::tests(),
         hostile::tests(),
         registry::tests(),
+        claims::tests(),
     ]
     .into_iter()
     .flatten()

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use super::analyze::{Phase, Quantity, Resource, View};
 use super::NAME;
-use crate::report::chart::{layout_series, linear_panel, svg_page, Series};
+use crate::report::chart::{layout_series, linear_panel, svg_page, Axis, Series, Unit};
 use crate::report::summary::backings_of;
 use crate::report::{fmt_bytes, Block, Case, Derived, Report, ReportError, Section, Table};
 
@@ -176,34 +176,29 @@ impl Section for InodesSection {
                         }
                         layout_series(lines)
                     };
-                    let count = |v: &f64| format!("{v:.0}");
-                    let bytes = |v: &f64| fmt_bytes(*v);
                     linear_panel(
                         &panels[bi * 3],
                         &format!("used inodes by phase, {deepest}-layer images ({backing})"),
-                        "phase",
-                        "inodes in use",
+                        Axis::new("phase", Unit::Count),
+                        Axis::new("inodes in use", Unit::Count),
                         &by_phase("used_inodes"),
                         Some(&SHORT),
-                        &count,
                     )?;
                     linear_panel(
                         &panels[bi * 3 + 1],
                         &format!("used bytes by phase, {deepest}-layer images ({backing})"),
-                        "phase",
-                        "bytes in use",
+                        Axis::new("phase", Unit::Count),
+                        Axis::new("bytes in use", Unit::Bytes),
                         &by_phase("used_bytes"),
                         Some(&SHORT),
-                        &bytes,
                     )?;
                     linear_panel(
                         &panels[bi * 3 + 2],
                         &format!("inodes of all image layers vs layers per image ({backing})"),
-                        "layers per image",
-                        "inodes (layers phase − empty)",
+                        Axis::new("layers per image", Unit::Count),
+                        Axis::new("inodes (layers phase − empty)", Unit::Count),
                         &growth(),
                         None,
-                        &count,
                     )?;
                 }
                 Ok(())

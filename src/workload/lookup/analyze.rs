@@ -22,6 +22,9 @@ pub enum Op {
     Readdir,
     /// `fstatat` of one name.
     Stat,
+    /// A fresh container made and mounted, then its first reads (the files a
+    /// start-up reads, each opened and read once), cold.
+    Startup,
 }
 
 /// Which names (or what) an op touches.
@@ -131,6 +134,10 @@ pub struct View {
     /// The layout a ratio is taken against.
     #[serde(default)]
     pub baseline: Option<String>,
+    /// How long the kernel caches the layout's entries and attributes (a FUSE
+    /// daemon's timeout, seconds); absent when the kernel's own caches apply.
+    #[serde(default)]
+    pub entry_timeout_s: Option<f64>,
 }
 
 impl View {
@@ -155,10 +162,12 @@ pub fn metric_of(op: Op) -> (&'static str, &'static str) {
         Op::Stat => ("latency_per_op", "ns"),
         Op::Readdir => ("latency_per_dir", "ns"),
         Op::Mount => ("mount_time", "ns"),
+        Op::Startup => ("startup_time", "ns"),
     }
 }
 
-fn view(k: &Key, p: &Params, eviction: &str, backing: &str) -> View {
+fn view(k: &Key, p: &Params, s: &Setting<'_>) -> View {
+    let (eviction, backing) = (s.eviction, s.backing);
     View {
         backing: backing.into(),
         depth: Some(k.depth),
@@ -172,6 +181,7 @@ fn view(k: &Key, p: &Params, eviction: &str, backing: &str) -> View {
         }),
         entries: (k.op == Op::Readdir).then_some(k.depth * p.entries_per_layer),
         baseline: None,
+        entry_timeout_s: s.timeouts.get(k.layout).copied().flatten(),
     }
 }
 
@@ -186,24 +196,20 @@ pub struct Setting<'a> {
     pub backing: &'a str,
     /// Eviction method name.
     pub eviction: &'a str,
+    /// Per layout (by index), the kernel's entry/attr cache timeout when a
+    /// daemon sets one.
+    pub timeouts: &'a [Option<f64>],
 }
 
 /// Turns samples into cases, slopes of the median against depth (per layout ×
 /// op × target × cache) and ratios to the baseline at each depth.
 pub fn record(out: &mut Recorded, p: &Params, s: &Setting<'_>, samples: BTreeMap<Key, Vec<f64>>) {
     let name = |k: &Key| s.layouts[k.layout];
-    let id = |k: &Key| {
-        case_key(
-            NAME,
-            name(k),
-            metric_of(k.op).0,
-            &params_of(&view(k, p, s.eviction, s.backing)),
-        )
-    };
+    let id = |k: &Key| case_key(NAME, name(k), metric_of(k.op).0, &params_of(&view(k, p, s)));
     let mut medians: BTreeMap<Key, f64> = BTreeMap::new();
     for (key, samples) in samples {
         let (metric, unit) = metric_of(key.op);
-        let params = params_of(&view(&key, p, s.eviction, s.backing));
+        let params = params_of(&view(&key, p, s));
         if let Some(m) = out.case(NAME, name(&key), params, metric, unit, samples) {
             medians.insert(key, m);
         }
@@ -221,7 +227,7 @@ pub fn record(out: &mut Recorded, p: &Params, s: &Setting<'_>, samples: BTreeMap
         let v = View {
             depth: None,
             entries: None,
-            ..view(k, p, s.eviction, s.backing)
+            ..view(k, p, s)
         };
         let points = pts.iter().map(|(x, _, id)| (*x, id.clone())).collect();
         out.derived.push(Derived::slope(
@@ -244,7 +250,7 @@ pub fn record(out: &mut Recorded, p: &Params, s: &Setting<'_>, samples: BTreeMap
         };
         let v = View {
             baseline: Some(s.layouts[base].to_string()),
-            ..view(k, p, s.eviction, s.backing)
+            ..view(k, p, s)
         };
         out.derived.push(Derived::ratio(
             NAME,
@@ -286,6 +292,7 @@ mod tests {
             baseline: Some(1),
             backing: "ext4",
             eviction: "remount-backing",
+            timeouts: &[None, None],
         };
         record(&mut out, &p, &setting, samples);
         assert_eq!(out.cases.len(), 8);

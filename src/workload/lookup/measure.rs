@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::fs::File;
+use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::time::Instant;
@@ -19,7 +20,7 @@ use super::analyze::{Cache, Key, Op, Target};
 use super::params::Params;
 use super::NAME;
 use crate::image::SyntheticImage;
-use crate::layout::{ContainerDirs, PreparedImage};
+use crate::layout::{ContainerDirs, Layout, PreparedImage};
 use crate::workload::{RunContext, WorkloadError};
 
 /// One layout's image and container at one depth.
@@ -61,6 +62,43 @@ pub fn build_fixtures(p: &Params, ctx: &RunContext<'_>) -> Result<Vec<Fixture>, 
             })
         })
         .collect()
+}
+
+/// Times a container's start-up: `create_container` + `mount` + open and read
+/// of each start-up file; returns (ns, bytes read). The container is then
+/// unmounted and removed (outside the clock) and its removal settled.
+fn time_startup(
+    layout: &dyn Layout,
+    f: &Fixture,
+    dir: &Path,
+    p: &Params,
+    buf: &mut [u8],
+) -> Result<(f64, u64), WorkloadError> {
+    let names: Vec<std::path::PathBuf> = (0..p.startup_files)
+        .map(|i| Path::new(&Params::startup_file(i)).to_path_buf())
+        .collect();
+    let mut read = 0u64;
+    let start = Instant::now();
+    let c = layout.create_container(&f.image, dir)?;
+    let mounted = layout.mount(&f.image, &c)?;
+    for n in &names {
+        let mut file = File::open(mounted.merged.join(n))
+            .map_err(|e| WorkloadError::io("opening", mounted.merged.join(n))(e))?;
+        loop {
+            let got = file
+                .read(buf)
+                .map_err(|e| WorkloadError::io("reading", mounted.merged.join(n))(e))?;
+            if got == 0 {
+                break;
+            }
+            read += got as u64;
+        }
+    }
+    let ns = start.elapsed().as_nanos() as f64;
+    mounted.unmount()?;
+    layout.remove_container(&c)?;
+    layout.settle_removals(dir.parent().unwrap_or(dir))?;
+    Ok((ns, read))
 }
 
 /// Times `stat` of each name relative to `dir`; returns (ns, unexpected results).
@@ -126,8 +164,9 @@ pub fn measure(
         })
         .collect();
     let readdir_names = cstrings((0..p.readdir_dirs).map(|j| format!("r{j}")));
+    let mut buf = vec![0u8; 1 << 16];
     ctx.progress.set_message("lookup: measuring");
-    for _round in 0..p.rounds {
+    for round in 0..p.rounds {
         for &depth in &p.depths {
             for f in fixtures.iter().filter(|f| f.depth == depth) {
                 ctx.check_interrupted()?;
@@ -140,6 +179,15 @@ pub fn measure(
                     depth,
                 };
                 ctx.evict()?;
+                // Start-up first, while everything is cold: a fresh container made and
+                // mounted, and its first reads (files nothing else here touches).
+                let dir = f.container.root.with_file_name(format!("start-{round}"));
+                let (ns, read) = time_startup(layout.as_ref(), f, &dir, p, &mut buf)?;
+                s.unexpected += usize::from(read != p.startup_files as u64 * p.startup_file_bytes);
+                s.series
+                    .entry(key(Op::Startup, Target::Stack, Cache::Cold))
+                    .or_default()
+                    .push(ns);
                 let mounted = layout.mount(&f.image, &f.container)?;
                 if crate::fault::hit("lookup-mounted").is_some() {
                     return Err(WorkloadError::Verify(

@@ -78,11 +78,17 @@ impl Workload for Lookup {
         // lookup contradicted the image).
         if samples.unexpected == 0 {
             let names: Vec<&'static str> = ctx.layouts.iter().map(|l| l.name()).collect();
+            let timeouts: Vec<Option<f64>> = ctx
+                .layouts
+                .iter()
+                .map(|l| l.kernel_cache_timeout_s())
+                .collect();
             let setting = Setting {
                 layouts: &names,
                 baseline: ctx.layouts.iter().position(|l| l.capabilities().baseline),
                 backing: &ctx.backing,
                 eviction: ctx.eviction_name(),
+                timeouts: &timeouts,
             };
             analyze::record(ctx.out, p, &setting, samples.series);
         }

@@ -36,6 +36,11 @@ pub struct Params {
     pub readdir_dirs: usize,
     /// Entries each layer adds to each readdir directory.
     pub entries_per_layer: usize,
+    /// Files a container's start-up reads (in the bottom layer's `s/`).
+    pub startup_files: usize,
+    /// Size of each of them, bytes (above btrfs's inline limit, so they are
+    /// real extents everywhere).
+    pub startup_file_bytes: u64,
 }
 
 impl Params {
@@ -72,6 +77,8 @@ impl Params {
             warm_repeats,
             readdir_dirs: 4,
             entries_per_layer: 4,
+            startup_files: 16,
+            startup_file_bytes: 64 * 1024,
         })
     }
 
@@ -89,13 +96,24 @@ impl Params {
             .map(|&d| d * self.names + re * d * (d + 1) / 2)
             .sum();
         // overlay2 diffs + plain image and copy + legacy roots.
-        let inodes = (layers * per_layer + self.depths.len() * 4 * (2 * self.names + 64))
+        let inodes = (layers * per_layer
+            + self.depths.len() * 4 * (2 * self.names + 64 + self.startup_files))
             * layouts.max(1)
             + legacy_links;
+        // The start-up files: in each image, and copied by a flattening layout's
+        // fixture and start-up containers.
+        let startup = self.startup_files as u64 * self.startup_file_bytes;
         Footprint {
-            bytes: inodes as u64 * 4096 + (64 << 20),
+            bytes: inodes as u64 * 4096
+                + startup * 3 * self.depths.len() as u64 * layouts.max(1) as u64
+                + (64 << 20),
             inodes: inodes as u64,
         }
+    }
+
+    /// The `i`th file a container's start-up reads.
+    pub fn startup_file(i: usize) -> String {
+        format!("s/f{i:03}")
     }
 
     /// The name of the `i`th file of a target directory (`n000042`, `x000042` for missing ones).
@@ -140,6 +158,17 @@ impl Params {
                     changes.extend(
                         (0..self.names).map(|i| file(format!("b/{}", Self::name_of(false, i)))),
                     );
+                    // What a start-up reads: binaries and libraries of the base layer.
+                    changes.push(Change::Dir {
+                        path: "s".into(),
+                        mode: 0o755,
+                    });
+                    changes.extend((0..self.startup_files).map(|i| Change::File {
+                        path: Self::startup_file(i).into(),
+                        mode: 0o755,
+                        size: self.startup_file_bytes,
+                        seed: i as u64 + 1,
+                    }));
                 }
                 if l == depth - 1 {
                     changes.extend(

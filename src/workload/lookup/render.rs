@@ -5,9 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::analyze::{Cache, Op, Target, View};
 use super::NAME;
-use crate::report::chart::{layout_color, line_panel, svg_page, Marker, Series};
+use crate::report::chart::{layout_color, line_panel, svg_page, Axis, Marker, Series, Unit};
 use crate::report::summary::backings_of;
-use crate::report::{fmt_ns, Block, Case, Report, ReportError, Section, Table};
+use crate::report::{fmt_ns, Block, Case, Headline, Report, ReportError, Section, Table};
 
 /// Renders lookup's cases.
 pub struct LookupSection;
@@ -24,8 +24,18 @@ const ROWS: [(Op, Target); 4] = [
     (Op::Readdir, Target::Spread),
 ];
 
-/// The headline and mount tables for one backing.
-fn tables(r: &Report, backing: &str) -> Option<(Table, Table)> {
+/// The tables of one backing.
+struct Tables {
+    headline: Table,
+    mount: Table,
+    /// Start-up per depth, when it was measured.
+    startup: Option<Table>,
+    /// Layouts whose entries the kernel caches for a daemon's timeout.
+    timeouts: Vec<(String, f64)>,
+}
+
+/// The headline, mount and start-up tables for one backing.
+fn tables(r: &Report, backing: &str) -> Option<Tables> {
     let cases: Vec<(&Case, View)> = r
         .cases_of(NAME)
         .filter_map(|c| View::of_case(c).map(|v| (c, v)))
@@ -50,7 +60,8 @@ fn tables(r: &Report, backing: &str) -> Option<(Table, Table)> {
             d.kind == kind
                 && d.layout == layout
                 && View::of_derived(d).is_some_and(|v| {
-                    (v.op, v.target, v.cache) == (op, target, Cache::Cold)
+                    v.backing == backing
+                        && (v.op, v.target, v.cache) == (op, target, Cache::Cold)
                         && depth.is_none_or(|dp| v.depth == Some(dp))
                 })
         })
@@ -116,7 +127,55 @@ fn tables(r: &Report, backing: &str) -> Option<(Table, Table)> {
         }
         mount.row(row);
     }
-    Some((headline, mount))
+    let starting: Vec<&String> = layouts
+        .iter()
+        .filter(|l| {
+            cases
+                .iter()
+                .any(|(c, v)| c.layout == **l && v.op == Op::Startup)
+        })
+        .collect();
+    let startup = (!starting.is_empty()).then(|| {
+        let mut t = Table::new(
+            std::iter::once("depth".to_string()).chain(starting.iter().map(|l| l.to_string())),
+        );
+        for &d in &depths {
+            let mut row = vec![d.to_string()];
+            for l in &starting {
+                row.push(cell(median(l, Op::Startup, Target::Stack, Cache::Cold, d)));
+            }
+            t.row(row);
+        }
+        t
+    });
+    let mut timeouts: Vec<(String, f64)> = Vec::new();
+    for (c, v) in &cases {
+        if let Some(t) = v.entry_timeout_s {
+            if !timeouts.iter().any(|(l, _)| *l == c.layout) {
+                timeouts.push((c.layout.clone(), t));
+            }
+        }
+    }
+    Some(Tables {
+        headline,
+        mount,
+        startup,
+        timeouts,
+    })
+}
+
+/// The caption that says how long a daemon lets the kernel cache its entries.
+fn timeout_caption(timeouts: &[(String, f64)]) -> Option<String> {
+    (!timeouts.is_empty()).then(|| {
+        let each: Vec<String> = timeouts
+            .iter()
+            .map(|(l, t)| format!("`{l}` {t:e} s"))
+            .collect();
+        format!(
+            "Entry/attribute timeout the kernel caches for (warm figures hold only within it): {}.",
+            each.join(", ")
+        )
+    })
 }
 
 fn op_name(op: Op) -> &'static str {
@@ -124,6 +183,7 @@ fn op_name(op: Op) -> &'static str {
         Op::Stat => "stat",
         Op::Readdir => "readdir",
         Op::Mount => "mount",
+        Op::Startup => "start-up",
     }
 }
 
@@ -132,21 +192,70 @@ impl Section for LookupSection {
         NAME
     }
 
+    /// At the deepest depth, cold: a stat of a name only the bottom layer has,
+    /// and a container's start-up.
+    fn headlines(&self, r: &Report) -> Vec<Headline> {
+        let views: Vec<(&Case, View)> = r
+            .cases_of(NAME)
+            .filter_map(|c| View::of_case(c).map(|v| (c, v)))
+            .collect();
+        let Some(hi) = views.iter().filter_map(|(_, v)| v.depth).max() else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (op, target, figure) in [
+            (
+                Op::Stat,
+                Target::Bottom,
+                format!("lookup: stat of a bottom-layer name, {hi} layers, cold"),
+            ),
+            (
+                Op::Startup,
+                Target::Stack,
+                format!("start-up: make + mount + first reads, {hi} layers, cold"),
+            ),
+        ] {
+            for (c, v) in &views {
+                if (v.op, v.target, v.cache, v.depth) == (op, target, Cache::Cold, Some(hi)) {
+                    out.push(Headline {
+                        figure: figure.clone(),
+                        layout: c.layout.clone(),
+                        backing: v.backing.clone(),
+                        value: c.stats.median,
+                        shown: fmt_ns(c.stats.median),
+                        lower_is_better: true,
+                    });
+                }
+            }
+        }
+        out
+    }
+
     fn blocks(&self, r: &Report) -> Vec<Block> {
         backings_of(r, NAME)
             .into_iter()
             .filter_map(|backing| {
-                let (headline, mount) = tables(r, &backing)?;
+                let t = tables(r, &backing)?;
+                let mut tables = vec![
+                    (timeout_caption(&t.timeouts), t.headline),
+                    (
+                        Some("Mount time of a fresh container (median):".into()),
+                        t.mount,
+                    ),
+                ];
+                if let Some(s) = t.startup {
+                    tables.push((
+                        Some(
+                            "Start-up of a fresh container, cold: made (a snapshot, a copy or dirs) + mounted +                              its first reads (each start-up file of the bottom layer opened and read once), median:"
+                                .into(),
+                        ),
+                        s,
+                    ));
+                }
                 Some(Block {
                     heading: format!("lookup — cost by lower depth ({backing})"),
                     intro: INTRO.into(),
-                    tables: vec![
-                        (None, headline),
-                        (
-                            Some("Mount time of a fresh container (median):".into()),
-                            mount,
-                        ),
-                    ],
+                    tables,
                 })
             })
             .collect()
@@ -156,13 +265,20 @@ impl Section for LookupSection {
         backings_of(r, NAME)
             .into_iter()
             .filter_map(|backing| {
-                let (headline, _) = tables(r, &backing)?;
+                let t = tables(r, &backing)?;
+                let mut tables = vec![(timeout_caption(&t.timeouts), t.headline)];
+                if let Some(s) = t.startup {
+                    tables.push((
+                        Some("start-up of a fresh container (make + mount + first reads, cold):".into()),
+                        s,
+                    ));
+                }
                 Some(Block {
                     heading: format!(
                         "lookup on {backing} (median per op; slope = cost of each extra layer, cold)"
                     ),
                     intro: String::new(),
-                    tables: vec![(None, headline)],
+                    tables,
                 })
             })
             .collect()
@@ -224,35 +340,47 @@ impl Section for LookupSection {
             "overlaybench · lookup cost by lower depth (median per operation)",
             |root| {
                 let panels = root.split_evenly((2, 2));
-                let x = "lower depth (image layers)";
+                let x = Axis::new("lower depth (image layers)", Unit::Count);
                 line_panel(
                     &panels[0],
                     "stat, cold (fresh mount, caches evicted)",
                     x,
-                    "time per stat",
+                    Axis::new("time per stat", Unit::Ns),
                     &to_series(Op::Stat, &[Cache::Cold]),
                 )?;
                 line_panel(
                     &panels[1],
                     "stat, warm (dentries cached)",
                     x,
-                    "time per stat",
+                    Axis::new("time per stat", Unit::Ns),
                     &to_series(Op::Stat, &[Cache::Warm]),
                 )?;
                 line_panel(
                     &panels[2],
                     "readdir of a dir spread over all layers (solid cold, dashed warm)",
                     x,
-                    "time per directory",
+                    Axis::new("time per directory", Unit::Ns),
                     &to_series(Op::Readdir, &[Cache::Cold, Cache::Warm]),
                 )?;
-                line_panel(
-                    &panels[3],
-                    "mount of a fresh container",
-                    x,
-                    "time per mount",
-                    &to_series(Op::Mount, &[Cache::Cold]),
-                )?;
+                let startup: Vec<Series> = to_series(Op::Startup, &[Cache::Cold])
+                    .into_iter()
+                    .map(|s| Series {
+                        label: format!("{} · start-up", s.label),
+                        dashed: true,
+                        ..s
+                    })
+                    .collect();
+                let (title, unit) = if startup.is_empty() {
+                    ("mount of a fresh container", "time per mount")
+                } else {
+                    (
+                        "fresh container: mount (solid), start-up = make + mount + first reads (dashed)",
+                        "time per container",
+                    )
+                };
+                let mut series = to_series(Op::Mount, &[Cache::Cold]);
+                series.extend(startup);
+                line_panel(&panels[3], title, x, Axis::new(unit, Unit::Ns), &series)?;
                 Ok(())
             },
         )

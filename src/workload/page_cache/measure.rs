@@ -5,7 +5,7 @@
 //! (one byte each) and all read again. Eviction between phases is targeted:
 //! `posix_fadvise` DONTNEED on exactly these files.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{File, OpenOptions};
 use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -57,7 +57,7 @@ fn data_files(
     let mut out: Vec<PathBuf> = Vec::new();
     for r in readers {
         for n in names {
-            if let Some(f) = layout.data_file(img, &r.dirs, Path::new(n)) {
+            for f in layout.data_files(img, &r.dirs, Path::new(n)) {
                 if seen.insert(f.clone()) {
                     out.push(f);
                 }
@@ -191,9 +191,9 @@ pub fn measure(
             });
             for r in readers {
                 r.mount.unmount()?;
-                fs::remove_dir_all(&r.dirs.root)
-                    .map_err(WorkloadError::io("removing", &r.dirs.root))?;
+                layout.remove_container(&r.dirs)?;
             }
+            layout.settle_removals(&root)?;
             ctx.progress.inc(1);
         }
     }

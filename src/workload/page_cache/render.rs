@@ -5,9 +5,11 @@ use std::collections::BTreeMap;
 
 use super::analyze::{Phase, View, DISK_ADDED, RESIDENT, SHARING};
 use super::NAME;
-use crate::report::chart::{layout_series, linear_panel, svg_page, Marker, RGBColor, Series};
+use crate::report::chart::{
+    layout_series, linear_panel, svg_page, Axis, Marker, RGBColor, Series, Unit,
+};
 use crate::report::summary::backings_of;
-use crate::report::{fmt_bytes, Block, Case, Report, ReportError, Section, Table};
+use crate::report::{fmt_bytes, Block, Case, Headline, Report, ReportError, Section, Table};
 
 /// Renders page-cache's cases.
 pub struct PageCacheSection;
@@ -96,6 +98,33 @@ fn table(r: &Report, backing: &str) -> Option<Table> {
 impl Section for PageCacheSection {
     fn workload(&self) -> &'static str {
         NAME
+    }
+
+    /// The sharing factor of the most containers, read one after the other
+    /// before any copy-up.
+    fn headlines(&self, r: &Report) -> Vec<Headline> {
+        let sharing: Vec<(&crate::report::Derived, View)> = r
+            .derived
+            .iter()
+            .filter(|d| d.kind == SHARING)
+            .filter_map(|d| View::of_derived(d).map(|v| (d, v)))
+            .filter(|(_, v)| v.phase == Phase::Read)
+            .collect();
+        let Some(k) = sharing.iter().map(|(_, v)| v.containers).max() else {
+            return Vec::new();
+        };
+        sharing
+            .iter()
+            .filter(|(_, v)| v.containers == k)
+            .map(|(d, v)| Headline {
+                figure: format!("page cache: sharing factor of {k} containers reading one image"),
+                layout: d.layout.clone(),
+                backing: v.backing.clone(),
+                value: d.value,
+                shown: format!("{:.2}x", d.value),
+                lower_is_better: false,
+            })
+            .collect()
     }
 
     fn blocks(&self, r: &Report) -> Vec<Block> {
@@ -194,15 +223,13 @@ impl Section for PageCacheSection {
                                 points,
                             });
                         }
-                        let bytes = |v: &f64| fmt_bytes(*v);
                         linear_panel(
                             &panels[bi * 2 + pi],
                             &format!("{title} ({backing})"),
-                            "containers (K)",
-                            "page cache resident",
+                            Axis::new("containers (K)", Unit::Count),
+                            Axis::new("page cache resident", Unit::Bytes),
                             &series,
                             None,
-                            &bytes,
                         )?;
                     }
                 }
