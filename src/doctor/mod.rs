@@ -349,7 +349,7 @@ pub fn render_text(d: &DoctorReport) -> String {
             st.name,
             yn(st.runnable),
             match st.mount_us {
-                Some(us) => format!("its probe mounted in {us} µs"),
+                Some(us) => format!("its probe had a container up in {us} µs"),
                 None => st
                     .reasons
                     .first()

@@ -25,8 +25,9 @@ pub struct FeatureProbe {
     /// The tool's version, where the probe ran one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
-    /// Wall time of the stack probe's own mount system call(s), microseconds:
-    /// the figure measured here that a recommendation's reason can cite.
+    /// Wall time of the stack probe's container mount, microseconds (for a
+    /// stack that mounts nothing, btrfs, of making the container): the figure
+    /// measured here that a recommendation's reason can cite.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mount_us: Option<u64>,
 }

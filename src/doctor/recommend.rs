@@ -53,8 +53,8 @@ pub struct StackAssessment {
     pub runnable: Option<bool>,
     /// What that rests on.
     pub reasons: Vec<Reason>,
-    /// How long the stack's own probe mount took here, microseconds (its
-    /// engine's way of mounting, on doctor's tmpfs).
+    /// How long the stack's own probe took here to have a container up,
+    /// microseconds (its engine's way of mounting, on doctor's tmpfs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mount_us: Option<u64>,
 }

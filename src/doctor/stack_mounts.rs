@@ -1,21 +1,21 @@
-//! One probe per storage stack that mounts the way that engine mounts, on
-//! doctor's private tmpfs, and uses the mount: containerd's snapshotter
-//! (lowers relative to its snapshots dir), overlay2 (`l/` short links relative
-//! to the driver dir), Docker's legacy overlay (one lower of hard links, a
-//! copy-up through it), btrfs (a filesystem made on a loop device over an image
-//! file in the tmpfs, a subvolume and a snapshot of it), EROFS (an image made by
-//! `mkfs.erofs`, mounted from the file, stacked under overlay as containerd's
-//! EROFS snapshotter does) and composefs (an EROFS metadata image whose stub
-//! files redirect into a content store given as a data-only lower).
+//! One probe per storage stack that builds a tiny image and mounts a
+//! container the way that engine does, on doctor's private tmpfs, and uses the
+//! mount. Where this build has a layout for the stack (containerd, overlay2,
+//! legacy overlay, rootless, fuse-overlayfs, btrfs), the probe *is* that layout
+//! — the same code `run` measures — so doctor never claims a stack `run` cannot
+//! build here. btrfs gets a filesystem of its own first (a loop device over a
+//! sparse image file in the tmpfs). EROFS (an image made by `mkfs.erofs`,
+//! stacked under overlay as containerd's EROFS snapshotter does) and composefs
+//! (an EROFS metadata image whose stub redirects into a content store given as
+//! a data-only lower) are mounted by hand until they have layouts.
 //!
 //! Nothing here touches the host's files: every dir, image and mount point is
 //! under the tmpfs, the mounts live in the private namespace, and the one
-//! kernel object beyond it, btrfs's loop device, detaches itself when its
-//! filesystem is unmounted (`LO_FLAGS_AUTOCLEAR`). Each probe reports the wall
-//! time of its mount system call(s), the figure the recommendation cites.
+//! kernel object beyond it, a loop device, detaches itself when its filesystem
+//! is unmounted (`LO_FLAGS_AUTOCLEAR`). Each probe reports the wall time of its
+//! container mount, the figure the recommendation cites.
 
 use std::fs;
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -23,16 +23,21 @@ use std::time::{Duration, Instant};
 use nix::mount::MsFlags;
 
 use super::probe::FeatureProbe;
-use crate::isolate::{mount_overlay, run_command, LoopDevice, MountApi, MountGuard, OverlayMount};
+use crate::image::{generate, GeneratorParams, ImageShape, SizeRange};
+use crate::isolate::{
+    mount_overlay, new_api_available, run_command, LoopDevice, MountApi, MountGuard, OverlayMount,
+    Privilege,
+};
+use crate::layout::{self, LayoutConfig};
 
 /// containerd's overlayfs snapshotter mount.
-pub const CONTAINERD: &str = "containerd snapshot mount (lowers relative to snapshots/)";
+pub const CONTAINERD: &str = "containerd snapshotter mount";
 /// Docker's and containers-storage's overlay2 mount.
-pub const OVERLAY2: &str = "overlay2 mount (l/ short links)";
+pub const OVERLAY2: &str = "overlay2 mount";
 /// Docker's legacy overlay driver's mount.
-pub const LEGACY: &str = "legacy overlay mount (one hard-linked lower)";
-/// A btrfs driver store's operations.
-pub const BTRFS: &str = "btrfs driver (subvolume + snapshot)";
+pub const LEGACY: &str = "legacy overlay mount";
+/// A btrfs driver store's container.
+pub const BTRFS: &str = "btrfs driver mount (own filesystem)";
 /// containerd's EROFS snapshotter mount.
 pub const EROFS: &str = "erofs layer under overlay";
 /// A composefs mount.
@@ -43,23 +48,44 @@ const TOOL_TIMEOUT: Duration = Duration::from_secs(30);
 /// The btrfs probe's image: sparse, so it takes only what mkfs writes (~5 MiB)
 /// of the tmpfs; `--mixed` makes a filesystem this small valid.
 const BTRFS_IMAGE_BYTES: u64 = 64 << 20;
+/// Layers of the probes' image: enough for a real stack of lowers.
+const PROBE_LAYERS: usize = 3;
 
-/// Every stack-mount probe, under `dir` (doctor's private tmpfs).
+/// Every stack-mount probe, under `dir` (doctor's private tmpfs). All need
+/// real root (trusted xattrs, loop devices) except the rootless one.
 pub fn probe_all(dir: &Path) -> Vec<FeatureProbe> {
+    let on_layout = |name: &str, layout: &str| {
+        result(
+            name,
+            layout_probe(layout, &dir.join(layout), Privilege::Root),
+        )
+    };
     vec![
-        containerd(&dir.join("containerd")),
-        overlay2(&dir.join("overlay2")),
-        legacy(&dir.join("legacy")),
+        on_layout(CONTAINERD, "containerd"),
+        on_layout(OVERLAY2, "overlay2"),
+        on_layout(LEGACY, "overlay"),
         btrfs(&dir.join("btrfs")),
         erofs(&dir.join("erofs")),
         composefs(&dir.join("composefs")),
     ]
 }
 
-/// A probe's outcome: a detail and the mount time, or why it failed.
-type Outcome = Result<(String, Duration), String>;
+/// A rootless engine's mount, by this build's `rootless` layout: as root, a
+/// helper in a fresh user namespace builds it; in a user namespace, directly.
+pub fn rootless(dir: &Path, privilege: Privilege) -> Outcome {
+    layout_probe("rootless", dir, privilege)
+}
 
-fn result(name: &str, r: Outcome) -> FeatureProbe {
+/// fuse-overlayfs's mount, by this build's `fuse-overlayfs` layout (the daemon,
+/// unmounted and reaped after).
+pub fn fuse_overlayfs(dir: &Path, privilege: Privilege) -> Outcome {
+    layout_probe("fuse-overlayfs", dir, privilege)
+}
+
+/// A probe's outcome: a detail and the mount time, or why it failed.
+pub type Outcome = Result<(String, Duration), String>;
+
+pub fn result(name: &str, r: Outcome) -> FeatureProbe {
     match r {
         Ok((detail, took)) => FeatureProbe {
             name: name.into(),
@@ -136,128 +162,79 @@ fn use_overlay(merged: &Path, upper: &Path, lower_file: &str, want: &str) -> Res
     Ok(())
 }
 
-/// `snapshots/1/fs`, `snapshots/2/fs` as lowers named `2/fs:1/fs` from the
-/// snapshots dir (containerd's spelling once options grow long), upper and work
-/// absolute.
-fn containerd(d: &Path) -> FeatureProbe {
-    let run = || -> Outcome {
-        let snaps = d.join("snapshots");
-        write(&snaps.join("1/fs/etc/a"), "1")?;
-        write(&snaps.join("2/fs/etc/b"), "2")?;
-        let (upper, work, target) = (snaps.join("3/fs"), snaps.join("3/work"), d.join("m"));
-        mkdirs(&[&upper, &work, &target])?;
-        let spec = OverlayMount {
-            lowers: vec!["2/fs".into(), "1/fs".into()],
-            lowers_base: Some(snaps.clone()),
-            upper_work: Some((upper.clone(), work)),
-            options: Vec::new(),
-            target: target.clone(),
-        };
-        let data = spec.classic_data().len();
-        let m = mount_overlay(&spec, MountApi::Classic).map_err(|e| e.to_string())?;
-        let used = use_overlay(&target, &upper, "etc/a", "1");
-        let took = m.elapsed;
-        unmount(m.guard)?;
-        used?;
-        Ok((
-            format!(
-                "mount(2) from the snapshots dir with lowerdir=2/fs:1/fs ({data} bytes of options) in {} µs; read a bottom file and wrote into snapshots/3/fs",
-                took.as_micros()
-            ),
-            took,
-        ))
+/// A container of a tiny synthetic image, made and mounted by this build's
+/// `layout` under `dir`: one listing and one write through the mount, checked
+/// in the container's own layer where the layout has one.
+fn layout_probe(layout: &str, dir: &Path, privilege: Privilege) -> Outcome {
+    let config = LayoutConfig {
+        mount_api: if new_api_available() {
+            MountApi::New
+        } else {
+            MountApi::Classic
+        },
+        options: Vec::new(),
+        privilege,
     };
-    result(CONTAINERD, run())
-}
-
-/// Layers `<id>/diff` named by `l/<short>` links, mounted from the driver dir
-/// with the links as lowers (Docker's `mountFrom`), as Docker does for long stacks.
-fn overlay2(d: &Path) -> FeatureProbe {
-    let run = || -> Outcome {
-        let ids = ["aaaa", "bbbb", "cccc"];
-        write(&d.join("aaaa/diff/etc/a"), "a")?;
-        write(&d.join("bbbb/diff/etc/b"), "b")?;
-        mkdirs(&[&d.join("l"), &d.join("cccc/work"), &d.join("cccc/merged")])?;
-        mkdirs(&[&d.join("cccc/diff")])?;
-        for (id, short) in ids.iter().zip(["SHORTA", "SHORTB", "SHORTC"]) {
-            let link = d.join("l").join(short);
-            std::os::unix::fs::symlink(format!("../{id}/diff"), &link)
-                .map_err(io("linking", &link))?;
+    let l = layout::create(layout, &config)
+        .ok_or_else(|| format!("this build has no {layout} layout"))?;
+    let shape = ImageShape::try_from(GeneratorParams {
+        seed: 13,
+        layers: PROBE_LAYERS,
+        files_per_layer: 8,
+        dirs_per_layer: 2,
+        sizes: SizeRange {
+            min_bytes: 0,
+            max_bytes: 4096,
+        },
+        ..Default::default()
+    })
+    .map_err(|e| e.to_string())?;
+    let spec = generate(&shape);
+    let img = l
+        .prepare_spec(&spec, &dir.join("store"))
+        .map_err(|e| format!("building a {PROBE_LAYERS}-layer image: {e}"))?;
+    let started = Instant::now();
+    let c = l
+        .create_container(&img, &dir.join("containers"))
+        .map_err(|e| format!("making a container: {e}"))?;
+    let created = started.elapsed();
+    let m = l
+        .mount(&img, &c)
+        .map_err(|e| format!("mounting a container: {e}"))?;
+    let rel = Path::new("doctor-probe");
+    let used = (|| {
+        let listed = fs::read_dir(&m.merged)
+            .map_err(io("listing", &m.merged))?
+            .count();
+        if listed == 0 {
+            return Err(format!("{} lists nothing", m.merged.display()));
         }
-        let spec = OverlayMount {
-            lowers: vec!["l/SHORTB".into(), "l/SHORTA".into()],
-            lowers_base: Some(d.to_path_buf()),
-            upper_work: Some((d.join("cccc/diff"), d.join("cccc/work"))),
-            options: Vec::new(),
-            target: d.join("cccc/merged"),
-        };
-        let m = mount_overlay(&spec, MountApi::Classic).map_err(|e| e.to_string())?;
-        let used = use_overlay(&d.join("cccc/merged"), &d.join("cccc/diff"), "etc/a", "a");
-        let took = m.elapsed;
-        unmount(m.guard)?;
-        used?;
-        Ok((
-            format!(
-                "mount(2) from the driver dir with lowerdir=l/SHORTB:l/SHORTA in {} µs; read a bottom file and wrote into the container's diff",
-                took.as_micros()
-            ),
-            took,
-        ))
-    };
-    result(OVERLAY2, run())
-}
-
-/// Layer 2's root re-creates layer 1's dirs and hard-links its files; the
-/// container mounts that one lower, and its first write copies the file up
-/// without touching the shared inode.
-fn legacy(d: &Path) -> FeatureProbe {
-    let run = || -> Outcome {
-        let (r1, r2) = (d.join("1/root"), d.join("2/root"));
-        write(&r1.join("etc/a"), "a")?;
-        mkdirs(&[&r2.join("etc")])?;
-        fs::hard_link(r1.join("etc/a"), r2.join("etc/a")).map_err(io("linking", &r2))?;
-        let (upper, work, target) = (d.join("c/upper"), d.join("c/work"), d.join("c/merged"));
-        mkdirs(&[&upper, &work, &target])?;
-        let spec = OverlayMount {
-            lowers: vec![r2.clone()],
-            lowers_base: None,
-            upper_work: Some((upper.clone(), work)),
-            options: Vec::new(),
-            target: target.clone(),
-        };
-        let m = mount_overlay(&spec, MountApi::Classic).map_err(|e| e.to_string())?;
-        let took = m.elapsed;
-        let used = (|| {
-            use std::io::Write;
-            let mut f = fs::OpenOptions::new()
-                .append(true)
-                .open(target.join("etc/a"))
-                .map_err(io("opening for write", &target.join("etc/a")))?;
-            f.write_all(b"+")
-                .map_err(io("writing", &target.join("etc/a")))?;
-            Ok::<(), String>(())
-        })();
-        unmount(m.guard)?;
-        used?;
-        let links = fs::metadata(r1.join("etc/a"))
-            .map_err(io("stat", &r1))?
-            .nlink();
-        let lower = read(&r1.join("etc/a"))?;
-        let copied = read(&upper.join("etc/a"))?;
-        if lower != "a" || copied != "a+" || links != 2 {
-            return Err(format!(
-                "after a write through the mount the shared file reads {lower:?} with {links} links and the copy {copied:?}"
-            ));
+        write(&m.merged.join(rel), "p")?;
+        match l.upper_file(&c, rel) {
+            Some(own) if !own.is_file() => Err(format!(
+                "a file written through the mount is not at {}",
+                own.display()
+            )),
+            _ => Ok(listed),
         }
-        Ok((
-            format!(
-                "mounted one lower whose file is a hard link to the layer below ({links} links) in {} µs; the first write copied it up and left the shared inode alone",
-                took.as_micros()
-            ),
-            took,
-        ))
+    })();
+    let took = m.mount_time;
+    m.unmount().map_err(|e| e.to_string())?;
+    let listed = used?;
+    // A layout that mounts nothing (btrfs: the container is a snapshot) pays
+    // its start-up cost in making the container: that is its figure.
+    let (what, took) = match took {
+        Some(t) => ("mounted a container", t),
+        None => ("made a container (nothing to mount)", created),
     };
-    result(LEGACY, run())
+    Ok((
+        format!(
+            "this build's {layout} layout built a {PROBE_LAYERS}-layer image, {what} in {} µs, \
+             listed its {listed} top entries and wrote a file into the container's own layer",
+            took.as_micros()
+        ),
+        took,
+    ))
 }
 
 fn btrfs(d: &Path) -> FeatureProbe {
@@ -287,43 +264,16 @@ fn btrfs(d: &Path) -> FeatureProbe {
         .map_err(|e| format!("mounting btrfs from {}: {e}", dev.path().display()))?;
         let took = started.elapsed();
         let guard = MountGuard::new(m.clone());
-        let used = (|| {
-            let (base, snap) = (m.join("base"), m.join("layer"));
-            tool(
-                Command::new("btrfs")
-                    .args(["subvolume", "create"])
-                    .arg(&base),
-                "scripts/setup installs btrfs-progs",
-            )?;
-            write(&base.join("f"), "base")?;
-            let started = Instant::now();
-            tool(
-                Command::new("btrfs")
-                    .args(["subvolume", "snapshot"])
-                    .arg(&base)
-                    .arg(&snap),
-                "scripts/setup installs btrfs-progs",
-            )?;
-            let snap_took = started.elapsed();
-            write(&snap.join("f"), "layer")?;
-            let (b, s) = (read(&base.join("f"))?, read(&snap.join("f"))?);
-            if (b.as_str(), s.as_str()) != ("base", "layer") {
-                return Err(format!(
-                    "after writing the snapshot's copy the base reads {b:?} and the snapshot {s:?}"
-                ));
-            }
-            Ok(snap_took)
-        })();
+        let used = layout_probe("btrfs", &m, Privilege::Root);
         unmount(guard)?;
         drop(dev);
-        let snap_took = used?;
+        let (detail, container_took) = used?;
         Ok((
             format!(
-                "made a btrfs filesystem on a loop device, mounted it in {} µs, snapshotted a subvolume in {} ms (btrfs subvolume snapshot) and wrote the snapshot's copy without changing the base",
-                took.as_micros(),
-                snap_took.as_millis()
+                "mkfs.btrfs made a filesystem on a loop device, mounted in {} µs; {detail}",
+                took.as_micros()
             ),
-            took,
+            container_took,
         ))
     };
     result(BTRFS, run())

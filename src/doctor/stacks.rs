@@ -1,6 +1,6 @@
 //! Probes of the storage stacks beyond kernel overlay's own options: a rootless
-//! overlay (as root of a user namespace, with `userxattr`), fuse-overlayfs
-//! (installed, its version, and a real mount), btrfs (the kernel and
+//! overlay and fuse-overlayfs (mounted by this build's layouts, see
+//! `stack_mounts`; fuse-overlayfs's version too), btrfs (the kernel and
 //! `mkfs.btrfs`), idmapped mounts (`mount_setattr(MOUNT_ATTR_IDMAP)` on a clone
 //! of a tmpfs dir and of the store's filesystem) and EROFS. Each is observed,
 //! never inferred from a version; all run inside the private mount namespace on
@@ -8,16 +8,15 @@
 
 use std::fs;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use rustix::mount::{open_tree, OpenTreeFlags};
 
 use super::probe::FeatureProbe;
-use crate::isolate::{rootless_overlay, run_command, userns_fd, Privilege, RootlessOverlay};
+use super::stack_mounts;
+use crate::isolate::{run_command, userns_fd, Privilege};
 
 /// Probe names, for whoever reads the results.
 pub const ROOTLESS: &str = "rootless overlay (user namespace)";
@@ -34,8 +33,6 @@ pub const EROFS: &str = "erofs";
 
 /// How long any one probe child may take.
 const CHILD_TIMEOUT: Duration = Duration::from_secs(5);
-/// `FUSE_SUPER_MAGIC`.
-const FUSE_MAGIC: i64 = 0x6573_5546;
 /// `MOUNT_ATTR_IDMAP`.
 const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
 /// The map the idmapped probes use: container root is host uid 100000.
@@ -91,97 +88,22 @@ fn tool_output(program: &str, args: &[&str]) -> Result<String, String> {
 pub fn probe_on_tmpfs(dir: &Path, privilege: Privilege, filesystems: &str) -> Vec<FeatureProbe> {
     vec![
         rootless(dir, privilege),
-        fuse_overlayfs(dir, filesystems),
+        fuse_overlayfs(dir, privilege, filesystems),
         btrfs(filesystems),
         idmap_tmpfs(dir),
         erofs(filesystems),
     ]
 }
 
+/// This build's `rootless` layout, made and mounted on the tmpfs.
 fn rootless(dir: &Path, privilege: Privilege) -> FeatureProbe {
-    if privilege == Privilege::Rootless {
-        return probe(
-            ROOTLESS,
-            true,
-            "doctor itself runs in a user namespace: its overlay probes above are rootless mounts with userxattr".into(),
-        );
-    }
-    let d = dir.join("rootless");
-    let made = (|| -> std::io::Result<RootlessOverlay> {
-        let (l1, l2) = (d.join("l1"), d.join("l2"));
-        for p in [&l1, &l2, &d.join("u"), &d.join("w"), &d.join("m")] {
-            fs::create_dir_all(p)?;
-        }
-        fs::write(l1.join("gone"), "x")?;
-        fs::write(l2.join("kept"), "y")?;
-        Ok(RootlessOverlay {
-            lowers: vec![l2, l1],
-            upper: d.join("u"),
-            work: d.join("w"),
-            target: d.join("m"),
-            create: "new".into(),
-            remove: "gone".into(),
-        })
-    })();
-    let plan = match made {
-        Ok(p) => p,
-        Err(e) => return probe(ROOTLESS, false, format!("preparing the probe dirs: {e}")),
-    };
-    let started = Instant::now();
-    let outcome = rootless_overlay(&plan, CHILD_TIMEOUT);
-    // Fork, id maps, mount and the child's writes: what a rootless engine pays
-    // per container start beyond the mount itself.
-    let took = started.elapsed();
-    match outcome {
-        Err(e) => probe(
-            ROOTLESS,
-            false,
-            format!("as root of a user namespace (identity map), overlay with userxattr: {e}"),
-        ),
-        Ok(()) => {
-            // The evidence stays in the upper dir after the child's mount died.
-            let created = plan.upper.join("new").is_file();
-            let whiteout = fs::symlink_metadata(plan.upper.join("gone"))
-                .is_ok_and(|m| m.file_type().is_char_device() && m.rdev() == 0);
-            let mut xattrs: Vec<String> = [&plan.upper, &plan.work]
-                .iter()
-                .flat_map(|p| xattr::list(p).into_iter().flatten())
-                .map(|n| n.to_string_lossy().into_owned())
-                .filter(|n| n.starts_with("user.overlay."))
-                .collect();
-            xattrs.sort();
-            xattrs.dedup();
-            let mut p = probe(
-                ROOTLESS,
-                created && whiteout,
-                format!(
-                    "mounted 2 lowers with userxattr as root of a user namespace (identity map) in {} µs \
-                     (fork, id maps, mount, writes): a file created {}, a lower file removed {}; upper/work carry {}",
-                    took.as_micros(),
-                    if created {
-                        "(in the upper)"
-                    } else {
-                        "(NOT in the upper)"
-                    },
-                    if whiteout {
-                        "(char 0/0 whiteout)"
-                    } else {
-                        "(NO whiteout)"
-                    },
-                    if xattrs.is_empty() {
-                        "no user.overlay.* xattrs".to_string()
-                    } else {
-                        xattrs.join(", ")
-                    }
-                ),
-            );
-            p.mount_us = Some(u64::try_from(took.as_micros()).unwrap_or(u64::MAX));
-            p
-        }
-    }
+    stack_mounts::result(
+        ROOTLESS,
+        stack_mounts::rootless(&dir.join("rootless"), privilege),
+    )
 }
 
-fn fuse_overlayfs(dir: &Path, filesystems: &str) -> FeatureProbe {
+fn fuse_overlayfs(dir: &Path, privilege: Privilege, filesystems: &str) -> FeatureProbe {
     let version = match tool_output("fuse-overlayfs", &["--version"]) {
         Ok(out) => {
             let v = version_line(&out, "fuse-overlayfs");
@@ -202,12 +124,8 @@ fn fuse_overlayfs(dir: &Path, filesystems: &str) -> FeatureProbe {
                 .into(),
         )
     } else {
-        match fuse_mount(&dir.join("fuse")) {
-            Ok((detail, took)) => {
-                let mut p = probe(FUSE_OVERLAYFS, true, detail);
-                p.mount_us = Some(u64::try_from(took.as_micros()).unwrap_or(u64::MAX));
-                p
-            }
+        match stack_mounts::fuse_overlayfs(&dir.join("fuse"), privilege) {
+            Ok(outcome) => stack_mounts::result(FUSE_OVERLAYFS, Ok(outcome)),
             Err(e) => probe(
                 FUSE_OVERLAYFS,
                 false,
@@ -217,77 +135,6 @@ fn fuse_overlayfs(dir: &Path, filesystems: &str) -> FeatureProbe {
     };
     p.version = Some(version);
     p
-}
-
-/// Mounts one lower + upper through the daemon, reads a file through it, unmounts.
-fn fuse_mount(d: &Path) -> Result<(String, Duration), String> {
-    let io = |e: std::io::Error| e.to_string();
-    let (l, u, w, m) = (d.join("l"), d.join("u"), d.join("w"), d.join("m"));
-    for p in [&l, &u, &w, &m] {
-        fs::create_dir_all(p).map_err(io)?;
-    }
-    fs::write(l.join("f"), "fuse").map_err(io)?;
-    let opts = format!(
-        "lowerdir={},upperdir={},workdir={}",
-        l.display(),
-        u.display(),
-        w.display()
-    );
-    let mut cmd = Command::new("fuse-overlayfs");
-    cmd.args(["-f", "-o", &opts])
-        .arg(&m)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    // SAFETY: prctl only, between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let started = Instant::now();
-    let mut child = cmd.spawn().map_err(io)?;
-    let mounted = loop {
-        if nix::sys::statfs::statfs(&m).is_ok_and(|s| s.filesystem_type().0 == FUSE_MAGIC) {
-            break true;
-        }
-        if started.elapsed() > CHILD_TIMEOUT || child.try_wait().ok().flatten().is_some() {
-            break false;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    let took = started.elapsed();
-    let mount_ms = took.as_secs_f64() * 1e3;
-    let read = mounted.then(|| fs::read_to_string(m.join("f")));
-    if mounted {
-        // Unmounting ends the daemon; detach if it is stuck.
-        if nix::mount::umount2(&m, nix::mount::MntFlags::empty()).is_err() {
-            let _ = nix::mount::umount2(&m, nix::mount::MntFlags::MNT_DETACH);
-        }
-    }
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    match read {
-        None => Err(format!(
-            "the daemon did not mount within {} s",
-            CHILD_TIMEOUT.as_secs()
-        )),
-        Some(Ok(t)) if t == "fuse" => Ok((
-            format!(
-                "mounted 1 lower + upper through the daemon in {mount_ms:.1} ms (start to mounted) and read a lower file through it"
-            ),
-            took,
-        )),
-        Some(Ok(t)) => Err(format!("a lower file read back as {t:?}")),
-        Some(Err(e)) => Err(format!("reading through the mount: {e}")),
-    }
 }
 
 fn btrfs(filesystems: &str) -> FeatureProbe {

@@ -38,7 +38,7 @@ pub use scratch::{
     abandon_live_scratches, host_available_bytes, min_fs_bytes, preflight, BackingInfo,
     BackingKind, EvictionKind, FsUsage, Scratch, ScratchRequest,
 };
-pub use userns::{rootless_overlay, userns_fd, RootlessOverlay, UsernsError, IDENTITY_MAP};
+pub use userns::{userns_fd, UsernsError};
 
 use std::path::PathBuf;
 

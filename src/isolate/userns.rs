@@ -1,7 +1,6 @@
-//! Children in a new user namespace, for the probes that need one: a rootless
-//! overlay mount (overlay with `userxattr` as the root of a user namespace, what
-//! rootless Podman and Docker do), and the user namespace an idmapped mount maps
-//! through.
+//! A child in a new user namespace, for doctor's idmapped-mount probes: the
+//! user namespace an idmapped mount maps through. (Rootless overlay mounts are
+//! the `child` module's: a helper hands the mount back as an fd.)
 //!
 //! Why fork rather than re-exec: between `fork` and `_exit` the child makes only
 //! raw system calls on data prepared before the fork — no allocation, no lock a
@@ -10,10 +9,8 @@
 //! maps, which needs no `setgroups=deny`, and bounds every wait: a child that
 //! hangs is killed, and it dies with the parent (`PR_SET_PDEATHSIG`).
 
-use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// Why a user-namespace child could not do its part.
@@ -37,33 +34,11 @@ pub enum UsernsError {
     /// The child did not finish in time and was killed.
     #[error("the user-namespace child did not finish within {} ms and was killed", .0.as_millis())]
     Timeout(Duration),
-    /// A path holds a NUL byte.
-    #[error("{} holds a NUL byte", .0.display())]
-    Nul(PathBuf),
 }
 
-/// The identity map: uid/gid 0..2^32-1 map to themselves (a shifted map makes
-/// an overlay silently read-only; see the research notes).
-pub const IDENTITY_MAP: &str = "0 0 4294967295";
-
-const STEPS: [&str; 12] = [
-    "ok",
-    "unshare(CLONE_NEWUSER|CLONE_NEWNS)",
-    "fsopen(overlay)",
-    "fsconfig lowerdir+",
-    "fsconfig upperdir",
-    "fsconfig workdir",
-    "fsconfig userxattr",
-    "fsconfig create",
-    "fsmount",
-    "move_mount",
-    "creating a file through the mount",
-    "removing a lower file through the mount",
-];
-
-fn cstr(p: &Path) -> Result<CString, UsernsError> {
-    CString::new(p.as_os_str().as_bytes()).map_err(|_| UsernsError::Nul(p.to_path_buf()))
-}
+/// What each step number the child reports means (1: its unshare; the body
+/// userns_fd runs does nothing that can fail).
+const STEPS: [&str; 2] = ["ok", "unshare(CLONE_NEWUSER)"];
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), UsernsError> {
     let mut fds = [0; 2];
@@ -243,112 +218,4 @@ pub fn userns_fd(map: &str, timeout: Duration) -> Result<OwnedFd, UsernsError> {
         });
     child.finish()?;
     ns
-}
-
-/// What the rootless overlay probe mounts (all paths absolute, on a filesystem
-/// with user xattrs, e.g. tmpfs since 6.6).
-#[derive(Debug, Clone)]
-pub struct RootlessOverlay {
-    /// Lower layers, topmost first.
-    pub lowers: Vec<PathBuf>,
-    /// Upper and work dirs.
-    pub upper: PathBuf,
-    /// Work dir.
-    pub work: PathBuf,
-    /// Mount point (existing dir).
-    pub target: PathBuf,
-    /// A name to create through the mount.
-    pub create: String,
-    /// A file of the lowers to remove through the mount (leaves a whiteout).
-    pub remove: String,
-}
-
-/// Mounts `plan` as root of a new user namespace (identity map) with
-/// `userxattr`, creates and removes a file through it, and exits: the mount dies
-/// with the child's mount namespace, its upper dir keeps the evidence.
-pub fn rootless_overlay(plan: &RootlessOverlay, timeout: Duration) -> Result<(), UsernsError> {
-    let lowers: Vec<CString> = plan
-        .lowers
-        .iter()
-        .map(|p| cstr(p))
-        .collect::<Result<_, _>>()?;
-    let (upper, work, target) = (cstr(&plan.upper)?, cstr(&plan.work)?, cstr(&plan.target)?);
-    let create = cstr(&plan.target.join(&plan.create))?;
-    let remove = cstr(&plan.target.join(&plan.remove))?;
-    let keys: [CString; 5] = ["overlay", "lowerdir+", "upperdir", "workdir", "userxattr"]
-        .map(|k| CString::new(k).unwrap_or_default());
-    let empty = CString::default();
-    let body = || -> Result<(), (u8, i32)> {
-        // SAFETY: raw system calls on CStrings made before the fork.
-        unsafe {
-            let errno = || *libc::__errno_location();
-            let fs = libc::syscall(libc::SYS_fsopen, keys[0].as_ptr(), 1) as libc::c_int;
-            if fs < 0 {
-                return Err((2, errno()));
-            }
-            let set = |key: &CString, value: *const libc::c_char, cmd: libc::c_int| {
-                libc::syscall(libc::SYS_fsconfig, fs, cmd, key.as_ptr(), value, 0) == 0
-            };
-            for l in &lowers {
-                if !set(&keys[1], l.as_ptr(), 1) {
-                    return Err((3, errno()));
-                }
-            }
-            if !set(&keys[2], upper.as_ptr(), 1) {
-                return Err((4, errno()));
-            }
-            if !set(&keys[3], work.as_ptr(), 1) {
-                return Err((5, errno()));
-            }
-            if !set(&keys[4], std::ptr::null(), 0) {
-                return Err((6, errno()));
-            }
-            if libc::syscall(
-                libc::SYS_fsconfig,
-                fs,
-                6,
-                std::ptr::null::<u8>(),
-                std::ptr::null::<u8>(),
-                0,
-            ) != 0
-            {
-                return Err((7, errno()));
-            }
-            let mnt = libc::syscall(libc::SYS_fsmount, fs, 1, 0) as libc::c_int;
-            if mnt < 0 {
-                return Err((8, errno()));
-            }
-            if libc::syscall(
-                libc::SYS_move_mount,
-                mnt,
-                empty.as_ptr(),
-                libc::AT_FDCWD,
-                target.as_ptr(),
-                4,
-            ) != 0
-            {
-                return Err((9, errno()));
-            }
-            let f = libc::open(
-                create.as_ptr(),
-                libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC,
-                0o644,
-            );
-            if f < 0 {
-                return Err((10, errno()));
-            }
-            libc::close(f);
-            if libc::unlink(remove.as_ptr()) != 0 {
-                return Err((11, errno()));
-            }
-            Ok(())
-        }
-    };
-    Child::fork(
-        libc::CLONE_NEWUSER | libc::CLONE_NEWNS,
-        IDENTITY_MAP,
-        timeout,
-        &body,
-    )?
-    .finish()
 }
