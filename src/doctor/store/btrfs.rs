@@ -31,10 +31,6 @@ const IOC_GET_SUBVOL_INFO: u64 = 0x81f8_943c;
 const SUBVOL_INFO_BYTES: usize = 504;
 const UUID_AT: usize = 296;
 const PARENT_UUID_AT: usize = 312;
-/// `BTRFS_IOC_SPACE_INFO`: `_IOWR(0x94, 20, struct btrfs_ioctl_space_args)`.
-const IOC_SPACE_INFO: u64 = 0xc010_9414;
-/// The global reserve is a space_info of its own, not bytes in use.
-const SPACE_INFO_GLOBAL_RSV: u64 = 1 << 49;
 
 /// Whether `dir` is a btrfs driver's `subvolumes/` dir: its entries are subvolumes.
 pub(crate) fn is_store(dir: &Path) -> bool {
@@ -72,26 +68,6 @@ fn subvolume_uuids(dir: &Path) -> std::io::Result<([u8; 16], Option<[u8; 16]>)> 
     };
     let parent = take(PARENT_UUID_AT);
     Ok((take(UUID_AT), (parent != [0; 16]).then_some(parent)))
-}
-
-/// Data + metadata + system bytes in use on the filesystem holding `dir`.
-fn space_used(dir: &Path) -> std::io::Result<u64> {
-    const SLOTS: usize = 32;
-    let f = fs::File::open(dir)?;
-    // struct btrfs_ioctl_space_args { u64 space_slots; u64 total_spaces; {u64 flags, total, used}[] }
-    let mut buf = [0u64; 2 + 3 * SLOTS];
-    buf[0] = SLOTS as u64;
-    // SAFETY: space_slots tells the kernel how many entries the buffer holds.
-    let rc = unsafe { libc::ioctl(f.as_raw_fd(), IOC_SPACE_INFO as _, buf.as_mut_ptr()) };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    let n = (buf[1] as usize).min(SLOTS);
-    Ok((0..n)
-        .map(|i| (buf[2 + 3 * i], buf[2 + 3 * i + 2]))
-        .filter(|(flags, _)| flags & SPACE_INFO_GLOBAL_RSV == 0)
-        .map(|(_, used)| used)
-        .sum())
 }
 
 /// What is compared between a snapshot and its parent, per path.
@@ -272,9 +248,9 @@ pub(crate) fn read(subvolumes: &Path) -> std::io::Result<Found> {
     }
     f.hardlink_inodes = linked.len() as u64;
     f.chains_known = from_btrfs;
-    match space_used(subvolumes) {
-        Ok(b) => f.filesystem_used_bytes = Some(b),
-        Err(e) => f.notes.push(format!("BTRFS_IOC_SPACE_INFO: {e}")),
+    match crate::isolate::btrfs::usage(subvolumes) {
+        Ok(u) => f.filesystem_used_bytes = Some(u.used_bytes()),
+        Err(e) => f.notes.push(e.to_string()),
     }
     f.engine = records.engine.into();
     f.named_images = records.images;
