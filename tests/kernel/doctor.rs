@@ -486,6 +486,29 @@ fn containerd_store() -> Result<(), Failed> {
         .iter()
         .find(|i| i.format == "containerd")
         .ok_or_else(|| format!("no containerd store among {all:?}"))?;
+    // The same through the command line, read-only, while containerd runs.
+    let cli = Command::new(env!("CARGO_BIN_EXE_overlaybench"))
+        .args(["doctor", "--json", "--no-probe", "--store"])
+        .arg(t.join("root"))
+        .output()?;
+    if !cli.status.success() {
+        return Err(format!("doctor --store: {}", String::from_utf8_lossy(&cli.stderr)).into());
+    }
+    let report: overlaybench::doctor::DoctorReport = serde_json::from_slice(&cli.stdout)?;
+    let shown = report
+        .stores
+        .iter()
+        .find(|s| s.format == "containerd")
+        .ok_or("doctor --store shows no containerd store")?;
+    if shown.images.first().map(|i| i.name.as_str()) != Some("example.test/doctor:1")
+        || report.recommendation.choice != "containerd"
+    {
+        return Err(format!(
+            "doctor --store: images {:?}, choice {}",
+            shown.images, report.recommendation.choice
+        )
+        .into());
+    }
     let snaps = ctd.ctr_out(&["snapshots", "ls"])?;
     let usage = ctd.ctr_out(&["snapshots", "usage"])?;
     let images = ctd.ctr_out(&["images", "ls", "-q"])?;
