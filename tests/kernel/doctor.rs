@@ -268,6 +268,7 @@ pub fn tests() -> Vec<Trial> {
             containerd_store,
         ),
         Trial::test("doctor::inventories_a_real_btrfs_store", btrfs_store),
+        Trial::test("doctor::finds_a_rootless_users_store", rootless_user_store),
     ]
 }
 
@@ -791,5 +792,69 @@ fn btrfs_store_on(t: &Path, mnt: &Path, l1_tar: &Path, l2_tar: &Path) -> Result<
         )
         .into());
     }
+    Ok(())
+}
+
+/// A rootless Podman user's store, found where Podman keeps it
+/// (`~/.local/share/containers/storage` under `home/<user>`), made by the real
+/// containers-storage tool: doctor (the command, `--config-root` at the fake
+/// root) finds it by looking, names its user, counts it, and does not take it
+/// for the host's rootful store.
+fn rootless_user_store() -> Result<(), Failed> {
+    let tmp = tempfile::Builder::new()
+        .prefix("obk-home-")
+        .tempdir_in("/var/tmp")?;
+    let t = tmp.path();
+    let (l1_tar, l2_tar) = two_layers(t)?;
+    let root = t.join("fakeroot/home/alice/.local/share/containers/storage");
+    let cs = || {
+        let mut c = Command::new("containers-storage");
+        c.args(["--storage-driver", "overlay", "--graph"])
+            .arg(&root)
+            .arg("--run")
+            .arg(t.join("run"));
+        c
+    };
+    let l1 = run(cs()
+        .arg("import-layer")
+        .stdin(std::fs::File::open(&l1_tar)?))?;
+    let l2 = run(cs()
+        .args(["import-layer", &l1])
+        .stdin(std::fs::File::open(&l2_tar)?))?;
+    run(cs().args(["create-image", &l2]))?;
+    run(cs().args(["shutdown"]))?;
+    let out = Command::new(env!("CARGO_BIN_EXE_overlaybench"))
+        .args(["doctor", "--json", "--no-probe", "--config-root"])
+        .arg(t.join("fakeroot"))
+        .arg("--path")
+        .arg(t)
+        .output()?;
+    if !out.status.success() {
+        return Err(format!("doctor: {}", String::from_utf8_lossy(&out.stderr)).into());
+    }
+    let report: overlaybench::doctor::DoctorReport = serde_json::from_slice(&out.stdout)?;
+    let found: Vec<_> = report
+        .stores
+        .iter()
+        .filter(|s| s.rootless_user.as_deref() == Some("alice"))
+        .collect();
+    match found.as_slice() {
+        [s] if s.format == "overlay2"
+            && s.image_layers == 2
+            && s.engine == "containers-storage"
+            && s.images.len() == 1 => {}
+        _ => {
+            return Err(format!("alice's store not found as expected: {:?}", report.stores).into())
+        }
+    }
+    // A user's store is not the host's: a new host still gets the default.
+    if report.recommendation.choice != "containerd" {
+        return Err(format!(
+            "choice {} from a user's store",
+            report.recommendation.choice
+        )
+        .into());
+    }
+    crate::common::assert_nothing_left(t, 5);
     Ok(())
 }
