@@ -85,7 +85,8 @@ pub struct RunRequest {
     pub suite: Suite,
     /// Workload names, in run order.
     pub workloads: Vec<String>,
-    /// Layout names, in interleaving order.
+    /// Layout names, in interleaving order; empty: every registered layout
+    /// this host can run (the others are skipped with a note).
     pub layouts: Vec<String>,
     /// Backings as spelled (`ext4`, `dir:/x`).
     pub backings: Vec<String>,
@@ -146,6 +147,9 @@ pub struct RunConfig {
     pub workloads: Vec<Box<dyn Workload>>,
     /// Layout names, in interleaving order.
     pub layouts: Vec<&'static str>,
+    /// Whether the user named the layouts: then one the host cannot run is an
+    /// error (exit 3); by default it is skipped with a note.
+    pub layouts_given: bool,
     /// Backing filesystems; each gets a fresh scratch fs.
     pub backings: Vec<BackingKind>,
     /// Parent of scratch run dirs.
@@ -190,7 +194,19 @@ impl TryFrom<RunRequest> for RunConfig {
             .map(|s| s.parse::<BackingKind>().map_err(ConfigError::Invalid))
             .map(|b| b.and_then(canonical_backing))
             .collect::<Result<Vec<_>, _>>()?;
-        let layouts = dedup(&r.layouts)
+        // No layouts named: Docker's two drivers and the baseline, each skipped
+        // (visibly) where the host cannot run it; a layout the user named is
+        // never skipped (exit 3).
+        let layouts_given = !r.layouts.is_empty();
+        let named: Vec<String> = if layouts_given {
+            r.layouts.clone()
+        } else {
+            layout::DEFAULT_LAYOUTS
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
+        };
+        let layouts = dedup(&named)
             .iter()
             .map(|name| {
                 layout::entry(name).map(|e| e.name).ok_or_else(|| {
@@ -295,6 +311,7 @@ impl TryFrom<RunRequest> for RunConfig {
             suite: r.suite,
             workloads,
             layouts,
+            layouts_given,
             backings,
             scratch_root: scratch,
             fs_size_bytes: r.fs_size,
@@ -372,6 +389,7 @@ impl RunConfig {
                 .collect::<Vec<_>>()),
         );
         m.insert("layouts".into(), json!(self.layouts));
+        m.insert("layouts_given".into(), json!(self.layouts_given));
         m.insert(
             "backings".into(),
             json!(self

@@ -201,11 +201,24 @@ pub fn plan(cfg: &PlanConfig, privilege: Option<Privilege>) -> Result<PlanOutcom
                 options: Vec::new(),
                 privilege,
             };
-            let layouts: Vec<_> = cfg
+            // A layout this host cannot run is left out, saying why (exit 3 when
+            // none is left).
+            let mut layouts = Vec::new();
+            for l in cfg
                 .layouts
                 .iter()
                 .filter_map(|n| layout::create(n, &config))
-                .collect();
+            {
+                match l.host_support() {
+                    Ok(()) => layouts.push(l),
+                    Err(e) if cfg.layouts.len() == 1 => return Err(e.into()),
+                    Err(e) => eprintln!("plan: skipped: {e}"),
+                }
+            }
+            eprintln!(
+                "measuring per-unit costs on a fresh {backing} per layout (2 images of {} layers)…",
+                cfg.fleet.layers
+            );
             let like = ScratchRequest {
                 root: cfg.scratch.clone(),
                 kind: cfg.backing.clone(),

@@ -152,11 +152,22 @@ pub fn run(
         options: Vec::new(),
         privilege,
     };
-    let layouts: Vec<_> = cfg
+    // Each layout is probed on this host: one the user named must run (exit 3
+    // naming what is missing); one taken by default is skipped, with a note.
+    let mut layouts = Vec::new();
+    let mut skipped = Vec::new();
+    for l in cfg
         .layouts
         .iter()
         .filter_map(|name| layout::create(name, &config))
-        .collect();
+    {
+        match l.host_support() {
+            Ok(()) => layouts.push(l),
+            Err(e) if cfg.layouts_given => return Err(e.into()),
+            Err(e) => skipped.push(format!("skipped: {e}")),
+        }
+    }
+    report.notes.extend(skipped);
     let claim_steps = if cfg.claims {
         claims::CLAIMS.len() as u64
     } else {
@@ -197,6 +208,11 @@ pub fn run(
         report.host.backings.push(scratch.info().clone());
         let eviction = scratch.eviction(cfg.drop_caches);
         out.note(eviction_note(&backing.to_string(), eviction));
+        for l in &layouts {
+            for n in l.host_notes(scratch.path()) {
+                out.note(format!("{backing}: {}: {n}", l.name()));
+            }
+        }
         if !scratch.info().accounting_exact {
             out.note(format!(
                 "{backing}: an existing directory — statvfs figures include whatever else lives on that filesystem"

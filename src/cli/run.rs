@@ -24,9 +24,11 @@ pub struct RunArgs {
     /// Workloads to run (comma-separated).
     #[arg(long, value_delimiter = ',', value_parser = one_of(workload::names()), default_values = workload::names())]
     pub workloads: Vec<String>,
-    /// Layouts to compare (comma-separated); ratios need `plain`. A layout a
-    /// backing cannot run (btrfs off a btrfs backing) is skipped with the reason.
-    #[arg(long, value_delimiter = ',', value_parser = one_of(layout::names()), default_values = layout::DEFAULT_LAYOUTS)]
+    /// Layouts to compare (comma-separated); ratios need `plain` [default:
+    /// overlay2,overlay,plain]. A layout named here that the host cannot run
+    /// exits 3; one a backing cannot run (btrfs off a btrfs backing) is skipped
+    /// with the reason.
+    #[arg(long, value_delimiter = ',', value_parser = one_of(layout::names()))]
     pub layouts: Vec<String>,
     /// Backing filesystems (comma-separated): ext4, xfs, btrfs, tmpfs or dir:PATH.
     #[arg(long, value_delimiter = ',', default_value = "ext4")]
@@ -56,6 +58,9 @@ pub struct RunArgs {
     /// Cold rounds per case (each: evict, fresh mount, measure) [quick: 10].
     #[arg(allow_negative_numbers = true, long)]
     pub rounds: Option<usize>,
+    /// lookup: numbers of images sharing one store, swept (1 to 1000) [quick: 1,4,16].
+    #[arg(long, value_delimiter = ',')]
+    pub store_images: Option<Vec<usize>>,
     /// copy-up: file sizes, binary units (e.g. 1M,16M,64M,256M) [quick: 1M,16M,64M].
     #[arg(allow_negative_numbers = true, long, value_delimiter = ',', value_parser = parse_size)]
     pub sizes: Option<Vec<u64>>,
@@ -93,6 +98,10 @@ pub struct RunArgs {
     /// page-cache: files the cache set is split into (1 to 100000) [4].
     #[arg(allow_negative_numbers = true, long)]
     pub cache_files: Option<usize>,
+    /// page-cache: numbers of different images (the same files in other layers,
+    /// no layer shared) read at once, one container each [quick: 1,3].
+    #[arg(long, value_delimiter = ',')]
+    pub cache_images: Option<Vec<usize>>,
     /// inodes: files added or modified per layer (0 to 1000000) [100].
     #[arg(allow_negative_numbers = true, long)]
     pub files_per_layer: Option<usize>,
@@ -149,6 +158,7 @@ impl RunArgs {
                     names: self.names,
                     batch: self.batch,
                     rounds: self.rounds,
+                    store_images: self.store_images,
                 },
                 copy_up: copy_up::Options {
                     sizes: self.sizes,
@@ -174,6 +184,7 @@ impl RunArgs {
                     set_bytes: self.cache_set,
                     files: self.cache_files,
                     containers: self.containers,
+                    images: self.cache_images,
                 },
             },
         }

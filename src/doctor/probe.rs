@@ -9,7 +9,8 @@ use nix::mount::MsFlags;
 use serde::{Deserialize, Serialize};
 
 use crate::isolate::{
-    mount_overlay, new_api_available, MountApi, MountGuard, OverlayMount, Privilege,
+    erofs_available, mount_overlay, new_api_available, probe_erofs_backing, MountApi, MountGuard,
+    OverlayMount, Privilege,
 };
 
 /// One probed feature.
@@ -31,6 +32,9 @@ pub struct FeatureProbe {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mount_us: Option<u64>,
 }
+
+/// The EROFS probe's name (the erofs and composefs stacks rest on it).
+pub const EROFS_IMAGES: &str = "EROFS images";
 
 struct Dirs {
     root: PathBuf,
@@ -223,6 +227,35 @@ pub fn probe_all(
             mount_us: None,
         });
     }
+    // EROFS (the erofs and composefs layouts): a tiny image built and mounted
+    // here says whether, and how (file-backed or through a loop device).
+    let (supported, detail) = match (erofs_available(), privilege) {
+        (Err(e), _) => (false, e),
+        (Ok(()), Privilege::Rootless) => (
+            false,
+            "EROFS is in the kernel, but cannot be mounted in a user namespace".to_string(),
+        ),
+        (Ok(()), Privilege::Root) => match probe_erofs_backing(&root.join("erofs")) {
+            Ok(crate::isolate::ErofsBacking::File) => (
+                true,
+                "mounted an image built by mkfs.erofs, file-backed (no loop device)".to_string(),
+            ),
+            Ok(_) => (
+                true,
+                "mounted an image built by mkfs.erofs through a read-only loop device (the probe's \
+                 filesystem cannot serve a file-backed mount; ext4, xfs and btrfs can)"
+                    .to_string(),
+            ),
+            Err(e) => (false, e.to_string()),
+        },
+    };
+    out.push(FeatureProbe {
+        name: EROFS_IMAGES.into(),
+        supported,
+        detail,
+        version: None,
+        mount_us: None,
+    });
     let max = if basic {
         Some(max_depth(&mut dirs, api, &base)?)
     } else {

@@ -1,13 +1,10 @@
 //! One probe per storage stack that builds a tiny image and mounts a
 //! container the way that engine does, on doctor's private tmpfs, and uses the
-//! mount. Where this build has a layout for the stack (containerd, overlay2,
-//! legacy overlay, rootless, fuse-overlayfs, btrfs), the probe *is* that layout
-//! — the same code `run` measures — so doctor never claims a stack `run` cannot
-//! build here. btrfs gets a filesystem of its own first (a loop device over a
-//! sparse image file in the tmpfs). EROFS (an image made by `mkfs.erofs`,
-//! stacked under overlay as containerd's EROFS snapshotter does) and composefs
-//! (an EROFS metadata image whose stub redirects into a content store given as
-//! a data-only lower) are mounted by hand until they have layouts.
+//! mount. The probe *is* this build's layout for the stack (containerd,
+//! overlay2, legacy overlay, rootless, fuse-overlayfs, btrfs, erofs,
+//! composefs) — the same code `run` measures — so doctor never claims a stack
+//! `run` cannot build here. btrfs gets a filesystem of its own first (a loop
+//! device over a sparse image file in the tmpfs).
 //!
 //! Nothing here touches the host's files: every dir, image and mount point is
 //! under the tmpfs, the mounts live in the private namespace, and the one
@@ -24,10 +21,7 @@ use nix::mount::MsFlags;
 
 use super::probe::FeatureProbe;
 use crate::image::{generate, GeneratorParams, ImageShape, SizeRange};
-use crate::isolate::{
-    mount_overlay, new_api_available, run_command, LoopDevice, MountApi, MountGuard, OverlayMount,
-    Privilege,
-};
+use crate::isolate::{new_api_available, run_command, LoopDevice, MountApi, MountGuard, Privilege};
 use crate::layout::{self, LayoutConfig};
 
 /// containerd's overlayfs snapshotter mount.
@@ -39,9 +33,9 @@ pub const LEGACY: &str = "legacy overlay mount";
 /// A btrfs driver store's container.
 pub const BTRFS: &str = "btrfs driver mount (own filesystem)";
 /// containerd's EROFS snapshotter mount.
-pub const EROFS: &str = "erofs layer under overlay";
+pub const EROFS: &str = "erofs snapshotter mount";
 /// A composefs mount.
-pub const COMPOSEFS: &str = "composefs (erofs metadata + data-only lower)";
+pub const COMPOSEFS: &str = "composefs mount";
 
 /// How long one tool (mkfs, btrfs) may take on a tiny image.
 const TOOL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -65,8 +59,8 @@ pub fn probe_all(dir: &Path) -> Vec<FeatureProbe> {
         on_layout(OVERLAY2, "overlay2"),
         on_layout(LEGACY, "overlay"),
         btrfs(&dir.join("btrfs")),
-        erofs(&dir.join("erofs")),
-        composefs(&dir.join("composefs")),
+        on_layout(EROFS, "erofs"),
+        on_layout(COMPOSEFS, "composefs"),
     ]
 }
 
@@ -124,10 +118,6 @@ fn write(p: &Path, body: &str) -> Result<(), String> {
     fs::write(p, body).map_err(io("writing", p))
 }
 
-fn read(p: &Path) -> Result<String, String> {
-    fs::read_to_string(p).map_err(io("reading", p))
-}
-
 /// Runs a tool to completion within the time limit; its stderr on failure.
 fn tool(cmd: &mut Command, hint: &str) -> Result<(), String> {
     let shown = format!("{:?}", cmd.get_program());
@@ -145,21 +135,6 @@ fn tool(cmd: &mut Command, hint: &str) -> Result<(), String> {
 
 fn unmount(g: MountGuard) -> Result<(), String> {
     g.unmount().map_err(|e| e.to_string())
-}
-
-/// A read through `merged` and a write through it that lands in `upper`.
-fn use_overlay(merged: &Path, upper: &Path, lower_file: &str, want: &str) -> Result<(), String> {
-    let got = read(&merged.join(lower_file))?;
-    if got != want {
-        return Err(format!(
-            "{lower_file} reads {got:?} through the mount, expected {want:?}"
-        ));
-    }
-    write(&merged.join("new"), "n")?;
-    if !upper.join("new").is_file() {
-        return Err("a file written through the mount is not in the upper dir".into());
-    }
-    Ok(())
 }
 
 /// A container of a tiny synthetic image, made and mounted by this build's
@@ -277,156 +252,4 @@ fn btrfs(d: &Path) -> FeatureProbe {
         ))
     };
     result(BTRFS, run())
-}
-
-/// `mkfs.erofs IMG SRC`, then mounts the image read-only at `m` from the file
-/// itself (Linux ≥ 6.12), else through a loop device. The loop device, if any,
-/// must outlive the mount.
-fn erofs_image(
-    src: &Path,
-    img: &Path,
-    m: &Path,
-) -> Result<(MountGuard, Option<LoopDevice>, Duration), String> {
-    tool(
-        Command::new("mkfs.erofs").arg(img).arg(src),
-        "scripts/setup installs erofs-utils",
-    )?;
-    mkdirs(&[m])?;
-    let mount = |source: &Path| {
-        let started = Instant::now();
-        nix::mount::mount(
-            Some(source),
-            m,
-            Some("erofs"),
-            MsFlags::MS_RDONLY,
-            None::<&str>,
-        )
-        .map(|()| started.elapsed())
-    };
-    match mount(img) {
-        Ok(took) => Ok((MountGuard::new(m.to_path_buf()), None, took)),
-        Err(file_err) => {
-            let dev = LoopDevice::attach(img).map_err(|e| {
-                format!(
-                    "mounting {} from the file: {file_err}; and a loop device: {e}",
-                    img.display()
-                )
-            })?;
-            let took = mount(dev.path()).map_err(|e| {
-                format!(
-                    "mounting {} from the file: {file_err}; from {}: {e}",
-                    img.display(),
-                    dev.path().display()
-                )
-            })?;
-            Ok((MountGuard::new(m.to_path_buf()), Some(dev), took))
-        }
-    }
-}
-
-/// One layer as an EROFS image under an overlay with an upper, as containerd's
-/// EROFS snapshotter mounts a container.
-fn erofs(d: &Path) -> FeatureProbe {
-    let run = || -> Outcome {
-        write(&d.join("src/etc/a"), "erofs")?;
-        let (layer, dev, erofs_took) =
-            erofs_image(&d.join("src"), &d.join("layer.erofs"), &d.join("layer"))?;
-        let (upper, work, target) = (d.join("u"), d.join("w"), d.join("m"));
-        mkdirs(&[&upper, &work, &target])?;
-        let spec = OverlayMount {
-            lowers: vec![d.join("layer")],
-            lowers_base: None,
-            upper_work: Some((upper.clone(), work)),
-            options: Vec::new(),
-            target: target.clone(),
-        };
-        let m = mount_overlay(&spec, MountApi::Classic);
-        let outcome = m.map_err(|e| e.to_string()).and_then(|m| {
-            let used = use_overlay(&target, &upper, "etc/a", "erofs");
-            let took = m.elapsed;
-            unmount(m.guard)?;
-            used.map(|()| took)
-        });
-        unmount(layer)?;
-        let via = if dev.is_some() {
-            "through a loop device"
-        } else {
-            "from the file"
-        };
-        drop(dev);
-        let took = erofs_took + outcome?;
-        Ok((
-            format!(
-                "mkfs.erofs made a layer image, mounted {} and stacked under overlay in {} µs in all; read the layer's file and wrote into the upper",
-                via,
-                took.as_micros()
-            ),
-            took,
-        ))
-    };
-    result(EROFS, run())
-}
-
-/// An EROFS metadata image whose file is a metacopy stub redirecting into a
-/// content store, mounted as composefs does: the image as the lower, the store
-/// as a data-only lower (`::`), `metacopy=on,redirect_dir=on`, read-only.
-fn composefs(d: &Path) -> FeatureProbe {
-    let run = || -> Outcome {
-        let content = "composefs object";
-        write(&d.join("objects/ab/cdef"), content)?;
-        let stub = d.join("meta/etc/a");
-        write(&stub, "")?;
-        fs::OpenOptions::new()
-            .write(true)
-            .open(&stub)
-            .and_then(|f| f.set_len(content.len() as u64))
-            .map_err(io("sizing", &stub))?;
-        xattr::set(&stub, "trusted.overlay.metacopy", b"")
-            .map_err(io("setting trusted.overlay.metacopy on", &stub))?;
-        xattr::set(&stub, "trusted.overlay.redirect", b"/ab/cdef")
-            .map_err(io("setting trusted.overlay.redirect on", &stub))?;
-        let (image, dev, erofs_took) =
-            erofs_image(&d.join("meta"), &d.join("image.cfs"), &d.join("image"))?;
-        let target = d.join("m");
-        mkdirs(&[&target])?;
-        let data = format!(
-            "ro,lowerdir={}::{},metacopy=on,redirect_dir=on",
-            d.join("image").display(),
-            d.join("objects").display()
-        );
-        let started = Instant::now();
-        let mounted = nix::mount::mount(
-            Some("composefs"),
-            &target,
-            Some("overlay"),
-            MsFlags::MS_RDONLY,
-            Some(data.as_str()),
-        )
-        .map(|()| started.elapsed())
-        .map_err(|e| format!("overlay with a data-only lower ({data}): {e}"));
-        let outcome = mounted.and_then(|took| {
-            let guard = MountGuard::new(target.clone());
-            let got = read(&target.join("etc/a"));
-            unmount(guard)?;
-            let got = got?;
-            if got == content {
-                Ok(took)
-            } else {
-                Err(format!(
-                    "the stub reads {got:?} through the mount, expected the object's {content:?}"
-                ))
-            }
-        });
-        unmount(image)?;
-        drop(dev);
-        let took = erofs_took + outcome?;
-        Ok((
-            format!(
-                "mkfs.erofs made a metadata image of a metacopy stub; mounted it over a content store as a data-only lower in {} µs in all and read the object's data through the stub",
-                took.as_micros()
-            ),
-            took,
-        ))
-    };
-    result(COMPOSEFS, run())
 }

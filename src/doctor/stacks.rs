@@ -2,7 +2,7 @@
 //! overlay and fuse-overlayfs (mounted by this build's layouts, see
 //! `stack_mounts`; fuse-overlayfs's version too), btrfs (the kernel and
 //! `mkfs.btrfs`), idmapped mounts (`mount_setattr(MOUNT_ATTR_IDMAP)` on a clone
-//! of a tmpfs dir and of the store's filesystem) and EROFS. Each is observed,
+//! of a tmpfs dir and of the store's filesystem). Each is observed,
 //! never inferred from a version; all run inside the private mount namespace on
 //! doctor's private tmpfs, or on detached clones that are never attached.
 
@@ -28,8 +28,8 @@ pub const BTRFS: &str = "btrfs";
 pub const IDMAP_TMPFS: &str = "idmapped mounts (tmpfs)";
 /// Idmapped mounts on the inspected path's filesystem (name prefix).
 pub const IDMAP_PATH: &str = "idmapped mounts (path)";
-/// EROFS.
-pub const EROFS: &str = "erofs";
+/// EROFS (the general probe's name: see `probe`).
+pub const EROFS: &str = super::probe::EROFS_IMAGES;
 
 /// How long any one probe child may take.
 const CHILD_TIMEOUT: Duration = Duration::from_secs(5);
@@ -91,7 +91,6 @@ pub fn probe_on_tmpfs(dir: &Path, privilege: Privilege, filesystems: &str) -> Ve
         fuse_overlayfs(dir, privilege, filesystems),
         btrfs(filesystems),
         idmap_tmpfs(dir),
-        erofs(filesystems),
     ]
 }
 
@@ -240,26 +239,6 @@ pub fn idmap_path(dir: &OwnedFd, shown: &str) -> FeatureProbe {
         Ok(detail) => probe(&name, true, detail),
         Err(e) => probe(&name, false, e),
     }
-}
-
-fn erofs(filesystems: &str) -> FeatureProbe {
-    let kernel = kernel_has(filesystems, "erofs");
-    let help = tool_output("mkfs.erofs", &["--help"]);
-    let tar = help.as_ref().is_ok_and(|h| h.contains("--tar"));
-    let detail = match (&help, kernel) {
-        (Ok(_), true) => format!(
-            "the kernel lists erofs and mkfs.erofs is installed ({}): EROFS layers and composefs images can be built",
-            if tar {
-                "with --tar: layers straight from tar"
-            } else {
-                "without --tar: layers must be unpacked to a dir first"
-            }
-        ),
-        (Ok(_), false) => "mkfs.erofs is installed but the kernel has no erofs".to_string(),
-        (Err(e), true) => format!("the kernel lists erofs, but {e}"),
-        (Err(e), false) => format!("no erofs in the kernel, and {e}"),
-    };
-    probe(EROFS, kernel && help.is_ok(), detail)
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 pub mod btrfs;
 mod child;
 mod command;
+mod erofs;
 mod fuse;
 mod loopdev;
 pub mod mountinfo;
@@ -11,16 +12,22 @@ mod mounts;
 mod namespace;
 mod private_tmpfs;
 mod scratch;
+mod shared;
 mod userns;
 
 pub use child::UsernsOverlay;
 pub use command::run_command;
+pub use erofs::{
+    erofs_available, fsck_erofs, mkfs_erofs, mkfs_erofs_takes_tar, mount_erofs,
+    probe_erofs_backing, ErofsBacking, MountedErofs, MKFS_EROFS_ARGS,
+};
 pub use fuse::FuseMount;
 pub use loopdev::LoopDevice;
 pub use mountinfo::{MountEntry, MountInfo};
 pub use mounts::{
-    attach_overlay, detached_unmounts, mount_overlay, new_api_available, MountApi, MountGuard,
-    MountedOverlay, OverlayMount, Unmount, CLASSIC_OPTIONS_LIMIT, MAX_LOWER_LAYERS,
+    attach_overlay, data_only_lowers_available, detached_unmounts, mount_overlay,
+    mount_overlay_with_data, new_api_available, MountApi, MountGuard, MountedOverlay, OverlayMount,
+    Unmount, CLASSIC_OPTIONS_LIMIT, MAX_LOWER_LAYERS,
 };
 
 /// Builds an overlay inside a fresh user namespace (identity map) and returns
@@ -38,6 +45,7 @@ pub use scratch::{
     abandon_live_scratches, host_available_bytes, min_fs_bytes, preflight, BackingInfo,
     BackingKind, EvictionKind, FsUsage, Scratch, ScratchRequest,
 };
+pub use shared::{SharedMount, SharedMounts};
 pub use userns::{userns_fd, UsernsError};
 
 use std::path::PathBuf;

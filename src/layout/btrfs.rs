@@ -84,6 +84,7 @@ pub static ENTRY: LayoutEntry = LayoutEntry {
         lower_per_layer: false,
         hidden_inode_per_mount: false,
         metacopy: false,
+        same_tree_as: None,
         needs_fstype: Some("btrfs"),
     },
     create: |config| Box::new(Btrfs::new(config.clone())),

@@ -7,7 +7,9 @@
 
 mod btrfs;
 mod claims;
+mod composefs;
 mod containerd;
+mod erofs;
 mod fsops;
 mod fuse_overlayfs;
 mod overlay;
@@ -37,6 +39,8 @@ pub static LAYOUTS: &[&LayoutEntry] = &[
     &rootless::ENTRY,
     &fuse_overlayfs::ENTRY,
     &btrfs::ENTRY,
+    &erofs::ENTRY,
+    &composefs::ENTRY,
 ];
 
 /// The layouts a run measures when none are named: Docker's two overlay
@@ -115,6 +119,7 @@ pub const UNKNOWN_CAPS: Capabilities = Capabilities {
     hidden_inode_per_mount: false,
     metacopy: false,
     needs_fstype: None,
+    same_tree_as: None,
 };
 
 /// The capabilities of `name` (`UNKNOWN_CAPS` for a layout this build does not know).
@@ -167,6 +172,10 @@ pub struct Capabilities {
     /// The backing filesystem it needs, as the kernel names it (`btrfs`); on
     /// any other backing the row is skipped with the reason.
     pub needs_fstype: Option<&'static str>,
+    /// The layout whose stack holds the same trees in another form (erofs: the
+    /// overlay2 diff dirs, each made an EROFS image): workloads show this one's
+    /// cost against it, asking the name here instead of naming it.
+    pub same_tree_as: Option<&'static str>,
 }
 
 /// The capabilities every overlay layout shares.
@@ -180,6 +189,7 @@ const fn overlay_caps(shares_layers: bool, lower_per_layer: bool) -> Capabilitie
         hidden_inode_per_mount: true,
         metacopy: true,
         needs_fstype: None,
+        same_tree_as: None,
     }
 }
 
@@ -432,6 +442,25 @@ pub trait Layout: Send + Sync {
     fn notes(&self) -> Vec<String> {
         Vec::new()
     }
+    /// Host files that cache `rel`'s pages besides `lower_file` when a container
+    /// of `image` reads it (an EROFS layer's image file: EROFS reads it through
+    /// the page cache, and caches the file's data again in its own inode). A cold
+    /// read evicts these too; residency counts them.
+    fn backing_files(&self, _image: &PreparedImage, _rel: &Path) -> Vec<PathBuf> {
+        Vec::new()
+    }
+    /// Whether this host can run the layout, found by probing the kernel and the
+    /// tools it needs (never from version numbers); `LayoutError::Unsupported`
+    /// names the missing feature.
+    fn host_support(&self) -> Result<(), LayoutError> {
+        Ok(())
+    }
+    /// What a reader of this layout's figures should know about it on this host
+    /// and the scratch filesystem at `scratch` (a variant the kernel cannot run,
+    /// a tool's missing mode, a fallback taken), found by probing there.
+    fn host_notes(&self, _scratch: &Path) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// What went wrong building or mounting a layout.
@@ -459,6 +488,20 @@ pub enum LayoutError {
     /// The store's own records are unreadable or contradict its dirs.
     #[error("store record {}: {detail}", path.display())]
     Store { path: PathBuf, detail: String },
+    /// The host lacks a kernel feature or tool the layout needs.
+    #[error("layout {layout} cannot run on this host: {feature} is missing ({detail})")]
+    Unsupported {
+        layout: &'static str,
+        feature: &'static str,
+        detail: String,
+    },
+    /// A layout's image could not be built.
+    #[error("building {what} {}: {detail}", path.display())]
+    Build {
+        what: &'static str,
+        path: PathBuf,
+        detail: String,
+    },
 }
 
 impl LayoutError {
@@ -468,9 +511,11 @@ impl LayoutError {
             LayoutError::Isolate(e) => e.class(),
             LayoutError::TooDeep { .. } => ErrorClass::Usage,
             LayoutError::Apply(e) => e.class(),
-            LayoutError::Io { .. } | LayoutError::CopyUp { .. } | LayoutError::Store { .. } => {
-                ErrorClass::Runtime
-            }
+            LayoutError::Unsupported { .. } => ErrorClass::Unsupported,
+            LayoutError::Io { .. }
+            | LayoutError::CopyUp { .. }
+            | LayoutError::Store { .. }
+            | LayoutError::Build { .. } => ErrorClass::Runtime,
         }
     }
 

@@ -32,6 +32,7 @@ pub static ENTRY: LayoutEntry = LayoutEntry {
         hidden_inode_per_mount: false,
         metacopy: false,
         needs_fstype: None,
+        same_tree_as: None,
     },
     create: |config| Box::new(Plain::new(config.clone())),
 };

@@ -44,6 +44,7 @@ pub static ENTRY: LayoutEntry = LayoutEntry {
         lower_per_layer: true,
         hidden_inode_per_mount: true,
         metacopy: false,
+        same_tree_as: None,
         needs_fstype: None,
     },
     create: |config| Box::new(Rootless::new(config.clone())),

@@ -9,6 +9,7 @@
 
 pub mod copy_up;
 pub mod harness;
+pub mod import;
 pub mod inodes;
 pub mod lookup;
 pub mod page_cache;
@@ -30,6 +31,7 @@ pub static WORKLOADS: &[&WorkloadEntry] = &[
     &copy_up::ENTRY,
     &inodes::ENTRY,
     &page_cache::ENTRY,
+    &import::ENTRY,
 ];
 
 /// What the rest of the tool knows about a workload, without naming it.

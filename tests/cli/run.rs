@@ -139,8 +139,14 @@ fn run_writes_a_complete_report_that_rerenders() {
         .get("overlay2")
         .is_some_and(|o| o.contains("lowerdir")));
     // 3 layouts × 3 depths × (3 targets × cold/warm + readdir cold/warm + start-up)
-    // + 2 overlay layouts × 3 mount cases.
-    assert_eq!(r.cases.len(), 3 * 3 * 9 + 2 * 3, "cases: {}", r.cases.len());
+    // + 2 overlay layouts × 3 mount cases + the store sweep: 3 layouts × stat/open
+    // × cold/warm × 3 store sizes.
+    assert_eq!(
+        r.cases.len(),
+        3 * 3 * 9 + 2 * 3 + 3 * 2 * 2 * 3,
+        "cases: {}",
+        r.cases.len()
+    );
     for c in &r.cases {
         assert_eq!(c.samples.len(), c.stats.n);
         assert!(c.stats.median > 0.0 && c.unit == "ns");

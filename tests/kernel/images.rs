@@ -546,6 +546,17 @@ pub struct Node {
     xattrs: Vec<(String, Vec<u8>)>,
 }
 
+/// The same tree with every link count cleared: overlay reports a lower file's
+/// own link count, which counts links a higher layer replaced.
+pub fn no_nlink(t: BTreeMap<PathBuf, Node>) -> BTreeMap<PathBuf, Node> {
+    t.into_iter()
+        .map(|(k, mut n)| {
+            n.nlink = 0;
+            (k, n)
+        })
+        .collect()
+}
+
 /// Every path under `root` (not the root itself).
 pub fn snapshot(root: &Path) -> std::io::Result<BTreeMap<PathBuf, Node>> {
     let mut out = BTreeMap::new();
@@ -628,7 +639,7 @@ fn walk(root: &Path, rel: &Path, out: &mut BTreeMap<PathBuf, Node>) -> std::io::
 /// in layer 3 (which whites out var/fifo without listing var/) the store's own
 /// diff says var is 0755, not the 1777 of layer 1 — and that is what podman
 /// would show too. The store is read as it is.
-fn store_oracle(f: &Fixture, reference: &str) -> BTreeMap<PathBuf, Node> {
+pub fn store_oracle(f: &Fixture, reference: &str) -> BTreeMap<PathBuf, Node> {
     let mut want = f.oracle.clone();
     if reference == f.storage || reference == f.docker {
         if let Some(var) = want.get_mut(Path::new("var")) {

@@ -16,6 +16,7 @@ mod hostile;
 mod images;
 mod mounts;
 mod registry;
+mod stacks;
 
 use libtest_mimic::{Arguments, Trial};
 
@@ -38,6 +39,7 @@ fn main() {
         hostile::tests(),
         registry::tests(),
         claims::tests(),
+        stacks::tests(),
     ]
     .into_iter()
     .flatten()

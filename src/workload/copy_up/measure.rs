@@ -67,14 +67,22 @@ pub fn touch_of(op: Op) -> Touch {
     }
 }
 
-/// The check after `op` on a file of `size` bytes under option set `variant`:
-/// only a chmod with metacopy asks for a metadata-only copy.
-pub fn check_of(op: Op, size: u64, variant: Variant) -> CopyUpCheck {
+/// The check after `op` on a file of `size` bytes: only a chmod under a mount
+/// with `metacopy=on` in force asks for a metadata-only copy. The mount says,
+/// not the option set asked for: a layout may always mount with metacopy
+/// (composefs does).
+pub fn check_of(op: Op, size: u64, metacopy_in_force: bool) -> CopyUpCheck {
     CopyUpCheck {
         touch: touch_of(op),
         size_bytes: size,
-        metadata_only: variant == Variant::Metacopy && op == Op::Chmod,
+        metadata_only: metacopy_in_force && op == Op::Chmod,
     }
+}
+
+/// Whether a mount's options in force (as mountinfo shows them) defer data
+/// copies: `metacopy=on`.
+pub fn metacopy_in_force(options_in_force: Option<&str>) -> bool {
+    options_in_force.is_some_and(|o| o.split(',').any(|x| x.starts_with("metacopy=on")))
 }
 
 fn set_cache(path: &Path, state: CacheState) -> Result<(), WorkloadError> {
@@ -216,8 +224,14 @@ pub fn measure(
             });
         }
     }
-    // The reference copies the first layout's lower file of the same size.
-    let reference_src = ctx.layouts.first().zip(prepared.first());
+    // The reference copies the lower file of the same size of the first layout
+    // that has it as a host file while no container is mounted.
+    let reference_src = |rel: &Path| {
+        ctx.layouts
+            .iter()
+            .zip(&prepared)
+            .find(|(l, img)| l.lower_file(img, rel).is_some())
+    };
     ctx.progress.set_message("copy-up: measuring");
     let mut n = 0usize;
     for _ in 0..p.samples {
@@ -265,14 +279,19 @@ pub fn measure(
                         for f in s.layout.data_files(s.image, &c, &rel) {
                             set_cache(&f, cache_state)?;
                         }
+                        // Host files that cache the same data (an EROFS image file).
+                        for f in s.layout.backing_files(s.image, &rel) {
+                            set_cache(&f, cache_state)?;
+                        }
                         let file = mounted.merged.join(&rel);
+                        let metacopy = metacopy_in_force(mounted.options_in_force.as_deref());
                         for &op in ops(proc_) {
                             let ns = timed(op, &file, size)?;
                             s.layout.verify_copy_up(
                                 s.image,
                                 &c,
                                 &rel,
-                                &check_of(op, size, s.variant),
+                                &check_of(op, size, metacopy),
                             )?;
                             samples.entry(key(op)).or_default().push(ns);
                         }
@@ -282,7 +301,7 @@ pub fn measure(
                     ctx.progress.inc(1);
                 }
                 // The reference: copy_file_range + fsync of the same file, same fs.
-                if let Some((l, img)) = reference_src {
+                if let Some((l, img)) = reference_src(&rel) {
                     let src = lower_of(l.as_ref(), img, &rel)?;
                     settle(&root)?;
                     set_cache(&src, cache_state)?;

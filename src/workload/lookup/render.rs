@@ -63,6 +63,7 @@ fn tables(r: &Report, backing: &str) -> Option<Tables> {
                     v.backing == backing
                         && (v.op, v.target, v.cache) == (op, target, Cache::Cold)
                         && depth.is_none_or(|dp| v.depth == Some(dp))
+                        && v.same_tree.is_none()
                 })
         })
     };
@@ -184,8 +185,129 @@ fn op_name(op: Op) -> &'static str {
         Op::Readdir => "readdir",
         Op::Mount => "mount",
         Op::Startup => "start-up",
+        Op::Open => "open",
     }
 }
+
+/// Each layout against the layout holding the same trees in another form
+/// (erofs against overlay2): cold medians' ratio at the shallowest and
+/// deepest depth, for every op.
+fn same_tree_table(r: &Report, backing: &str) -> Option<Table> {
+    let ratios: Vec<(&crate::report::Derived, View)> = r
+        .derived
+        .iter()
+        .filter(|d| d.kind == "ratio")
+        .filter_map(|d| View::of_derived(d).map(|v| (d, v)))
+        .filter(|(_, v)| v.backing == backing && v.same_tree.is_some() && v.cache == Cache::Cold)
+        .collect();
+    let depths: BTreeSet<usize> = ratios.iter().filter_map(|(_, v)| v.depth).collect();
+    let (lo, hi) = (*depths.first()?, *depths.last()?);
+    let mut t = Table::new([
+        "layout".to_string(),
+        "against".into(),
+        "op · target".into(),
+        format!("cold @{lo}"),
+        format!("cold @{hi}"),
+    ]);
+    let mut rows: Vec<(String, String, Op, Target)> = Vec::new();
+    for (d, v) in &ratios {
+        let k = (
+            d.layout.clone(),
+            v.same_tree.clone().unwrap_or_default(),
+            v.op,
+            v.target,
+        );
+        if !rows.contains(&k) {
+            rows.push(k);
+        }
+    }
+    for (layout, against, op, target) in rows {
+        let at = |depth: usize| {
+            ratios
+                .iter()
+                .find(|(d, v)| {
+                    d.layout == layout && (v.op, v.target, v.depth) == (op, target, Some(depth))
+                })
+                .map(|(d, _)| format!("{:.2}x", d.value))
+                .unwrap_or_else(|| "-".into())
+        };
+        t.row(vec![
+            layout.clone(),
+            against,
+            format!("{} · {}", op_name(op), target.name()),
+            at(lo),
+            at(hi),
+        ]);
+    }
+    Some(t)
+}
+
+/// The store sweep: per layout, cold stat and cold first open of one image's
+/// files with N images in the store, and the slope per image.
+fn store_table(r: &Report, backing: &str) -> Option<Table> {
+    let cases: Vec<(&Case, View)> = r
+        .cases_of(NAME)
+        .filter_map(|c| View::of_case(c).map(|v| (c, v)))
+        .filter(|(_, v)| v.backing == backing && v.target == Target::Store)
+        .collect();
+    let ns: BTreeSet<usize> = cases.iter().filter_map(|(_, v)| v.store_images).collect();
+    let (lo, hi) = (*ns.first()?, *ns.last()?);
+    let mut layouts: Vec<String> = Vec::new();
+    for (c, _) in &cases {
+        if !layouts.contains(&c.layout) {
+            layouts.push(c.layout.clone());
+        }
+    }
+    let mut t = Table::new([
+        "layout".to_string(),
+        "op (cold)".into(),
+        format!("{lo} image(s)"),
+        format!("{hi} images"),
+        "slope per image (r²)".into(),
+        format!("warm @{hi}"),
+    ]);
+    let median = |layout: &str, op: Op, cache: Cache, n: usize| {
+        cases
+            .iter()
+            .find(|(c, v)| {
+                c.layout == layout && (v.op, v.cache, v.store_images) == (op, cache, Some(n))
+            })
+            .map(|(c, _)| fmt_ns(c.stats.median))
+            .unwrap_or_else(|| "-".into())
+    };
+    for l in &layouts {
+        for op in [Op::Stat, Op::Open] {
+            let slope = r
+                .derived
+                .iter()
+                .find(|d| {
+                    d.kind == "slope"
+                        && d.layout == *l
+                        && View::of_derived(d).is_some_and(|v| {
+                            v.backing == backing
+                                && (v.op, v.target, v.cache) == (op, Target::Store, Cache::Cold)
+                        })
+                })
+                .map(|d| format!("{} ({:.2})", fmt_ns(d.value), d.r2.unwrap_or(f64::NAN)))
+                .unwrap_or_else(|| "-".into());
+            t.row(vec![
+                l.clone(),
+                op_name(op).into(),
+                median(l, op, Cache::Cold, lo),
+                median(l, op, Cache::Cold, hi),
+                slope,
+                median(l, op, Cache::Warm, hi),
+            ]);
+        }
+    }
+    Some(t)
+}
+
+const STORE_INTRO: &str = "*Images sharing a store*: N images (one layer each, the same names, each image's \
+own content) in one store per layout; one image's files are looked up cold (fresh mount, backing evicted) with \
+`stat`, then opened and one byte read — the first access to a file's data, when overlay looks a composefs file \
+up in the object store (a data-only layer is searched lazily, so `stat` never touches it). A flat slope means \
+other images cost a lookup nothing.";
 
 impl Section for LookupSection {
     fn workload(&self) -> &'static str {
@@ -246,15 +368,26 @@ impl Section for LookupSection {
                 if let Some(s) = t.startup {
                     tables.push((
                         Some(
-                            "Start-up of a fresh container, cold: made (a snapshot, a copy or dirs) + mounted +                              its first reads (each start-up file of the bottom layer opened and read once), median:"
+                            "Start-up of a fresh container, cold: made (a snapshot, a copy or dirs) + mounted + its first reads (each start-up file of the bottom layer opened and read once), median:"
                                 .into(),
                         ),
                         s,
                     ));
                 }
+                if let Some(same) = same_tree_table(r, &backing) {
+                    tables.push((
+                        Some("The same trees in another form: cold median against that layout's (same image, same depth):".into()),
+                        same,
+                    ));
+                }
+                let mut intro = INTRO.to_string();
+                if let Some(store) = store_table(r, &backing) {
+                    tables.push((Some("Images sharing a store (median per op):".into()), store));
+                    intro = format!("{INTRO}\n\n{STORE_INTRO}");
+                }
                 Some(Block {
                     heading: format!("lookup — cost by lower depth ({backing})"),
-                    intro: INTRO.into(),
+                    intro,
                     tables,
                 })
             })
@@ -272,6 +405,12 @@ impl Section for LookupSection {
                         Some("start-up of a fresh container (make + mount + first reads, cold):".into()),
                         s,
                     ));
+                }
+                if let Some(same) = same_tree_table(r, &backing) {
+                    tables.push((Some("against the same trees in another form (cold):".into()), same));
+                }
+                if let Some(store) = store_table(r, &backing) {
+                    tables.push((Some("images sharing a store:".into()), store));
                 }
                 Some(Block {
                     heading: format!(
@@ -334,12 +473,41 @@ impl Section for LookupSection {
             }
             out
         };
+        // The store sweep: (layout, op) → (images, median), cold.
+        let mut store: BTreeMap<(String, Op), Vec<(f64, f64)>> = BTreeMap::new();
+        for c in report.cases_of(NAME) {
+            let Some(v) = View::of_case(c) else { continue };
+            if let (Target::Store, Cache::Cold, Some(n)) = (v.target, v.cache, v.store_images) {
+                store
+                    .entry((c.layout.clone(), v.op))
+                    .or_default()
+                    .push((n as f64, c.stats.median));
+            }
+        }
+        let store_series: Vec<Series> = store
+            .into_iter()
+            .map(|((layout, op), mut pts)| {
+                pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+                Series {
+                    label: format!("{layout} · {}", op_name(op)),
+                    color: layout_color(&layout),
+                    marker: if op == Op::Open {
+                        Marker::Triangle
+                    } else {
+                        Marker::Circle
+                    },
+                    dashed: op == Op::Open,
+                    points: pts,
+                }
+            })
+            .collect();
+        let rows = if store_series.is_empty() { 2 } else { 3 };
         svg_page(
             "lookup.svg",
-            (1200, 900),
+            (1200, 450 * rows as u32),
             "overlaybench · lookup cost by lower depth (median per operation)",
             |root| {
-                let panels = root.split_evenly((2, 2));
+                let panels = root.split_evenly((rows, 2));
                 let x = Axis::new("lower depth (image layers)", Unit::Count);
                 line_panel(
                     &panels[0],
@@ -381,6 +549,15 @@ impl Section for LookupSection {
                 let mut series = to_series(Op::Mount, &[Cache::Cold]);
                 series.extend(startup);
                 line_panel(&panels[3], title, x, Axis::new(unit, Unit::Ns), &series)?;
+                if rows == 3 {
+                    line_panel(
+                        &panels[4],
+                        "cold stat (solid) and first open (dashed) vs images sharing the store",
+                        Axis::new("images in the store", Unit::Count),
+                        Axis::new("time per op", Unit::Ns),
+                        &store_series,
+                    )?;
+                }
                 Ok(())
             },
         )
