@@ -13,6 +13,7 @@ mod namespace;
 mod private_tmpfs;
 mod scratch;
 mod shared;
+mod userns;
 
 pub use child::UsernsOverlay;
 pub use command::run_command;
@@ -45,6 +46,7 @@ pub use scratch::{
     BackingKind, EvictionKind, FsUsage, Scratch, ScratchRequest,
 };
 pub use shared::{SharedMount, SharedMounts};
+pub use userns::{userns_fd, UsernsError};
 
 use std::path::PathBuf;
 
