@@ -1,17 +1,21 @@
 //! Isolation: the private mount namespace, the scratch filesystem every run works
 //! in, and guards that undo each mount. Nothing outside the scratch dir is touched.
 
+mod idmap;
 mod loopdev;
 pub mod mountinfo;
 mod mounts;
 mod namespace;
 mod scratch;
 
+pub use idmap::{
+    mount_setattr_available, probe_idmapped_overlay, IdRange, IdmapMode, UserNamespace,
+};
 pub use loopdev::LoopDevice;
 pub use mountinfo::{MountEntry, MountInfo};
 pub use mounts::{
-    mount_overlay, new_api_available, MountApi, MountGuard, MountedOverlay, OverlayMount,
-    CLASSIC_OPTIONS_LIMIT, MAX_LOWER_LAYERS,
+    common_parent, mount_overlay, mount_overlay_as, new_api_available, Idmap, MountApi, MountGuard,
+    MountHow, MountedOverlay, OverlayMount, CLASSIC_OPTIONS_LIMIT, MAX_LOWER_LAYERS,
 };
 pub use namespace::{enter_private_namespace, in_user_namespace, Privilege};
 pub use scratch::{BackingInfo, BackingKind, EvictionKind, FsUsage, Scratch, ScratchRequest};

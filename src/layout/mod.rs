@@ -16,7 +16,7 @@ use std::time::Duration;
 use crate::error::ErrorClass;
 use crate::image::apply::{ApplyError, ApplyStats};
 use crate::image::ImageSource;
-use crate::isolate::{IsolateError, MountApi, MountGuard, Privilege};
+use crate::isolate::{IsolateError, MountApi, MountGuard, MountHow, Privilege};
 
 pub use crate::isolate::MAX_LOWER_LAYERS;
 
@@ -92,6 +92,8 @@ pub const UNKNOWN_CAPS: Capabilities = Capabilities {
     overlay_options: false,
     lower_per_layer: false,
     hidden_inode_per_mount: false,
+    table_mounts: TableMounts::None,
+    idmap_lowers: false,
 };
 
 /// The capabilities of `name` (`UNKNOWN_CAPS` for a layout this build does not know).
@@ -107,6 +109,28 @@ pub enum CopyUp {
     OverlayXattr,
     /// No copy at all: every container has its own private files already.
     None,
+}
+
+/// How many lines one mounted container adds to the mount table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableMounts {
+    /// None: the container's dirs are its view (a copy, a snapshot).
+    None,
+    /// One (an overlay; layers passed by fd add nothing).
+    One,
+    /// One per image layer plus one (each layer mounted at a dir, then an overlay).
+    PerLayerPlusOne,
+}
+
+impl TableMounts {
+    /// Lines a container of an image of `depth` layers adds.
+    pub fn count(self, depth: usize) -> usize {
+        match self {
+            TableMounts::None => 0,
+            TableMounts::One => 1,
+            TableMounts::PerLayerPlusOne => depth + 1,
+        }
+    }
 }
 
 /// What a layout can do, asked by workloads instead of its name.
@@ -125,6 +149,10 @@ pub struct Capabilities {
     /// Each mounted container holds one inode on the backing that no walk finds
     /// (overlay keeps it in the workdir until unmount).
     pub hidden_inode_per_mount: bool,
+    /// What a mounted container adds to the mount table.
+    pub table_mounts: TableMounts,
+    /// Can mount its lower layers idmapped (`Layout::mount_as` with an `Idmap`).
+    pub idmap_lowers: bool,
 }
 
 /// The capabilities every overlay layout shares.
@@ -136,6 +164,8 @@ const fn overlay_caps(shares_layers: bool, lower_per_layer: bool) -> Capabilitie
         overlay_options: true,
         lower_per_layer,
         hidden_inode_per_mount: true,
+        table_mounts: TableMounts::One,
+        idmap_lowers: true,
     }
 }
 
@@ -281,6 +311,24 @@ pub trait Layout: Send + Sync {
         image: &PreparedImage,
         container: &ContainerDirs,
     ) -> Result<Mounted, LayoutError>;
+    /// Mounts a container's view as `how` asks: idmapped lowers (where
+    /// `Capabilities::idmap_lowers`), and whether to read the stack back from
+    /// mountinfo (a layout that always does may ignore `read_back: false`).
+    fn mount_as(
+        &self,
+        image: &PreparedImage,
+        container: &ContainerDirs,
+        how: &MountHow<'_>,
+    ) -> Result<Mounted, LayoutError> {
+        if how.idmap.is_some() {
+            return Err(IsolateError::Unsupported(format!(
+                "layout {} cannot idmap its lower layers",
+                self.name()
+            ))
+            .into());
+        }
+        self.mount(image, container)
+    }
     /// The host file that holds `rel`'s data for containers of `image` that have
     /// not copied it up (the topmost layer that has it).
     fn lower_file(&self, image: &PreparedImage, rel: &Path) -> Option<PathBuf> {
@@ -342,11 +390,13 @@ impl LayoutError {
     }
 }
 
-/// Mounts a container's overlay over `lowers` (topmost first) with the layout's settings.
+/// Mounts a container's overlay over `lowers` (topmost first) with the layout's
+/// settings, as `how` asks.
 fn mount_container(
     config: &LayoutConfig,
     lowers: Vec<PathBuf>,
     c: &ContainerDirs,
+    how: &MountHow<'_>,
 ) -> Result<Mounted, LayoutError> {
     let spec = crate::isolate::OverlayMount {
         lowers,
@@ -354,12 +404,12 @@ fn mount_container(
         options: config.mount_options(),
         target: c.merged.clone(),
     };
-    let m = crate::isolate::mount_overlay(&spec, config.mount_api)?;
+    let m = crate::isolate::mount_overlay_as(&spec, config.mount_api, how)?;
     Ok(Mounted {
         merged: c.merged.clone(),
         guard: Some(m.guard),
         mount_time: Some(m.elapsed),
-        options_in_force: Some(m.options_in_force),
+        options_in_force: how.read_back.then_some(m.options_in_force),
     })
 }
 

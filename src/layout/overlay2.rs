@@ -15,7 +15,7 @@ use super::{
 };
 use crate::image::apply::{inherit_implicit_dirs, ApplyStats, WhiteoutStyle};
 use crate::image::ImageSource;
-use crate::isolate::MountApi;
+use crate::isolate::{MountApi, MountHow};
 
 /// One layer's place in the store: `<store>/<chain id hex>/{diff,link,lower,work}`.
 struct Layer {
@@ -199,6 +199,15 @@ impl Layout for Overlay2 {
     }
 
     fn mount(&self, image: &PreparedImage, c: &ContainerDirs) -> Result<Mounted, LayoutError> {
+        self.mount_as(image, c, &MountHow::default())
+    }
+
+    fn mount_as(
+        &self,
+        image: &PreparedImage,
+        c: &ContainerDirs,
+        how: &MountHow<'_>,
+    ) -> Result<Mounted, LayoutError> {
         // The classic option string is one page: short links keep it small (Docker's
         // trick); the new API takes full paths, one fsconfig call per layer.
         let lowers = match self.config.mount_api {
@@ -210,6 +219,6 @@ impl Layout for Overlay2 {
                 .collect::<Result<Vec<_>, _>>()?,
             MountApi::New => image.layer_dirs.iter().rev().cloned().collect(),
         };
-        mount_container(&self.config, lowers, c)
+        mount_container(&self.config, lowers, c, how)
     }
 }

@@ -9,7 +9,7 @@ use super::fsops::FileClone;
 use super::LayoutConfig;
 use super::{
     fsops, Capabilities, ContainerDirs, CopyUp, Layout, LayoutEntry, LayoutError, Mounted,
-    PreparedImage, Style,
+    PreparedImage, Style, TableMounts,
 };
 use crate::image::apply::WhiteoutStyle;
 use crate::image::ImageSource;
@@ -30,6 +30,8 @@ pub static ENTRY: LayoutEntry = LayoutEntry {
         overlay_options: false,
         lower_per_layer: false,
         hidden_inode_per_mount: false,
+        table_mounts: TableMounts::None,
+        idmap_lowers: false,
     },
     create: |config| Box::new(Plain::new(config.clone())),
 };
