@@ -289,3 +289,214 @@ pub fn layout_series(lines: BTreeMap<String, Vec<(f64, f64)>>) -> Vec<Series> {
         })
         .collect()
 }
+
+/// How a `doubling_panel`'s y axis is scaled and labelled.
+pub enum YScale<'a> {
+    /// Logarithmic, labelled as times (the values are ns).
+    LogNs,
+    /// Linear from 0, labelled by the function.
+    Linear(&'a dyn Fn(&f64) -> String),
+}
+
+/// The first corner (upper left, upper right, lower right, lower left) where a
+/// legend of `series` leaves every line visible. `to_unit` maps a data point
+/// to the plotting area (0..1 on both axes, y up); `size` is the area in pixels.
+pub fn free_corner(
+    series: &[Series],
+    to_unit: &dyn Fn((f64, f64)) -> (f64, f64),
+    size: (u32, u32),
+) -> SeriesLabelPosition {
+    let longest = series
+        .iter()
+        .map(|s| s.label.chars().count())
+        .max()
+        .unwrap_or(0);
+    let w = ((longest as f64 * 6.5 + 60.0) / size.0.max(1) as f64).min(1.0);
+    let h = ((series.len() as f64 * 16.0 + 16.0) / size.1.max(1) as f64).min(1.0);
+    // Lines sampled along each segment, not only at the points.
+    let mut samples = Vec::new();
+    for s in series {
+        let pts: Vec<(f64, f64)> = s.points.iter().map(|&p| to_unit(p)).collect();
+        samples.extend(pts.iter().copied());
+        for pair in pts.windows(2) {
+            let (a, b) = (pair[0], pair[1]);
+            samples.extend((1..20).map(|i| {
+                let t = i as f64 / 20.0;
+                (a.0 + t * (b.0 - a.0), a.1 + t * (b.1 - a.1))
+            }));
+        }
+    }
+    let corners = [
+        (SeriesLabelPosition::UpperLeft, (0.0, w), (1.0 - h, 1.0)),
+        (
+            SeriesLabelPosition::UpperRight,
+            (1.0 - w, 1.0),
+            (1.0 - h, 1.0),
+        ),
+        (SeriesLabelPosition::LowerRight, (1.0 - w, 1.0), (0.0, h)),
+        (SeriesLabelPosition::LowerLeft, (0.0, w), (0.0, h)),
+    ];
+    for (pos, (x0, x1), (y0, y1)) in corners.iter().cloned() {
+        let margin = 0.02;
+        let covered = samples.iter().any(|&(x, y)| {
+            x >= x0 - margin && x <= x1 + margin && y >= y0 - margin && y <= y1 + margin
+        });
+        if !covered {
+            return pos;
+        }
+    }
+    SeriesLabelPosition::UpperLeft
+}
+
+/// A line panel whose x doubles from point to point (containers started at
+/// once, layers): log₂ x with a tick at each power of two in range, so ticks
+/// are round and sit on the points. The legend shows each line's marker and
+/// dash beside its colour, so lines read without colour too, and goes to the
+/// first corner where it covers no line.
+pub fn doubling_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series],
+    y: YScale<'_>,
+) -> Result<(), String> {
+    let pts = || {
+        series
+            .iter()
+            .flat_map(|s| s.points.iter())
+            .filter(|p| p.0 > 0.0 && p.1.is_finite())
+    };
+    let (mut x0, mut x1) = (f64::MAX, f64::MIN);
+    let (mut y0, mut y1) = (f64::MAX, 0.0f64);
+    for &(x, v) in pts() {
+        x0 = x0.min(x);
+        x1 = x1.max(x);
+        if v > 0.0 {
+            y0 = y0.min(v);
+        }
+        y1 = y1.max(v);
+    }
+    if x0 > x1 || y1 <= 0.0 {
+        area.titled(&format!("{title} (no data)"), ("sans-serif", 16))
+            .map_err(|e| e.to_string())?;
+        return Ok(());
+    }
+    let ticks: Vec<f64> = (x0.log2().ceil() as i32..=x1.log2().floor() as i32)
+        .map(|e| 2f64.powi(e))
+        .collect();
+    let (x0, x1) = (x0 / 1.2, x1.max(x0 * 2.0) * 1.2);
+    let x = (x0..x1).log_scale().with_key_points(ticks);
+    let (w, h) = area.dim_in_pixel();
+    // The plotting area, without caption, label areas and margins.
+    let plot = (w.saturating_sub(110), h.saturating_sub(90));
+    let ux = move |v: f64| (v.ln() - x0.ln()) / (x1.ln() - x0.ln());
+    let x_fmt = |v: &f64| format!("{v:.0}");
+    let mut builder = ChartBuilder::on(area);
+    builder
+        .caption(title, ("sans-serif", 16))
+        .margin(10)
+        .x_label_area_size(40)
+        .y_label_area_size(80);
+    match y {
+        YScale::LogNs => {
+            let widen = ((10.0 * y0 / y1).max(1.0)).sqrt();
+            let (ya, yb) = (y0 / 1.5 / widen, y1 * 1.5 * widen);
+            let legend = free_corner(
+                series,
+                &|(px, py)| (ux(px), (py.ln() - ya.ln()) / (yb.ln() - ya.ln())),
+                plot,
+            );
+            let mut chart = builder
+                .build_cartesian_2d(x, (ya..yb).log_scale())
+                .map_err(|e| e.to_string())?;
+            chart
+                .configure_mesh()
+                .x_desc(x_label)
+                .y_desc(y_label)
+                .x_label_formatter(&x_fmt)
+                .y_label_formatter(&|v| super::fmt_ns(*v))
+                .light_line_style(RGBColor(235, 235, 235))
+                .draw()
+                .map_err(|e| e.to_string())?;
+            draw_marked(&mut chart, series, legend)
+        }
+        YScale::Linear(fmt) => {
+            let top = y1 * 1.15;
+            let legend = free_corner(series, &|(px, py)| (ux(px), py / top), plot);
+            let mut chart = builder
+                .build_cartesian_2d(x, 0.0..top)
+                .map_err(|e| e.to_string())?;
+            chart
+                .configure_mesh()
+                .x_desc(x_label)
+                .y_desc(y_label)
+                .x_label_formatter(&x_fmt)
+                .y_label_formatter(fmt)
+                .light_line_style(RGBColor(235, 235, 235))
+                .draw()
+                .map_err(|e| e.to_string())?;
+            draw_marked(&mut chart, series, legend)
+        }
+    }
+}
+
+/// Draws lines with their markers, and a legend showing colour, dash and marker.
+fn draw_marked<'a, DB: DrawingBackend + 'a, X, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    series: &[Series],
+    legend: SeriesLabelPosition,
+) -> Result<(), String>
+where
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    for s in series {
+        let style = ShapeStyle::from(&s.color).stroke_width(2);
+        let points = s.points.iter().copied().filter(|&(x, _)| x > 0.0);
+        let anno = if s.dashed {
+            chart.draw_series(DashedLineSeries::new(points.clone(), 6, 4, style))
+        } else {
+            chart.draw_series(LineSeries::new(points.clone(), style))
+        }
+        .map_err(|e| e.to_string())?;
+        let (color, dashed) = (s.color, s.dashed);
+        // The marker as a character: one element type for every marker.
+        let glyph = match s.marker {
+            Marker::Circle => "●",
+            Marker::Triangle => "▲",
+            Marker::Cross => "✕",
+        };
+        anno.label(&s.label).legend(move |at| {
+            let line = ShapeStyle::from(&color).stroke_width(2);
+            let spans = if dashed {
+                [(0, 6), (10, 16), (20, 26)]
+            } else {
+                [(0, 26), (0, 0), (0, 0)]
+            };
+            let [a, b, c] = spans.map(|(x0, x1)| PathElement::new(vec![(x0, 0), (x1, 0)], line));
+            let font = ("sans-serif", 16).into_font().color(&color);
+            EmptyElement::at(at) + a + b + c + Text::new(glyph, (9, -6), font)
+        });
+        let st = ShapeStyle::from(&s.color).filled();
+        let hollow = ShapeStyle::from(&s.color).stroke_width(2);
+        let r = match s.marker {
+            Marker::Circle => chart.draw_series(points.map(|p| Circle::new(p, 4, st).into_dyn())),
+            Marker::Triangle => {
+                chart.draw_series(points.map(|p| TriangleMarker::new(p, 5, st).into_dyn()))
+            }
+            Marker::Cross => chart.draw_series(points.map(|p| Cross::new(p, 4, hollow).into_dyn())),
+        };
+        r.map_err(|e| e.to_string())?;
+    }
+    chart
+        .configure_series_labels()
+        .position(legend)
+        .legend_area_size(34)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.3))
+        .label_font(("sans-serif", 11))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
