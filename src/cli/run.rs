@@ -12,7 +12,7 @@ use overlaybench::config::{MountApiChoice, RunConfig, RunRequest, Suite};
 use overlaybench::isolate;
 use overlaybench::report::RunStatus;
 use overlaybench::workload::copy_up::{CacheState, Procedure, Variant};
-use overlaybench::workload::{copy_up, inodes, lookup, page_cache, WorkloadOptions};
+use overlaybench::workload::{copy_up, inodes, lookup, page_cache, storm, WorkloadOptions};
 use overlaybench::{layout, workload};
 
 use super::{choice, one_of, parse_size, ImageArgs};
@@ -41,7 +41,8 @@ pub struct RunArgs {
     /// Report folder [default: reports/<UTC timestamp>].
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// lookup: lower depths to measure (1 to 500) [quick: 1,2,4,8,16,32,64,128].
+    /// lookup, storm: lower depths to measure (1 to 500) [quick: lookup
+    /// 1,2,4,8,16,32,64,128; storm 1,16; standard storm: 1,16,64].
     #[arg(long, value_delimiter = ',')]
     pub depths: Option<Vec<usize>>,
     /// lookup: distinct names per target, each looked up once per cold round [quick: 256].
@@ -50,9 +51,25 @@ pub struct RunArgs {
     /// lookup: lookups timed together as one sample (per-op = batch time / batch) [32].
     #[arg(long)]
     pub batch: Option<usize>,
-    /// Cold rounds per case (each: evict, fresh mount, measure) [quick: 10].
+    /// Rounds per case: lookup's cold rounds (each: evict, fresh mount, measure)
+    /// [quick: 10]; storm's storms per point [quick: 5, standard: 10].
     #[arg(long)]
     pub rounds: Option<usize>,
+    /// storm: containers started at once, swept; 1 is always measured
+    /// (1 to 1024) [quick: 1,4,16; standard: 1,2,4,8,16,32,64].
+    #[arg(long, value_delimiter = ',')]
+    pub concurrency: Option<Vec<usize>>,
+    /// storm: how lower layers are idmapped; asked for explicitly, a host that
+    /// refuses exits 3 [all, skipped with a note where refused].
+    #[arg(long, value_delimiter = ',', value_parser = choice::<storm::Idmap>())]
+    pub idmap: Option<Vec<storm::Idmap>>,
+    /// storm: mounts held while the mount table is read, swept (0 skips the
+    /// phase) [quick: 0,100,1000; standard: 0,100,1000,5000].
+    #[arg(long, value_delimiter = ',')]
+    pub mounts_held: Option<Vec<usize>>,
+    /// storm: layers of the image every held mount stacks (1 to 500) [16].
+    #[arg(long)]
+    pub held_depth: Option<usize>,
     /// copy-up: file sizes, binary units (e.g. 1M,16M,64M,256M) [quick: 1M,16M,64M].
     #[arg(long, value_delimiter = ',', value_parser = parse_size)]
     pub sizes: Option<Vec<u64>>,
@@ -136,7 +153,7 @@ impl RunArgs {
             images: self.image.images,
             options: WorkloadOptions {
                 lookup: lookup::Options {
-                    depths: self.depths,
+                    depths: self.depths.clone(),
                     names: self.names,
                     batch: self.batch,
                     rounds: self.rounds,
@@ -165,6 +182,14 @@ impl RunArgs {
                     set_bytes: self.cache_set,
                     files: self.cache_files,
                     containers: self.containers,
+                },
+                storm: storm::Options {
+                    depths: self.depths,
+                    concurrency: self.concurrency,
+                    rounds: self.rounds,
+                    idmap: self.idmap,
+                    held: self.mounts_held,
+                    held_depth: self.held_depth,
                 },
             },
         }

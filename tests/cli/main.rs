@@ -14,6 +14,7 @@ mod isolation;
 mod plan;
 mod report;
 mod run;
+mod storm;
 mod workloads;
 
 use std::path::{Path, PathBuf};
@@ -94,6 +95,7 @@ fn main() {
         run::tests(),
         isolation::tests(),
         workloads::tests(),
+        storm::tests(),
         plan::tests(),
         doctor::tests(),
         compare::tests(),

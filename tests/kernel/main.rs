@@ -15,6 +15,7 @@ mod hostile;
 mod images;
 mod mounts;
 mod registry;
+mod storm;
 
 use libtest_mimic::{Arguments, Trial};
 
@@ -36,6 +37,7 @@ fn main() {
         images::tests(),
         hostile::tests(),
         registry::tests(),
+        storm::tests(),
     ]
     .into_iter()
     .flatten()
