@@ -459,8 +459,9 @@ mod tests {
             },
             fds,
         );
+        // Per-layer idmap at depth 16: 8 + 16 descriptors per container.
         assert!(
-            e.contains("RLIMIT_NOFILE is 256") && e.contains("up to 24"),
+            e.contains("RLIMIT_NOFILE is 256") && e.contains("up to 8") && e.contains("(24 each"),
             "{e}"
         );
         let tight = HostLimits {

@@ -127,8 +127,9 @@ fn ns(v: Option<f64>) -> String {
     v.map(fmt_ns).unwrap_or_else(|| "-".into())
 }
 
-/// p99 by concurrency, per layout × depth, plain lowers.
-fn startup_table(r: &Report, of: &Of<'_>, backing: &str) -> Option<Table> {
+/// p99 by concurrency, and the largest storm in detail, per layout × depth,
+/// plain lowers.
+fn startup_tables(r: &Report, of: &Of<'_>, backing: &str) -> Option<(Table, Table)> {
     let start = of.of_phase(Phase::Start);
     if start.is_empty() {
         return None;
@@ -136,17 +137,23 @@ fn startup_table(r: &Report, of: &Of<'_>, backing: &str) -> Option<Table> {
     let cs: BTreeSet<usize> = start.iter().filter_map(|(_, v)| v.concurrency).collect();
     let depths: BTreeSet<usize> = start.iter().map(|(_, v)| v.depth).collect();
     let cmax = *cs.last()?;
-    let mut t = Table::new(
+    let mut by_c = Table::new(
         ["layout".to_string(), "depth".into()]
             .into_iter()
             .chain(cs.iter().map(|c| format!("p99 @{c}")))
-            .chain([
-                format!("×C=1 @{cmax}"),
-                "doubles at C".into(),
-                format!("starts/s @{cmax}"),
-                format!("stop p50 @{cmax}"),
-            ]),
+            .chain([format!("×C=1 @{cmax}"), "doubles at C".into()]),
     );
+    let mut at_max = Table::new([
+        "layout".to_string(),
+        "depth".into(),
+        "p50".into(),
+        "p99".into(),
+        "max".into(),
+        "starts/s".into(),
+        "stop p50".into(),
+        "stop max".into(),
+    ]);
+    let stat = |k: Option<&Case>, f: fn(&crate::stats::Stats) -> f64| ns(k.map(|k| f(&k.stats)));
     for layout in layouts_in(&start) {
         for &d in &depths {
             if of
@@ -174,16 +181,24 @@ fn startup_table(r: &Report, of: &Of<'_>, backing: &str) -> Option<Table> {
             .unwrap_or_else(|| format!("> {cmax}"));
             row.push(ratio);
             row.push(doubles);
-            row.push(
+            by_c.row(row);
+            let ready = of.storm(TIME_TO_READY, &layout, d, Idmap::None, cmax);
+            let stop = of.storm(TIME_TO_STOP, &layout, d, Idmap::None, cmax);
+            at_max.row(vec![
+                layout.clone(),
+                d.to_string(),
+                stat(ready, |s| s.median),
+                ns(of.median(TIME_TO_READY_P99, &layout, d, Idmap::None, cmax)),
+                stat(ready, |s| s.max),
                 of.median(STARTS_PER_SECOND, &layout, d, Idmap::None, cmax)
                     .map(|v| format!("{v:.0}"))
                     .unwrap_or_else(|| "-".into()),
-            );
-            row.push(ns(of.median(TIME_TO_STOP, &layout, d, Idmap::None, cmax)));
-            t.row(row);
+                stat(stop, |s| s.median),
+                stat(stop, |s| s.max),
+            ]);
         }
     }
-    Some(t)
+    Some((by_c, at_max))
 }
 
 /// Idmapped modes against plain lowers, per layout × depth.
@@ -357,17 +372,27 @@ impl Section for StormSection {
             .flat_map(|backing| {
                 let of = Of::new(&all, &backing);
                 let mut blocks = Vec::new();
-                if let Some(t) = startup_table(r, &of, &backing) {
+                if let Some((by_c, at_max)) = startup_tables(r, &of, &backing) {
                     blocks.push(Block {
                         heading: format!("storm — containers started at once ({backing})"),
                         intro: INTRO.into(),
-                        tables: vec![(
-                            Some(
-                                "p99 time to ready by containers started at once (plain lowers):"
-                                    .into(),
+                        tables: vec![
+                            (
+                                Some(
+                                    "p99 time to ready by containers started at once (plain lowers):"
+                                        .into(),
+                                ),
+                                by_c,
                             ),
-                            t,
-                        )],
+                            (
+                                Some(
+                                    "The largest storm: time to ready and to stop over every container \
+                                     of every round (p99: median of the per-storm p99s):"
+                                        .into(),
+                                ),
+                                at_max,
+                            ),
+                        ],
                     });
                 }
                 if let Some(t) = idmap_table(r, &of, &backing) {
@@ -399,8 +424,8 @@ impl Section for StormSection {
             .filter_map(|backing| {
                 let of = Of::new(&all, &backing);
                 let mut tables = Vec::new();
-                if let Some(t) = startup_table(r, &of, &backing) {
-                    tables.push((None, t));
+                if let Some((by_c, _)) = startup_tables(r, &of, &backing) {
+                    tables.push((None, by_c));
                 }
                 if let Some((_, s)) = mount_tables(r, &of, &backing) {
                     tables.push((Some("mount table (cost per 1,000 mounts held):".into()), s));
