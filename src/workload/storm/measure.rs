@@ -248,7 +248,15 @@ pub fn storm(
             stop_release = Instant::now();
             gate.set(|g| g.stop = true);
         }
-        let joined: Vec<Container> = handles.into_iter().filter_map(|h| h.join().ok()).collect();
+        // A thread that panicked outside its guarded start (in its stop) is
+        // re-raised here, after every other thread has stopped.
+        let mut joined = Vec::with_capacity(handles.len());
+        for h in handles {
+            match h.join() {
+                Ok(c) => joined.push(c),
+                Err(p) => std::panic::resume_unwind(p),
+            }
+        }
         match spawn_error {
             Some(e) => Err(WorkloadError::Unsupported(format!(
                 "starting {c} threads for a storm: {e}; lower --concurrency"

@@ -256,7 +256,14 @@ impl Storm {
     ) -> Result<Option<UserNamespace>, WorkloadError> {
         let p = &self.params;
         let wanted: Vec<&str> = p.idmapped().map(Idmap::name).collect();
-        if wanted.is_empty() || !ctx.layouts.iter().any(|l| l.capabilities().idmap_lowers) {
+        if wanted.is_empty() {
+            return Ok(None);
+        }
+        if !ctx.layouts.iter().any(|l| l.capabilities().idmap_lowers) {
+            ctx.out.note(
+                "storm: no layout of the run can idmap its lower layers: idmap modes skipped"
+                    .into(),
+            );
             return Ok(None);
         }
         let probe_dir = ctx.scratch.path().join(NAME).join("idmap-probe");
