@@ -26,8 +26,9 @@ fn image(depth: usize) -> SyntheticImage {
     SyntheticImage::new(&format!("storm-{depth}"), params().image(depth))
 }
 
-fn lines() -> usize {
-    MountInfo::current().expect("mountinfo").entries.len()
+/// Mount-table lines at or below `dir` (other tests mount elsewhere meanwhile).
+fn lines_under(dir: &Path) -> usize {
+    MountInfo::current().expect("mountinfo").under(dir).count()
 }
 
 fn idmapped_lowers_show_the_mapped_owner(mode: IdmapMode) -> Result<(), Failed> {
@@ -38,14 +39,14 @@ fn idmapped_lowers_show_the_mapped_owner(mode: IdmapMode) -> Result<(), Failed> 
     let depth = 6;
     let img = l.prepare(&image(depth), &scratch.path().join("img"))?;
     let c = l.create_container(&img, &scratch.path().join("c"))?;
-    let before = lines();
+    let before = lines_under(scratch.path());
     let how = MountHow {
         idmap: Some(Idmap { userns: &ns, mode }),
         read_back: true,
     };
     let m = l.mount_as(&img, &c, &how)?;
     // One line: the overlay; the clones are detached and passed by fd.
-    let added = lines() - before;
+    let added = lines_under(scratch.path()) - before;
     let shown = std::fs::metadata(m.merged.join("etc/hostname"))?.uid();
     let on_disk = std::fs::metadata(img.layer_dirs[depth - 1].join("etc/hostname"))?.uid();
     let lowers = overlaybench::isolate::mountinfo::overlay_lowers(
