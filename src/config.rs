@@ -2,7 +2,7 @@
 //! fills) validated once into a `RunConfig` (ripgrep's low/high args split),
 //! which is serialised into the report so a run can be repeated.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use serde_json::{json, Map, Value};
@@ -10,9 +10,11 @@ use serde_json::{json, Map, Value};
 use crate::choice::Choice;
 use crate::error::ErrorClass;
 use crate::image::source::{ImageRef, OpenOptions, SourceError};
+use crate::input::canonical_for_creation;
 use crate::isolate::{self, BackingKind, MountApi};
 use crate::layout;
-use crate::workload::{self, BuildContext, ParamError, Workload, WorkloadOptions};
+use crate::report::OutDir;
+use crate::workload::{self, BuildContext, Footprint, ParamError, Workload, WorkloadOptions};
 
 pub use crate::workload::Suite;
 
@@ -83,7 +85,8 @@ pub struct RunRequest {
     pub suite: Suite,
     /// Workload names, in run order.
     pub workloads: Vec<String>,
-    /// Layout names, in interleaving order.
+    /// Layout names, in interleaving order; empty: every registered layout
+    /// this host can run (the others are skipped with a note).
     pub layouts: Vec<String>,
     /// Backings as spelled (`ext4`, `dir:/x`).
     pub backings: Vec<String>,
@@ -93,6 +96,8 @@ pub struct RunRequest {
     pub fs_size: Option<u64>,
     /// Report folder.
     pub out: Option<PathBuf>,
+    /// Replace an existing report in `out`.
+    pub force: bool,
     /// Mount API.
     pub mount_api: MountApiChoice,
     /// Host-wide drop_caches allowed.
@@ -101,6 +106,8 @@ pub struct RunRequest {
     pub seed: u64,
     /// Show a progress bar.
     pub progress: bool,
+    /// Also check Docker's storage-driver claims on each backing.
+    pub claims: bool,
     /// Every workload's options.
     pub options: WorkloadOptions,
     /// The user's images (`oci:DIR`, `registry:HOST/REPO:TAG`, …), as given.
@@ -115,13 +122,15 @@ pub enum ConfigError {
     #[error(transparent)]
     Param(#[from] ParamError),
     #[error(transparent)]
+    Path(#[from] crate::input::PathError),
+    #[error(transparent)]
     Image(#[from] SourceError),
     #[error("{0}")]
     Invalid(String),
 }
 
 impl ConfigError {
-    /// Bad input, or what a bad image reference says.
+    /// Always bad input.
     pub fn class(&self) -> ErrorClass {
         match self {
             ConfigError::Image(e) => e.class(),
@@ -138,14 +147,17 @@ pub struct RunConfig {
     pub workloads: Vec<Box<dyn Workload>>,
     /// Layout names, in interleaving order.
     pub layouts: Vec<&'static str>,
+    /// Whether the user named the layouts: then one the host cannot run is an
+    /// error (exit 3); by default it is skipped with a note.
+    pub layouts_given: bool,
     /// Backing filesystems; each gets a fresh scratch fs.
     pub backings: Vec<BackingKind>,
     /// Parent of scratch run dirs.
     pub scratch_root: PathBuf,
     /// Fixed scratch fs size, if given.
     pub fs_size_bytes: Option<u64>,
-    /// Report folder.
-    pub out_dir: PathBuf,
+    /// Report folder (claimed when the run starts).
+    pub out: OutDir,
     /// Overlay mount API choice.
     pub mount_api: MountApiChoice,
     /// Whether host-wide drop_caches may be used.
@@ -158,6 +170,8 @@ pub struct RunConfig {
     pub images: Vec<ImageRef>,
     /// How to open them.
     pub image_options: OpenOptions,
+    /// Also check Docker's storage-driver claims on each backing (after the workloads).
+    pub claims: bool,
 }
 
 /// UTC timestamp for default output folders: `20261126T185506Z`.
@@ -178,8 +192,21 @@ impl TryFrom<RunRequest> for RunConfig {
         let backings = dedup(&r.backings)
             .iter()
             .map(|s| s.parse::<BackingKind>().map_err(ConfigError::Invalid))
+            .map(|b| b.and_then(canonical_backing))
             .collect::<Result<Vec<_>, _>>()?;
-        let layouts = dedup(&r.layouts)
+        // No layouts named: Docker's two drivers and the baseline, each skipped
+        // (visibly) where the host cannot run it; a layout the user named is
+        // never skipped (exit 3).
+        let layouts_given = !r.layouts.is_empty();
+        let named: Vec<String> = if layouts_given {
+            r.layouts.clone()
+        } else {
+            layout::DEFAULT_LAYOUTS
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
+        };
+        let layouts = dedup(&named)
             .iter()
             .map(|name| {
                 layout::entry(name).map(|e| e.name).ok_or_else(|| {
@@ -213,17 +240,36 @@ impl TryFrom<RunRequest> for RunConfig {
                 workload::names().join(", ")
             )));
         }
-        if let Some(out) = &r.out {
-            if out.is_file() {
-                return Err(ConfigError::Invalid(format!(
-                    "--out {} is a file; name a directory for the report",
-                    out.display()
-                )));
-            }
+        let out = match &r.out {
+            Some(p) => OutDir::Given {
+                path: canonical_for_creation("--out", p)?,
+                force: r.force,
+            },
+            None => OutDir::Fresh {
+                parent: canonical_for_creation("--out", Path::new("reports"))?,
+                prefix: "",
+            },
+        };
+        out.check("--out").map_err(ConfigError::Invalid)?;
+        let scratch = canonical_for_creation("--scratch", &r.scratch)?;
+        if scratch.exists() && !scratch.is_dir() {
+            return Err(ConfigError::Invalid(format!(
+                "--scratch {} is not a directory; name a directory (it is made if missing)",
+                scratch.display()
+            )));
         }
+        check_layer_safe("--scratch", &scratch)?;
         if let Some(size) = r.fs_size {
-            if size < 64 << 20 {
-                return Err(ParamError::range("--fs-size", size, "at least 64M").into());
+            for b in &backings {
+                let min = isolate::min_fs_bytes(b);
+                if size < min {
+                    return Err(ParamError::range(
+                        "--fs-size",
+                        size,
+                        format!("a {b} scratch filesystem needs at least {} MiB", min >> 20),
+                    )
+                    .into());
+                }
             }
         }
         let images = dedup(&r.images)
@@ -239,28 +285,93 @@ impl TryFrom<RunRequest> for RunConfig {
             selected: &selected,
             seed: r.seed,
         };
-        let workloads = entries
+        let workloads: Vec<Box<dyn Workload>> = entries
             .iter()
             .map(|e| (e.build)(&ctx))
             .collect::<Result<Vec<_>, _>>()?;
+        if let Some(size) = r.fs_size {
+            // The images' own size is checked when they are opened (their
+            // manifests are read then, not here).
+            let needed = footprint(&workloads, layouts.len(), 0).bytes;
+            if size < needed {
+                return Err(ParamError::range(
+                    "--fs-size",
+                    size,
+                    format!(
+                        "these workloads write up to {needed} bytes ({} MiB); use --fs-size {}M or more, \
+                         or leave it out to size from the plan",
+                        needed.div_ceil(1 << 20),
+                        needed.div_ceil(1 << 20)
+                    ),
+                )
+                .into());
+            }
+        }
         Ok(RunConfig {
             suite: r.suite,
             workloads,
             layouts,
+            layouts_given,
             backings,
-            scratch_root: r.scratch,
+            scratch_root: scratch,
             fs_size_bytes: r.fs_size,
-            out_dir: r.out.unwrap_or_else(|| {
-                PathBuf::from("reports").join(utc_stamp(std::time::SystemTime::now()))
-            }),
+            out,
             mount_api: r.mount_api,
             drop_caches: r.drop_caches,
             seed: r.seed,
             progress: r.progress,
             images,
             image_options: r.image_options,
+            claims: r.claims,
         })
     }
+}
+
+/// The largest room any of `workloads` needs with `layouts` layouts and the
+/// user's images (`image_bytes` unpacked).
+pub fn footprint(workloads: &[Box<dyn Workload>], layouts: usize, image_bytes: u64) -> Footprint {
+    workloads.iter().fold(Footprint::default(), |acc, w| {
+        let f = w.footprint(layouts, image_bytes);
+        Footprint {
+            bytes: acc.bytes.max(f.bytes),
+            inodes: acc.inodes.max(f.inodes),
+        }
+    })
+}
+
+/// A `dir:` backing must name an existing directory (canonical from here on):
+/// the tool never creates it.
+fn canonical_backing(b: BackingKind) -> Result<BackingKind, ConfigError> {
+    match b {
+        BackingKind::Dir(p) => {
+            let c = crate::input::canonical_existing("--backing dir:", &p).map_err(|e| {
+                ConfigError::Invalid(format!(
+                    "{e}; name an existing directory (it is never created)"
+                ))
+            })?;
+            if !c.is_dir() {
+                return Err(ConfigError::Invalid(format!(
+                    "--backing dir:{} is not a directory",
+                    p.display()
+                )));
+            }
+            check_layer_safe("--backing dir:", &c)?;
+            Ok(BackingKind::Dir(c))
+        }
+        other => Ok(other),
+    }
+}
+
+/// Overlay's option syntax cannot carry ':' or ',' in a layer path.
+fn check_layer_safe(option: &str, p: &Path) -> Result<(), ConfigError> {
+    let b = p.as_os_str().as_encoded_bytes();
+    if b.contains(&b':') || b.contains(&b',') {
+        return Err(ConfigError::Invalid(format!(
+            "{option} {}: overlay layer paths cannot contain ':' or ','; name a directory without them",
+            p.display()
+        )));
+    }
+    Ok(())
 }
 
 impl RunConfig {
@@ -278,6 +389,7 @@ impl RunConfig {
                 .collect::<Vec<_>>()),
         );
         m.insert("layouts".into(), json!(self.layouts));
+        m.insert("layouts_given".into(), json!(self.layouts_given));
         m.insert(
             "backings".into(),
             json!(self
@@ -288,7 +400,11 @@ impl RunConfig {
         );
         m.insert("scratch_root".into(), json!(self.scratch_root));
         m.insert("fs_size_bytes".into(), json!(self.fs_size_bytes));
-        m.insert("out_dir".into(), json!(self.out_dir));
+        let out = match &self.out {
+            OutDir::Given { path, .. } => path.clone(),
+            OutDir::Fresh { parent, .. } => parent.clone(),
+        };
+        m.insert("out_dir".into(), json!(out));
         m.insert("mount_api".into(), json!(self.mount_api));
         m.insert("drop_caches".into(), json!(self.drop_caches));
         m.insert("seed".into(), json!(self.seed));
@@ -304,6 +420,7 @@ impl RunConfig {
             );
             m.insert("platform".into(), json!(self.image_options.platform));
         }
+        m.insert("claims".into(), json!(self.claims));
         for w in &self.workloads {
             m.insert(w.entry().config_key.into(), w.params_json());
         }
@@ -324,10 +441,12 @@ mod tests {
             scratch: "/var/tmp/overlaybench".into(),
             fs_size: None,
             out: None,
+            force: false,
             mount_api: MountApiChoice::Auto,
             drop_caches: false,
             seed: 1,
             progress: false,
+            claims: false,
             options: WorkloadOptions::default(),
             images: Vec::new(),
             image_options: OpenOptions::default(),
@@ -339,7 +458,7 @@ mod tests {
         let c = RunConfig::try_from(request()).expect("valid");
         assert_eq!(c.layouts, layout::names());
         assert_eq!(c.backings, vec![BackingKind::Ext4]);
-        assert!(c.out_dir.starts_with("reports"));
+        assert!(matches!(&c.out, OutDir::Fresh { parent, .. } if parent.ends_with("reports")));
         let j = c.to_json();
         assert_eq!(
             j.pointer("/lookup/depths"),

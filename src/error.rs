@@ -2,7 +2,8 @@
 //!
 //! Each library error type says which class it is (`class()`); the binary walks
 //! the error chain at its edge and picks the exit code. Nothing here knows the
-//! other modules, so every module can depend on it without a cycle.
+//! other modules but `stop` (which knows none), so every module can depend on it
+//! without a cycle.
 
 /// What kind of failure ended the command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,6 +14,8 @@ pub enum ErrorClass {
     Unsupported,
     /// Anything else that went wrong while working: exit 1.
     Runtime,
+    /// Stopped by SIGINT, SIGTERM or SIGHUP: exit 128 + the signal number.
+    Interrupted,
 }
 
 impl ErrorClass {
@@ -22,6 +25,7 @@ impl ErrorClass {
             ErrorClass::Usage => 2,
             ErrorClass::Unsupported => 3,
             ErrorClass::Runtime => 1,
+            ErrorClass::Interrupted => crate::stop::exit_code(),
         }
     }
 }

@@ -1,7 +1,8 @@
-//! Fault injection for the isolation tests: `OVERLAYBENCH_FAULT=<point>:<panic|error>`
-//! makes the named point panic or fail, so tests can prove that a panic or an
-//! error mid-run leaves nothing mounted. Unset, it costs one env lookup per call
-//! outside any timed region.
+//! Fault injection for the isolation tests: `OVERLAYBENCH_FAULT=<point>:<panic|error|sigint>`
+//! makes the named point panic, fail, or send the process a real SIGINT, so
+//! tests can prove that a panic, an error or an interrupt mid-run leaves nothing
+//! mounted — at a known moment instead of after a sleep. Unset, it costs one env
+//! lookup per call outside any timed region.
 
 /// What an armed fault point does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +21,16 @@ pub fn hit(name: &str) -> Option<Fault> {
     match action {
         "panic" => panic!("injected fault at {name}"),
         "error" => Some(Fault::Error),
+        "sigint" => {
+            // Once: a second SIGINT would abort the run (a point hit again before
+            // the signal thread has set the stop flag must not send another).
+            static SENT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+            if !SENT.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                // SAFETY: kill(2) on our own pid; the signal thread handles it.
+                unsafe { libc::kill(libc::getpid(), libc::SIGINT) };
+            }
+            None
+        }
         _ => None,
     }
 }

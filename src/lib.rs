@@ -6,16 +6,19 @@
 //!
 //! Layers, each depending only on those below it:
 //! - `app` — one function per subcommand;
-//! - `config` (a run's validated plan), `doctor`, `compare`, `capacity`;
+//! - `config` (a run's validated plan), `doctor`, `compare`, `capacity`, `claims`
+//!   (Docker's storage notes checked on this host);
 //! - `workload` — one folder per workload, reached through its registry;
 //! - `layout` (one file per storage layout), `report` (schema, sections, charts,
 //!   exports), `image` (specs, sources, the entry stream), `host`;
 //! - `isolate` (namespace, scratch filesystems, mounts), `probe` (kernel reads),
+//!   `input` (the bounded reader and path canonicalisation every input goes through),
 //!   `stats` (pure maths), `error` (exit-code classes).
 
 pub mod app;
 pub mod capacity;
 pub mod choice;
+pub mod claims;
 pub mod compare;
 pub mod config;
 pub mod doctor;
@@ -23,9 +26,11 @@ pub mod error;
 pub mod fault;
 pub mod host;
 pub mod image;
+pub mod input;
 pub mod isolate;
 pub mod layout;
 pub mod probe;
 pub mod report;
 pub mod stats;
+pub mod stop;
 pub mod workload;

@@ -72,6 +72,7 @@ fn example_compared_with_itself_passes_in_every_format() {
         ("markdown", "compare-self.md"),
         ("junit", "compare-self.xml"),
         ("json", "compare-self.json"),
+        ("html", "compare-self.html"),
     ] {
         let out = bin()
             .args([

@@ -2,12 +2,22 @@
 //! workload's gate rules from the registry.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::AppError;
 use crate::compare::format::{render, CompareFormat};
 use crate::compare::{self as cmp, CompareOptions, FigureSet, MissingPolicy, WorkloadRules};
+use crate::input::canonical_for_creation;
 use crate::report::{self, RunStatus};
+
+fn status_name(s: RunStatus) -> &'static str {
+    match s {
+        RunStatus::Running => "running",
+        RunStatus::Complete => "complete",
+        RunStatus::Interrupted => "interrupted",
+        RunStatus::Failed => "failed",
+    }
+}
 use crate::workload;
 
 /// What the user asked `compare` for.
@@ -33,8 +43,10 @@ pub struct CompareConfig {
     pub format: CompareFormat,
     /// Write the output here instead of returning it for stdout.
     pub output: Option<PathBuf>,
-    /// Bootstrap resamples per figure.
+    /// Bootstrap resamples per figure (100 to 100000).
     pub resamples: usize,
+    /// Accept a current report that is not complete.
+    pub allow_partial: bool,
 }
 
 /// The outcome of a comparison.
@@ -66,13 +78,69 @@ pub fn registry_rules() -> BTreeMap<String, WorkloadRules> {
         .collect()
 }
 
+/// Fewest and most bootstrap resamples: below, the interval is noise; above,
+/// the time and memory grow with no gain in the verdict.
+pub const RESAMPLES: std::ops::RangeInclusive<usize> = 100..=100_000;
+
+/// Refuses workload names the registry does not know (a typo would silently
+/// drop a threshold), listing the known ones.
+fn check_workload_names<'a>(
+    names: impl Iterator<Item = &'a String>,
+    rules: &BTreeMap<String, WorkloadRules>,
+    whence: &str,
+) -> Result<(), AppError> {
+    for n in names {
+        if !rules.contains_key(n) {
+            let known: Vec<&str> = rules.keys().map(String::as_str).collect();
+            return Err(AppError::Usage(format!(
+                "unknown workload '{n}' in {whence}; known workloads: {}",
+                known.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Compares the two reports of `cfg`.
 pub fn compare(cfg: &CompareConfig) -> Result<CompareOutcome, AppError> {
+    if !RESAMPLES.contains(&cfg.resamples) {
+        return Err(AppError::Usage(format!(
+            "--resamples {} is out of range: use {} to {}",
+            cfg.resamples,
+            RESAMPLES.start(),
+            RESAMPLES.end()
+        )));
+    }
+    let output = match &cfg.output {
+        Some(p) => {
+            let p = canonical_for_creation("--output", p)?;
+            if p.exists() && !p.is_file() {
+                return Err(AppError::Usage(format!(
+                    "--output {} exists and is not a regular file; name a file to write",
+                    p.display()
+                )));
+            }
+            if !p.parent().is_some_and(Path::is_dir) {
+                return Err(AppError::Usage(format!(
+                    "--output {}: its folder does not exist; make it first",
+                    p.display()
+                )));
+            }
+            Some(p)
+        }
+        None => None,
+    };
     let gate = match &cfg.gate_file {
         Some(p) => cmp::gate::read(p).map_err(AppError::Usage)?,
         None => cmp::gate::GateFile::default(),
     };
     let rules = registry_rules();
+    check_workload_names(
+        cfg.workload_thresholds.iter().map(|(w, _)| w),
+        &rules,
+        "--workload-threshold",
+    )?;
+    check_workload_names(gate.workloads.keys(), &rules, "the gate file's [workloads]")?;
     // Built-in per-workload defaults, unless one threshold is given for everything;
     // then the gate file's and the command line's per-workload values.
     let global = cfg.threshold.or(gate.threshold.map(|t| t.0));
@@ -89,18 +157,26 @@ pub fn compare(cfg: &CompareConfig) -> Result<CompareOutcome, AppError> {
         figures: cfg.figures,
         missing: cfg.missing.or(gate.missing).unwrap_or(MissingPolicy::Fail),
         ignore_params: cfg.ignore_params.clone(),
-        resamples: cfg.resamples.max(100),
+        resamples: cfg.resamples,
         rules,
     };
     let baseline = report::read_report(&cfg.baseline)?;
     let current = report::read_report(&cfg.current)?;
+    if current.status != RunStatus::Complete && !cfg.allow_partial {
+        return Err(AppError::Usage(format!(
+            "{} is not a complete run (status {}); a partial run cannot pass the gate — rerun it, or pass \
+             --allow-partial to compare its finished cases",
+            cfg.current.display(),
+            status_name(current.status)
+        )));
+    }
     let mut warnings = Vec::new();
     for (name, r) in [(&cfg.baseline, &baseline), (&cfg.current, &current)] {
         if r.status != RunStatus::Complete {
             warnings.push(format!(
-                "{} is not a complete run (status {:?}); only its finished cases are compared",
+                "{} is not a complete run (status {}); only its finished cases are compared",
                 name.display(),
-                r.status
+                status_name(r.status)
             ));
         }
     }
@@ -110,7 +186,7 @@ pub fn compare(cfg: &CompareConfig) -> Result<CompareOutcome, AppError> {
     );
     let result = cmp::compare(&baseline, &current, (&names.0, &names.1), &opts)?;
     let text = render(&result, cfg.format);
-    if let Some(p) = &cfg.output {
+    if let Some(p) = &output {
         report::write_atomic(p, text.as_bytes())?;
     }
     Ok(CompareOutcome {

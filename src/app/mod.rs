@@ -2,6 +2,7 @@
 //! command line's types) and returning what the binary prints. Each is usable
 //! and testable without the binary.
 
+pub mod claims;
 pub mod compare;
 pub mod doctor;
 pub mod plan;
@@ -10,6 +11,7 @@ pub mod run;
 
 use std::path::PathBuf;
 
+use crate::claims::ClaimError;
 use crate::compare::CompareError;
 use crate::config::ConfigError;
 use crate::error::ErrorClass;
@@ -46,6 +48,18 @@ pub enum AppError {
     Source(#[from] SourceError),
     #[error(transparent)]
     Apply(#[from] ApplyError),
+    #[error(transparent)]
+    Input(#[from] crate::input::ReadError),
+    #[error(transparent)]
+    Path(#[from] crate::input::PathError),
+    /// The host cannot do what was asked (found while preparing, before anything is written).
+    #[error("{0}")]
+    Unsupported(String),
+    /// Stopped by a signal (SIGINT, SIGTERM, SIGHUP) before anything was written.
+    #[error("interrupted")]
+    Interrupted,
+    #[error(transparent)]
+    Claims(#[from] ClaimError),
     /// Bad input that names the value and what is accepted.
     #[error("{0}")]
     Usage(String),
@@ -71,8 +85,13 @@ impl AppError {
             AppError::Image(e) => e.class(),
             AppError::Source(e) => e.class(),
             AppError::Apply(e) => e.class(),
+            AppError::Claims(e) => e.class(),
             AppError::Costs(_) | AppError::Usage(_) => ErrorClass::Usage,
+            AppError::Input(e) => e.class(),
+            AppError::Path(e) => e.class(),
+            AppError::Unsupported(_) => ErrorClass::Unsupported,
             AppError::Io { .. } => ErrorClass::Runtime,
+            AppError::Interrupted => ErrorClass::Interrupted,
         }
     }
 

@@ -1,13 +1,14 @@
 //! `overlaybench plan`: a capacity projection per layout, from per-unit costs
 //! read from an inodes report or measured now on fresh scratch filesystems.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::AppError;
 use crate::capacity::{self, Filesystem, Fleet, PlanReport};
+use crate::input::{canonical_existing, canonical_for_creation};
 use crate::isolate::{BackingKind, Privilege, ScratchRequest};
 use crate::layout::{self, LayoutConfig, MAX_LOWER_LAYERS};
-use crate::report::{self, fmt_bytes};
+use crate::report::{self, fmt_bytes, OutDir};
 use crate::workload::{self, ParamError};
 
 /// The filesystem a plan fills.
@@ -41,6 +42,8 @@ pub struct PlanRequest {
     pub scratch: PathBuf,
     /// Output folder.
     pub out: Option<PathBuf>,
+    /// Replace a plan already in `out`.
+    pub force: bool,
     /// Image seed.
     pub seed: u64,
 }
@@ -52,16 +55,18 @@ pub struct PlanConfig {
     pub fleet: Fleet,
     /// The filesystem to fill, resolved.
     pub filesystem: Filesystem,
-    /// Costs from this report instead of measuring.
+    /// Costs from this report instead of measuring (canonical).
     pub from: Option<PathBuf>,
+    /// `from` as the user spelled it, for what the plan says it used.
+    pub from_shown: Option<String>,
     /// Backing of the costs.
     pub backing: BackingKind,
     /// Layouts.
     pub layouts: Vec<&'static str>,
     /// Where measurement scratch filesystems are made.
     pub scratch: PathBuf,
-    /// Output folder.
-    pub out: PathBuf,
+    /// Output folder (claimed when the plan is written).
+    pub out: OutDir,
     /// Image seed.
     pub seed: u64,
 }
@@ -102,8 +107,20 @@ impl TryFrom<PlanRequest> for PlanConfig {
             .collect::<Result<Vec<_>, _>>()?;
         let filesystem = match &r.target {
             Target::Path(p) => {
-                capacity::filesystem_at(p).map_err(AppError::io("reading free space of", p))?
+                let p = canonical_existing("--path", p)?;
+                capacity::filesystem_at(&p).map_err(AppError::io("reading free space of", &p))?
             }
+            Target::Size { bytes, .. } if *bytes == 0 => {
+                return Err(ParamError::range(
+                    "--fs-size",
+                    0,
+                    "the filesystem to fill must have a size; use e.g. --fs-size 100G",
+                )
+                .into())
+            }
+            Target::Size {
+                inodes: Some(0), ..
+            } => return Err(ParamError::range("--fs-inodes", 0, "at least 1").into()),
             Target::Size { bytes, inodes } => {
                 let mut fs = capacity::ext4_defaults(*bytes);
                 if let Some(n) = inodes {
@@ -113,19 +130,41 @@ impl TryFrom<PlanRequest> for PlanConfig {
                 fs
             }
         };
+        let sized = matches!(r.target, Target::Size { .. });
+        if filesystem.available_bytes == 0 || (sized && filesystem.available_inodes == 0) {
+            return Err(AppError::Usage(format!(
+                "{} has no room (bytes {}, inodes {}): nothing fits; name a larger filesystem",
+                filesystem.source, filesystem.available_bytes, filesystem.available_inodes
+            )));
+        }
+        let from = match &r.from {
+            Some(f) => Some(canonical_existing("--from", f)?),
+            None => None,
+        };
+        let backing = match backing {
+            BackingKind::Dir(p) => BackingKind::Dir(canonical_existing("--backing dir:", &p)?),
+            b => b,
+        };
+        let out = match &r.out {
+            Some(p) => OutDir::Given {
+                path: canonical_for_creation("--out", p)?,
+                force: r.force,
+            },
+            None => OutDir::Fresh {
+                parent: canonical_for_creation("--out", Path::new("reports"))?,
+                prefix: "plan-",
+            },
+        };
+        out.check("--out").map_err(AppError::Usage)?;
         Ok(PlanConfig {
             fleet: r.fleet,
             filesystem,
-            from: r.from,
+            from,
+            from_shown: r.from.as_ref().map(|f| f.display().to_string()),
             backing,
             layouts,
-            scratch: r.scratch,
-            out: r.out.unwrap_or_else(|| {
-                PathBuf::from("reports").join(format!(
-                    "plan-{}",
-                    crate::config::utc_stamp(std::time::SystemTime::now())
-                ))
-            }),
+            scratch: canonical_for_creation("--scratch", &r.scratch)?,
+            out,
             seed: r.seed,
         })
     }
@@ -152,7 +191,11 @@ pub fn plan(cfg: &PlanConfig, privilege: Option<Privilege>) -> Result<PlanOutcom
             let report = report::read_report(from)?;
             let costs = source.read_from_report(&report, &cfg.fleet, &backing)?;
             notes = workload::plan_notes(&report, &cfg.fleet, &backing);
-            (costs, format!("inodes results in {}", from.display()))
+            let shown = cfg
+                .from_shown
+                .clone()
+                .unwrap_or_else(|| from.display().to_string());
+            (costs, format!("inodes results in {shown}"))
         }
         (None, Some(privilege)) => {
             let config = LayoutConfig {
@@ -160,11 +203,20 @@ pub fn plan(cfg: &PlanConfig, privilege: Option<Privilege>) -> Result<PlanOutcom
                 options: Vec::new(),
                 privilege,
             };
-            let layouts: Vec<_> = cfg
+            // A layout this host cannot run is left out, saying why (exit 3 when
+            // none is left).
+            let mut layouts = Vec::new();
+            for l in cfg
                 .layouts
                 .iter()
                 .filter_map(|n| layout::create(n, &config))
-                .collect();
+            {
+                match l.host_support() {
+                    Ok(()) => layouts.push(l),
+                    Err(e) if cfg.layouts.len() == 1 => return Err(e.into()),
+                    Err(e) => eprintln!("plan: skipped: {e}"),
+                }
+            }
             eprintln!(
                 "measuring per-unit costs on a fresh {backing} per layout (2 images of {} layers)…",
                 cfg.fleet.layers
@@ -199,22 +251,18 @@ pub fn plan(cfg: &PlanConfig, privilege: Option<Privilege>) -> Result<PlanOutcom
         costs_backing: backing,
         notes,
     };
-    std::fs::create_dir_all(&cfg.out).map_err(AppError::io("creating", &cfg.out))?;
+    let out = cfg
+        .out
+        .claim(&crate::config::utc_stamp(std::time::SystemTime::now()))?;
     let json = serde_json::to_vec_pretty(&report).map_err(|e| {
         AppError::Report(report::ReportError::Render {
             what: "plan.json".into(),
             detail: e.to_string(),
         })
     })?;
-    report::write_atomic(&cfg.out.join("plan.json"), &json)?;
-    report::write_atomic(
-        &cfg.out.join("plan.svg"),
-        &capacity::render::plan_svg(&report)?,
-    )?;
-    Ok(PlanOutcome {
-        report,
-        out: cfg.out.clone(),
-    })
+    report::write_atomic(&out.join("plan.json"), &json)?;
+    report::write_atomic(&out.join("plan.svg"), &capacity::render::plan_svg(&report)?)?;
+    Ok(PlanOutcome { report, out })
 }
 
 /// What `plan` prints: the fleet and filesystem, where costs came from, the

@@ -53,10 +53,20 @@ pub fn report(cfg: &ReportConfig) -> Result<ReportOutcome, AppError> {
         }
         ExportFormat::Files => {}
     }
+    let path = crate::input::canonical_existing("report", &cfg.path)?;
     let out = match &cfg.out {
-        Some(o) => o.clone(),
-        None if cfg.path.is_dir() => cfg.path.clone(),
-        None => cfg.path.parent().unwrap_or(Path::new(".")).to_path_buf(),
+        Some(o) => {
+            let o = crate::input::canonical_for_creation("--out", o)?;
+            if o.exists() && !o.is_dir() {
+                return Err(AppError::Usage(format!(
+                    "--out {} is a file; name a directory for the rendered files",
+                    o.display()
+                )));
+            }
+            o
+        }
+        None if path.is_dir() => path.clone(),
+        None => path.parent().unwrap_or(Path::new("/")).to_path_buf(),
     };
     std::fs::create_dir_all(&out).map_err(AppError::io("creating", &out))?;
     let mut written = Vec::new();

@@ -12,18 +12,24 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 
 use super::AppError;
+use crate::claims;
 use crate::config::RunConfig;
 use crate::host::HostInfo;
 use crate::image::source;
 use crate::image::ImageSource;
-use crate::isolate::{EvictionKind, Privilege, Scratch, ScratchRequest};
+use crate::isolate::{
+    self, BackingKind, EvictionKind, IsolateError, Privilege, Scratch, ScratchRequest,
+};
 use crate::layout::{self, LayoutConfig};
-use crate::report::{self, Report, RunError, RunStatus};
+use crate::report::{self, Report, RunError, RunStatus, Skipped};
+use crate::stop;
 use crate::workload::{self, Footprint, Recorded, RunContext, WorkloadError};
 
 /// How a run ended.
 #[derive(Debug)]
 pub struct RunOutcome {
+    /// The report folder (claimed when the run started).
+    pub out_dir: PathBuf,
     /// The final report.
     pub report: Report,
     /// Files written.
@@ -66,8 +72,45 @@ fn eviction_note(backing: &str, eviction: EvictionKind) -> String {
     }
 }
 
+/// The size of each scratch filesystem: `--fs-size`, else twice the planned
+/// writes (at least 1 GiB) but never more than the host has free.
+fn scratch_size(cfg: &RunConfig, backing: &BackingKind, planned: u64) -> Result<u64, AppError> {
+    if let Some(s) = cfg.fs_size_bytes {
+        return Ok(s);
+    }
+    let want = (planned * 2)
+        .max(1 << 30)
+        .max(isolate::min_fs_bytes(backing));
+    let root = match backing {
+        BackingKind::Dir(p) => p.clone(),
+        _ => cfg.scratch_root.clone(),
+    };
+    let avail = isolate::host_available_bytes(&root, backing)?;
+    // Leave the host a tenth of its free space; what was planned must still fit.
+    Ok(want.min(avail / 10 * 9).max(planned))
+}
+
+/// Everything a run checks before it writes anything: each backing's scratch
+/// dir (empty or ours, writable), the host's room for the planned filesystem
+/// and writes. A refusal here (exit 2 or 3) leaves no report and no folder.
+fn preflight(cfg: &RunConfig, planned: &Footprint) -> Result<(), AppError> {
+    for backing in &cfg.backings {
+        let fs_size = scratch_size(cfg, backing, planned.bytes)?;
+        isolate::preflight(&ScratchRequest {
+            root: cfg.scratch_root.clone(),
+            kind: backing.clone(),
+            planned_bytes: planned.bytes,
+            fs_size_bytes: fs_size,
+            inodes: None,
+        })?;
+    }
+    Ok(())
+}
+
 /// Runs every workload of `cfg` on every backing and writes the report folder.
-/// `argv` is recorded so the run can be repeated.
+/// `argv` is recorded so the run can be repeated. Returns `Err` (and writes
+/// nothing) when the run is refused before it starts; once started, the
+/// outcome carries the report and the error that stopped it, if any.
 pub fn run(
     cfg: &RunConfig,
     privilege: Privilege,
@@ -76,10 +119,7 @@ pub fn run(
 ) -> Result<RunOutcome, AppError> {
     let started = Instant::now();
     let api = cfg.mount_api.resolve();
-    let mut host = HostInfo::collect(std::path::Path::new("/"));
-    host.privilege = Some(privilege);
-    host.mount_api = Some(api);
-    let mut report = Report::new(host, json!({ "plan": cfg.to_json(), "argv": argv }));
+    let layout_count = cfg.layouts.len();
     // The user's images, opened before anything is made: a bad or unreachable
     // image is refused here (manifests and configs only; layers stream later).
     let images: Vec<Arc<dyn ImageSource>> = cfg
@@ -87,39 +127,63 @@ pub fn run(
         .iter()
         .map(|r| source::open(r, &cfg.image_options).map(Arc::from))
         .collect::<Result<_, _>>()?;
-    report.images = images.iter().map(|i| i.info().clone()).collect();
     let image_bytes: u64 = images
         .iter()
         .map(|i| i.info().unpacked_bytes_hint().bytes)
         .sum();
+    let planned = crate::config::footprint(&cfg.workloads, layout_count, image_bytes);
+    preflight(cfg, &planned)?;
+    if interrupted.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(AppError::Interrupted);
+    }
+    let mut host = HostInfo::collect(std::path::Path::new("/"));
+    host.privilege = Some(privilege);
+    host.mount_api = Some(api);
+    let out_dir = cfg
+        .out
+        .claim(&crate::config::utc_stamp(std::time::SystemTime::now()))?;
+    let mut plan = cfg.to_json();
+    plan["out_dir"] = json!(out_dir);
+    let mut report = Report::new(host, json!({ "plan": plan, "argv": argv }));
+    report.images = images.iter().map(|i| i.info().clone()).collect();
     let sections = workload::sections();
     let config = LayoutConfig {
         mount_api: api,
         options: Vec::new(),
         privilege,
     };
-    let layouts: Vec<_> = cfg
+    // Each layout is probed on this host: one the user named must run (exit 3
+    // naming what is missing); one taken by default is skipped, with a note.
+    let mut layouts = Vec::new();
+    let mut skipped = Vec::new();
+    for l in cfg
         .layouts
         .iter()
         .filter_map(|name| layout::create(name, &config))
-        .collect();
-    let steps_per_backing: u64 = cfg.workloads.iter().map(|w| w.steps(&layouts)).sum();
+    {
+        match l.host_support() {
+            Ok(()) => layouts.push(l),
+            Err(e) if cfg.layouts_given => return Err(e.into()),
+            Err(e) => skipped.push(format!("skipped: {e}")),
+        }
+    }
+    report.notes.extend(skipped);
+    let claim_steps = if cfg.claims {
+        claims::CLAIMS.len() as u64
+    } else {
+        0
+    };
+    let steps_per_backing: u64 =
+        cfg.workloads.iter().map(|w| w.steps(&layouts)).sum::<u64>() + claim_steps;
     let bar = progress_bar(cfg.progress, steps_per_backing * cfg.backings.len() as u64);
     let mut out = Recorded::default();
     let mut error = None;
-    report::write_report_dir(&cfg.out_dir, &report, &sections)?;
+    let detached_before = isolate::detached_unmounts();
+    report::write_report_dir(&out_dir, &report, &sections)?;
 
     'backings: for backing in &cfg.backings {
-        let footprint = cfg.workloads.iter().fold(Footprint::default(), |acc, w| {
-            let f = w.footprint(layouts.len(), image_bytes);
-            Footprint {
-                bytes: acc.bytes.max(f.bytes),
-                inodes: acc.inodes.max(f.inodes),
-            }
-        });
-        let fs_size = cfg
-            .fs_size_bytes
-            .unwrap_or_else(|| (footprint.bytes * 2).max(1 << 30));
+        let footprint = planned;
+        let fs_size = scratch_size(cfg, backing, footprint.bytes)?;
         bar.set_message(format!("making {backing} scratch fs"));
         let made = Scratch::create(&ScratchRequest {
             root: cfg.scratch_root.clone(),
@@ -131,30 +195,58 @@ pub fn run(
         let mut scratch = match made {
             Ok(s) => s,
             Err(e) => {
-                // Never leave a report that looks like it is still running.
-                report.status = RunStatus::Failed;
-                report.errors.push(RunError {
-                    workload: None,
-                    message: format!("{backing}: {e}"),
-                });
-                report.duration_s = started.elapsed().as_secs_f64();
-                bar.finish_and_clear();
-                report::write_report_dir(&cfg.out_dir, &report, &sections)?;
-                return Err(e.into());
+                if !matches!(e, IsolateError::Interrupted) && !stop::requested() {
+                    report.errors.push(RunError {
+                        workload: None,
+                        message: format!("{backing}: {e}"),
+                    });
+                }
+                error = Some(WorkloadError::from(e));
+                break 'backings;
             }
         };
         report.host.backings.push(scratch.info().clone());
         let eviction = scratch.eviction(cfg.drop_caches);
         out.note(eviction_note(&backing.to_string(), eviction));
+        for l in &layouts {
+            for n in l.host_notes(scratch.path()) {
+                out.note(format!("{backing}: {}: {n}", l.name()));
+            }
+        }
         if !scratch.info().accounting_exact {
             out.note(format!(
                 "{backing}: an existing directory — statvfs figures include whatever else lives on that filesystem"
             ));
         }
+        // Rows this backing (or host) cannot run are skipped, each with its reason.
+        let mut here: Vec<Box<dyn layout::Layout>> = Vec::new();
+        for l in &layouts {
+            match l.unavailable(scratch.info()) {
+                Some(reason) => out.skipped.push(Skipped {
+                    layout: l.name().into(),
+                    backing: backing.to_string(),
+                    reason,
+                }),
+                None => {
+                    for n in l.notes() {
+                        out.note(n);
+                    }
+                    if let Some(again) = l.with_options(&[]) {
+                        here.push(again);
+                    }
+                }
+            }
+        }
+        if here.is_empty() {
+            drop(scratch);
+            merge(&mut report, &mut out, started);
+            report::write_report_dir(&out_dir, &report, &sections)?;
+            continue;
+        }
         for w in &cfg.workloads {
             let mut ctx = RunContext {
                 scratch: &mut scratch,
-                layouts: &layouts,
+                layouts: &here,
                 images: &images,
                 backing: backing.to_string(),
                 eviction,
@@ -174,23 +266,90 @@ pub fn run(
                 error = Some(e);
                 break 'backings;
             }
-            report::write_report_dir(&cfg.out_dir, &report, &sections)?;
+            report::write_report_dir(&out_dir, &report, &sections)?;
+        }
+        if cfg.claims {
+            // On the same scratch filesystem, in a dir of their own; every
+            // registered layout, whatever --layouts chose (claims name drivers).
+            let settings = claims::Settings::for_suite(cfg.suite);
+            let (run, stopped) = claims::run_on(
+                &scratch,
+                &backing.to_string(),
+                &[],
+                &config,
+                &settings,
+                interrupted,
+                &mut |c| {
+                    bar.set_message(format!("claim {}: {}", c.id, c.slug));
+                    bar.inc(1);
+                },
+            );
+            for c in run.claims.iter().filter(|c| c.error.is_some()) {
+                report.errors.push(RunError {
+                    workload: None,
+                    message: format!(
+                        "{backing}: claim {} ({}): {}",
+                        c.id,
+                        c.slug,
+                        c.error.as_deref().unwrap_or("")
+                    ),
+                });
+            }
+            report.claims.push(run);
+            report.duration_s = started.elapsed().as_secs_f64();
+            report::write_report_dir(&out_dir, &report, &sections)?;
+            if stopped {
+                error = Some(WorkloadError::Interrupted);
+                break 'backings;
+            }
         }
         drop(scratch);
+        if stop::requested() {
+            error = Some(WorkloadError::Interrupted);
+            break;
+        }
     }
     bar.finish_and_clear();
+    let detached = isolate::detached_unmounts() - detached_before;
+    if detached > 0 {
+        report.notes.push(format!(
+            "{detached} unmount(s) stayed busy (EBUSY) after retrying for 3 s and were detached lazily \
+             (MNT_DETACH); the measurements are unaffected"
+        ));
+    }
+    // A signal may surface as any error of the step it interrupted.
+    if error.is_some() && stop::requested() {
+        error = Some(WorkloadError::Interrupted);
+    }
     report.status = match &error {
         None => RunStatus::Complete,
         Some(WorkloadError::Interrupted) => RunStatus::Interrupted,
         Some(_) => RunStatus::Failed,
     };
+    if report.status == RunStatus::Interrupted {
+        report.notes.push(format!(
+            "interrupted by {}: the cases present were measured before it",
+            stop::signal_name(stop::signal())
+        ));
+    }
     report.duration_s = started.elapsed().as_secs_f64();
-    let written = report::write_report_dir(&cfg.out_dir, &report, &sections)?;
+    let written = report::write_report_dir(&out_dir, &report, &sections)?;
     Ok(RunOutcome {
+        out_dir,
         report,
         written,
         error,
     })
+}
+
+/// For a second signal: marks the report on disk `interrupted` and removes what
+/// of the scratch filesystems can go at once; the caller exits right after.
+pub fn abort() {
+    report::mark_active_interrupted(&format!(
+        "aborted by a second {}: cases measured since the last completed workload are not in this report",
+        stop::signal_name(stop::signal())
+    ));
+    isolate::abandon_live_scratches();
 }
 
 fn merge(report: &mut Report, out: &mut Recorded, started: Instant) {
@@ -200,6 +359,7 @@ fn merge(report: &mut Report, out: &mut Recorded, started: Instant) {
     report.cases.append(&mut out.cases);
     report.derived.append(&mut out.derived);
     report.errors.append(&mut out.errors);
+    report.skipped.append(&mut out.skipped);
     for n in out.notes.drain(..) {
         if !report.notes.contains(&n) {
             report.notes.push(n);

@@ -3,7 +3,9 @@
 use plotters::prelude::*;
 
 use super::PlanReport;
-use crate::report::chart::{layout_color, linear_panel, svg_page, Marker, Series};
+use crate::report::chart::{
+    layout_color, layout_marker, linear_panel, svg_page, Axis, Marker, Series, Unit,
+};
 use crate::report::{fmt_bytes, ReportError, Table};
 
 /// One row per layout: needs, share of the filesystem, what runs out first.
@@ -70,7 +72,7 @@ pub fn plan_svg(p: &PlanReport) -> Result<Vec<u8>, ReportError> {
                 Series {
                     label: format!("{} (fits {})", l.layout, l.max_images),
                     color: layout_color(&l.layout),
-                    marker: Marker::Circle,
+                    marker: layout_marker(&l.layout),
                     dashed: false,
                     points: vec![(0.0, base), (max_x, base + per * max_x)],
                 }
@@ -103,25 +105,22 @@ pub fn plan_svg(p: &PlanReport) -> Result<Vec<u8>, ReportError> {
         ),
         |root| {
             let panels = root.split_evenly((1, 2));
-            let count = |v: &f64| format!("{v:.0}");
-            let bytes = |v: &f64| fmt_bytes(*v);
+            let images = Axis::new("images (with their containers)", Unit::Count);
             linear_panel(
                 &panels[0],
                 "inodes used vs images",
-                "images (with their containers)",
-                "inodes",
+                images,
+                Axis::new("inodes", Unit::Count),
                 &lines(true),
                 None,
-                &count,
             )?;
             linear_panel(
                 &panels[1],
                 "bytes used vs images",
-                "images (with their containers)",
-                "bytes",
+                images,
+                Axis::new("bytes", Unit::Bytes),
                 &lines(false),
                 None,
-                &bytes,
             )?;
             Ok(())
         },

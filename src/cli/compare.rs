@@ -20,10 +20,10 @@ pub struct CompareArgs {
     pub current: PathBuf,
     /// Relative change tolerated, for every figure (e.g. 10%) [built in: each
     /// workload's own, from its measured run-to-run noise].
-    #[arg(long, value_parser = parse_threshold)]
+    #[arg(allow_negative_numbers = true, long, value_parser = parse_threshold)]
     pub threshold: Option<f64>,
     /// Per-workload threshold, WORKLOAD=PCT (repeatable), e.g. lookup=15%.
-    #[arg(long = "workload-threshold", value_parser = parse_workload_threshold)]
+    #[arg(allow_negative_numbers = true, long = "workload-threshold", value_parser = parse_workload_threshold)]
     pub workload_thresholds: Vec<(String, f64)>,
     /// A gate file (TOML: threshold, missing, [workloads]); options given here win.
     #[arg(long)]
@@ -43,9 +43,13 @@ pub struct CompareArgs {
     /// Write the output to this file instead of stdout.
     #[arg(long)]
     pub output: Option<PathBuf>,
-    /// Bootstrap resamples per figure.
-    #[arg(long, default_value_t = 1000)]
+    /// Bootstrap resamples per figure (100 to 100000).
+    #[arg(allow_negative_numbers = true, long, default_value_t = 1000)]
     pub resamples: usize,
+    /// Compare a current report that is not complete (interrupted, failed or
+    /// still running) instead of refusing it; only its finished cases count.
+    #[arg(long)]
+    pub allow_partial: bool,
 }
 
 fn parse_workload_threshold(s: &str) -> Result<(String, f64), String> {
@@ -70,6 +74,7 @@ impl CompareArgs {
             format: self.format,
             output: self.output,
             resamples: self.resamples,
+            allow_partial: self.allow_partial,
         }
     }
 }
@@ -78,10 +83,10 @@ impl CompareArgs {
 pub fn execute(args: CompareArgs) -> anyhow::Result<i32> {
     let outcome = compare::compare(&args.into_config())?;
     for w in &outcome.warnings {
-        eprintln!("warning: {w}");
+        super::out::err_line(&format!("warning: {w}"));
     }
     if !outcome.written {
-        println!("{}", outcome.text);
+        super::out::stdout(&format!("{}\n", outcome.text))?;
     }
     Ok(i32::from(outcome.failed))
 }

@@ -14,7 +14,7 @@ pub struct DoctorArgs {
     /// Machine-readable JSON instead of the table.
     #[arg(long)]
     pub json: bool,
-    /// The backing path to inspect [default: /var/lib/docker if present, else .].
+    /// The backing path to inspect [default: the store's (--store, or the one found), else .].
     #[arg(long)]
     pub path: Option<PathBuf>,
     /// A store to inventory: a Docker data root, its overlay2/ or overlay/ dir, or a
@@ -27,9 +27,9 @@ pub struct DoctorArgs {
     /// Skip the feature probes (they mount tiny overlays in a private namespace).
     #[arg(long)]
     pub no_probe: bool,
-    /// Where the probes' scratch tmpfs is made.
-    #[arg(long, default_value = "/var/tmp/overlaybench")]
-    pub scratch: PathBuf,
+    /// Ignored: doctor writes nothing (its probes use a private in-memory tmpfs).
+    #[arg(long, hide = true)]
+    pub scratch: Option<PathBuf>,
 }
 
 impl DoctorArgs {
@@ -40,7 +40,6 @@ impl DoctorArgs {
             store: self.store.clone(),
             config_root: self.config_root.clone(),
             no_probe: self.no_probe,
-            scratch: self.scratch.clone(),
         }
     }
 }
@@ -48,15 +47,26 @@ impl DoctorArgs {
 /// Diagnoses the host; the probes isolate first (no thread exists yet).
 pub fn execute(args: DoctorArgs) -> anyhow::Result<i32> {
     let cfg = args.to_config();
-    let privilege = (!cfg.no_probe).then(isolate::enter_private_namespace);
-    let report = doctor::doctor(&cfg, privilege)?;
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).context("serialising the doctor report")?
+    if args.scratch.is_some() {
+        super::out::err_line(
+            "warning: --scratch is ignored: doctor writes nothing (its probes use a private in-memory tmpfs)",
         );
-    } else {
-        print!("{}", overlaybench::doctor::render_text(&report));
     }
+    let privilege = (!cfg.no_probe).then(isolate::enter_private_namespace);
+    if matches!(privilege, Some(Ok(_))) {
+        // Nothing to finish or mark: the probes' mounts die with the namespace.
+        super::signals::install(super::signals::FirstSignal::Exit, || {})
+            .context("installing the signal handling")?;
+    }
+    let report = doctor::doctor(&cfg, privilege)?;
+    let text = if args.json {
+        format!(
+            "{}\n",
+            serde_json::to_string_pretty(&report).context("serialising the doctor report")?
+        )
+    } else {
+        overlaybench::doctor::render_text(&report)
+    };
+    super::out::stdout(&text)?;
     Ok(0)
 }

@@ -2,11 +2,14 @@
 //! these types. Each subcommand's args lower into the library's request/config
 //! types, where all validation lives.
 
+pub mod claims;
 pub mod compare;
 pub mod doctor;
+pub mod out;
 pub mod plan;
 pub mod report;
 pub mod run;
+pub mod signals;
 
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Parser, Subcommand};
@@ -38,6 +41,10 @@ pub enum Command {
     /// Compare two reports: a CI gate. Exit 0 when nothing regressed, 1 when
     /// something did, 2 on bad input.
     Compare(compare::CompareArgs),
+    /// Check each statement of Docker's overlay storage notes on this host, with a
+    /// verdict and the figure behind it. Exit 0 when they ran (a refuted claim is a
+    /// finding), 3 when the host cannot run them.
+    Claims(claims::ClaimsArgs),
 }
 
 /// The user's images, as every subcommand that takes them spells them.

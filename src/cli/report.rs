@@ -36,10 +36,10 @@ impl ReportArgs {
 /// Re-renders or exports a report.
 pub fn execute(args: ReportArgs) -> anyhow::Result<i32> {
     match report::report(&args.into_config())? {
-        ReportOutcome::Export(text) => println!("{text}"),
+        ReportOutcome::Export(text) => super::out::stdout(&format!("{text}\n"))?,
         ReportOutcome::Written(paths) => {
             for p in paths {
-                eprintln!("wrote {}", p.display());
+                super::out::err_line(&format!("wrote {}", p.display()));
             }
         }
     }

@@ -1,8 +1,6 @@
 //! `overlaybench run` arguments, lowered into a `RunRequest`.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
@@ -13,9 +11,9 @@ use overlaybench::isolate;
 use overlaybench::report::RunStatus;
 use overlaybench::workload::copy_up::{CacheState, Procedure, Variant};
 use overlaybench::workload::{copy_up, inodes, lookup, page_cache, storm, WorkloadOptions};
-use overlaybench::{layout, workload};
+use overlaybench::{layout, stop, workload};
 
-use super::{choice, one_of, parse_size, ImageArgs};
+use super::{choice, one_of, out, parse_size, ImageArgs};
 
 /// `overlaybench run`.
 #[derive(Debug, Clone, Args)]
@@ -26,35 +24,45 @@ pub struct RunArgs {
     /// Workloads to run (comma-separated).
     #[arg(long, value_delimiter = ',', value_parser = one_of(workload::names()), default_values = workload::names())]
     pub workloads: Vec<String>,
-    /// Layouts to compare (comma-separated); ratios need `plain`.
-    #[arg(long, value_delimiter = ',', value_parser = one_of(layout::names()), default_values = layout::names())]
+    /// Layouts to compare (comma-separated); ratios need `plain` [default:
+    /// overlay2,overlay,plain]. A layout named here that the host cannot run
+    /// exits 3; one a backing cannot run (btrfs off a btrfs backing) is skipped
+    /// with the reason.
+    #[arg(long, value_delimiter = ',', value_parser = one_of(layout::names()))]
     pub layouts: Vec<String>,
-    /// Backing filesystems (comma-separated): ext4, xfs, tmpfs or dir:PATH.
+    /// Backing filesystems (comma-separated): ext4, xfs, btrfs, tmpfs or dir:PATH.
     #[arg(long, value_delimiter = ',', default_value = "ext4")]
     pub backing: Vec<String>,
     /// Where scratch filesystems are made; must be empty or made by overlaybench.
     #[arg(long, default_value = "/var/tmp/overlaybench")]
     pub scratch: PathBuf,
     /// Size of each scratch filesystem (e.g. 2G); default: sized from the plan.
-    #[arg(long, value_parser = parse_size)]
+    #[arg(allow_negative_numbers = true, long, value_parser = parse_size)]
     pub fs_size: Option<u64>,
-    /// Report folder [default: reports/<UTC timestamp>].
+    /// Report folder [default: reports/<UTC timestamp>, made unique]; an existing
+    /// folder must be empty unless --force.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Replace the report (report.json, summary.md, charts) already in --out.
+    #[arg(long)]
+    pub force: bool,
     /// lookup, storm: lower depths to measure (1 to 500) [quick: lookup
     /// 1,2,4,8,16,32,64,128; storm 1,16; standard storm: 1,16,64].
-    #[arg(long, value_delimiter = ',')]
+    #[arg(allow_negative_numbers = true, long, value_delimiter = ',')]
     pub depths: Option<Vec<usize>>,
     /// lookup: distinct names per target, each looked up once per cold round [quick: 256].
-    #[arg(long)]
+    #[arg(allow_negative_numbers = true, long)]
     pub names: Option<usize>,
     /// lookup: lookups timed together as one sample (per-op = batch time / batch) [32].
-    #[arg(long)]
+    #[arg(allow_negative_numbers = true, long)]
     pub batch: Option<usize>,
     /// Rounds per case: lookup's cold rounds (each: evict, fresh mount, measure)
     /// [quick: 10]; storm's storms per point [quick: 5, standard: 10].
-    #[arg(long)]
+    #[arg(allow_negative_numbers = true, long)]
     pub rounds: Option<usize>,
+    /// lookup: numbers of images sharing one store, swept (1 to 1000) [quick: 1,4,16].
+    #[arg(long, value_delimiter = ',')]
+    pub store_images: Option<Vec<usize>>,
     /// storm: containers started at once, swept; 1 is always measured
     /// (1 to 1024) [quick: 1,4,16; standard: 1,2,4,8,16,32,64].
     #[arg(long, value_delimiter = ',')]
@@ -71,13 +79,13 @@ pub struct RunArgs {
     #[arg(long)]
     pub held_depth: Option<usize>,
     /// copy-up: file sizes, binary units (e.g. 1M,16M,64M,256M) [quick: 1M,16M,64M].
-    #[arg(long, value_delimiter = ',', value_parser = parse_size)]
+    #[arg(allow_negative_numbers = true, long, value_delimiter = ',', value_parser = parse_size)]
     pub sizes: Option<Vec<u64>>,
     /// copy-up: layers in the image; the file sits in the bottom one (1 to 500) [3].
-    #[arg(long)]
+    #[arg(allow_negative_numbers = true, long)]
     pub depth: Option<usize>,
     /// copy-up: samples per case, each in a fresh container [quick: 9].
-    #[arg(long)]
+    #[arg(allow_negative_numbers = true, long)]
     pub samples: Option<usize>,
     /// copy-up: what each fresh container does first [quick: write,chmod; else all].
     #[arg(long, value_delimiter = ',', value_parser = choice::<Procedure>())]
@@ -89,33 +97,37 @@ pub struct RunArgs {
     #[arg(long, value_delimiter = ',', value_parser = choice::<CacheState>())]
     pub caches: Option<Vec<CacheState>>,
     /// inodes: layers per image, swept (comma-separated) [quick: 5,20].
-    #[arg(long, value_delimiter = ',')]
+    #[arg(allow_negative_numbers = true, long, value_delimiter = ',')]
     pub layers: Option<Vec<usize>>,
     /// inodes: images in the set (1 to 1000) [3].
-    #[arg(long)]
+    #[arg(allow_negative_numbers = true, long)]
     pub images: Option<usize>,
     /// inodes: percent of each image's layers shared by all images (the base) [60].
-    #[arg(long)]
+    #[arg(allow_negative_numbers = true, long)]
     pub shared_pct: Option<u32>,
     /// page-cache: numbers of containers reading the set [quick: 1,2,4]; inodes:
     /// containers per image (the largest value) [2].
-    #[arg(long, value_delimiter = ',')]
+    #[arg(allow_negative_numbers = true, long, value_delimiter = ',')]
     pub containers: Option<Vec<usize>>,
     /// page-cache: total size of the cache set, binary units [quick: 256M].
-    #[arg(long, value_parser = parse_size)]
+    #[arg(allow_negative_numbers = true, long, value_parser = parse_size)]
     pub cache_set: Option<u64>,
     /// page-cache: files the cache set is split into (1 to 100000) [4].
-    #[arg(long)]
+    #[arg(allow_negative_numbers = true, long)]
     pub cache_files: Option<usize>,
+    /// page-cache: numbers of different images (the same files in other layers,
+    /// no layer shared) read at once, one container each [quick: 1,3].
+    #[arg(long, value_delimiter = ',')]
+    pub cache_images: Option<Vec<usize>>,
     /// inodes: files added or modified per layer (0 to 1000000) [100].
-    #[arg(long)]
+    #[arg(allow_negative_numbers = true, long)]
     pub files_per_layer: Option<usize>,
     /// inodes: directories added per layer (0 to 100000) [20].
-    #[arg(long)]
+    #[arg(allow_negative_numbers = true, long)]
     pub dirs_per_layer: Option<usize>,
     /// inodes: files each container modifies (copy_up); it also creates and deletes
     /// as many (0 to 100000) [10].
-    #[arg(long)]
+    #[arg(allow_negative_numbers = true, long)]
     pub writes: Option<usize>,
     /// Overlay mount API.
     #[arg(long, value_parser = choice::<MountApiChoice>(), default_value = "auto")]
@@ -124,7 +136,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub drop_caches: bool,
     /// Seed for generated images.
-    #[arg(long, default_value_t = 1)]
+    #[arg(allow_negative_numbers = true, long, default_value_t = 1)]
     pub seed: u64,
     /// No progress bar (also off when stderr is not a terminal).
     #[arg(long)]
@@ -132,6 +144,10 @@ pub struct RunArgs {
     /// The user's images.
     #[command(flatten)]
     pub image: ImageArgs,
+    /// Also check Docker's overlay storage notes on each backing after the
+    /// workloads (`overlaybench claims`; under a minute with the quick suite).
+    #[arg(long)]
+    pub claims: bool,
 }
 
 impl RunArgs {
@@ -145,18 +161,21 @@ impl RunArgs {
             scratch: self.scratch,
             fs_size: self.fs_size,
             out: self.out,
+            force: self.force,
             mount_api: self.mount_api,
             drop_caches: self.drop_caches,
             seed: self.seed,
             progress: !self.no_progress,
             image_options: self.image.open_options(),
             images: self.image.images,
+            claims: self.claims,
             options: WorkloadOptions {
                 lookup: lookup::Options {
                     depths: self.depths.clone(),
                     names: self.names,
                     batch: self.batch,
                     rounds: self.rounds,
+                    store_images: self.store_images,
                 },
                 copy_up: copy_up::Options {
                     sizes: self.sizes,
@@ -182,6 +201,7 @@ impl RunArgs {
                     set_bytes: self.cache_set,
                     files: self.cache_files,
                     containers: self.containers,
+                    images: self.cache_images,
                 },
                 storm: storm::Options {
                     depths: self.depths,
@@ -199,39 +219,36 @@ impl RunArgs {
 /// Runs the suite: validate, isolate before any thread, measure, print.
 pub fn execute(args: RunArgs) -> anyhow::Result<i32> {
     let cfg = RunConfig::try_from(args.into_request()).map_err(AppError::from)?;
-    // Must precede every thread (progress bar, rayon, signal handler).
+    // Must precede every thread (progress bar, rayon, signal handling).
     let privilege = isolate::enter_private_namespace()
         .map_err(AppError::from)
         .context("isolating the run")?;
-    let interrupted = Arc::new(AtomicBool::new(false));
-    let flag = interrupted.clone();
-    ctrlc::set_handler(move || {
-        if flag.swap(true, Ordering::SeqCst) {
-            // Second Ctrl-C: leave now; the kernel tears our namespace down.
-            std::process::exit(130);
-        }
-        eprintln!(
-            "\ninterrupted: finishing the current step, cleaning up, writing a partial report…"
-        );
-    })
-    .context("installing the Ctrl-C handler")?;
+    super::signals::install(super::signals::FirstSignal::FinishStep, app::run::abort)
+        .context("installing the signal handling")?;
     let argv: Vec<String> = std::env::args().collect();
-    let outcome = app::run::run(&cfg, privilege, &argv, &interrupted)?;
-    print!("{}", app::run::terminal_summary(&outcome.report));
-    eprintln!("report: {}", cfg.out_dir.display());
+    let outcome = app::run::run(&cfg, privilege, &argv, stop::flag())?;
+    let dir = outcome.out_dir.display().to_string();
+    let printed = out::stdout(&app::run::terminal_summary(&outcome.report));
+    out::err_line(&format!("report: {dir}"));
     for p in &outcome.written {
-        eprintln!("  {}", p.display());
+        out::err_line(&format!("  {}", p.display()));
     }
-    match (outcome.report.status, outcome.error) {
-        (RunStatus::Complete, _) => Ok(0),
+    let code = match (outcome.report.status, outcome.error) {
+        (RunStatus::Complete, _) => 0,
         (RunStatus::Interrupted, _) => {
-            eprintln!("interrupted: the report is marked 'interrupted' and holds the cases finished before it");
-            Ok(130)
+            out::err_line(&format!(
+                "interrupted: the report in {dir} is marked 'interrupted' and holds the cases finished before it"
+            ));
+            stop::exit_code()
         }
-        (_, Some(e)) => Err(anyhow::Error::new(AppError::from(e)).context(format!(
-            "the run failed; the partial report in {} is marked 'failed'",
-            cfg.out_dir.display()
-        ))),
-        (_, None) => Ok(1),
-    }
+        (_, Some(e)) => {
+            return Err(anyhow::Error::new(AppError::from(e)).context(format!(
+                "the run failed; the partial report in {dir} is marked 'failed'"
+            )))
+        }
+        (_, None) => 1,
+    };
+    printed
+        .with_context(|| format!("the report in {dir} is written and marked as its status says"))?;
+    Ok(code)
 }

@@ -15,6 +15,8 @@ pub enum CompareFormat {
     Json,
     /// JUnit XML for CI test reports.
     Junit,
+    /// A self-contained HTML page, changed figures first (`--output compare.html`).
+    Html,
 }
 
 impl crate::choice::Choice for CompareFormat {
@@ -23,6 +25,7 @@ impl crate::choice::Choice for CompareFormat {
         CompareFormat::Markdown,
         CompareFormat::Json,
         CompareFormat::Junit,
+        CompareFormat::Html,
     ];
     fn name(self) -> &'static str {
         match self {
@@ -30,6 +33,7 @@ impl crate::choice::Choice for CompareFormat {
             CompareFormat::Markdown => "markdown",
             CompareFormat::Json => "json",
             CompareFormat::Junit => "junit",
+            CompareFormat::Html => "html",
         }
     }
     fn about(self) -> &'static str {
@@ -38,6 +42,7 @@ impl crate::choice::Choice for CompareFormat {
             CompareFormat::Markdown => "A markdown comment for a pull request",
             CompareFormat::Json => "Machine-readable verdicts",
             CompareFormat::Junit => "JUnit XML for CI test reports",
+            CompareFormat::Html => "A self-contained HTML page, changed figures first",
         }
     }
 }
@@ -84,8 +89,13 @@ fn table(c: &Comparison, only_changed: bool) -> Table {
 
 fn headline(c: &Comparison) -> String {
     format!(
-        "{}: {} regressed, {} improved, {} unchanged ({} figures not gated){}",
+        "{}{}: {} regressed, {} improved, {} unchanged ({} figures not gated){}",
         if c.failed() { "FAIL" } else { "PASS" },
+        if c.nothing_compared() {
+            " (no figure could be compared)"
+        } else {
+            ""
+        },
         c.regressed,
         c.improved,
         c.unchanged,
@@ -105,6 +115,65 @@ fn headline(c: &Comparison) -> String {
             )
         }
     )
+}
+
+/// The comparison as one HTML page: the verdict, then the figures that changed
+/// (regressions before improvements), then everything gated.
+fn html(c: &Comparison) -> String {
+    use crate::report::html::{escape, page, table as html_table};
+    let mut changed: Vec<_> = c
+        .results
+        .iter()
+        .filter(|r| r.verdict != Verdict::Unchanged)
+        .cloned()
+        .collect();
+    changed.sort_by_key(|r| r.verdict != Verdict::Regressed);
+    let subset = Comparison {
+        results: changed,
+        ..c.clone()
+    };
+    let (class, word) = if c.failed() {
+        ("status-failed", "FAIL")
+    } else {
+        ("status-complete", "PASS")
+    };
+    let mut b = format!(
+        "<header>\n<h1>overlaybench gate</h1>\n<p><span class=\"status {class}\">{word}</span> \
+         <span class=\"meta\">{}</span></p>\n<p class=\"meta\">baseline <code>{}</code> · current <code>{}</code>. \
+         A figure regresses only when the whole 95% bootstrap interval of its change lies beyond its threshold.</p>\n\
+         </header>\n<main>\n<section id=\"changed\">\n<h2>Changed figures</h2>\n",
+        escape(&headline(c)),
+        escape(&c.baseline),
+        escape(&c.current)
+    );
+    if subset.results.is_empty() {
+        b.push_str("<p>No figure changed beyond its threshold.</p>\n");
+    } else {
+        b.push_str(&format!(
+            "<div class=\"wide\">{}</div>",
+            html_table(&table(&subset, false))
+        ));
+    }
+    b.push_str("</section>\n");
+    for (title, ids) in [
+        ("Missing in the current report", &c.missing_in_current),
+        ("New in the current report", &c.missing_in_baseline),
+    ] {
+        if !ids.is_empty() {
+            b.push_str(&format!("<section>\n<h2>{title}</h2>\n<ul>\n"));
+            for id in ids.iter() {
+                b.push_str(&format!("<li><code>{}</code></li>\n", escape(id)));
+            }
+            b.push_str("</ul>\n</section>\n");
+        }
+    }
+    b.push_str(&format!(
+        "<section id=\"all\">\n<details><summary>All {} gated figures</summary>\n<div class=\"wide\">{}</div>\n\
+         </details>\n</section>\n</main>\n",
+        c.results.len(),
+        html_table(&table(c, false))
+    ));
+    page(&format!("overlaybench gate · {word}"), &b, "")
 }
 
 fn xml_escape(s: &str) -> String {
@@ -138,17 +207,20 @@ pub fn render(c: &Comparison, format: CompareFormat) -> String {
             }
             s
         }
+        CompareFormat::Html => html(c),
         CompareFormat::Json => {
             serde_json::to_string_pretty(c).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
         }
         CompareFormat::Junit => {
+            let nothing = usize::from(c.nothing_compared());
             let failures = c.regressed
+                + nothing
                 + if c.missing_fails {
                     c.missing_in_current.len()
                 } else {
                     0
                 };
-            let tests = c.results.len() + c.missing_in_current.len();
+            let tests = c.results.len() + c.missing_in_current.len() + nothing;
             let mut s = format!(
                 "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"overlaybench\" tests=\"{tests}\" failures=\"{failures}\">\n  <testsuite name=\"overlaybench-gate\" tests=\"{tests}\" failures=\"{failures}\">\n"
             );
@@ -173,6 +245,9 @@ pub fn render(c: &Comparison, format: CompareFormat) -> String {
                 } else {
                     s.push_str(" />\n");
                 }
+            }
+            if c.nothing_compared() {
+                s.push_str("    <testcase classname=\"gate\" name=\"nothing compared\">\n      <failure message=\"no figure could be compared\" />\n    </testcase>\n");
             }
             for m in &c.missing_in_current {
                 s.push_str(&format!(

@@ -67,8 +67,13 @@ pub fn parse_threshold(s: &str) -> Result<f64, String> {
 
 /// Reads and parses a gate file.
 pub fn read(path: &std::path::Path) -> Result<GateFile, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("reading gate file {}: {e}", path.display()))?;
+    let text = crate::input::read_text(
+        path,
+        crate::input::CONFIG_MAX_BYTES,
+        "a gate file",
+        crate::input::Follow::Symlinks,
+    )
+    .map_err(|e| format!("gate file {e}"))?;
     toml::from_str(&text).map_err(|e| format!("gate file {}: {}", path.display(), e.message()))
 }
 

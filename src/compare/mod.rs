@@ -152,7 +152,8 @@ pub struct Comparison {
     pub threshold: f64,
     /// Gated figures.
     pub results: Vec<FigureResult>,
-    /// Figures of the baseline absent from the current report.
+    /// Figures of the baseline absent from the current report, or present but
+    /// not computable from its samples (none kept).
     pub missing_in_current: Vec<String>,
     /// Figures of the current report absent from the baseline.
     pub missing_in_baseline: Vec<String>,
@@ -169,11 +170,18 @@ pub struct Comparison {
 }
 
 impl Comparison {
-    /// Whether the gate fails.
+    /// Whether the gate fails: a regression, a missing figure (with `--missing
+    /// fail`), or nothing compared at all — a gate that checked nothing must not pass.
     pub fn failed(&self) -> bool {
         self.regressed > 0
+            || self.nothing_compared()
             || (self.missing_fails
                 && !(self.missing_in_current.is_empty() && self.missing_in_baseline.is_empty()))
+    }
+
+    /// Whether no figure could be compared.
+    pub fn nothing_compared(&self) -> bool {
+        self.results.is_empty()
     }
 }
 
@@ -361,6 +369,8 @@ pub fn compare(
     let cur = figures(current, opts);
     let mut results = Vec::new();
     let mut not_gated = 0;
+    let mut uncomputable_current = Vec::new();
+    let mut uncomputable_baseline = Vec::new();
     for (id, f) in &base {
         let Some(g) = cur.get(id) else { continue };
         if !(f.gated && g.gated) {
@@ -379,7 +389,17 @@ pub fn compare(
             seed_of(id),
         );
         let (b, c, change, lo, hi) = (ci.baseline, ci.current, ci.change, ci.low, ci.high);
-        if !(b.is_finite() && c.is_finite()) || b == 0.0 {
+        // A figure whose samples are gone (or never were) cannot be computed:
+        // it is missing, never silently "not gated".
+        if !c.is_finite() {
+            uncomputable_current.push(id.clone());
+            continue;
+        }
+        if !b.is_finite() {
+            uncomputable_baseline.push(id.clone());
+            continue;
+        }
+        if b == 0.0 {
             not_gated += 1;
             continue;
         }
@@ -412,16 +432,20 @@ pub fn compare(
             verdict,
         });
     }
-    let missing_in_current: Vec<String> = base
+    let mut missing_in_current: Vec<String> = base
         .iter()
         .filter(|(k, f)| f.gated && !cur.contains_key(*k))
         .map(|(k, _)| k.clone())
+        .chain(uncomputable_current)
         .collect();
-    let missing_in_baseline: Vec<String> = cur
+    missing_in_current.sort();
+    let mut missing_in_baseline: Vec<String> = cur
         .iter()
         .filter(|(k, f)| f.gated && !base.contains_key(*k))
         .map(|(k, _)| k.clone())
+        .chain(uncomputable_baseline)
         .collect();
+    missing_in_baseline.sort();
     let count = |v: Verdict| results.iter().filter(|r| r.verdict == v).count();
     Ok(Comparison {
         schema_version: 1,
@@ -495,6 +519,8 @@ mod tests {
             errors: vec![],
             notes: vec![],
             images: vec![],
+            claims: vec![],
+            skipped: vec![],
         }
     }
 
@@ -578,6 +604,25 @@ mod tests {
         assert!(
             err.contains("copy_up.depth is 3 in the baseline, 5"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn a_current_report_without_samples_fails_the_gate() {
+        let base = report(noisy(200.0, 40), noisy(100.0, 40));
+        let mut empty = base.clone();
+        for c in &mut empty.cases {
+            c.samples.clear();
+        }
+        let c = compare(&base, &empty, ("b", "c"), &opts()).expect("compare");
+        assert_eq!(c.missing_in_current.len(), 1, "{c:?}");
+        assert!(c.failed());
+        let mut skip = opts();
+        skip.missing = MissingPolicy::Skip;
+        let c = compare(&base, &empty, ("b", "c"), &skip).expect("compare");
+        assert!(
+            c.nothing_compared() && c.failed(),
+            "nothing compared never passes"
         );
     }
 

@@ -6,7 +6,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 /// Files larger than this are not read (a config is a few hundred bytes).
-pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+pub const MAX_CONFIG_BYTES: u64 = crate::input::CONFIG_MAX_BYTES;
 
 /// What one engine's config says about storage.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -28,21 +28,19 @@ pub struct EngineConfig {
     pub warnings: Vec<String>,
 }
 
+/// The config's text, `None` when absent; a FIFO, device, oversized or
+/// non-UTF-8 file is an error to report, never a hang.
 fn read_limited(path: &Path) -> Result<Option<String>, String> {
-    let meta = match std::fs::metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("cannot read: {e}")),
-    };
-    if meta.len() > MAX_CONFIG_BYTES {
-        return Err(format!(
-            "{} bytes is too large for a config file (limit {MAX_CONFIG_BYTES}); not read",
-            meta.len()
-        ));
+    match crate::input::read_text(
+        path,
+        MAX_CONFIG_BYTES,
+        "a config file",
+        crate::input::Follow::Symlinks,
+    ) {
+        Ok(t) => Ok(Some(t)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(format!("cannot read: {e}")),
     }
-    std::fs::read_to_string(path)
-        .map(Some)
-        .map_err(|e| format!("cannot read: {e}"))
 }
 
 /// Parses Docker's daemon.json text.
@@ -172,22 +170,31 @@ pub fn parse_containers(text: &str) -> EngineConfig {
     c
 }
 
-/// Reads both engines' configs below `root` (normally `/`).
+/// Reads both engines' configs below `root` (normally `/`). containers-storage
+/// reads `/etc/containers/storage.conf` when it exists, else the packaged
+/// default `/usr/share/containers/storage.conf`; so does this.
 pub fn read_all(root: &Path) -> Vec<EngineConfig> {
     let mut out = Vec::new();
-    for (engine, rel, parse) in [
+    for (engine, rels, parse) in [
         (
             "docker",
-            "etc/docker/daemon.json",
+            &["etc/docker/daemon.json"][..],
             parse_docker as fn(&str) -> EngineConfig,
         ),
         (
             "containers-storage",
-            "etc/containers/storage.conf",
+            &[
+                "etc/containers/storage.conf",
+                "usr/share/containers/storage.conf",
+            ][..],
             parse_containers,
         ),
     ] {
-        let path = root.join(rel);
+        let path = rels
+            .iter()
+            .map(|r| root.join(r))
+            .find(|p| std::fs::symlink_metadata(p).is_ok())
+            .unwrap_or_else(|| root.join(rels[0]));
         let mut c = match read_limited(&path) {
             Ok(Some(text)) => parse(&text),
             Ok(None) => EngineConfig {

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::isolate::{MountInfo, Privilege};
 use config::EngineConfig;
 use probe::FeatureProbe;
-use store::StoreInventory;
+use store::{LayerUsage, StoreInventory};
 
 /// The kernel side.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -200,10 +200,12 @@ pub fn path_facts(path: &Path) -> std::io::Result<PathReport> {
 }
 
 fn xfs_reflink(device: &str) -> Option<bool> {
-    let out = std::process::Command::new("xfs_info")
-        .arg(device)
-        .output()
-        .ok()?;
+    let out = crate::isolate::run_command(
+        std::process::Command::new("xfs_info").arg(device),
+        std::time::Duration::from_secs(30),
+        "apt-get install xfsprogs",
+    )
+    .ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
     text.split_whitespace()
         .find_map(|w| w.strip_prefix("reflink="))
@@ -241,11 +243,22 @@ pub fn recommend(
         .features
         .iter()
         .find(|f| f.name == "multiple lowers")
-        .is_some_and(|f| f.supported);
-    if multi || k.features.is_empty() {
+        .map(|f| f.supported);
+    if multi == Some(true) {
         reasons.push(r(
             "the kernel mounts many lowers: overlay2 stores each layer once and mounts them directly".into(),
-            format!("kernel.features[multiple lowers].supported = {multi}"),
+            "kernel.features[multiple lowers].supported = true".into(),
+        ));
+    } else if multi.is_none() {
+        // Not probed (--no-probe, or the probes could not run): say so, cite
+        // nothing that was not observed.
+        reasons.push(r(
+            format!(
+                "multiple lower layers were not probed ({}); overlay2 is the default of every current \
+                 engine and needs them — run doctor without --no-probe to check this kernel",
+                k.probe_error.as_deref().unwrap_or("no probe result")
+            ),
+            format!("kernel.release = {}", k.release),
         ));
     } else {
         return Recommendation {
@@ -391,27 +404,42 @@ pub fn render_text(d: &DoctorReport) -> String {
         }
     }
     if let Some(st) = &d.store {
+        let init = if st.init_layers > 0 {
+            format!(" + {} init", st.init_layers)
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             s,
-            "\nstore       {} ({}) · {} layers ({} containers) · deepest chain {} · {} inodes · {} · {} whiteouts · {} broken links",
+            "\nstore       {} ({}) · {} image layers, {} container layers{init} · deepest chain {} · {} inodes · {} · \
+             {} whiteouts · {} hard-linked paths on {} inodes · {} broken links",
             st.path,
             st.format,
-            st.layers,
+            st.image_layers,
             st.containers,
             st.deepest_chain,
             st.inodes,
             crate::report::fmt_bytes(st.bytes as f64),
             st.whiteouts,
+            st.hardlink_paths,
+            st.hardlink_inodes,
             st.broken_links.len()
         );
-        for l in st.top_layers.iter().take(5) {
+        let shown: Vec<&LayerUsage> = st.top_layers.iter().take(5).collect();
+        let ids = store::short_ids(&shown.iter().map(|l| l.id.as_str()).collect::<Vec<_>>());
+        for (l, id) in shown.iter().zip(ids) {
+            let role = if l.container {
+                "container"
+            } else if l.init {
+                "init"
+            } else {
+                "image"
+            };
             let _ = writeln!(
                 s,
-                "  {:.16}…  {:>8} inodes {:>10}  {}",
-                l.id,
+                "  {id:<18} {:>8} inodes {:>10}  {role}",
                 l.inodes,
                 crate::report::fmt_bytes(l.bytes as f64),
-                if l.container { "container" } else { "" }
             );
         }
     }
@@ -422,20 +450,18 @@ pub fn render_text(d: &DoctorReport) -> String {
     s
 }
 
-/// Runs the probes on a scratch tmpfs of ours (only in a private namespace).
-pub fn probe_kernel(k: &mut KernelReport, scratch_root: &Path, privilege: Privilege) {
-    let made = crate::isolate::Scratch::create(&crate::isolate::ScratchRequest {
-        root: scratch_root.to_path_buf(),
-        kind: crate::isolate::BackingKind::Tmpfs,
-        planned_bytes: 1 << 20,
-        fs_size_bytes: 64 << 20,
-        inodes: None,
-    });
-    match made {
-        Ok(scratch) => match probe::probe_all(scratch.path(), privilege) {
+/// Runs the probes on a private tmpfs mounted over an existing directory inside
+/// the private namespace: nothing is created or written on the host. Call it
+/// after every read of the host's files (the tmpfs hides the directory it
+/// covers from this process).
+pub fn probe_kernel(k: &mut KernelReport, privilege: Privilege) {
+    match crate::isolate::PrivateTmpfs::mount(64 << 20) {
+        Ok(tmpfs) => match probe::probe_all(tmpfs.path(), privilege) {
             Ok((features, max)) => {
-                k.probe_backing =
-                    Some("a private tmpfs (features can differ on other upper filesystems)".into());
+                k.probe_backing = Some(
+                    "a private in-memory tmpfs (features can differ on other upper filesystems)"
+                        .into(),
+                );
                 k.features = features;
                 k.max_lower_layers = max;
             }

@@ -9,7 +9,8 @@ use nix::mount::MsFlags;
 use serde::{Deserialize, Serialize};
 
 use crate::isolate::{
-    mount_overlay, new_api_available, MountApi, MountGuard, OverlayMount, Privilege,
+    erofs_available, mount_overlay, new_api_available, probe_erofs_backing, MountApi, MountGuard,
+    OverlayMount, Privilege,
 };
 
 /// One probed feature.
@@ -53,6 +54,13 @@ fn opt(k: &str, v: Option<&str>) -> (String, Option<String>) {
     (k.to_string(), v.map(str::to_string))
 }
 
+/// Whether option `key` shows in the options in force: by its own name, or by
+/// the spelling the kernel shows it under (`volatile` is `fsync=volatile` since 6.x).
+fn in_force(opts: &[&str], key: &str) -> bool {
+    opts.iter()
+        .any(|o| o.split('=').next() == Some(key) || (key == "volatile" && *o == "fsync=volatile"))
+}
+
 /// Probes every feature under `root` (a scratch dir of ours).
 pub fn probe_all(
     root: &Path,
@@ -83,6 +91,7 @@ pub fn probe_all(
         let mut options = base.clone();
         options.extend(extra.iter().cloned());
         let spec = OverlayMount {
+            lowers_base: None,
             lowers: ls.into_iter().rev().collect(),
             upper_work: upper.then_some((u, w)),
             options,
@@ -111,10 +120,8 @@ pub fn probe_all(
                 } else {
                     format!(" with {}", shown.join(","))
                 };
-                let missing: Vec<&(String, Option<String>)> = extra
-                    .iter()
-                    .filter(|(k, _)| !opts.iter().any(|o| o.split('=').next() == Some(k.as_str())))
-                    .collect();
+                let missing: Vec<&(String, Option<String>)> =
+                    extra.iter().filter(|(k, _)| !in_force(&opts, k)).collect();
                 let note = if missing.is_empty() {
                     String::new()
                 } else {
@@ -203,6 +210,33 @@ pub fn probe_all(
             detail,
         });
     }
+    // EROFS (the erofs and composefs layouts): a tiny image built and mounted
+    // here says whether, and how (file-backed or through a loop device).
+    let (supported, detail) = match (erofs_available(), privilege) {
+        (Err(e), _) => (false, e),
+        (Ok(()), Privilege::Rootless) => (
+            false,
+            "EROFS is in the kernel, but cannot be mounted in a user namespace".to_string(),
+        ),
+        (Ok(()), Privilege::Root) => match probe_erofs_backing(&root.join("erofs")) {
+            Ok(crate::isolate::ErofsBacking::File) => (
+                true,
+                "mounted an image built by mkfs.erofs, file-backed (no loop device)".to_string(),
+            ),
+            Ok(_) => (
+                true,
+                "mounted an image built by mkfs.erofs through a read-only loop device (the probe's \
+                 filesystem cannot serve a file-backed mount; ext4, xfs and btrfs can)"
+                    .to_string(),
+            ),
+            Err(e) => (false, e.to_string()),
+        },
+    };
+    out.push(FeatureProbe {
+        name: "EROFS images".into(),
+        supported,
+        detail,
+    });
     let max = if basic {
         Some(max_depth(&mut dirs, api, &base)?)
     } else {
@@ -227,6 +261,7 @@ fn max_depth(
     fs::create_dir_all(&m)?;
     let ok = |n: usize| {
         let spec = OverlayMount {
+            lowers_base: None,
             lowers: all[..n].to_vec(),
             upper_work: None,
             options: base.to_vec(),

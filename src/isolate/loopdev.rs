@@ -12,6 +12,7 @@ use super::IsolateError;
 const LOOP_CTL_GET_FREE: libc::c_ulong = 0x4C82;
 const LOOP_CONFIGURE: libc::c_ulong = 0x4C0A;
 const BLKFLSBUF: libc::c_ulong = 0x1261;
+const LO_FLAGS_READ_ONLY: u32 = 1;
 const LO_FLAGS_AUTOCLEAR: u32 = 4;
 const LO_FLAGS_DIRECT_IO: u32 = 16;
 
@@ -52,6 +53,16 @@ impl LoopDevice {
     /// Attaches `image` to a free loop device, with direct I/O when the host allows it
     /// so the image's blocks are not cached twice (once by the loop, once by ext4).
     pub fn attach(image: &Path) -> Result<LoopDevice, IsolateError> {
+        Self::attach_with(image, false)
+    }
+
+    /// Attaches `image` read-only (a read-only filesystem image such as an EROFS
+    /// layer on a backing that cannot serve a file-backed mount).
+    pub fn attach_read_only(image: &Path) -> Result<LoopDevice, IsolateError> {
+        Self::attach_with(image, true)
+    }
+
+    fn attach_with(image: &Path, read_only: bool) -> Result<LoopDevice, IsolateError> {
         let loop_err = |what| {
             let image = image.to_path_buf();
             move |source| IsolateError::Loop {
@@ -62,7 +73,7 @@ impl LoopDevice {
         };
         let backing = OpenOptions::new()
             .read(true)
-            .write(true)
+            .write(!read_only)
             .custom_flags(libc::O_CLOEXEC)
             .open(image)
             .map_err(loop_err("opening the image"))?;
@@ -107,7 +118,9 @@ impl LoopDevice {
                 Err(e) => return Err(loop_err("opening the device")(e)),
             };
             for direct_io in [true, false] {
-                let flags = LO_FLAGS_AUTOCLEAR | if direct_io { LO_FLAGS_DIRECT_IO } else { 0 };
+                let flags = LO_FLAGS_AUTOCLEAR
+                    | if direct_io { LO_FLAGS_DIRECT_IO } else { 0 }
+                    | if read_only { LO_FLAGS_READ_ONLY } else { 0 };
                 match configure(&device, &backing, flags) {
                     Ok(()) => {
                         return Ok(LoopDevice {

@@ -1,24 +1,54 @@
 //! Isolation: the private mount namespace, the scratch filesystem every run works
 //! in, and guards that undo each mount. Nothing outside the scratch dir is touched.
 
+pub mod btrfs;
+mod child;
+mod command;
+mod erofs;
+mod fuse;
 mod idmap;
 mod loopdev;
 pub mod mountinfo;
 mod mounts;
 mod namespace;
+mod private_tmpfs;
 mod scratch;
+mod shared;
 
+pub use child::UsernsOverlay;
+pub use command::run_command;
+pub use erofs::{
+    erofs_available, fsck_erofs, mkfs_erofs, mkfs_erofs_takes_tar, mount_erofs,
+    probe_erofs_backing, ErofsBacking, MountedErofs, MKFS_EROFS_ARGS,
+};
+pub use fuse::FuseMount;
 pub use idmap::{
     mount_setattr_available, probe_idmapped_overlay, IdRange, IdmapMode, UserNamespace,
 };
 pub use loopdev::LoopDevice;
 pub use mountinfo::{MountEntry, MountInfo};
 pub use mounts::{
-    common_parent, mount_overlay, mount_overlay_as, new_api_available, Idmap, MountApi, MountGuard,
-    MountHow, MountedOverlay, OverlayMount, CLASSIC_OPTIONS_LIMIT, MAX_LOWER_LAYERS,
+    attach_overlay, common_parent, data_only_lowers_available, detached_unmounts, mount_overlay,
+    mount_overlay_as, mount_overlay_with_data, new_api_available, Idmap, MountApi, MountGuard,
+    MountHow, MountedOverlay, OverlayMount, Unmount, CLASSIC_OPTIONS_LIMIT, MAX_LOWER_LAYERS,
 };
+
+/// Builds an overlay inside a fresh user namespace (identity map) and returns
+/// its detached mount fd and the time of its mount syscalls: how a root process
+/// makes the mount a rootless engine would, without leaving its own namespace.
+pub fn overlay_in_user_namespace(
+    spec: &UsernsOverlay<'_>,
+    target: &std::path::Path,
+) -> Result<(std::os::fd::OwnedFd, std::time::Duration), IsolateError> {
+    child::overlay_in_user_namespace(spec, target)
+}
 pub use namespace::{enter_private_namespace, in_user_namespace, Privilege};
-pub use scratch::{BackingInfo, BackingKind, EvictionKind, FsUsage, Scratch, ScratchRequest};
+pub use private_tmpfs::PrivateTmpfs;
+pub use scratch::{
+    abandon_live_scratches, host_available_bytes, min_fs_bytes, preflight, BackingInfo,
+    BackingKind, EvictionKind, FsUsage, Scratch, ScratchRequest,
+};
+pub use shared::{SharedMount, SharedMounts};
 
 use std::path::PathBuf;
 
@@ -78,7 +108,7 @@ pub enum IsolateError {
     ScratchNotOurs { path: PathBuf },
     #[error(
         "the scratch filesystem needs {needed_bytes} bytes but {} has only {available_bytes} free; \
-         free some space or name another --scratch dir",
+         free some space, name another --scratch dir, or ask for less (a smaller --fs-size or workload)",
         path.display()
     )]
     NoSpace {
@@ -92,6 +122,13 @@ pub enum IsolateError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// A signal asked the run to stop while a child process or a wait was under way.
+    #[error("interrupted")]
+    Interrupted,
+    /// A path given for the scratch filesystem cannot be used (exists as a file,
+    /// is read-only, is missing for `dir:`).
+    #[error("{0}")]
+    BadPath(String),
 }
 
 impl IsolateError {
@@ -99,10 +136,14 @@ impl IsolateError {
     pub fn class(&self) -> ErrorClass {
         match self {
             IsolateError::Unsupported(_) => ErrorClass::Unsupported,
+            // The classic API's one-page limit is the host's (its mount interface),
+            // like an option the kernel refuses: the run started, its report says so.
+            IsolateError::OptionsTooLong { .. } => ErrorClass::Unsupported,
             IsolateError::ScratchNotOurs { .. }
             | IsolateError::NoSpace { .. }
-            | IsolateError::OptionsTooLong { .. }
+            | IsolateError::BadPath(_)
             | IsolateError::UnsafeLayerPath { .. } => ErrorClass::Usage,
+            IsolateError::Interrupted => ErrorClass::Interrupted,
             _ => ErrorClass::Runtime,
         }
     }

@@ -88,17 +88,43 @@ fn unescape(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Splits overlay super options into `key=value` pairs, honouring `\,` escapes.
+/// The regular lower layers in overlay super options, topmost first (data-only
+/// layers — after `::` or given as `datadir+` — are not among them).
 pub fn overlay_lowers(super_options: &str) -> Vec<String> {
     let mut lowers = Vec::new();
     for opt in super_options.split(',') {
         if let Some(v) = opt.strip_prefix("lowerdir=") {
-            lowers.extend(v.split(':').filter(|s| !s.is_empty()).map(str::to_string));
+            let regular = v.split("::").next().unwrap_or("");
+            lowers.extend(
+                regular
+                    .split(':')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string),
+            );
         } else if let Some(v) = opt.strip_prefix("lowerdir+=") {
             lowers.push(v.to_string());
         }
     }
     lowers
+}
+
+/// The data-only lower layers in overlay super options (`lowerdir=A::D1::D2`
+/// or `datadir+=D`): looked up only through a metacopy file's redirect.
+pub fn overlay_data_lowers(super_options: &str) -> Vec<String> {
+    let mut data = Vec::new();
+    for opt in super_options.split(',') {
+        if let Some(v) = opt.strip_prefix("lowerdir=") {
+            data.extend(
+                v.split("::")
+                    .skip(1)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string),
+            );
+        } else if let Some(v) = opt.strip_prefix("datadir+=") {
+            data.push(v.to_string());
+        }
+    }
+    data
 }
 
 #[cfg(test)]
@@ -125,5 +151,16 @@ mod tests {
             overlay_lowers("rw,lowerdir+=/a,lowerdir+=/b,lowerdir+=/c,upperdir=/u").len(),
             3
         );
+    }
+
+    #[test]
+    fn data_only_layers_are_told_apart() {
+        let classic = "rw,lowerdir=/m::/objects,upperdir=/u,workdir=/w,metacopy=on";
+        assert_eq!(overlay_lowers(classic), vec!["/m"]);
+        assert_eq!(overlay_data_lowers(classic), vec!["/objects"]);
+        let new = "ro,lowerdir+=/m,datadir+=/objects,redirect_dir=on,metacopy=on";
+        assert_eq!(overlay_lowers(new), vec!["/m"]);
+        assert_eq!(overlay_data_lowers(new), vec!["/objects"]);
+        assert!(overlay_data_lowers("rw,lowerdir=/a:/b").is_empty());
     }
 }

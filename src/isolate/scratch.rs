@@ -29,6 +29,9 @@ pub enum BackingKind {
     Ext4,
     /// A fresh xfs with reflink, on a loop device.
     Xfs,
+    /// A fresh btrfs (btrfs-progs defaults: DUP metadata), on a loop device —
+    /// what Docker's btrfs driver needs.
+    Btrfs,
     /// A fresh tmpfs.
     Tmpfs,
     /// An existing directory; accounting then includes whatever else lives there.
@@ -41,11 +44,12 @@ impl FromStr for BackingKind {
         match s {
             "ext4" => Ok(BackingKind::Ext4),
             "xfs" => Ok(BackingKind::Xfs),
+            "btrfs" => Ok(BackingKind::Btrfs),
             "tmpfs" => Ok(BackingKind::Tmpfs),
             _ => match s.strip_prefix("dir:") {
                 Some(p) if !p.is_empty() => Ok(BackingKind::Dir(PathBuf::from(p))),
                 _ => Err(format!(
-                    "unknown backing '{s}'; expected one of ext4, xfs, tmpfs, dir:PATH"
+                    "unknown backing '{s}'; expected one of ext4, xfs, btrfs, tmpfs, dir:PATH"
                 )),
             },
         }
@@ -65,6 +69,7 @@ impl fmt::Display for BackingKind {
         match self {
             BackingKind::Ext4 => f.write_str("ext4"),
             BackingKind::Xfs => f.write_str("xfs"),
+            BackingKind::Btrfs => f.write_str("btrfs"),
             BackingKind::Tmpfs => f.write_str("tmpfs"),
             BackingKind::Dir(p) => write!(f, "dir:{}", p.display()),
         }
@@ -150,6 +155,10 @@ pub struct FsUsage {
     pub free_inodes: u64,
     /// Bytes available to unprivileged users.
     pub available_bytes: u64,
+    /// Metadata bytes in use on disk, where the filesystem reports them apart
+    /// (btrfs: `BTRFS_IOC_SPACE_INFO`, DUP counted twice).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata_bytes: Option<u64>,
 }
 
 /// A live scratch filesystem; dropping it unmounts and removes everything.
@@ -164,16 +173,108 @@ pub struct Scratch {
     info: BackingInfo,
 }
 
+/// Smallest filesystem each mkfs accepts (xfsprogs refuses below 300 MiB).
+pub fn min_fs_bytes(kind: &BackingKind) -> u64 {
+    match kind {
+        BackingKind::Xfs => 300 << 20,
+        _ => 64 << 20,
+    }
+}
+
+/// Run dirs of the live scratch filesystems of this process, for the cleanup a
+/// second signal does before the process exits at once.
+static LIVE: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// Detaches every mount of this process's live scratch filesystems and removes
+/// their run dirs where that is quick (empty once detached: ext4, xfs, tmpfs);
+/// a `dir:` backing's data is left for the next run to remove. For the abort
+/// path only: the process exits right after.
+pub fn abandon_live_scratches() {
+    let dirs = match LIVE.lock() {
+        Ok(l) => l.clone(),
+        Err(p) => p.into_inner().clone(),
+    };
+    for run_dir in dirs {
+        detach_mounts_under(&run_dir);
+        let _ = fs::remove_dir(run_dir.join("fs"));
+        let _ = fs::remove_file(run_dir.join("backing.img"));
+        let _ = fs::remove_dir(&run_dir);
+    }
+}
+
+/// The root a request works under: `--scratch` (made if missing), or the
+/// directory of a `dir:` backing (which must exist).
+fn root_of(req: &ScratchRequest) -> Result<PathBuf, IsolateError> {
+    match &req.kind {
+        BackingKind::Dir(p) => {
+            let canon = fs::canonicalize(p).map_err(|e| {
+                IsolateError::BadPath(format!(
+                    "--backing dir:{}: {e}; name an existing directory",
+                    p.display()
+                ))
+            })?;
+            if !canon.is_dir() {
+                return Err(IsolateError::BadPath(format!(
+                    "--backing dir:{} is not a directory",
+                    p.display()
+                )));
+            }
+            Ok(canon)
+        }
+        _ => crate::input::canonical_for_creation("--scratch", &req.root)
+            .map_err(|e| IsolateError::BadPath(e.to_string())),
+    }
+}
+
+/// The nearest existing ancestor of `p` (itself if it exists).
+fn existing_ancestor(p: &Path) -> PathBuf {
+    let mut a = p.to_path_buf();
+    while !a.exists() {
+        if !a.pop() {
+            return PathBuf::from("/");
+        }
+    }
+    a
+}
+
+/// Checks, without writing anything, that `req` can be made: its root is a
+/// writable directory that is empty or ours (or can be created), and the host
+/// has room for the filesystem and what will be written to it.
+pub fn preflight(req: &ScratchRequest) -> Result<(), IsolateError> {
+    let root = root_of(req)?;
+    if root.exists() {
+        if !root.is_dir() {
+            return Err(IsolateError::BadPath(format!(
+                "--scratch {} is not a directory; name a directory (it is made if missing)",
+                root.display()
+            )));
+        }
+        if !root.join(MARKER).exists() {
+            let mut entries =
+                fs::read_dir(&root).map_err(IsolateError::io("reading scratch dir", &root))?;
+            if entries.next().is_some() {
+                return Err(IsolateError::ScratchNotOurs { path: root });
+            }
+        }
+    }
+    let anc = existing_ancestor(&root);
+    if let Err(e) = nix::unistd::access(&anc, nix::unistd::AccessFlags::W_OK) {
+        return Err(IsolateError::BadPath(format!(
+            "{} cannot be written ({}); name a writable scratch dir",
+            anc.display(),
+            std::io::Error::from(e)
+        )));
+    }
+    check_space(&anc, &req.kind, req.planned_bytes, req.fs_size_bytes)
+}
+
 impl Scratch {
     /// Makes the scratch filesystem (after removing stale runs of ours under `root`).
     pub fn create(req: &ScratchRequest) -> Result<Scratch, IsolateError> {
-        let root = match &req.kind {
-            BackingKind::Dir(p) => p.clone(),
-            _ => req.root.clone(),
-        };
+        let root = root_of(req)?;
         claim_root(&root)?;
         remove_stale_runs(&root);
-        check_space(&root, &req.kind, req.planned_bytes)?;
+        check_space(&root, &req.kind, req.planned_bytes, req.fs_size_bytes)?;
         // pid (for stale detection) + a counter (several scratch fs in one process).
         static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -182,6 +283,9 @@ impl Scratch {
             remove_tree(&run_dir)?;
         }
         fs::create_dir(&run_dir).map_err(IsolateError::io("creating", &run_dir))?;
+        if let Ok(mut live) = LIVE.lock() {
+            live.push(run_dir.clone());
+        }
         let work = run_dir.join("fs");
         fs::create_dir(&work).map_err(IsolateError::io("creating", &work))?;
         let mut scratch = Scratch {
@@ -219,7 +323,7 @@ impl Scratch {
                 self.mount_fs("tmpfs", "tmpfs", &data)?;
                 self.info.made_with = Some(format!("mount -t tmpfs -o {data}"));
             }
-            BackingKind::Ext4 | BackingKind::Xfs => {
+            BackingKind::Ext4 | BackingKind::Xfs | BackingKind::Btrfs => {
                 let image = self.run_dir.join("backing.img");
                 let file =
                     fs::File::create(&image).map_err(IsolateError::io("creating", &image))?;
@@ -239,7 +343,7 @@ impl Scratch {
                         args.extend(["-N".into(), n.to_string()]);
                     }
                     ("mkfs.ext4", args, "apt-get install e2fsprogs")
-                } else {
+                } else if req.kind == BackingKind::Xfs {
                     let args = vec![
                         "-q".to_string(),
                         "-f".into(),
@@ -248,6 +352,10 @@ impl Scratch {
                         "reflink=1".into(),
                     ];
                     ("mkfs.xfs", args, "apt-get install xfsprogs")
+                } else {
+                    // btrfs has no inode table to size: `inodes` does not apply.
+                    let args = vec!["-q".to_string(), "-f".into()];
+                    ("mkfs.btrfs", args, "apt-get install btrfs-progs")
                 };
                 run_mkfs(program, &args, &image, hint)?;
                 self.info.made_with = Some(format!("{program} {} <sparse image>", args.join(" ")));
@@ -256,10 +364,10 @@ impl Scratch {
                 fs::remove_file(&image).map_err(IsolateError::io("removing", &image))?;
                 self.info.device = Some(dev.path().display().to_string());
                 self.info.loop_direct_io = Some(dev.direct_io());
-                let fstype = if req.kind == BackingKind::Ext4 {
-                    "ext4"
-                } else {
-                    "xfs"
+                let fstype = match req.kind {
+                    BackingKind::Ext4 => "ext4",
+                    BackingKind::Xfs => "xfs",
+                    _ => "btrfs",
                 };
                 let source = dev.path().to_path_buf();
                 self.loopdev = Some(dev);
@@ -344,18 +452,28 @@ impl Scratch {
         let st =
             statvfs(&self.work).map_err(|e| IsolateError::io("statvfs", &self.work)(e.into()))?;
         let frsize = st.fragment_size() as u64;
-        Ok(FsUsage {
+        let mut usage = FsUsage {
             used_inodes: (st.files() - st.files_free()) as u64,
             used_bytes: (st.blocks() - st.blocks_free()) as u64 * frsize,
             free_inodes: st.files_free() as u64,
             available_bytes: st.blocks_available() as u64 * frsize,
-        })
+            metadata_bytes: None,
+        };
+        if self.info.fstype == "btrfs" {
+            // statvfs bytes follow chunk allocation there: take what btrfs says is used.
+            let b = super::btrfs::usage(&self.work)?;
+            usage.used_bytes = b.used_bytes();
+            usage.metadata_bytes = Some(b.metadata_bytes);
+        }
+        Ok(usage)
     }
 
     /// The strongest cache eviction this backing allows without touching the host.
     pub fn eviction(&self, drop_caches_allowed: bool) -> EvictionKind {
         match self.kind {
-            BackingKind::Ext4 | BackingKind::Xfs => EvictionKind::RemountBacking,
+            BackingKind::Ext4 | BackingKind::Xfs | BackingKind::Btrfs => {
+                EvictionKind::RemountBacking
+            }
             BackingKind::Dir(_) if drop_caches_allowed => EvictionKind::DropCaches,
             _ => EvictionKind::FreshMountOnly,
         }
@@ -387,6 +505,9 @@ impl Drop for Scratch {
         }
         self.loopdev.take();
         let _ = remove_tree(&self.run_dir);
+        if let Ok(mut live) = LIVE.lock() {
+            live.retain(|d| d != &self.run_dir);
+        }
     }
 }
 
@@ -410,7 +531,14 @@ fn remove_tree(dir: &Path) -> Result<(), IsolateError> {
 
 fn claim_root(root: &Path) -> Result<(), IsolateError> {
     if !root.exists() {
-        fs::create_dir_all(root).map_err(IsolateError::io("creating scratch dir", root))?;
+        fs::create_dir_all(root).map_err(|e| {
+            IsolateError::BadPath(format!("creating scratch dir {}: {e}", root.display()))
+        })?;
+    } else if !root.is_dir() {
+        return Err(IsolateError::BadPath(format!(
+            "--scratch {} is not a directory; name a directory (it is made if missing)",
+            root.display()
+        )));
     }
     let marker = root.join(MARKER);
     if marker.exists() {
@@ -455,16 +583,34 @@ fn remove_stale_runs(root: &Path) {
     }
 }
 
-fn check_space(root: &Path, kind: &BackingKind, needed_bytes: u64) -> Result<(), IsolateError> {
-    let available_bytes = if *kind == BackingKind::Tmpfs {
-        mem_available_bytes().unwrap_or(u64::MAX)
-    } else {
-        let st = statvfs(root).map_err(|e| IsolateError::io("statvfs", root)(e.into()))?;
-        st.blocks_available() as u64 * st.fragment_size() as u64
+/// What the host has for a backing of `kind` under `root`: free bytes of the
+/// filesystem holding `root` (MemAvailable for tmpfs).
+pub fn host_available_bytes(root: &Path, kind: &BackingKind) -> Result<u64, IsolateError> {
+    if *kind == BackingKind::Tmpfs {
+        return Ok(mem_available_bytes().unwrap_or(u64::MAX));
+    }
+    let at = existing_ancestor(root);
+    let st = statvfs(&at).map_err(|e| IsolateError::io("statvfs", &at)(e.into()))?;
+    Ok(st.blocks_available() as u64 * st.fragment_size() as u64)
+}
+
+/// The planned writes must fit the host; so must a loop image's full size (a
+/// sparse image larger than the free space would hit the host's ENOSPC from
+/// inside the loop device, as I/O errors).
+fn check_space(
+    root: &Path,
+    kind: &BackingKind,
+    needed_bytes: u64,
+    fs_size_bytes: u64,
+) -> Result<(), IsolateError> {
+    let available_bytes = host_available_bytes(root, kind)?;
+    let needed_bytes = match kind {
+        BackingKind::Ext4 | BackingKind::Xfs => needed_bytes.max(fs_size_bytes),
+        _ => needed_bytes,
     };
     if needed_bytes > available_bytes {
         return Err(IsolateError::NoSpace {
-            path: root.to_path_buf(),
+            path: existing_ancestor(root),
             needed_bytes,
             available_bytes,
         });
@@ -476,23 +622,15 @@ fn mem_available_bytes() -> Option<u64> {
     crate::probe::memory::Memory::current().and_then(|m| m.available_bytes)
 }
 
+/// mkfs writes its inode tables eagerly (lazy_itable_init=0): generous, but bounded.
+const MKFS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(900);
+
 fn run_mkfs(program: &str, args: &[String], image: &Path, hint: &str) -> Result<(), IsolateError> {
-    let out = Command::new(program)
-        .args(args)
-        .arg(image)
-        .output()
-        .map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                IsolateError::Unsupported(format!(
-                    "{program} is not installed; install it ({hint})"
-                ))
-            } else {
-                IsolateError::Command {
-                    command: program.into(),
-                    detail: e.to_string(),
-                }
-            }
-        })?;
+    let out = super::run_command(
+        Command::new(program).args(args).arg(image),
+        MKFS_TIMEOUT,
+        hint,
+    )?;
     if !out.status.success() {
         return Err(IsolateError::Command {
             command: format!("{program} {}", args.join(" ")),
@@ -509,13 +647,14 @@ mod tests {
     #[test]
     fn parses_backings() {
         assert_eq!("ext4".parse::<BackingKind>(), Ok(BackingKind::Ext4));
+        assert_eq!("btrfs".parse::<BackingKind>(), Ok(BackingKind::Btrfs));
         assert_eq!(
             "dir:/x".parse::<BackingKind>(),
             Ok(BackingKind::Dir("/x".into()))
         );
         let err = "zfs".parse::<BackingKind>().unwrap_err();
         assert!(
-            err.contains("zfs") && err.contains("ext4, xfs, tmpfs, dir:PATH"),
+            err.contains("zfs") && err.contains("ext4, xfs, btrfs, tmpfs, dir:PATH"),
             "{err}"
         );
         assert!("dir:".parse::<BackingKind>().is_err());

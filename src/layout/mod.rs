@@ -5,23 +5,48 @@
 //! share layers? how does a copy-up show? is it the baseline?) and where a file's
 //! data lives (`lower_file`, `upper_file`, `data_file`).
 
+mod btrfs;
+mod claims;
+mod composefs;
+mod containerd;
+mod erofs;
 mod fsops;
+mod fuse_overlayfs;
 mod overlay;
 mod overlay2;
 mod plain;
+mod rootless;
+mod verify;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::error::ErrorClass;
 use crate::image::apply::{ApplyError, ApplyStats};
-use crate::image::ImageSource;
-use crate::isolate::{IsolateError, MountApi, MountGuard, MountHow, Privilege};
+use crate::image::{ImageSource, ImageSpec, SyntheticImage};
+use crate::isolate::{BackingInfo, IsolateError, MountApi, MountHow, Privilege, Unmount};
 
 pub use crate::isolate::MAX_LOWER_LAYERS;
+pub use claims::{Claim, CLAIMS};
+pub use verify::{CopyUpCheck, Touch};
 
-/// The registry: one line per layout, in report order (the default `--layouts`).
-pub static LAYOUTS: &[&LayoutEntry] = &[&overlay2::ENTRY, &overlay::ENTRY, &plain::ENTRY];
+/// The registry: one line per layout, in report order.
+pub static LAYOUTS: &[&LayoutEntry] = &[
+    &overlay2::ENTRY,
+    &overlay::ENTRY,
+    &plain::ENTRY,
+    &containerd::ENTRY,
+    &rootless::ENTRY,
+    &fuse_overlayfs::ENTRY,
+    &btrfs::ENTRY,
+    &erofs::ENTRY,
+    &composefs::ENTRY,
+];
+
+/// The layouts a run measures when none are named: Docker's two overlay
+/// drivers and the baseline (the quick suite stays about a minute; the other
+/// rows are asked for with `--layouts`).
+pub static DEFAULT_LAYOUTS: &[&str] = &["overlay2", "overlay", "plain"];
 
 /// What the rest of the tool knows about a layout before making one.
 pub struct LayoutEntry {
@@ -92,6 +117,9 @@ pub const UNKNOWN_CAPS: Capabilities = Capabilities {
     overlay_options: false,
     lower_per_layer: false,
     hidden_inode_per_mount: false,
+    metacopy: false,
+    needs_fstype: None,
+    same_tree_as: None,
     table_mounts: TableMounts::None,
     idmap_lowers: false,
 };
@@ -107,8 +135,22 @@ pub enum CopyUp {
     /// An overlay copy-up into the container's upper dir, marked by overlay's
     /// xattrs (`Layout::overlay_xattr`).
     OverlayXattr,
+    /// A user-space daemon copies the whole file into the upper dir and marks
+    /// it its own way (fuse-overlayfs: `user.fuseoverlayfs.origin`).
+    Daemon,
+    /// No file copy: the container's snapshot shares the image's extents and
+    /// the first write copies only the blocks it touches (btrfs).
+    BlockCow,
     /// No copy at all: every container has its own private files already.
     None,
+}
+
+impl CopyUp {
+    /// Whether a container starts sharing its files' data with the image (so a
+    /// first write has something to copy or un-share).
+    pub fn shares_until_written(self) -> bool {
+        self != CopyUp::None
+    }
 }
 
 /// How many lines one mounted container adds to the mount table.
@@ -118,6 +160,8 @@ pub enum TableMounts {
     None,
     /// One (an overlay; layers passed by fd add nothing).
     One,
+    /// Two (a composefs metadata image, then the overlay on it).
+    Two,
     /// One per image layer plus one (each layer mounted at a dir, then an overlay).
     PerLayerPlusOne,
 }
@@ -128,6 +172,7 @@ impl TableMounts {
         match self {
             TableMounts::None => 0,
             TableMounts::One => 1,
+            TableMounts::Two => 2,
             TableMounts::PerLayerPlusOne => depth + 1,
         }
     }
@@ -149,6 +194,15 @@ pub struct Capabilities {
     /// Each mounted container holds one inode on the backing that no walk finds
     /// (overlay keeps it in the workdir until unmount).
     pub hidden_inode_per_mount: bool,
+    /// Takes `metacopy=on` (the kernel refuses it with `userxattr`).
+    pub metacopy: bool,
+    /// The backing filesystem it needs, as the kernel names it (`btrfs`); on
+    /// any other backing the row is skipped with the reason.
+    pub needs_fstype: Option<&'static str>,
+    /// The layout whose stack holds the same trees in another form (erofs: the
+    /// overlay2 diff dirs, each made an EROFS image): workloads show this one's
+    /// cost against it, asking the name here instead of naming it.
+    pub same_tree_as: Option<&'static str>,
     /// What a mounted container adds to the mount table.
     pub table_mounts: TableMounts,
     /// Can mount its lower layers idmapped (`Layout::mount_as` with an `Idmap`).
@@ -164,6 +218,9 @@ const fn overlay_caps(shares_layers: bool, lower_per_layer: bool) -> Capabilitie
         overlay_options: true,
         lower_per_layer,
         hidden_inode_per_mount: true,
+        metacopy: true,
+        needs_fstype: None,
+        same_tree_as: None,
         table_mounts: TableMounts::One,
         idmap_lowers: true,
     }
@@ -246,26 +303,43 @@ pub struct ContainerDirs {
     pub merged: PathBuf,
 }
 
-/// A mounted (or, for plain, simply present) container view.
+/// A mounted (or, for plain and btrfs, simply present) container view.
 #[derive(Debug)]
 pub struct Mounted {
     /// The container's root file system.
     pub merged: PathBuf,
-    /// Unmounts on drop; `None` for plain.
-    pub guard: Option<MountGuard>,
-    /// Time of the mount syscalls (None for plain).
+    /// What undoes the mount, in order (a mount, a FUSE mount and its daemon);
+    /// each is undone lazily on drop; empty when nothing is mounted.
+    pub guards: Vec<Box<dyn Unmount>>,
+    /// Time of the mount syscalls (or of the daemon's start to a serving
+    /// mount); None when nothing is mounted.
     pub mount_time: Option<Duration>,
-    /// Superblock options read back from mountinfo.
+    /// Options read back from mountinfo (or the daemon's options).
     pub options_in_force: Option<String>,
 }
 
 impl Mounted {
-    /// Unmounts now, reporting failure.
-    pub fn unmount(self) -> Result<(), LayoutError> {
-        if let Some(g) = self.guard {
-            g.unmount()?;
+    /// A view with nothing mounted (the container's files are its own dir).
+    pub fn unmounted(merged: PathBuf) -> Mounted {
+        Mounted {
+            merged,
+            guards: Vec::new(),
+            mount_time: None,
+            options_in_force: None,
         }
-        Ok(())
+    }
+
+    /// Unmounts now, every guard in order, reporting the first failure.
+    pub fn unmount(self) -> Result<(), LayoutError> {
+        let mut first = Ok(());
+        for g in self.guards {
+            if let Err(e) = g.unmount() {
+                if first.is_ok() {
+                    first = Err(e.into());
+                }
+            }
+        }
+        first
     }
 }
 
@@ -293,6 +367,10 @@ pub trait Layout: Send + Sync {
     /// Materialises `image` in a fresh store under `root` (an empty dir).
     fn prepare(&self, image: &dyn ImageSource, root: &Path) -> Result<PreparedImage, LayoutError> {
         self.import(root, image)
+    }
+    /// Materialises a synthetic spec in a fresh store under `root`.
+    fn prepare_spec(&self, spec: &ImageSpec, root: &Path) -> Result<PreparedImage, LayoutError> {
+        self.import(root, &SyntheticImage::new("spec", spec.clone()))
     }
     /// Imports `image` into this layout's store at `store` (made if missing). A
     /// layer the store already holds — the same chain id, from an earlier import
@@ -351,6 +429,89 @@ pub trait Layout: Send + Sync {
             _ => self.lower_file(image, rel),
         }
     }
+    /// Every file whose pages hold `rel` as container `c` reads it (a FUSE
+    /// mount caches pages of its own files *and* the daemon's reads cache the
+    /// backing file): what residency is read from and eviction applies to.
+    fn data_files(&self, image: &PreparedImage, c: &ContainerDirs, rel: &Path) -> Vec<PathBuf> {
+        self.data_file(image, c, rel).into_iter().collect()
+    }
+    /// Why this layout cannot run on `backing` (or on this host), if it cannot.
+    fn unavailable(&self, backing: &BackingInfo) -> Option<String> {
+        let needs = self.capabilities().needs_fstype?;
+        (backing.fstype != needs).then(|| {
+            format!(
+                "{} needs a {needs} backing (--backing {needs}); {} is {}",
+                self.name(),
+                backing.kind,
+                backing.fstype
+            )
+        })
+    }
+    /// Checks, before the first write, that container `c` does not have its own
+    /// copy of `rel` yet (so what is timed next really copies or un-shares).
+    fn verify_not_copied(
+        &self,
+        image: &PreparedImage,
+        c: &ContainerDirs,
+        rel: &Path,
+    ) -> Result<(), LayoutError> {
+        verify::no_upper(self, image, c, rel)
+    }
+    /// Checks, after `check.touch`, that container `c` holds what this layout's
+    /// copy-up must have produced for `rel`, by the layout's own markers.
+    fn verify_copy_up(
+        &self,
+        image: &PreparedImage,
+        c: &ContainerDirs,
+        rel: &Path,
+        check: &CopyUpCheck,
+    ) -> Result<(), LayoutError> {
+        verify::overlay_upper(self, image, c, rel, check)
+    }
+    /// Removes a container made by `create_container` (unmounted), as the engine
+    /// does (a btrfs snapshot is destroyed, not emptied file by file).
+    fn remove_container(&self, c: &ContainerDirs) -> Result<(), LayoutError> {
+        std::fs::remove_dir_all(&c.root).map_err(LayoutError::io("removing", &c.root))
+    }
+    /// Removes a whole store made by `import` (no container left in it).
+    fn remove_store(&self, store: &Path) -> Result<(), LayoutError> {
+        std::fs::remove_dir_all(store).map_err(LayoutError::io("removing", store))
+    }
+    /// Waits until space freed by removals under `dir` is really free (btrfs
+    /// cleans deleted subvolumes in the background).
+    fn settle_removals(&self, _dir: &Path) -> Result<(), LayoutError> {
+        Ok(())
+    }
+    /// How long the kernel caches this layout's entries and attributes before
+    /// asking again (a FUSE daemon's entry/attr timeout), in seconds; None when
+    /// the kernel's own caches apply.
+    fn kernel_cache_timeout_s(&self) -> Option<f64> {
+        None
+    }
+    /// How this layout is built or mounted here, where it differs from what its
+    /// name suggests (for the report's notes).
+    fn notes(&self) -> Vec<String> {
+        Vec::new()
+    }
+    /// Host files that cache `rel`'s pages besides `lower_file` when a container
+    /// of `image` reads it (an EROFS layer's image file: EROFS reads it through
+    /// the page cache, and caches the file's data again in its own inode). A cold
+    /// read evicts these too; residency counts them.
+    fn backing_files(&self, _image: &PreparedImage, _rel: &Path) -> Vec<PathBuf> {
+        Vec::new()
+    }
+    /// Whether this host can run the layout, found by probing the kernel and the
+    /// tools it needs (never from version numbers); `LayoutError::Unsupported`
+    /// names the missing feature.
+    fn host_support(&self) -> Result<(), LayoutError> {
+        Ok(())
+    }
+    /// What a reader of this layout's figures should know about it on this host
+    /// and the scratch filesystem at `scratch` (a variant the kernel cannot run,
+    /// a tool's missing mode, a fallback taken), found by probing there.
+    fn host_notes(&self, _scratch: &Path) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// What went wrong building or mounting a layout.
@@ -368,6 +529,30 @@ pub enum LayoutError {
     TooDeep { depth: usize, limit: usize },
     #[error(transparent)]
     Apply(#[from] ApplyError),
+    /// A first write did not leave what the layout's copy-up must produce.
+    #[error("{layout}: {}: {detail}", path.display())]
+    CopyUp {
+        layout: &'static str,
+        path: PathBuf,
+        detail: String,
+    },
+    /// The store's own records are unreadable or contradict its dirs.
+    #[error("store record {}: {detail}", path.display())]
+    Store { path: PathBuf, detail: String },
+    /// The host lacks a kernel feature or tool the layout needs.
+    #[error("layout {layout} cannot run on this host: {feature} is missing ({detail})")]
+    Unsupported {
+        layout: &'static str,
+        feature: &'static str,
+        detail: String,
+    },
+    /// A layout's image could not be built.
+    #[error("building {what} {}: {detail}", path.display())]
+    Build {
+        what: &'static str,
+        path: PathBuf,
+        detail: String,
+    },
 }
 
 impl LayoutError {
@@ -377,7 +562,11 @@ impl LayoutError {
             LayoutError::Isolate(e) => e.class(),
             LayoutError::TooDeep { .. } => ErrorClass::Usage,
             LayoutError::Apply(e) => e.class(),
-            LayoutError::Io { .. } => ErrorClass::Runtime,
+            LayoutError::Unsupported { .. } => ErrorClass::Unsupported,
+            LayoutError::Io { .. }
+            | LayoutError::CopyUp { .. }
+            | LayoutError::Store { .. }
+            | LayoutError::Build { .. } => ErrorClass::Runtime,
         }
     }
 
@@ -390,27 +579,39 @@ impl LayoutError {
     }
 }
 
-/// Mounts a container's overlay over `lowers` (topmost first) with the layout's
-/// settings, as `how` asks.
+/// Mounts a container's overlay over `lowers` (topmost first; relative to
+/// `lowers_base` when given) with the layout's settings, as `how` asks.
 fn mount_container(
     config: &LayoutConfig,
     lowers: Vec<PathBuf>,
+    lowers_base: Option<PathBuf>,
     c: &ContainerDirs,
     how: &MountHow<'_>,
 ) -> Result<Mounted, LayoutError> {
     let spec = crate::isolate::OverlayMount {
         lowers,
+        lowers_base,
         upper_work: c.upper_work.clone(),
         options: config.mount_options(),
         target: c.merged.clone(),
     };
     let m = crate::isolate::mount_overlay_as(&spec, config.mount_api, how)?;
-    Ok(Mounted {
+    Ok(mounted_overlay(c, m, how.read_back))
+}
+
+/// A container view over an overlay mount (`read_back`: its options in force
+/// were read from mountinfo; without, they are unknown).
+fn mounted_overlay(
+    c: &ContainerDirs,
+    m: crate::isolate::MountedOverlay,
+    read_back: bool,
+) -> Mounted {
+    Mounted {
         merged: c.merged.clone(),
-        guard: Some(m.guard),
+        guards: vec![Box::new(m.guard)],
         mount_time: Some(m.elapsed),
-        options_in_force: how.read_back.then_some(m.options_in_force),
-    })
+        options_in_force: read_back.then_some(m.options_in_force),
+    }
 }
 
 /// Dirs of a container with an upper layer.

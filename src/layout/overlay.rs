@@ -122,6 +122,7 @@ impl Layout for LegacyOverlay {
         mount_container(
             &self.config,
             image.layer_dirs.last().cloned().into_iter().collect(),
+            None,
             c,
             how,
         )

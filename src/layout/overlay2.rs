@@ -13,7 +13,7 @@ use super::{
     fsops, mount_container, overlay_caps, overlay_container_dirs, ContainerDirs, Layout,
     LayoutConfig, LayoutEntry, LayoutError, Mounted, PreparedImage, Style, MAX_LOWER_LAYERS,
 };
-use crate::image::apply::{inherit_implicit_dirs, ApplyStats, WhiteoutStyle};
+use crate::image::apply::{inherit_implicit_dirs, ApplyOptions, ApplyStats, WhiteoutStyle};
 use crate::image::ImageSource;
 use crate::isolate::{MountApi, MountHow};
 
@@ -58,11 +58,16 @@ impl Layer {
 }
 
 /// The short link name Docker keeps in `<layer>/link`, for a layer's diff dir.
-fn short_name_of(diff: &Path) -> Result<String, LayoutError> {
+pub(super) fn short_name_of(diff: &Path) -> Result<String, LayoutError> {
     let link = diff.parent().unwrap_or(diff).join("link");
-    fs::read_to_string(&link)
-        .map(|s| s.trim().to_string())
-        .map_err(LayoutError::io("reading", &link))
+    crate::input::read_text(
+        &link,
+        crate::input::STORE_META_MAX_BYTES,
+        "a store metadata file",
+        crate::input::Follow::NoSymlinks,
+    )
+    .map(|s| s.trim().to_string())
+    .map_err(|e| LayoutError::io("reading", &link)(std::io::Error::other(e.to_string())))
 }
 
 /// Registry entry.
@@ -107,87 +112,13 @@ impl Layout for Overlay2 {
     }
 
     fn import(&self, store: &Path, image: &dyn ImageSource) -> Result<PreparedImage, LayoutError> {
-        let info = image.info();
-        let depth = info.layers.len();
-        if depth > MAX_LOWER_LAYERS {
-            return Err(LayoutError::TooDeep {
-                depth,
-                limit: MAX_LOWER_LAYERS,
-            });
-        }
-        // Like Docker, every layer of every image lives in one store, one dir per
-        // layer named by its chain id; an image on the same base finds it there.
-        let links = store.join("l");
-        fs::create_dir_all(&links).map_err(LayoutError::io("creating", &links))?;
-        let layers: Vec<Layer> = info
-            .layers
-            .iter()
-            .map(|l| Layer::at(store, &l.chain_id))
-            .collect();
-        let new: Vec<usize> = (0..depth).filter(|&i| !layers[i].complete()).collect();
-        for &i in &new {
-            let l = &layers[i];
-            if l.dir.exists() {
-                // An import that died half way: its layer is not to be trusted.
-                fs::remove_dir_all(&l.dir).map_err(LayoutError::io("removing", &l.dir))?;
-            }
-            for d in [&l.dir, &l.diff, &l.dir.join("work")] {
-                fs::create_dir_all(d).map_err(LayoutError::io("creating", d))?;
-            }
-        }
-        // Each layer is its own stream: write the new ones on every core.
         let opts = fsops::apply_options(
             &self.config,
             WhiteoutStyle::OverlayDiff {
                 xattr_prefix: self.config.overlay_prefix(),
             },
         );
-        let stats: Vec<(usize, ApplyStats)> = new
-            .par_iter()
-            .map(|&i| Ok((i, fsops::apply(image, i, &layers[i].diff, &opts)?)))
-            .collect::<Result<_, LayoutError>>()?;
-        // Directories a layer needed but did not list take the metadata of the
-        // same directory below (as containerd does), once every diff exists.
-        let diffs: Vec<PathBuf> = layers.iter().map(|l| l.diff.clone()).collect();
-        let mut implicit: Vec<Vec<PathBuf>> = vec![Vec::new(); depth];
-        for (i, st) in &stats {
-            implicit[*i] = st.implicit_dirs.clone();
-        }
-        inherit_implicit_dirs(&diffs, &implicit)?;
-        // The short links and parent lists last: `link` marks a layer complete.
-        for &i in &new {
-            let l = &layers[i];
-            let short = l.short_name();
-            let link = links.join(&short);
-            if link.symlink_metadata().is_err() {
-                std::os::unix::fs::symlink(Path::new("..").join(&l.id).join("diff"), &link)
-                    .map_err(LayoutError::io("linking", &link))?;
-            }
-            if i > 0 {
-                // Parents, topmost first, as short links: Docker's `lower` file.
-                let lower: Vec<String> = layers[..i]
-                    .iter()
-                    .rev()
-                    .map(|p| format!("l/{}", p.short_name()))
-                    .collect();
-                let path = l.dir.join("lower");
-                fs::write(&path, lower.join(":")).map_err(LayoutError::io("writing", &path))?;
-            }
-            let path = l.dir.join("link");
-            fs::write(&path, &short).map_err(LayoutError::io("writing", &path))?;
-        }
-        let mut written: Vec<Option<ApplyStats>> = vec![None; depth];
-        for (i, st) in stats {
-            written[i] = Some(st);
-        }
-        Ok(PreparedImage {
-            layout: ENTRY.name,
-            root: store.to_path_buf(),
-            layer_dirs: diffs,
-            depth,
-            chain_ids: info.layers.iter().map(|l| l.chain_id.clone()).collect(),
-            written,
-        })
+        import_store(ENTRY.name, store, image, &opts)
     }
 
     fn create_container(
@@ -208,17 +139,111 @@ impl Layout for Overlay2 {
         c: &ContainerDirs,
         how: &MountHow<'_>,
     ) -> Result<Mounted, LayoutError> {
-        // The classic option string is one page: short links keep it small (Docker's
-        // trick); the new API takes full paths, one fsconfig call per layer.
-        let lowers = match self.config.mount_api {
-            MountApi::Classic => image
-                .layer_dirs
+        // The classic option string is one page: short links relative to the store
+        // root keep it small (Docker's trick: `l/<26 chars>`, ~29 bytes a layer, so
+        // ~128 layers fit); the new API takes full paths, one fsconfig call per layer.
+        match self.config.mount_api {
+            MountApi::Classic => {
+                let lowers = image
+                    .layer_dirs
+                    .iter()
+                    .rev()
+                    .map(|d| short_name_of(d).map(|s| Path::new("l").join(s)))
+                    .collect::<Result<Vec<_>, _>>()?;
+                mount_container(&self.config, lowers, Some(image.root.clone()), c, how)
+            }
+            MountApi::New => {
+                let lowers = image.layer_dirs.iter().rev().cloned().collect();
+                mount_container(&self.config, lowers, None, c, how)
+            }
+        }
+    }
+}
+
+/// Imports `image` into an overlay2-shaped store (Docker's and
+/// containers-storage's: `<id>/diff`, `<id>/link`, `<id>/lower`, `<id>/work`,
+/// `l/<short>`), applying each new layer with `opts` (whose whiteout style
+/// names the overlay xattr namespace). Shared by every layout that stores
+/// layers this way and differs only in how it mounts them.
+pub(super) fn import_store(
+    layout: &'static str,
+    store: &Path,
+    image: &dyn ImageSource,
+    opts: &ApplyOptions,
+) -> Result<PreparedImage, LayoutError> {
+    let info = image.info();
+    let depth = info.layers.len();
+    if depth > MAX_LOWER_LAYERS {
+        return Err(LayoutError::TooDeep {
+            depth,
+            limit: MAX_LOWER_LAYERS,
+        });
+    }
+    // Like Docker, every layer of every image lives in one store, one dir per
+    // layer named by its chain id; an image on the same base finds it there.
+    let links = store.join("l");
+    fs::create_dir_all(&links).map_err(LayoutError::io("creating", &links))?;
+    let layers: Vec<Layer> = info
+        .layers
+        .iter()
+        .map(|l| Layer::at(store, &l.chain_id))
+        .collect();
+    let new: Vec<usize> = (0..depth).filter(|&i| !layers[i].complete()).collect();
+    for &i in &new {
+        let l = &layers[i];
+        if l.dir.exists() {
+            // An import that died half way: its layer is not to be trusted.
+            fs::remove_dir_all(&l.dir).map_err(LayoutError::io("removing", &l.dir))?;
+        }
+        for d in [&l.dir, &l.diff, &l.dir.join("work")] {
+            fs::create_dir_all(d).map_err(LayoutError::io("creating", d))?;
+        }
+    }
+    // Each layer is its own stream: write the new ones on every core.
+    let stats: Vec<(usize, ApplyStats)> = new
+        .par_iter()
+        .map(|&i| Ok((i, fsops::apply(image, i, &layers[i].diff, opts)?)))
+        .collect::<Result<_, LayoutError>>()?;
+    // Directories a layer needed but did not list take the metadata of the
+    // same directory below (as containerd does), once every diff exists.
+    let diffs: Vec<PathBuf> = layers.iter().map(|l| l.diff.clone()).collect();
+    let mut implicit: Vec<Vec<PathBuf>> = vec![Vec::new(); depth];
+    for (i, st) in &stats {
+        implicit[*i] = st.implicit_dirs.clone();
+    }
+    inherit_implicit_dirs(&diffs, &implicit)?;
+    // The short links and parent lists last: `link` marks a layer complete.
+    for &i in &new {
+        let l = &layers[i];
+        let short = l.short_name();
+        let link = links.join(&short);
+        if link.symlink_metadata().is_err() {
+            std::os::unix::fs::symlink(Path::new("..").join(&l.id).join("diff"), &link)
+                .map_err(LayoutError::io("linking", &link))?;
+        }
+        if i > 0 {
+            // Parents, topmost first, as short links: Docker's `lower` file.
+            let lower: Vec<String> = layers[..i]
                 .iter()
                 .rev()
-                .map(|d| short_name_of(d).map(|s| image.root.join("l").join(s)))
-                .collect::<Result<Vec<_>, _>>()?,
-            MountApi::New => image.layer_dirs.iter().rev().cloned().collect(),
-        };
-        mount_container(&self.config, lowers, c, how)
+                .map(|p| format!("l/{}", p.short_name()))
+                .collect();
+            let path = l.dir.join("lower");
+            fs::write(&path, lower.join(":")).map_err(LayoutError::io("writing", &path))?;
+        }
+        let path = l.dir.join("link");
+        fs::write(&path, &short).map_err(LayoutError::io("writing", &path))?;
     }
+    let mut written: Vec<Option<ApplyStats>> = vec![None; depth];
+    for (i, st) in stats {
+        written[i] = Some(st);
+    }
+    Ok(PreparedImage {
+        layout,
+        root: store.to_path_buf(),
+        layer_dirs: diffs,
+        depth,
+        chain_ids: info.layers.iter().map(|l| l.chain_id.clone()).collect(),
+        written,
+    })
 }

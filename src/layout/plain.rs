@@ -30,6 +30,9 @@ pub static ENTRY: LayoutEntry = LayoutEntry {
         overlay_options: false,
         lower_per_layer: false,
         hidden_inode_per_mount: false,
+        metacopy: false,
+        needs_fstype: None,
+        same_tree_as: None,
         table_mounts: TableMounts::None,
         idmap_lowers: false,
     },
@@ -123,11 +126,6 @@ impl Layout for Plain {
     }
 
     fn mount(&self, _image: &PreparedImage, c: &ContainerDirs) -> Result<Mounted, LayoutError> {
-        Ok(Mounted {
-            merged: c.merged.clone(),
-            guard: None,
-            mount_time: None,
-            options_in_force: None,
-        })
+        Ok(Mounted::unmounted(c.merged.clone()))
     }
 }

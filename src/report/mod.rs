@@ -1,11 +1,14 @@
 //! Reports, generic: the JSON contract, the `Section` seam workloads render
-//! through, tables and chart primitives, summary.md and the terminal summary,
-//! exports for benchmark trackers, and atomic writes. Exporters are pure:
+//! through, tables and chart primitives, summary.md, report.html and the
+//! terminal summary, exports for benchmark trackers, and atomic writes. Exporters are pure:
 //! `&Report` in, bytes out; the caller writes files atomically. Nothing here
 //! names a workload: the caller passes the sections.
 
 pub mod chart;
+pub mod claims;
 pub mod export;
+pub mod html;
+pub mod layout_claims;
 pub mod schema;
 pub mod section;
 pub mod summary;
@@ -13,12 +16,12 @@ pub mod table;
 mod write;
 
 pub use schema::{
-    case_key, kinds, params_of, parse_params, Case, Derived, Report, RunError, RunStatus, ToolInfo,
-    SCHEMA_VERSION,
+    case_key, kinds, params_of, parse_params, Case, ClaimRecord, ClaimVerdict, ClaimsRun, Derived,
+    Report, RunError, RunStatus, Skipped, ToolInfo, SCHEMA_VERSION,
 };
-pub use section::{Block, Section};
+pub use section::{Block, Headline, Section};
 pub use table::{fmt_bytes, fmt_ns, fmt_ratio, Table};
-pub use write::{read_report, write_atomic, write_report_dir};
+pub use write::{mark_active_interrupted, read_report, write_atomic, write_report_dir, OutDir};
 
 use std::path::PathBuf;
 
@@ -54,6 +57,8 @@ pub enum ReportError {
     },
     #[error("rendering {what}: {detail}")]
     Render { what: String, detail: String },
+    #[error(transparent)]
+    Input(#[from] crate::input::ReadError),
 }
 
 impl ReportError {
@@ -61,6 +66,7 @@ impl ReportError {
     pub fn class(&self) -> ErrorClass {
         match self {
             ReportError::Parse { .. } | ReportError::SchemaVersion { .. } => ErrorClass::Usage,
+            ReportError::Input(e) => e.class(),
             ReportError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
                 ErrorClass::Usage
             }
@@ -84,15 +90,21 @@ impl Exporter for ChartExporter {
     }
 }
 
-/// Every exporter that draws from a report: summary.md, plus the chart of each
-/// section whose workload has cases in it (in workload-name order).
+/// Every exporter that draws from a report: summary.md and report.html, plus
+/// the chart of each section whose workload has cases in it (in workload-name
+/// order).
 pub fn exporters_for(
     report: &Report,
     sections: &[&'static (dyn Section + Sync)],
 ) -> Vec<Box<dyn Exporter>> {
-    let mut out: Vec<Box<dyn Exporter>> = vec![Box::new(summary::SummaryMarkdown {
-        sections: sections.to_vec(),
-    })];
+    let mut out: Vec<Box<dyn Exporter>> = vec![
+        Box::new(summary::SummaryMarkdown {
+            sections: sections.to_vec(),
+        }),
+        Box::new(html::HtmlReport {
+            sections: sections.to_vec(),
+        }),
+    ];
     let mut present: Vec<&'static (dyn Section + Sync)> = sections
         .iter()
         .copied()

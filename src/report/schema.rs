@@ -43,6 +43,83 @@ pub struct Report {
     /// platform and every layer; empty for synthetic-only runs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub images: Vec<ImageInfo>,
+    /// Docker's storage-driver statements checked on this host, one run per backing
+    /// (absent when no claims were run: added after version 1 shipped, so optional).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub claims: Vec<ClaimsRun>,
+    /// Layouts a backing (or the host) could not run, each with the reason.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<Skipped>,
+}
+
+/// What a check of one of Docker's statements found on this host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClaimVerdict {
+    /// The statement holds here.
+    Confirmed,
+    /// The statement does not hold here (and, as far as is known, never did).
+    Refuted,
+    /// True once, different on this kernel or engine.
+    Changed,
+    /// This host or build cannot check it; `reason` says why.
+    NotTestable,
+}
+
+impl ClaimVerdict {
+    /// The verdict as tables print it.
+    pub fn word(self) -> &'static str {
+        match self {
+            ClaimVerdict::Confirmed => "confirmed",
+            ClaimVerdict::Refuted => "refuted",
+            ClaimVerdict::Changed => "changed",
+            ClaimVerdict::NotTestable => "not testable here",
+        }
+    }
+}
+
+/// One statement checked by a real experiment.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimRecord {
+    /// Number of the statement in the claims registry (1-based, stable).
+    pub id: u32,
+    /// Stable short name (`layer-limit`).
+    pub slug: String,
+    /// The statement as Docker's notes make it.
+    pub statement: String,
+    /// What the experiment found.
+    pub verdict: ClaimVerdict,
+    /// Why it is not testable here, or why the experiment failed.
+    pub reason: Option<String>,
+    /// The headline figure or observation, in words with its unit.
+    pub figure: String,
+    /// The headline figure as a number, when there is one.
+    pub value: Option<f64>,
+    /// Unit of `value` (`layers`, `ns/MiB`, `x`); empty without a value.
+    pub unit: String,
+    /// What was observed, one fact per line.
+    pub observations: Vec<String>,
+    /// The experiment failed with this error (the verdict is then `not-testable`).
+    pub error: Option<String>,
+    /// Wall time of the experiment, seconds.
+    pub duration_s: f64,
+}
+
+/// The claims checked on one backing.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimsRun {
+    /// The backing they ran on (`ext4`, …), as in cases' params.
+    pub backing: String,
+    /// UTC start time, RFC 3339.
+    pub started_at: String,
+    /// Wall time of all claims, seconds.
+    pub duration_s: f64,
+    /// Settings preset (`quick`, `standard`, `full`).
+    pub suite: String,
+    /// One record per claim, in registry order.
+    pub claims: Vec<ClaimRecord>,
 }
 
 /// Tool name and version.
@@ -182,6 +259,18 @@ pub struct RunError {
     pub message: String,
 }
 
+/// A layout not run on a backing, and why (a visible skip, never a silent one).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Skipped {
+    /// The layout.
+    pub layout: String,
+    /// The backing it was not run on.
+    pub backing: String,
+    /// Why, and what would let it run.
+    pub reason: String,
+}
+
 impl Report {
     /// A run that has just started: no cases yet, status `running`, this build's tool info.
     pub fn new(host: HostInfo, config: Value) -> Report {
@@ -201,6 +290,8 @@ impl Report {
             errors: Vec::new(),
             notes: Vec::new(),
             images: Vec::new(),
+            claims: Vec::new(),
+            skipped: Vec::new(),
         }
     }
 

@@ -18,6 +18,26 @@ pub struct Block {
     pub tables: Vec<(Option<String>, Table)>,
 }
 
+/// One figure a section puts forward for comparing layouts side by side: the
+/// same `figure` text for every layout and backing it was measured on, so the
+/// summary can set them against each other (claims checked on this host)
+/// without knowing whose figure it is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Headline {
+    /// What it is, with its conditions (`copy-up: first write to a 64 MiB file, cold`).
+    pub figure: String,
+    /// The layout measured.
+    pub layout: String,
+    /// The backing it was measured on.
+    pub backing: String,
+    /// The value, in `unit`.
+    pub value: f64,
+    /// The value as the section prints it.
+    pub shown: String,
+    /// Lower values are better (times); else higher (sharing factors).
+    pub lower_is_better: bool,
+}
+
 /// What a workload contributes to every rendering of a report.
 pub trait Section {
     /// The workload whose cases it renders (`Case::workload`).
@@ -30,4 +50,8 @@ pub trait Section {
     fn chart_name(&self) -> Option<String>;
     /// Its chart, as SVG bytes.
     fn chart(&self, report: &Report) -> Result<Vec<u8>, ReportError>;
+    /// Its headline figures, one per layout and backing measured (none by default).
+    fn headlines(&self, _report: &Report) -> Vec<Headline> {
+        Vec::new()
+    }
 }

@@ -22,7 +22,8 @@ impl Exporter for SummaryMarkdown {
     }
 }
 
-fn status_word(s: RunStatus) -> &'static str {
+/// How a run's status reads to a person (upper case where the results are partial).
+pub fn status_word(s: RunStatus) -> &'static str {
     match s {
         RunStatus::Running => "INCOMPLETE (still running, or the run died)",
         RunStatus::Complete => "complete",
@@ -98,9 +99,20 @@ pub fn markdown(r: &Report, sections: &[&'static (dyn Section + Sync)]) -> Strin
     for line in preamble(r) {
         let _ = writeln!(s, "- {line}");
     }
+    // Verdicts on Docker's notes lead: they are what a reader decides from.
+    for run in &r.claims {
+        s.push_str(&super::claims::markdown(run));
+    }
     for section in sections {
         for b in section.blocks(r) {
             block_markdown(&mut s, &b);
+        }
+    }
+    s.push_str(&super::layout_claims::markdown(r, sections));
+    if !r.skipped.is_empty() {
+        s.push_str("\n## Skipped\n\n");
+        for k in &r.skipped {
+            let _ = writeln!(s, "- `{}` on {}: {}", k.layout, k.backing, k.reason);
         }
     }
     if !r.notes.is_empty() {
@@ -132,6 +144,9 @@ pub fn terminal(r: &Report, sections: &[&'static (dyn Section + Sync)]) -> Strin
     for line in preamble(r) {
         let _ = writeln!(s, "{line}");
     }
+    for run in &r.claims {
+        let _ = write!(s, "\n{}", super::claims::text(run));
+    }
     for section in sections {
         for b in section.terminal_blocks(r) {
             let _ = writeln!(s, "\n{}", b.heading);
@@ -142,6 +157,13 @@ pub fn terminal(r: &Report, sections: &[&'static (dyn Section + Sync)]) -> Strin
                 s.push_str(&table.to_text());
             }
         }
+    }
+    let claims = super::layout_claims::terminal(r, sections);
+    if !claims.is_empty() {
+        let _ = write!(s, "\n{claims}");
+    }
+    for k in &r.skipped {
+        let _ = writeln!(s, "skipped: {} on {}: {}", k.layout, k.backing, k.reason);
     }
     for e in &r.errors {
         let _ = writeln!(s, "error: {}", e.message);

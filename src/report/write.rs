@@ -1,26 +1,48 @@
 //! Writing report folders: every file via temp + rename, so a reader never sees a
-//! half-written file and a crash loses nothing already measured.
+//! half-written file and a crash loses nothing already measured. Output folders
+//! are claimed once: a fresh default folder is never one that exists already,
+//! and a named one holding files is only replaced when asked (`--force`).
 
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
-use super::{exporters_for, Report, ReportError, Section, SCHEMA_VERSION};
+use super::{exporters_for, Report, ReportError, RunStatus, Section, SCHEMA_VERSION};
 
-/// Writes `bytes` to `path` atomically (temp file in the same dir, fsync, rename).
+/// Serialises report writes with the abort path of a second signal, which marks
+/// the report on disk and exits while holding it (no write can follow).
+static WRITING: Mutex<Option<PathBuf>> = Mutex::new(None);
+
+/// Writes `bytes` to `path` atomically (temp file in the same dir, fsync, rename);
+/// the temp file is removed again when anything fails.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
     let io = |what, p: &Path| {
         let path = p.to_path_buf();
         move |source| ReportError::Io { what, path, source }
     };
-    let tmp = path.with_extension(format!(
-        "{}.tmp",
-        path.extension().and_then(|e| e.to_str()).unwrap_or("")
-    ));
-    let mut f = fs::File::create(&tmp).map_err(io("creating", &tmp))?;
-    f.write_all(bytes).map_err(io("writing", &tmp))?;
-    f.sync_all().map_err(io("syncing", &tmp))?;
-    fs::rename(&tmp, path).map_err(io("renaming into", path))
+    if path.is_dir() {
+        return Err(ReportError::Io {
+            what: "writing",
+            path: path.to_path_buf(),
+            source: std::io::Error::from_raw_os_error(libc::EISDIR),
+        });
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+    let written = (|| {
+        let mut f = fs::File::create(&tmp).map_err(io("creating", &tmp))?;
+        f.write_all(bytes).map_err(io("writing", &tmp))?;
+        f.sync_all().map_err(io("syncing", &tmp))?;
+        fs::rename(&tmp, path).map_err(io("renaming into", path))
+    })();
+    if written.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    written
 }
 
 /// Writes `report.json` plus every file `sections` render into `dir`; returns the paths written.
@@ -29,6 +51,8 @@ pub fn write_report_dir(
     report: &Report,
     sections: &[&'static (dyn Section + Sync)],
 ) -> Result<Vec<PathBuf>, ReportError> {
+    let mut active = WRITING.lock().unwrap_or_else(|p| p.into_inner());
+    *active = Some(dir.to_path_buf());
     fs::create_dir_all(dir).map_err(|source| ReportError::Io {
         what: "creating report dir",
         path: dir.to_path_buf(),
@@ -48,18 +72,52 @@ pub fn write_report_dir(
     Ok(written)
 }
 
-/// Reads a report from a `report.json` or a folder holding one; refuses other versions.
+/// For a second signal: marks the report this process is writing `interrupted`
+/// if it still says `running` (with a note), then keeps every other write out
+/// until the process exits. Best effort; never blocks for long.
+pub fn mark_active_interrupted(note: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    let guard = loop {
+        match WRITING.try_lock() {
+            Ok(g) => break Some(g),
+            Err(std::sync::TryLockError::Poisoned(p)) => break Some(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(std::sync::TryLockError::WouldBlock) => break None,
+        }
+    };
+    let Some(guard) = guard else { return };
+    if let Some(dir) = guard.as_ref() {
+        let file = dir.join("report.json");
+        if let Ok(mut r) = read_report(&file) {
+            if r.status == RunStatus::Running {
+                r.status = RunStatus::Interrupted;
+                r.notes.push(note.to_string());
+                if let Ok(json) = serde_json::to_vec_pretty(&r) {
+                    let _ = write_atomic(&file, &json);
+                }
+            }
+        }
+    }
+    // Held until exit: the main thread must not write a report after this.
+    std::mem::forget(guard);
+}
+
+/// Reads a report from a `report.json` or a folder holding one; refuses other
+/// versions. The file must be a regular file of at most 256 MiB.
 pub fn read_report(path: &Path) -> Result<Report, ReportError> {
     let file = if path.is_dir() {
         path.join("report.json")
     } else {
         path.to_path_buf()
     };
-    let text = fs::read_to_string(&file).map_err(|source| ReportError::Io {
-        what: "reading",
-        path: file.clone(),
-        source,
-    })?;
+    let text = crate::input::read_text(
+        &file,
+        crate::input::REPORT_MAX_BYTES,
+        "a report",
+        crate::input::Follow::Symlinks,
+    )?;
     let value: serde_json::Value =
         serde_json::from_str(&text).map_err(|source| ReportError::Parse {
             path: file.clone(),
@@ -77,4 +135,189 @@ pub fn read_report(path: &Path) -> Result<Report, ReportError> {
         });
     }
     serde_json::from_value(value).map_err(|source| ReportError::Parse { path: file, source })
+}
+
+/// Where a command writes its folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutDir {
+    /// A folder the user named (canonical); replacing files in it needs `force`.
+    Given {
+        /// The folder.
+        path: PathBuf,
+        /// Replace what a previous report left there.
+        force: bool,
+    },
+    /// A new folder `<parent>/<prefix><UTC stamp>`, with `-2`, `-3`, … added
+    /// when that name is taken (by an earlier run in the same second).
+    Fresh {
+        /// Parent folder (canonical), made if missing.
+        parent: PathBuf,
+        /// Name prefix (`plan-` or empty).
+        prefix: &'static str,
+    },
+}
+
+/// Files a report folder holds that a `--force` run replaces.
+fn ours(name: &str) -> bool {
+    name == "report.json"
+        || name == "summary.md"
+        || name == "plan.json"
+        || name.ends_with(".svg")
+        || (name.starts_with('.') && name.contains(".tmp-"))
+}
+
+fn writable_ancestor(p: &Path) -> Result<(), String> {
+    let mut a = p.to_path_buf();
+    while !a.exists() {
+        if !a.pop() {
+            break;
+        }
+    }
+    nix::unistd::access(&a, nix::unistd::AccessFlags::W_OK).map_err(|e| {
+        format!(
+            "{} cannot be written ({})",
+            a.display(),
+            std::io::Error::from(e)
+        )
+    })
+}
+
+impl OutDir {
+    /// Checks, without writing, that the folder can be claimed; `option` names
+    /// the flag in errors.
+    pub fn check(&self, option: &str) -> Result<(), String> {
+        match self {
+            OutDir::Given { path, force } => {
+                if path.exists() && !path.is_dir() {
+                    return Err(format!(
+                        "{option} {} is a file; name a directory for the output",
+                        path.display()
+                    ));
+                }
+                if path.is_dir() && !force {
+                    let entries: Vec<String> = fs::read_dir(path)
+                        .map_err(|e| format!("{option} {}: {e}", path.display()))?
+                        .flatten()
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .collect();
+                    if entries
+                        .iter()
+                        .any(|n| n == "report.json" || n == "plan.json")
+                    {
+                        return Err(format!(
+                            "{option} {} already holds a report; name a new folder, or pass --force to replace it",
+                            path.display()
+                        ));
+                    }
+                    if !entries.is_empty() {
+                        return Err(format!(
+                            "{option} {} is not empty; name a new or empty folder, or pass --force to write into it",
+                            path.display()
+                        ));
+                    }
+                }
+                writable_ancestor(path).map_err(|e| format!("{option} {}: {e}", path.display()))
+            }
+            OutDir::Fresh { parent, .. } => {
+                if parent.exists() && !parent.is_dir() {
+                    return Err(format!(
+                        "{} is a file, not a folder for reports",
+                        parent.display()
+                    ));
+                }
+                writable_ancestor(parent)
+                    .map_err(|e| format!("the default report folder {}: {e}", parent.display()))
+            }
+        }
+    }
+
+    /// Makes the folder (a fresh one never exists before) and, with `force`,
+    /// removes the files a previous report left in it; returns its path.
+    pub fn claim(&self, stamp: &str) -> Result<PathBuf, ReportError> {
+        let io = |what: &'static str, p: &Path| {
+            let path = p.to_path_buf();
+            move |source| ReportError::Io { what, path, source }
+        };
+        match self {
+            OutDir::Given { path, force } => {
+                fs::create_dir_all(path).map_err(io("creating report dir", path))?;
+                if *force {
+                    for e in fs::read_dir(path).map_err(io("reading", path))?.flatten() {
+                        let name = e.file_name().to_string_lossy().into_owned();
+                        if ours(&name) && e.file_type().is_ok_and(|t| t.is_file()) {
+                            fs::remove_file(e.path()).map_err(io("removing", &e.path()))?;
+                        }
+                    }
+                }
+                Ok(path.clone())
+            }
+            OutDir::Fresh { parent, prefix } => {
+                fs::create_dir_all(parent).map_err(io("creating", parent))?;
+                for n in 1..10_000 {
+                    let name = match n {
+                        1 => format!("{prefix}{stamp}"),
+                        n => format!("{prefix}{stamp}-{n}"),
+                    };
+                    let dir = parent.join(name);
+                    // create_dir is atomic: two processes never claim one name.
+                    match fs::create_dir(&dir) {
+                        Ok(()) => return Ok(dir),
+                        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                        Err(e) => return Err(io("creating report dir", &dir)(e)),
+                    }
+                }
+                Err(io("creating report dir", parent)(
+                    std::io::Error::from_raw_os_error(libc::EEXIST),
+                ))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fresh_folders_are_unique_and_given_ones_need_force() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let fresh = OutDir::Fresh {
+            parent: d.path().join("reports"),
+            prefix: "",
+        };
+        fresh.check("--out").expect("ok");
+        let a = fresh.claim("20260101T000000Z").expect("first");
+        let b = fresh.claim("20260101T000000Z").expect("second");
+        assert_ne!(a, b);
+        assert!(b.ends_with("20260101T000000Z-2"), "{b:?}");
+        fs::write(a.join("report.json"), "{}").expect("write");
+        let given = OutDir::Given {
+            path: a.clone(),
+            force: false,
+        };
+        assert!(given.check("--out").unwrap_err().contains("--force"));
+        let forced = OutDir::Given {
+            path: a.clone(),
+            force: true,
+        };
+        forced.check("--out").expect("forced");
+        forced.claim("x").expect("claimed");
+        assert!(!a.join("report.json").exists());
+        fs::write(d.path().join("file"), "x").expect("write");
+        let file = OutDir::Given {
+            path: d.path().join("file"),
+            force: true,
+        };
+        assert!(file.check("--out").unwrap_err().contains("is a file"));
+    }
+
+    #[test]
+    fn a_failed_atomic_write_leaves_no_temp_file() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let target = d.path().join("out");
+        fs::create_dir(&target).expect("mkdir");
+        assert!(write_atomic(&target, b"x").is_err());
+        let left: Vec<_> = fs::read_dir(d.path()).expect("read").flatten().collect();
+        assert_eq!(left.len(), 1, "{left:?}");
+    }
 }

@@ -16,7 +16,7 @@ use crate::error::ErrorClass;
 use crate::image::ImageSource;
 use crate::isolate::{EvictionKind, IsolateError, Scratch};
 use crate::layout::{Layout, LayoutError};
-use crate::report::{Case, Derived, RunError};
+use crate::report::{Case, Derived, RunError, Skipped};
 use crate::stats::Stats;
 
 /// What a workload needs of the scratch filesystem.
@@ -41,6 +41,8 @@ pub struct Recorded {
     pub notes: Vec<String>,
     /// Per layout, the overlay options in force (read back from mountinfo).
     pub options_in_force: BTreeMap<String, String>,
+    /// Layouts a backing could not run.
+    pub skipped: Vec<Skipped>,
 }
 
 impl Recorded {
@@ -153,6 +155,7 @@ impl WorkloadError {
             WorkloadError::Layout(e) => e.class(),
             WorkloadError::Isolate(e) => e.class(),
             WorkloadError::Unsupported(_) => ErrorClass::Unsupported,
+            WorkloadError::Interrupted => ErrorClass::Interrupted,
             _ => ErrorClass::Runtime,
         }
     }

@@ -9,6 +9,7 @@
 
 pub mod copy_up;
 pub mod harness;
+pub mod import;
 pub mod inodes;
 pub mod lookup;
 pub mod page_cache;
@@ -31,6 +32,7 @@ pub static WORKLOADS: &[&WorkloadEntry] = &[
     &copy_up::ENTRY,
     &inodes::ENTRY,
     &page_cache::ENTRY,
+    &import::ENTRY,
     &storm::ENTRY,
 ];
 

@@ -6,10 +6,12 @@
 //! A custom harness (libtest-mimic) so that a test that needs root and does not
 //! have it is reported *ignored*, never *ok*. CI runs as root: there every test runs.
 
+mod claims;
 #[path = "../common/mod.rs"]
 mod common;
 mod compare;
 mod doctor;
+mod hostile;
 mod isolation;
 mod plan;
 mod report;
@@ -98,8 +100,10 @@ fn main() {
         storm::tests(),
         plan::tests(),
         doctor::tests(),
+        hostile::tests(),
         compare::tests(),
         report::tests(),
+        claims::tests(),
     ]
     .into_iter()
     .flatten()

@@ -30,8 +30,9 @@ fn unknown_choices_exit_2() {
         .assert()
         .code(2)
         .stderr(
-            predicate::str::contains("zfs")
-                .and(predicate::str::contains("ext4, xfs, tmpfs, dir:PATH")),
+            predicate::str::contains("zfs").and(predicate::str::contains(
+                "ext4, xfs, btrfs, tmpfs, dir:PATH",
+            )),
         );
     bin()
         .args(["run", "--fs-size", "lots"])
@@ -137,8 +138,15 @@ fn run_writes_a_complete_report_that_rerenders() {
         .overlay_options_in_force
         .get("overlay2")
         .is_some_and(|o| o.contains("lowerdir")));
-    // 3 layouts × 3 depths × (3 targets × cold/warm + readdir cold/warm) + 2 overlay layouts × 3 mount cases.
-    assert_eq!(r.cases.len(), 3 * 3 * 8 + 2 * 3, "cases: {}", r.cases.len());
+    // 3 layouts × 3 depths × (3 targets × cold/warm + readdir cold/warm + start-up)
+    // + 2 overlay layouts × 3 mount cases + the store sweep: 3 layouts × stat/open
+    // × cold/warm × 3 store sizes.
+    assert_eq!(
+        r.cases.len(),
+        3 * 3 * 9 + 2 * 3 + 3 * 2 * 2 * 3,
+        "cases: {}",
+        r.cases.len()
+    );
     for c in &r.cases {
         assert_eq!(c.samples.len(), c.stats.n);
         assert!(c.stats.median > 0.0 && c.unit == "ns");
@@ -190,6 +198,87 @@ fn run_writes_a_complete_report_that_rerenders() {
     );
 }
 
+/// Issue 13's run: every row, every workload, ext4 and btrfs in one report;
+/// the btrfs row only on btrfs (skipped on ext4 with the reason); the claim
+/// about overlay2 and btrfs checked in the summary.
+fn all_rows_on_ext4_and_btrfs_in_one_report() {
+    let d = tmp();
+    let out = d.path().join("out");
+    let layouts = [
+        "overlay2",
+        "containerd",
+        "rootless",
+        "fuse-overlayfs",
+        "btrfs",
+        "plain",
+    ];
+    run_in(
+        d.path(),
+        &out,
+        &[
+            "--layouts",
+            &layouts.join(","),
+            "--backing",
+            "ext4,btrfs",
+            "--depths",
+            "1,4",
+            "--rounds",
+            "1",
+            "--names",
+            "32",
+            "--batch",
+            "16",
+            "--sizes",
+            "1M,4M",
+            "--samples",
+            "1",
+            "--layers",
+            "3",
+            "--images",
+            "2",
+            "--containers",
+            "1,2",
+            "--cache-set",
+            "8M",
+            "--cache-files",
+            "2",
+        ],
+    )
+    .assert()
+    .success();
+    assert_clean(d.path());
+    common::assert_no_process_mentions(d.path(), 10);
+    let r = read_report(&out).expect("report.json parses strictly");
+    assert_eq!(r.status, RunStatus::Complete, "{:?}", r.errors);
+    assert_eq!(r.host.backings.len(), 2);
+    assert_eq!(r.skipped.len(), 1, "{:?}", r.skipped);
+    assert_eq!(
+        (r.skipped[0].layout.as_str(), r.skipped[0].backing.as_str()),
+        ("btrfs", "ext4")
+    );
+    assert!(r.skipped[0].reason.contains("--backing btrfs"));
+    for workload in ["lookup", "copy-up", "inodes", "page-cache"] {
+        for backing in ["ext4", "btrfs"] {
+            for layout in layouts {
+                let expected = !(layout == "btrfs" && backing == "ext4");
+                let found = r.cases.iter().any(|c| {
+                    c.workload == workload
+                        && c.layout == layout
+                        && c.param_str("backing") == backing
+                });
+                assert_eq!(found, expected, "{workload} · {layout} · {backing}");
+            }
+        }
+    }
+    let summary = std::fs::read_to_string(out.join("summary.md")).expect("summary");
+    assert!(
+        summary.contains("## Claims checked on this host")
+            && summary.contains("overlay2 performs better than btrfs")
+            && summary.contains("## Skipped"),
+        "{summary}"
+    );
+}
+
 /// This module's tests, each with whether it needs root.
 pub fn tests() -> Vec<(&'static str, bool, fn())> {
     vec![
@@ -218,6 +307,11 @@ pub fn tests() -> Vec<(&'static str, bool, fn())> {
             "run::run_writes_a_complete_report_that_rerenders",
             true,
             run_writes_a_complete_report_that_rerenders,
+        ),
+        (
+            "run::all_rows_on_ext4_and_btrfs_in_one_report",
+            true,
+            all_rows_on_ext4_and_btrfs_in_one_report,
         ),
     ]
 }

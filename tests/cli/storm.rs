@@ -95,12 +95,23 @@ fn storm_run_writes_cases_chart_summary_and_a_plan_line() {
             assert!(has(m, layout), "no {m} for {layout}");
         }
     }
-    // Every container of every storm is a sample: 2 rounds × 4 containers.
-    let at4 = storm
-        .iter()
-        .find(|c| c.metric == "time_to_ready" && c.param_f64("concurrency") == Some(4.0))
-        .expect("C=4 case");
-    assert_eq!(at4.samples.len(), 8);
+    // Every container of every storm is a sample: 2 rounds × 2 storms of 4
+    // (small storms repeat up to 8 containers a round), and C = 1 storms 8 times a round.
+    let at = |c: f64, metric: &str| {
+        storm
+            .iter()
+            .find(|x| {
+                x.layout == "overlay2"
+                    && x.metric == metric
+                    && x.param_f64("concurrency") == Some(c)
+                    && x.param_str("idmap") == "none"
+            })
+            .map(|x| x.samples.len())
+            .expect("case")
+    };
+    assert_eq!(at(4.0, "time_to_ready"), 16);
+    assert_eq!(at(4.0, "time_to_ready_p99"), 4);
+    assert_eq!(at(1.0, "time_to_ready_p99"), 16);
     // A layout that mounts nothing has no mount-table figures.
     assert!(has("mountinfo_read_time", "overlay2") && !has("mountinfo_read_time", "plain"));
     // Idmapped lowers where the layout stacks layers: per layer and at the parent.

@@ -309,6 +309,117 @@ fn page_cache_sharing_factor_from_a_real_mount() {
         .contains("perfect sharing"));
 }
 
+/// M images holding the same files in other layers: composefs caches the
+/// files once (sharing ≈ M), overlay2 once per image (≈ 1) — through the
+/// page-cache workload's own measurement.
+fn page_cache_composefs_shares_across_images() {
+    let d = tmp();
+    let out = d.path().join("out");
+    run_in(
+        d.path(),
+        &out,
+        &[
+            "--workloads",
+            "page-cache",
+            "--layouts",
+            "overlay2,composefs,erofs",
+            "--containers",
+            "1",
+            "--cache-images",
+            "1,3",
+            "--cache-set",
+            "16M",
+            "--cache-files",
+            "2",
+        ],
+    )
+    .assert()
+    .success()
+    .stdout(predicate::str::contains("M different images"));
+    assert_clean(d.path());
+    let r = read_report(&out).expect("report");
+    let factor = |layout: &str| {
+        r.derived
+            .iter()
+            .find(|x| {
+                x.workload == "page-cache"
+                    && x.layout == layout
+                    && x.params.get("images").and_then(|v| v.as_f64()) == Some(3.0)
+                    && x.params.get("phase").and_then(|v| v.as_str()) == Some("multi-image")
+            })
+            .unwrap_or_else(|| panic!("no multi-image factor for {layout}"))
+            .value
+    };
+    let (cfs, o2, erofs) = (factor("composefs"), factor("overlay2"), factor("erofs"));
+    assert!(
+        (2.7..=3.3).contains(&cfs),
+        "composefs: 3 images share {cfs:.2}x, expected ≈ 3"
+    );
+    assert!(
+        (0.9..=1.1).contains(&o2),
+        "overlay2: 3 images share {o2:.2}x, expected ≈ 1 (one copy per image)"
+    );
+    // An EROFS layer's data is cached in its inode and in the image file.
+    assert!(
+        (0.45..=0.55).contains(&erofs),
+        "erofs: 3 images share {erofs:.2}x, expected ≈ 0.5 (two copies per image)"
+    );
+}
+
+/// A layout the user names must run: without its tool (found by probing)
+/// the run exits 3 naming it; taken by default it is skipped with a note.
+fn erofs_layouts_missing_features_exit_3_when_named() {
+    let d = tmp();
+    run_in(
+        d.path(),
+        &d.path().join("out"),
+        &[
+            "--workloads",
+            "lookup",
+            "--layouts",
+            "erofs,plain",
+            "--backing",
+            "tmpfs",
+        ],
+    )
+    .env("PATH", d.path())
+    .assert()
+    .code(3)
+    .stderr(
+        predicate::str::contains("layout erofs cannot run on this host").and(
+            predicate::str::contains("mkfs.erofs (erofs-utils) is missing"),
+        ),
+    );
+    assert_clean(d.path());
+    // Rootless, EROFS cannot be mounted at all: named, composefs exits 3 too.
+    nix::unistd::chown(d.path(), Some(nix::unistd::Uid::from_raw(65534)), None).expect("chown");
+    let out = StdCommand::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(assert_cmd::cargo::cargo_bin("overlaybench"))
+        .args([
+            "run",
+            "--workloads",
+            "lookup",
+            "--layouts",
+            "composefs",
+            "--backing",
+            "tmpfs",
+            "--no-progress",
+        ])
+        .arg("--scratch")
+        .arg(d.path().join("scratch-rootless"))
+        .arg("--out")
+        .arg(d.path().join("out3"))
+        .output()
+        .expect("setpriv runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("layout composefs") && err.contains("real root"),
+        "{err}"
+    );
+}
+
 /// This module's tests, each with whether it needs root.
 pub fn tests() -> Vec<(&'static str, bool, fn())> {
     vec![
@@ -346,6 +457,16 @@ pub fn tests() -> Vec<(&'static str, bool, fn())> {
             "workloads::page_cache_sharing_factor_from_a_real_mount",
             true,
             page_cache_sharing_factor_from_a_real_mount,
+        ),
+        (
+            "workloads::page_cache_composefs_shares_across_images",
+            true,
+            page_cache_composefs_shares_across_images,
+        ),
+        (
+            "workloads::erofs_layouts_missing_features_exit_3_when_named",
+            true,
+            erofs_layouts_missing_features_exit_3_when_named,
         ),
     ]
 }

@@ -65,3 +65,45 @@ pub fn run_dirs(root: &Path) -> Vec<PathBuf> {
         })
         .unwrap_or_default()
 }
+
+/// Live processes whose command line mentions `dir` (a daemon of ours serving
+/// a mount under it), as "pid: cmdline".
+pub fn processes_mentioning(dir: &Path) -> Vec<String> {
+    let needle = dir.to_string_lossy().into_owned();
+    let mut out = Vec::new();
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return out;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        if let Ok(cmd) = fs::read(e.path().join("cmdline")) {
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            if cmd.contains(&needle) {
+                out.push(format!("{pid}: {}", cmd.trim()));
+            }
+        }
+    }
+    out
+}
+
+/// Waits (up to `secs`) until no process mentions `dir`, then asserts it: a
+/// daemon killed with its parent exits asynchronously.
+pub fn assert_no_process_mentions(dir: &Path, secs: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        let left = processes_mentioning(dir);
+        if left.is_empty() {
+            return;
+        }
+        if std::time::Instant::now() > deadline {
+            panic!("processes left behind under {}: {left:?}", dir.display());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

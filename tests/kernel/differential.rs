@@ -1,5 +1,7 @@
-//! The three layouts must show the same merged view of the same image, equal to
-//! the image model: same paths, types, modes, sizes, content, link targets.
+//! Every layout must show the same merged view of the same image, equal to the
+//! image model: same paths, types, modes, sizes, content, link targets — each
+//! on a backing it runs on (btrfs on a btrfs scratch, the rest on ext4) — and,
+//! for a real image, equal to what `umoci` unpacks.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -13,8 +15,8 @@ use overlaybench::image::SyntheticImage;
 use overlaybench::image::{
     content, generate, Change, GeneratorParams, ImageShape, ImageSpec, NodeKind, SizeRange, Tree,
 };
-use overlaybench::isolate::{BackingKind, MountApi};
-use overlaybench::layout::{self};
+use overlaybench::isolate::{BackingKind, MountApi, Scratch};
+use overlaybench::layout::{self, Layout};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Entry {
@@ -116,40 +118,103 @@ fn same_view_in_all_layouts(seed: u64) -> Result<(), Failed> {
         return Err(format!("seed {seed}: the image should have deletions and opaque dirs").into());
     }
     let want = expected(&img.flatten());
-    let (_tmp, scratch) = crate::scratch(BackingKind::Ext4);
+    let scratches = Scratches::new();
     for kind in layout::names() {
-        let l = layout::make(kind, &crate::config(MountApi::New));
-        let dir = scratch.path().join(kind);
-        let prepared = l.prepare(&SyntheticImage::new("test", img.clone()), &dir.join("img"))?;
-        let c = l.create_container(&prepared, &dir.join("c"))?;
-        let m = l.mount(&prepared, &c)?;
-        let mut got = BTreeMap::new();
-        walk(&m.merged, Path::new(""), &mut got).map_err(|e| format!("{kind}: walking: {e}"))?;
-        m.unmount()?;
-        if got != want {
-            let missing: Vec<_> = want
-                .keys()
-                .filter(|k| !got.contains_key(*k))
-                .take(5)
-                .collect();
-            let extra: Vec<_> = got
-                .keys()
-                .filter(|k| !want.contains_key(*k))
-                .take(5)
-                .collect();
-            let differ: Vec<_> = want
-                .iter()
-                .filter(|(k, v)| got.get(*k).is_some_and(|g| g != *v))
-                .take(5)
-                .map(|(k, v)| format!("{k:?}: want {v:?} got {:?}", got[k]))
-                .collect();
-            return Err(format!(
-                "seed {seed}, {kind}: merged view differs from the image: missing {missing:?}, extra {extra:?}, differ {differ:?}"
+        for api in [MountApi::New, MountApi::Classic] {
+            let l = layout::make(kind, &crate::config(api));
+            let scratch = scratches.for_layout(l.as_ref())?;
+            let dir = scratch.path().join(format!("{kind}-{api:?}"));
+            let prepared =
+                l.prepare(&SyntheticImage::new("test", img.clone()), &dir.join("img"))?;
+            let c = l.create_container(&prepared, &dir.join("c"))?;
+            let m = l.mount(&prepared, &c)?;
+            let mut got = BTreeMap::new();
+            walk(&m.merged, Path::new(""), &mut got)
+                .map_err(|e| format!("{kind}: walking: {e}"))?;
+            m.unmount()?;
+            l.remove_container(&c)?;
+            if got != want {
+                let missing: Vec<_> = want
+                    .keys()
+                    .filter(|k| !got.contains_key(*k))
+                    .take(5)
+                    .collect();
+                let extra: Vec<_> = got
+                    .keys()
+                    .filter(|k| !want.contains_key(*k))
+                    .take(5)
+                    .collect();
+                let differ: Vec<_> = want
+                    .iter()
+                    .filter(|(k, v)| got.get(*k).is_some_and(|g| g != *v))
+                    .take(5)
+                    .map(|(k, v)| format!("{k:?}: want {v:?} got {:?}", got[k]))
+                    .collect();
+                return Err(format!(
+                "seed {seed}, {kind} ({api:?} mount API): merged view differs from the image: missing {missing:?}, \
+                 extra {extra:?}, differ {differ:?}"
             )
             .into());
+            }
         }
     }
     Ok(())
+}
+
+/// An ext4 and a btrfs scratch filesystem, made when first needed: each layout
+/// runs on the first one it can.
+pub struct Scratches {
+    made: std::cell::RefCell<Vec<(tempfile::TempDir, std::rc::Rc<Scratch>)>>,
+}
+
+impl Scratches {
+    pub fn new() -> Scratches {
+        Scratches {
+            made: std::cell::RefCell::new(Vec::new()),
+        }
+    }
+
+    /// A scratch `l` runs on, or an error with the reason none does.
+    pub fn for_layout(&self, l: &dyn Layout) -> Result<std::rc::Rc<Scratch>, Failed> {
+        let mut reasons = Vec::new();
+        for kind in [BackingKind::Ext4, BackingKind::Btrfs] {
+            let existing = self
+                .made
+                .borrow()
+                .iter()
+                .find(|(_, s)| *s.kind() == kind)
+                .map(|(_, s)| s.clone());
+            let s = match existing {
+                Some(s) => s,
+                None => {
+                    let (tmp, s) = crate::scratch(kind.clone());
+                    let s = std::rc::Rc::new(s);
+                    self.made.borrow_mut().push((tmp, s.clone()));
+                    s
+                }
+            };
+            match l.unavailable(s.info()) {
+                None => return Ok(s),
+                Some(why) => reasons.push(why),
+            }
+        }
+        Err(format!(
+            "{} runs on no backing here: {}",
+            l.name(),
+            reasons.join("; ")
+        )
+        .into())
+    }
+}
+
+impl Drop for Scratches {
+    fn drop(&mut self) {
+        // Scratch filesystems first, then their temp dirs.
+        for (tmp, s) in self.made.borrow_mut().drain(..) {
+            drop(s);
+            drop(tmp);
+        }
+    }
 }
 
 /// Deleted paths stay invisible and overlay2 stores them as char 0/0 whiteouts;

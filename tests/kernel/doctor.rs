@@ -125,6 +125,9 @@ fn containers_storage_root() -> Result<(), Failed> {
         std::fs::create_dir_all(f.parent().ok_or("parent")?)?;
         std::fs::write(f, body)?;
     }
+    // Two names for one inode, twice: `find -links +1` sees 4 paths on 2 inodes.
+    std::fs::hard_link(t.join("l1/etc/a"), t.join("l1/etc/a-link"))?;
+    std::fs::hard_link(t.join("l1/usr/bin/x"), t.join("l1/usr/bin/x-link"))?;
     tar(&t.join("l1"), &t.join("l1.tar"))?;
     tar(&t.join("l2"), &t.join("l2.tar"))?;
     let root = t.join("root");
@@ -148,18 +151,21 @@ fn containers_storage_root() -> Result<(), Failed> {
     run(cs().args(["mount", &container]))?;
     run(cs().args(["unmount", &container]))?;
     let inv = inventory(&root)?.ok_or("no store recognised in the containers-storage root")?;
+    check_against_the_engine_and_find(&root, &inv)?;
     if inv.format != "overlay2"
         || inv.layers != 3
+        || inv.image_layers != 2
         || inv.containers != 1
         || inv.deepest_chain != 3
         || inv.whiteouts != 1
+        || (inv.hardlink_paths, inv.hardlink_inodes) != (4, 2)
     {
         return Err(format!(
-            "inventory {inv:?}; expected 3 layers (1 container), chain 3, 1 whiteout"
+            "inventory {inv:?}; expected 3 layers (2 image, 1 container), chain 3, 1 whiteout, 4 linked paths on 2 inodes"
         )
         .into());
     }
-    // Layer 1 holds etc, etc/a, etc/b, usr, usr/bin, usr/bin/x and its root dir.
+    // Layer 1 holds etc, etc/a (+link), etc/b, usr, usr/bin, usr/bin/x (+link) and its root dir.
     let l1_usage = inv
         .top_layers
         .iter()
@@ -171,6 +177,79 @@ fn containers_storage_root() -> Result<(), Failed> {
     // The tool bind-mounts its driver dir onto itself; `shutdown` releases it.
     run(cs().args(["shutdown"]))?;
     crate::common::assert_nothing_left(t, 5);
+    Ok(())
+}
+
+/// doctor's figures against the standard tools and the engine's own index:
+/// per layer `find -xdev` distinct inodes, `du -sxB1` bytes, whiteouts by
+/// `find -type c`; store-wide `find -type f -links +1`; layer count, container
+/// count and the deepest parent chain from containers-storage's JSON.
+fn check_against_the_engine_and_find(
+    root: &Path,
+    inv: &overlaybench::doctor::store::StoreInventory,
+) -> Result<(), Failed> {
+    let sh = |script: String| run(Command::new("sh").arg("-c").arg(script));
+    let driver = root.join("overlay");
+    for l in &inv.top_layers {
+        let diff = driver.join(&l.id).join("diff");
+        let d = diff.display();
+        let inodes: u64 =
+            sh(format!("find {d} -xdev -printf '%i\\n' | sort -u | wc -l"))?.parse()?;
+        let bytes: u64 = sh(format!("du -sxB1 {d} | cut -f1"))?.parse()?;
+        let whiteouts: u64 = sh(format!("find {d} -xdev -type c | wc -l"))?.parse()?;
+        if (l.inodes, l.bytes, l.whiteouts) != (inodes, bytes, whiteouts) {
+            return Err(format!(
+                "layer {}: doctor says {} inodes, {} bytes, {} whiteouts; find/du say {inodes}, {bytes}, {whiteouts}",
+                l.id, l.inodes, l.bytes, l.whiteouts
+            )
+            .into());
+        }
+    }
+    let linked = sh(format!(
+        "cd {} && find */diff -xdev -type f -links +1 -printf '%i\\n' | sort | uniq -c | awk '{{p+=$1; i+=1}} END {{print p+0, i+0}}'",
+        driver.display()
+    ))?;
+    if linked != format!("{} {}", inv.hardlink_paths, inv.hardlink_inodes) {
+        return Err(format!("find says {linked} linked paths/inodes; doctor {inv:?}").into());
+    }
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root.join("overlay-layers/layers.json"))?)?;
+    let layers = index
+        .as_array()
+        .ok_or_else(|| Failed::from("layers.json is not an array"))?;
+    let id_of = |l: &serde_json::Value| l.get("id").and_then(|v| v.as_str()).map(str::to_string);
+    let parent_of: std::collections::HashMap<String, String> = layers
+        .iter()
+        .filter_map(|l| {
+            let parent = l.get("parent").and_then(|p| p.as_str())?.to_string();
+            Some((id_of(l)?, parent))
+        })
+        .collect();
+    let chain = |start: String| {
+        let (mut id, mut n) = (start, 1);
+        while let Some(p) = parent_of.get(&id) {
+            n += 1;
+            id = p.clone();
+        }
+        n
+    };
+    let deepest = layers
+        .iter()
+        .filter_map(id_of)
+        .map(chain)
+        .max()
+        .unwrap_or(0);
+    let containers: serde_json::Value = serde_json::from_slice(&std::fs::read(
+        root.join("overlay-containers/containers.json"),
+    )?)?;
+    let containers = containers.as_array().map_or(0, Vec::len);
+    if (inv.layers, inv.containers, inv.deepest_chain) != (layers.len(), containers, deepest) {
+        return Err(format!(
+            "engine JSON: {} layers, {containers} containers, chain {deepest}; doctor {inv:?}",
+            layers.len()
+        )
+        .into());
+    }
     Ok(())
 }
 

@@ -25,6 +25,7 @@ use overlaybench::image::apply::{
 use overlaybench::image::source::{self, ImageRef, OpenOptions};
 use overlaybench::image::{Entry, ImageSource};
 use overlaybench::isolate::{mount_overlay, MountApi, OverlayMount};
+use overlaybench::layout::CopyUp;
 
 pub fn tests() -> Vec<Trial> {
     vec![
@@ -35,6 +36,10 @@ pub fn tests() -> Vec<Trial> {
         Trial::test(
             "images::overlay_over_diff_dirs_shows_umoci_rootfs",
             overlay_over_diffs,
+        ),
+        Trial::test(
+            "images::every_new_layout_shows_umoci_rootfs",
+            every_new_layout_shows_the_rootfs,
         ),
         Trial::test("images::tar_transports_give_the_same_entries", same_entries),
         Trial::test(
@@ -541,6 +546,17 @@ pub struct Node {
     xattrs: Vec<(String, Vec<u8>)>,
 }
 
+/// The same tree with every link count cleared: overlay reports a lower file's
+/// own link count, which counts links a higher layer replaced.
+pub fn no_nlink(t: BTreeMap<PathBuf, Node>) -> BTreeMap<PathBuf, Node> {
+    t.into_iter()
+        .map(|(k, mut n)| {
+            n.nlink = 0;
+            (k, n)
+        })
+        .collect()
+}
+
 /// Every path under `root` (not the root itself).
 pub fn snapshot(root: &Path) -> std::io::Result<BTreeMap<PathBuf, Node>> {
     let mut out = BTreeMap::new();
@@ -623,7 +639,7 @@ fn walk(root: &Path, rel: &Path, out: &mut BTreeMap<PathBuf, Node>) -> std::io::
 /// in layer 3 (which whites out var/fifo without listing var/) the store's own
 /// diff says var is 0755, not the 1777 of layer 1 — and that is what podman
 /// would show too. The store is read as it is.
-fn store_oracle(f: &Fixture, reference: &str) -> BTreeMap<PathBuf, Node> {
+pub fn store_oracle(f: &Fixture, reference: &str) -> BTreeMap<PathBuf, Node> {
     let mut want = f.oracle.clone();
     if reference == f.storage || reference == f.docker {
         if let Some(var) = want.get_mut(Path::new("var")) {
@@ -749,6 +765,7 @@ fn overlay_over_diffs() -> Result<(), Failed> {
         let m = mount_overlay(
             &OverlayMount {
                 lowers: dirs.iter().rev().cloned().collect(),
+                lowers_base: None,
                 upper_work: None,
                 options: Vec::new(),
                 target: target.clone(),
@@ -772,6 +789,47 @@ fn overlay_over_diffs() -> Result<(), Failed> {
             &no_nlink(store_oracle(f, reference)),
             &no_nlink(got?),
         )?;
+    }
+    Ok(())
+}
+
+/// containerd, rootless, fuse-overlayfs and btrfs import the real image through
+/// their own stores and mounts and must show exactly umoci's rootfs (link
+/// counts only where the view is a flattened tree of its own).
+fn every_new_layout_shows_the_rootfs() -> Result<(), Failed> {
+    let f = fixture()?;
+    let reference = &f.oci_mixed;
+    let scratches = crate::differential::Scratches::new();
+    for name in ["containerd", "rootless", "fuse-overlayfs", "btrfs"] {
+        for api in [MountApi::New, MountApi::Classic] {
+            let l = overlaybench::layout::make(name, &crate::config(api));
+            let scratch = scratches.for_layout(l.as_ref())?;
+            let dir = scratch.path().join(format!("{name}-{api:?}"));
+            let src = open(reference)?;
+            let img = l.prepare(&*src, &dir.join("img"))?;
+            let c = l.create_container(&img, &dir.join("c"))?;
+            let m = l.mount(&img, &c)?;
+            let got = snapshot(&m.merged);
+            m.unmount()?;
+            l.remove_container(&c)?;
+            let caps = l.capabilities();
+            let own_tree = matches!(caps.copy_up, CopyUp::None | CopyUp::BlockCow);
+            let links = |t: BTreeMap<PathBuf, Node>| -> BTreeMap<PathBuf, Node> {
+                t.into_iter()
+                    .map(|(k, mut n)| {
+                        if !own_tree {
+                            n.nlink = 0;
+                        }
+                        (k, n)
+                    })
+                    .collect()
+            };
+            diff_trees(
+                &format!("{reference} through {name} ({api:?} mount API)"),
+                &links(store_oracle(f, reference)),
+                &links(got?),
+            )?;
+        }
     }
     Ok(())
 }

@@ -6,6 +6,7 @@
 //! as ignored with the reason.
 
 mod capacity;
+mod claims;
 #[path = "../common/mod.rs"]
 mod common;
 mod copy_up;
@@ -15,6 +16,7 @@ mod hostile;
 mod images;
 mod mounts;
 mod registry;
+mod stacks;
 mod storm;
 
 use libtest_mimic::{Arguments, Trial};
@@ -37,6 +39,8 @@ fn main() {
         images::tests(),
         hostile::tests(),
         registry::tests(),
+        claims::tests(),
+        stacks::tests(),
         storm::tests(),
     ]
     .into_iter()

@@ -91,14 +91,73 @@ fn classic_api_refuses_rather_than_cuts() -> Result<(), Failed> {
     Ok(())
 }
 
+fn classic_api_mounts_128_layers_from_relative_links() -> Result<(), Failed> {
+    let (_tmp, scratch) = crate::scratch(BackingKind::Ext4);
+    let l = layout::make("overlay2", &crate::config(MountApi::Classic));
+    for depth in [64, 128] {
+        let img = l.prepare(
+            &SyntheticImage::new("thin", thin_image(depth)),
+            &scratch.path().join(format!("d{depth}")),
+        )?;
+        let c = l.create_container(&img, &scratch.path().join(format!("c{depth}")))?;
+        let m = l.mount(&img, &c)?;
+        let opts = m.options_in_force.clone().unwrap_or_default();
+        let visible = std::fs::read_dir(&m.merged)?.count();
+        m.unmount()?;
+        if visible != depth || !opts.contains("lowerdir=l/") {
+            return Err(format!("classic depth {depth}: {visible} visible, options {opts}").into());
+        }
+    }
+    // The working directory of the process never moved.
+    if std::env::current_dir()? == scratch.path() {
+        return Err("the process's cwd was changed".into());
+    }
+    Ok(())
+}
+
+fn a_busy_unmount_is_detached_and_counted() -> Result<(), Failed> {
+    let (_tmp, scratch) = crate::scratch(BackingKind::Tmpfs);
+    let l = layout::make("overlay2", &crate::config(MountApi::New));
+    let img = l.prepare(
+        &SyntheticImage::new("thin", thin_image(2)),
+        &scratch.path().join("i"),
+    )?;
+    let c = l.create_container(&img, &scratch.path().join("c"))?;
+    let m = l.mount(&img, &c)?;
+    // An open file keeps the mount busy for as long as the retries last.
+    let busy = std::fs::File::open(
+        m.merged
+            .join("layer-000-with-a-long-name-to-fill-the-options"),
+    )?;
+    let before = overlaybench::isolate::detached_unmounts();
+    m.unmount()?;
+    drop(busy);
+    if overlaybench::isolate::detached_unmounts() != before + 1 {
+        return Err("the busy unmount was not detached and counted".into());
+    }
+    if !crate::common::mounts_under(&c.merged).is_empty() {
+        return Err("still mounted after a detach".into());
+    }
+    Ok(())
+}
+
 fn every_backing_mounts_and_is_removed() -> Result<(), Failed> {
-    for kind in [BackingKind::Ext4, BackingKind::Xfs, BackingKind::Tmpfs] {
+    for kind in [
+        BackingKind::Ext4,
+        BackingKind::Xfs,
+        BackingKind::Btrfs,
+        BackingKind::Tmpfs,
+    ] {
         let (tmp, scratch) = crate::scratch(kind.clone());
         let fstype = scratch.info().fstype.clone();
         if fstype != kind.to_string() {
             return Err(format!("{kind}: mounted as {fstype:?}").into());
         }
-        if matches!(kind, BackingKind::Ext4 | BackingKind::Xfs) && scratch.info().device.is_none() {
+        if matches!(
+            kind,
+            BackingKind::Ext4 | BackingKind::Xfs | BackingKind::Btrfs
+        ) && scratch.info().device.is_none()
+        {
             return Err(format!("{kind}: no loop device recorded").into());
         }
         // Leave an overlay mounted on purpose: dropping the scratch must take it too.
@@ -110,7 +169,15 @@ fn every_backing_mounts_and_is_removed() -> Result<(), Failed> {
         let c = l.create_container(&img, &scratch.path().join("c"))?;
         std::mem::forget(l.mount(&img, &c)?);
         let usage = scratch.usage()?;
-        if usage.used_inodes == 0 {
+        if kind == BackingKind::Btrfs {
+            // btrfs has no inode count; its bytes come from SPACE_INFO.
+            if usage.used_inodes != 0
+                || usage.metadata_bytes.unwrap_or(0) == 0
+                || usage.used_bytes == 0
+            {
+                return Err(format!("btrfs: unexpected usage {usage:?}").into());
+            }
+        } else if usage.used_inodes == 0 {
             return Err(format!("{kind}: statvfs shows no inodes in use").into());
         }
         drop(scratch);
@@ -140,8 +207,126 @@ fn remount_evicts_and_keeps_data() -> Result<(), Failed> {
     Ok(())
 }
 
+/// containerd's classic mounts: absolute lowerdirs while the options stay
+/// under 3584 bytes, relative to snapshots/ (mounted from a child whose cwd is
+/// there) beyond — and deep stacks mount whole either way.
+fn containerd_classic_goes_relative_when_long() -> Result<(), Failed> {
+    let (_tmp, scratch) = crate::scratch(BackingKind::Ext4);
+    let l = layout::make("containerd", &crate::config(MountApi::Classic));
+    let cwd_before = std::env::current_dir()?;
+    for depth in [3usize, 64, 200] {
+        let img = l.prepare(
+            &SyntheticImage::new("test", thin_image(depth).clone()),
+            &scratch.path().join(format!("store-{depth}")),
+        )?;
+        let c = l.create_container(&img, &scratch.path().join(format!("c{depth}")))?;
+        let m = l.mount(&img, &c)?;
+        let visible = std::fs::read_dir(&m.merged)?.count();
+        let opts = m.options_in_force.clone().unwrap_or_default();
+        m.unmount()?;
+        if visible != depth {
+            return Err(format!("{visible} of {depth} layers visible").into());
+        }
+        let lowerdir = opts
+            .split(',')
+            .find_map(|o| o.strip_prefix("lowerdir="))
+            .unwrap_or_default()
+            .to_string();
+        let relative = !lowerdir.starts_with('/');
+        if relative != (depth > 3) {
+            return Err(format!("depth {depth}: lowerdir in force {lowerdir:.80}…").into());
+        }
+        if relative && !lowerdir.starts_with(&format!("{}/fs:", img.layer_dirs.len())) {
+            return Err(format!("depth {depth}: not containerd's form: {lowerdir:.80}").into());
+        }
+    }
+    if std::env::current_dir()? != cwd_before {
+        return Err("the process's cwd changed".into());
+    }
+    Ok(())
+}
+
+/// Rootless: made in a user namespace, attached here, marked user.overlay.*.
+fn rootless_mounts_with_userxattr() -> Result<(), Failed> {
+    let (_tmp, scratch) = crate::scratch(BackingKind::Ext4);
+    let l = layout::make("rootless", &crate::config(MountApi::New));
+    let img = l.prepare(
+        &SyntheticImage::new("test", thin_image(4).clone()),
+        &scratch.path().join("store"),
+    )?;
+    let c = l.create_container(&img, &scratch.path().join("c"))?;
+    let m = l.mount(&img, &c)?;
+    let opts = m.options_in_force.clone().unwrap_or_default();
+    let visible = std::fs::read_dir(&m.merged)?.count();
+    std::fs::write(m.merged.join("new"), b"x")?;
+    std::fs::remove_file(
+        m.merged
+            .join("layer-000-with-a-long-name-to-fill-the-options"),
+    )?;
+    m.unmount()?;
+    if !opts.split(',').any(|o| o == "userxattr") || visible != 4 {
+        return Err(format!("{visible} layers visible, options {opts}").into());
+    }
+    // A deletion leaves a char 0/0 whiteout; the upper dir's markers are user.*.
+    let (upper, _) = c.upper_work.clone().ok_or("no upper")?;
+    let wh =
+        std::fs::symlink_metadata(upper.join("layer-000-with-a-long-name-to-fill-the-options"))?;
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    if !(wh.file_type().is_char_device() && wh.rdev() == 0) {
+        return Err("the deletion left no whiteout".into());
+    }
+    let names: Vec<String> = xattr::list(&upper)?
+        .map(|n| n.to_string_lossy().into_owned())
+        .collect();
+    if names.iter().any(|n| n.starts_with("trusted.overlay.")) {
+        return Err(format!("trusted.overlay.* markers in a rootless upper: {names:?}").into());
+    }
+    Ok(())
+}
+
+/// fuse-overlayfs: the daemon serves the mount, and both an unmount and a
+/// plain drop leave no mount and no daemon.
+fn fuse_daemon_goes_with_its_mount() -> Result<(), Failed> {
+    let (tmp, scratch) = crate::scratch(BackingKind::Ext4);
+    let l = layout::make("fuse-overlayfs", &crate::config(MountApi::New));
+    let img = l.prepare(
+        &SyntheticImage::new("test", thin_image(3).clone()),
+        &scratch.path().join("store"),
+    )?;
+    for (i, drop_only) in [false, true].into_iter().enumerate() {
+        let c = l.create_container(&img, &scratch.path().join(format!("c{i}")))?;
+        let m = l.mount(&img, &c)?;
+        let visible = std::fs::read_dir(&m.merged)?.count();
+        if visible != 3 || crate::common::processes_mentioning(tmp.path()).is_empty() {
+            return Err(format!("{visible} of 3 layers visible, or no daemon").into());
+        }
+        if drop_only {
+            drop(m);
+        } else {
+            m.unmount()?;
+        }
+        crate::common::assert_no_process_mentions(tmp.path(), 10);
+        if !crate::common::mounts_under(&c.merged).is_empty() {
+            return Err("the FUSE mount outlived its guard".into());
+        }
+    }
+    Ok(())
+}
+
 pub fn tests() -> Vec<Trial> {
     vec![
+        Trial::test(
+            "mounts::containerd_classic_goes_relative_when_long",
+            containerd_classic_goes_relative_when_long,
+        ),
+        Trial::test(
+            "mounts::rootless_mounts_with_userxattr",
+            rootless_mounts_with_userxattr,
+        ),
+        Trial::test(
+            "mounts::fuse_daemon_goes_with_its_mount",
+            fuse_daemon_goes_with_its_mount,
+        ),
         Trial::test(
             "mounts::deepest_stack_mounts_with_the_new_api",
             deepest_stack_mounts_with_the_new_api,
@@ -153,6 +338,14 @@ pub fn tests() -> Vec<Trial> {
         Trial::test(
             "mounts::classic_api_refuses_rather_than_cuts",
             classic_api_refuses_rather_than_cuts,
+        ),
+        Trial::test(
+            "mounts::classic_api_mounts_128_layers_from_relative_links",
+            classic_api_mounts_128_layers_from_relative_links,
+        ),
+        Trial::test(
+            "mounts::a_busy_unmount_is_detached_and_counted",
+            a_busy_unmount_is_detached_and_counted,
         ),
         Trial::test(
             "mounts::every_backing_mounts_and_is_removed",

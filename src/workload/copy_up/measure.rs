@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
-use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -18,7 +18,7 @@ use super::params::{CacheState, Params, Procedure, Variant};
 use super::NAME;
 use crate::choice::Choice;
 use crate::image::{Change, ImageSpec, LayerSpec, SyntheticImage};
-use crate::layout::{ContainerDirs, CopyUp, Layout, PreparedImage};
+use crate::layout::{ContainerDirs, CopyUp, CopyUpCheck, Layout, PreparedImage, Touch};
 use crate::probe::cache;
 use crate::workload::harness::settle;
 use crate::workload::{RunContext, WorkloadError};
@@ -57,51 +57,32 @@ pub fn ops(p: Procedure) -> &'static [Op] {
     }
 }
 
-/// Checks that the upper dir holds what `op` must have produced (outside the
-/// clock): a full copy of the right size, or a metacopy file (xattr, no data)
-/// after a chmod with metacopy on. An error means what was timed was not a
-/// copy-up. `metacopy_xattr` is the layout's full xattr name.
-pub fn verify_upper(
-    upper: &Path,
-    op: Op,
-    size: u64,
-    variant: Variant,
-    metacopy_xattr: &str,
-) -> Result<(), WorkloadError> {
-    let m = fs::symlink_metadata(upper).map_err(|e| {
-        WorkloadError::Verify(format!(
-            "after {}, the upper dir has no copy at {}: {e} — no copy_up happened",
-            op.name(),
-            upper.display()
-        ))
-    })?;
-    // An xattr that cannot be read is an error, never "not metacopy".
-    let metacopy = xattr::get(upper, metacopy_xattr)
-        .map_err(WorkloadError::io("reading xattrs of", upper))?
-        .is_some();
-    let want_size = match op {
-        Op::Append => size + 1,
-        Op::Truncate => size / 2,
-        _ => size,
-    };
-    let want_metacopy = variant == Variant::Metacopy && op == Op::Chmod;
-    let allocated = m.blocks() * 512;
-    let ok = m.is_file()
-        && m.len() == want_size
-        && metacopy == want_metacopy
-        // A metacopy file holds no data; a full copy holds (nearly) all of it.
-        && if want_metacopy { allocated < 64 * 1024 } else { allocated + 64 * 1024 >= want_size.min(size) };
-    if !ok {
-        return Err(WorkloadError::Verify(format!(
-            "after {} ({}), upper file {} is {} bytes with {allocated} allocated, metacopy xattr {metacopy}; \
-             expected {want_size} bytes, metacopy {want_metacopy}",
-            op.name(),
-            variant.name(),
-            upper.display(),
-            m.len()
-        )));
+/// What an op does to the file, for the layout's own copy-up check.
+pub fn touch_of(op: Op) -> Touch {
+    match op {
+        Op::Chmod => Touch::Chmod,
+        Op::Append => Touch::Append,
+        Op::Truncate => Touch::Truncate,
+        Op::FirstWrite | Op::SecondWrite | Op::WriteAfterChmod | Op::Copy => Touch::Write,
     }
-    Ok(())
+}
+
+/// The check after `op` on a file of `size` bytes: only a chmod under a mount
+/// with `metacopy=on` in force asks for a metadata-only copy. The mount says,
+/// not the option set asked for: a layout may always mount with metacopy
+/// (composefs does).
+pub fn check_of(op: Op, size: u64, metacopy_in_force: bool) -> CopyUpCheck {
+    CopyUpCheck {
+        touch: touch_of(op),
+        size_bytes: size,
+        metadata_only: metacopy_in_force && op == Op::Chmod,
+    }
+}
+
+/// Whether a mount's options in force (as mountinfo shows them) defer data
+/// copies: `metacopy=on`.
+pub fn metacopy_in_force(options_in_force: Option<&str>) -> bool {
+    options_in_force.is_some_and(|o| o.split(',').any(|x| x.starts_with("metacopy=on")))
 }
 
 fn set_cache(path: &Path, state: CacheState) -> Result<(), WorkloadError> {
@@ -127,16 +108,19 @@ fn cache_of(s: CacheState) -> Cache {
     }
 }
 
+/// Whether `layout` is measured with option set `v` (a layout that takes no
+/// overlay options runs its defaults only; one that refuses metacopy, without it).
+pub fn runs_variant(layout: &dyn Layout, v: Variant) -> bool {
+    let c = layout.capabilities();
+    if !c.overlay_options {
+        return v == Variant::Default;
+    }
+    c.metacopy || v != Variant::Metacopy
+}
+
 /// Fails with exit 3 when the kernel refuses an option set (e.g. metacopy
-/// rootless), probing with the first layout that takes overlay options.
+/// rootless), probing with the first layout that is to run it.
 pub fn probe_variants(p: &Params, ctx: &RunContext<'_>, root: &Path) -> Result<(), WorkloadError> {
-    let Some(layout) = ctx
-        .layouts
-        .iter()
-        .find(|l| l.capabilities().overlay_options)
-    else {
-        return Ok(());
-    };
     let tiny = ImageSpec {
         layers: vec![LayerSpec {
             changes: vec![Change::Dir {
@@ -146,6 +130,13 @@ pub fn probe_variants(p: &Params, ctx: &RunContext<'_>, root: &Path) -> Result<(
         }],
     };
     for &v in &p.variants {
+        let Some(layout) = ctx
+            .layouts
+            .iter()
+            .find(|l| l.capabilities().overlay_options && runs_variant(l.as_ref(), v))
+        else {
+            continue;
+        };
         let Some(l) = layout.with_options(&v.options()) else {
             continue;
         };
@@ -156,7 +147,10 @@ pub fn probe_variants(p: &Params, ctx: &RunContext<'_>, root: &Path) -> Result<(
         )?;
         let c = l.create_container(&img, &dir.join("c"))?;
         match l.mount(&img, &c) {
-            Ok(m) => m.unmount()?,
+            Ok(m) => {
+                m.unmount()?;
+                l.remove_container(&c)?;
+            }
             Err(e) => {
                 return Err(WorkloadError::Unsupported(format!(
                     "the kernel refuses the overlay option set '{}': {e}; leave it out of --variants (dmesg may say why)",
@@ -209,6 +203,16 @@ pub fn measure(
             continue;
         }
         for &v in &p.variants {
+            if !runs_variant(l.as_ref(), v) {
+                if caps.overlay_options && p.variants.len() > 1 {
+                    ctx.out.note(format!(
+                        "{}: copy-up's {} option set is not measured — the layout refuses it (the kernel does)",
+                        l.name(),
+                        v.name()
+                    ));
+                }
+                continue;
+            }
             let Some(layout) = l.with_options(&v.options()) else {
                 continue;
             };
@@ -220,8 +224,14 @@ pub fn measure(
             });
         }
     }
-    // The reference copies the first layout's lower file of the same size.
-    let reference_src = ctx.layouts.first().zip(prepared.first());
+    // The reference copies the lower file of the same size of the first layout
+    // that has it as a host file while no container is mounted.
+    let reference_src = |rel: &Path| {
+        ctx.layouts
+            .iter()
+            .zip(&prepared)
+            .find(|(l, img)| l.lower_file(img, rel).is_some())
+    };
     ctx.progress.set_message("copy-up: measuring");
     let mut n = 0usize;
     for _ in 0..p.samples {
@@ -260,30 +270,38 @@ pub fn measure(
                         let dir = root.join(format!("c{n}"));
                         let c = s.layout.create_container(s.image, &dir)?;
                         let mounted = s.layout.mount(s.image, &c)?;
-                        let lower = lower_of(s.layout.as_ref(), s.image, &rel)?;
+                        lower_of(s.layout.as_ref(), s.image, &rel)?;
+                        // Nothing copied yet (checked by the layout's own markers).
+                        s.layout.verify_not_copied(s.image, &c, &rel)?;
                         settle(&root)?;
-                        set_cache(&lower, cache_state)?;
+                        // The files whose pages the first touch reads: the lower file
+                        // through overlay, the container's own inode on a snapshot.
+                        for f in s.layout.data_files(s.image, &c, &rel) {
+                            set_cache(&f, cache_state)?;
+                        }
+                        // Host files that cache the same data (an EROFS image file).
+                        for f in s.layout.backing_files(s.image, &rel) {
+                            set_cache(&f, cache_state)?;
+                        }
                         let file = mounted.merged.join(&rel);
-                        let upper = s.layout.upper_file(&c, &rel).ok_or_else(|| {
-                            WorkloadError::Verify(format!(
-                                "layout {} has copy-up but no upper dir for {}",
-                                s.layout.name(),
-                                rel.display()
-                            ))
-                        })?;
-                        let metacopy = s.layout.overlay_xattr("metacopy").unwrap_or_default();
+                        let metacopy = metacopy_in_force(mounted.options_in_force.as_deref());
                         for &op in ops(proc_) {
                             let ns = timed(op, &file, size)?;
-                            verify_upper(&upper, op, size, s.variant, &metacopy)?;
+                            s.layout.verify_copy_up(
+                                s.image,
+                                &c,
+                                &rel,
+                                &check_of(op, size, metacopy),
+                            )?;
                             samples.entry(key(op)).or_default().push(ns);
                         }
                         mounted.unmount()?;
-                        fs::remove_dir_all(&dir).map_err(WorkloadError::io("removing", &dir))?;
+                        s.layout.remove_container(&c)?;
                     }
                     ctx.progress.inc(1);
                 }
                 // The reference: copy_file_range + fsync of the same file, same fs.
-                if let Some((l, img)) = reference_src {
+                if let Some((l, img)) = reference_src(&rel) {
                     let src = lower_of(l.as_ref(), img, &rel)?;
                     settle(&root)?;
                     set_cache(&src, cache_state)?;

@@ -69,8 +69,13 @@ impl Workload for CopyUpWorkload {
         let subjects: usize = layouts
             .iter()
             .map(|l| match l.capabilities() {
-                c if c.copy_up == CopyUp::None || !c.overlay_options => 1,
-                _ => self.params.variants.len(),
+                c if c.copy_up == CopyUp::None => 1,
+                _ => self
+                    .params
+                    .variants
+                    .iter()
+                    .filter(|v| measure::runs_variant(l.as_ref(), **v))
+                    .count(),
             })
             .sum();
         let p = &self.params;

@@ -8,10 +8,12 @@ use super::analyze::{Cache, Op, View, REFERENCE};
 use super::NAME;
 use crate::layout::{caps_of, style_of, CopyUp};
 use crate::report::chart::{
-    layout_color, line_panel_at, svg_page, Marker, RGBColor, Series, SeriesLabelPosition,
+    layout_color, line_panel, svg_page, Axis, Marker, RGBColor, Series, Unit,
 };
 use crate::report::summary::backings_of;
-use crate::report::{fmt_ns, fmt_ratio, Block, Case, Derived, Report, ReportError, Section, Table};
+use crate::report::{
+    fmt_ns, fmt_ratio, Block, Case, Derived, Headline, Report, ReportError, Section, Table,
+};
 
 /// Renders copy-up's cases.
 pub struct CopyUpSection;
@@ -168,6 +170,40 @@ impl Section for CopyUpSection {
         NAME
     }
 
+    /// The cold first write to the largest file, with the kernel's default
+    /// options, per layout and backing.
+    fn headlines(&self, r: &Report) -> Vec<Headline> {
+        let views: Vec<(&Case, View)> = r
+            .cases_of(NAME)
+            .filter_map(|c| View::of_case(c).map(|v| (c, v)))
+            .filter(|(c, _)| c.layout != REFERENCE)
+            .collect();
+        let Some(max) = views.iter().filter_map(|(_, v)| v.size_bytes).max() else {
+            return Vec::new();
+        };
+        let figure = format!(
+            "copy-up: first write to a {:.0} MiB lower file, cold",
+            max as f64 / MIB
+        );
+        views
+            .iter()
+            .filter(|(_, v)| {
+                v.op == Op::FirstWrite
+                    && v.cache == Cache::Cold
+                    && v.options == "default"
+                    && v.size_bytes == Some(max)
+            })
+            .map(|(c, v)| Headline {
+                figure: figure.clone(),
+                layout: c.layout.clone(),
+                backing: v.backing.clone(),
+                value: c.stats.median,
+                shown: fmt_ns(c.stats.median),
+                lower_is_better: true,
+            })
+            .collect()
+    }
+
     fn blocks(&self, r: &Report) -> Vec<Block> {
         backings_of(r, NAME)
             .into_iter()
@@ -267,13 +303,12 @@ impl Section for CopyUpSection {
                             })
                             .collect();
                         let panel = &panels[bi * rows_per_backing * cols + oi];
-                        line_panel_at(
+                        line_panel(
                             panel,
                             &format!("{} on {backing}", op.name()),
-                            "file size (MiB)",
-                            "latency",
+                            Axis::new("file size", Unit::MiB),
+                            Axis::new("latency", Unit::Ns),
                             &series,
-                            SeriesLabelPosition::LowerRight,
                         )?;
                     }
                 }

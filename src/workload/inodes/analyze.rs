@@ -206,11 +206,18 @@ pub fn record(
     let mut growth: BTreeMap<usize, Vec<(f64, f64, String)>> = BTreeMap::new();
     let mut gaps = Vec::new();
     let mut hidden_inode_seen = false;
+    let mut uncounted = false;
+    let mut own_bytes = false;
     for (&(li, layers), phases) in results {
         let Some(l) = layouts.get(li) else { continue };
         let Some((empty, empty_census)) = at(phases, Phase::Empty) else {
             continue;
         };
+        // A filesystem without an inode table (btrfs: statvfs f_files = 0) has no
+        // inode figure to give; its bytes come from its own report.
+        let inodes_counted = empty.used_inodes + empty.free_inodes > 0;
+        uncounted |= !inodes_counted;
+        own_bytes |= empty.metadata_bytes.is_some();
         for (phase, usage, c) in phases {
             let v = View {
                 phase: Some(*phase),
@@ -227,6 +234,19 @@ pub fn record(
                 ("walk_hardlink_paths", "entries", c.hardlink_paths as f64),
             ] {
                 out.case(NAME, l.name, params_of(&v), metric, unit, vec![value]);
+            }
+            if let Some(m) = usage.metadata_bytes {
+                out.case(
+                    NAME,
+                    l.name,
+                    params_of(&v),
+                    "metadata_bytes",
+                    "bytes",
+                    vec![m as f64],
+                );
+            }
+            if !inodes_counted {
+                continue;
             }
             let statvfs_delta = usage.used_inodes as i64 - empty.used_inodes as i64;
             let walk_delta = c.distinct_inodes as i64 - empty_census.distinct_inodes as i64;
@@ -264,7 +284,7 @@ pub fn record(
         }
         .max(1);
         let layer_inodes = all.used_inodes as f64 - empty.used_inodes as f64;
-        for (resource, per_layer, base, image, container) in [
+        let resources = [
             (
                 Resource::Inodes,
                 layer_inodes / stored_layers as f64,
@@ -279,7 +299,11 @@ pub fn record(
                 costs.per_image_bytes,
                 costs.per_container_bytes,
             ),
-        ] {
+        ];
+        for (resource, per_layer, base, image, container) in resources {
+            if resource == Resource::Inodes && !inodes_counted {
+                continue;
+            }
             for (quantity, value) in [
                 (Quantity::SharedBase, base),
                 (Quantity::Image, image),
@@ -331,10 +355,12 @@ pub fn record(
             "inodes",
             vec![layer_inodes],
         );
-        growth
-            .entry(li)
-            .or_default()
-            .push((layers as f64, layer_inodes, id));
+        if inodes_counted {
+            growth
+                .entry(li)
+                .or_default()
+                .push((layers as f64, layer_inodes, id));
+        }
     }
     for (li, pts) in growth {
         let xy: Vec<(f64, f64)> = pts.iter().map(|(x, y, _)| (*x, *y)).collect();
@@ -354,6 +380,16 @@ pub fn record(
             &fit,
             "inodes/layer-per-image",
             points,
+        ));
+    }
+    if uncounted {
+        out.note(format!(
+            "{backing}: the filesystem reports no inodes (statvfs f_files = f_ffree = 0: btrfs has no inode limit;              its metadata bytes are the resource) — inode costs are left out there, the used_inodes cases are              statvfs's zeros"
+        ));
+    }
+    if own_bytes {
+        out.note(format!(
+            "{backing}: bytes are what the filesystem itself reports in use (BTRFS_IOC_SPACE_INFO: data + metadata +              system used, DUP counted twice — `btrfs filesystem usage`'s Used), not statvfs (which follows chunk              allocation there); metadata_bytes cases give the metadata part; deleted subvolumes are waited for              (`btrfs subvolume sync`) before measuring"
         ));
     }
     if hidden_inode_seen {
@@ -456,8 +492,9 @@ mod tests {
         FsUsage {
             used_inodes: inodes,
             used_bytes: bytes,
-            free_inodes: 0,
+            free_inodes: 1,
             available_bytes: 0,
+            metadata_bytes: None,
         }
     }
 

@@ -91,10 +91,13 @@ pub fn measure_phases(
         m.unmount()?;
     }
     for (_, c) in &containers {
-        fs::remove_dir_all(&c.root).map_err(WorkloadError::io("removing", &c.root))?;
+        layout.remove_container(c)?;
     }
+    layout.settle_removals(root)?;
     out.push(measure(Phase::ContainersRemoved)?);
+    layout.remove_store(&store)?;
     fs::remove_dir_all(&work).map_err(WorkloadError::io("removing", &work))?;
+    layout.settle_removals(root)?;
     out.push(measure(Phase::ImagesRemoved)?);
     Ok(out)
 }

@@ -191,8 +191,11 @@ impl Params {
         let images = self.images as u64;
         let containers = images * self.containers as u64;
         let flat = l * per_layer * images * (1 + self.containers as u64);
-        // The legacy driver re-creates every directory in every layer.
-        let legacy = images * l * l * self.dirs_per_layer as u64;
+        // The legacy driver re-creates every directory in every layer, and
+        // hard-links every older file into every later layer's root: free on
+        // ext4 and xfs, but tmpfs charges an inode per link.
+        let legacy = images * l * l * self.dirs_per_layer as u64
+            + images * l * (l + 1) / 2 * self.files_per_layer as u64;
         let written = containers * (self.writes + self.new_files + self.deletes) as u64;
         2 * (flat + legacy + written) + 10_000
     }

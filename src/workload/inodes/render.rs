@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use super::analyze::{Phase, Quantity, Resource, View};
 use super::NAME;
-use crate::report::chart::{layout_series, linear_panel, svg_page, Series};
+use crate::report::chart::{layout_series, linear_panel, svg_page, Axis, Series, Unit};
 use crate::report::summary::backings_of;
 use crate::report::{fmt_bytes, Block, Case, Derived, Report, ReportError, Section, Table};
 
@@ -16,7 +16,9 @@ const INTRO: &str = "Exact `statvfs` deltas of a fresh filesystem per layout (so
 *shared base*: the layers every image shares, stored once by overlay2 and the legacy driver (plain flattens \
 every image); *per image*: each image's own layers; *per layer*: all stored layers / their count; *per \
 container*: created + mounted + written (copy_ups, new files, deletions). Every figure is for this backing \
-filesystem: tmpfs charges one inode per hard link.";
+filesystem: tmpfs charges one inode per hard link. An EROFS layer is one image file (its files live inside it); \
+composefs keeps one metadata image per image and each distinct file once in its object store, whatever image \
+holds it, so its *per layer* is its images' cost over their layers.";
 
 /// Short phase names that fit under the axis, in phase order.
 const SHORT: [&str; 8] = [
@@ -79,6 +81,61 @@ fn table(r: &Report, backing: &str) -> Option<Table> {
     Some(t)
 }
 
+/// Host inodes and bytes per stored layer of each layout that holds the same
+/// trees as another (an EROFS layer against the overlay2 diff dir it was made
+/// from), side by side.
+fn same_tree_table(r: &Report, backing: &str) -> Option<Table> {
+    let per_layer = |layout: &str, layers: Option<usize>, resource: Resource| {
+        r.derived
+            .iter()
+            .filter(|d| d.kind == "per-unit" && d.layout == layout)
+            .find(|d| {
+                View::of_derived(d).is_some_and(|v| {
+                    v.backing == backing
+                        && v.layers == layers
+                        && v.quantity == Some(Quantity::Layer)
+                        && v.resource == Some(resource)
+                })
+            })
+            .map(|d| d.value)
+    };
+    let mut t = Table::new([
+        "layout",
+        "layers/image",
+        "host inodes per layer",
+        "against",
+        "its inodes per layer",
+        "bytes per layer",
+        "its bytes per layer",
+    ]);
+    let mut seen: Vec<(String, Option<usize>)> = Vec::new();
+    for d in r.derived.iter().filter(|d| d.kind == "per-unit") {
+        let Some(v) = View::of_derived(d).filter(|v| v.backing == backing) else {
+            continue;
+        };
+        let Some(other) = crate::layout::caps_of(&d.layout).same_tree_as else {
+            continue;
+        };
+        let key = (d.layout.clone(), v.layers);
+        if seen.contains(&key) {
+            continue;
+        }
+        seen.push(key);
+        let n = |x: Option<f64>| x.map(|x| format!("{x:.0}")).unwrap_or_else(|| "-".into());
+        let b = |x: Option<f64>| x.map(fmt_bytes).unwrap_or_else(|| "-".into());
+        t.row(vec![
+            d.layout.clone(),
+            v.layers.map(|l| l.to_string()).unwrap_or_default(),
+            n(per_layer(&d.layout, v.layers, Resource::Inodes)),
+            other.to_string(),
+            n(per_layer(other, v.layers, Resource::Inodes)),
+            b(per_layer(&d.layout, v.layers, Resource::Bytes)),
+            b(per_layer(other, v.layers, Resource::Bytes)),
+        ]);
+    }
+    (!seen.is_empty()).then_some(t)
+}
+
 impl Section for InodesSection {
     fn workload(&self) -> &'static str {
         NAME
@@ -89,12 +146,19 @@ impl Section for InodesSection {
             .into_iter()
             .filter_map(|backing| {
                 let t = table(r, &backing)?;
+                let mut tables = vec![(None, t)];
+                if let Some(st) = same_tree_table(r, &backing) {
+                    tables.push((
+                        Some("The same layers in another form: host cost per stored layer".into()),
+                        st,
+                    ));
+                }
                 Some(Block {
                     heading: format!(
                         "inodes — consumption per layer, image and container ({backing})"
                     ),
                     intro: INTRO.into(),
-                    tables: vec![(None, t)],
+                    tables,
                 })
             })
             .collect()
@@ -105,10 +169,17 @@ impl Section for InodesSection {
             .into_iter()
             .filter_map(|backing| {
                 let t = table(r, &backing)?;
+                let mut tables = vec![(None, t)];
+                if let Some(st) = same_tree_table(r, &backing) {
+                    tables.push((
+                        Some("the same layers in another form, per stored layer:".into()),
+                        st,
+                    ));
+                }
                 Some(Block {
                     heading: format!("inodes on {backing} (statvfs deltas, fresh fs per layout)"),
                     intro: String::new(),
-                    tables: vec![(None, t)],
+                    tables,
                 })
             })
             .collect()
@@ -176,34 +247,29 @@ impl Section for InodesSection {
                         }
                         layout_series(lines)
                     };
-                    let count = |v: &f64| format!("{v:.0}");
-                    let bytes = |v: &f64| fmt_bytes(*v);
                     linear_panel(
                         &panels[bi * 3],
                         &format!("used inodes by phase, {deepest}-layer images ({backing})"),
-                        "phase",
-                        "inodes in use",
+                        Axis::new("phase", Unit::Count),
+                        Axis::new("inodes in use", Unit::Count),
                         &by_phase("used_inodes"),
                         Some(&SHORT),
-                        &count,
                     )?;
                     linear_panel(
                         &panels[bi * 3 + 1],
                         &format!("used bytes by phase, {deepest}-layer images ({backing})"),
-                        "phase",
-                        "bytes in use",
+                        Axis::new("phase", Unit::Count),
+                        Axis::new("bytes in use", Unit::Bytes),
                         &by_phase("used_bytes"),
                         Some(&SHORT),
-                        &bytes,
                     )?;
                     linear_panel(
                         &panels[bi * 3 + 2],
                         &format!("inodes of all image layers vs layers per image ({backing})"),
-                        "layers per image",
-                        "inodes (layers phase − empty)",
+                        Axis::new("layers per image", Unit::Count),
+                        Axis::new("inodes (layers phase − empty)", Unit::Count),
                         &growth(),
                         None,
-                        &count,
                     )?;
                 }
                 Ok(())

@@ -22,6 +22,12 @@ pub enum Op {
     Readdir,
     /// `fstatat` of one name.
     Stat,
+    /// A fresh container made and mounted, then its first reads (the files a
+    /// start-up reads, each opened and read once), cold.
+    Startup,
+    /// Open + 1-byte read + close of one file: its data's first access (a
+    /// composefs file's object is looked up in the data-only layer only now).
+    Open,
 }
 
 /// Which names (or what) an op touches.
@@ -38,6 +44,8 @@ pub enum Target {
     Stack,
     /// Names only in the top layer: found at once.
     Top,
+    /// Files of one image in a store that other images share (the store sweep).
+    Store,
 }
 
 impl Target {
@@ -52,6 +60,7 @@ impl Target {
             Target::Spread => "spread",
             Target::Stack => "stack",
             Target::Top => "top",
+            Target::Store => "store",
         }
     }
 
@@ -131,6 +140,17 @@ pub struct View {
     /// The layout a ratio is taken against.
     #[serde(default)]
     pub baseline: Option<String>,
+    /// How long the kernel caches the layout's entries and attributes (a FUSE
+    /// daemon's timeout, seconds); absent when the kernel's own caches apply.
+    #[serde(default)]
+    pub entry_timeout_s: Option<f64>,
+    /// The layout holding the same trees in another form that a ratio is
+    /// taken against (instead of the baseline).
+    #[serde(default)]
+    pub same_tree: Option<String>,
+    /// Images in the store the names' image shares (store sweep only).
+    #[serde(default)]
+    pub store_images: Option<usize>,
 }
 
 impl View {
@@ -155,10 +175,13 @@ pub fn metric_of(op: Op) -> (&'static str, &'static str) {
         Op::Stat => ("latency_per_op", "ns"),
         Op::Readdir => ("latency_per_dir", "ns"),
         Op::Mount => ("mount_time", "ns"),
+        Op::Startup => ("startup_time", "ns"),
+        Op::Open => ("latency_per_open", "ns"),
     }
 }
 
-fn view(k: &Key, p: &Params, eviction: &str, backing: &str) -> View {
+fn view(k: &Key, p: &Params, s: &Setting<'_>) -> View {
+    let (eviction, backing) = (s.eviction, s.backing);
     View {
         backing: backing.into(),
         depth: Some(k.depth),
@@ -172,6 +195,9 @@ fn view(k: &Key, p: &Params, eviction: &str, backing: &str) -> View {
         }),
         entries: (k.op == Op::Readdir).then_some(k.depth * p.entries_per_layer),
         baseline: None,
+        entry_timeout_s: s.timeouts.get(k.layout).copied().flatten(),
+        same_tree: None,
+        store_images: None,
     }
 }
 
@@ -182,28 +208,27 @@ pub struct Setting<'a> {
     pub layouts: &'a [&'static str],
     /// Index of the baseline layout, if it ran.
     pub baseline: Option<usize>,
+    /// Per layout, the index of the layout holding the same trees in another
+    /// form, if it ran (`Capabilities::same_tree_as`).
+    pub same_tree: &'a [Option<usize>],
     /// Backing filesystem name.
     pub backing: &'a str,
     /// Eviction method name.
     pub eviction: &'a str,
+    /// Per layout (by index), the kernel's entry/attr cache timeout when a
+    /// daemon sets one.
+    pub timeouts: &'a [Option<f64>],
 }
 
 /// Turns samples into cases, slopes of the median against depth (per layout ×
 /// op × target × cache) and ratios to the baseline at each depth.
 pub fn record(out: &mut Recorded, p: &Params, s: &Setting<'_>, samples: BTreeMap<Key, Vec<f64>>) {
     let name = |k: &Key| s.layouts[k.layout];
-    let id = |k: &Key| {
-        case_key(
-            NAME,
-            name(k),
-            metric_of(k.op).0,
-            &params_of(&view(k, p, s.eviction, s.backing)),
-        )
-    };
+    let id = |k: &Key| case_key(NAME, name(k), metric_of(k.op).0, &params_of(&view(k, p, s)));
     let mut medians: BTreeMap<Key, f64> = BTreeMap::new();
     for (key, samples) in samples {
         let (metric, unit) = metric_of(key.op);
-        let params = params_of(&view(&key, p, s.eviction, s.backing));
+        let params = params_of(&view(&key, p, s));
         if let Some(m) = out.case(NAME, name(&key), params, metric, unit, samples) {
             medians.insert(key, m);
         }
@@ -221,7 +246,7 @@ pub fn record(out: &mut Recorded, p: &Params, s: &Setting<'_>, samples: BTreeMap
         let v = View {
             depth: None,
             entries: None,
-            ..view(k, p, s.eviction, s.backing)
+            ..view(k, p, s)
         };
         let points = pts.iter().map(|(x, _, id)| (*x, id.clone())).collect();
         out.derived.push(Derived::slope(
@@ -231,6 +256,28 @@ pub fn record(out: &mut Recorded, p: &Params, s: &Setting<'_>, samples: BTreeMap
             &fit,
             "ns/layer",
             points,
+        ));
+    }
+    // Each layout against the one holding the same trees in another form.
+    for (k, &m) in &medians {
+        let Some(o) = s.same_tree.get(k.layout).copied().flatten() else {
+            continue;
+        };
+        let b = Key { layout: o, ..*k };
+        let Some(&bm) = medians.get(&b).filter(|v| **v > 0.0) else {
+            continue;
+        };
+        let v = View {
+            same_tree: Some(s.layouts[o].to_string()),
+            ..view(k, p, s)
+        };
+        out.derived.push(Derived::ratio(
+            NAME,
+            name(k),
+            params_of(&v),
+            m / bm,
+            id(k),
+            id(&b),
         ));
     }
     let Some(base) = s.baseline else { return };
@@ -244,7 +291,7 @@ pub fn record(out: &mut Recorded, p: &Params, s: &Setting<'_>, samples: BTreeMap
         };
         let v = View {
             baseline: Some(s.layouts[base].to_string()),
-            ..view(k, p, s.eviction, s.backing)
+            ..view(k, p, s)
         };
         out.derived.push(Derived::ratio(
             NAME,
@@ -253,6 +300,80 @@ pub fn record(out: &mut Recorded, p: &Params, s: &Setting<'_>, samples: BTreeMap
             m / bm,
             id(k),
             id(&b),
+        ));
+    }
+}
+
+/// One series of the store sweep: the layout by its index in the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct StoreKey {
+    /// Index of the layout in the run.
+    pub layout: usize,
+    /// `Stat` or `Open`.
+    pub op: Op,
+    /// Cold or warm.
+    pub cache: Cache,
+    /// Images in the store.
+    pub images: usize,
+}
+
+fn store_view(k: &StoreKey, p: &Params, eviction: &str, backing: &str) -> View {
+    View {
+        backing: backing.into(),
+        depth: None,
+        op: k.op,
+        target: Target::Store,
+        cache: k.cache,
+        eviction: (k.cache == Cache::Cold).then(|| eviction.to_string()),
+        ops_per_sample: Some(match k.cache {
+            Cache::Cold => p.batch,
+            Cache::Warm => p.names,
+        }),
+        entries: None,
+        baseline: None,
+        same_tree: None,
+        store_images: Some(k.images),
+        entry_timeout_s: None,
+    }
+}
+
+/// The store sweep's samples → cases and, per layout × op × cache, the slope
+/// of the median against the images sharing the store (ns per image: flat
+/// when other images cost a lookup nothing).
+pub fn record_store(
+    out: &mut Recorded,
+    p: &Params,
+    s: &Setting<'_>,
+    samples: BTreeMap<StoreKey, Vec<f64>>,
+) {
+    let name = |k: &StoreKey| s.layouts[k.layout];
+    let mut series: BTreeMap<StoreKey, Vec<(f64, f64, String)>> = BTreeMap::new();
+    for (key, samples) in samples {
+        let (metric, unit) = metric_of(key.op);
+        let params = params_of(&store_view(&key, p, s.eviction, s.backing));
+        let id = case_key(NAME, name(&key), metric, &params);
+        if let Some(m) = out.case(NAME, name(&key), params, metric, unit, samples) {
+            series
+                .entry(StoreKey { images: 0, ..key })
+                .or_default()
+                .push((key.images as f64, m, id));
+        }
+    }
+    for (k, pts) in &series {
+        let xy: Vec<(f64, f64)> = pts.iter().map(|(x, y, _)| (*x, *y)).collect();
+        let Some(fit) = fit_line(&xy) else { continue };
+        let v = View {
+            store_images: None,
+            ..store_view(k, p, s.eviction, s.backing)
+        };
+        let points = pts.iter().map(|(x, _, id)| (*x, id.clone())).collect();
+        out.derived.push(Derived::slope(
+            NAME,
+            name(k),
+            params_of(&v),
+            &fit,
+            "ns/image",
+            points,
         ));
     }
 }
@@ -284,8 +405,10 @@ mod tests {
         let setting = Setting {
             layouts: &["overlay2", "plain"],
             baseline: Some(1),
+            same_tree: &[None, None],
             backing: "ext4",
             eviction: "remount-backing",
+            timeouts: &[None, None],
         };
         record(&mut out, &p, &setting, samples);
         assert_eq!(out.cases.len(), 8);
@@ -307,5 +430,68 @@ mod tests {
             View::of_case(&out.cases[0]).map(|v| v.backing),
             Some("ext4".into())
         );
+    }
+
+    #[test]
+    fn same_tree_ratios_and_store_slopes() {
+        let p = Params::resolve(Suite::Quick, &Options::default()).expect("valid");
+        let mut samples = BTreeMap::new();
+        for (layout, v) in [(0usize, 1000.0), (1, 1500.0)] {
+            samples.insert(
+                Key {
+                    layout,
+                    op: Op::Stat,
+                    target: Target::Bottom,
+                    cache: Cache::Cold,
+                    depth: 4,
+                },
+                vec![v],
+            );
+        }
+        let setting = Setting {
+            layouts: &["overlay2", "erofs"],
+            baseline: None,
+            same_tree: &[None, Some(0)],
+            backing: "ext4",
+            eviction: "remount-backing",
+            timeouts: &[None, None],
+        };
+        let mut out = Recorded::default();
+        record(&mut out, &p, &setting, samples);
+        let r = out
+            .derived
+            .iter()
+            .find(|d| d.kind == "ratio")
+            .expect("same-tree ratio");
+        assert_eq!(r.layout, "erofs");
+        assert!((r.value - 1.5).abs() < 1e-9);
+        let v = View::of_derived(r).expect("typed");
+        assert_eq!(
+            (v.same_tree.as_deref(), v.baseline),
+            (Some("overlay2"), None)
+        );
+        let mut store = BTreeMap::new();
+        for images in [1usize, 4, 16] {
+            store.insert(
+                StoreKey {
+                    layout: 1,
+                    op: Op::Open,
+                    cache: Cache::Cold,
+                    images,
+                },
+                vec![2000.0 + 10.0 * images as f64],
+            );
+        }
+        let mut out = Recorded::default();
+        record_store(&mut out, &p, &setting, store);
+        assert_eq!(out.cases.len(), 3);
+        let slope = out
+            .derived
+            .iter()
+            .find(|d| d.kind == "slope")
+            .expect("slope");
+        assert!((slope.value - 10.0).abs() < 1e-6 && slope.unit == "ns/image");
+        let v = View::of_derived(slope).expect("typed");
+        assert_eq!((v.target, v.store_images), (Target::Store, None));
     }
 }

@@ -60,14 +60,17 @@ impl Workload for Lookup {
     }
 
     fn steps(&self, layouts: &[Box<dyn Layout>]) -> u64 {
-        (self.params.depths.len() * layouts.len() * (self.params.rounds + 1)) as u64
+        (self.params.depths.len() * layouts.len() * (self.params.rounds + 1)
+            + self.params.store_images.len()) as u64
     }
 
     fn run(&self, ctx: &mut RunContext<'_>) -> Result<(), WorkloadError> {
         let p = &self.params;
         let fixtures = measure::build_fixtures(p, ctx)?;
         let mut samples = measure::Samples::default();
-        let result = measure::measure(p, ctx, &fixtures, &mut samples);
+        let mut store = std::collections::BTreeMap::new();
+        let result = measure::measure(p, ctx, &fixtures, &mut samples)
+            .and_then(|()| measure::measure_store(p, ctx, &mut store, &mut samples.unexpected));
         if samples.unexpected > 0 && result.is_ok() {
             return Err(WorkloadError::Verify(format!(
                 "{} lookups gave a result the image does not describe (a found name missing, \
@@ -79,13 +82,30 @@ impl Workload for Lookup {
         // lookup contradicted the image).
         if samples.unexpected == 0 {
             let names: Vec<&'static str> = ctx.layouts.iter().map(|l| l.name()).collect();
+            let timeouts: Vec<Option<f64>> = ctx
+                .layouts
+                .iter()
+                .map(|l| l.kernel_cache_timeout_s())
+                .collect();
+            let same_tree: Vec<Option<usize>> = ctx
+                .layouts
+                .iter()
+                .map(|l| {
+                    l.capabilities()
+                        .same_tree_as
+                        .and_then(|n| names.iter().position(|m| *m == n))
+                })
+                .collect();
             let setting = Setting {
                 layouts: &names,
                 baseline: ctx.layouts.iter().position(|l| l.capabilities().baseline),
+                same_tree: &same_tree,
                 backing: &ctx.backing,
                 eviction: ctx.eviction_name(),
+                timeouts: &timeouts,
             };
             analyze::record(ctx.out, p, &setting, samples.series);
+            analyze::record_store(ctx.out, p, &setting, store);
         }
         result
     }

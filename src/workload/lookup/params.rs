@@ -17,6 +17,8 @@ pub struct Options {
     pub batch: Option<usize>,
     /// Cold rounds per case.
     pub rounds: Option<usize>,
+    /// Numbers of images sharing one store, swept (the store sweep).
+    pub store_images: Option<Vec<usize>>,
 }
 
 /// Parameters of the lookup workload, resolved (written to the report's config).
@@ -36,16 +38,59 @@ pub struct Params {
     pub readdir_dirs: usize,
     /// Entries each layer adds to each readdir directory.
     pub entries_per_layer: usize,
+    /// Files a container's start-up reads (in the bottom layer's `s/`).
+    pub startup_files: usize,
+    /// Size of each of them, bytes (above btrfs's inline limit, so they are
+    /// real extents everywhere).
+    pub startup_file_bytes: u64,
+    /// Images sharing one store in the store sweep (image 0's names are
+    /// looked up with that many images in the store).
+    pub store_images: Vec<usize>,
+    /// Bytes of each file of a store-sweep image (above composefs' inline
+    /// limit, so its data lives in the object store).
+    pub store_file_bytes: u64,
 }
+
+/// Most images in one store for the store sweep.
+pub const MAX_STORE_IMAGES: usize = 1_000;
 
 impl Params {
     /// The suite's defaults with the user's overrides, validated.
     pub fn resolve(suite: Suite, o: &Options) -> Result<Params, ParamError> {
-        let (depths, names, rounds, warm_repeats) = match suite {
-            Suite::Quick => (vec![1, 2, 4, 8, 16, 32, 64, 128], 256, 10, 3),
-            Suite::Standard => (vec![1, 2, 4, 8, 16, 32, 64, 128, 256], 512, 10, 5),
-            Suite::Full => (vec![1, 2, 4, 8, 16, 32, 64, 128, 256, 500], 1024, 20, 5),
+        let (depths, names, rounds, warm_repeats, stores) = match suite {
+            Suite::Quick => (
+                vec![1, 2, 4, 8, 16, 32, 64, 128],
+                256,
+                10,
+                3,
+                vec![1, 4, 16],
+            ),
+            Suite::Standard => (
+                vec![1, 2, 4, 8, 16, 32, 64, 128, 256],
+                512,
+                10,
+                5,
+                vec![1, 4, 16, 64],
+            ),
+            Suite::Full => (
+                vec![1, 2, 4, 8, 16, 32, 64, 128, 256, 500],
+                1024,
+                20,
+                5,
+                vec![1, 4, 16, 64, 256],
+            ),
         };
+        let store_images = sorted_unique(o.store_images.as_deref().unwrap_or(&stores));
+        if store_images.is_empty()
+            || store_images[0] == 0
+            || store_images[store_images.len() - 1] > MAX_STORE_IMAGES
+        {
+            return Err(ParamError::range(
+                "--store-images",
+                format!("{store_images:?}"),
+                format!("give images per store from 1 to {MAX_STORE_IMAGES}, e.g. 1,4,16"),
+            ));
+        }
         let depths = sorted_unique(o.depths.as_deref().unwrap_or(&depths));
         if depths.is_empty() {
             return Err(ParamError::Invalid(
@@ -72,20 +117,66 @@ impl Params {
             warm_repeats,
             readdir_dirs: 4,
             entries_per_layer: 4,
+            startup_files: 16,
+            startup_file_bytes: 64 * 1024,
+            store_images,
+            store_file_bytes: 4096,
         })
     }
 
     /// Scratch space for every fixture of `layouts` layouts.
     pub fn footprint(&self, layouts: usize) -> Footprint {
-        let per_layer = 8 + self.readdir_dirs * self.entries_per_layer;
+        let re = self.readdir_dirs * self.entries_per_layer;
+        let per_layer = 8 + re;
         let layers: usize = self.depths.iter().sum();
-        // overlay2 diffs + plain image and copy; legacy roots re-create dirs only.
-        let inodes =
-            (layers * per_layer + self.depths.len() * 4 * (2 * self.names + 64)) * layouts.max(1);
+        // The legacy layout's layer k root hard-links every older file: the
+        // bottom names in every root, k layers' readdir entries in root k. Free
+        // on ext4 and xfs, an inode each on tmpfs — which is sized from this.
+        let legacy_links: usize = self
+            .depths
+            .iter()
+            .map(|&d| d * self.names + re * d * (d + 1) / 2)
+            .sum();
+        // overlay2 diffs + plain image and copy + legacy roots.
+        let inodes = (layers * per_layer
+            + self.depths.len() * 4 * (2 * self.names + 64 + self.startup_files))
+            * layouts.max(1)
+            + legacy_links;
+        // The start-up files: in each image, and copied by a flattening layout's
+        // fixture and start-up containers.
+        let startup = self.startup_files as u64 * self.startup_file_bytes;
+        let store = self.store_images.iter().copied().max().unwrap_or(0) * self.names;
+        let store_inodes = store * 2 * layouts.max(1) + 1_000;
         Footprint {
-            bytes: inodes as u64 * 4096 + (64 << 20),
-            inodes: inodes as u64,
+            bytes: inodes as u64 * 4096
+                + startup * 3 * self.depths.len() as u64 * layouts.max(1) as u64
+                + store_inodes as u64 * (self.store_file_bytes + 4096)
+                + (64 << 20),
+            inodes: (inodes + store_inodes) as u64,
         }
+    }
+
+    /// Image `i` of the store sweep: one layer, `names` files in `b/` (the
+    /// same names in every image, each image's content its own).
+    pub fn store_image(&self, i: usize) -> ImageSpec {
+        let mut changes = vec![Change::Dir {
+            path: "b".into(),
+            mode: 0o755,
+        }];
+        changes.extend((0..self.names).map(|j| Change::File {
+            path: format!("b/{}", Self::name_of(false, j)).into(),
+            mode: 0o644,
+            size: self.store_file_bytes,
+            seed: 1 + (i * self.names + j) as u64,
+        }));
+        ImageSpec {
+            layers: vec![LayerSpec { changes }],
+        }
+    }
+
+    /// The `i`th file a container's start-up reads.
+    pub fn startup_file(i: usize) -> String {
+        format!("s/f{i:03}")
     }
 
     /// The name of the `i`th file of a target directory (`n000042`, `x000042` for missing ones).
@@ -130,6 +221,17 @@ impl Params {
                     changes.extend(
                         (0..self.names).map(|i| file(format!("b/{}", Self::name_of(false, i)))),
                     );
+                    // What a start-up reads: binaries and libraries of the base layer.
+                    changes.push(Change::Dir {
+                        path: "s".into(),
+                        mode: 0o755,
+                    });
+                    changes.extend((0..self.startup_files).map(|i| Change::File {
+                        path: Self::startup_file(i).into(),
+                        mode: 0o755,
+                        size: self.startup_file_bytes,
+                        seed: i as u64 + 1,
+                    }));
                 }
                 if l == depth - 1 {
                     changes.extend(

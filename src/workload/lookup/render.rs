@@ -5,9 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::analyze::{Cache, Op, Target, View};
 use super::NAME;
-use crate::report::chart::{layout_color, line_panel, svg_page, Marker, Series};
+use crate::report::chart::{layout_color, line_panel, svg_page, Axis, Marker, Series, Unit};
 use crate::report::summary::backings_of;
-use crate::report::{fmt_ns, Block, Case, Report, ReportError, Section, Table};
+use crate::report::{fmt_ns, Block, Case, Headline, Report, ReportError, Section, Table};
 
 /// Renders lookup's cases.
 pub struct LookupSection;
@@ -24,8 +24,18 @@ const ROWS: [(Op, Target); 4] = [
     (Op::Readdir, Target::Spread),
 ];
 
-/// The headline and mount tables for one backing.
-fn tables(r: &Report, backing: &str) -> Option<(Table, Table)> {
+/// The tables of one backing.
+struct Tables {
+    headline: Table,
+    mount: Table,
+    /// Start-up per depth, when it was measured.
+    startup: Option<Table>,
+    /// Layouts whose entries the kernel caches for a daemon's timeout.
+    timeouts: Vec<(String, f64)>,
+}
+
+/// The headline, mount and start-up tables for one backing.
+fn tables(r: &Report, backing: &str) -> Option<Tables> {
     let cases: Vec<(&Case, View)> = r
         .cases_of(NAME)
         .filter_map(|c| View::of_case(c).map(|v| (c, v)))
@@ -50,8 +60,10 @@ fn tables(r: &Report, backing: &str) -> Option<(Table, Table)> {
             d.kind == kind
                 && d.layout == layout
                 && View::of_derived(d).is_some_and(|v| {
-                    (v.op, v.target, v.cache) == (op, target, Cache::Cold)
+                    v.backing == backing
+                        && (v.op, v.target, v.cache) == (op, target, Cache::Cold)
                         && depth.is_none_or(|dp| v.depth == Some(dp))
+                        && v.same_tree.is_none()
                 })
         })
     };
@@ -116,7 +128,55 @@ fn tables(r: &Report, backing: &str) -> Option<(Table, Table)> {
         }
         mount.row(row);
     }
-    Some((headline, mount))
+    let starting: Vec<&String> = layouts
+        .iter()
+        .filter(|l| {
+            cases
+                .iter()
+                .any(|(c, v)| c.layout == **l && v.op == Op::Startup)
+        })
+        .collect();
+    let startup = (!starting.is_empty()).then(|| {
+        let mut t = Table::new(
+            std::iter::once("depth".to_string()).chain(starting.iter().map(|l| l.to_string())),
+        );
+        for &d in &depths {
+            let mut row = vec![d.to_string()];
+            for l in &starting {
+                row.push(cell(median(l, Op::Startup, Target::Stack, Cache::Cold, d)));
+            }
+            t.row(row);
+        }
+        t
+    });
+    let mut timeouts: Vec<(String, f64)> = Vec::new();
+    for (c, v) in &cases {
+        if let Some(t) = v.entry_timeout_s {
+            if !timeouts.iter().any(|(l, _)| *l == c.layout) {
+                timeouts.push((c.layout.clone(), t));
+            }
+        }
+    }
+    Some(Tables {
+        headline,
+        mount,
+        startup,
+        timeouts,
+    })
+}
+
+/// The caption that says how long a daemon lets the kernel cache its entries.
+fn timeout_caption(timeouts: &[(String, f64)]) -> Option<String> {
+    (!timeouts.is_empty()).then(|| {
+        let each: Vec<String> = timeouts
+            .iter()
+            .map(|(l, t)| format!("`{l}` {t:e} s"))
+            .collect();
+        format!(
+            "Entry/attribute timeout the kernel caches for (warm figures hold only within it): {}.",
+            each.join(", ")
+        )
+    })
 }
 
 fn op_name(op: Op) -> &'static str {
@@ -124,29 +184,211 @@ fn op_name(op: Op) -> &'static str {
         Op::Stat => "stat",
         Op::Readdir => "readdir",
         Op::Mount => "mount",
+        Op::Startup => "start-up",
+        Op::Open => "open",
     }
 }
+
+/// Each layout against the layout holding the same trees in another form
+/// (erofs against overlay2): cold medians' ratio at the shallowest and
+/// deepest depth, for every op.
+fn same_tree_table(r: &Report, backing: &str) -> Option<Table> {
+    let ratios: Vec<(&crate::report::Derived, View)> = r
+        .derived
+        .iter()
+        .filter(|d| d.kind == "ratio")
+        .filter_map(|d| View::of_derived(d).map(|v| (d, v)))
+        .filter(|(_, v)| v.backing == backing && v.same_tree.is_some() && v.cache == Cache::Cold)
+        .collect();
+    let depths: BTreeSet<usize> = ratios.iter().filter_map(|(_, v)| v.depth).collect();
+    let (lo, hi) = (*depths.first()?, *depths.last()?);
+    let mut t = Table::new([
+        "layout".to_string(),
+        "against".into(),
+        "op · target".into(),
+        format!("cold @{lo}"),
+        format!("cold @{hi}"),
+    ]);
+    let mut rows: Vec<(String, String, Op, Target)> = Vec::new();
+    for (d, v) in &ratios {
+        let k = (
+            d.layout.clone(),
+            v.same_tree.clone().unwrap_or_default(),
+            v.op,
+            v.target,
+        );
+        if !rows.contains(&k) {
+            rows.push(k);
+        }
+    }
+    for (layout, against, op, target) in rows {
+        let at = |depth: usize| {
+            ratios
+                .iter()
+                .find(|(d, v)| {
+                    d.layout == layout && (v.op, v.target, v.depth) == (op, target, Some(depth))
+                })
+                .map(|(d, _)| format!("{:.2}x", d.value))
+                .unwrap_or_else(|| "-".into())
+        };
+        t.row(vec![
+            layout.clone(),
+            against,
+            format!("{} · {}", op_name(op), target.name()),
+            at(lo),
+            at(hi),
+        ]);
+    }
+    Some(t)
+}
+
+/// The store sweep: per layout, cold stat and cold first open of one image's
+/// files with N images in the store, and the slope per image.
+fn store_table(r: &Report, backing: &str) -> Option<Table> {
+    let cases: Vec<(&Case, View)> = r
+        .cases_of(NAME)
+        .filter_map(|c| View::of_case(c).map(|v| (c, v)))
+        .filter(|(_, v)| v.backing == backing && v.target == Target::Store)
+        .collect();
+    let ns: BTreeSet<usize> = cases.iter().filter_map(|(_, v)| v.store_images).collect();
+    let (lo, hi) = (*ns.first()?, *ns.last()?);
+    let mut layouts: Vec<String> = Vec::new();
+    for (c, _) in &cases {
+        if !layouts.contains(&c.layout) {
+            layouts.push(c.layout.clone());
+        }
+    }
+    let mut t = Table::new([
+        "layout".to_string(),
+        "op (cold)".into(),
+        format!("{lo} image(s)"),
+        format!("{hi} images"),
+        "slope per image (r²)".into(),
+        format!("warm @{hi}"),
+    ]);
+    let median = |layout: &str, op: Op, cache: Cache, n: usize| {
+        cases
+            .iter()
+            .find(|(c, v)| {
+                c.layout == layout && (v.op, v.cache, v.store_images) == (op, cache, Some(n))
+            })
+            .map(|(c, _)| fmt_ns(c.stats.median))
+            .unwrap_or_else(|| "-".into())
+    };
+    for l in &layouts {
+        for op in [Op::Stat, Op::Open] {
+            let slope = r
+                .derived
+                .iter()
+                .find(|d| {
+                    d.kind == "slope"
+                        && d.layout == *l
+                        && View::of_derived(d).is_some_and(|v| {
+                            v.backing == backing
+                                && (v.op, v.target, v.cache) == (op, Target::Store, Cache::Cold)
+                        })
+                })
+                .map(|d| format!("{} ({:.2})", fmt_ns(d.value), d.r2.unwrap_or(f64::NAN)))
+                .unwrap_or_else(|| "-".into());
+            t.row(vec![
+                l.clone(),
+                op_name(op).into(),
+                median(l, op, Cache::Cold, lo),
+                median(l, op, Cache::Cold, hi),
+                slope,
+                median(l, op, Cache::Warm, hi),
+            ]);
+        }
+    }
+    Some(t)
+}
+
+const STORE_INTRO: &str = "*Images sharing a store*: N images (one layer each, the same names, each image's \
+own content) in one store per layout; one image's files are looked up cold (fresh mount, backing evicted) with \
+`stat`, then opened and one byte read — the first access to a file's data, when overlay looks a composefs file \
+up in the object store (a data-only layer is searched lazily, so `stat` never touches it). A flat slope means \
+other images cost a lookup nothing.";
 
 impl Section for LookupSection {
     fn workload(&self) -> &'static str {
         NAME
     }
 
+    /// At the deepest depth, cold: a stat of a name only the bottom layer has,
+    /// and a container's start-up.
+    fn headlines(&self, r: &Report) -> Vec<Headline> {
+        let views: Vec<(&Case, View)> = r
+            .cases_of(NAME)
+            .filter_map(|c| View::of_case(c).map(|v| (c, v)))
+            .collect();
+        let Some(hi) = views.iter().filter_map(|(_, v)| v.depth).max() else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (op, target, figure) in [
+            (
+                Op::Stat,
+                Target::Bottom,
+                format!("lookup: stat of a bottom-layer name, {hi} layers, cold"),
+            ),
+            (
+                Op::Startup,
+                Target::Stack,
+                format!("start-up: make + mount + first reads, {hi} layers, cold"),
+            ),
+        ] {
+            for (c, v) in &views {
+                if (v.op, v.target, v.cache, v.depth) == (op, target, Cache::Cold, Some(hi)) {
+                    out.push(Headline {
+                        figure: figure.clone(),
+                        layout: c.layout.clone(),
+                        backing: v.backing.clone(),
+                        value: c.stats.median,
+                        shown: fmt_ns(c.stats.median),
+                        lower_is_better: true,
+                    });
+                }
+            }
+        }
+        out
+    }
+
     fn blocks(&self, r: &Report) -> Vec<Block> {
         backings_of(r, NAME)
             .into_iter()
             .filter_map(|backing| {
-                let (headline, mount) = tables(r, &backing)?;
+                let t = tables(r, &backing)?;
+                let mut tables = vec![
+                    (timeout_caption(&t.timeouts), t.headline),
+                    (
+                        Some("Mount time of a fresh container (median):".into()),
+                        t.mount,
+                    ),
+                ];
+                if let Some(s) = t.startup {
+                    tables.push((
+                        Some(
+                            "Start-up of a fresh container, cold: made (a snapshot, a copy or dirs) + mounted + its first reads (each start-up file of the bottom layer opened and read once), median:"
+                                .into(),
+                        ),
+                        s,
+                    ));
+                }
+                if let Some(same) = same_tree_table(r, &backing) {
+                    tables.push((
+                        Some("The same trees in another form: cold median against that layout's (same image, same depth):".into()),
+                        same,
+                    ));
+                }
+                let mut intro = INTRO.to_string();
+                if let Some(store) = store_table(r, &backing) {
+                    tables.push((Some("Images sharing a store (median per op):".into()), store));
+                    intro = format!("{INTRO}\n\n{STORE_INTRO}");
+                }
                 Some(Block {
                     heading: format!("lookup — cost by lower depth ({backing})"),
-                    intro: INTRO.into(),
-                    tables: vec![
-                        (None, headline),
-                        (
-                            Some("Mount time of a fresh container (median):".into()),
-                            mount,
-                        ),
-                    ],
+                    intro,
+                    tables,
                 })
             })
             .collect()
@@ -156,13 +398,26 @@ impl Section for LookupSection {
         backings_of(r, NAME)
             .into_iter()
             .filter_map(|backing| {
-                let (headline, _) = tables(r, &backing)?;
+                let t = tables(r, &backing)?;
+                let mut tables = vec![(timeout_caption(&t.timeouts), t.headline)];
+                if let Some(s) = t.startup {
+                    tables.push((
+                        Some("start-up of a fresh container (make + mount + first reads, cold):".into()),
+                        s,
+                    ));
+                }
+                if let Some(same) = same_tree_table(r, &backing) {
+                    tables.push((Some("against the same trees in another form (cold):".into()), same));
+                }
+                if let Some(store) = store_table(r, &backing) {
+                    tables.push((Some("images sharing a store:".into()), store));
+                }
                 Some(Block {
                     heading: format!(
                         "lookup on {backing} (median per op; slope = cost of each extra layer, cold)"
                     ),
                     intro: String::new(),
-                    tables: vec![(None, headline)],
+                    tables,
                 })
             })
             .collect()
@@ -218,41 +473,91 @@ impl Section for LookupSection {
             }
             out
         };
+        // The store sweep: (layout, op) → (images, median), cold.
+        let mut store: BTreeMap<(String, Op), Vec<(f64, f64)>> = BTreeMap::new();
+        for c in report.cases_of(NAME) {
+            let Some(v) = View::of_case(c) else { continue };
+            if let (Target::Store, Cache::Cold, Some(n)) = (v.target, v.cache, v.store_images) {
+                store
+                    .entry((c.layout.clone(), v.op))
+                    .or_default()
+                    .push((n as f64, c.stats.median));
+            }
+        }
+        let store_series: Vec<Series> = store
+            .into_iter()
+            .map(|((layout, op), mut pts)| {
+                pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+                Series {
+                    label: format!("{layout} · {}", op_name(op)),
+                    color: layout_color(&layout),
+                    marker: if op == Op::Open {
+                        Marker::Triangle
+                    } else {
+                        Marker::Circle
+                    },
+                    dashed: op == Op::Open,
+                    points: pts,
+                }
+            })
+            .collect();
+        let rows = if store_series.is_empty() { 2 } else { 3 };
         svg_page(
             "lookup.svg",
-            (1200, 900),
+            (1200, 450 * rows as u32),
             "overlaybench · lookup cost by lower depth (median per operation)",
             |root| {
-                let panels = root.split_evenly((2, 2));
-                let x = "lower depth (image layers)";
+                let panels = root.split_evenly((rows, 2));
+                let x = Axis::new("lower depth (image layers)", Unit::Count);
                 line_panel(
                     &panels[0],
                     "stat, cold (fresh mount, caches evicted)",
                     x,
-                    "time per stat",
+                    Axis::new("time per stat", Unit::Ns),
                     &to_series(Op::Stat, &[Cache::Cold]),
                 )?;
                 line_panel(
                     &panels[1],
                     "stat, warm (dentries cached)",
                     x,
-                    "time per stat",
+                    Axis::new("time per stat", Unit::Ns),
                     &to_series(Op::Stat, &[Cache::Warm]),
                 )?;
                 line_panel(
                     &panels[2],
                     "readdir of a dir spread over all layers (solid cold, dashed warm)",
                     x,
-                    "time per directory",
+                    Axis::new("time per directory", Unit::Ns),
                     &to_series(Op::Readdir, &[Cache::Cold, Cache::Warm]),
                 )?;
-                line_panel(
-                    &panels[3],
-                    "mount of a fresh container",
-                    x,
-                    "time per mount",
-                    &to_series(Op::Mount, &[Cache::Cold]),
-                )?;
+                let startup: Vec<Series> = to_series(Op::Startup, &[Cache::Cold])
+                    .into_iter()
+                    .map(|s| Series {
+                        label: format!("{} · start-up", s.label),
+                        dashed: true,
+                        ..s
+                    })
+                    .collect();
+                let (title, unit) = if startup.is_empty() {
+                    ("mount of a fresh container", "time per mount")
+                } else {
+                    (
+                        "fresh container: mount (solid), start-up = make + mount + first reads (dashed)",
+                        "time per container",
+                    )
+                };
+                let mut series = to_series(Op::Mount, &[Cache::Cold]);
+                series.extend(startup);
+                line_panel(&panels[3], title, x, Axis::new(unit, Unit::Ns), &series)?;
+                if rows == 3 {
+                    line_panel(
+                        &panels[4],
+                        "cold stat (solid) and first open (dashed) vs images sharing the store",
+                        Axis::new("images in the store", Unit::Count),
+                        Axis::new("time per op", Unit::Ns),
+                        &store_series,
+                    )?;
+                }
                 Ok(())
             },
         )

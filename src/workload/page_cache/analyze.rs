@@ -18,6 +18,9 @@ pub enum Phase {
     ReadConcurrent,
     /// After half the containers copied the set up and all read again.
     AfterCopyUp,
+    /// M different images (same files, no shared layer), one container each,
+    /// after each read the set; `containers` is M.
+    MultiImage,
 }
 
 /// One reading: a layout (by its index in the run), K, phase, metric, value, unit.
@@ -55,6 +58,9 @@ pub struct View {
     /// Containers that had copied the set up (sharing factors).
     #[serde(default)]
     pub copied_up_containers: Option<usize>,
+    /// Different images read, one container each (multi-image case only).
+    #[serde(default)]
+    pub images: Option<usize>,
 }
 
 impl View {
@@ -86,7 +92,8 @@ pub fn copied_up(k: usize) -> usize {
 }
 
 /// Turns readings into cases and, for resident bytes, the sharing factor
-/// K × set / resident (K is perfect sharing, 1 none).
+/// K × set / resident (K is perfect sharing, 1 none; for M images, M × set /
+/// resident).
 pub fn record(
     out: &mut Recorded,
     p: &Params,
@@ -103,6 +110,7 @@ pub fn record(
             files: p.files,
             eviction: "posix_fadvise-dontneed".into(),
             copied_up_containers: copied,
+            images: (r.phase == Phase::MultiImage).then_some(r.containers),
         };
         let Some(&layout) = layouts.get(r.layout) else {
             continue;
@@ -187,5 +195,40 @@ mod tests {
         );
         assert_eq!(copied_up(1), 1);
         assert_eq!(copied_up(4), 2);
+    }
+
+    #[test]
+    fn multi_image_sharing_is_m_times_the_set_over_resident() {
+        let opts = WorkloadOptions::default();
+        let b = BuildContext {
+            suite: Suite::Quick,
+            options: &opts,
+            backings: &[],
+            selected: &[],
+            seed: 1,
+        };
+        let p = Params::resolve(&b, &Options::default(), None, NAME).expect("valid");
+        let set = p.set_bytes as f64;
+        let reading = |layout, value| Reading {
+            layout,
+            containers: 3,
+            phase: Phase::MultiImage,
+            metric: RESIDENT,
+            value,
+            unit: "bytes",
+        };
+        let mut out = Recorded::default();
+        record(
+            &mut out,
+            &p,
+            "ext4",
+            &["overlay2", "composefs"],
+            vec![reading(0, 3.0 * set), reading(1, set)],
+        );
+        let f: Vec<f64> = out.derived.iter().map(|d| d.value).collect();
+        assert_eq!(f, vec![1.0, 3.0]);
+        let v = View::of_derived(&out.derived[1]).expect("typed");
+        assert_eq!((v.phase, v.images), (Phase::MultiImage, Some(3)));
+        assert_eq!(View::of_case(&out.cases[0]).and_then(|v| v.images), Some(3));
     }
 }

@@ -5,7 +5,7 @@
 //! (one byte each) and all read again. Eviction between phases is targeted:
 //! `posix_fadvise` DONTNEED on exactly these files.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{File, OpenOptions};
 use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -16,6 +16,7 @@ use super::analyze::{copied_up, Phase, Reading, DISK_ADDED, RESIDENT};
 use super::params::Params;
 use super::NAME;
 use crate::image::SyntheticImage;
+use crate::layout::LayoutError;
 use crate::layout::{ContainerDirs, Layout, Mounted, PreparedImage};
 use crate::probe::cache;
 use crate::probe::memory::Memory;
@@ -51,17 +52,39 @@ fn data_files(
     readers: &[Reader],
     names: &[String],
 ) -> Vec<PathBuf> {
+    // A set, not `Vec::contains`: --cache-files 100000 × K readers would be
+    // quadratic (10^10 comparisons, hours).
+    let mut seen = std::collections::HashSet::new();
     let mut out: Vec<PathBuf> = Vec::new();
     for r in readers {
-        for n in names {
-            if let Some(f) = layout.data_file(img, &r.dirs, Path::new(n)) {
-                if !out.contains(&f) {
-                    out.push(f);
-                }
+        add_cache_files(layout, img, &r.dirs, names, &mut seen, &mut out);
+    }
+    out
+}
+
+/// Adds to `out` (once each, `seen` holding what is in it) the files whose
+/// pages hold `names` as container `c` of `img` sees them: the data files, and
+/// the host files that cache the same data again (an EROFS layer's image file).
+fn add_cache_files(
+    layout: &dyn Layout,
+    img: &PreparedImage,
+    c: &ContainerDirs,
+    names: &[String],
+    seen: &mut std::collections::HashSet<PathBuf>,
+    out: &mut Vec<PathBuf>,
+) {
+    for n in names {
+        let rel = Path::new(n);
+        let files = layout
+            .data_files(img, c, rel)
+            .into_iter()
+            .chain(layout.backing_files(img, rel));
+        for f in files {
+            if seen.insert(f.clone()) {
+                out.push(f);
             }
         }
     }
-    out
 }
 
 /// Bytes in use on the scratch filesystem, after writing back what is dirty.
@@ -164,6 +187,9 @@ pub fn measure(
             // Break sharing: half the containers (at least one) copy the set up.
             for r in readers.iter().take(copied_up(k)) {
                 for n in &names {
+                    // Each copy-up fsyncs: 100000 files take minutes, so a stop
+                    // request is honoured between files, not only between steps.
+                    ctx.check_interrupted()?;
                     let path = r.mount.merged.join(n);
                     OpenOptions::new()
                         .write(true)
@@ -185,9 +211,107 @@ pub fn measure(
             });
             for r in readers {
                 r.mount.unmount()?;
-                fs::remove_dir_all(&r.dirs.root)
-                    .map_err(WorkloadError::io("removing", &r.dirs.root))?;
+                layout.remove_container(&r.dirs)?;
             }
+            layout.settle_removals(&root)?;
+            ctx.progress.inc(1);
+        }
+    }
+    Ok(())
+}
+
+/// The multi-image case: for each layout and each M, M images holding the same
+/// files in different layers (no layer shared) are imported into one store,
+/// one container of each mounted, and every container reads the set; residency
+/// is read over every distinct file that backs what they read. Layouts that
+/// store a file once by content share it across images; layer stores cannot.
+pub fn measure_images(
+    p: &Params,
+    ctx: &mut RunContext<'_>,
+    cgroup: Option<&MemoryCgroup>,
+    readings: &mut Vec<Reading>,
+) -> Result<(), WorkloadError> {
+    let root = ctx.scratch.path().join(NAME).join("images");
+    let names = p.file_names();
+    for (li, layout) in ctx.layouts.iter().enumerate() {
+        for &m in &p.images {
+            ctx.check_interrupted()?;
+            ctx.progress.set_message(format!(
+                "page-cache: {}, {m} images sharing files",
+                layout.name()
+            ));
+            let dir = root.join(layout.name()).join(format!("m{m}"));
+            let store = dir.join("store");
+            let images = (0..m)
+                .map(|i| {
+                    layout.import(
+                        &store,
+                        &SyntheticImage::new(&format!("page-cache-image-{i}"), p.image_variant(i)),
+                    )
+                })
+                .collect::<Result<Vec<PreparedImage>, LayoutError>>()?;
+            let mut readers: Vec<(usize, Reader)> = Vec::new();
+            for (i, img) in images.iter().enumerate() {
+                let dirs = layout.create_container(img, &dir.join(format!("c{i}")))?;
+                let mount = layout.mount(img, &dirs)?;
+                readers.push((i, Reader { dirs, mount }));
+            }
+            let mut files = Vec::new();
+            let mut seen = std::collections::HashSet::new();
+            for (i, r) in &readers {
+                add_cache_files(
+                    layout.as_ref(),
+                    &images[*i],
+                    &r.dirs,
+                    &names,
+                    &mut seen,
+                    &mut files,
+                );
+                for n in &names {
+                    if let Some(f) = layout.lower_file(&images[*i], Path::new(n)) {
+                        if seen.insert(f.clone()) {
+                            files.push(f);
+                        }
+                    }
+                }
+            }
+            settle(&root)?;
+            for f in &files {
+                cache::evict_file(f).map_err(WorkloadError::io("evicting", f))?;
+            }
+            let before_cached = Memory::current().map(|m| m.cached_bytes);
+            let before_cg = cgroup.and_then(|c| c.file_bytes());
+            for (_, r) in &readers {
+                for n in &names {
+                    read_all(&r.mount.merged.join(n))?;
+                }
+            }
+            let (resident, inodes) = resident_distinct(&files).map_err(WorkloadError::io(
+                "reading residency (mincore) under",
+                &root,
+            ))?;
+            let mut push = |metric, value, unit| {
+                readings.push(Reading {
+                    layout: li,
+                    containers: m,
+                    phase: Phase::MultiImage,
+                    metric,
+                    value,
+                    unit,
+                })
+            };
+            push(RESIDENT, resident as f64, "bytes");
+            push("backing_files", inodes as f64, "files");
+            if let (Some(b), Some(a)) = (before_cached, Memory::current().map(|m| m.cached_bytes)) {
+                push("meminfo_cached_delta_bytes", a as f64 - b as f64, "bytes");
+            }
+            if let (Some(b), Some(a)) = (before_cg, cgroup.and_then(|c| c.file_bytes())) {
+                push("cgroup_file_delta_bytes", a as f64 - b as f64, "bytes");
+            }
+            for (_, r) in readers {
+                r.mount.unmount()?;
+            }
+            std::fs::remove_dir_all(&dir).map_err(WorkloadError::io("removing", &dir))?;
             ctx.progress.inc(1);
         }
     }

@@ -62,7 +62,7 @@ impl Workload for PageCache {
     }
 
     fn steps(&self, layouts: &[Box<dyn Layout>]) -> u64 {
-        (layouts.len() * self.params.containers.len()) as u64
+        (layouts.len() * (self.params.containers.len() + self.params.images.len())) as u64
     }
 
     fn run(&self, ctx: &mut RunContext<'_>) -> Result<(), WorkloadError> {
@@ -91,7 +91,10 @@ impl Workload for PageCache {
             )),
         }
         let mut readings = Vec::new();
-        let result = measure::measure(&self.params, ctx, cgroup.as_ref(), &mut readings);
+        let result =
+            measure::measure(&self.params, ctx, cgroup.as_ref(), &mut readings).and_then(|()| {
+                measure::measure_images(&self.params, ctx, cgroup.as_ref(), &mut readings)
+            });
         // Every K finished before an interrupt is real: keep it.
         let names: Vec<&str> = ctx.layouts.iter().map(|l| l.name()).collect();
         analyze::record(ctx.out, &self.params, &ctx.backing, &names, readings);

@@ -5,9 +5,11 @@ use std::collections::BTreeMap;
 
 use super::analyze::{Phase, View, DISK_ADDED, RESIDENT, SHARING};
 use super::NAME;
-use crate::report::chart::{layout_series, linear_panel, svg_page, Marker, RGBColor, Series};
+use crate::report::chart::{
+    layout_series, linear_panel, svg_page, Axis, Marker, RGBColor, Series, Unit,
+};
 use crate::report::summary::backings_of;
-use crate::report::{fmt_bytes, Block, Case, Report, ReportError, Section, Table};
+use crate::report::{fmt_bytes, Block, Case, Headline, Report, ReportError, Section, Table};
 
 /// Renders page-cache's cases.
 pub struct PageCacheSection;
@@ -29,7 +31,9 @@ fn table(r: &Report, backing: &str) -> Option<Table> {
     let all = views(r);
     let cases: Vec<&(&Case, View)> = all
         .iter()
-        .filter(|(c, v)| v.backing == backing && c.metric == RESIDENT)
+        .filter(|(c, v)| {
+            v.backing == backing && c.metric == RESIDENT && v.phase != Phase::MultiImage
+        })
         .collect();
     if cases.is_empty() {
         return None;
@@ -93,9 +97,96 @@ fn table(r: &Report, backing: &str) -> Option<Table> {
     Some(t)
 }
 
+const IMAGES_INTRO: &str = "M *different* images, one container each, read the set: every image holds \
+the same files (same names and content) in other layers, so no layer is shared. A store that keeps a file once \
+by content caches it once (sharing M); a store of layers caches each image's copy (sharing 1). *sharing* = M × \
+set / resident. An EROFS layer's data is cached twice — in the EROFS inode and in the image file it is read \
+from — and both are counted.";
+
+/// The multi-image table: resident bytes and sharing per layout × M.
+fn images_table(r: &Report, backing: &str) -> Option<Table> {
+    let all = views(r);
+    let cases: Vec<&(&Case, View)> = all
+        .iter()
+        .filter(|(c, v)| {
+            v.backing == backing && c.metric == RESIDENT && v.phase == Phase::MultiImage
+        })
+        .collect();
+    if cases.is_empty() {
+        return None;
+    }
+    let mut t = Table::new([
+        "layout",
+        "images (M)",
+        "resident after reads",
+        "sharing",
+        "backing files",
+    ]);
+    for (c, v) in &cases {
+        let m = v.images.unwrap_or(v.containers);
+        let factor = r
+            .derived
+            .iter()
+            .filter(|d| d.kind == SHARING && d.layout == c.layout)
+            .find(|d| {
+                View::of_derived(d).is_some_and(|dv| {
+                    dv.backing == backing && dv.phase == Phase::MultiImage && dv.containers == m
+                })
+            })
+            .map(|d| format!("{:.2}x", d.value))
+            .unwrap_or_else(|| "-".into());
+        let files = all
+            .iter()
+            .find(|(o, ov)| {
+                o.layout == c.layout
+                    && o.metric == "backing_files"
+                    && ov.backing == backing
+                    && ov.phase == Phase::MultiImage
+                    && ov.containers == m
+            })
+            .map(|(o, _)| format!("{:.0}", o.stats.median))
+            .unwrap_or_else(|| "-".into());
+        t.row(vec![
+            c.layout.clone(),
+            m.to_string(),
+            fmt_bytes(c.stats.median),
+            factor,
+            files,
+        ]);
+    }
+    Some(t)
+}
+
 impl Section for PageCacheSection {
     fn workload(&self) -> &'static str {
         NAME
+    }
+
+    /// The sharing factor of the most containers, read one after the other
+    /// before any copy-up.
+    fn headlines(&self, r: &Report) -> Vec<Headline> {
+        let sharing: Vec<(&crate::report::Derived, View)> = r
+            .derived
+            .iter()
+            .filter(|d| d.kind == SHARING)
+            .filter_map(|d| View::of_derived(d).map(|v| (d, v)))
+            .filter(|(_, v)| v.phase == Phase::Read)
+            .collect();
+        let Some(k) = sharing.iter().map(|(_, v)| v.containers).max() else {
+            return Vec::new();
+        };
+        sharing
+            .iter()
+            .filter(|(_, v)| v.containers == k)
+            .map(|(d, v)| Headline {
+                figure: format!("page cache: sharing factor of {k} containers reading one image"),
+                layout: d.layout.clone(),
+                backing: v.backing.clone(),
+                value: d.value,
+                shown: format!("{:.2}x", d.value),
+                lower_is_better: false,
+            })
+            .collect()
     }
 
     fn blocks(&self, r: &Report) -> Vec<Block> {
@@ -103,12 +194,21 @@ impl Section for PageCacheSection {
             .into_iter()
             .filter_map(|backing| {
                 let t = table(r, &backing)?;
+                let mut tables = vec![(None, t)];
+                let mut intro = INTRO.to_string();
+                if let Some(m) = images_table(r, &backing) {
+                    tables.push((
+                        Some("M different images sharing files, not layers".into()),
+                        m,
+                    ));
+                    intro = format!("{INTRO}\n\n{IMAGES_INTRO}");
+                }
                 Some(Block {
                     heading: format!(
                         "page-cache — memory of K containers reading one image ({backing})"
                     ),
-                    intro: INTRO.into(),
-                    tables: vec![(None, t)],
+                    intro,
+                    tables,
                 })
             })
             .collect()
@@ -119,12 +219,19 @@ impl Section for PageCacheSection {
             .into_iter()
             .filter_map(|backing| {
                 let t = table(r, &backing)?;
+                let mut tables = vec![(None, t)];
+                if let Some(m) = images_table(r, &backing) {
+                    tables.push((
+                        Some("M different images sharing files, not layers (sharing = M × set / resident)".into()),
+                        m,
+                    ));
+                }
                 Some(Block {
                     heading: format!(
                         "page-cache on {backing} (resident set from mincore; sharing = K × set / resident)"
                     ),
                     intro: String::new(),
-                    tables: vec![(None, t)],
+                    tables,
                 })
             })
             .collect()
@@ -138,16 +245,29 @@ impl Section for PageCacheSection {
         let backings = backings_of(report, NAME);
         let rows = backings.len().max(1);
         let all = views(report);
+        // A third panel per backing when the run read M different images.
+        let multi = all
+            .iter()
+            .any(|(c, v)| c.metric == RESIDENT && v.phase == Phase::MultiImage);
+        let cols = if multi { 3 } else { 2 };
         svg_page(
             "page-cache.svg",
-            (1200, 60 + 460 * rows as u32),
-            "overlaybench · page cache used by K containers reading one image (mincore)",
+            (600 * cols as u32, 60 + 460 * rows as u32),
+            if multi {
+                "overlaybench · page cache used by K containers of one image, and by M images sharing files (mincore)"
+            } else {
+                "overlaybench · page cache used by K containers reading one image (mincore)"
+            },
             |root| {
-                let panels = root.split_evenly((rows, 2));
+                let panels = root.split_evenly((rows, cols));
                 for (bi, backing) in backings.iter().enumerate() {
                     let cases: Vec<&(&Case, View)> = all
                         .iter()
-                        .filter(|(c, v)| v.backing == *backing && c.metric == RESIDENT)
+                        .filter(|(c, v)| {
+                            v.backing == *backing
+                                && c.metric == RESIDENT
+                                && v.phase != Phase::MultiImage
+                        })
                         .collect();
                     let set = cases
                         .iter()
@@ -194,20 +314,80 @@ impl Section for PageCacheSection {
                                 points,
                             });
                         }
-                        let bytes = |v: &f64| fmt_bytes(*v);
                         linear_panel(
-                            &panels[bi * 2 + pi],
+                            &panels[bi * cols + pi],
                             &format!("{title} ({backing})"),
-                            "containers (K)",
-                            "page cache resident",
+                            Axis::new("containers (K)", Unit::Count),
+                            Axis::new("page cache resident", Unit::Bytes),
                             &series,
                             None,
-                            &bytes,
                         )?;
+                    }
+                    if multi {
+                        multi_panel(&panels[bi * cols + 2], &all, backing)?;
                     }
                 }
                 Ok(())
             },
         )
     }
+}
+
+/// Resident bytes against M different images (one container each), with the
+/// one-copy and M-copies lines.
+fn multi_panel<DB: plotters::prelude::DrawingBackend>(
+    area: &plotters::prelude::DrawingArea<DB, plotters::coord::Shift>,
+    all: &[(&Case, View)],
+    backing: &str,
+) -> Result<(), String> {
+    let cases: Vec<&(&Case, View)> = all
+        .iter()
+        .filter(|(c, v)| {
+            v.backing == backing && c.metric == RESIDENT && v.phase == Phase::MultiImage
+        })
+        .collect();
+    let set = cases
+        .iter()
+        .map(|(_, v)| v.set_bytes as f64)
+        .fold(0.0, f64::max);
+    let mmax = cases
+        .iter()
+        .map(|(_, v)| v.images.unwrap_or(v.containers) as f64)
+        .fold(1.0, f64::max);
+    let mut lines: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+    for (c, v) in &cases {
+        lines
+            .entry(c.layout.clone())
+            .or_default()
+            .push((v.images.unwrap_or(v.containers) as f64, c.stats.median));
+    }
+    let mut series = layout_series(lines);
+    for (label, points, color) in [
+        (
+            "one copy (shared by content)",
+            vec![(1.0, set), (mmax, set)],
+            RGBColor(120, 120, 120),
+        ),
+        (
+            "M copies (one per image)",
+            vec![(1.0, set), (mmax, set * mmax)],
+            RGBColor(0, 0, 0),
+        ),
+    ] {
+        series.push(Series {
+            label: label.into(),
+            color,
+            marker: Marker::Circle,
+            dashed: true,
+            points,
+        });
+    }
+    linear_panel(
+        area,
+        &format!("M different images, same files, no shared layer ({backing})"),
+        Axis::new("images (M), one container each", Unit::Count),
+        Axis::new("page cache resident", Unit::Bytes),
+        &series,
+        None,
+    )
 }

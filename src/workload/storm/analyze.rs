@@ -92,6 +92,9 @@ pub const STARTS_PER_SECOND: &str = "starts_per_second";
 pub const TIME_TO_STOP: &str = "time_to_stop";
 /// open + read of the whole /proc/self/mountinfo + close, ns.
 pub const MOUNTINFO_READ: &str = "mountinfo_read_time";
+/// The same read in CPU time of the reading thread (the kernel's work, not the
+/// wait for a core), ns.
+pub const MOUNTINFO_READ_CPU: &str = "mountinfo_read_cpu_time";
 /// Parsing what was read into mount entries, ns.
 pub const MOUNTINFO_PARSE: &str = "mountinfo_parse_time";
 /// Size of the mount table as read, bytes.
@@ -140,8 +143,10 @@ pub struct Round {
 /// What was measured with N mounts held (one layout).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TablePoint {
-    /// Reads of the whole table, ns.
+    /// Reads of the whole table, wall time, ns.
     pub read_ns: Vec<f64>,
+    /// The same reads, CPU time of the reading thread, ns.
+    pub read_cpu_ns: Vec<f64>,
     /// Parses of it, ns.
     pub parse_ns: Vec<f64>,
     /// Its size, bytes.
@@ -394,6 +399,7 @@ pub fn record(out: &mut Recorded, s: &Setting<'_>, samples: &Samples) {
         let params = params_of(&View::table(s.backing, depth, Some(held)));
         for (metric, unit, values) in [
             (MOUNTINFO_READ, "ns", t.read_ns.clone()),
+            (MOUNTINFO_READ_CPU, "ns", t.read_cpu_ns.clone()),
             (MOUNTINFO_PARSE, "ns", t.parse_ns.clone()),
             (MOUNTINFO_BYTES, "bytes", vec![t.bytes]),
             (MOUNTINFO_LINES, "lines", vec![t.lines]),
@@ -403,7 +409,10 @@ pub fn record(out: &mut Recorded, s: &Setting<'_>, samples: &Samples) {
             let Some(m) = out.case(NAME, layout, params.clone(), metric, unit, values) else {
                 continue;
             };
-            if matches!(metric, MOUNTINFO_READ | MOUNTINFO_PARSE | MOUNT_TIME) {
+            if matches!(
+                metric,
+                MOUNTINFO_READ | MOUNTINFO_READ_CPU | MOUNTINFO_PARSE | MOUNT_TIME
+            ) {
                 slopes.entry((li, depth, metric)).or_default().push((
                     held as f64 / MOUNTS_PER_UNIT,
                     m,
@@ -510,9 +519,10 @@ pub fn is_p99_ratio(d: &Derived, v: &View) -> bool {
     d.kind == kinds::RATIO && v.baseline.as_deref() == Some(BASE_C1)
 }
 
-/// Whether `d` is the slope of the mount-table read against mounts held.
-pub fn is_read_slope(d: &Derived, v: &View) -> bool {
-    d.kind == kinds::SLOPE && v.of.as_deref() == Some(MOUNTINFO_READ)
+/// Whether `d` is the slope of the mount-table read against mounts held, in
+/// CPU time (wall time also counts the wait for a core under load).
+pub fn is_read_cpu_slope(d: &Derived, v: &View) -> bool {
+    d.kind == kinds::SLOPE && v.of.as_deref() == Some(MOUNTINFO_READ_CPU)
 }
 
 #[cfg(test)]
@@ -589,6 +599,7 @@ mod tests {
                 (0, 16, held),
                 TablePoint {
                     read_ns: vec![ns, ns + 10.0, ns - 10.0],
+                    read_cpu_ns: vec![ns * 0.9],
                     parse_ns: vec![ns / 10.0],
                     bytes: 1000.0 + held as f64 * 1600.0,
                     lines: 22.0 + held as f64,
@@ -644,9 +655,18 @@ mod tests {
         let slope = out
             .derived
             .iter()
-            .find(|d| View::of_derived(d).is_some_and(|v| is_read_slope(d, &v)))
+            .find(|d| {
+                d.kind == kinds::SLOPE
+                    && View::of_derived(d).is_some_and(|v| v.of.as_deref() == Some(MOUNTINFO_READ))
+            })
             .expect("read slope");
         assert!((slope.value - 2_000_000.0).abs() < 1.0, "{}", slope.value);
+        let cpu = out
+            .derived
+            .iter()
+            .find(|d| View::of_derived(d).is_some_and(|v| is_read_cpu_slope(d, &v)))
+            .expect("CPU read slope");
+        assert!((cpu.value - 1_800_000.0).abs() < 1.0, "{}", cpu.value);
         assert_eq!(slope.x, vec![0.0, 1.0, 5.0]);
         assert!(out.cases.iter().any(|c| c.metric == TEARDOWN_TIME));
     }

@@ -382,24 +382,26 @@ pub fn measure_storms(
             let f = pt.fixture;
             let layout = &ctx.layouts[f.layout];
             let ops = Params::read_set(f.depth);
-            let (r, bad) = storm(
-                layout.as_ref(),
-                f,
-                pt.concurrency,
-                &mount_how(pt.idmap, userns, false),
-                &ops,
-            )?;
-            samples.unexpected += bad;
-            samples
-                .storms
-                .entry(Key {
-                    layout: f.layout,
-                    depth: f.depth,
-                    idmap: pt.idmap,
-                    concurrency: pt.concurrency,
-                })
-                .or_default()
-                .push(r);
+            for _ in 0..Params::storms_per_round(pt.concurrency) {
+                let (r, bad) = storm(
+                    layout.as_ref(),
+                    f,
+                    pt.concurrency,
+                    &mount_how(pt.idmap, userns, false),
+                    &ops,
+                )?;
+                samples.unexpected += bad;
+                samples
+                    .storms
+                    .entry(Key {
+                        layout: f.layout,
+                        depth: f.depth,
+                        idmap: pt.idmap,
+                        concurrency: pt.concurrency,
+                    })
+                    .or_default()
+                    .push(r);
+            }
             ctx.progress.inc(1);
         }
     }
@@ -455,15 +457,34 @@ impl Drop for Held {
     }
 }
 
-fn read_table(buf: &mut Vec<u8>) -> Result<Duration, WorkloadError> {
+/// This thread's CPU time: what the kernel spent on our system calls, without
+/// the time spent waiting for a core.
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid clock id and a live struct; the clock always exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(
+        ts.tv_sec.max(0) as u64,
+        ts.tv_nsec.clamp(0, 999_999_999) as u32,
+    )
+}
+
+/// Reads the whole mount table into `buf`; returns (wall, CPU) time of open +
+/// read + close.
+fn read_table(buf: &mut Vec<u8>) -> Result<(Duration, Duration), WorkloadError> {
     let path = "/proc/self/mountinfo";
     buf.clear();
+    let cpu = thread_cpu();
     let t = Instant::now();
     let mut f = File::open(path).map_err(WorkloadError::io("opening", path))?;
     f.read_to_end(buf)
         .map_err(WorkloadError::io("reading", path))?;
     drop(f);
-    Ok(t.elapsed())
+    let wall = t.elapsed();
+    Ok((wall, thread_cpu().saturating_sub(cpu)))
 }
 
 /// Holds growing numbers of `f`'s containers mounted and measures the table at
@@ -554,7 +575,7 @@ fn grow_and_measure(
         ctx.progress
             .set_message(format!("storm: {name}, mounting {n} to hold"));
         while held.mounts.len() < n {
-            if held.mounts.len() % 32 == 0 {
+            if held.mounts.len().is_multiple_of(32) {
                 ctx.check_interrupted()?;
             }
             let root = held.parent.join(format!("h{}", held.mounts.len()));
@@ -567,7 +588,9 @@ fn grow_and_measure(
         let mut point = TablePoint::default();
         let _ = read_table(&mut buf)?;
         for _ in 0..p.table_reads {
-            point.read_ns.push(read_table(&mut buf)?.as_nanos() as f64);
+            let (wall, cpu) = read_table(&mut buf)?;
+            point.read_ns.push(wall.as_nanos() as f64);
+            point.read_cpu_ns.push(cpu.as_nanos() as f64);
             let text = String::from_utf8_lossy(&buf);
             let t = Instant::now();
             let info = MountInfo::parse(&text);

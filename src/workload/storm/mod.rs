@@ -305,7 +305,7 @@ impl GateRules for Rules {
         let Some(v) = View::of_derived(d) else {
             return false;
         };
-        if analyze::is_read_slope(d, &v) {
+        if analyze::is_read_cpu_slope(d, &v) {
             return d.r2.unwrap_or(0.0) >= 0.9 && d.value > 0.0;
         }
         let largest = report

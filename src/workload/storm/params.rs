@@ -56,6 +56,11 @@ pub struct Params {
     pub files_per_layer: usize,
 }
 
+/// A storm smaller than this repeats within a round until about this many
+/// containers have started: the p99 of one container alone is that container's
+/// time, so C = 1 (every ratio's reference) needs many storms to be stable.
+pub const CONTAINERS_PER_ROUND: usize = 8;
+
 /// Most containers one storm starts.
 pub const MAX_CONCURRENCY: usize = 1024;
 /// File descriptors one starting container holds at most at once besides its
@@ -296,6 +301,11 @@ impl Params {
         let storm = (self.max_concurrency() * per_container) as u64;
         let held = (self.max_held() * per_container) as u64;
         now + held.max(storm) + MOUNT_SLACK
+    }
+
+    /// Storms of `c` containers in one round.
+    pub fn storms_per_round(c: usize) -> usize {
+        (CONTAINERS_PER_ROUND / c.max(1)).max(1)
     }
 
     /// The largest concurrency.

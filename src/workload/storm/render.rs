@@ -6,14 +6,14 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::analyze::{
     burst, BurstBasis, Idmap, Phase, View, BASE_C1, BASE_NO_IDMAP, DOUBLING, MOUNTINFO_BYTES,
-    MOUNTINFO_PARSE, MOUNTINFO_READ, MOUNT_TIME, STARTS_PER_SECOND, TEARDOWN_TIME, TIME_TO_READY,
-    TIME_TO_READY_P99, TIME_TO_STOP, UNMOUNT_TIME,
+    MOUNTINFO_PARSE, MOUNTINFO_READ, MOUNTINFO_READ_CPU, MOUNT_TIME, STARTS_PER_SECOND,
+    TEARDOWN_TIME, TIME_TO_READY, TIME_TO_READY_P99, TIME_TO_STOP, UNMOUNT_TIME,
 };
 use super::NAME;
 use crate::capacity::Fleet;
 use crate::choice::Choice;
 use crate::report::chart::{
-    doubling_panel, layout_color, linear_panel, svg_page, Marker, Series, YScale,
+    layout_color, layout_marker, line_panel, linear_panel, svg_page, Axis, Marker, Series, Unit,
 };
 use crate::report::summary::backings_of;
 use crate::report::{fmt_bytes, fmt_ns, kinds, Block, Case, Report, ReportError, Section, Table};
@@ -25,7 +25,8 @@ pub struct StormSection;
 const INTRO: &str = "C containers start at once on real threads: each creates its upper/work dirs, mounts its \
 stack and looks up an 8-name start-up read set (top, middle and bottom of the stack, two missing names); its *time to \
 ready* runs from the moment the storm is released, so waiting for a core or for the kernel's mount lock counts. \
-p99 is taken per storm and its median over the rounds is quoted; *×C=1* is that p99 over the p99 of one container \
+p99 is taken per storm and its median over the storms is quoted (storms smaller than 8 containers repeat within a \
+round, so C = 1 is a median of many); *×C=1* is that p99 over the p99 of one container \
 alone, in the same run. *doubles at* is the concurrency where p99 reaches twice its C = 1 value (interpolated on \
 log₂ C). Then all C stop at once (unmount + remove). A layout that mounts nothing starts by making its dirs (a copy).";
 
@@ -276,6 +277,7 @@ fn mount_tables(r: &Report, of: &Of<'_>, backing: &str) -> Option<(Table, Table)
         "mounts held",
         "mountinfo size",
         "read",
+        "read (CPU)",
         "parse",
         "one more mount",
         "its unmount",
@@ -298,6 +300,7 @@ fn mount_tables(r: &Report, of: &Of<'_>, backing: &str) -> Option<(Table, Table)
                     .map(fmt_bytes)
                     .unwrap_or_else(|| "-".into()),
                 ns(get(MOUNTINFO_READ, layout, n)),
+                ns(get(MOUNTINFO_READ_CPU, layout, n)),
                 ns(get(MOUNTINFO_PARSE, layout, n)),
                 ns(get(MOUNT_TIME, layout, n)),
                 ns(get(UNMOUNT_TIME, layout, n)),
@@ -309,6 +312,7 @@ fn mount_tables(r: &Report, of: &Of<'_>, backing: &str) -> Option<(Table, Table)
         "depth",
         "bytes per mount",
         "read per 1,000 mounts (r²)",
+        "read CPU per 1,000 mounts",
         "parse per 1,000 mounts",
         "mount per 1,000 mounts",
         "removing all held",
@@ -352,6 +356,7 @@ fn mount_tables(r: &Report, of: &Of<'_>, backing: &str) -> Option<(Table, Table)
             slope(MOUNTINFO_READ)
                 .map(|d| format!("{} ({:.2})", fmt_ns(d.value), d.r2.unwrap_or(f64::NAN)))
                 .unwrap_or_else(|| "-".into()),
+            ns(slope(MOUNTINFO_READ_CPU).map(|d| d.value)),
             ns(slope(MOUNTINFO_PARSE).map(|d| d.value)),
             ns(slope(MOUNT_TIME).map(|d| d.value)),
             teardown,
@@ -484,24 +489,22 @@ impl Section for StormSection {
                     let by_layout = |metric: &str| -> Vec<Series> {
                         layouts
                             .iter()
-                            .enumerate()
-                            .map(|(i, l)| Series {
+                            .map(|l| Series {
                                 label: l.clone(),
                                 color: layout_color(l),
-                                marker: MARKERS[i % MARKERS.len()],
+                                marker: layout_marker(l),
                                 dashed: crate::layout::style_of(l).dashed,
                                 points: curve(metric, l, Idmap::None),
                             })
                             .filter(|s| !s.points.is_empty())
                             .collect()
                     };
-                    doubling_panel(
+                    line_panel(
                         panel(0),
                         &format!("p99 time to ready, depth {deepest}, plain lowers · {backing}"),
-                        "containers started at once (C)",
-                        "p99 time to ready",
+                        Axis::new("containers started at once (C)", Unit::Count),
+                        Axis::new("p99 time to ready", Unit::Ns),
                         &by_layout(TIME_TO_READY_P99),
-                        YScale::LogNs,
                     )?;
                     // Idmap modes: marker and dash by mode, colour by layout.
                     let mut modes = Vec::new();
@@ -529,22 +532,20 @@ impl Section for StormSection {
                             }
                         }
                     }
-                    doubling_panel(
+                    line_panel(
                         panel(1),
                         &format!("p99 time to ready, idmapped lowers, depth {deepest} · {backing}"),
-                        "containers started at once (C)",
-                        "p99 time to ready",
+                        Axis::new("containers started at once (C)", Unit::Count),
+                        Axis::new("p99 time to ready", Unit::Ns),
                         &modes,
-                        YScale::LogNs,
                     )?;
-                    let per_s = |v: &f64| format!("{v:.0}/s");
-                    doubling_panel(
+                    linear_panel(
                         panel(2),
                         &format!("starts per second, depth {deepest}, plain lowers · {backing}"),
-                        "containers started at once (C)",
-                        "starts per second",
+                        Axis::new("containers started at once (C)", Unit::Count),
+                        Axis::new("starts per second", Unit::Count),
                         &by_layout(STARTS_PER_SECOND),
-                        YScale::Linear(&per_s),
+                        None,
                     )?;
                     let table = of.of_phase(Phase::MountTable);
                     let mut lines: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
@@ -559,28 +560,25 @@ impl Section for StormSection {
                     let table_layouts = layouts_in(&table);
                     let series: Vec<Series> = table_layouts
                         .iter()
-                        .enumerate()
-                        .filter_map(|(i, l)| {
+                        .filter_map(|l| {
                             let mut points = lines.remove(l)?;
                             points.sort_by(|a, b| a.0.total_cmp(&b.0));
                             Some(Series {
                                 label: l.clone(),
                                 color: layout_color(l),
-                                marker: MARKERS[i % MARKERS.len()],
+                                marker: layout_marker(l),
                                 dashed: crate::layout::style_of(l).dashed,
                                 points,
                             })
                         })
                         .collect();
-                    let ms = |v: &f64| fmt_ns(*v);
                     linear_panel(
                         panel(3),
                         &format!("reading /proc/self/mountinfo (open + read + close) · {backing}"),
-                        "mounts held",
-                        "time per read",
+                        Axis::new("mounts held", Unit::Count),
+                        Axis::new("time per read", Unit::Ns),
                         &series,
                         None,
-                        &ms,
                     )?;
                 }
                 Ok(())
@@ -588,8 +586,6 @@ impl Section for StormSection {
         )
     }
 }
-
-const MARKERS: [Marker; 3] = [Marker::Circle, Marker::Triangle, Marker::Cross];
 
 /// storm's line in a capacity plan: how long a burst of every container of the
 /// fleet starting at once (a node restart) takes to get its storage ready.

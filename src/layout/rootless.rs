@@ -1,0 +1,221 @@
+//! Rootless native overlay, as rootless Podman and Docker use it on kernels
+//! 5.11 and later: the overlay2-shaped store (containers-storage's), but every
+//! marker in the `user.overlay.*` namespace and every mount with `userxattr`,
+//! made inside a user namespace. The kernel refuses `metacopy` and
+//! `redirect_dir` there: the capabilities say so, nothing is tried.
+//!
+//! Run as root, a forked helper unshares a user namespace with the identity map
+//! `0 0 4294967295` (files keep the ids of root-made images; a shifted map
+//! would mount silently read-only), builds the overlay with fsopen/fsconfig/
+//! fsmount from layer fds, and hands the detached mount back over a socket;
+//! we attach it. Run rootless, the tool is already in such a namespace and
+//! mounts directly. Either way the mount is the new API's: a mount made in
+//! another namespace can only travel as a detached fd.
+
+use std::ffi::CString;
+use std::path::{Path, PathBuf};
+
+use super::{
+    fsops, mount_container, mounted_overlay, overlay2, Capabilities, ContainerDirs, CopyUp, Layout,
+    LayoutConfig, LayoutEntry, LayoutError, Mounted, PreparedImage, Style, TableMounts,
+};
+use crate::image::apply::{ApplyOptions, WhiteoutStyle};
+use crate::image::ImageSource;
+use crate::isolate::MountHow;
+use crate::isolate::{BackingInfo, IsolateError, MountApi, Privilege, UsernsOverlay};
+
+/// The namespace every marker of this layout lives in.
+const PREFIX: &str = "user.overlay.";
+
+/// Registry entry.
+pub static ENTRY: LayoutEntry = LayoutEntry {
+    name: "rootless",
+    about:
+        "Rootless native overlay: userxattr, user.overlay.* markers, mounted in a user namespace.",
+    style: Style {
+        rgb: (255, 127, 14),
+        dashed: true,
+        triangle: false,
+    },
+    caps: Capabilities {
+        shares_layers: true,
+        copy_up: CopyUp::OverlayXattr,
+        baseline: false,
+        overlay_options: true,
+        lower_per_layer: true,
+        hidden_inode_per_mount: true,
+        metacopy: false,
+        same_tree_as: None,
+        table_mounts: TableMounts::One,
+        idmap_lowers: false,
+        needs_fstype: None,
+    },
+    create: |config| Box::new(Rootless::new(config.clone())),
+};
+
+/// The rootless layout.
+#[derive(Debug, Clone)]
+pub struct Rootless {
+    config: LayoutConfig,
+}
+
+impl Rootless {
+    /// With these mount settings (extra options; the privilege decides how the
+    /// mount is made, never the markers).
+    pub fn new(config: LayoutConfig) -> Self {
+        Rootless { config }
+    }
+
+    /// A layer path as the helper passes it: absolute, at most 255 bytes (what
+    /// one fsconfig string takes).
+    fn layer_path(p: &Path) -> Result<CString, LayoutError> {
+        let bytes = p.as_os_str().as_encoded_bytes();
+        if bytes.len() > 255 || bytes.contains(&0) || !p.is_absolute() {
+            return Err(LayoutError::io("passing a layer to the rootless helper", p)(
+                std::io::Error::other(
+                    "a layer path must be absolute and at most 255 bytes (fsconfig's limit); use a shorter --scratch",
+                ),
+            ));
+        }
+        CString::new(bytes).map_err(|_| {
+            LayoutError::io("passing a layer to the rootless helper", p)(std::io::Error::other(
+                "the path contains a NUL byte",
+            ))
+        })
+    }
+}
+
+/// Whether this host lets a process make user namespaces.
+fn user_namespaces_allowed() -> Result<(), String> {
+    let max = std::fs::read_to_string("/proc/sys/user/max_user_namespaces")
+        .map_err(|e| format!("reading /proc/sys/user/max_user_namespaces: {e}"))?;
+    if max.trim() == "0" {
+        return Err("user namespaces are disabled (user.max_user_namespaces = 0)".into());
+    }
+    Ok(())
+}
+
+impl Layout for Rootless {
+    fn entry(&self) -> &'static LayoutEntry {
+        &ENTRY
+    }
+
+    fn overlay_xattr(&self, name: &str) -> Option<String> {
+        Some(format!("{PREFIX}{name}"))
+    }
+
+    fn with_options(&self, options: &[(String, Option<String>)]) -> Option<Box<dyn Layout>> {
+        // The kernel refuses these with userxattr; the capabilities say so.
+        if options
+            .iter()
+            .any(|(k, _)| k == "metacopy" || k == "redirect_dir")
+        {
+            return None;
+        }
+        Some(Box::new(Rootless::new(
+            self.config.with_options(options.to_vec()),
+        )))
+    }
+
+    fn unavailable(&self, _backing: &BackingInfo) -> Option<String> {
+        user_namespaces_allowed()
+            .err()
+            .map(|why| format!("rootless needs user namespaces: {why}"))
+    }
+
+    fn import(&self, store: &Path, image: &dyn ImageSource) -> Result<PreparedImage, LayoutError> {
+        // Root-made images (owners and device nodes kept) marked the rootless way.
+        let base = fsops::apply_options(&self.config, WhiteoutStyle::InPlace);
+        let opts = ApplyOptions {
+            style: WhiteoutStyle::OverlayDiff {
+                xattr_prefix: PREFIX,
+            },
+            ..base
+        };
+        overlay2::import_store(ENTRY.name, store, image, &opts)
+    }
+
+    fn create_container(
+        &self,
+        _image: &PreparedImage,
+        root: &Path,
+    ) -> Result<ContainerDirs, LayoutError> {
+        super::overlay_container_dirs(root)
+    }
+
+    fn mount(&self, image: &PreparedImage, c: &ContainerDirs) -> Result<Mounted, LayoutError> {
+        let lowers: Vec<PathBuf> = image.layer_dirs.iter().rev().cloned().collect();
+        if self.config.privilege == Privilege::Rootless {
+            // Already in a user namespace: mount here (the config adds userxattr).
+            let config = LayoutConfig {
+                mount_api: MountApi::New,
+                ..self.config.clone()
+            };
+            return mount_container(&config, lowers, None, c, &MountHow::default());
+        }
+        let lower_paths = lowers
+            .iter()
+            .map(|p| Rootless::layer_path(p))
+            .collect::<Result<Vec<_>, _>>()?;
+        let uw = c
+            .upper_work
+            .as_ref()
+            .map(|(u, w)| {
+                Ok::<_, LayoutError>((Rootless::layer_path(u)?, Rootless::layer_path(w)?))
+            })
+            .transpose()?;
+        let c_string = |s: &str| {
+            CString::new(s).map_err(|_| {
+                LayoutError::Isolate(IsolateError::Unsupported(format!(
+                    "overlay option {s:?} contains a NUL byte"
+                )))
+            })
+        };
+        let mut flags = vec![c_string("userxattr")?];
+        let mut strings = Vec::new();
+        for (k, v) in &self.config.options {
+            match v {
+                Some(v) => strings.push((c_string(k)?, c_string(v)?)),
+                None => flags.push(c_string(k)?),
+            }
+        }
+        let spec = UsernsOverlay {
+            lowers: &lower_paths,
+            upper_work: uw.as_ref().map(|(u, w)| (u, w)),
+            flags: &flags,
+            strings: &strings,
+        };
+        let (mnt, elapsed) = crate::isolate::overlay_in_user_namespace(&spec, &c.merged)?;
+        drop((lower_paths, uw));
+        let m = crate::isolate::attach_overlay(mnt, lowers.len(), &c.merged, elapsed)?;
+        // A bad id map degrades to read-only without an error (only the super
+        // options show it): refuse that here.
+        if m.options_in_force.split(',').any(|o| o == "ro") {
+            let target = c.merged.clone();
+            let _ = m.guard.unmount();
+            return Err(LayoutError::Isolate(IsolateError::Mount {
+                fstype: "overlay (in a user namespace)".into(),
+                target,
+                source: std::io::Error::other(
+                    "the rootless overlay came up read-only (the id map does not cover the upper dir's owner)",
+                ),
+            }));
+        }
+        Ok(mounted_overlay(c, m, true))
+    }
+
+    fn notes(&self) -> Vec<String> {
+        let how = match self.config.privilege {
+            Privilege::Root => {
+                "a forked helper in a fresh user namespace (identity map 0 0 4294967295) builds each mount with \
+                 fsopen/fsconfig/fsmount and userxattr and hands it over as a detached mount fd; the mount time is \
+                 that of the mount syscalls, not of the helper"
+            }
+            Privilege::Rootless => "mounted directly in the tool's own user namespace with userxattr",
+        };
+        vec![format!(
+            "rootless: layers marked with user.overlay.* xattrs; {how}; metacopy and redirect_dir are not \
+             measured (the kernel refuses them with userxattr); the new mount API is used whatever --mount-api says"
+        )]
+    }
+}
