@@ -185,10 +185,12 @@ pub fn plan(cfg: &PlanConfig, privilege: Option<Privilege>) -> Result<PlanOutcom
     let backing = cfg.backing.to_string();
     let source = workload::cost_source()
         .ok_or_else(|| AppError::Usage("no registered workload measures per-unit costs".into()))?;
+    let mut notes = Vec::new();
     let (costs, costs_source) = match (&cfg.from, privilege) {
         (Some(from), _) => {
             let report = report::read_report(from)?;
             let costs = source.read_from_report(&report, &cfg.fleet, &backing)?;
+            notes = workload::plan_notes(&report, &cfg.fleet, &backing);
             let shown = cfg
                 .from_shown
                 .clone()
@@ -247,6 +249,7 @@ pub fn plan(cfg: &PlanConfig, privilege: Option<Privilege>) -> Result<PlanOutcom
         filesystem: cfg.filesystem.clone(),
         costs_source,
         costs_backing: backing,
+        notes,
     };
     let out = cfg
         .out
@@ -262,9 +265,10 @@ pub fn plan(cfg: &PlanConfig, privilege: Option<Privilege>) -> Result<PlanOutcom
     Ok(PlanOutcome { report, out })
 }
 
-/// What `plan` prints: the fleet and filesystem, where costs came from, the table.
+/// What `plan` prints: the fleet and filesystem, where costs came from, the
+/// table, and what the report's other results add.
 pub fn text(p: &PlanReport) -> String {
-    format!(
+    let mut s = format!(
         "{} images × {} layers ({}% shared), {} containers each, on {} ({} inodes, {} free)\ncosts: {}\n{}",
         p.fleet.images,
         p.fleet.layers,
@@ -275,5 +279,10 @@ pub fn text(p: &PlanReport) -> String {
         fmt_bytes(p.filesystem.available_bytes as f64),
         p.costs_source,
         capacity::render::plan_table(p).to_text()
-    )
+    );
+    for n in &p.notes {
+        s.push_str(n);
+        s.push('\n');
+    }
+    s
 }

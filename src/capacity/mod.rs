@@ -101,6 +101,10 @@ pub struct PlanReport {
     pub costs_backing: String,
     /// Per layout.
     pub layouts: Vec<LayoutPlan>,
+    /// What the report's other results add (e.g. how long the fleet's
+    /// containers take to start at once); absent when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// Projects the fleet onto the filesystem for each layout.

@@ -16,6 +16,7 @@ mod isolation;
 mod plan;
 mod report;
 mod run;
+mod storm;
 mod workloads;
 
 use std::path::{Path, PathBuf};
@@ -96,6 +97,7 @@ fn main() {
         run::tests(),
         isolation::tests(),
         workloads::tests(),
+        storm::tests(),
         plan::tests(),
         doctor::tests(),
         hostile::tests(),

@@ -17,6 +17,7 @@ mod images;
 mod mounts;
 mod registry;
 mod stacks;
+mod storm;
 
 use libtest_mimic::{Arguments, Trial};
 
@@ -40,6 +41,7 @@ fn main() {
         registry::tests(),
         claims::tests(),
         stacks::tests(),
+        storm::tests(),
     ]
     .into_iter()
     .flatten()

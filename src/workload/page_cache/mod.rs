@@ -33,6 +33,7 @@ pub static ENTRY: WorkloadEntry = WorkloadEntry {
     section: &render::PageCacheSection,
     gate: &Rules,
     costs: None,
+    plan_notes: None,
 };
 
 fn build(b: &BuildContext<'_>) -> Result<Box<dyn Workload>, ParamError> {
