@@ -260,10 +260,12 @@ pub fn plan(cfg: &PlanConfig, privilege: Option<Privilege>) -> Result<PlanOutcom
         let report = plan_images(cfg, privilege, source)?;
         return write_plan(cfg, report);
     }
+    let mut notes = Vec::new();
     let (costs, costs_source) = match (&cfg.from, privilege) {
         (Some(from), _) => {
             let report = report::read_report(from)?;
             let costs = source.read_from_report(&report, &cfg.fleet, &backing)?;
+            notes = workload::plan_notes(&report, &cfg.fleet, &backing);
             let shown = cfg
                 .from_shown
                 .clone()
@@ -302,6 +304,7 @@ pub fn plan(cfg: &PlanConfig, privilege: Option<Privilege>) -> Result<PlanOutcom
         costs_source,
         costs_backing: backing,
         image_costs: Vec::new(),
+        notes,
     };
     write_plan(cfg, report)
 }
@@ -418,6 +421,7 @@ fn plan_images(
         costs_backing: backing,
         layouts,
         image_costs: costs,
+        notes: Vec::new(),
     })
 }
 
@@ -486,7 +490,7 @@ pub fn text(p: &PlanReport) -> String {
         ));
         return s;
     };
-    format!(
+    let mut s = format!(
         "{} images × {} layers ({}% shared), {} containers each, on {fs}\ncosts: {}\n{}",
         f.images,
         f.layers,
@@ -494,5 +498,10 @@ pub fn text(p: &PlanReport) -> String {
         f.containers,
         p.costs_source,
         capacity::render::plan_table(p).to_text()
-    )
+    );
+    for n in &p.notes {
+        s.push_str(n);
+        s.push('\n');
+    }
+    s
 }

@@ -115,6 +115,10 @@ pub struct PlanReport {
     /// Real images: the measured per-layer costs the projection used, per layout.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub image_costs: Vec<images::LayoutImageCosts>,
+    /// What the report's other results add (e.g. how long the fleet's
+    /// containers take to start at once); absent when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 impl PlanReport {

@@ -19,13 +19,22 @@ pub struct DoctorArgs {
     /// The backing path to inspect [default: the store's (--store, or the one found), else .].
     #[arg(long)]
     pub path: Option<PathBuf>,
-    /// A store to inventory: a Docker data root, its overlay2/ or overlay/ dir, or a
-    /// containers-storage root [default: /var/lib/docker or /var/lib/containers/storage if present].
+    /// A store to inventory: a Docker data root or its overlay2/, overlay/ or btrfs/
+    /// dir, a containers-storage root (rootful or rootless), a containerd root or its
+    /// io.containerd.snapshotter.v1.overlayfs dir [default: every store at the
+    /// engines' default places: /var/lib/docker, /var/lib/containers/storage,
+    /// /var/lib/containerd, ~/.local/share/containers/storage of root and /home/*].
     #[arg(long)]
     pub store: Option<PathBuf>,
-    /// Root under which etc/docker/daemon.json and etc/containers/storage.conf are read.
+    /// Root under which etc/docker/daemon.json and etc/containers/storage.conf are
+    /// read and the default stores are looked for.
     #[arg(long, default_value = "/")]
     pub config_root: PathBuf,
+    /// A `run` report (report.json or its folder): the recommendation cites its
+    /// figures per layout and, when it was measured on this kernel, may rank the
+    /// stacks by them.
+    #[arg(long, value_name = "REPORT")]
+    pub from: Option<PathBuf>,
     /// Skip the feature probes (they mount tiny overlays in a private namespace).
     #[arg(long)]
     pub no_probe: bool,
@@ -53,6 +62,7 @@ impl DoctorArgs {
             images: self.image.images.clone(),
             image_options: self.image.open_options(),
             store_images: !self.no_store_images,
+            from: self.from.clone(),
         }
     }
 }

@@ -10,7 +10,7 @@ use overlaybench::config::{MountApiChoice, RunConfig, RunRequest, Suite};
 use overlaybench::isolate;
 use overlaybench::report::RunStatus;
 use overlaybench::workload::copy_up::{CacheState, Procedure, Variant};
-use overlaybench::workload::{copy_up, inodes, lookup, page_cache, WorkloadOptions};
+use overlaybench::workload::{copy_up, inodes, lookup, page_cache, storm, WorkloadOptions};
 use overlaybench::{layout, stop, workload};
 
 use super::{choice, one_of, out, parse_size, ImageArgs};
@@ -46,7 +46,8 @@ pub struct RunArgs {
     /// Replace the report (report.json, summary.md, charts) already in --out.
     #[arg(long)]
     pub force: bool,
-    /// lookup: lower depths to measure (1 to 500) [quick: 1,2,4,8,16,32,64,128].
+    /// lookup, storm: lower depths to measure (1 to 500) [quick: lookup
+    /// 1,2,4,8,16,32,64,128; storm 1,16; standard storm: 1,16,64].
     #[arg(allow_negative_numbers = true, long, value_delimiter = ',')]
     pub depths: Option<Vec<usize>>,
     /// lookup: distinct names per target, each looked up once per cold round [quick: 256].
@@ -55,12 +56,28 @@ pub struct RunArgs {
     /// lookup: lookups timed together as one sample (per-op = batch time / batch) [32].
     #[arg(allow_negative_numbers = true, long)]
     pub batch: Option<usize>,
-    /// Cold rounds per case (each: evict, fresh mount, measure) [quick: 10].
+    /// Rounds per case: lookup's cold rounds (each: evict, fresh mount, measure)
+    /// [quick: 10]; storm's storms per point [quick: 5, standard: 10].
     #[arg(allow_negative_numbers = true, long)]
     pub rounds: Option<usize>,
     /// lookup: numbers of images sharing one store, swept (1 to 1000) [quick: 1,4,16].
     #[arg(long, value_delimiter = ',')]
     pub store_images: Option<Vec<usize>>,
+    /// storm: containers started at once, swept; 1 is always measured
+    /// (1 to 1024) [quick: 1,4,16; standard: 1,2,4,8,16,32,64].
+    #[arg(long, value_delimiter = ',')]
+    pub concurrency: Option<Vec<usize>>,
+    /// storm: how lower layers are idmapped; asked for explicitly, a host that
+    /// refuses exits 3 [all, skipped with a note where refused].
+    #[arg(long, value_delimiter = ',', value_parser = choice::<storm::Idmap>())]
+    pub idmap: Option<Vec<storm::Idmap>>,
+    /// storm: mounts held while the mount table is read, swept (0 skips the
+    /// phase) [quick: 0,100,1000; standard: 0,100,1000,5000].
+    #[arg(long, value_delimiter = ',')]
+    pub mounts_held: Option<Vec<usize>>,
+    /// storm: layers of the image every held mount stacks (1 to 500) [16].
+    #[arg(long)]
+    pub held_depth: Option<usize>,
     /// copy-up: file sizes, binary units (e.g. 1M,16M,64M,256M) [quick: 1M,16M,64M].
     #[arg(allow_negative_numbers = true, long, value_delimiter = ',', value_parser = parse_size)]
     pub sizes: Option<Vec<u64>>,
@@ -170,7 +187,7 @@ impl RunArgs {
             claims: self.claims,
             options: WorkloadOptions {
                 lookup: lookup::Options {
-                    depths: self.depths,
+                    depths: self.depths.clone(),
                     names: self.names,
                     batch: self.batch,
                     rounds: self.rounds,
@@ -204,6 +221,14 @@ impl RunArgs {
                     read_budget: self.read_budget,
                     read_set: self.read_set,
                     images: self.cache_images,
+                },
+                storm: storm::Options {
+                    depths: self.depths,
+                    concurrency: self.concurrency,
+                    rounds: self.rounds,
+                    idmap: self.idmap,
+                    held: self.mounts_held,
+                    held_depth: self.held_depth,
                 },
             },
         }

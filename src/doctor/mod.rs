@@ -1,10 +1,17 @@
-//! `overlaybench doctor`: what this host's kernel, filesystem, engine config and
-//! store say about overlay storage, and a recommendation with its reasons. Reads
-//! only; its probes mount tiny overlays on a scratch tmpfs of its own.
+//! `overlaybench doctor`: what this host's kernel, filesystems, engine configs and
+//! stores say about container storage — overlay2, containerd's snapshotter,
+//! rootless overlay, fuse-overlayfs, btrfs, EROFS — the production limits each
+//! store is near, and a recommendation among the stacks this host can run, each
+//! reason citing a figure measured here. Reads only; its probes mount on a
+//! private tmpfs of its own, inside the private mount namespace.
 
+pub mod checks;
 pub mod config;
 pub mod images;
 pub mod probe;
+pub mod recommend;
+pub mod stack_mounts;
+pub mod stacks;
 pub mod store;
 
 use std::collections::BTreeMap;
@@ -13,9 +20,14 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::isolate::{MountInfo, Privilege};
+use checks::{Check, CheckStatus};
 use config::EngineConfig;
 use probe::FeatureProbe;
+use recommend::{ReportEvidence, StackAssessment};
 use store::{LayerUsage, StoreInventory};
+
+/// The version of doctor's JSON (fields are added without changing it).
+pub const SCHEMA_VERSION: u32 = 1;
 
 /// The kernel side.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -37,6 +49,9 @@ pub struct KernelReport {
     pub probe_error: Option<String>,
     /// The filesystem the probes mounted on.
     pub probe_backing: Option<String>,
+    /// The page size (classic mount(2) copies one page of options).
+    #[serde(default)]
+    pub page_bytes: u64,
 }
 
 /// The backing path (where the store lives).
@@ -65,6 +80,9 @@ pub struct PathReport {
     pub inodes_free: u64,
     /// Inode headroom in plain words.
     pub headroom: String,
+    /// xfs only: whether it was made with `ftype=1` (from `xfs_info`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xfs_ftype: Option<bool>,
 }
 
 /// One reason behind the recommendation, pointing at its figure.
@@ -81,10 +99,21 @@ pub struct Reason {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Recommendation {
-    /// `overlay2`, `overlay`, `fix-host-first`, or `no-overlay`.
+    /// The stack for a rootful engine: `containerd`, `overlay2`, `btrfs`,
+    /// `overlay`, …, or `fix-host-first` / `no-overlay`.
     pub choice: String,
     /// Why.
     pub reasons: Vec<Reason>,
+    /// Every stack as this host can run it.
+    #[serde(default)]
+    pub stacks: Vec<StackAssessment>,
+    /// The stack for a rootless engine (`rootless`: native overlay with
+    /// userxattr, or `fuse-overlayfs`), when one runs here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rootless_choice: Option<String>,
+    /// Figures from a `run` report given with `--from`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<ReportEvidence>,
 }
 
 /// The whole doctor report (`--json`).
@@ -101,8 +130,17 @@ pub struct DoctorReport {
     pub path: PathReport,
     /// Engine configs found.
     pub engines: Vec<EngineConfig>,
-    /// Store inventory, when a store was found.
+    /// The store whose filesystem `path` describes (the one named, else the first
+    /// found), also listed in `stores`.
     pub store: Option<StoreInventory>,
+    /// Every store inventoried: the one named with `--store`, or all found at the
+    /// engines' default places (Docker, containers-storage, containerd, each
+    /// user's rootless store).
+    #[serde(default)]
+    pub stores: Vec<StoreInventory>,
+    /// Production limits, each with its figure.
+    #[serde(default)]
+    pub checks: Vec<Check>,
     /// The recommendation.
     pub recommendation: Recommendation,
     /// Per-layer profiles of the images asked for (`--image`) and of the
@@ -112,6 +150,9 @@ pub struct DoctorReport {
     /// Store images left out of `images` (beyond `images::MAX_STORE_IMAGES`).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub store_images_left_out: usize,
+    /// What could not be inspected (a store found but unreadable).
+    #[serde(default)]
+    pub notes: Vec<String>,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -140,6 +181,7 @@ pub fn kernel_facts(root: &Path) -> KernelReport {
             "built-in".into()
         },
         params: host.overlay_params,
+        page_bytes: host.page_size,
         ..Default::default()
     }
 }
@@ -173,9 +215,14 @@ pub fn path_facts(path: &Path) -> std::io::Result<PathReport> {
             break;
         }
     }
+    let xfs = if fstype == "xfs" {
+        mount.and_then(|m| xfs_info(&m.source))
+    } else {
+        None
+    };
     let reflink = match fstype.as_str() {
         "btrfs" => Some(true),
-        "xfs" => mount.and_then(|m| xfs_reflink(&m.source)),
+        "xfs" => xfs.and_then(|x| x.0),
         "ext4" | "ext3" | "ext2" | "tmpfs" => Some(false),
         _ => None,
     };
@@ -200,6 +247,7 @@ pub fn path_facts(path: &Path) -> std::io::Result<PathReport> {
         free_bytes: st.blocks_available() as u64 * frsize,
         inodes_total: total,
         inodes_free: free,
+        xfs_ftype: xfs.and_then(|x| x.1),
         headroom: if total == 0 {
             "this filesystem has no fixed inode count (allocated on demand)".into()
         } else {
@@ -211,132 +259,38 @@ pub fn path_facts(path: &Path) -> std::io::Result<PathReport> {
     })
 }
 
-fn xfs_reflink(device: &str) -> Option<bool> {
+/// `(reflink, ftype)` of an xfs filesystem, from `xfs_info`.
+fn xfs_info(device: &str) -> Option<(Option<bool>, Option<bool>)> {
     let out = crate::isolate::run_command(
         std::process::Command::new("xfs_info").arg(device),
         std::time::Duration::from_secs(30),
         "apt-get install xfsprogs",
     )
     .ok()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.split_whitespace()
-        .find_map(|w| w.strip_prefix("reflink="))
-        .map(|v| v.starts_with('1'))
+    Some(parse_xfs_info(&String::from_utf8_lossy(&out.stdout)))
 }
 
-/// The recommendation from the facts, each reason naming its figure.
-pub fn recommend(
-    k: &KernelReport,
-    p: &PathReport,
-    store: Option<&StoreInventory>,
-    engines: &[EngineConfig],
-) -> Recommendation {
-    let mut reasons = Vec::new();
-    let r = |text: String, figure: String| Reason { text, figure };
-    if !k.overlay_available {
-        return Recommendation {
-            choice: "no-overlay".into(),
-            reasons: vec![r(
-                "the kernel has no overlay filesystem: load it (modprobe overlay) or use a copying driver (vfs)".into(),
-                format!("kernel.overlay_source = {}", k.overlay_source),
-            )],
-        };
-    }
-    if p.d_type == Some(false) {
-        return Recommendation {
-            choice: "fix-host-first".into(),
-            reasons: vec![r(
-                format!("{} does not record d_type: overlay refuses such a lower/upper; on xfs reformat with ftype=1", p.path),
-                "path.d_type = false".into(),
-            )],
-        };
-    }
-    let multi = k
-        .features
-        .iter()
-        .find(|f| f.name == "multiple lowers")
-        .map(|f| f.supported);
-    if multi == Some(true) {
-        reasons.push(r(
-            "the kernel mounts many lowers: overlay2 stores each layer once and mounts them directly".into(),
-            "kernel.features[multiple lowers].supported = true".into(),
-        ));
-    } else if multi.is_none() {
-        // Not probed (--no-probe, or the probes could not run): say so, cite
-        // nothing that was not observed.
-        reasons.push(r(
-            format!(
-                "multiple lower layers were not probed ({}); overlay2 is the default of every current \
-                 engine and needs them — run doctor without --no-probe to check this kernel",
-                k.probe_error.as_deref().unwrap_or("no probe result")
-            ),
-            format!("kernel.release = {}", k.release),
-        ));
+/// `(reflink, ftype)` from `xfs_info`'s text (`reflink=1`, `ftype=1`).
+pub fn parse_xfs_info(text: &str) -> (Option<bool>, Option<bool>) {
+    let flag = |key: &str| {
+        text.split([' ', ','])
+            .find_map(|w| w.strip_prefix(key))
+            .map(|v| v.starts_with('1'))
+    };
+    (flag("reflink="), flag("ftype="))
+}
+
+fn store_name(img: &store::ImageUsage) -> String {
+    if img.name.is_empty() {
+        let id = store::short_ids(&[img.top_layer.as_str()]);
+        format!("(top {})", id[0])
     } else {
-        return Recommendation {
-            choice: "overlay".into(),
-            reasons: vec![r(
-                "this kernel refuses multiple lower layers: only the legacy single-lower layout works".into(),
-                "kernel.features[multiple lowers].supported = false".into(),
-            )],
-        };
-    }
-    if let Some(s) = store {
-        if s.format == "overlay" {
-            reasons.push(r(
-                format!(
-                    "this store uses the legacy layout: {} inodes for {} layers, {} file paths shared by hard links; \
-                     it re-creates every directory in every layer, so its inode use grows with depth × directories \
-                     (run `overlaybench run --workloads inodes` for this host's figures)",
-                    s.inodes, s.layers, s.hardlink_paths
-                ),
-                format!("store.inodes = {}", s.inodes),
-            ));
-        }
-        if let Some(max) = k.max_lower_layers.filter(|m| *m > 0) {
-            if s.deepest_chain * 10 >= max * 8 {
-                reasons.push(r(
-                    format!("the deepest chain ({}) is near the kernel's limit of {max} lower layers: squash images", s.deepest_chain),
-                    format!("store.deepest_chain = {}", s.deepest_chain),
-                ));
-            }
-        }
-        if !s.broken_links.is_empty() {
-            reasons.push(r(
-                format!("{} short links in l/ point nowhere: the store is damaged (an interrupted removal?)", s.broken_links.len()),
-                format!("store.broken_links = {}", s.broken_links.len()),
-            ));
-        }
-    }
-    if p.inodes_total > 0 && p.inodes_free * 10 < p.inodes_total {
-        reasons.push(r(
-            format!("less than 10% of inodes are free on {}: small-file images will run out of inodes before bytes", p.path),
-            format!("path.inodes_free = {}", p.inodes_free),
-        ));
-    }
-    if p.reflink == Some(true) {
-        reasons.push(r(
-            "this filesystem clones files: copy_up costs about the same whatever the file size"
-                .into(),
-            "path.reflink = true".into(),
-        ));
-    }
-    for e in engines
-        .iter()
-        .filter(|e| e.driver.as_deref() == Some("overlay") && e.engine == "docker")
-    {
-        reasons.push(r(
-            "Docker is configured with the legacy overlay driver; switch to overlay2 (images must be pulled again)".into(),
-            format!("engines[{}].driver = overlay", e.file),
-        ));
-    }
-    Recommendation {
-        choice: "overlay2".into(),
-        reasons,
+        img.name.clone()
     }
 }
 
-/// Human-readable rendering.
+/// Human-readable rendering: the verdict and the checks first, then the stacks,
+/// the stores, the kernel, the path and the engine configs.
 pub fn render_text(d: &DoctorReport) -> String {
     use std::fmt::Write;
     let mut s = String::new();
@@ -345,9 +299,176 @@ pub fn render_text(d: &DoctorReport) -> String {
         Some(false) => "NO",
         None => "unknown",
     };
+    let rec = &d.recommendation;
     let _ = writeln!(
         s,
-        "kernel      Linux {} · overlay {} ({})",
+        "verdict     {}{}",
+        rec.choice,
+        rec.rootless_choice
+            .as_ref()
+            .map(|r| format!(" · rootless engines: {r}"))
+            .unwrap_or_default()
+    );
+    for (i, r) in rec.reasons.iter().enumerate() {
+        let _ = writeln!(
+            s,
+            "{}{} [{}]",
+            if i == 0 {
+                "  because   "
+            } else {
+                "            "
+            },
+            r.text,
+            r.figure
+        );
+    }
+    let mut checks: Vec<&Check> = d.checks.iter().collect();
+    // Failures first, then warnings; the rest in their own order.
+    checks.sort_by_key(|c| match c.status {
+        CheckStatus::Fail => 0,
+        CheckStatus::Warn => 1,
+        _ => 2,
+    });
+    for (i, c) in checks.iter().enumerate() {
+        let _ = writeln!(
+            s,
+            "{}{:<4}  {:<15} {} · limit: {}{}",
+            if i == 0 {
+                "\nchecks      "
+            } else {
+                "            "
+            },
+            c.status.label(),
+            c.name,
+            c.figure,
+            c.limit,
+            if c.advice.is_empty() {
+                String::new()
+            } else {
+                format!(" → {}", c.advice)
+            }
+        );
+    }
+    for (i, st) in rec.stacks.iter().enumerate() {
+        let _ = writeln!(
+            s,
+            "{}{:<15} {:<7} {}",
+            if i == 0 {
+                "\nstacks      "
+            } else {
+                "            "
+            },
+            st.name,
+            yn(st.runnable),
+            match st.mount_us {
+                Some(us) => format!("its probe had a container up in {us} µs"),
+                None => st
+                    .reasons
+                    .first()
+                    .map(|r| format!("[{}]", r.figure))
+                    .unwrap_or_default(),
+            }
+        );
+    }
+    if let Some(ev) = &rec.evidence {
+        let _ = writeln!(
+            s,
+            "from        {} ({}, kernel {}{}): layouts {}; {} figures measured for two layouts or more",
+            ev.report,
+            ev.status,
+            ev.kernel,
+            if ev.same_kernel { ", this host's" } else { ", NOT this host's" },
+            ev.layouts.join(", "),
+            ev.figures.len()
+        );
+    }
+    for st in &d.stores {
+        let init = if st.init_layers > 0 {
+            format!(" + {} init", st.init_layers)
+        } else {
+            String::new()
+        };
+        let who = st
+            .rootless_user
+            .as_ref()
+            .map(|u| format!(", rootless: {u}"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "\nstore       {} ({} {}{who}) · {} image layers, {} container layers{init} · deepest chain {} · {} images · \
+             {} inodes · {} · {} whiteouts · {} hard-linked paths on {} inodes · {} broken links",
+            st.path,
+            st.engine,
+            st.format,
+            st.image_layers,
+            st.containers,
+            st.deepest_chain,
+            st.images.len(),
+            st.inodes,
+            crate::report::fmt_bytes(st.bytes as f64),
+            st.whiteouts,
+            st.hardlink_paths,
+            st.hardlink_inodes,
+            st.broken_links.len()
+        );
+        let _ = writeln!(s, "  metadata  {}", st.metadata);
+        if let Some(b) = st.filesystem_used_bytes {
+            let _ = writeln!(
+                s,
+                "  btrfs     {} in use on the filesystem (data + metadata); layer figures below count what differs from the parent snapshot",
+                crate::report::fmt_bytes(b as f64)
+            );
+        }
+        for img in st.images.iter().take(5) {
+            let opts = img
+                .mount_options
+                .as_ref()
+                .map(|m| format!(" · mount options {} B ({})", m.engine_bytes, m.engine_form))
+                .unwrap_or_default();
+            let _ = writeln!(
+                s,
+                "  image     {} · {} layers · {} inodes · {}{opts}",
+                store_name(img),
+                img.layers,
+                img.inodes,
+                crate::report::fmt_bytes(img.bytes as f64)
+            );
+        }
+        if st.images.len() > 5 {
+            let _ = writeln!(s, "  image     … {} more in --json", st.images.len() - 5);
+        }
+        let shown: Vec<&LayerUsage> = st.top_layers.iter().take(5).collect();
+        let ids = store::short_ids(&shown.iter().map(|l| l.id.as_str()).collect::<Vec<_>>());
+        for (l, id) in shown.iter().zip(ids) {
+            let role = if l.container {
+                "container"
+            } else if l.init {
+                "init"
+            } else {
+                "image"
+            };
+            let _ = writeln!(
+                s,
+                "  {id:<18} {:>8} inodes {:>10}  {role}{}",
+                l.inodes,
+                crate::report::fmt_bytes(l.bytes as f64),
+                l.kind
+                    .as_ref()
+                    .map(|k| format!(" ({k})"))
+                    .unwrap_or_default()
+            );
+        }
+        for n in st.notes.iter().take(5) {
+            let _ = writeln!(s, "  note      {n}");
+        }
+    }
+    for n in &d.notes {
+        let _ = writeln!(s, "\nnote        {n}");
+    }
+    s.push_str(&images::render_text(&d.images, d.store_images_left_out));
+    let _ = writeln!(
+        s,
+        "\nkernel      Linux {} · overlay {} ({})",
         d.kernel.release,
         if d.kernel.overlay_available {
             "available"
@@ -369,15 +490,19 @@ pub fn render_text(d: &DoctorReport) -> String {
         let _ = writeln!(s, "probes      not run: {e}");
     }
     if let Some(b) = &d.kernel.probe_backing {
-        let _ = writeln!(s, "probes      mounted tiny overlays on {b}");
+        let _ = writeln!(s, "probes      mounted on {b}");
     }
     for f in &d.kernel.features {
         let _ = writeln!(
             s,
-            "  {:<30} {:<4} {}",
+            "  {:<30} {:<4} {}{}",
             f.name,
             if f.supported { "yes" } else { "NO" },
-            f.detail
+            f.detail,
+            f.version
+                .as_ref()
+                .map(|v| format!(" [{v}]"))
+                .unwrap_or_default()
         );
     }
     if let Some(m) = d.kernel.max_lower_layers {
@@ -415,59 +540,31 @@ pub fn render_text(d: &DoctorReport) -> String {
             let _ = writeln!(s, "  warning: {w}");
         }
     }
-    if let Some(st) = &d.store {
-        let init = if st.init_layers > 0 {
-            format!(" + {} init", st.init_layers)
-        } else {
-            String::new()
-        };
-        let _ = writeln!(
-            s,
-            "\nstore       {} ({}) · {} image layers, {} container layers{init} · deepest chain {} · {} inodes · {} · \
-             {} whiteouts · {} hard-linked paths on {} inodes · {} broken links",
-            st.path,
-            st.format,
-            st.image_layers,
-            st.containers,
-            st.deepest_chain,
-            st.inodes,
-            crate::report::fmt_bytes(st.bytes as f64),
-            st.whiteouts,
-            st.hardlink_paths,
-            st.hardlink_inodes,
-            st.broken_links.len()
-        );
-        let shown: Vec<&LayerUsage> = st.top_layers.iter().take(5).collect();
-        let ids = store::short_ids(&shown.iter().map(|l| l.id.as_str()).collect::<Vec<_>>());
-        for (l, id) in shown.iter().zip(ids) {
-            let role = if l.container {
-                "container"
-            } else if l.init {
-                "init"
-            } else {
-                "image"
-            };
-            let _ = writeln!(
-                s,
-                "  {id:<18} {:>8} inodes {:>10}  {role}",
-                l.inodes,
-                crate::report::fmt_bytes(l.bytes as f64),
-            );
-        }
-    }
-    s.push_str(&images::render_text(&d.images, d.store_images_left_out));
-    let _ = writeln!(s, "\nrecommendation: {}", d.recommendation.choice);
-    for r in &d.recommendation.reasons {
-        let _ = writeln!(s, "  - {} [{}]", r.text, r.figure);
-    }
     s
 }
 
-/// Runs the probes on a private tmpfs mounted over an existing directory inside
-/// the private namespace: nothing is created or written on the host. Call it
-/// after every read of the host's files (the tmpfs hides the directory it
-/// covers from this process).
-pub fn probe_kernel(k: &mut KernelReport, privilege: Privilege) {
+/// Runs the probes. First those that mount nothing visible (idmapped clones of
+/// `path`'s mount, detached and never attached), then the overlay and stack
+/// probes on a private tmpfs mounted over an existing directory inside the
+/// private namespace: nothing is created or written on the host. Call it after
+/// every read of the host's files (the tmpfs hides the directory it covers from
+/// this process).
+pub fn probe_kernel(k: &mut KernelReport, privilege: Privilege, path: &Path) {
+    let filesystems = std::fs::read_to_string("/proc/filesystems").unwrap_or_default();
+    let mut stack_probes = Vec::new();
+    if privilege == Privilege::Root {
+        let shown = format!("{} ({})", path.display(), fstype_of(path));
+        match std::fs::File::open(path) {
+            Ok(f) => stack_probes.push(stacks::idmap_path(&std::os::fd::OwnedFd::from(f), &shown)),
+            Err(e) => stack_probes.push(FeatureProbe {
+                name: format!("{}: {shown}", stacks::IDMAP_PATH),
+                supported: false,
+                detail: format!("opening {}: {e}", path.display()),
+                version: None,
+                mount_us: None,
+            }),
+        }
+    }
     match crate::isolate::PrivateTmpfs::mount(64 << 20) {
         Ok(tmpfs) => match probe::probe_all(tmpfs.path(), privilege) {
             Ok((features, max)) => {
@@ -477,9 +574,56 @@ pub fn probe_kernel(k: &mut KernelReport, privilege: Privilege) {
                 );
                 k.features = features;
                 k.max_lower_layers = max;
+                k.features.extend(stacks::probe_on_tmpfs(
+                    tmpfs.path(),
+                    privilege,
+                    &filesystems,
+                ));
+                // Each engine's own mount; they need real root (trusted
+                // xattrs, loop devices), so a rootless doctor leaves them unprobed.
+                if privilege == Privilege::Root {
+                    k.features
+                        .extend(stack_mounts::probe_all(&tmpfs.path().join("stacks")));
+                }
+                k.features.extend(stack_probes);
             }
             Err(e) => k.probe_error = Some(e.to_string()),
         },
         Err(e) => k.probe_error = Some(e.to_string()),
+    }
+}
+
+fn fstype_of(path: &Path) -> String {
+    let Ok(canon) = path.canonicalize() else {
+        return String::new();
+    };
+    MountInfo::current()
+        .ok()
+        .and_then(|info| {
+            info.entries
+                .iter()
+                .filter(|e| canon.starts_with(&e.mount_point))
+                .max_by_key(|e| e.mount_point.as_os_str().len())
+                .map(|e| e.fstype.clone())
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn xfs_info_gives_reflink_and_ftype() {
+        let text = "meta-data=/dev/loop0 isize=512 agcount=4, agsize=65536 blks\n\
+                    \t=                       sectsz=512   attr=2, projid32bit=1\n\
+                    \t=                       crc=1        finobt=1, sparse=1, rmapbt=0\n\
+                    \t=                       reflink=1    bigtime=1 inobtcount=1 nrext64=0\n\
+                    naming   =version 2              bsize=4096   ascii-ci=0, ftype=1\n";
+        assert_eq!(parse_xfs_info(text), (Some(true), Some(true)));
+        assert_eq!(
+            parse_xfs_info("naming =version 2 bsize=4096 ascii-ci=0, ftype=0\n"),
+            (None, Some(false))
+        );
     }
 }

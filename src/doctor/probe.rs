@@ -23,7 +23,18 @@ pub struct FeatureProbe {
     pub supported: bool,
     /// What was mounted, or the error.
     pub detail: String,
+    /// The tool's version, where the probe ran one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Wall time of the stack probe's container mount, microseconds (for a
+    /// stack that mounts nothing, btrfs, of making the container): the figure
+    /// measured here that a recommendation's reason can cite.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mount_us: Option<u64>,
 }
+
+/// The EROFS probe's name (the erofs and composefs stacks rest on it).
+pub const EROFS_IMAGES: &str = "EROFS images";
 
 struct Dirs {
     root: PathBuf,
@@ -141,6 +152,8 @@ pub fn probe_all(
             name: name.into(),
             supported,
             detail,
+            version: None,
+            mount_us: None,
         });
         Ok(supported)
     };
@@ -174,6 +187,8 @@ pub fn probe_all(
         } else {
             "fsconfig refuses lowerdir+: deep stacks are limited by mount(2)'s one-page option string".into()
         },
+        version: None,
+        mount_us: None,
     });
     // Data-only lower layers: `::` in lowerdir (metacopy redirects into them).
     {
@@ -208,6 +223,8 @@ pub fn probe_all(
             name: "data-only lower layers".into(),
             supported,
             detail,
+            version: None,
+            mount_us: None,
         });
     }
     // EROFS (the erofs and composefs layouts): a tiny image built and mounted
@@ -233,9 +250,11 @@ pub fn probe_all(
         },
     };
     out.push(FeatureProbe {
-        name: "EROFS images".into(),
+        name: EROFS_IMAGES.into(),
         supported,
         detail,
+        version: None,
+        mount_us: None,
     });
     let max = if basic {
         Some(max_depth(&mut dirs, api, &base)?)

@@ -6,6 +6,7 @@ mod child;
 mod command;
 mod erofs;
 mod fuse;
+mod idmap;
 mod loopdev;
 pub mod mountinfo;
 mod mounts;
@@ -13,6 +14,7 @@ mod namespace;
 mod private_tmpfs;
 mod scratch;
 mod shared;
+mod userns;
 
 pub use child::UsernsOverlay;
 pub use command::run_command;
@@ -21,12 +23,15 @@ pub use erofs::{
     probe_erofs_backing, ErofsBacking, MountedErofs, MKFS_EROFS_ARGS,
 };
 pub use fuse::FuseMount;
+pub use idmap::{
+    mount_setattr_available, probe_idmapped_overlay, IdRange, IdmapMode, UserNamespace,
+};
 pub use loopdev::LoopDevice;
 pub use mountinfo::{MountEntry, MountInfo};
 pub use mounts::{
-    attach_overlay, data_only_lowers_available, detached_unmounts, mount_overlay,
-    mount_overlay_with_data, new_api_available, MountApi, MountGuard, MountedOverlay, OverlayMount,
-    Unmount, CLASSIC_OPTIONS_LIMIT, MAX_LOWER_LAYERS,
+    attach_overlay, common_parent, data_only_lowers_available, detached_unmounts, mount_overlay,
+    mount_overlay_as, mount_overlay_with_data, new_api_available, Idmap, MountApi, MountGuard,
+    MountHow, MountedOverlay, OverlayMount, Unmount, CLASSIC_OPTIONS_LIMIT, MAX_LOWER_LAYERS,
 };
 
 /// Builds an overlay inside a fresh user namespace (identity map) and returns
@@ -45,6 +50,7 @@ pub use scratch::{
     BackingKind, EvictionKind, FsUsage, Scratch, ScratchRequest,
 };
 pub use shared::{SharedMount, SharedMounts};
+pub use userns::{userns_fd, UsernsError};
 
 use std::path::PathBuf;
 

@@ -14,10 +14,11 @@ use std::time::{Duration, Instant};
 
 use nix::mount::{umount2, MntFlags, MsFlags};
 use rustix::mount::{
-    fsconfig_create, fsconfig_set_flag, fsconfig_set_string, fsmount, fsopen, move_mount,
-    FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags,
+    fsconfig_create, fsconfig_set_fd, fsconfig_set_flag, fsconfig_set_string, fsmount, fsopen,
+    move_mount, FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags,
 };
 
+use super::idmap::{IdmapMode, UserNamespace};
 use super::mountinfo::{overlay_data_lowers, overlay_lowers, MountInfo};
 use super::IsolateError;
 
@@ -116,6 +117,36 @@ impl Unmount for MountGuard {
     }
 }
 
+/// Idmapped lower layers: the namespace whose mapping applies, and how.
+#[derive(Debug, Clone, Copy)]
+pub struct Idmap<'a> {
+    /// The user namespace carrying the mapping.
+    pub userns: &'a UserNamespace,
+    /// One clone per layer, or one of their common parent.
+    pub mode: IdmapMode,
+}
+
+/// How a mount is made beyond its spec.
+#[derive(Debug, Clone, Copy)]
+pub struct MountHow<'a> {
+    /// Idmap the lower layers (needs the new mount API: they go in by fd).
+    pub idmap: Option<Idmap<'a>>,
+    /// Read the stack in force back from mountinfo and check it. A caller that
+    /// times many mounts at once checks one of the same shape instead: reading
+    /// the whole table per mount costs more than the mount and takes the lock
+    /// the other mounts wait for.
+    pub read_back: bool,
+}
+
+impl Default for MountHow<'_> {
+    fn default() -> Self {
+        MountHow {
+            idmap: None,
+            read_back: true,
+        }
+    }
+}
+
 /// Unmounts its target when dropped (lazily, so a panic path never blocks).
 #[derive(Debug)]
 pub struct MountGuard {
@@ -205,7 +236,17 @@ pub struct MountedOverlay {
 
 /// Mounts an overlay with the chosen API and checks the stack in force.
 pub fn mount_overlay(spec: &OverlayMount, api: MountApi) -> Result<MountedOverlay, IsolateError> {
-    mount_overlay_with_data(spec, &[], api)
+    mount_overlay_as(spec, api, &MountHow::default())
+}
+
+/// Mounts an overlay as `how` asks: idmapped lowers (new API only), and with or
+/// without reading the stack back (`options_in_force` is empty without).
+pub fn mount_overlay_as(
+    spec: &OverlayMount,
+    api: MountApi,
+    how: &MountHow<'_>,
+) -> Result<MountedOverlay, IsolateError> {
+    mount_overlay_full(spec, &[], api, how)
 }
 
 /// Mounts an overlay whose regular lowers are followed by the data-only lower
@@ -217,6 +258,15 @@ pub fn mount_overlay_with_data(
     data: &[PathBuf],
     api: MountApi,
 ) -> Result<MountedOverlay, IsolateError> {
+    mount_overlay_full(spec, data, api, &MountHow::default())
+}
+
+fn mount_overlay_full(
+    spec: &OverlayMount,
+    data: &[PathBuf],
+    api: MountApi,
+    how: &MountHow<'_>,
+) -> Result<MountedOverlay, IsolateError> {
     spec.check_paths()?;
     for p in data {
         let s = p.as_os_str().as_encoded_bytes();
@@ -224,11 +274,18 @@ pub fn mount_overlay_with_data(
             return Err(IsolateError::UnsafeLayerPath { path: p.clone() });
         }
     }
-    let elapsed = match api {
-        MountApi::New => mount_new_api(spec, data)?,
-        MountApi::Classic => mount_classic(spec, data)?,
+    let elapsed = match (api, how.idmap) {
+        (MountApi::New, idmap) => mount_new_api(spec, data, idmap)?,
+        (MountApi::Classic, None) => mount_classic(spec, data)?,
+        (MountApi::Classic, Some(_)) => {
+            return Err(IsolateError::Unsupported(format!(
+                "idmapped lower layers for {} need the new mount API (they are passed by file \
+                 descriptor); use --mount-api new or auto",
+                spec.target.display()
+            )))
+        }
     };
-    checked(spec, data.len(), elapsed)
+    checked(spec, data.len(), how.read_back, elapsed)
 }
 
 /// Guards the overlay now at `spec.target` and checks, from mountinfo, that the
@@ -236,9 +293,17 @@ pub fn mount_overlay_with_data(
 fn checked(
     spec: &OverlayMount,
     data_lowers: usize,
+    read_back: bool,
     elapsed: Duration,
 ) -> Result<MountedOverlay, IsolateError> {
     let guard = MountGuard::new(spec.target.clone());
+    if !read_back {
+        return Ok(MountedOverlay {
+            guard,
+            elapsed,
+            options_in_force: String::new(),
+        });
+    }
     let info = MountInfo::current().map_err(IsolateError::io("reading", "/proc/self/mountinfo"))?;
     let options_in_force = info
         .at(&spec.target)
@@ -295,7 +360,7 @@ pub fn attach_overlay(
         options: Vec::new(),
         target: target.to_path_buf(),
     };
-    checked(&spec, 0, elapsed)
+    checked(&spec, 0, true, elapsed)
 }
 
 /// Whether this kernel's overlay takes data-only lower layers: its option parser
@@ -382,17 +447,93 @@ fn absolute(p: &Path) -> Result<PathBuf, IsolateError> {
     std::path::absolute(p).map_err(IsolateError::io("resolving", p))
 }
 
-fn mount_new_api(spec: &OverlayMount, data: &[PathBuf]) -> Result<Duration, IsolateError> {
+/// The deepest directory holding every path of `paths` (absolute paths).
+pub fn common_parent(paths: &[PathBuf]) -> Option<PathBuf> {
+    let first = paths.first()?;
+    let mut common: Vec<_> = first.components().collect();
+    for p in &paths[1..] {
+        let n = common
+            .iter()
+            .zip(p.components())
+            .take_while(|(a, b)| **a == *b)
+            .count();
+        common.truncate(n);
+    }
+    (!common.is_empty()).then(|| common.iter().collect())
+}
+
+fn mount_new_api(
+    spec: &OverlayMount,
+    data: &[PathBuf],
+    idmap: Option<Idmap<'_>>,
+) -> Result<Duration, IsolateError> {
     let start = Instant::now();
     let fs =
         fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC).map_err(|e| mount_err(spec, None, e))?;
     let with_log = |e: rustix::io::Errno| mount_err(spec, Some(&fs), e);
-    for lower in &spec.lowers {
-        let full = match &spec.lowers_base {
-            Some(base) => base.join(lower),
-            None => lower.clone(),
-        };
-        fsconfig_set_string(fs.as_fd(), "lowerdir+", full.as_path()).map_err(with_log)?;
+    let clone_err = |path: &Path, e: std::io::Error| IsolateError::Mount {
+        fstype: "idmapped clone".into(),
+        target: path.to_path_buf(),
+        source: e,
+    };
+    // A detached clone is dissolved when its last descriptor closes, and overlay
+    // clones each lower only at create: every clone stays open until then.
+    let mut clones: Vec<OwnedFd> = Vec::new();
+    match idmap {
+        None => {
+            for lower in &spec.lowers {
+                let full = match &spec.lowers_base {
+                    Some(base) => base.join(lower),
+                    None => lower.clone(),
+                };
+                fsconfig_set_string(fs.as_fd(), "lowerdir+", full.as_path()).map_err(with_log)?;
+            }
+        }
+        Some(Idmap {
+            userns,
+            mode: IdmapMode::PerLayer,
+        }) => {
+            for lower in &spec.lowers {
+                let tree = userns
+                    .idmapped_clone(lower)
+                    .map_err(|e| clone_err(lower, e))?;
+                fsconfig_set_fd(fs.as_fd(), "lowerdir+", tree.as_fd()).map_err(with_log)?;
+                clones.push(tree);
+            }
+        }
+        Some(Idmap {
+            userns,
+            mode: IdmapMode::CommonParent,
+        }) => {
+            let parent = common_parent(&spec.lowers).ok_or_else(|| {
+                IsolateError::Unsupported(format!(
+                    "the lower layers of {} have no common parent to idmap",
+                    spec.target.display()
+                ))
+            })?;
+            let tree = userns
+                .idmapped_clone(&parent)
+                .map_err(|e| clone_err(&parent, e))?;
+            for lower in &spec.lowers {
+                let rel = lower.strip_prefix(&parent).unwrap_or(lower);
+                let rel = if rel.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    rel
+                };
+                let layer = rustix::fs::openat(
+                    tree.as_fd(),
+                    rel,
+                    rustix::fs::OFlags::PATH
+                        | rustix::fs::OFlags::DIRECTORY
+                        | rustix::fs::OFlags::CLOEXEC,
+                    rustix::fs::Mode::empty(),
+                )
+                .map_err(|e| clone_err(lower, e.into()))?;
+                fsconfig_set_fd(fs.as_fd(), "lowerdir+", layer.as_fd()).map_err(with_log)?;
+            }
+            clones.push(tree);
+        }
     }
     for d in data {
         fsconfig_set_string(fs.as_fd(), "datadir+", d.as_path()).map_err(with_log)?;
@@ -409,6 +550,7 @@ fn mount_new_api(spec: &OverlayMount, data: &[PathBuf]) -> Result<Duration, Isol
         .map_err(with_log)?;
     }
     fsconfig_create(fs.as_fd()).map_err(with_log)?;
+    drop(clones);
     let mnt = fsmount(
         fs.as_fd(),
         FsMountFlags::FSMOUNT_CLOEXEC,
@@ -521,6 +663,17 @@ mod tests {
             mount_overlay_with_data(&s, &[PathBuf::from("/a,b")], MountApi::Classic),
             Err(IsolateError::UnsafeLayerPath { .. })
         ));
+    }
+
+    #[test]
+    fn common_parent_of_layer_dirs() {
+        let p = |s: &str| PathBuf::from(s);
+        assert_eq!(
+            common_parent(&[p("/s/img/a/diff"), p("/s/img/b/diff")]),
+            Some(p("/s/img"))
+        );
+        assert_eq!(common_parent(&[p("/s/img/a")]), Some(p("/s/img/a")));
+        assert_eq!(common_parent(&[]), None);
     }
 
     #[test]

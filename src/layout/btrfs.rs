@@ -20,7 +20,7 @@ use std::process::Command;
 
 use super::{
     fsops, Capabilities, ContainerDirs, CopyUp, CopyUpCheck, Layout, LayoutConfig, LayoutEntry,
-    LayoutError, Mounted, PreparedImage, Style, Touch,
+    LayoutError, Mounted, PreparedImage, Style, TableMounts, Touch,
 };
 use crate::image::apply::WhiteoutStyle;
 use crate::image::ImageSource;
@@ -85,6 +85,8 @@ pub static ENTRY: LayoutEntry = LayoutEntry {
         hidden_inode_per_mount: false,
         metacopy: false,
         same_tree_as: None,
+        table_mounts: TableMounts::None,
+        idmap_lowers: false,
         needs_fstype: Some("btrfs"),
     },
     create: |config| Box::new(Btrfs::new(config.clone())),

@@ -32,8 +32,8 @@ use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
 use super::{
-    fsops, overlay_caps, overlay_container_dirs, ContainerDirs, Layout, LayoutConfig, LayoutEntry,
-    LayoutError, Mounted, PreparedImage, Style, MAX_LOWER_LAYERS,
+    fsops, overlay_caps, overlay_container_dirs, Capabilities, ContainerDirs, Layout, LayoutConfig,
+    LayoutEntry, LayoutError, Mounted, PreparedImage, Style, TableMounts, MAX_LOWER_LAYERS,
 };
 use crate::image::apply::WhiteoutStyle;
 use crate::image::ImageSource;
@@ -54,7 +54,12 @@ pub static ENTRY: LayoutEntry = LayoutEntry {
     },
     // What images share is stored once (their common files, as objects); a
     // container stacks one lower, however many layers the image had.
-    caps: overlay_caps(true, false),
+    // A metadata image mount, then the overlay on it.
+    caps: Capabilities {
+        idmap_lowers: false,
+        table_mounts: TableMounts::Two,
+        ..overlay_caps(true, false)
+    },
     create: |config| Box::new(Composefs::new(config.clone())),
 };
 

@@ -26,8 +26,8 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    fsops, mounted_overlay, overlay_caps, ContainerDirs, Layout, LayoutConfig, LayoutEntry,
-    LayoutError, Mounted, PreparedImage, Style, MAX_LOWER_LAYERS,
+    fsops, mounted_overlay, overlay_caps, Capabilities, ContainerDirs, Layout, LayoutConfig,
+    LayoutEntry, LayoutError, Mounted, PreparedImage, Style, MAX_LOWER_LAYERS,
 };
 use crate::image::apply::{inherit_implicit_dirs, ApplyStats, WhiteoutStyle};
 use crate::image::ImageSource;
@@ -45,7 +45,11 @@ pub static ENTRY: LayoutEntry = LayoutEntry {
         dashed: false,
         triangle: false,
     },
-    caps: overlay_caps(true, true),
+    // Layers go in as paths (containerd's own option list), never idmapped here.
+    caps: Capabilities {
+        idmap_lowers: false,
+        ..overlay_caps(true, true)
+    },
     create: |config| Box::new(Containerd::new(config.clone())),
 };
 
@@ -330,6 +334,7 @@ impl Layout for Containerd {
             return Ok(mounted_overlay(
                 c,
                 crate::isolate::mount_overlay(&spec, MountApi::New)?,
+                true,
             ));
         }
         // containerd's option list, measured its way.
@@ -358,12 +363,14 @@ impl Layout for Containerd {
                 return Ok(mounted_overlay(
                     c,
                     crate::isolate::mount_overlay(&spec, MountApi::Classic)?,
+                    true,
                 ));
             }
         }
         Ok(mounted_overlay(
             c,
             crate::isolate::mount_overlay(&spec, MountApi::Classic)?,
+            true,
         ))
     }
 

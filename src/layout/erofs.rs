@@ -23,7 +23,7 @@ use rayon::prelude::*;
 
 use super::{
     fsops, overlay_caps, overlay_container_dirs, Capabilities, ContainerDirs, Layout, LayoutConfig,
-    LayoutEntry, LayoutError, Mounted, PreparedImage, Style, MAX_LOWER_LAYERS,
+    LayoutEntry, LayoutError, Mounted, PreparedImage, Style, TableMounts, MAX_LOWER_LAYERS,
 };
 use crate::image::apply::{inherit_implicit_dirs, ApplyStats, WhiteoutStyle};
 use crate::image::ImageSource;
@@ -44,6 +44,9 @@ pub static ENTRY: LayoutEntry = LayoutEntry {
     },
     caps: Capabilities {
         same_tree_as: Some("overlay2"),
+        // One EROFS mount per layer (shared by the image's containers), then the overlay.
+        table_mounts: TableMounts::PerLayerPlusOne,
+        idmap_lowers: false,
         ..overlay_caps(true, true)
     },
     create: |config| Box::new(Erofs::new(config.clone())),

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use super::{
     fsops, overlay2, verify, Capabilities, ContainerDirs, CopyUp, CopyUpCheck, Layout,
-    LayoutConfig, LayoutEntry, LayoutError, Mounted, PreparedImage, Style,
+    LayoutConfig, LayoutEntry, LayoutError, Mounted, PreparedImage, Style, TableMounts,
 };
 use crate::image::apply::WhiteoutStyle;
 use crate::image::ImageSource;
@@ -50,6 +50,8 @@ pub static ENTRY: LayoutEntry = LayoutEntry {
         hidden_inode_per_mount: false,
         metacopy: false,
         same_tree_as: None,
+        table_mounts: TableMounts::One,
+        idmap_lowers: false,
         needs_fstype: None,
     },
     create: |config| Box::new(FuseOverlayfs::new(config.clone())),

@@ -24,7 +24,7 @@ use std::time::Duration;
 use crate::error::ErrorClass;
 use crate::image::apply::{ApplyError, ApplyStats};
 use crate::image::{ImageSource, ImageSpec, SyntheticImage};
-use crate::isolate::{BackingInfo, IsolateError, MountApi, Privilege, Unmount};
+use crate::isolate::{BackingInfo, IsolateError, MountApi, MountHow, Privilege, Unmount};
 
 pub use crate::isolate::MAX_LOWER_LAYERS;
 pub use claims::{Claim, CLAIMS};
@@ -120,6 +120,8 @@ pub const UNKNOWN_CAPS: Capabilities = Capabilities {
     metacopy: false,
     needs_fstype: None,
     same_tree_as: None,
+    table_mounts: TableMounts::None,
+    idmap_lowers: false,
 };
 
 /// The capabilities of `name` (`UNKNOWN_CAPS` for a layout this build does not know).
@@ -151,6 +153,31 @@ impl CopyUp {
     }
 }
 
+/// How many lines one mounted container adds to the mount table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableMounts {
+    /// None: the container's dirs are its view (a copy, a snapshot).
+    None,
+    /// One (an overlay; layers passed by fd add nothing).
+    One,
+    /// Two (a composefs metadata image, then the overlay on it).
+    Two,
+    /// One per image layer plus one (each layer mounted at a dir, then an overlay).
+    PerLayerPlusOne,
+}
+
+impl TableMounts {
+    /// Lines a container of an image of `depth` layers adds.
+    pub fn count(self, depth: usize) -> usize {
+        match self {
+            TableMounts::None => 0,
+            TableMounts::One => 1,
+            TableMounts::Two => 2,
+            TableMounts::PerLayerPlusOne => depth + 1,
+        }
+    }
+}
+
 /// What a layout can do, asked by workloads instead of its name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Capabilities {
@@ -176,6 +203,10 @@ pub struct Capabilities {
     /// overlay2 diff dirs, each made an EROFS image): workloads show this one's
     /// cost against it, asking the name here instead of naming it.
     pub same_tree_as: Option<&'static str>,
+    /// What a mounted container adds to the mount table.
+    pub table_mounts: TableMounts,
+    /// Can mount its lower layers idmapped (`Layout::mount_as` with an `Idmap`).
+    pub idmap_lowers: bool,
 }
 
 /// The capabilities every overlay layout shares.
@@ -190,6 +221,8 @@ const fn overlay_caps(shares_layers: bool, lower_per_layer: bool) -> Capabilitie
         metacopy: true,
         needs_fstype: None,
         same_tree_as: None,
+        table_mounts: TableMounts::One,
+        idmap_lowers: true,
     }
 }
 
@@ -356,6 +389,24 @@ pub trait Layout: Send + Sync {
         image: &PreparedImage,
         container: &ContainerDirs,
     ) -> Result<Mounted, LayoutError>;
+    /// Mounts a container's view as `how` asks: idmapped lowers (where
+    /// `Capabilities::idmap_lowers`), and whether to read the stack back from
+    /// mountinfo (a layout that always does may ignore `read_back: false`).
+    fn mount_as(
+        &self,
+        image: &PreparedImage,
+        container: &ContainerDirs,
+        how: &MountHow<'_>,
+    ) -> Result<Mounted, LayoutError> {
+        if how.idmap.is_some() {
+            return Err(IsolateError::Unsupported(format!(
+                "layout {} cannot idmap its lower layers",
+                self.name()
+            ))
+            .into());
+        }
+        self.mount(image, container)
+    }
     /// The host file that holds `rel`'s data for containers of `image` that have
     /// not copied it up (the topmost layer that has it).
     fn lower_file(&self, image: &PreparedImage, rel: &Path) -> Option<PathBuf> {
@@ -529,12 +580,13 @@ impl LayoutError {
 }
 
 /// Mounts a container's overlay over `lowers` (topmost first; relative to
-/// `lowers_base` when given) with the layout's settings.
+/// `lowers_base` when given) with the layout's settings, as `how` asks.
 fn mount_container(
     config: &LayoutConfig,
     lowers: Vec<PathBuf>,
     lowers_base: Option<PathBuf>,
     c: &ContainerDirs,
+    how: &MountHow<'_>,
 ) -> Result<Mounted, LayoutError> {
     let spec = crate::isolate::OverlayMount {
         lowers,
@@ -543,17 +595,22 @@ fn mount_container(
         options: config.mount_options(),
         target: c.merged.clone(),
     };
-    let m = crate::isolate::mount_overlay(&spec, config.mount_api)?;
-    Ok(mounted_overlay(c, m))
+    let m = crate::isolate::mount_overlay_as(&spec, config.mount_api, how)?;
+    Ok(mounted_overlay(c, m, how.read_back))
 }
 
-/// A container view over a checked overlay mount.
-fn mounted_overlay(c: &ContainerDirs, m: crate::isolate::MountedOverlay) -> Mounted {
+/// A container view over an overlay mount (`read_back`: its options in force
+/// were read from mountinfo; without, they are unknown).
+fn mounted_overlay(
+    c: &ContainerDirs,
+    m: crate::isolate::MountedOverlay,
+    read_back: bool,
+) -> Mounted {
     Mounted {
         merged: c.merged.clone(),
         guards: vec![Box::new(m.guard)],
         mount_time: Some(m.elapsed),
-        options_in_force: Some(m.options_in_force),
+        options_in_force: read_back.then_some(m.options_in_force),
     }
 }
 

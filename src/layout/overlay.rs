@@ -13,6 +13,7 @@ use super::{
 };
 use crate::image::apply::WhiteoutStyle;
 use crate::image::ImageSource;
+use crate::isolate::MountHow;
 
 /// Registry entry.
 pub static ENTRY: LayoutEntry = LayoutEntry {
@@ -109,11 +110,21 @@ impl Layout for LegacyOverlay {
     }
 
     fn mount(&self, image: &PreparedImage, c: &ContainerDirs) -> Result<Mounted, LayoutError> {
+        self.mount_as(image, c, &MountHow::default())
+    }
+
+    fn mount_as(
+        &self,
+        image: &PreparedImage,
+        c: &ContainerDirs,
+        how: &MountHow<'_>,
+    ) -> Result<Mounted, LayoutError> {
         mount_container(
             &self.config,
             image.layer_dirs.last().cloned().into_iter().collect(),
             None,
             c,
+            how,
         )
     }
 }

@@ -15,7 +15,7 @@ use super::{
 };
 use crate::image::apply::{inherit_implicit_dirs, ApplyOptions, ApplyStats, WhiteoutStyle};
 use crate::image::ImageSource;
-use crate::isolate::MountApi;
+use crate::isolate::{MountApi, MountHow};
 
 /// One layer's place in the store: `<store>/<chain id hex>/{diff,link,lower,work}`.
 struct Layer {
@@ -130,6 +130,15 @@ impl Layout for Overlay2 {
     }
 
     fn mount(&self, image: &PreparedImage, c: &ContainerDirs) -> Result<Mounted, LayoutError> {
+        self.mount_as(image, c, &MountHow::default())
+    }
+
+    fn mount_as(
+        &self,
+        image: &PreparedImage,
+        c: &ContainerDirs,
+        how: &MountHow<'_>,
+    ) -> Result<Mounted, LayoutError> {
         // The classic option string is one page: short links relative to the store
         // root keep it small (Docker's trick: `l/<26 chars>`, ~29 bytes a layer, so
         // ~128 layers fit); the new API takes full paths, one fsconfig call per layer.
@@ -141,11 +150,11 @@ impl Layout for Overlay2 {
                     .rev()
                     .map(|d| short_name_of(d).map(|s| Path::new("l").join(s)))
                     .collect::<Result<Vec<_>, _>>()?;
-                mount_container(&self.config, lowers, Some(image.root.clone()), c)
+                mount_container(&self.config, lowers, Some(image.root.clone()), c, how)
             }
             MountApi::New => {
                 let lowers = image.layer_dirs.iter().rev().cloned().collect();
-                mount_container(&self.config, lowers, None, c)
+                mount_container(&self.config, lowers, None, c, how)
             }
         }
     }

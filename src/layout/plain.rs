@@ -9,7 +9,7 @@ use super::fsops::FileClone;
 use super::LayoutConfig;
 use super::{
     fsops, Capabilities, ContainerDirs, CopyUp, Layout, LayoutEntry, LayoutError, Mounted,
-    PreparedImage, Style,
+    PreparedImage, Style, TableMounts,
 };
 use crate::image::apply::WhiteoutStyle;
 use crate::image::ImageSource;
@@ -33,6 +33,8 @@ pub static ENTRY: LayoutEntry = LayoutEntry {
         metacopy: false,
         needs_fstype: None,
         same_tree_as: None,
+        table_mounts: TableMounts::None,
+        idmap_lowers: false,
     },
     create: |config| Box::new(Plain::new(config.clone())),
 };

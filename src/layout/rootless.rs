@@ -17,10 +17,11 @@ use std::path::{Path, PathBuf};
 
 use super::{
     fsops, mount_container, mounted_overlay, overlay2, Capabilities, ContainerDirs, CopyUp, Layout,
-    LayoutConfig, LayoutEntry, LayoutError, Mounted, PreparedImage, Style,
+    LayoutConfig, LayoutEntry, LayoutError, Mounted, PreparedImage, Style, TableMounts,
 };
 use crate::image::apply::{ApplyOptions, WhiteoutStyle};
 use crate::image::ImageSource;
+use crate::isolate::MountHow;
 use crate::isolate::{BackingInfo, IsolateError, MountApi, Privilege, UsernsOverlay};
 
 /// The namespace every marker of this layout lives in.
@@ -45,6 +46,8 @@ pub static ENTRY: LayoutEntry = LayoutEntry {
         hidden_inode_per_mount: true,
         metacopy: false,
         same_tree_as: None,
+        table_mounts: TableMounts::One,
+        idmap_lowers: false,
         needs_fstype: None,
     },
     create: |config| Box::new(Rootless::new(config.clone())),
@@ -148,7 +151,7 @@ impl Layout for Rootless {
                 mount_api: MountApi::New,
                 ..self.config.clone()
             };
-            return mount_container(&config, lowers, None, c);
+            return mount_container(&config, lowers, None, c, &MountHow::default());
         }
         let lower_paths = lowers
             .iter()
@@ -198,7 +201,7 @@ impl Layout for Rootless {
                 ),
             }));
         }
-        Ok(mounted_overlay(c, m))
+        Ok(mounted_overlay(c, m, true))
     }
 
     fn notes(&self) -> Vec<String> {

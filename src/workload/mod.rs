@@ -13,6 +13,7 @@ pub mod import;
 pub mod inodes;
 pub mod lookup;
 pub mod page_cache;
+pub mod storm;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -35,6 +36,7 @@ pub static WORKLOADS: &[&WorkloadEntry] = &[
     &inodes::ENTRY,
     &page_cache::ENTRY,
     &import::ENTRY,
+    &storm::ENTRY,
 ];
 
 /// What the rest of the tool knows about a workload, without naming it.
@@ -53,6 +55,25 @@ pub struct WorkloadEntry {
     pub gate: &'static (dyn GateRules + Sync),
     /// The per-unit costs a capacity plan projects from, if this workload measures them.
     pub costs: Option<&'static (dyn CostSource + Sync)>,
+    /// Lines a capacity plan prints from this workload's results, if it has any to say.
+    pub plan_notes: Option<&'static (dyn PlanNotes + Sync)>,
+}
+
+/// A workload whose results say something a capacity plan should print beside
+/// its projection (e.g. how long the fleet's containers take to start at once).
+pub trait PlanNotes {
+    /// Lines for a plan of `fleet` on `backing`, read from `report`; none when
+    /// the report holds no results of this workload.
+    fn plan_notes(&self, report: &Report, fleet: &Fleet, backing: &str) -> Vec<String>;
+}
+
+/// Every registered workload's lines for a plan of `fleet`, from `report`.
+pub fn plan_notes(report: &Report, fleet: &Fleet, backing: &str) -> Vec<String> {
+    WORKLOADS
+        .iter()
+        .filter_map(|w| w.plan_notes)
+        .flat_map(|n| n.plan_notes(report, fleet, backing))
+        .collect()
 }
 
 /// A workload that measures what a capacity plan projects from: per-unit inode
@@ -189,6 +210,8 @@ pub struct WorkloadOptions {
     pub inodes: inodes::Options,
     /// page-cache.
     pub page_cache: page_cache::Options,
+    /// storm.
+    pub storm: storm::Options,
 }
 
 /// A workload resolved for one run.

@@ -50,7 +50,9 @@ fn doctor_reports_hostile_configs_without_crashing() {
         cs.error.as_deref().is_some_and(|e| e.contains("too large")),
         "{cs:?}"
     );
-    assert_eq!(r.recommendation.choice, "overlay2");
+    // No store and an unreadable daemon.json: a new host gets containerd's
+    // snapshotter, Docker 29's default store.
+    assert_eq!(r.recommendation.choice, "containerd");
     // The same valid file's removed option is flagged.
     std::fs::write(etc.join("docker/daemon.json"), r#"{"storage-driver":"overlay","storage-opts":["overlay2.override_kernel_check=true"],"unknown":1}"#)
         .expect("w");
@@ -108,6 +110,106 @@ fn doctor_probes_features_by_mounting() {
     assert_clean(d.path());
 }
 
+/// Every stack is assessed from a probe that mounted it the way its engine
+/// does, each runnable stack's reasons cite a figure measured here, and the
+/// choice is among the runnable ones. Overlay's own stacks must work on any
+/// host the suite runs on; the others (btrfs, EROFS, FUSE: kernel features)
+/// are skipped visibly, with the probe's own reason, where this host lacks them.
+fn doctor_probes_every_stack_and_cites_figures() {
+    let d = tmp();
+    let out = bin()
+        .args(["doctor", "--json", "--from", "reports/example"])
+        .arg("--path")
+        .arg(d.path())
+        .arg("--config-root")
+        .arg(d.path())
+        .output()
+        .expect("runs");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: overlaybench::doctor::DoctorReport =
+        serde_json::from_slice(&out.stdout).expect("strict JSON");
+    let rec = &r.recommendation;
+    let names: Vec<&str> = rec.stacks.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "containerd",
+            "overlay2",
+            "rootless",
+            "fuse-overlayfs",
+            "btrfs",
+            "erofs",
+            "composefs",
+            "overlay",
+            "plain"
+        ]
+    );
+    for st in &rec.stacks {
+        let must = matches!(
+            st.name.as_str(),
+            "containerd" | "overlay2" | "rootless" | "overlay" | "plain"
+        );
+        match st.runnable {
+            Some(true) => {}
+            other if !must => {
+                eprintln!(
+                    "SKIP stack {}: runnable {other:?}: {}",
+                    st.name,
+                    st.reasons
+                        .iter()
+                        .map(|r| r.text.as_str())
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                );
+                continue;
+            }
+            other => panic!(
+                "{} must run on any host: {other:?} {:?}",
+                st.name, st.reasons
+            ),
+        }
+        if st.name != "plain" {
+            assert!(
+                st.mount_us.is_some_and(|us| us > 0),
+                "{} was not mounted by its own probe: {st:?}",
+                st.name
+            );
+            assert!(
+                st.reasons.iter().any(|r| r.figure.contains(".mount_us = ")),
+                "{}: no reason cites its measured mount time: {:?}",
+                st.name,
+                st.reasons
+            );
+        }
+    }
+    assert!(
+        rec.stacks
+            .iter()
+            .any(|s| s.name == rec.choice && s.runnable == Some(true)),
+        "the choice {} is not a runnable stack",
+        rec.choice
+    );
+    assert!(rec.reasons.iter().all(|r| !r.figure.is_empty()));
+    // The example report was measured elsewhere: shown, never used to choose.
+    let ev = rec.evidence.as_ref().expect("the --from report's evidence");
+    assert!(!ev.layouts.is_empty(), "{ev:?}");
+    if !ev.same_kernel {
+        assert!(
+            rec.reasons
+                .iter()
+                .any(|r| r.text.contains("not this host's")),
+            "{:?}",
+            rec.reasons
+        );
+    }
+    assert_clean(d.path());
+}
+
 /// This module's tests, each with whether it needs root.
 pub fn tests() -> Vec<(&'static str, bool, fn())> {
     vec![
@@ -125,6 +227,11 @@ pub fn tests() -> Vec<(&'static str, bool, fn())> {
             "doctor::doctor_probes_features_by_mounting",
             true,
             doctor_probes_features_by_mounting,
+        ),
+        (
+            "doctor::doctor_probes_every_stack_and_cites_figures",
+            true,
+            doctor_probes_every_stack_and_cites_figures,
         ),
     ]
 }

@@ -20,6 +20,7 @@ mod plan;
 mod realimage;
 mod report;
 mod run;
+mod storm;
 mod workloads;
 
 use std::path::{Path, PathBuf};
@@ -100,6 +101,7 @@ fn main() {
         run::tests(),
         isolation::tests(),
         workloads::tests(),
+        storm::tests(),
         plan::tests(),
         doctor::tests(),
         hostile::tests(),

@@ -21,6 +21,7 @@ mod mounts;
 mod realimage;
 mod registry;
 mod stacks;
+mod storm;
 
 use libtest_mimic::{Arguments, Trial};
 
@@ -45,6 +46,7 @@ fn main() {
         image_capacity::tests(),
         claims::tests(),
         stacks::tests(),
+        storm::tests(),
     ]
     .into_iter()
     .flatten()

@@ -32,6 +32,7 @@ pub static ENTRY: WorkloadEntry = WorkloadEntry {
     section: &render::CopyUpSection,
     gate: &Rules,
     costs: None,
+    plan_notes: None,
 };
 
 fn build(b: &BuildContext<'_>) -> Result<Box<dyn Workload>, ParamError> {

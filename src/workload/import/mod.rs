@@ -30,6 +30,7 @@ pub static ENTRY: WorkloadEntry = WorkloadEntry {
     config_key: "import",
     build,
     section: &render::ImportSection,
+    plan_notes: None,
     gate: &Rules,
     costs: None,
 };

@@ -41,6 +41,7 @@ pub static ENTRY: WorkloadEntry = WorkloadEntry {
     section: &render::InodesSection,
     gate: &Rules,
     costs: Some(&Costs),
+    plan_notes: None,
 };
 
 fn build(b: &BuildContext<'_>) -> Result<Box<dyn Workload>, ParamError> {

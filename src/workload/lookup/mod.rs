@@ -37,6 +37,7 @@ pub static ENTRY: WorkloadEntry = WorkloadEntry {
     section: &render::LookupSection,
     gate: &Rules,
     costs: None,
+    plan_notes: None,
 };
 
 fn build(b: &BuildContext<'_>) -> Result<Box<dyn Workload>, ParamError> {
