@@ -14,7 +14,9 @@ use crate::input::canonical_for_creation;
 use crate::isolate::{self, BackingKind, MountApi};
 use crate::layout;
 use crate::report::OutDir;
-use crate::workload::{self, BuildContext, Footprint, ParamError, Workload, WorkloadOptions};
+use crate::workload::{
+    self, BuildContext, Footprint, ImageFootprint, ParamError, Workload, WorkloadOptions,
+};
 
 pub use crate::workload::Suite;
 
@@ -114,6 +116,8 @@ pub struct RunRequest {
     pub images: Vec<String>,
     /// How to open them (platform, insecure loopback registry).
     pub image_options: OpenOptions,
+    /// Measure the images only: skip the synthetic cases.
+    pub image_only: bool,
 }
 
 /// Bad input for a run.
@@ -170,6 +174,8 @@ pub struct RunConfig {
     pub images: Vec<ImageRef>,
     /// How to open them.
     pub image_options: OpenOptions,
+    /// The synthetic cases are skipped (`--image-only`).
+    pub image_only: bool,
     /// Also check Docker's storage-driver claims on each backing (after the workloads).
     pub claims: bool,
 }
@@ -276,6 +282,11 @@ impl TryFrom<RunRequest> for RunConfig {
             .iter()
             .map(|s| ImageRef::parse(s))
             .collect::<Result<Vec<_>, _>>()?;
+        if r.image_only && images.is_empty() {
+            return Err(ConfigError::Invalid(
+                "--image-only needs at least one --image SRC to measure".into(),
+            ));
+        }
         let selected: Vec<&'static str> = entries.iter().map(|e| e.name).collect();
         let backing_names: Vec<String> = backings.iter().map(ToString::to_string).collect();
         let ctx = BuildContext {
@@ -284,6 +295,8 @@ impl TryFrom<RunRequest> for RunConfig {
             backings: &backing_names,
             selected: &selected,
             seed: r.seed,
+            images: images.len(),
+            synthetic: !r.image_only,
         };
         let workloads: Vec<Box<dyn Workload>> = entries
             .iter()
@@ -292,7 +305,7 @@ impl TryFrom<RunRequest> for RunConfig {
         if let Some(size) = r.fs_size {
             // The images' own size is checked when they are opened (their
             // manifests are read then, not here).
-            let needed = footprint(&workloads, layouts.len(), 0).bytes;
+            let needed = footprint(&workloads, layouts.len(), &ImageFootprint::default()).bytes;
             if size < needed {
                 return Err(ParamError::range(
                     "--fs-size",
@@ -322,16 +335,21 @@ impl TryFrom<RunRequest> for RunConfig {
             progress: r.progress,
             images,
             image_options: r.image_options,
+            image_only: r.image_only,
             claims: r.claims,
         })
     }
 }
 
 /// The largest room any of `workloads` needs with `layouts` layouts and the
-/// user's images (`image_bytes` unpacked).
-pub fn footprint(workloads: &[Box<dyn Workload>], layouts: usize, image_bytes: u64) -> Footprint {
+/// user's images (what their layers hold, stored and flattened).
+pub fn footprint(
+    workloads: &[Box<dyn Workload>],
+    layouts: usize,
+    images: &ImageFootprint,
+) -> Footprint {
     workloads.iter().fold(Footprint::default(), |acc, w| {
-        let f = w.footprint(layouts, image_bytes);
+        let f = w.footprint(layouts, images);
         Footprint {
             bytes: acc.bytes.max(f.bytes),
             inodes: acc.inodes.max(f.inodes),
@@ -419,6 +437,7 @@ impl RunConfig {
                     .collect::<Vec<_>>()),
             );
             m.insert("platform".into(), json!(self.image_options.platform));
+            m.insert("image_only".into(), json!(self.image_only));
         }
         m.insert("claims".into(), json!(self.claims));
         for w in &self.workloads {
@@ -450,6 +469,7 @@ mod tests {
             options: WorkloadOptions::default(),
             images: Vec::new(),
             image_options: OpenOptions::default(),
+            image_only: false,
         }
     }
 
@@ -500,6 +520,18 @@ mod tests {
         let err = RunConfig::try_from(r).err().expect("refused");
         assert_eq!(err.class(), ErrorClass::Usage);
         assert!(err.to_string().contains("nonsense"), "{err}");
+    }
+
+    #[test]
+    fn image_only_needs_an_image() {
+        let mut r = request();
+        r.image_only = true;
+        let err = RunConfig::try_from(r).err().expect("refused");
+        assert!(err.to_string().contains("--image-only"), "{err}");
+        let mut r = request();
+        r.image_only = true;
+        r.images = vec!["oci:/x:t".into()];
+        assert!(RunConfig::try_from(r).is_ok());
     }
 
     #[test]

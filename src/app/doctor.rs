@@ -21,6 +21,12 @@ pub struct DoctorConfig {
     pub config_root: PathBuf,
     /// Skip the mount probes.
     pub no_probe: bool,
+    /// Images to profile layer by layer (`--image`), as given.
+    pub images: Vec<String>,
+    /// How to open them.
+    pub image_options: crate::image::source::OpenOptions,
+    /// Profile the images of the inventoried store too.
+    pub store_images: bool,
     /// A `run` report whose figures the recommendation may use.
     pub from: Option<PathBuf>,
 }
@@ -89,6 +95,19 @@ pub fn doctor(
         }
         None => None,
     };
+    // Images are read before the probes: those cover a directory with their
+    // tmpfs, and every host file must be read first.
+    let mut images: Vec<doctor::images::DoctorImage> = cfg
+        .images
+        .iter()
+        .map(|r| doctor::images::profile(r, "--image", &cfg.image_options))
+        .collect();
+    let mut store_images_left_out = 0;
+    if let (true, Some(dir), false) = (cfg.store_images, &store_root, stores.is_empty()) {
+        let (found, left_out) = doctor::images::store_images(dir);
+        images.extend(found);
+        store_images_left_out = left_out;
+    }
     let mut kernel = doctor::kernel_facts(Path::new("/"));
     if cfg.no_probe {
         kernel.probe_error = Some("skipped (--no-probe)".into());
@@ -116,6 +135,8 @@ pub fn doctor(
         stores,
         checks,
         recommendation,
+        images,
+        store_images_left_out,
         notes,
     })
 }

@@ -1,10 +1,16 @@
 //! `overlaybench plan`: a capacity projection per layout, from per-unit costs
-//! read from an inodes report or measured now on fresh scratch filesystems.
+//! read from an inodes report or measured now on fresh scratch filesystems —
+//! of a synthetic fleet, or of copies of the user's own images (`--image`),
+//! from what each of their layers really costs.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::AppError;
+use crate::capacity::images::{self as cap_images, ImageDemand};
 use crate::capacity::{self, Filesystem, Fleet, PlanReport};
+use crate::image::source::{self, ImageRef, OpenOptions};
+use crate::image::IndexedImage;
 use crate::input::{canonical_existing, canonical_for_creation};
 use crate::isolate::{BackingKind, Privilege, ScratchRequest};
 use crate::layout::{self, LayoutConfig, MAX_LOWER_LAYERS};
@@ -46,6 +52,27 @@ pub struct PlanRequest {
     pub force: bool,
     /// Image seed.
     pub seed: u64,
+    /// The user's images (`--image`): plan for copies of them instead of a synthetic fleet.
+    pub images: Vec<String>,
+    /// How to open them.
+    pub image_options: OpenOptions,
+    /// Images of each one's shape (`--count`): one value for all, or one per image.
+    pub counts: Vec<u64>,
+    /// Bottom layers the copies of each share (`--shared-layers`): one value
+    /// for all, or one per image; default: the layers it shares with the
+    /// other images given (by chain id), else none.
+    pub shared_layers: Vec<usize>,
+}
+
+/// One of the user's images in a plan: its reference, and how many copies.
+#[derive(Debug, Clone)]
+pub struct PlannedImage {
+    /// The reference, parsed.
+    pub reference: ImageRef,
+    /// Images of its shape.
+    pub copies: u64,
+    /// Bottom layers the copies share; `None` = decided from the images once opened.
+    pub shared_layers: Option<usize>,
 }
 
 /// A validated plan request.
@@ -69,6 +96,22 @@ pub struct PlanConfig {
     pub out: OutDir,
     /// Image seed.
     pub seed: u64,
+    /// The user's images, when the plan is for them.
+    pub images: Vec<PlannedImage>,
+    /// How to open them.
+    pub image_options: OpenOptions,
+}
+
+/// `values` spread over `n` images: none (all `default`), one for all, or one each.
+fn per_image<T: Clone>(values: &[T], n: usize, flag: &str) -> Result<Vec<Option<T>>, AppError> {
+    match values.len() {
+        0 => Ok(vec![None; n]),
+        1 => Ok(vec![Some(values[0].clone()); n]),
+        k if k == n => Ok(values.iter().cloned().map(Some).collect()),
+        k => Err(AppError::Usage(format!(
+            "{k} {flag} values for {n} --image: give one {flag} for all images, or one per --image, in order"
+        ))),
+    }
 }
 
 impl TryFrom<PlanRequest> for PlanConfig {
@@ -93,6 +136,32 @@ impl TryFrom<PlanRequest> for PlanConfig {
             );
         }
         let backing = r.backing.parse::<BackingKind>().map_err(AppError::Usage)?;
+        if r.images.is_empty() && !(r.counts.is_empty() && r.shared_layers.is_empty()) {
+            return Err(AppError::Usage(
+                "--count and --shared-layers describe copies of an --image SRC; give the image"
+                    .into(),
+            ));
+        }
+        let refs = crate::workload::dedup_keep_order(&r.images);
+        let counts = per_image(&r.counts, refs.len(), "--count")?;
+        let shared = per_image(&r.shared_layers, refs.len(), "--shared-layers")?;
+        let images = refs
+            .iter()
+            .zip(counts.into_iter().zip(shared))
+            .map(|(given, (count, shared))| {
+                let copies = count.unwrap_or(1);
+                if copies == 0 {
+                    return Err(AppError::Usage(format!(
+                        "--count 0 for {given}: give at least 1"
+                    )));
+                }
+                Ok(PlannedImage {
+                    reference: ImageRef::parse(given)?,
+                    copies,
+                    shared_layers: shared,
+                })
+            })
+            .collect::<Result<Vec<_>, AppError>>()?;
         let layouts = r
             .layouts
             .iter()
@@ -166,6 +235,8 @@ impl TryFrom<PlanRequest> for PlanConfig {
             scratch: canonical_for_creation("--scratch", &r.scratch)?,
             out,
             seed: r.seed,
+            images,
+            image_options: r.image_options,
         })
     }
 }
@@ -185,6 +256,10 @@ pub fn plan(cfg: &PlanConfig, privilege: Option<Privilege>) -> Result<PlanOutcom
     let backing = cfg.backing.to_string();
     let source = workload::cost_source()
         .ok_or_else(|| AppError::Usage("no registered workload measures per-unit costs".into()))?;
+    if !cfg.images.is_empty() {
+        let report = plan_images(cfg, privilege, source)?;
+        return write_plan(cfg, report);
+    }
     let mut notes = Vec::new();
     let (costs, costs_source) = match (&cfg.from, privilege) {
         (Some(from), _) => {
@@ -198,29 +273,7 @@ pub fn plan(cfg: &PlanConfig, privilege: Option<Privilege>) -> Result<PlanOutcom
             (costs, format!("inodes results in {shown}"))
         }
         (None, Some(privilege)) => {
-            let config = LayoutConfig {
-                mount_api: crate::config::MountApiChoice::Auto.resolve(),
-                options: Vec::new(),
-                privilege,
-            };
-            // A layout this host cannot run is left out, saying why (exit 3 when
-            // none is left).
-            let mut layouts = Vec::new();
-            for l in cfg
-                .layouts
-                .iter()
-                .filter_map(|n| layout::create(n, &config))
-            {
-                match l.host_support() {
-                    Ok(()) => layouts.push(l),
-                    Err(e) if cfg.layouts.len() == 1 => return Err(e.into()),
-                    Err(e) => eprintln!("plan: skipped: {e}"),
-                }
-            }
-            eprintln!(
-                "measuring per-unit costs on a fresh {backing} per layout (2 images of {} layers)…",
-                cfg.fleet.layers
-            );
+            let layouts = plan_layouts(cfg, privilege)?;
             let like = ScratchRequest {
                 root: cfg.scratch.clone(),
                 kind: cfg.backing.clone(),
@@ -245,12 +298,152 @@ pub fn plan(cfg: &PlanConfig, privilege: Option<Privilege>) -> Result<PlanOutcom
         schema_version: 1,
         kind: "plan".into(),
         layouts: capacity::project(&cfg.fleet, &cfg.filesystem, &costs),
-        fleet: cfg.fleet.clone(),
+        fleet: Some(cfg.fleet.clone()),
+        images: Vec::new(),
         filesystem: cfg.filesystem.clone(),
         costs_source,
         costs_backing: backing,
+        image_costs: Vec::new(),
         notes,
     };
+    write_plan(cfg, report)
+}
+
+/// The layouts of the plan, made with this host's mount API; a layout this
+/// host cannot run is left out, saying why (exit 3 when it was the only one).
+fn plan_layouts(
+    cfg: &PlanConfig,
+    privilege: Privilege,
+) -> Result<Vec<Box<dyn crate::layout::Layout>>, AppError> {
+    let config = LayoutConfig {
+        mount_api: crate::config::MountApiChoice::Auto.resolve(),
+        options: Vec::new(),
+        privilege,
+    };
+    let mut layouts = Vec::new();
+    for l in cfg
+        .layouts
+        .iter()
+        .filter_map(|n| layout::create(n, &config))
+    {
+        match l.host_support() {
+            Ok(()) => layouts.push(l),
+            Err(e) if cfg.layouts.len() == 1 => return Err(e.into()),
+            Err(e) => eprintln!("plan: skipped: {e}"),
+        }
+    }
+    Ok(layouts)
+}
+
+/// The plan for copies of the user's images: opened (and read once, every
+/// layer verified), each layer's cost measured on a fresh filesystem per
+/// layout (or read from a report), then projected.
+fn plan_images(
+    cfg: &PlanConfig,
+    privilege: Option<Privilege>,
+    source: &dyn workload::CostSource,
+) -> Result<PlanReport, AppError> {
+    let backing = cfg.backing.to_string();
+    let images: Vec<Arc<IndexedImage>> = cfg
+        .images
+        .iter()
+        .map(|p| {
+            source::open(&p.reference, &cfg.image_options)
+                .map(|s| Arc::new(IndexedImage::new(Arc::from(s))))
+        })
+        .collect::<Result<_, _>>()?;
+    let demand: Vec<ImageDemand> = cfg
+        .images
+        .iter()
+        .zip(&images)
+        .enumerate()
+        .map(|(i, (p, img))| {
+            let d = ImageDemand {
+                reference: img.reference().to_string(),
+                layers: img.info().layers.len(),
+                copies: p.copies,
+                shared_layers: p
+                    .shared_layers
+                    .unwrap_or_else(|| shared_with_others(&images, i)),
+                containers: cfg.fleet.containers,
+            };
+            d.validate().map_err(|e| AppError::Usage(e.to_string()))?;
+            Ok(d)
+        })
+        .collect::<Result<_, AppError>>()?;
+    let (costs, costs_source) = match (&cfg.from, privilege) {
+        (Some(from), _) => {
+            let report = report::read_report(from)?;
+            (
+                source.images_from_report(&report, &images, &backing)?,
+                format!(
+                    "real-image inodes results in {}",
+                    cfg.from_shown
+                        .clone()
+                        .unwrap_or_else(|| from.display().to_string())
+                ),
+            )
+        }
+        (None, Some(privilege)) => {
+            let layouts = plan_layouts(cfg, privilege)?;
+            let like = ScratchRequest {
+                root: cfg.scratch.clone(),
+                kind: cfg.backing.clone(),
+                planned_bytes: 0,
+                fs_size_bytes: 0,
+                inodes: None,
+            };
+            (
+                source.measure_images(&images, &demand, cfg.fleet.writes, &layouts, &like)?,
+                format!(
+                    "measured now: every layer of every image stored layer by layer, and a container of each \
+                     writing {} files, on a fresh {backing} per layout",
+                    cfg.fleet.writes
+                ),
+            )
+        }
+        (None, None) => {
+            return Err(AppError::Usage(
+                "measuring costs needs the private mount namespace; the caller must enter it"
+                    .into(),
+            ))
+        }
+    };
+    let layouts = cap_images::project_images(&demand, &cfg.filesystem, &costs)
+        .map_err(|e| AppError::Usage(e.to_string()))?;
+    Ok(PlanReport {
+        schema_version: 1,
+        kind: "plan".into(),
+        fleet: None,
+        images: demand,
+        filesystem: cfg.filesystem.clone(),
+        costs_source,
+        costs_backing: backing,
+        layouts,
+        image_costs: costs,
+        notes: Vec::new(),
+    })
+}
+
+/// Bottom layers image `i` shares, by chain id, with another of `images`.
+fn shared_with_others(images: &[Arc<IndexedImage>], i: usize) -> usize {
+    let mine = &images[i].info().layers;
+    images
+        .iter()
+        .enumerate()
+        .filter(|(j, _)| *j != i)
+        .map(|(_, other)| {
+            mine.iter()
+                .zip(&other.info().layers)
+                .take_while(|(a, b)| a.chain_id == b.chain_id)
+                .count()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// Writes plan.json and plan.svg.
+fn write_plan(cfg: &PlanConfig, report: PlanReport) -> Result<PlanOutcome, AppError> {
     let out = cfg
         .out
         .claim(&crate::config::utc_stamp(std::time::SystemTime::now()))?;
@@ -266,17 +459,43 @@ pub fn plan(cfg: &PlanConfig, privilege: Option<Privilege>) -> Result<PlanOutcom
 }
 
 /// What `plan` prints: the fleet and filesystem, where costs came from, the
-/// table, and what the report's other results add.
+/// table — and for real images, what runs out first and when, and the
+/// per-layer costs the projection used.
 pub fn text(p: &PlanReport) -> String {
-    let mut s = format!(
-        "{} images × {} layers ({}% shared), {} containers each, on {} ({} inodes, {} free)\ncosts: {}\n{}",
-        p.fleet.images,
-        p.fleet.layers,
-        p.fleet.shared_pct,
-        p.fleet.containers,
+    let fs = format!(
+        "{} ({} inodes, {} free)",
         p.filesystem.source,
         p.filesystem.available_inodes,
-        fmt_bytes(p.filesystem.available_bytes as f64),
+        fmt_bytes(p.filesystem.available_bytes as f64)
+    );
+    let Some(f) = &p.fleet else {
+        let mut s = String::new();
+        for d in &p.images {
+            s.push_str(&format!(
+                "{} × {} ({} layers; copies share the bottom {}), {} containers each\n",
+                d.copies, d.reference, d.layers, d.shared_layers, d.containers
+            ));
+        }
+        s.push_str(&format!(
+            "on {fs}\ncosts: {}\n{}",
+            p.costs_source,
+            capacity::render::plan_table(p).to_text()
+        ));
+        for l in &p.layouts {
+            s.push_str(&format!("{}\n", capacity::render::verdict(p, l)));
+        }
+        s.push_str(&format!(
+            "\nwhat each layer costs (inodes · bytes; stored once when shared):\n{}",
+            capacity::render::image_costs_table(p).to_text()
+        ));
+        return s;
+    };
+    let mut s = format!(
+        "{} images × {} layers ({}% shared), {} containers each, on {fs}\ncosts: {}\n{}",
+        f.images,
+        f.layers,
+        f.shared_pct,
+        f.containers,
         p.costs_source,
         capacity::render::plan_table(p).to_text()
     );

@@ -16,14 +16,14 @@ use crate::claims;
 use crate::config::RunConfig;
 use crate::host::HostInfo;
 use crate::image::source;
-use crate::image::ImageSource;
+use crate::image::IndexedImage;
 use crate::isolate::{
     self, BackingKind, EvictionKind, IsolateError, Privilege, Scratch, ScratchRequest,
 };
 use crate::layout::{self, LayoutConfig};
 use crate::report::{self, Report, RunError, RunStatus, Skipped};
 use crate::stop;
-use crate::workload::{self, Footprint, Recorded, RunContext, WorkloadError};
+use crate::workload::{self, Footprint, ImageFootprint, Recorded, RunContext, WorkloadError};
 
 /// How a run ended.
 #[derive(Debug)]
@@ -122,16 +122,21 @@ pub fn run(
     let layout_count = cfg.layouts.len();
     // The user's images, opened before anything is made: a bad or unreachable
     // image is refused here (manifests and configs only; layers stream later).
-    let images: Vec<Arc<dyn ImageSource>> = cfg
+    let images: Vec<Arc<IndexedImage>> = cfg
         .images
         .iter()
-        .map(|r| source::open(r, &cfg.image_options).map(Arc::from))
+        .map(|r| {
+            source::open(r, &cfg.image_options).map(|s| Arc::new(IndexedImage::new(Arc::from(s))))
+        })
         .collect::<Result<_, _>>()?;
-    let image_bytes: u64 = images
-        .iter()
-        .map(|i| i.info().unpacked_bytes_hint().bytes)
-        .sum();
-    let planned = crate::config::footprint(&cfg.workloads, layout_count, image_bytes);
+    // Each image streamed once, now: a hostile or corrupt layer is refused
+    // before any scratch filesystem exists, and the scratch is sized from
+    // what the layers really hold (a manifest gives compressed sizes only).
+    if cfg.progress && !images.is_empty() {
+        eprintln!("reading every layer of the images (verified)…");
+    }
+    let image_room = ImageFootprint::of(&images)?;
+    let planned = crate::config::footprint(&cfg.workloads, layout_count, &image_room);
     preflight(cfg, &planned)?;
     if interrupted.load(std::sync::atomic::Ordering::Relaxed) {
         return Err(AppError::Interrupted);

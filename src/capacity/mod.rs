@@ -1,13 +1,20 @@
 //! Capacity planning: how many images (with their containers) fit on a filesystem
 //! per layout, from per-unit costs measured on the real kernel (by the inodes
 //! workload, or by `plan` itself). Projection is pure arithmetic; the honesty test
-//! checks it against real ENOSPC. `render` draws the plan.
+//! checks it against real ENOSPC. `images` projects a fleet of the user's own
+//! images from their measured per-layer costs; `render` draws either plan.
 
+pub mod images;
 pub mod render;
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+
+/// What a plan says runs out first when inodes do (`LayoutPlan::limited_by`).
+pub const INODES: &str = "inodes";
+/// What a plan says runs out first when bytes do.
+pub const BYTES: &str = "bytes";
 
 /// A fleet to plan for.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -91,8 +98,12 @@ pub struct PlanReport {
     pub schema_version: u32,
     /// Always `plan`.
     pub kind: String,
-    /// The fleet planned for.
-    pub fleet: Fleet,
+    /// The synthetic fleet planned for (absent for a plan of real images).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<Fleet>,
+    /// The real images planned for (`plan --image`), with their copies.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<images::ImageDemand>,
     /// The filesystem.
     pub filesystem: Filesystem,
     /// Where the per-unit costs come from (a report, or a measurement on a backing).
@@ -101,10 +112,84 @@ pub struct PlanReport {
     pub costs_backing: String,
     /// Per layout.
     pub layouts: Vec<LayoutPlan>,
+    /// Real images: the measured per-layer costs the projection used, per layout.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub image_costs: Vec<images::LayoutImageCosts>,
     /// What the report's other results add (e.g. how long the fleet's
     /// containers take to start at once); absent when none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+}
+
+impl PlanReport {
+    /// Images the plan asked for (synthetic images, or copies of real ones).
+    pub fn images_asked(&self) -> u64 {
+        match &self.fleet {
+            Some(f) => f.images,
+            None => self.images.iter().map(|d| d.copies).sum(),
+        }
+    }
+
+    /// Containers per image (the fleet's average for real images).
+    pub fn containers_per_image(&self) -> f64 {
+        match &self.fleet {
+            Some(f) => f.containers as f64,
+            None => {
+                let copies = self.images_asked().max(1) as f64;
+                self.images
+                    .iter()
+                    .map(|d| (d.copies * d.containers) as f64)
+                    .sum::<f64>()
+                    / copies
+            }
+        }
+    }
+
+    /// What was planned for, in a few words (chart titles, the text header).
+    pub fn describe(&self) -> String {
+        match &self.fleet {
+            Some(f) => format!(
+                "images of {} layers, {} containers each",
+                f.layers, f.containers
+            ),
+            None => {
+                let names: Vec<String> = self
+                    .images
+                    .iter()
+                    .map(|d| format!("{} × {}", d.copies, d.reference))
+                    .collect();
+                let c = self.containers_per_image();
+                let c = if c.fract() == 0.0 {
+                    format!("{c:.0}")
+                } else {
+                    format!("{c:.2}")
+                };
+                format!("{}, {c} containers each", names.join(" + "))
+            }
+        }
+    }
+}
+
+/// Units of `per` that fit in `avail` after `base`: 0 when `base` does not
+/// fit, unbounded when each unit costs nothing.
+pub(crate) fn fit(avail: u64, base: f64, per: f64) -> u64 {
+    let room = avail as f64 - base;
+    if room <= 0.0 {
+        0
+    } else if per <= 0.0 {
+        u64::MAX
+    } else {
+        (room / per).floor() as u64
+    }
+}
+
+/// `n` as a percent of `d` (infinite when `d` is 0).
+pub(crate) fn pct(n: f64, d: u64) -> f64 {
+    if d == 0 {
+        f64::INFINITY
+    } else {
+        100.0 * n / d as f64
+    }
 }
 
 /// Projects the fleet onto the filesystem for each layout.
@@ -122,29 +207,12 @@ pub fn project(
                 c.per_image_bytes + fleet.containers as f64 * c.per_container_bytes;
             let needed_inodes = c.shared_base_inodes + fleet.images as f64 * per_image_inodes;
             let needed_bytes = c.shared_base_bytes + fleet.images as f64 * per_image_bytes;
-            let fit = |avail: u64, base: f64, per: f64| -> u64 {
-                let room = avail as f64 - base;
-                if room <= 0.0 {
-                    0
-                } else if per <= 0.0 {
-                    u64::MAX
-                } else {
-                    (room / per).floor() as u64
-                }
-            };
             let by_inodes = fit(fs.available_inodes, c.shared_base_inodes, per_image_inodes);
             let by_bytes = fit(fs.available_bytes, c.shared_base_bytes, per_image_bytes);
             let (max_images, limited_by) = if by_inodes <= by_bytes {
-                (by_inodes, "inodes")
+                (by_inodes, INODES)
             } else {
-                (by_bytes, "bytes")
-            };
-            let pct = |n: f64, d: u64| {
-                if d == 0 {
-                    f64::INFINITY
-                } else {
-                    100.0 * n / d as f64
-                }
+                (by_bytes, BYTES)
             };
             LayoutPlan {
                 layout: layout.clone(),

@@ -8,6 +8,8 @@ use clap::Args;
 use overlaybench::app::doctor::{self, DoctorConfig};
 use overlaybench::isolate;
 
+use super::ImageArgs;
+
 /// `overlaybench doctor`.
 #[derive(Debug, Clone, Args)]
 pub struct DoctorArgs {
@@ -36,6 +38,14 @@ pub struct DoctorArgs {
     /// Skip the feature probes (they mount tiny overlays in a private namespace).
     #[arg(long)]
     pub no_probe: bool,
+    /// Images to profile layer by layer, from their layer streams (nothing is
+    /// mounted or written): entries, hard links, whiteouts, file sizes,
+    /// estimated inodes and disk per layer.
+    #[command(flatten)]
+    pub image: ImageArgs,
+    /// Do not profile the store's images (each of their layers is walked).
+    #[arg(long)]
+    pub no_store_images: bool,
     /// Ignored: doctor writes nothing (its probes use a private in-memory tmpfs).
     #[arg(long, hide = true)]
     pub scratch: Option<PathBuf>,
@@ -49,6 +59,9 @@ impl DoctorArgs {
             store: self.store.clone(),
             config_root: self.config_root.clone(),
             no_probe: self.no_probe,
+            images: self.image.images.clone(),
+            image_options: self.image.open_options(),
+            store_images: !self.no_store_images,
             from: self.from.clone(),
         }
     }

@@ -11,7 +11,7 @@ use overlaybench::capacity::Fleet;
 use overlaybench::isolate;
 use overlaybench::layout;
 
-use super::{one_of, parse_size};
+use super::{one_of, parse_size, ImageArgs};
 
 /// `overlaybench plan`.
 #[derive(Debug, Clone, Args)]
@@ -20,21 +20,69 @@ pub struct PlanArgs {
     /// of measuring them now; its layers/files/dirs per layer and backing must match.
     #[arg(long)]
     pub from: Option<PathBuf>,
-    /// Images in the fleet.
-    #[arg(allow_negative_numbers = true, long, default_value_t = 100)]
+    /// Images in the fleet (synthetic; with --image use --count).
+    #[arg(
+        allow_negative_numbers = true,
+        long,
+        default_value_t = 100,
+        conflicts_with = "image"
+    )]
     pub images: u64,
-    /// Layers per image (1 to 500).
-    #[arg(allow_negative_numbers = true, long, default_value_t = 10)]
+    /// Layers per image (1 to 500; synthetic).
+    #[arg(
+        allow_negative_numbers = true,
+        long,
+        default_value_t = 10,
+        conflicts_with = "image"
+    )]
     pub layers: usize,
-    /// Percent of each image's layers shared by all images (the base).
-    #[arg(allow_negative_numbers = true, long, default_value_t = 60)]
+    /// Percent of each image's layers shared by all images (the base; synthetic).
+    #[arg(
+        allow_negative_numbers = true,
+        long,
+        default_value_t = 60,
+        conflicts_with = "image"
+    )]
     pub shared_pct: u32,
-    /// Files added or modified per layer.
-    #[arg(allow_negative_numbers = true, long, default_value_t = 100)]
+    /// Files added or modified per layer (synthetic).
+    #[arg(
+        allow_negative_numbers = true,
+        long,
+        default_value_t = 100,
+        conflicts_with = "image"
+    )]
     pub files_per_layer: usize,
-    /// Directories added per layer.
-    #[arg(allow_negative_numbers = true, long, default_value_t = 20)]
+    /// Directories added per layer (synthetic).
+    #[arg(
+        allow_negative_numbers = true,
+        long,
+        default_value_t = 20,
+        conflicts_with = "image"
+    )]
     pub dirs_per_layer: usize,
+    /// Plan for copies of your own images: each --image's layers are measured
+    /// (stored layer by layer, and a container of it) instead of a synthetic shape.
+    #[command(flatten)]
+    pub image: ImageArgs,
+    /// With --image: how many images of that image's shape the fleet holds —
+    /// once for every image, or once per --image, in order [1].
+    #[arg(
+        allow_negative_numbers = true,
+        long,
+        value_name = "N",
+        requires = "image"
+    )]
+    pub count: Vec<u64>,
+    /// With --image: how many bottom layers the copies of an image share (stored
+    /// once); the layers above are each copy's own — once for every image, or once
+    /// per --image, in order [the layers it shares with the other --image, else 0].
+    #[arg(
+        allow_negative_numbers = true,
+        long,
+        value_name = "K",
+        requires = "image"
+    )]
+    pub shared_layers: Vec<usize>,
     /// Containers per image.
     #[arg(allow_negative_numbers = true, long, default_value_t = 2)]
     pub containers: u64,
@@ -100,6 +148,10 @@ impl PlanArgs {
             out: self.out,
             force: self.force,
             seed: self.seed,
+            image_options: self.image.open_options(),
+            images: self.image.images,
+            counts: self.count,
+            shared_layers: self.shared_layers,
         }
     }
 }
@@ -117,10 +169,18 @@ pub fn execute(args: PlanArgs) -> anyhow::Result<i32> {
                 isolate::abandon_live_scratches,
             )
             .context("installing the signal handling")?;
-            super::out::err_line(&format!(
-                "measuring per-unit costs on a fresh {} per layout (2 images of {} layers)…",
-                cfg.backing, cfg.fleet.layers
-            ));
+            super::out::err_line(&if cfg.images.is_empty() {
+                format!(
+                    "measuring per-unit costs on a fresh {} per layout (2 images of {} layers)…",
+                    cfg.backing, cfg.fleet.layers
+                )
+            } else {
+                format!(
+                    "measuring what each layer of the {} image(s) costs, on a fresh {} per layout…",
+                    cfg.images.len(),
+                    cfg.backing
+                )
+            });
             Some(p)
         }
     };

@@ -96,6 +96,9 @@ pub struct RunArgs {
     /// copy-up: lower file page cache before the timed op [quick: cold; else cold,warm].
     #[arg(long, value_delimiter = ',', value_parser = choice::<CacheState>())]
     pub caches: Option<Vec<CacheState>>,
+    /// copy-up: how many of each --image's largest regular files are timed (1 to 100) [5].
+    #[arg(allow_negative_numbers = true, long)]
+    pub image_files: Option<usize>,
     /// inodes: layers per image, swept (comma-separated) [quick: 5,20].
     #[arg(allow_negative_numbers = true, long, value_delimiter = ',')]
     pub layers: Option<Vec<usize>>,
@@ -115,6 +118,14 @@ pub struct RunArgs {
     /// page-cache: files the cache set is split into (1 to 100000) [4].
     #[arg(allow_negative_numbers = true, long)]
     pub cache_files: Option<usize>,
+    /// page-cache: the most bytes of each --image the containers read, binary
+    /// units; its regular files in path order up to it [quick: 256M].
+    #[arg(allow_negative_numbers = true, long, value_parser = parse_size)]
+    pub read_budget: Option<u64>,
+    /// page-cache: glob patterns (paths in the image, e.g. 'usr/lib/**') choosing
+    /// which files of each --image are read [every regular file].
+    #[arg(long, num_args = 1.., value_name = "GLOB")]
+    pub read_set: Option<Vec<String>>,
     /// page-cache: numbers of different images (the same files in other layers,
     /// no layer shared) read at once, one container each [quick: 1,3].
     #[arg(long, value_delimiter = ',')]
@@ -144,6 +155,10 @@ pub struct RunArgs {
     /// The user's images.
     #[command(flatten)]
     pub image: ImageArgs,
+    /// Measure only the --image images: skip the synthetic sweeps (depths,
+    /// sizes, image sets, cache set), which vary what one image cannot.
+    #[arg(long, requires = "image")]
+    pub image_only: bool,
     /// Also check Docker's overlay storage notes on each backing after the
     /// workloads (`overlaybench claims`; under a minute with the quick suite).
     #[arg(long)]
@@ -168,6 +183,7 @@ impl RunArgs {
             progress: !self.no_progress,
             image_options: self.image.open_options(),
             images: self.image.images,
+            image_only: self.image_only,
             claims: self.claims,
             options: WorkloadOptions {
                 lookup: lookup::Options {
@@ -184,6 +200,7 @@ impl RunArgs {
                     procedures: self.procedures,
                     variants: self.variants,
                     caches: self.caches,
+                    image_files: self.image_files,
                 },
                 inodes: inodes::Options {
                     layers: self.layers,
@@ -201,6 +218,8 @@ impl RunArgs {
                     set_bytes: self.cache_set,
                     files: self.cache_files,
                     containers: self.containers,
+                    read_budget: self.read_budget,
+                    read_set: self.read_set,
                     images: self.cache_images,
                 },
                 storm: storm::Options {

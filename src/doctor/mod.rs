@@ -7,6 +7,7 @@
 
 pub mod checks;
 pub mod config;
+pub mod images;
 pub mod probe;
 pub mod recommend;
 pub mod stack_mounts;
@@ -142,9 +143,20 @@ pub struct DoctorReport {
     pub checks: Vec<Check>,
     /// The recommendation.
     pub recommendation: Recommendation,
+    /// Per-layer profiles of the images asked for (`--image`) and of the
+    /// store's images, read from their layer streams (nothing mounted).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<images::DoctorImage>,
+    /// Store images left out of `images` (beyond `images::MAX_STORE_IMAGES`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub store_images_left_out: usize,
     /// What could not be inspected (a store found but unreadable).
     #[serde(default)]
     pub notes: Vec<String>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// Kernel facts that need no mounting, from a root (normally `/`).
@@ -453,6 +465,7 @@ pub fn render_text(d: &DoctorReport) -> String {
     for n in &d.notes {
         let _ = writeln!(s, "\nnote        {n}");
     }
+    s.push_str(&images::render_text(&d.images, d.store_images_left_out));
     let _ = writeln!(
         s,
         "\nkernel      Linux {} · overlay {} ({})",

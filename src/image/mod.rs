@@ -6,14 +6,18 @@
 
 pub mod apply;
 pub mod content;
+pub mod derived;
 pub mod entry;
 mod generate;
+pub mod index;
 pub mod source;
 mod spec;
 mod synthetic;
 
+pub use derived::{Prefix, Replica};
 pub use entry::{Entry, EntryKind, EntrySink, ImageInfo, ImageSource, LayerInfo, SizeHint, Stop};
 pub use generate::{extend, generate, GeneratorParams, ImageShape, SizeRange};
+pub use index::{ImageIndex, ImageProfile, IndexedImage, LayerProfile};
 pub use spec::{Change, ImageSpec, LayerSpec, Node, NodeKind, Tree};
 pub use synthetic::SyntheticImage;
 

@@ -338,6 +338,12 @@ impl Scratch {
                         "0".into(),
                         "-E".into(),
                         "lazy_itable_init=0,lazy_journal_init=0,nodiscard".into(),
+                        // Always 4 KiB blocks, as on container hosts: below
+                        // 512 MiB mke2fs would pick 1 KiB ('small'), and a
+                        // small fill would then store small files in a quarter
+                        // of what the larger measuring fs charged.
+                        "-b".into(),
+                        "4096".into(),
                     ];
                     if let Some(n) = req.inodes {
                         args.extend(["-N".into(), n.to_string()]);

@@ -79,6 +79,8 @@ impl ReportError {
 struct ChartExporter {
     section: &'static (dyn Section + Sync),
     file_name: String,
+    /// One of the section's further charts, not its main one.
+    extra: bool,
 }
 
 impl Exporter for ChartExporter {
@@ -86,7 +88,11 @@ impl Exporter for ChartExporter {
         self.file_name.clone()
     }
     fn render(&self, report: &Report) -> Result<Vec<u8>, ReportError> {
-        self.section.chart(report)
+        if self.extra {
+            self.section.extra_chart(report, &self.file_name)
+        } else {
+            self.section.chart(report)
+        }
     }
 }
 
@@ -112,8 +118,19 @@ pub fn exporters_for(
         .collect();
     present.sort_by_key(|s| s.workload());
     for section in present {
-        if let Some(file_name) = section.chart_name() {
-            out.push(Box::new(ChartExporter { section, file_name }));
+        if let Some(file_name) = section.chart_name().filter(|_| section.has_chart(report)) {
+            out.push(Box::new(ChartExporter {
+                section,
+                file_name,
+                extra: false,
+            }));
+        }
+        for file_name in section.extra_chart_names(report) {
+            out.push(Box::new(ChartExporter {
+                section,
+                file_name,
+                extra: true,
+            }));
         }
     }
     out

@@ -48,8 +48,25 @@ pub trait Section {
     fn terminal_blocks(&self, report: &Report) -> Vec<Block>;
     /// File name of its chart, if it draws one (`lookup.svg`).
     fn chart_name(&self) -> Option<String>;
+    /// Whether this report holds what its main chart draws (a run of the
+    /// user's images only has no synthetic cases to chart); yes by default.
+    fn has_chart(&self, _report: &Report) -> bool {
+        true
+    }
     /// Its chart, as SVG bytes.
     fn chart(&self, report: &Report) -> Result<Vec<u8>, ReportError>;
+    /// File names of further charts this report holds figures for (e.g. of
+    /// the user's images); none by default.
+    fn extra_chart_names(&self, _report: &Report) -> Vec<String> {
+        Vec::new()
+    }
+    /// The further chart `name` (one of `extra_chart_names`), as SVG bytes.
+    fn extra_chart(&self, _report: &Report, name: &str) -> Result<Vec<u8>, ReportError> {
+        Err(ReportError::Render {
+            what: name.to_string(),
+            detail: "no such chart".into(),
+        })
+    }
     /// Its headline figures, one per layout and backing measured (none by default).
     fn headlines(&self, _report: &Report) -> Vec<Headline> {
         Vec::new()

@@ -76,8 +76,21 @@ pub fn backings_of(r: &Report, workload: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for c in r.cases_of(workload) {
         let b = c.param_str("backing").to_string();
-        if !out.contains(&b) {
+        // Figures read from an image's layer streams have no backing.
+        if !b.is_empty() && !out.contains(&b) {
             out.push(b);
+        }
+    }
+    out
+}
+
+/// The user's images (`image` param) a workload's cases measured, in report order.
+pub fn images_of(r: &Report, workload: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for c in r.cases_of(workload) {
+        let i = c.param_str("image");
+        if !i.is_empty() && !out.iter().any(|o| o == i) {
+            out.push(i.to_string());
         }
     }
     out

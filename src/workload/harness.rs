@@ -13,7 +13,7 @@ use indicatif::ProgressBar;
 use serde_json::Value;
 
 use crate::error::ErrorClass;
-use crate::image::ImageSource;
+use crate::image::IndexedImage;
 use crate::isolate::{EvictionKind, IsolateError, Scratch};
 use crate::layout::{Layout, LayoutError};
 use crate::report::{Case, Derived, RunError, Skipped};
@@ -26,6 +26,83 @@ pub struct Footprint {
     pub bytes: u64,
     /// Inodes used at the peak (ext4 counting: hard links are free).
     pub inodes: u64,
+}
+
+impl Footprint {
+    /// The larger of each figure.
+    pub fn max(self, other: Footprint) -> Footprint {
+        Footprint {
+            bytes: self.bytes.max(other.bytes),
+            inodes: self.inodes.max(other.inodes),
+        }
+    }
+
+    /// Both figures times `n`.
+    pub fn times(self, n: u64) -> Footprint {
+        Footprint {
+            bytes: self.bytes.saturating_mul(n),
+            inodes: self.inodes.saturating_mul(n),
+        }
+    }
+
+    /// Both figures added.
+    pub fn plus(self, other: Footprint) -> Footprint {
+        Footprint {
+            bytes: self.bytes.saturating_add(other.bytes),
+            inodes: self.inodes.saturating_add(other.inodes),
+        }
+    }
+}
+
+/// What the user's images take, estimated from their indexes (4 KiB blocks):
+/// every layer of every image stored once, as a store holds them, and one
+/// flattened copy of each (what a plain container is).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ImageFootprint {
+    /// Number of images.
+    pub count: usize,
+    /// All their layers, stored once.
+    pub stored: Footprint,
+    /// One flattened copy of each.
+    pub flat: Footprint,
+}
+
+impl ImageFootprint {
+    /// The estimate for `images`, from their indexes (built here if not yet).
+    pub fn of(images: &[Arc<IndexedImage>]) -> Result<ImageFootprint, crate::image::ImageError> {
+        let mut room = ImageFootprint {
+            count: images.len(),
+            ..Default::default()
+        };
+        for img in images {
+            let index = img.index()?;
+            let (s, f) = (index.stored_estimate(), index.flat_estimate());
+            room.stored = room.stored.plus(Footprint {
+                bytes: s.bytes,
+                inodes: s.inodes,
+            });
+            room.flat = room.flat.plus(Footprint {
+                bytes: f.bytes,
+                inodes: f.inodes,
+            });
+        }
+        Ok(room)
+    }
+
+    /// Room for one copy of the images in each of `layouts` layouts plus
+    /// `extra_flat` flattened copies, with a quarter to spare (directory
+    /// growth, journal, estimates of compressed layers).
+    pub fn room(&self, layouts: usize, extra_flat: u64) -> Footprint {
+        if self.count == 0 {
+            return Footprint::default();
+        }
+        let one = self.stored.max(self.flat);
+        let f = one.times(layouts as u64).plus(self.flat.times(extra_flat));
+        Footprint {
+            bytes: f.bytes + f.bytes / 4 + (64 << 20),
+            inodes: f.inodes + f.inodes / 4 + 10_000,
+        }
+    }
 }
 
 /// Everything measured so far in a run.
@@ -85,8 +162,9 @@ pub struct RunContext<'a> {
     pub scratch: &'a mut Scratch,
     /// Layouts in interleaving order.
     pub layouts: &'a [Box<dyn Layout>],
-    /// The user's images (`--image`), opened; empty when the run is synthetic only.
-    pub images: &'a [Arc<dyn ImageSource>],
+    /// The user's images (`--image`), opened (indexed on first use); empty
+    /// when the run is synthetic only.
+    pub images: &'a [Arc<IndexedImage>],
     /// Name of this backing (`ext4`, `xfs`, …), put in every case's params.
     pub backing: String,
     /// How cold samples are made cold on this backing.
@@ -174,4 +252,37 @@ pub fn settle(dir: &Path) -> Result<(), WorkloadError> {
     let f = File::open(dir).map_err(WorkloadError::io("opening", dir))?;
     nix::unistd::syncfs(std::os::fd::AsRawFd::as_raw_fd(&f))
         .map_err(|e| WorkloadError::io("syncfs", dir)(e.into()))
+}
+
+/// Removes `dir`, a workload's working dir where each of `layouts` keeps its
+/// stores and containers under a dir named after it (`dir/<layout>` or
+/// `dir/*/<layout>`): each layout removes those its own way first (a btrfs
+/// subvolume is deleted, not emptied file by file), then the rest goes, and
+/// every layout's removals are settled (btrfs frees space in the background)
+/// so what runs next sizes itself on really free space.
+pub fn remove_workdir(layouts: &[Box<dyn Layout>], dir: &Path) -> Result<(), WorkloadError> {
+    if !dir.exists() {
+        return Ok(());
+    }
+    let mut parents = vec![dir.to_path_buf()];
+    for e in std::fs::read_dir(dir).map_err(WorkloadError::io("reading dir", dir))? {
+        let e = e.map_err(WorkloadError::io("reading dir", dir))?;
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            parents.push(e.path());
+        }
+    }
+    for l in layouts {
+        for p in &parents {
+            let own = p.join(l.name());
+            if own.exists() {
+                l.remove_store(&own)?;
+            }
+        }
+    }
+    std::fs::remove_dir_all(dir).map_err(WorkloadError::io("removing", dir))?;
+    let settle_at = dir.parent().unwrap_or(dir);
+    for l in layouts {
+        l.settle_removals(settle_at)?;
+    }
+    Ok(())
 }

@@ -16,15 +16,18 @@ pub mod page_cache;
 pub mod storm;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
+use crate::capacity::images::{ImageDemand, LayoutImageCosts};
 use crate::capacity::{Fleet, UnitCosts};
 use crate::compare::GateRules;
 use crate::error::ErrorClass;
+use crate::image::IndexedImage;
 use crate::isolate::ScratchRequest;
 use crate::layout::Layout;
 use crate::report::{Report, Section};
 
-pub use harness::{Footprint, Recorded, RunContext, WorkloadError};
+pub use harness::{Footprint, ImageFootprint, Recorded, RunContext, WorkloadError};
 
 /// The registry: one line per workload, in report order.
 pub static WORKLOADS: &[&WorkloadEntry] = &[
@@ -93,6 +96,26 @@ pub trait CostSource {
         layouts: &[Box<dyn Layout>],
         like: &ScratchRequest,
     ) -> Result<BTreeMap<String, UnitCosts>, WorkloadError>;
+    /// Measures what each layer of each of the user's `images` (and a
+    /// container of each, writing `writes` files) adds, per layout, each
+    /// layout on a fresh scratch filesystem made like `like`. `demand` is in
+    /// the order of `images`.
+    fn measure_images(
+        &self,
+        images: &[Arc<IndexedImage>],
+        demand: &[ImageDemand],
+        writes: usize,
+        layouts: &[Box<dyn Layout>],
+        like: &ScratchRequest,
+    ) -> Result<Vec<LayoutImageCosts>, WorkloadError>;
+    /// The same costs as a report's real-image results recorded them (every
+    /// layer found by chain id, on `backing`), or a refusal naming what is missing.
+    fn images_from_report(
+        &self,
+        report: &Report,
+        images: &[Arc<IndexedImage>],
+        backing: &str,
+    ) -> Result<Vec<LayoutImageCosts>, CostsError>;
 }
 
 /// Why per-unit costs could not be taken from a report.
@@ -169,6 +192,10 @@ pub struct BuildContext<'a> {
     pub selected: &'a [&'static str],
     /// Image seed.
     pub seed: u64,
+    /// How many of the user's images (`--image`) the run measures.
+    pub images: usize,
+    /// Whether the synthetic cases run too (false with `--image-only`).
+    pub synthetic: bool,
 }
 
 /// Every workload's options as the user gave them (all optional: the suite fills
@@ -194,9 +221,9 @@ pub trait Workload: Send + Sync {
     /// Its resolved parameters, as written to the report's config.
     fn params_json(&self) -> serde_json::Value;
     /// Scratch space it needs with `layouts` layouts and the user's images
-    /// (`image_bytes`: what they unpack to, from their manifests), checked
-    /// before anything is made.
-    fn footprint(&self, layouts: usize, image_bytes: u64) -> Footprint;
+    /// (what they take stored and flattened, estimated from their indexes),
+    /// checked before anything is made.
+    fn footprint(&self, layouts: usize, images: &ImageFootprint) -> Footprint;
     /// Progress steps it will report with these layouts.
     fn steps(&self, layouts: &[Box<dyn Layout>]) -> u64;
     /// Builds its fixtures, measures, and records cases and derived figures.

@@ -12,8 +12,12 @@ mod common;
 mod compare;
 mod doctor;
 mod hostile;
+mod images;
 mod isolation;
 mod plan;
+#[path = "../common/realimage.rs"]
+#[allow(dead_code)]
+mod realimage;
 mod report;
 mod run;
 mod storm;
@@ -104,6 +108,7 @@ fn main() {
         compare::tests(),
         report::tests(),
         claims::tests(),
+        images::tests(),
     ]
     .into_iter()
     .flatten()
@@ -115,5 +120,8 @@ fn main() {
         .with_ignored_flag(needs_root && !root)
     })
     .collect();
-    libtest_mimic::run(&args, trials).exit();
+    let conclusion = libtest_mimic::run(&args, trials);
+    // The shared image fixture lives in a static, which is never dropped.
+    images::remove_fixture();
+    conclusion.exit();
 }

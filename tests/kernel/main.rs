@@ -13,8 +13,12 @@ mod copy_up;
 mod differential;
 mod doctor;
 mod hostile;
+mod image_capacity;
 mod images;
 mod mounts;
+#[path = "../common/realimage.rs"]
+#[allow(dead_code)]
+mod realimage;
 mod registry;
 mod stacks;
 mod storm;
@@ -39,6 +43,7 @@ fn main() {
         images::tests(),
         hostile::tests(),
         registry::tests(),
+        image_capacity::tests(),
         claims::tests(),
         stacks::tests(),
         storm::tests(),

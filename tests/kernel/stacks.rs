@@ -331,6 +331,8 @@ fn import_workload_converts_the_real_image() -> Result<(), Failed> {
         backings: &[],
         selected: &[import::NAME],
         seed: 1,
+        images: 1,
+        synthetic: true,
     })?;
     let mut out = Recorded::default();
     let progress = indicatif::ProgressBar::hidden();
@@ -339,7 +341,9 @@ fn import_workload_converts_the_real_image() -> Result<(), Failed> {
     let mut ctx = RunContext {
         scratch: &mut scratch,
         layouts: &layouts,
-        images: std::slice::from_ref(&real),
+        images: &[std::sync::Arc::new(overlaybench::image::IndexedImage::new(
+            real.clone(),
+        ))],
         backing: "ext4".into(),
         eviction,
         progress: &progress,

@@ -93,6 +93,28 @@ fn name_matches(wanted: &str, name: &str) -> bool {
     norm(wanted) == norm(name)
 }
 
+/// The images of the overlay store at `root`, as `containers-storage:[ROOT]NAME`
+/// references (the first name of each, or its id when it has none); `None`
+/// when `root` holds no containers-storage overlay store.
+pub(crate) fn list(root: &Path) -> Result<Option<Vec<String>>, SourceError> {
+    let images_path = root.join("overlay-images/images.json");
+    if !images_path.is_file() {
+        return Ok(None);
+    }
+    let images: Vec<StoreImage> =
+        serde_json::from_slice(&read_store_file(&images_path, "images.json")?)
+            .map_err(|e| SourceError::malformed("images.json", images_path.display(), e))?;
+    Ok(Some(
+        images
+            .iter()
+            .map(|i| {
+                let name = i.names.first().cloned().unwrap_or_else(|| i.id.clone());
+                format!("containers-storage:[{}]{name}", root.display())
+            })
+            .collect(),
+    ))
+}
+
 pub(crate) fn open(
     reference: &str,
     root: Option<&Path>,

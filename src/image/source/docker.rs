@@ -39,6 +39,29 @@ fn small_text(path: &Path, what: &'static str) -> Result<String, SourceError> {
         .map_err(|e| SourceError::malformed(what, path.display(), e))
 }
 
+/// The tagged images of the Docker data root `root` (overlay2 image store),
+/// as `docker:ROOT:NAME` references; `None` when it has no such store.
+pub(crate) fn list(root: &Path) -> Result<Option<Vec<String>>, SourceError> {
+    let repos_path = root.join("image/overlay2/repositories.json");
+    if !repos_path.is_file() {
+        return Ok(None);
+    }
+    let repos: Repositories =
+        serde_json::from_slice(&read_store_file(&repos_path, "repositories.json")?)
+            .map_err(|e| SourceError::malformed("repositories.json", repos_path.display(), e))?;
+    let mut out: Vec<String> = Vec::new();
+    let mut ids: Vec<&String> = Vec::new();
+    for (name, id) in repos.repositories.values().flat_map(|m| m.iter()) {
+        // One reference per image: its first tag (a digest reference names the same image).
+        if name.contains('@') || ids.contains(&id) {
+            continue;
+        }
+        ids.push(id);
+        out.push(format!("docker:{}:{}", root.display(), familiar(name)));
+    }
+    Ok(Some(out))
+}
+
 pub(crate) fn open(reference: &str, root: &Path, name: &str) -> Result<DirImage, SourceError> {
     let image_root = root.join("image/overlay2");
     let repos_path = image_root.join("repositories.json");

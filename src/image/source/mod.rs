@@ -109,6 +109,26 @@ pub fn open(
     }
 }
 
+/// The images a store holds, as references `open` takes: a Docker data root
+/// (`docker:ROOT:NAME`) or a containers-storage root
+/// (`containers-storage:[ROOT]NAME`). `store` may also be the driver
+/// directory inside one (`…/overlay2`, `…/overlay`). Empty when it is neither.
+pub fn store_images(store: &Path) -> Result<Vec<String>, SourceError> {
+    let mut roots = vec![store.to_path_buf()];
+    if let Some(parent) = store.parent() {
+        roots.push(parent.to_path_buf());
+    }
+    for root in roots {
+        if let Some(refs) = docker::list(&root)? {
+            return Ok(refs);
+        }
+        if let Some(refs) = containers_storage::list(&root)? {
+            return Ok(refs);
+        }
+    }
+    Ok(Vec::new())
+}
+
 /// Why an image could not be opened or one of its layers read. Every variant
 /// names the reference, file, digest or entry concerned.
 #[derive(Debug, thiserror::Error)]

@@ -107,16 +107,17 @@ pub struct View {
 }
 
 impl View {
-    /// The typed view of a case's params (None for another workload's).
+    /// The typed view of a case's params (None for another workload's, or
+    /// for one about the user's images: see `ImageView`).
     pub fn of_case(c: &Case) -> Option<View> {
-        (c.workload == NAME)
+        (c.workload == NAME && !c.params.contains_key("image"))
             .then(|| parse_params(&c.params))
             .flatten()
     }
 
     /// The typed view of a derived figure's params.
     pub fn of_derived(d: &Derived) -> Option<View> {
-        (d.workload == NAME)
+        (d.workload == NAME && !d.params.contains_key("image"))
             .then(|| parse_params(&d.params))
             .flatten()
     }
@@ -207,6 +208,140 @@ pub fn record(out: &mut Recorded, backing: &str, samples: BTreeMap<Key, Vec<f64>
                 id(&reference),
             ));
         }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The user's images.
+
+/// The report's params of a copy-up case or derived figure about one of the
+/// user's images, typed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageView {
+    /// Backing filesystem.
+    pub backing: String,
+    /// The image's reference.
+    pub image: String,
+    /// The file's path in the image (absent on fits over the files).
+    #[serde(default)]
+    pub file: Option<String>,
+    /// Its size, bytes (absent on fits).
+    #[serde(default)]
+    pub size_bytes: Option<u64>,
+    /// What was timed.
+    pub op: Op,
+    /// Overlay option set, or the reference's method.
+    pub options: String,
+    /// Lower cache state.
+    pub cache: Cache,
+    /// What a ratio is taken against (`reference`).
+    #[serde(default)]
+    pub baseline: Option<String>,
+}
+
+impl ImageView {
+    /// The typed view of a case's params (None for a synthetic case).
+    pub fn of_case(c: &Case) -> Option<ImageView> {
+        (c.workload == NAME)
+            .then(|| parse_params(&c.params))
+            .flatten()
+    }
+
+    /// The typed view of a derived figure's params.
+    pub fn of_derived(d: &Derived) -> Option<ImageView> {
+        (d.workload == NAME)
+            .then(|| parse_params(&d.params))
+            .flatten()
+    }
+}
+
+/// Turns image samples into cases, a fit of latency against file size per
+/// (layout, options, op, cache, image), and ratios to the reference copy of
+/// the same file. `files[i]` are image `i`'s timed files (path, bytes).
+pub fn record_images(
+    out: &mut Recorded,
+    backing: &str,
+    images: &[String],
+    files: &[Vec<(std::path::PathBuf, u64)>],
+    samples: BTreeMap<super::measure::ImageKey, Vec<f64>>,
+) {
+    use super::measure::ImageKey;
+    let view = |k: &ImageKey, fit: bool| -> Option<ImageView> {
+        let (path, size) = files.get(k.image)?.get(k.file)?;
+        Some(ImageView {
+            backing: backing.into(),
+            image: images.get(k.image)?.clone(),
+            file: (!fit).then(|| path.display().to_string()),
+            size_bytes: (!fit).then_some(*size),
+            op: k.op,
+            options: k.options.into(),
+            cache: k.cache,
+            baseline: None,
+        })
+    };
+    let mut medians: BTreeMap<ImageKey, (f64, String, u64)> = BTreeMap::new();
+    for (k, s) in samples {
+        let Some(v) = view(&k, false) else { continue };
+        let params = params_of(&v);
+        let id = case_key(NAME, &k.layout, "latency", &params);
+        let size = v.size_bytes.unwrap_or(0);
+        if let Some(m) = out.case(NAME, &k.layout, params, "latency", "ns", s) {
+            medians.insert(k, (m, id, size));
+        }
+    }
+    let mut series: BTreeMap<ImageKey, Vec<(f64, f64, String)>> = BTreeMap::new();
+    for (k, (m, id, size)) in &medians {
+        series
+            .entry(ImageKey {
+                file: 0,
+                ..k.clone()
+            })
+            .or_default()
+            .push((*size as f64 / MIB, *m, id.clone()));
+    }
+    for (k, pts) in &series {
+        let xy: Vec<(f64, f64)> = pts.iter().map(|(x, y, _)| (*x, *y)).collect();
+        let (Some(fit), Some(v)) = (fit_line(&xy), view(k, true)) else {
+            continue;
+        };
+        let points = pts.iter().map(|(x, _, id)| (*x, id.clone())).collect();
+        out.derived.push(Derived::slope(
+            NAME,
+            &k.layout,
+            params_of(&v),
+            &fit,
+            "ns/MiB",
+            points,
+        ));
+    }
+    for (k, (m, id, _)) in &medians {
+        if k.layout == REFERENCE {
+            continue;
+        }
+        let reference = ImageKey {
+            layout: REFERENCE.into(),
+            options: REFERENCE_METHOD,
+            op: Op::Copy,
+            ..k.clone()
+        };
+        let (Some((r, rid, _)), Some(v)) = (
+            medians.get(&reference).filter(|r| r.0 > 0.0),
+            view(k, false),
+        ) else {
+            continue;
+        };
+        let v = ImageView {
+            baseline: Some(REFERENCE.into()),
+            ..v
+        };
+        out.derived.push(Derived::ratio(
+            NAME,
+            &k.layout,
+            params_of(&v),
+            m / r,
+            id.clone(),
+            rid.clone(),
+        ));
     }
 }
 

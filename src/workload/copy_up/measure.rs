@@ -20,7 +20,7 @@ use crate::choice::Choice;
 use crate::image::{Change, ImageSpec, LayerSpec, SyntheticImage};
 use crate::layout::{ContainerDirs, CopyUp, CopyUpCheck, Layout, PreparedImage, Touch};
 use crate::probe::cache;
-use crate::workload::harness::settle;
+use crate::workload::harness::{remove_workdir, settle};
 use crate::workload::{RunContext, WorkloadError};
 
 /// Times one operation on `path`; nothing but the syscalls is inside the clock.
@@ -339,4 +339,209 @@ fn lower_of(l: &dyn Layout, img: &PreparedImage, rel: &Path) -> Result<PathBuf, 
             img.root.display()
         ))
     })
+}
+
+// ---------------------------------------------------------------------------
+// The user's images (`--image`): the N largest regular files of each image,
+// first-touched in a fresh container per sample, per layout and option set,
+// against a reference copy of the same file in the same run.
+
+/// Key of one series of image samples.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ImageKey {
+    /// Layout name (or `reference`).
+    pub layout: String,
+    /// Option set name (or the reference's method).
+    pub options: &'static str,
+    /// What was timed.
+    pub op: Op,
+    /// Lower cache state.
+    pub cache: Cache,
+    /// Index of the image in the run.
+    pub image: usize,
+    /// Index of the file among the image's largest.
+    pub file: usize,
+}
+
+/// The files timed, per image: the `n` largest regular files, largest first.
+pub fn image_files(
+    ctx: &RunContext<'_>,
+    n: usize,
+) -> Result<Vec<Vec<(PathBuf, u64)>>, WorkloadError> {
+    ctx.images
+        .iter()
+        .map(|img| {
+            img.index()
+                .map(|i| {
+                    i.largest_files(n)
+                        .into_iter()
+                        .filter(|(_, s)| *s > 0)
+                        .collect()
+                })
+                .map_err(|e| WorkloadError::Verify(e.to_string()))
+        })
+        .collect()
+}
+
+/// Runs every image sample, filling `samples` as it goes.
+pub fn measure_images(
+    p: &Params,
+    ctx: &mut RunContext<'_>,
+    files: &[Vec<(PathBuf, u64)>],
+    samples: &mut BTreeMap<ImageKey, Vec<f64>>,
+) -> Result<(), WorkloadError> {
+    let root = ctx.scratch.path().join("copy-up-images");
+    fs::create_dir_all(&root).map_err(WorkloadError::io("creating", &root))?;
+    for (ii, img) in ctx.images.iter().enumerate() {
+        let files = &files[ii];
+        if files.is_empty() {
+            continue;
+        }
+        ctx.progress
+            .set_message(format!("copy-up: importing {}", img.reference()));
+        let mut prepared = Vec::new();
+        for l in ctx.layouts {
+            prepared.push(l.prepare(
+                img.source().as_ref(),
+                &root.join(format!("i{ii}")).join(l.name()).join("img"),
+            )?);
+        }
+        let mut subjects: Vec<Subject<'_>> = Vec::new();
+        for (l, prep) in ctx.layouts.iter().zip(&prepared) {
+            if l.capabilities().copy_up == CopyUp::None {
+                let c = l.create_container(prep, &root.join(format!("i{ii}-{}-c", l.name())))?;
+                subjects.push(Subject {
+                    layout: l.with_options(&[]).ok_or_else(|| {
+                        WorkloadError::Verify(format!("layout {} cannot be made again", l.name()))
+                    })?,
+                    variant: Variant::Default,
+                    image: prep,
+                    own_container: Some(c),
+                });
+                continue;
+            }
+            // The option sets the synthetic sweep runs (its notes name the others).
+            for &v in p.variants.iter().filter(|v| runs_variant(l.as_ref(), **v)) {
+                if let Some(layout) = l.with_options(&v.options()) {
+                    subjects.push(Subject {
+                        layout,
+                        variant: v,
+                        image: prep,
+                        own_container: None,
+                    });
+                }
+            }
+        }
+        let reference_src = ctx.layouts.first().zip(prepared.first());
+        ctx.progress
+            .set_message(format!("copy-up: measuring {}", img.reference()));
+        let mut n = 0usize;
+        for _ in 0..p.image_samples {
+            for &cache_state in &p.caches {
+                for s in &subjects {
+                    for &proc_ in &p.procedures {
+                        ctx.check_interrupted()?;
+                        n += 1;
+                        let key = |op, file| ImageKey {
+                            layout: s.layout.name().into(),
+                            options: s.variant.name(),
+                            op,
+                            cache: cache_of(cache_state),
+                            image: ii,
+                            file,
+                        };
+                        if let Some(c) = &s.own_container {
+                            for (fi, (rel, size)) in files.iter().enumerate() {
+                                let file = c.merged.join(rel);
+                                let src = lower_of(s.layout.as_ref(), s.image, rel)?;
+                                // A fresh private file each sample (the last op changed it).
+                                fs::remove_file(&file)
+                                    .map_err(WorkloadError::io("removing", &file))?;
+                                fs::copy(&src, &file)
+                                    .map_err(WorkloadError::io("copying to", &file))?;
+                                File::open(&file)
+                                    .and_then(|f| f.sync_all())
+                                    .map_err(WorkloadError::io("syncing", &file))?;
+                                settle(&root)?;
+                                set_cache(&file, cache_state)?;
+                                for &op in ops(proc_) {
+                                    let ns = timed(op, &file, *size)?;
+                                    samples.entry(key(op, fi)).or_default().push(ns);
+                                }
+                            }
+                            continue;
+                        }
+                        // One fresh container per sample: each file's first touch is its copy-up.
+                        let dir = root.join(format!("c{n}"));
+                        let c = s.layout.create_container(s.image, &dir)?;
+                        let mounted = s.layout.mount(s.image, &c)?;
+                        for (fi, (rel, size)) in files.iter().enumerate() {
+                            lower_of(s.layout.as_ref(), s.image, rel)?;
+                            // Nothing copied yet (checked by the layout's own markers).
+                            s.layout.verify_not_copied(s.image, &c, rel)?;
+                            settle(&root)?;
+                            // The files whose pages the first touch reads.
+                            for f in s.layout.data_files(s.image, &c, rel) {
+                                set_cache(&f, cache_state)?;
+                            }
+                            for f in s.layout.backing_files(s.image, rel) {
+                                set_cache(&f, cache_state)?;
+                            }
+                            let file = mounted.merged.join(rel);
+                            let metacopy = metacopy_in_force(mounted.options_in_force.as_deref());
+                            for &op in ops(proc_) {
+                                let ns = timed(op, &file, *size)?;
+                                s.layout.verify_copy_up(
+                                    s.image,
+                                    &c,
+                                    rel,
+                                    &check_of(op, *size, metacopy),
+                                )?;
+                                samples.entry(key(op, fi)).or_default().push(ns);
+                            }
+                        }
+                        mounted.unmount()?;
+                        s.layout.remove_container(&c)?;
+                    }
+                    ctx.progress.inc(1);
+                }
+                // The reference: copy_file_range + fsync of each file, same fs.
+                if let Some((l, prep)) = reference_src {
+                    for (fi, (rel, _)) in files.iter().enumerate() {
+                        let src = lower_of(l.as_ref(), prep, rel)?;
+                        settle(&root)?;
+                        set_cache(&src, cache_state)?;
+                        let dst = root.join("reference-copy");
+                        let start = Instant::now();
+                        fs::copy(&src, &dst)
+                            .and_then(|_| File::open(&dst)?.sync_all())
+                            .map_err(WorkloadError::io("reference copy to", &dst))?;
+                        let ns = start.elapsed().as_nanos() as f64;
+                        fs::remove_file(&dst).map_err(WorkloadError::io("removing", &dst))?;
+                        samples
+                            .entry(ImageKey {
+                                layout: REFERENCE.into(),
+                                options: REFERENCE_METHOD,
+                                op: Op::Copy,
+                                cache: cache_of(cache_state),
+                                image: ii,
+                                file: fi,
+                            })
+                            .or_default()
+                            .push(ns);
+                    }
+                }
+            }
+        }
+        for s in &subjects {
+            if let Some(c) = &s.own_container {
+                s.layout.remove_container(c)?;
+            }
+        }
+        drop(subjects);
+        // The next image and workload need the room.
+        remove_workdir(ctx.layouts, &root.join(format!("i{ii}")))?;
+    }
+    remove_workdir(ctx.layouts, &root)?;
+    Ok(())
 }

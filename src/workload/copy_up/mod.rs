@@ -1,5 +1,6 @@
 //! copy-up: the cost of the first write to a large lower file, by size, layout,
 //! overlay option set and lower cache state, against an in-run reference copy.
+//! With the user's images (`--image`), the same for each image's largest files.
 
 pub mod analyze;
 pub mod measure;
@@ -14,7 +15,8 @@ use crate::compare::GateRules;
 use crate::layout::{CopyUp, Layout};
 use crate::report::{kinds, Derived, Report};
 use crate::workload::{
-    BuildContext, Footprint, ParamError, RunContext, Workload, WorkloadEntry, WorkloadError,
+    BuildContext, Footprint, ImageFootprint, ParamError, RunContext, Workload, WorkloadEntry,
+    WorkloadError,
 };
 use analyze::{Cache, View};
 
@@ -36,18 +38,28 @@ pub static ENTRY: WorkloadEntry = WorkloadEntry {
 fn build(b: &BuildContext<'_>) -> Result<Box<dyn Workload>, ParamError> {
     Ok(Box::new(CopyUpWorkload {
         params: Params::resolve(b.suite, &b.options.copy_up)?,
+        synthetic: b.synthetic,
+        images: b.images,
     }))
 }
 
 /// The copy-up workload with its resolved parameters.
 pub struct CopyUpWorkload {
     params: Params,
+    /// Whether the synthetic sizes run (not with `--image-only`).
+    synthetic: bool,
+    /// How many of the user's images the run measures.
+    images: usize,
 }
 
 impl CopyUpWorkload {
-    /// With these parameters.
+    /// With these parameters (synthetic sizes only).
     pub fn new(params: Params) -> Self {
-        CopyUpWorkload { params }
+        CopyUpWorkload {
+            params,
+            synthetic: true,
+            images: 0,
+        }
     }
 }
 
@@ -60,8 +72,15 @@ impl Workload for CopyUpWorkload {
         serde_json::to_value(&self.params).unwrap_or_default()
     }
 
-    fn footprint(&self, layouts: usize, _image_bytes: u64) -> Footprint {
-        self.params.footprint(layouts)
+    fn footprint(&self, layouts: usize, images: &ImageFootprint) -> Footprint {
+        // Images one at a time in every layout, the plain container's copy,
+        // and an upper and a reference copy of the largest files.
+        let real = images.room(layouts, 2);
+        if self.synthetic {
+            self.params.footprint(layouts).max(real)
+        } else {
+            real
+        }
     }
 
     fn steps(&self, layouts: &[Box<dyn Layout>]) -> u64 {
@@ -79,14 +98,36 @@ impl Workload for CopyUpWorkload {
             })
             .sum();
         let p = &self.params;
-        (p.samples * p.sizes.len() * p.caches.len() * subjects) as u64
+        let sizes = if self.synthetic { p.sizes.len() } else { 0 };
+        ((p.samples * sizes + p.image_samples * self.images) * p.caches.len() * subjects) as u64
     }
 
     fn run(&self, ctx: &mut RunContext<'_>) -> Result<(), WorkloadError> {
+        if self.synthetic {
+            let mut samples = BTreeMap::new();
+            let result = measure::measure(&self.params, ctx, &mut samples);
+            // What was measured is real: an interrupted report keeps it.
+            analyze::record(ctx.out, &ctx.backing, samples);
+            result?;
+        }
+        if ctx.images.is_empty() {
+            return Ok(());
+        }
+        if !self.synthetic {
+            // The synthetic run probes the option sets; an image-only run must too.
+            let root = ctx.scratch.path().join(NAME);
+            std::fs::create_dir_all(&root).map_err(WorkloadError::io("creating", &root))?;
+            measure::probe_variants(&self.params, ctx, &root)?;
+        }
+        let files = measure::image_files(ctx, self.params.image_files)?;
         let mut samples = BTreeMap::new();
-        let result = measure::measure(&self.params, ctx, &mut samples);
-        // What was measured is real: an interrupted report keeps it.
-        analyze::record(ctx.out, &ctx.backing, samples);
+        let result = measure::measure_images(&self.params, ctx, &files, &mut samples);
+        let images: Vec<String> = ctx
+            .images
+            .iter()
+            .map(|i| i.reference().to_string())
+            .collect();
+        analyze::record_images(ctx.out, &ctx.backing, &images, &files, samples);
         result
     }
 }

@@ -132,7 +132,12 @@ pub struct Options {
     pub variants: Option<Vec<Variant>>,
     /// Lower cache states.
     pub caches: Option<Vec<CacheState>>,
+    /// How many of each `--image`'s largest regular files are timed.
+    pub image_files: Option<usize>,
 }
+
+/// Most of an image's largest files `--image-files` may ask for.
+pub const MAX_IMAGE_FILES: usize = 100;
 
 /// Parameters of the copy-up workload, resolved (written to the report's config).
 #[derive(Debug, Clone, Serialize)]
@@ -143,12 +148,17 @@ pub struct Params {
     pub depth: usize,
     /// Samples per case (each a fresh container).
     pub samples: usize,
+    /// Samples per case of the user's images (each a fresh container that
+    /// first-touches every one of the image's largest files; `--samples` sets it too).
+    pub image_samples: usize,
     /// Procedures run.
     pub procedures: Vec<Procedure>,
     /// Overlay option sets.
     pub variants: Vec<Variant>,
     /// Lower cache states.
     pub caches: Vec<CacheState>,
+    /// How many of each of the user's images' largest regular files are timed.
+    pub image_files: usize,
 }
 
 impl Params {
@@ -203,9 +213,25 @@ impl Params {
             sizes,
             depth,
             samples: at_least("--samples", o.samples.unwrap_or(samples), 1)?,
+            image_samples: at_least(
+                "--samples",
+                o.samples.unwrap_or(match suite {
+                    Suite::Quick => 3,
+                    Suite::Standard => 5,
+                    Suite::Full => 10,
+                }),
+                1,
+            )?,
             procedures: dedup_keep_order(&procedures),
             variants: dedup_keep_order(&variants),
             caches: dedup_keep_order(&caches),
+            image_files: crate::workload::within(
+                "--image-files",
+                o.image_files.unwrap_or(5),
+                1,
+                MAX_IMAGE_FILES,
+                "",
+            )?,
         })
     }
 

@@ -4,13 +4,13 @@
 
 use std::collections::BTreeMap;
 
-use super::analyze::{Cache, Op, View, REFERENCE};
+use super::analyze::{Cache, ImageView, Op, View, REFERENCE};
 use super::NAME;
 use crate::layout::{caps_of, style_of, CopyUp};
 use crate::report::chart::{
     layout_color, line_panel, svg_page, Axis, Marker, RGBColor, Series, Unit,
 };
-use crate::report::summary::backings_of;
+use crate::report::summary::{backings_of, images_of};
 use crate::report::{
     fmt_ns, fmt_ratio, Block, Case, Derived, Headline, Report, ReportError, Section, Table,
 };
@@ -156,6 +156,132 @@ fn table(r: &Report, backing: &str, ops: &[Op]) -> Option<Table> {
     Some(t)
 }
 
+/// The chart of the user's images.
+const IMAGE_CHART: &str = "copy-up-images.svg";
+
+const IMAGE_INTRO: &str = "The largest regular files of your image, each first touched in a fresh container \
+per sample (cold: the lower file evicted first), per layout and overlay option set. Each cell is the median; \
+*vs reference* = the op on the largest file / copying that file with `copy_file_range` + `fsync` on the same \
+filesystem in the same run.";
+
+/// The table of one image on one backing: a row per layout × options × op,
+/// a column per file.
+fn image_table(r: &Report, image: &str, backing: &str, ops: &[Op]) -> Option<Table> {
+    let cases: Vec<(&Case, ImageView)> = r
+        .cases_of(NAME)
+        .filter_map(|c| ImageView::of_case(c).map(|v| (c, v)))
+        .filter(|(_, v)| v.image == image && v.backing == backing && v.cache == Cache::Cold)
+        .collect();
+    if cases.is_empty() {
+        return None;
+    }
+    let mut files: Vec<(String, u64)> = Vec::new();
+    for (_, v) in &cases {
+        if let (Some(f), Some(s)) = (&v.file, v.size_bytes) {
+            if !files.iter().any(|x| x.0 == *f) {
+                files.push((f.clone(), s));
+            }
+        }
+    }
+    files.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let mut rows: Vec<(String, String, Op)> = Vec::new();
+    for (c, v) in &cases {
+        let key = (c.layout.clone(), v.options.clone(), v.op);
+        if (ops.contains(&v.op) || c.layout == REFERENCE) && !rows.contains(&key) {
+            rows.push(key);
+        }
+    }
+    let order = |op: Op| {
+        Op::READING_ORDER
+            .iter()
+            .position(|o| *o == op)
+            .unwrap_or(99)
+    };
+    let rank = |l: &str| {
+        if l == REFERENCE {
+            "~".to_string()
+        } else {
+            l.to_string()
+        }
+    };
+    rows.sort_by(|a, b| (rank(&a.0), &a.1, order(a.2)).cmp(&(rank(&b.0), &b.1, order(b.2))));
+    let mut head = vec!["layout".to_string(), "options".into(), "op".into()];
+    head.extend(
+        files
+            .iter()
+            .map(|(f, s)| format!("{f} ({})", crate::report::fmt_bytes(*s as f64))),
+    );
+    head.push("vs reference".into());
+    let mut t = Table::new(head);
+    let largest = files.first().map(|f| f.0.clone());
+    for (layout, options, op) in rows {
+        let mut row = vec![layout.clone(), options.clone(), op.name().to_string()];
+        for (f, _) in &files {
+            row.push(
+                cases
+                    .iter()
+                    .find(|(c, v)| {
+                        c.layout == layout
+                            && v.options == options
+                            && v.op == op
+                            && v.file.as_deref() == Some(f.as_str())
+                    })
+                    .map(|(c, _)| fmt_ns(c.stats.median))
+                    .unwrap_or_else(|| "-".into()),
+            );
+        }
+        row.push(
+            r.derived
+                .iter()
+                .filter(|d| d.kind == "ratio" && d.layout == layout)
+                .find(|d| {
+                    ImageView::of_derived(d).is_some_and(|v| {
+                        v.image == image
+                            && v.backing == backing
+                            && v.options == options
+                            && v.op == op
+                            && v.cache == Cache::Cold
+                            && v.file == largest
+                    })
+                })
+                .map(|d| fmt_ratio(d.value))
+                .unwrap_or_else(|| "-".into()),
+        );
+        t.row(row);
+    }
+    Some(t)
+}
+
+fn image_blocks(r: &Report, terminal: bool) -> Vec<Block> {
+    let ops: &[Op] = if terminal {
+        &[Op::FirstWrite, Op::Chmod]
+    } else {
+        &Op::READING_ORDER
+    };
+    let mut out = Vec::new();
+    for backing in backings_of(r, NAME) {
+        for image in images_of(r, NAME) {
+            let Some(t) = image_table(r, &image, &backing, ops) else {
+                continue;
+            };
+            out.push(Block {
+                heading: if terminal {
+                    format!("copy-up of {image}'s largest files on {backing} (cold, median)")
+                } else {
+                    format!("copy-up — the largest files of {image} ({backing})")
+                },
+                intro: if terminal {
+                    String::new()
+                } else {
+                    IMAGE_INTRO.into()
+                },
+                tables: vec![(None, t)],
+            });
+        }
+    }
+    out
+}
+
 /// A colour per overlay option set.
 fn options_color(options: &str) -> RGBColor {
     match options {
@@ -205,7 +331,7 @@ impl Section for CopyUpSection {
     }
 
     fn blocks(&self, r: &Report) -> Vec<Block> {
-        backings_of(r, NAME)
+        let mut out: Vec<Block> = backings_of(r, NAME)
             .into_iter()
             .filter_map(|backing| {
                 let t = table(r, &backing, &Op::READING_ORDER)?;
@@ -215,11 +341,13 @@ impl Section for CopyUpSection {
                     tables: vec![(None, t)],
                 })
             })
-            .collect()
+            .collect();
+        out.extend(image_blocks(r, false));
+        out
     }
 
     fn terminal_blocks(&self, r: &Report) -> Vec<Block> {
-        backings_of(r, NAME)
+        let mut out: Vec<Block> = backings_of(r, NAME)
             .into_iter()
             .filter_map(|backing| {
                 let t = table(r, &backing, &[Op::FirstWrite, Op::Chmod, Op::WriteAfterChmod])?;
@@ -231,11 +359,105 @@ impl Section for CopyUpSection {
                     tables: vec![(None, t)],
                 })
             })
-            .collect()
+            .collect();
+        out.extend(image_blocks(r, true));
+        out
     }
 
     fn chart_name(&self) -> Option<String> {
         Some("copy-up.svg".into())
+    }
+
+    fn has_chart(&self, r: &Report) -> bool {
+        r.cases_of(NAME).any(|c| View::of_case(c).is_some())
+    }
+
+    fn extra_chart_names(&self, r: &Report) -> Vec<String> {
+        if r.cases_of(NAME).any(|c| ImageView::of_case(c).is_some()) {
+            vec![IMAGE_CHART.into()]
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn extra_chart(&self, report: &Report, name: &str) -> Result<Vec<u8>, ReportError> {
+        let views: Vec<(&Case, ImageView)> = report
+            .cases_of(NAME)
+            .filter_map(|c| ImageView::of_case(c).map(|v| (c, v)))
+            .filter(|(_, v)| v.cache == Cache::Cold)
+            .collect();
+        let pairs: Vec<(String, String)> = backings_of(report, NAME)
+            .into_iter()
+            .flat_map(|b| {
+                images_of(report, NAME)
+                    .into_iter()
+                    .map(move |i| (b.clone(), i))
+            })
+            .collect();
+        let ops: Vec<Op> = [Op::FirstWrite, Op::Chmod]
+            .into_iter()
+            .filter(|op| views.iter().any(|(_, v)| v.op == *op))
+            .collect();
+        let cols = ops.len().max(1);
+        let rows = pairs.len().max(1);
+        svg_page(
+            name,
+            (560 * cols as u32, 60 + 420 * rows as u32),
+            "overlaybench · copy-up of your images' largest files, cold (median; fresh container per sample)",
+            |root| {
+                let panels = root.split_evenly((rows, cols));
+                for (pi, (backing, image)) in pairs.iter().enumerate() {
+                    for (oi, op) in ops.iter().enumerate() {
+                        let mut lines: BTreeMap<(String, String), Vec<(f64, f64)>> =
+                            BTreeMap::new();
+                        for (c, v) in views.iter().filter(|(c, v)| {
+                            v.backing == *backing
+                                && v.image == *image
+                                && (v.op == *op || c.layout == REFERENCE)
+                        }) {
+                            let Some(size) = v.size_bytes else { continue };
+                            lines
+                                .entry((c.layout.clone(), v.options.clone()))
+                                .or_default()
+                                .push((size as f64 / MIB, c.stats.median));
+                        }
+                        let series: Vec<Series> = lines
+                            .into_iter()
+                            .map(|((layout, options), mut points)| {
+                                points.sort_by(|a, b| a.0.total_cmp(&b.0));
+                                let style = style_of(&layout);
+                                let (color, dashed) = if layout == REFERENCE {
+                                    (RGBColor(0, 0, 0), true)
+                                } else if caps_of(&layout).copy_up == CopyUp::None {
+                                    (layout_color(&layout), style.dashed)
+                                } else {
+                                    (options_color(&options), style.dashed)
+                                };
+                                Series {
+                                    label: format!("{layout} · {options}"),
+                                    color,
+                                    marker: if style.triangle {
+                                        Marker::Triangle
+                                    } else {
+                                        Marker::Circle
+                                    },
+                                    dashed,
+                                    points,
+                                }
+                            })
+                            .collect();
+                        line_panel(
+                            &panels[pi * cols + oi],
+                            &format!("{} — {image} ({backing})", op.name()),
+                            Axis::new("file size", Unit::MiB),
+                            Axis::new("latency", Unit::Ns),
+                            &series,
+                        )?;
+                    }
+                }
+                Ok(())
+            },
+        )
     }
 
     fn chart(&self, report: &Report) -> Result<Vec<u8>, ReportError> {

@@ -70,7 +70,7 @@ pub fn measure(
             .map_err(|e| WorkloadError::Verify(e.to_string()))?,
     );
     let mut images: Vec<&dyn ImageSource> = vec![&synthetic];
-    images.extend(ctx.images.iter().map(|i| i.as_ref() as &dyn ImageSource));
+    images.extend(ctx.images.iter().map(|i| i.source().as_ref()));
     for (ii, src) in images.into_iter().enumerate() {
         let n = src.info().layers.len();
         let dir = root.join(format!("image-{ii}"));

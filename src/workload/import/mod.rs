@@ -55,8 +55,9 @@ impl Workload for Import {
         serde_json::to_value(&self.params).unwrap_or_default()
     }
 
-    fn footprint(&self, layouts: usize, image_bytes: u64) -> Footprint {
-        self.params.footprint(layouts, image_bytes)
+    fn footprint(&self, layouts: usize, images: &crate::workload::ImageFootprint) -> Footprint {
+        // Each image stored by every layout at once, as its layers unpack.
+        self.params.footprint(layouts, images.stored.bytes)
     }
 
     fn steps(&self, _layouts: &[Box<dyn Layout>]) -> u64 {

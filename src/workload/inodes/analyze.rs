@@ -127,14 +127,15 @@ pub struct View {
 impl View {
     /// The typed view of a case's params (None for another workload's).
     pub fn of_case(c: &Case) -> Option<View> {
-        (c.workload == NAME)
+        // A case about one of the user's images has its own view (`ImageView`).
+        (c.workload == NAME && !c.params.contains_key("image"))
             .then(|| parse_params(&c.params))
             .flatten()
     }
 
     /// The typed view of a derived figure's params.
     pub fn of_derived(d: &Derived) -> Option<View> {
-        (d.workload == NAME)
+        (d.workload == NAME && !d.params.contains_key("image"))
             .then(|| parse_params(&d.params))
             .flatten()
     }
@@ -479,6 +480,451 @@ pub fn costs_from_report(
         }
     }
     Ok(out)
+}
+
+// ---------------------------------------------------------------------------
+// The user's images.
+
+/// The pseudo-layout of the figures read from an image's layer streams
+/// (before any layout stores it): entries by kind, file bytes, largest dirs.
+pub const STREAM: &str = "stream";
+
+/// The report's params of an inodes case or derived figure about one of the
+/// user's images, typed (its `image` key is what synthetic views lack).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageView {
+    /// Backing filesystem (absent on stream figures: no filesystem involved).
+    #[serde(default)]
+    pub backing: Option<String>,
+    /// The image's reference.
+    pub image: String,
+    /// Its layers.
+    pub layers: usize,
+    /// What the figure is per.
+    pub quantity: Quantity,
+    /// The layer (0 = bottom), on per-layer figures.
+    #[serde(default)]
+    pub layer: Option<usize>,
+    /// That layer's blob digest.
+    #[serde(default)]
+    pub digest: Option<String>,
+    /// That layer's chain id (what stores share by; `plan --from` finds layers by it).
+    #[serde(default)]
+    pub chain_id: Option<String>,
+    /// The unit held every layer of the image, flattened (layouts that do not share layers).
+    #[serde(default)]
+    pub flattened: Option<bool>,
+    /// The store held the unit already (an earlier image shares it): it added nothing.
+    #[serde(default)]
+    pub stored_before: Option<bool>,
+    /// Containers measured (per-container figures).
+    #[serde(default)]
+    pub containers: Option<usize>,
+    /// Files each container modified (it created as many, deleted half).
+    #[serde(default)]
+    pub writes: Option<usize>,
+    /// A directory (largest-directory figures).
+    #[serde(default)]
+    pub dir: Option<String>,
+    /// What a per-unit figure counts.
+    #[serde(default)]
+    pub resource: Option<Resource>,
+}
+
+impl ImageView {
+    /// The typed view of a case's params (None for a synthetic case).
+    pub fn of_case(c: &Case) -> Option<ImageView> {
+        (c.workload == NAME)
+            .then(|| parse_params(&c.params))
+            .flatten()
+    }
+
+    /// The typed view of a derived figure's params.
+    pub fn of_derived(d: &Derived) -> Option<ImageView> {
+        (d.workload == NAME)
+            .then(|| parse_params(&d.params))
+            .flatten()
+    }
+
+    fn new(image: &str, layers: usize, quantity: Quantity) -> ImageView {
+        ImageView {
+            backing: None,
+            image: image.into(),
+            layers,
+            quantity,
+            layer: None,
+            digest: None,
+            chain_id: None,
+            flattened: None,
+            stored_before: None,
+            containers: None,
+            writes: None,
+            dir: None,
+            resource: None,
+        }
+    }
+}
+
+/// Records what the images' streams show (layout `stream`): per layer,
+/// entries by kind and bytes; per image, the largest directories.
+pub fn record_profiles(out: &mut Recorded, profiles: &[crate::image::ImageProfile]) {
+    for p in profiles {
+        let n = p.layers.len();
+        for l in &p.layers {
+            let v = ImageView {
+                layer: Some(l.index),
+                digest: Some(l.digest.clone()),
+                chain_id: Some(l.chain_id.clone()),
+                ..ImageView::new(&p.reference, n, Quantity::Layer)
+            };
+            for (metric, unit, value) in [
+                ("stream_entries", "entries", l.entries),
+                ("stream_files", "entries", l.files),
+                ("stream_dirs", "entries", l.dirs + l.implicit_dirs),
+                ("stream_symlinks", "entries", l.symlinks),
+                ("stream_hardlinks", "entries", l.hardlinks),
+                ("stream_whiteouts", "entries", l.whiteouts),
+                ("stream_opaques", "entries", l.opaques),
+                ("stream_devices", "entries", l.devices),
+                ("stream_file_bytes", "bytes", l.file_bytes),
+                ("stream_hidden_file_bytes", "bytes", l.hidden_file_bytes),
+                ("stream_median_file_bytes", "bytes", l.median_file_bytes),
+                ("stream_max_file_bytes", "bytes", l.max_file_bytes),
+            ] {
+                out.case(
+                    NAME,
+                    STREAM,
+                    params_of(&v),
+                    metric,
+                    unit,
+                    vec![value as f64],
+                );
+            }
+        }
+        for d in &p.largest_dirs {
+            let v = ImageView {
+                dir: Some(d.path.clone()),
+                ..ImageView::new(&p.reference, n, Quantity::Image)
+            };
+            out.case(
+                NAME,
+                STREAM,
+                params_of(&v),
+                "dir_entries",
+                "entries",
+                vec![d.entries as f64],
+            );
+        }
+        let v = ImageView::new(&p.reference, n, Quantity::Image);
+        for (metric, unit, value) in [
+            ("stream_paths", "entries", p.paths),
+            ("stream_hardlink_paths", "entries", p.hardlink_paths),
+            ("stream_file_bytes", "bytes", p.file_bytes),
+        ] {
+            out.case(
+                NAME,
+                STREAM,
+                params_of(&v),
+                metric,
+                unit,
+                vec![value as f64],
+            );
+        }
+    }
+}
+
+/// Records one layout's measurement of the images: per stored unit, per
+/// image and per container, inodes and bytes (cases, and `per-unit` derived
+/// figures a plan reads back), and what a walk of the store found per image.
+pub fn record_images(
+    out: &mut Recorded,
+    backing: &str,
+    layout: &str,
+    writes: usize,
+    measured: &[super::measure::ImageMeasure],
+) {
+    let per_unit =
+        |out: &mut Recorded, v: &ImageView, resource: Resource, value: f64, per: &str| {
+            let word = match resource {
+                Resource::Inodes => "inodes",
+                Resource::Bytes => "bytes",
+            };
+            out.derived.push(Derived {
+                workload: NAME.into(),
+                layout: layout.into(),
+                kind: "per-unit".into(),
+                params: params_of(&ImageView {
+                    resource: Some(resource),
+                    ..v.clone()
+                }),
+                value,
+                unit: format!("{word}/{per}"),
+                r2: None,
+                intercept: None,
+                n: 1,
+                ..Default::default()
+            });
+        };
+    for m in measured {
+        let base = ImageView {
+            backing: Some(backing.into()),
+            ..ImageView::new(&m.reference, m.layers, Quantity::Layer)
+        };
+        let (mut inodes, mut bytes) = (0i64, 0i64);
+        for u in &m.stored {
+            let v = ImageView {
+                quantity: if u.flattened {
+                    Quantity::Image
+                } else {
+                    Quantity::Layer
+                },
+                layer: Some(u.layer),
+                digest: Some(u.digest.clone()),
+                chain_id: Some(u.chain_id.clone()),
+                flattened: Some(u.flattened),
+                stored_before: Some(u.stored_before),
+                ..base.clone()
+            };
+            out.case(
+                NAME,
+                layout,
+                params_of(&v),
+                "stored_inodes",
+                "inodes",
+                vec![u.inodes as f64],
+            );
+            out.case(
+                NAME,
+                layout,
+                params_of(&v),
+                "stored_bytes",
+                "bytes",
+                vec![u.bytes as f64],
+            );
+            if !u.stored_before {
+                let per = if u.flattened { "image" } else { "layer" };
+                per_unit(out, &v, Resource::Inodes, u.inodes as f64, per);
+                per_unit(out, &v, Resource::Bytes, u.bytes as f64, per);
+            }
+            inodes += u.inodes;
+            bytes += u.bytes;
+        }
+        let img = ImageView {
+            quantity: Quantity::Image,
+            ..base.clone()
+        };
+        out.case(
+            NAME,
+            layout,
+            params_of(&img),
+            "stored_inodes",
+            "inodes",
+            vec![inodes as f64],
+        );
+        out.case(
+            NAME,
+            layout,
+            params_of(&img),
+            "stored_bytes",
+            "bytes",
+            vec![bytes as f64],
+        );
+        for (metric, value) in [
+            ("walk_dirs", m.census.dirs),
+            ("walk_files", m.census.files),
+            ("walk_whiteouts", m.census.whiteouts),
+            ("walk_symlinks", m.census.symlinks),
+            ("walk_hardlink_paths", m.census.hardlink_paths),
+            ("walk_inodes", m.census.inodes),
+        ] {
+            out.case(
+                NAME,
+                layout,
+                params_of(&img),
+                metric,
+                "entries",
+                vec![value as f64],
+            );
+        }
+        if m.containers > 0 {
+            let c = ImageView {
+                quantity: Quantity::Container,
+                containers: Some(m.containers),
+                writes: Some(writes),
+                ..base.clone()
+            };
+            let n = m.containers as f64;
+            let (ci, cb) = (
+                m.containers_inodes as f64 / n,
+                m.containers_bytes as f64 / n,
+            );
+            out.case(
+                NAME,
+                layout,
+                params_of(&c),
+                "container_inodes",
+                "inodes",
+                vec![ci],
+            );
+            out.case(
+                NAME,
+                layout,
+                params_of(&c),
+                "container_bytes",
+                "bytes",
+                vec![cb],
+            );
+            per_unit(out, &c, Resource::Inodes, ci, "container");
+            per_unit(out, &c, Resource::Bytes, cb, "container");
+        }
+    }
+}
+
+/// One layout's measurement as the costs a plan projects from: every unit
+/// with its cost (a unit an earlier image stored gets that image's figure).
+pub fn image_costs(
+    layout: &str,
+    measured: &[super::measure::ImageMeasure],
+) -> crate::capacity::images::LayoutImageCosts {
+    use crate::capacity::images::{ImageCosts, LayoutImageCosts, StoredUnit};
+    let mut first: BTreeMap<String, (f64, f64)> = BTreeMap::new();
+    for m in measured {
+        for u in m.stored.iter().filter(|u| !u.stored_before) {
+            first
+                .entry(u.chain_id.clone())
+                .or_insert((u.inodes as f64, u.bytes as f64));
+        }
+    }
+    LayoutImageCosts {
+        layout: layout.into(),
+        images: measured
+            .iter()
+            .map(|m| {
+                let n = m.containers.max(1) as f64;
+                ImageCosts {
+                    reference: m.reference.clone(),
+                    units: m
+                        .stored
+                        .iter()
+                        .map(|u| {
+                            let (inodes, bytes) = first
+                                .get(&u.chain_id)
+                                .copied()
+                                .unwrap_or((u.inodes as f64, u.bytes as f64));
+                            StoredUnit {
+                                chain_id: u.chain_id.clone(),
+                                top_layer: u.layer,
+                                layers: u.layers,
+                                inodes,
+                                bytes,
+                            }
+                        })
+                        .collect(),
+                    per_container_inodes: m.containers_inodes as f64 / n,
+                    per_container_bytes: m.containers_bytes as f64 / n,
+                }
+            })
+            .collect(),
+    }
+}
+
+/// The costs a report's real-image results recorded for `images` on
+/// `backing`: every layer (by chain id) and a container of each image, per
+/// layout — or a refusal naming the first thing missing.
+pub fn image_costs_from_report(
+    report: &Report,
+    images: &[(String, Vec<(String, usize)>)],
+    backing: &str,
+) -> Result<Vec<crate::capacity::images::LayoutImageCosts>, CostsError> {
+    use crate::capacity::images::{ImageCosts, LayoutImageCosts, StoredUnit};
+    let figures: Vec<(&Derived, ImageView)> = report
+        .derived
+        .iter()
+        .filter(|d| d.kind == "per-unit")
+        .filter_map(|d| ImageView::of_derived(d).map(|v| (d, v)))
+        .filter(|(_, v)| v.backing.as_deref() == Some(backing))
+        .collect();
+    if figures.is_empty() {
+        return Err(CostsError(format!(
+            "the report has no real-image inodes results on {backing}; run `overlaybench run --workloads inodes --image SRC` first, or plan without --from"
+        )));
+    }
+    let mut layouts: Vec<String> = Vec::new();
+    for (d, _) in &figures {
+        if !layouts.contains(&d.layout) {
+            layouts.push(d.layout.clone());
+        }
+    }
+    let find = |layout: &str, chain: &str, flattened: bool, resource: Resource| {
+        figures.iter().find(|(d, v)| {
+            d.layout == layout
+                && v.chain_id.as_deref() == Some(chain)
+                && v.flattened.unwrap_or(false) == flattened
+                && v.resource == Some(resource)
+        })
+    };
+    layouts
+        .iter()
+        .map(|layout| {
+            let flat = figures
+                .iter()
+                .any(|(d, v)| d.layout == *layout && v.flattened == Some(true));
+            let images = images
+                .iter()
+                .map(|(reference, chains)| {
+                    let picked: Vec<&(String, usize)> = if flat {
+                        chains.last().into_iter().collect()
+                    } else {
+                        chains.iter().collect()
+                    };
+                    let units = picked
+                        .iter()
+                        .map(|(chain, layer)| {
+                            let get = |r| {
+                                find(layout, chain, flat, r).map(|(d, _)| d.value).ok_or_else(|| {
+                                    CostsError(format!(
+                                        "the report has no {layout} figure for layer {layer} of {reference} ({chain}); run the inodes workload with this --image"
+                                    ))
+                                })
+                            };
+                            Ok(StoredUnit {
+                                chain_id: chain.clone(),
+                                top_layer: *layer,
+                                layers: if flat { chains.len() } else { 1 },
+                                inodes: get(Resource::Inodes)?,
+                                bytes: get(Resource::Bytes)?,
+                            })
+                        })
+                        .collect::<Result<Vec<_>, CostsError>>()?;
+                    // A container of this image (by its top layer), else of any image.
+                    let top = chains.last().map(|c| c.0.as_str()).unwrap_or("");
+                    let container = |r| {
+                        let of_image = figures.iter().find(|(d, v)| {
+                            d.layout == *layout
+                                && v.quantity == Quantity::Container
+                                && v.resource == Some(r)
+                                && figures.iter().any(|(d2, v2)| {
+                                    d2.layout == *layout
+                                        && v2.image == v.image
+                                        && v2.chain_id.as_deref() == Some(top)
+                                })
+                        });
+                        of_image.map(|(d, _)| d.value).unwrap_or(0.0)
+                    };
+                    Ok(ImageCosts {
+                        reference: reference.clone(),
+                        units,
+                        per_container_inodes: container(Resource::Inodes),
+                        per_container_bytes: container(Resource::Bytes),
+                    })
+                })
+                .collect::<Result<Vec<_>, CostsError>>()?;
+            Ok(LayoutImageCosts {
+                layout: layout.clone(),
+                images,
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]

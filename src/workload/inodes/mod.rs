@@ -17,14 +17,15 @@ pub use params::{Options, Params};
 
 use std::collections::BTreeMap;
 
+use crate::capacity::images::{ImageDemand, LayoutImageCosts};
 use crate::capacity::{Fleet, UnitCosts};
 use crate::compare::GateRules;
 use crate::isolate::ScratchRequest;
 use crate::layout::Layout;
 use crate::report::{kinds, Derived, Report};
 use crate::workload::{
-    BuildContext, CostSource, CostsError, Footprint, ParamError, RunContext, Workload,
-    WorkloadEntry, WorkloadError,
+    BuildContext, CostSource, CostsError, Footprint, ImageFootprint, ParamError, RunContext,
+    Workload, WorkloadEntry, WorkloadError,
 };
 use analyze::{Measured, Phase, PhaseTable};
 
@@ -46,12 +47,18 @@ pub static ENTRY: WorkloadEntry = WorkloadEntry {
 fn build(b: &BuildContext<'_>) -> Result<Box<dyn Workload>, ParamError> {
     Ok(Box::new(Inodes {
         params: Params::resolve(b.suite, &b.options.inodes, b.seed)?,
+        synthetic: b.synthetic,
+        images: b.images,
     }))
 }
 
 /// The inodes workload with its resolved parameters.
 pub struct Inodes {
     params: Params,
+    /// Whether the synthetic image sets run (not with `--image-only`).
+    synthetic: bool,
+    /// How many of the user's images the run measures.
+    images: usize,
 }
 
 impl Workload for Inodes {
@@ -63,15 +70,68 @@ impl Workload for Inodes {
         serde_json::to_value(&self.params).unwrap_or_default()
     }
 
-    fn footprint(&self, _layouts: usize, _image_bytes: u64) -> Footprint {
-        self.params.footprint()
+    fn footprint(&self, _layouts: usize, _images: &ImageFootprint) -> Footprint {
+        // Each layout, synthetic or real, gets a fresh filesystem of its own.
+        if self.synthetic {
+            self.params.footprint()
+        } else {
+            Footprint::default()
+        }
     }
 
     fn steps(&self, layouts: &[Box<dyn Layout>]) -> u64 {
-        (layouts.len() * self.params.layers.len()) as u64
+        let synthetic = if self.synthetic {
+            self.params.layers.len()
+        } else {
+            0
+        };
+        let images = usize::from(self.images > 0);
+        (layouts.len() * (synthetic + images)) as u64
     }
 
     fn run(&self, ctx: &mut RunContext<'_>) -> Result<(), WorkloadError> {
+        if self.synthetic {
+            self.run_synthetic(ctx)?;
+        }
+        if !ctx.images.is_empty() {
+            self.run_images(ctx)?;
+        }
+        Ok(())
+    }
+}
+
+impl Inodes {
+    /// Every layout stores the user's images in one store on a fresh
+    /// filesystem, layer by layer, then runs containers of them.
+    fn run_images(&self, ctx: &mut RunContext<'_>) -> Result<(), WorkloadError> {
+        let p = &self.params;
+        let mut profiles = Vec::new();
+        for img in ctx.images {
+            profiles.push(
+                img.index()
+                    .map_err(|e| WorkloadError::Verify(e.to_string()))?
+                    .profile(),
+            );
+        }
+        analyze::record_profiles(ctx.out, &profiles);
+        let room =
+            ImageFootprint::of(ctx.images).map_err(|e| WorkloadError::Verify(e.to_string()))?;
+        let containers = p.containers.min(MAX_IMAGE_CONTAINERS);
+        for layout in ctx.layouts {
+            ctx.check_interrupted()?;
+            ctx.progress
+                .set_message(format!("inodes: the images in {}", layout.name()));
+            let fresh = measure::fresh_image_scratch(&room, containers, ctx.scratch.request())?;
+            let measured =
+                measure::measure_images(layout.as_ref(), &fresh, ctx.images, containers, p.writes)?;
+            drop(fresh);
+            analyze::record_images(ctx.out, &ctx.backing, layout.name(), p.writes, &measured);
+            ctx.progress.inc(1);
+        }
+        Ok(())
+    }
+
+    fn run_synthetic(&self, ctx: &mut RunContext<'_>) -> Result<(), WorkloadError> {
         let p = &self.params;
         ctx.progress.set_message("inodes: materialising image sets");
         let mut results: BTreeMap<(usize, usize), PhaseTable> = BTreeMap::new();
@@ -112,6 +172,10 @@ impl Workload for Inodes {
         result
     }
 }
+
+/// Containers per image measured on real images (each plain container is a
+/// full copy of the image).
+pub const MAX_IMAGE_CONTAINERS: usize = 2;
 
 /// Counts are exact (statvfs of a fresh filesystem): every per-unit cost and the
 /// growth slope are gated, with a threshold that only a real change crosses.
@@ -185,5 +249,48 @@ impl CostSource for Costs {
         like: &ScratchRequest,
     ) -> Result<BTreeMap<String, UnitCosts>, WorkloadError> {
         measure::measure_costs(&measurement_params(fleet, seed), layouts, like)
+    }
+
+    fn measure_images(
+        &self,
+        images: &[std::sync::Arc<crate::image::IndexedImage>],
+        demand: &[ImageDemand],
+        writes: usize,
+        layouts: &[Box<dyn Layout>],
+        like: &ScratchRequest,
+    ) -> Result<Vec<LayoutImageCosts>, WorkloadError> {
+        let room = ImageFootprint::of(images).map_err(|e| WorkloadError::Verify(e.to_string()))?;
+        let containers = usize::from(demand.iter().any(|d| d.containers > 0));
+        let mut out = Vec::new();
+        for layout in layouts {
+            let fresh = measure::fresh_image_scratch(&room, containers, like)?;
+            let measured =
+                measure::measure_images(layout.as_ref(), &fresh, images, containers, writes)?;
+            out.push(analyze::image_costs(layout.name(), &measured));
+        }
+        Ok(out)
+    }
+
+    fn images_from_report(
+        &self,
+        report: &Report,
+        images: &[std::sync::Arc<crate::image::IndexedImage>],
+        backing: &str,
+    ) -> Result<Vec<LayoutImageCosts>, CostsError> {
+        let wanted: Vec<(String, Vec<(String, usize)>)> = images
+            .iter()
+            .map(|i| {
+                (
+                    i.reference().to_string(),
+                    i.info()
+                        .layers
+                        .iter()
+                        .enumerate()
+                        .map(|(k, l)| (l.chain_id.clone(), k))
+                        .collect(),
+                )
+            })
+            .collect();
+        analyze::image_costs_from_report(report, &wanted, backing)
     }
 }

@@ -22,6 +22,8 @@ pub enum Op {
     Readdir,
     /// `fstatat` of one name.
     Stat,
+    /// A whole-tree walk: every directory read, every entry lstat'ed (real images).
+    Walk,
     /// A fresh container made and mounted, then its first reads (the files a
     /// start-up reads, each opened and read once), cold.
     Startup,
@@ -156,14 +158,15 @@ pub struct View {
 impl View {
     /// The typed view of a case's params (None for another workload's).
     pub fn of_case(c: &Case) -> Option<View> {
-        (c.workload == NAME)
+        // A case about one of the user's images has its own view (`ImageView`).
+        (c.workload == NAME && !c.params.contains_key("image"))
             .then(|| parse_params(&c.params))
             .flatten()
     }
 
     /// The typed view of a derived figure's params.
     pub fn of_derived(d: &Derived) -> Option<View> {
-        (d.workload == NAME)
+        (d.workload == NAME && !d.params.contains_key("image"))
             .then(|| parse_params(&d.params))
             .flatten()
     }
@@ -175,6 +178,7 @@ pub fn metric_of(op: Op) -> (&'static str, &'static str) {
         Op::Stat => ("latency_per_op", "ns"),
         Op::Readdir => ("latency_per_dir", "ns"),
         Op::Mount => ("mount_time", "ns"),
+        Op::Walk => ("walk_time", "ns"),
         Op::Startup => ("startup_time", "ns"),
         Op::Open => ("latency_per_open", "ns"),
     }
@@ -300,6 +304,134 @@ pub fn record(out: &mut Recorded, p: &Params, s: &Setting<'_>, samples: BTreeMap
             m / bm,
             id(k),
             id(&b),
+        ));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The user's images.
+
+/// The report's params of a lookup case or derived figure about one of the
+/// user's images, typed (its `image` key is what synthetic views lack).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageView {
+    /// Backing filesystem.
+    pub backing: String,
+    /// The image's reference.
+    pub image: String,
+    /// Its layers.
+    pub layers: usize,
+    /// `stat` (per name) or `walk` (the whole tree).
+    pub op: Op,
+    /// The layer the names live in (0 = bottom; stat only).
+    #[serde(default)]
+    pub layer: Option<usize>,
+    /// Cold or warm.
+    pub cache: Cache,
+    /// How cold was made (cold only).
+    #[serde(default)]
+    pub eviction: Option<String>,
+    /// Names of that layer (stat) or entries of the tree (walk).
+    pub names: usize,
+    /// Stats timed per sample (warm: together; cold: each alone, summed).
+    #[serde(default)]
+    pub ops_per_sample: Option<usize>,
+    /// The layout a ratio is taken against.
+    #[serde(default)]
+    pub baseline: Option<String>,
+}
+
+impl ImageView {
+    /// The typed view of a case's params (None for a synthetic case).
+    pub fn of_case(c: &Case) -> Option<ImageView> {
+        (c.workload == NAME)
+            .then(|| parse_params(&c.params))
+            .flatten()
+    }
+
+    /// The typed view of a derived figure's params.
+    pub fn of_derived(d: &Derived) -> Option<ImageView> {
+        (d.workload == NAME)
+            .then(|| parse_params(&d.params))
+            .flatten()
+    }
+}
+
+/// Where image samples were taken: the run's layouts and images by index.
+pub struct ImageSetting<'a> {
+    /// Layout names in interleaving order.
+    pub layouts: &'a [&'static str],
+    /// Index of the baseline layout, if it ran.
+    pub baseline: Option<usize>,
+    /// Image references and layer counts, by index.
+    pub images: &'a [(String, usize)],
+    /// Backing filesystem name.
+    pub backing: &'a str,
+    /// Eviction method name.
+    pub eviction: &'a str,
+}
+
+/// Turns image samples into cases and ratios to the baseline (same image,
+/// layer and cache state). `counts` holds names per (image, layer) and
+/// entries per image (layer `None`).
+pub fn record_images(
+    out: &mut Recorded,
+    p: &Params,
+    s: &ImageSetting<'_>,
+    counts: &BTreeMap<(usize, Option<usize>), usize>,
+    samples: BTreeMap<super::measure::ImageKey, Vec<f64>>,
+) {
+    use super::measure::ImageKey;
+    let view = |k: &ImageKey| -> Option<ImageView> {
+        let (image, layers) = s.images.get(k.image)?;
+        Some(ImageView {
+            backing: s.backing.into(),
+            image: image.clone(),
+            layers: *layers,
+            op: k.op,
+            layer: k.layer,
+            cache: k.cache,
+            eviction: (k.cache == Cache::Cold).then(|| s.eviction.to_string()),
+            names: counts.get(&(k.image, k.layer)).copied().unwrap_or(0),
+            ops_per_sample: (k.op == Op::Stat).then_some(p.batch),
+            baseline: None,
+        })
+    };
+    let mut medians: BTreeMap<ImageKey, (f64, String)> = BTreeMap::new();
+    for (k, samples) in samples {
+        let (Some(v), Some(&layout)) = (view(&k), s.layouts.get(k.layout)) else {
+            continue;
+        };
+        let (metric, unit) = metric_of(k.op);
+        let params = params_of(&v);
+        let id = case_key(NAME, layout, metric, &params);
+        if let Some(m) = out.case(NAME, layout, params, metric, unit, samples) {
+            medians.insert(k, (m, id));
+        }
+    }
+    let Some(base) = s.baseline else { return };
+    for (k, (m, id)) in &medians {
+        if k.layout == base {
+            continue;
+        }
+        let Some((bm, bid)) = medians
+            .get(&ImageKey { layout: base, ..*k })
+            .filter(|(v, _)| *v > 0.0)
+        else {
+            continue;
+        };
+        let Some(v) = view(k) else { continue };
+        let v = ImageView {
+            baseline: Some(s.layouts[base].to_string()),
+            ..v
+        };
+        out.derived.push(Derived::ratio(
+            NAME,
+            s.layouts[k.layout],
+            params_of(&v),
+            m / bm,
+            id.clone(),
+            bid.clone(),
         ));
     }
 }

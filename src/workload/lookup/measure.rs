@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::fs::File;
 use std::io::Read;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 use std::time::Instant;
 
@@ -259,6 +259,255 @@ pub fn measure(
                 // Tests send a real signal here, once samples exist (no sleeping).
                 crate::fault::hit("lookup-measured");
             }
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// The user's images (`--image`): every path of each image, stat'ed cold and
+// warm through each layout, grouped by the layer it lives in; and a whole-tree
+// walk (readdir + lstat of every entry, what `find` does).
+
+/// One layout's copy of one of the user's images, and a container of it.
+pub struct ImageFixture {
+    /// Index of the image in the run.
+    pub image: usize,
+    /// Index of the layout in the run.
+    pub layout: usize,
+    /// The prepared image.
+    pub prepared: PreparedImage,
+    /// Its container (mounted afresh for every round).
+    pub container: ContainerDirs,
+}
+
+/// Imports every image into every layout (in parallel on every core) and
+/// makes a container of each.
+pub fn build_image_fixtures(ctx: &RunContext<'_>) -> Result<Vec<ImageFixture>, WorkloadError> {
+    let root = ctx.scratch.path().join("lookup-images");
+    let jobs: Vec<(usize, usize)> = (0..ctx.images.len())
+        .flat_map(|i| (0..ctx.layouts.len()).map(move |l| (i, l)))
+        .collect();
+    ctx.progress.set_message("lookup: importing the images");
+    let (layouts, images) = (ctx.layouts, ctx.images);
+    jobs.par_iter()
+        .map(|&(ii, li)| {
+            let layout = &layouts[li];
+            let dir = root.join(format!("i{ii}")).join(layout.name());
+            let prepared = layout.prepare(images[ii].source().as_ref(), &dir.join("img"))?;
+            let container = layout.create_container(&prepared, &dir.join("c"))?;
+            Ok(ImageFixture {
+                image: ii,
+                layout: li,
+                prepared,
+                container,
+            })
+        })
+        .collect()
+}
+
+/// The names of one image to stat: every path but device nodes (a rootless
+/// layout skips them), in path order (parents first), with their layer.
+pub struct ImageNames {
+    /// (path, layer) in path order.
+    pub paths: Vec<(CString, usize)>,
+    /// Per layer, its paths in path order.
+    pub by_layer: BTreeMap<usize, Vec<CString>>,
+    /// Image layers.
+    pub layers: usize,
+}
+
+impl ImageNames {
+    /// From an image's index.
+    pub fn of(index: &crate::image::ImageIndex) -> ImageNames {
+        use std::os::unix::ffi::OsStrExt;
+        let mut paths = Vec::new();
+        let mut by_layer: BTreeMap<usize, Vec<CString>> = BTreeMap::new();
+        for (p, n) in index.paths() {
+            if n.kind == crate::image::index::PathKind::Device {
+                continue;
+            }
+            // Paths from a tar never hold NUL (the sources refuse them).
+            let Ok(c) = CString::new(p.as_os_str().as_bytes()) else {
+                continue;
+            };
+            by_layer.entry(n.layer).or_default().push(c.clone());
+            paths.push((c, n.layer));
+        }
+        ImageNames {
+            paths,
+            by_layer,
+            layers: index.info().layers.len(),
+        }
+    }
+}
+
+/// Key of one series of image samples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ImageKey {
+    /// Index of the layout in the run.
+    pub layout: usize,
+    /// Index of the image in the run.
+    pub image: usize,
+    /// `Stat` (per name) or `Walk` (the whole tree).
+    pub op: Op,
+    /// The layer the names live in (stat only).
+    pub layer: Option<usize>,
+    /// Cold or warm.
+    pub cache: Cache,
+}
+
+/// What the image rounds gathered so far.
+#[derive(Debug, Default)]
+pub struct ImageSamples {
+    /// Per series, in measurement order.
+    pub series: BTreeMap<ImageKey, Vec<f64>>,
+    /// Names (per image and layer) and walk entries (per image) measured.
+    pub counts: BTreeMap<(usize, Option<usize>), usize>,
+    /// Results the image does not describe (a name missing, a walk's count off).
+    pub unexpected: usize,
+}
+
+/// Walks the tree under `dir` (an open directory): reads every directory
+/// and lstat's every entry; returns the entries seen, device nodes excluded.
+fn walk(dir: &OwnedFd) -> Result<usize, rustix::io::Errno> {
+    use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags};
+    let mut count = 0;
+    let mut subdirs = Vec::new();
+    {
+        let mut d = rfs::Dir::read_from(dir)?;
+        while let Some(e) = d.read() {
+            let e = e?;
+            let name = e.file_name();
+            if name.to_bytes() == b"." || name.to_bytes() == b".." {
+                continue;
+            }
+            let st = rfs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)?;
+            match FileType::from_raw_mode(st.st_mode) {
+                FileType::Directory => subdirs.push(name.to_owned()),
+                FileType::CharacterDevice | FileType::BlockDevice => continue,
+                _ => {}
+            }
+            count += 1;
+        }
+    }
+    for name in subdirs {
+        let sub = rfs::openat(
+            dir,
+            name.as_c_str(),
+            OFlags::DIRECTORY | OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        count += walk(&sub)?;
+    }
+    Ok(count)
+}
+
+/// Runs every round over the image fixtures, filling `s` as it goes.
+pub fn measure_images(
+    p: &Params,
+    ctx: &mut RunContext<'_>,
+    fixtures: &[ImageFixture],
+    names: &[ImageNames],
+    s: &mut ImageSamples,
+) -> Result<(), WorkloadError> {
+    use rustix::fs::{self as rfs, AtFlags, Mode, OFlags};
+    ctx.progress.set_message("lookup: measuring the images");
+    let rounds = p.image_rounds;
+    for (ii, n) in names.iter().enumerate() {
+        for (layer, v) in &n.by_layer {
+            s.counts.insert((ii, Some(*layer)), v.len());
+        }
+        s.counts.insert((ii, None), n.paths.len());
+    }
+    let open_root = |merged: &Path| -> Result<OwnedFd, WorkloadError> {
+        rfs::open(
+            merged,
+            OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| WorkloadError::io("opening", merged)(e.into()))
+    };
+    for _round in 0..rounds {
+        for f in fixtures {
+            ctx.check_interrupted()?;
+            let layout = &ctx.layouts[f.layout];
+            let n = &names[f.image];
+            let key = |op, layer, cache| ImageKey {
+                layout: f.layout,
+                image: f.image,
+                op,
+                layer,
+                cache,
+            };
+            // Cold: each name once, in path order (its parents resolved just
+            // before it), each stat timed alone and summed per layer in batches.
+            ctx.evict()?;
+            let mounted = layout.mount(&f.prepared, &f.container)?;
+            let root = open_root(&mounted.merged)?;
+            let mut open: BTreeMap<usize, (f64, usize)> = BTreeMap::new();
+            for (name, layer) in &n.paths {
+                let start = Instant::now();
+                let r = rfs::statat(&root, name.as_c_str(), AtFlags::SYMLINK_NOFOLLOW);
+                let ns = start.elapsed().as_nanos() as f64;
+                s.unexpected += usize::from(r.is_err());
+                let acc = open.entry(*layer).or_insert((0.0, 0));
+                acc.0 += ns;
+                acc.1 += 1;
+                if acc.1 == p.batch {
+                    let (sum, count) = std::mem::take(acc);
+                    s.series
+                        .entry(key(Op::Stat, Some(*layer), Cache::Cold))
+                        .or_default()
+                        .push(sum / count as f64);
+                }
+            }
+            for (layer, (sum, count)) in open {
+                if count > 0 {
+                    s.series
+                        .entry(key(Op::Stat, Some(layer), Cache::Cold))
+                        .or_default()
+                        .push(sum / count as f64);
+                }
+            }
+            // Warm: the same names again, cached, timed per batch of a layer's names.
+            for (layer, v) in &n.by_layer {
+                for chunk in v.chunks(p.batch) {
+                    let start = Instant::now();
+                    let mut bad = 0;
+                    for name in chunk {
+                        bad += usize::from(
+                            rfs::statat(&root, name.as_c_str(), AtFlags::SYMLINK_NOFOLLOW).is_err(),
+                        );
+                    }
+                    let ns = start.elapsed().as_nanos() as f64;
+                    s.unexpected += bad;
+                    s.series
+                        .entry(key(Op::Stat, Some(*layer), Cache::Warm))
+                        .or_default()
+                        .push(ns / chunk.len() as f64);
+                }
+            }
+            drop(root);
+            mounted.unmount()?;
+            // The whole tree, cold then warm.
+            ctx.evict()?;
+            let mounted = layout.mount(&f.prepared, &f.container)?;
+            let root = open_root(&mounted.merged)?;
+            for cache in [Cache::Cold, Cache::Warm] {
+                let start = Instant::now();
+                let seen = walk(&root)
+                    .map_err(|e| WorkloadError::io("walking", &mounted.merged)(e.into()))?;
+                let ns = start.elapsed().as_nanos() as f64;
+                s.unexpected += usize::from(seen != n.paths.len());
+                s.series
+                    .entry(key(Op::Walk, None, cache))
+                    .or_default()
+                    .push(ns);
+            }
+            drop(root);
+            mounted.unmount()?;
+            ctx.progress.inc(1);
         }
     }
     Ok(())

@@ -4,6 +4,10 @@
 //! A warm lookup is flat in depth (overlay caches positive and negative
 //! dentries); the depth cost shows on *cold* lookups: fresh mount + evicted lower
 //! caches + many distinct names, each looked up once, timed per batch.
+//!
+//! With the user's images (`--image`), every path of each image is looked up
+//! the same way through every layout, grouped by the layer it lives in, and the
+//! whole tree is walked: where a real tree sits on the synthetic depth sweep.
 
 pub mod analyze;
 pub mod measure;
@@ -16,7 +20,8 @@ use crate::compare::GateRules;
 use crate::layout::Layout;
 use crate::report::{kinds, Derived, Report};
 use crate::workload::{
-    BuildContext, Footprint, ParamError, RunContext, Workload, WorkloadEntry, WorkloadError,
+    BuildContext, Footprint, ImageFootprint, ParamError, RunContext, Workload, WorkloadEntry,
+    WorkloadError,
 };
 use analyze::{Cache, Op, Setting, Target, View};
 
@@ -38,12 +43,18 @@ pub static ENTRY: WorkloadEntry = WorkloadEntry {
 fn build(b: &BuildContext<'_>) -> Result<Box<dyn Workload>, ParamError> {
     Ok(Box::new(Lookup {
         params: Params::resolve(b.suite, &b.options.lookup)?,
+        synthetic: b.synthetic,
+        images: b.images,
     }))
 }
 
 /// The lookup workload with its resolved parameters.
 pub struct Lookup {
     params: Params,
+    /// Whether the synthetic depth sweep runs (not with `--image-only`).
+    synthetic: bool,
+    /// How many of the user's images the run measures.
+    images: usize,
 }
 
 impl Workload for Lookup {
@@ -55,16 +66,78 @@ impl Workload for Lookup {
         serde_json::to_value(&self.params).unwrap_or_default()
     }
 
-    fn footprint(&self, layouts: usize, _image_bytes: u64) -> Footprint {
-        self.params.footprint(layouts)
+    fn footprint(&self, layouts: usize, images: &ImageFootprint) -> Footprint {
+        // Every image in every layout, plus the plain container's full copy.
+        let real = images.room(layouts, 1);
+        if self.synthetic {
+            self.params.footprint(layouts).plus(real)
+        } else {
+            real
+        }
     }
 
     fn steps(&self, layouts: &[Box<dyn Layout>]) -> u64 {
-        (self.params.depths.len() * layouts.len() * (self.params.rounds + 1)
-            + self.params.store_images.len()) as u64
+        let synthetic = if self.synthetic {
+            self.params.depths.len() * (self.params.rounds + 1) + self.params.store_images.len()
+        } else {
+            0
+        };
+        (layouts.len() * (synthetic + self.images * self.params.image_rounds)) as u64
     }
 
     fn run(&self, ctx: &mut RunContext<'_>) -> Result<(), WorkloadError> {
+        if self.synthetic {
+            self.run_synthetic(ctx)?;
+        }
+        if !ctx.images.is_empty() {
+            self.run_images(ctx)?;
+        }
+        Ok(())
+    }
+}
+
+impl Lookup {
+    fn run_images(&self, ctx: &mut RunContext<'_>) -> Result<(), WorkloadError> {
+        let p = &self.params;
+        let mut names = Vec::new();
+        let mut images = Vec::new();
+        for img in ctx.images {
+            let index = img
+                .index()
+                .map_err(|e| WorkloadError::Verify(e.to_string()))?;
+            names.push(measure::ImageNames::of(&index));
+            images.push((img.reference().to_string(), img.info().layers.len()));
+        }
+        let fixtures = measure::build_image_fixtures(ctx)?;
+        let mut samples = measure::ImageSamples::default();
+        let result = measure::measure_images(p, ctx, &fixtures, &names, &mut samples);
+        if samples.unexpected > 0 && result.is_ok() {
+            return Err(WorkloadError::Verify(format!(
+                "{} lookups of the images' paths gave a result the image does not describe (a path \
+                 missing, or a walk that saw another number of entries): the layouts are not what was imported",
+                samples.unexpected
+            )));
+        }
+        if samples.unexpected == 0 {
+            let layout_names: Vec<&'static str> = ctx.layouts.iter().map(|l| l.name()).collect();
+            let setting = analyze::ImageSetting {
+                layouts: &layout_names,
+                baseline: ctx.layouts.iter().position(|l| l.capabilities().baseline),
+                images: &images,
+                backing: &ctx.backing,
+                eviction: ctx.eviction_name(),
+            };
+            analyze::record_images(ctx.out, p, &setting, &samples.counts, samples.series);
+        }
+        // The next workloads need the room (a plain container is a full copy).
+        if result.is_ok() {
+            let root = ctx.scratch.path().join("lookup-images");
+            crate::workload::harness::remove_workdir(ctx.layouts, &root)?;
+        }
+        result
+    }
+
+    fn run_synthetic(&self, ctx: &mut RunContext<'_>) -> Result<(), WorkloadError> {
         let p = &self.params;
         let fixtures = measure::build_fixtures(p, ctx)?;
         let mut samples = measure::Samples::default();

@@ -32,6 +32,9 @@ pub struct Params {
     pub batch: usize,
     /// Cold rounds.
     pub rounds: usize,
+    /// Cold rounds over each of the user's images (every path and a walk per
+    /// round; `--rounds` sets it too).
+    pub image_rounds: usize,
     /// Warm repetitions per round.
     pub warm_repeats: usize,
     /// Directories read for the readdir case.
@@ -113,6 +116,17 @@ impl Params {
             names: at_least("--names", o.names.unwrap_or(names), batch)?,
             batch,
             rounds: at_least("--rounds", o.rounds.unwrap_or(rounds), 1)?,
+            // A round over a real image looks up every one of its paths, cold
+            // and warm, and walks it twice: a few rounds give many batches.
+            image_rounds: at_least(
+                "--rounds",
+                o.rounds.unwrap_or(match suite {
+                    Suite::Quick => 3,
+                    Suite::Standard => 5,
+                    Suite::Full => 10,
+                }),
+                1,
+            )?,
             depths,
             warm_repeats,
             readdir_dirs: 4,

@@ -3,14 +3,130 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::analyze::{Cache, Op, Target, View};
+use super::analyze::{Cache, ImageView, Op, Target, View};
 use super::NAME;
-use crate::report::chart::{layout_color, line_panel, svg_page, Axis, Marker, Series, Unit};
-use crate::report::summary::backings_of;
+use crate::report::chart::{
+    layout_color, layout_series, line_panel, linear_panel, svg_page, Axis, Marker, Series, Unit,
+};
+use crate::report::summary::{backings_of, images_of};
 use crate::report::{fmt_ns, Block, Case, Headline, Report, ReportError, Section, Table};
 
 /// Renders lookup's cases.
 pub struct LookupSection;
+
+/// The chart of the user's images.
+const IMAGE_CHART: &str = "lookup-images.svg";
+
+const IMAGE_INTRO: &str = "Every path of your image looked up through each layout: *cold* = a fresh mount of the \
+container with the scratch filesystem's caches evicted, the paths in path order (each after its parents), each \
+`lstat` timed alone and averaged over a batch of names of the same layer; *warm* = the same names again. A name \
+\"from layer k of n\" lives in layer k (counted from the bottom): overlay searches the layers above it first. \
+*walk* = reading every directory and `lstat`ing every entry of the tree (what `find` or a language runtime's \
+start-up does), cold then warm. Ratios are to `plain` in the same run.";
+
+/// The table of one image on one backing: a row per layer and the walk.
+fn image_table(r: &Report, image: &str, backing: &str) -> Option<Table> {
+    let cases: Vec<(&Case, ImageView)> = r
+        .cases_of(NAME)
+        .filter_map(|c| ImageView::of_case(c).map(|v| (c, v)))
+        .filter(|(_, v)| v.image == image && v.backing == backing)
+        .collect();
+    if cases.is_empty() {
+        return None;
+    }
+    let mut layouts: Vec<String> = Vec::new();
+    for (c, _) in &cases {
+        if !layouts.contains(&c.layout) {
+            layouts.push(c.layout.clone());
+        }
+    }
+    let median = |layout: &str, op: Op, layer: Option<usize>, cache: Cache| {
+        cases
+            .iter()
+            .find(|(c, v)| c.layout == layout && (v.op, v.layer, v.cache) == (op, layer, cache))
+            .map(|(c, _)| c.stats.median)
+    };
+    let ratio = |layout: &str, op: Op, layer: Option<usize>| {
+        r.derived
+            .iter()
+            .filter(|d| d.kind == "ratio" && d.layout == layout)
+            .find(|d| {
+                ImageView::of_derived(d).is_some_and(|v| {
+                    v.image == image
+                        && v.backing == backing
+                        && (v.op, v.layer, v.cache) == (op, layer, Cache::Cold)
+                })
+            })
+            .map(|d| format!(" ({:.2}x)", d.value))
+            .unwrap_or_default()
+    };
+    let baseline = r
+        .derived
+        .iter()
+        .filter_map(ImageView::of_derived)
+        .find_map(|v| v.baseline)
+        .unwrap_or_else(|| "baseline".into());
+    let mut head = vec!["names".to_string(), "count".into()];
+    for l in &layouts {
+        head.push(format!("{l}: cold (vs {baseline})"));
+        head.push(format!("{l}: warm"));
+    }
+    let mut t = Table::new(head);
+    let mut rows: Vec<(Op, Option<usize>, String, usize)> = Vec::new();
+    for (_, v) in &cases {
+        let label = match (v.op, v.layer) {
+            (Op::Walk, _) => "whole tree (walk)".to_string(),
+            (_, Some(k)) => format!("from layer {} of {}", k + 1, v.layers),
+            _ => "-".into(),
+        };
+        let row = (v.op, v.layer, label, v.names);
+        if !rows.iter().any(|x| (x.0, x.1) == (row.0, row.1)) {
+            rows.push(row);
+        }
+    }
+    rows.sort_by_key(|r| (r.0 == Op::Walk, r.1));
+    for (op, layer, label, names) in rows {
+        let mut row = vec![label, names.to_string()];
+        for l in &layouts {
+            let cold = median(l, op, layer, Cache::Cold)
+                .map(|v| format!("{}{}", fmt_ns(v), ratio(l, op, layer)))
+                .unwrap_or_else(|| "-".into());
+            row.push(cold);
+            row.push(
+                median(l, op, layer, Cache::Warm)
+                    .map(fmt_ns)
+                    .unwrap_or_else(|| "-".into()),
+            );
+        }
+        t.row(row);
+    }
+    Some(t)
+}
+
+fn image_blocks(r: &Report, terminal: bool) -> Vec<Block> {
+    let mut out = Vec::new();
+    for backing in backings_of(r, NAME) {
+        for image in images_of(r, NAME) {
+            let Some(t) = image_table(r, &image, &backing) else {
+                continue;
+            };
+            out.push(Block {
+                heading: if terminal {
+                    format!("lookup of {image} on {backing} (median per stat; per walk)")
+                } else {
+                    format!("lookup — every path of {image} ({backing})")
+                },
+                intro: if terminal {
+                    String::new()
+                } else {
+                    IMAGE_INTRO.into()
+                },
+                tables: vec![(None, t)],
+            });
+        }
+    }
+    out
+}
 
 const INTRO: &str = "Medians per operation. *cold* = fresh overlay mount with the scratch filesystem's caches \
 evicted, each name looked up once; *warm* = the same names again. Slopes are least-squares fits of the median against \
@@ -184,6 +300,7 @@ fn op_name(op: Op) -> &'static str {
         Op::Stat => "stat",
         Op::Readdir => "readdir",
         Op::Mount => "mount",
+        Op::Walk => "walk",
         Op::Startup => "start-up",
         Op::Open => "open",
     }
@@ -354,7 +471,7 @@ impl Section for LookupSection {
     }
 
     fn blocks(&self, r: &Report) -> Vec<Block> {
-        backings_of(r, NAME)
+        let mut out: Vec<Block> = backings_of(r, NAME)
             .into_iter()
             .filter_map(|backing| {
                 let t = tables(r, &backing)?;
@@ -391,11 +508,13 @@ impl Section for LookupSection {
                     tables,
                 })
             })
-            .collect()
+            .collect();
+        out.extend(image_blocks(r, false));
+        out
     }
 
     fn terminal_blocks(&self, r: &Report) -> Vec<Block> {
-        backings_of(r, NAME)
+        let mut out: Vec<Block> = backings_of(r, NAME)
             .into_iter()
             .filter_map(|backing| {
                 let t = tables(r, &backing)?;
@@ -420,11 +539,73 @@ impl Section for LookupSection {
                     tables,
                 })
             })
-            .collect()
+            .collect();
+        out.extend(image_blocks(r, true));
+        out
     }
 
     fn chart_name(&self) -> Option<String> {
         Some("lookup.svg".into())
+    }
+
+    fn has_chart(&self, r: &Report) -> bool {
+        r.cases_of(NAME).any(|c| View::of_case(c).is_some())
+    }
+
+    fn extra_chart_names(&self, r: &Report) -> Vec<String> {
+        if r.cases_of(NAME).any(|c| ImageView::of_case(c).is_some()) {
+            vec![IMAGE_CHART.into()]
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn extra_chart(&self, report: &Report, name: &str) -> Result<Vec<u8>, ReportError> {
+        let pairs: Vec<(String, String)> = backings_of(report, NAME)
+            .into_iter()
+            .flat_map(|b| {
+                images_of(report, NAME)
+                    .into_iter()
+                    .map(move |i| (b.clone(), i))
+            })
+            .collect();
+        let rows = pairs.len().max(1);
+        svg_page(
+            name,
+            (1200, 60 + 440 * rows as u32),
+            "overlaybench · lookup of every path of your images, by the layer a name lives in (median per stat)",
+            |root| {
+                let panels = root.split_evenly((rows, 2));
+                for (i, (backing, image)) in pairs.iter().enumerate() {
+                    for (pi, cache) in [Cache::Cold, Cache::Warm].iter().enumerate() {
+                        let mut lines: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+                        for (c, v) in report
+                            .cases_of(NAME)
+                            .filter_map(|c| ImageView::of_case(c).map(|v| (c, v)))
+                        {
+                            if v.image != *image || v.backing != *backing || v.cache != *cache {
+                                continue;
+                            }
+                            if let (Op::Stat, Some(k)) = (v.op, v.layer) {
+                                lines
+                                    .entry(c.layout.clone())
+                                    .or_default()
+                                    .push(((k + 1) as f64, c.stats.median));
+                            }
+                        }
+                        linear_panel(
+                            &panels[i * 2 + pi],
+                            &format!("stat, {} — {image} ({backing})", cache.name()),
+                            Axis::new("layer the name lives in (1 = bottom)", Unit::Count),
+                            Axis::new("time per stat", Unit::Ns),
+                            &layout_series(lines),
+                            None,
+                        )?;
+                    }
+                }
+                Ok(())
+            },
+        )
     }
 
     fn chart(&self, report: &Report) -> Result<Vec<u8>, ReportError> {

@@ -28,6 +28,8 @@ pub enum Phase {
 pub struct Reading {
     /// Index of the layout in the run.
     pub layout: usize,
+    /// Index of the user's image read (None: the synthetic set).
+    pub image: Option<usize>,
     /// Containers reading.
     pub containers: usize,
     /// When.
@@ -66,14 +68,15 @@ pub struct View {
 impl View {
     /// The typed view of a case's params (None for another workload's).
     pub fn of_case(c: &Case) -> Option<View> {
-        (c.workload == NAME)
+        // A case about one of the user's images has its own view (`ImageView`).
+        (c.workload == NAME && !c.params.contains_key("image"))
             .then(|| parse_params(&c.params))
             .flatten()
     }
 
     /// The typed view of a derived figure's params.
     pub fn of_derived(d: &Derived) -> Option<View> {
-        (d.workload == NAME)
+        (d.workload == NAME && !d.params.contains_key("image"))
             .then(|| parse_params(&d.params))
             .flatten()
     }
@@ -101,7 +104,7 @@ pub fn record(
     layouts: &[&str],
     readings: Vec<Reading>,
 ) {
-    for r in readings {
+    for r in readings.into_iter().filter(|r| r.image.is_none()) {
         let view = |copied: Option<usize>| View {
             backing: backing.into(),
             containers: r.containers,
@@ -145,6 +148,114 @@ pub fn record(
     }
 }
 
+// ---------------------------------------------------------------------------
+// The user's images.
+
+/// The report's params of a page-cache case or derived figure about one of
+/// the user's images, typed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageView {
+    /// Backing filesystem.
+    pub backing: String,
+    /// The image's reference.
+    pub image: String,
+    /// Containers reading.
+    pub containers: usize,
+    /// When.
+    pub phase: Phase,
+    /// Bytes of the image's files read.
+    pub set_bytes: u64,
+    /// The same in whole 4 KiB pages per file: what one cached copy takes
+    /// (sharing = K × this / resident).
+    pub set_page_bytes: u64,
+    /// Files read.
+    pub files: usize,
+    /// The glob patterns that chose them (absent: every regular file, up to the budget).
+    #[serde(default)]
+    pub read_set: Option<String>,
+    /// How caches were emptied between phases.
+    pub eviction: String,
+    /// Containers that had copied the set up (sharing factors).
+    #[serde(default)]
+    pub copied_up_containers: Option<usize>,
+}
+
+impl ImageView {
+    /// The typed view of a case's params (None for a synthetic case).
+    pub fn of_case(c: &Case) -> Option<ImageView> {
+        (c.workload == NAME)
+            .then(|| parse_params(&c.params))
+            .flatten()
+    }
+
+    /// The typed view of a derived figure's params.
+    pub fn of_derived(d: &Derived) -> Option<ImageView> {
+        (d.workload == NAME)
+            .then(|| parse_params(&d.params))
+            .flatten()
+    }
+}
+
+/// Turns the images' readings into cases and sharing factors; `images[i]`
+/// is image `i`'s reference and `sets[i]` what its containers read.
+pub fn record_images(
+    out: &mut Recorded,
+    p: &Params,
+    backing: &str,
+    layouts: &[&str],
+    images: &[String],
+    sets: &[super::params::ImageReadSet],
+    readings: Vec<Reading>,
+) {
+    for r in readings {
+        let (Some(ii), Some(&layout)) = (r.image, layouts.get(r.layout)) else {
+            continue;
+        };
+        let (Some(image), Some(set)) = (images.get(ii), sets.get(ii)) else {
+            continue;
+        };
+        let view = |copied: Option<usize>| ImageView {
+            backing: backing.into(),
+            image: image.clone(),
+            containers: r.containers,
+            phase: r.phase,
+            set_bytes: set.bytes,
+            set_page_bytes: set.page_bytes,
+            files: set.names.len(),
+            read_set: (!p.read_set.is_empty()).then(|| p.read_set.join(" ")),
+            eviction: "posix_fadvise-dontneed".into(),
+            copied_up_containers: copied,
+        };
+        if r.metric == RESIDENT && r.value > 0.0 {
+            let copied = if r.phase == Phase::AfterCopyUp {
+                copied_up(r.containers)
+            } else {
+                0
+            };
+            out.derived.push(Derived {
+                workload: NAME.into(),
+                layout: layout.into(),
+                kind: SHARING.into(),
+                params: params_of(&view(Some(copied))),
+                value: (r.containers as f64 * set.page_bytes as f64) / r.value,
+                unit: "x".into(),
+                r2: None,
+                intercept: None,
+                n: 1,
+                ..Default::default()
+            });
+        }
+        out.case(
+            NAME,
+            layout,
+            params_of(&view(None)),
+            r.metric,
+            r.unit,
+            vec![r.value],
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,12 +271,15 @@ mod tests {
             backings: &[],
             selected: &[],
             seed: 1,
+            images: 0,
+            synthetic: true,
         };
         let p = Params::resolve(&b, &Options::default(), None, NAME).expect("valid");
         let set = p.set_bytes as f64;
         let readings = vec![
             Reading {
                 layout: 0,
+                image: None,
                 containers: 4,
                 phase: Phase::Read,
                 metric: RESIDENT,
@@ -174,6 +288,7 @@ mod tests {
             },
             Reading {
                 layout: 1,
+                image: None,
                 containers: 4,
                 phase: Phase::Read,
                 metric: RESIDENT,
@@ -206,11 +321,14 @@ mod tests {
             backings: &[],
             selected: &[],
             seed: 1,
+            images: 0,
+            synthetic: true,
         };
         let p = Params::resolve(&b, &Options::default(), None, NAME).expect("valid");
         let set = p.set_bytes as f64;
         let reading = |layout, value| Reading {
             layout,
+            image: None,
             containers: 3,
             phase: Phase::MultiImage,
             metric: RESIDENT,

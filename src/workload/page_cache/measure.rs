@@ -52,8 +52,8 @@ fn data_files(
     readers: &[Reader],
     names: &[String],
 ) -> Vec<PathBuf> {
-    // A set, not `Vec::contains`: --cache-files 100000 × K readers would be
-    // quadratic (10^10 comparisons, hours).
+    // A set, not `Vec::contains`: a real image's set has thousands of files and
+    // --cache-files 100000 × K readers would be quadratic (10^10 comparisons, hours).
     let mut seen = std::collections::HashSet::new();
     let mut out: Vec<PathBuf> = Vec::new();
     for r in readers {
@@ -101,19 +101,79 @@ pub fn measure(
     cgroup: Option<&MemoryCgroup>,
     readings: &mut Vec<Reading>,
 ) -> Result<(), WorkloadError> {
+    let spec = SyntheticImage::new("page-cache", p.image());
+    let set = ReadSet {
+        source: &spec,
+        names: p.file_names(),
+        image: None,
+    };
     let root = ctx.scratch.path().join(NAME);
-    let names = p.file_names();
+    measure_set(&p.containers, ctx, cgroup, &set, &root, readings)
+}
+
+/// Measures each of the user's images: K containers reading its read set
+/// (`sets[i]`, chosen by `Params::read_set`), in every layout.
+pub fn measure_user_images(
+    p: &Params,
+    ctx: &mut RunContext<'_>,
+    cgroup: Option<&MemoryCgroup>,
+    sets: &[super::params::ImageReadSet],
+    readings: &mut Vec<Reading>,
+) -> Result<(), WorkloadError> {
+    let images = ctx.images;
+    for (ii, (img, chosen)) in images.iter().zip(sets).enumerate() {
+        if chosen.names.is_empty() {
+            continue;
+        }
+        let set = ReadSet {
+            source: img.source().as_ref(),
+            names: chosen.names.clone(),
+            image: Some(ii),
+        };
+        let root = ctx
+            .scratch
+            .path()
+            .join("page-cache-images")
+            .join(format!("i{ii}"));
+        measure_set(&p.containers, ctx, cgroup, &set, &root, readings)?;
+        // The next image and workload need the room.
+        crate::workload::harness::remove_workdir(ctx.layouts, &root)?;
+    }
+    Ok(())
+}
+
+/// What the containers read: files of an image.
+pub struct ReadSet<'a> {
+    /// The image.
+    pub source: &'a dyn crate::image::ImageSource,
+    /// Paths of the files read, in the image.
+    pub names: Vec<String>,
+    /// Index of the user's image in the run (None: the synthetic set).
+    pub image: Option<usize>,
+}
+
+/// Measures `set` in every layout at every K of `ks`, under `root`,
+/// appending to `readings` as it goes.
+pub fn measure_set(
+    ks: &[usize],
+    ctx: &mut RunContext<'_>,
+    cgroup: Option<&MemoryCgroup>,
+    set: &ReadSet<'_>,
+    root: &Path,
+    readings: &mut Vec<Reading>,
+) -> Result<(), WorkloadError> {
+    let root = root.to_path_buf();
+    let names = &set.names;
     ctx.progress.set_message("page-cache: building images");
     for (li, layout) in ctx.layouts.iter().enumerate() {
         let name = layout.name();
-        let spec = SyntheticImage::new("page-cache", p.image());
-        let img = layout.prepare(&spec, &root.join(name).join("img"))?;
+        let img = layout.prepare(set.source, &root.join(name).join("img"))?;
         // Every lower file, evicted between phases even when no reader uses it now.
         let lower: Vec<PathBuf> = names
             .iter()
             .filter_map(|n| layout.lower_file(&img, Path::new(n)))
             .collect();
-        for &k in &p.containers {
+        for &k in ks {
             ctx.check_interrupted()?;
             ctx.progress
                 .set_message(format!("page-cache: {name}, {k} containers"));
@@ -131,7 +191,7 @@ pub fn measure(
                 settle(&root)?;
                 for f in lower
                     .iter()
-                    .chain(&data_files(layout.as_ref(), &img, readers, &names))
+                    .chain(&data_files(layout.as_ref(), &img, readers, names))
                 {
                     cache::evict_file(f).map_err(WorkloadError::io("evicting", f))?;
                 }
@@ -141,7 +201,7 @@ pub fn measure(
                            readers: &[Reader],
                            out: &mut Vec<Reading>|
              -> Result<(), WorkloadError> {
-                let files = data_files(layout.as_ref(), &img, readers, &names);
+                let files = data_files(layout.as_ref(), &img, readers, names);
                 let before_cached = Memory::current().map(|m| m.cached_bytes);
                 let before_cg = cgroup.and_then(|c| c.file_bytes());
                 let read_one = |r: &Reader| {
@@ -161,6 +221,7 @@ pub fn measure(
                 let mut push = |metric, value, unit| {
                     out.push(Reading {
                         layout: li,
+                        image: set.image,
                         containers: k,
                         phase,
                         metric,
@@ -186,7 +247,7 @@ pub fn measure(
             measure(Phase::ReadConcurrent, &readers, readings)?;
             // Break sharing: half the containers (at least one) copy the set up.
             for r in readers.iter().take(copied_up(k)) {
-                for n in &names {
+                for n in names {
                     // Each copy-up fsyncs: 100000 files take minutes, so a stop
                     // request is honoured between files, not only between steps.
                     ctx.check_interrupted()?;
@@ -203,6 +264,7 @@ pub fn measure(
             let used_after = used_bytes(ctx, &root)?;
             readings.push(Reading {
                 layout: li,
+                image: set.image,
                 containers: k,
                 phase: Phase::AfterCopyUp,
                 metric: DISK_ADDED,
@@ -293,6 +355,7 @@ pub fn measure_images(
             let mut push = |metric, value, unit| {
                 readings.push(Reading {
                     layout: li,
+                    image: None,
                     containers: m,
                     phase: Phase::MultiImage,
                     metric,

@@ -1,6 +1,8 @@
 //! page-cache: how much memory K containers reading the same image really use.
 //! Through overlay the K readers share one cached copy of each lower file; plain
 //! copies are cached K times; after a copy-up a container caches its own copy.
+//! With the user's images (`--image`), the containers read each image's own
+//! files (all regular files up to `--read-budget`, or those `--read-set` globs pick).
 
 pub mod analyze;
 pub mod measure;
@@ -18,7 +20,8 @@ use crate::probe::memory::Memory;
 use crate::probe::residency::MemoryCgroup;
 use crate::report::{Derived, Report};
 use crate::workload::{
-    BuildContext, Footprint, ParamError, RunContext, Workload, WorkloadEntry, WorkloadError,
+    BuildContext, Footprint, ImageFootprint, ParamError, RunContext, Workload, WorkloadEntry,
+    WorkloadError,
 };
 
 /// Name in reports.
@@ -40,12 +43,18 @@ fn build(b: &BuildContext<'_>) -> Result<Box<dyn Workload>, ParamError> {
     let available = Memory::current().and_then(|m| m.available_bytes);
     Ok(Box::new(PageCache {
         params: Params::resolve(b, &b.options.page_cache, available, NAME)?,
+        synthetic: b.synthetic,
+        images: b.images,
     }))
 }
 
 /// The page-cache workload with its resolved parameters.
 pub struct PageCache {
     params: Params,
+    /// Whether the synthetic set runs (not with `--image-only`).
+    synthetic: bool,
+    /// How many of the user's images the run measures.
+    images: usize,
 }
 
 impl Workload for PageCache {
@@ -57,12 +66,25 @@ impl Workload for PageCache {
         serde_json::to_value(&self.params).unwrap_or_default()
     }
 
-    fn footprint(&self, layouts: usize, _image_bytes: u64) -> Footprint {
-        self.params.footprint(layouts)
+    fn footprint(&self, layouts: usize, images: &ImageFootprint) -> Footprint {
+        // One image at a time in every layout, K plain containers (full
+        // copies) and half of them copying the set up.
+        let k = self.params.containers.iter().copied().max().unwrap_or(1) as u64;
+        let real = images.room(layouts, k + k.div_ceil(2));
+        if self.synthetic {
+            self.params.footprint(layouts).max(real)
+        } else {
+            real
+        }
     }
 
     fn steps(&self, layouts: &[Box<dyn Layout>]) -> u64 {
-        (layouts.len() * (self.params.containers.len() + self.params.images.len())) as u64
+        let synthetic = if self.synthetic {
+            self.params.containers.len() + self.params.images.len()
+        } else {
+            0
+        };
+        (layouts.len() * (synthetic + self.params.containers.len() * self.images)) as u64
     }
 
     fn run(&self, ctx: &mut RunContext<'_>) -> Result<(), WorkloadError> {
@@ -90,14 +112,61 @@ impl Workload for PageCache {
                 ctx.backing
             )),
         }
+        let names: Vec<&str> = ctx.layouts.iter().map(|l| l.name()).collect();
+        if self.synthetic {
+            let mut readings = Vec::new();
+            let result = measure::measure(&self.params, ctx, cgroup.as_ref(), &mut readings)
+                .and_then(|()| {
+                    measure::measure_images(&self.params, ctx, cgroup.as_ref(), &mut readings)
+                });
+            // Every K finished before an interrupt is real: keep it.
+            analyze::record(ctx.out, &self.params, &ctx.backing, &names, readings);
+            result?;
+        }
+        if ctx.images.is_empty() {
+            return Ok(());
+        }
+        let mut sets = Vec::new();
+        let mut images = Vec::new();
+        for img in ctx.images {
+            let index = img
+                .index()
+                .map_err(|e| WorkloadError::Verify(e.to_string()))?;
+            let set = self.params.read_set(&index);
+            if set.names.is_empty() {
+                ctx.out.note(format!(
+                    "page-cache: no regular file of {} matches --read-set {} within --read-budget {} bytes; \
+                     the image is not measured",
+                    img.reference(),
+                    self.params.read_set.join(" "),
+                    self.params.read_budget
+                ));
+            } else if set.left_out > 0 {
+                ctx.out.note(format!(
+                    "page-cache: {} files ({} bytes) of {} are read; {} more matching files are left out by \
+                     --read-budget {} bytes",
+                    set.names.len(),
+                    set.bytes,
+                    img.reference(),
+                    set.left_out,
+                    self.params.read_budget
+                ));
+            }
+            images.push(img.reference().to_string());
+            sets.push(set);
+        }
         let mut readings = Vec::new();
         let result =
-            measure::measure(&self.params, ctx, cgroup.as_ref(), &mut readings).and_then(|()| {
-                measure::measure_images(&self.params, ctx, cgroup.as_ref(), &mut readings)
-            });
-        // Every K finished before an interrupt is real: keep it.
-        let names: Vec<&str> = ctx.layouts.iter().map(|l| l.name()).collect();
-        analyze::record(ctx.out, &self.params, &ctx.backing, &names, readings);
+            measure::measure_user_images(&self.params, ctx, cgroup.as_ref(), &sets, &mut readings);
+        analyze::record_images(
+            ctx.out,
+            &self.params,
+            &ctx.backing,
+            &names,
+            &images,
+            &sets,
+            readings,
+        );
         result
     }
 }

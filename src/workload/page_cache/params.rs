@@ -14,8 +14,26 @@ pub struct Options {
     pub files: Option<usize>,
     /// Numbers of containers reading it.
     pub containers: Option<Vec<usize>>,
+    /// The most bytes of each `--image` read (its files in path order up to it).
+    pub read_budget: Option<u64>,
+    /// Glob patterns choosing which files of each `--image` are read.
+    pub read_set: Option<Vec<String>>,
     /// Numbers of different images (sharing files, not layers) read at once.
     pub images: Option<Vec<usize>>,
+}
+
+/// The files of one of the user's images the containers read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImageReadSet {
+    /// Paths in the image, in path order.
+    pub names: Vec<String>,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Their bytes rounded up to 4 KiB pages each: what the set takes in the
+    /// page cache when read once (the sharing factor's unit).
+    pub page_bytes: u64,
+    /// Matching files left out because the budget was reached.
+    pub left_out: usize,
 }
 
 /// Parameters of the page-cache workload, resolved (written to the report's config).
@@ -27,6 +45,11 @@ pub struct Params {
     pub files: usize,
     /// Numbers of containers reading it.
     pub containers: Vec<usize>,
+    /// The most bytes of each of the user's images read.
+    pub read_budget: u64,
+    /// Glob patterns choosing the files of the user's images read (all regular files when empty).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub read_set: Vec<String>,
     /// Numbers of different images read at once, one container each: every
     /// image holds the same files, in other layers (no layer is shared).
     pub images: Vec<usize>,
@@ -73,10 +96,20 @@ impl Params {
                 format!("use --cache-files from 1 to {MAX_FILES}"),
             ));
         }
+        let patterns = o.read_set.clone().unwrap_or_default();
+        for g in &patterns {
+            glob::Pattern::new(g.trim_start_matches('/')).map_err(|e| {
+                ParamError::Invalid(format!(
+                    "--read-set {g:?} is not a glob pattern: {e} (e.g. 'usr/lib/**/*.so*')"
+                ))
+            })?;
+        }
         let p = Params {
             set_bytes: o.set_bytes.unwrap_or(set_default),
             files,
             containers: ks,
+            read_budget: o.read_budget.unwrap_or(set_default),
+            read_set: patterns,
             images: ms,
         };
         if !b.selected.contains(&name) {
@@ -85,23 +118,41 @@ impl Params {
         if p.set_bytes < 1 << 20 {
             return Err(ParamError::range("--cache-set", p.set_bytes, "at least 1M"));
         }
+        if p.read_budget < 1 << 20 {
+            return Err(ParamError::range(
+                "--read-budget",
+                p.read_budget,
+                "at least 1M",
+            ));
+        }
         let kmax = p.containers.iter().copied().max().unwrap_or(1) as u64;
         let mmax = p.images.iter().copied().max().unwrap_or(1) as u64;
         // Plain caches the set once per container (and a layout that caches a
         // file twice, EROFS, twice per image): all of it must fit in memory with
-        // room to spare, or eviction by the kernel would fake the result.
-        let need = p.set_bytes.saturating_mul((kmax + 1).max(2 * mmax + 1));
-        if let Some(avail) = mem_available {
-            if need > avail / 2 {
-                return Err(ParamError::range(
-                    "--cache-set",
-                    p.set_bytes,
-                    format!(
-                        "set × max(largest --containers + 1, 2 × largest --cache-images + 1) = {need} bytes \
-                         must stay under half of MemAvailable ({avail} bytes); use a smaller --cache-set or \
-                         fewer containers or images"
-                    ),
-                ));
+        // room to spare, or eviction by the kernel would fake the result. The
+        // synthetic set also runs the M-images sweep; an --image's read set the
+        // K containers only.
+        let mut checks = Vec::new();
+        if b.synthetic {
+            checks.push(("--cache-set", p.set_bytes, (kmax + 1).max(2 * mmax + 1)));
+        }
+        if b.images > 0 {
+            checks.push(("--read-budget", p.read_budget, kmax + 1));
+        }
+        for (flag, bytes, copies) in checks {
+            let need = bytes.saturating_mul(copies);
+            if let Some(avail) = mem_available {
+                if need > avail / 2 {
+                    return Err(ParamError::range(
+                        flag,
+                        bytes,
+                        format!(
+                            "set × max(largest --containers + 1, 2 × largest --cache-images + 1) = {need} bytes \
+                             must stay under half of MemAvailable ({avail} bytes); use a smaller {flag} or \
+                             fewer containers or images"
+                        ),
+                    ));
+                }
             }
         }
         if !b.backings.is_empty() && b.backings.iter().all(|x| x == "tmpfs") && b.selected == [name]
@@ -114,7 +165,7 @@ impl Params {
     }
 
     /// An image per layout, K plain copies, K/2 upper copies; then, one
-    /// layout at a time, M images and M plain copies.
+    /// layout at a time, M images and M plain copies (the synthetic sets).
     pub fn footprint(&self, layouts: usize) -> Footprint {
         let k = self.containers.iter().copied().max().unwrap_or(1) as u64;
         let m = self.images.iter().copied().max().unwrap_or(1) as u64;
@@ -126,6 +177,37 @@ impl Params {
             bytes: self.set_bytes * sets + files * per_file + (64 << 20),
             inodes: 10_000 + files * 2,
         }
+    }
+
+    /// The files of one of the user's images the containers read: its
+    /// regular files (one path per inode) that match `read_set` (all when
+    /// empty), in path order, each taken while the total stays within
+    /// `read_budget`.
+    pub fn read_set(&self, index: &crate::image::ImageIndex) -> ImageReadSet {
+        let opts = glob::MatchOptions {
+            case_sensitive: true,
+            require_literal_separator: true,
+            require_literal_leading_dot: false,
+        };
+        let patterns: Vec<glob::Pattern> = self
+            .read_set
+            .iter()
+            .filter_map(|g| glob::Pattern::new(g.trim_start_matches('/')).ok())
+            .collect();
+        let mut set = ImageReadSet::default();
+        for (path, size) in index.regular_files() {
+            if !patterns.is_empty() && !patterns.iter().any(|g| g.matches_path_with(path, opts)) {
+                continue;
+            }
+            if set.bytes + size > self.read_budget {
+                set.left_out += 1;
+                continue;
+            }
+            set.bytes += size;
+            set.page_bytes += size.div_ceil(4096) * 4096;
+            set.names.push(path.display().to_string());
+        }
+        set
     }
 
     /// The files every container reads, as paths in the image.
@@ -216,6 +298,8 @@ mod tests {
             backings,
             selected: &["page-cache"],
             seed: 1,
+            images: 0,
+            synthetic: true,
         }
     }
 

@@ -3,12 +3,12 @@
 
 use std::collections::BTreeMap;
 
-use super::analyze::{Phase, View, DISK_ADDED, RESIDENT, SHARING};
+use super::analyze::{ImageView, Phase, View, DISK_ADDED, RESIDENT, SHARING};
 use super::NAME;
 use crate::report::chart::{
     layout_series, linear_panel, svg_page, Axis, Marker, RGBColor, Series, Unit,
 };
-use crate::report::summary::backings_of;
+use crate::report::summary::{backings_of, images_of};
 use crate::report::{fmt_bytes, Block, Case, Headline, Report, ReportError, Section, Table};
 
 /// Renders page-cache's cases.
@@ -20,6 +20,116 @@ and are in report.json). *sharing* = K × set size / resident bytes: K is perfec
 containers (rounded up) copy_up the set with a one-byte write and all read again. *disk added* = what the K \
 containers and their copies add to the filesystem (`statvfs`): on xfs copies are reflinks that share blocks on \
 disk, yet each still caches its own pages. Eviction between phases: `posix_fadvise` DONTNEED on exactly these files.";
+
+/// The chart of the user's images.
+const IMAGE_CHART: &str = "page-cache-images.svg";
+
+fn image_views<'a>(r: &'a Report, image: &str, backing: &str) -> Vec<(&'a Case, ImageView)> {
+    r.cases_of(NAME)
+        .filter_map(|c| ImageView::of_case(c).map(|v| (c, v)))
+        .filter(|(_, v)| v.image == image && v.backing == backing)
+        .collect()
+}
+
+/// The table of one image on one backing, and a line saying what was read.
+fn image_table(r: &Report, image: &str, backing: &str) -> Option<(Table, String)> {
+    let all = image_views(r, image, backing);
+    let cases: Vec<&(&Case, ImageView)> =
+        all.iter().filter(|(c, _)| c.metric == RESIDENT).collect();
+    let first = cases.first()?;
+    let what = format!(
+        "K containers of {image} each read {} files ({}){}.",
+        first.1.files,
+        fmt_bytes(first.1.set_bytes as f64),
+        first
+            .1
+            .read_set
+            .as_ref()
+            .map(|g| format!(" matching {g}"))
+            .unwrap_or_default()
+    );
+    let resident = |layout: &str, k: usize, phase: Phase| {
+        cases
+            .iter()
+            .find(|(c, v)| c.layout == layout && v.containers == k && v.phase == phase)
+            .map(|(c, _)| c.stats.median)
+    };
+    let factor = |layout: &str, k: usize, phase: Phase| {
+        r.derived
+            .iter()
+            .filter(|d| d.kind == SHARING && d.layout == layout)
+            .find(|d| {
+                ImageView::of_derived(d).is_some_and(|v| {
+                    v.image == image
+                        && v.backing == backing
+                        && v.containers == k
+                        && v.phase == phase
+                })
+            })
+            .map(|d| format!("{:.2}x", d.value))
+            .unwrap_or_else(|| "-".into())
+    };
+    let mut keys: Vec<(String, usize)> = Vec::new();
+    for (c, v) in &cases {
+        let k = (c.layout.clone(), v.containers);
+        if !keys.contains(&k) {
+            keys.push(k);
+        }
+    }
+    let mut t = Table::new([
+        "layout",
+        "containers",
+        "resident after reads",
+        "sharing",
+        "sharing (concurrent)",
+        "after copy_up in half",
+        "sharing",
+        "disk added",
+    ]);
+    let b = |v: Option<f64>| v.map(fmt_bytes).unwrap_or_else(|| "-".into());
+    for (layout, k) in keys {
+        let disk = all
+            .iter()
+            .find(|(c, v)| c.layout == layout && c.metric == DISK_ADDED && v.containers == k)
+            .map(|(c, _)| c.stats.median);
+        t.row(vec![
+            layout.clone(),
+            k.to_string(),
+            b(resident(&layout, k, Phase::Read)),
+            factor(&layout, k, Phase::Read),
+            factor(&layout, k, Phase::ReadConcurrent),
+            b(resident(&layout, k, Phase::AfterCopyUp)),
+            factor(&layout, k, Phase::AfterCopyUp),
+            b(disk),
+        ]);
+    }
+    Some((t, what))
+}
+
+fn image_blocks(r: &Report, terminal: bool) -> Vec<Block> {
+    let mut out = Vec::new();
+    for backing in backings_of(r, NAME) {
+        for image in images_of(r, NAME) {
+            let Some((t, what)) = image_table(r, &image, &backing) else {
+                continue;
+            };
+            out.push(Block {
+                heading: if terminal {
+                    format!("page-cache of {image} on {backing} (sharing = K × set / resident)")
+                } else {
+                    format!("page-cache — K containers reading {image} ({backing})")
+                },
+                intro: if terminal {
+                    String::new()
+                } else {
+                    format!("{what} Residency, phases and eviction as for the synthetic set above.")
+                },
+                tables: vec![(None, t)],
+            });
+        }
+    }
+    out
+}
 
 fn views(r: &Report) -> Vec<(&Case, View)> {
     r.cases_of(NAME)
@@ -190,7 +300,7 @@ impl Section for PageCacheSection {
     }
 
     fn blocks(&self, r: &Report) -> Vec<Block> {
-        backings_of(r, NAME)
+        let mut out: Vec<Block> = backings_of(r, NAME)
             .into_iter()
             .filter_map(|backing| {
                 let t = table(r, &backing)?;
@@ -211,11 +321,13 @@ impl Section for PageCacheSection {
                     tables,
                 })
             })
-            .collect()
+            .collect();
+        out.extend(image_blocks(r, false));
+        out
     }
 
     fn terminal_blocks(&self, r: &Report) -> Vec<Block> {
-        backings_of(r, NAME)
+        let mut out: Vec<Block> = backings_of(r, NAME)
             .into_iter()
             .filter_map(|backing| {
                 let t = table(r, &backing)?;
@@ -234,11 +346,103 @@ impl Section for PageCacheSection {
                     tables,
                 })
             })
-            .collect()
+            .collect();
+        out.extend(image_blocks(r, true));
+        out
     }
 
     fn chart_name(&self) -> Option<String> {
         Some("page-cache.svg".into())
+    }
+
+    fn has_chart(&self, r: &Report) -> bool {
+        r.cases_of(NAME).any(|c| View::of_case(c).is_some())
+    }
+
+    fn extra_chart_names(&self, r: &Report) -> Vec<String> {
+        if r.cases_of(NAME).any(|c| ImageView::of_case(c).is_some()) {
+            vec![IMAGE_CHART.into()]
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn extra_chart(&self, report: &Report, name: &str) -> Result<Vec<u8>, ReportError> {
+        let pairs: Vec<(String, String)> = backings_of(report, NAME)
+            .into_iter()
+            .flat_map(|b| {
+                images_of(report, NAME)
+                    .into_iter()
+                    .map(move |i| (b.clone(), i))
+            })
+            .collect();
+        let rows = pairs.len().max(1);
+        svg_page(
+            name,
+            (1200, 60 + 460 * rows as u32),
+            "overlaybench · page cache used by K containers reading your images (mincore)",
+            |root| {
+                let panels = root.split_evenly((rows, 2));
+                for (i, (backing, image)) in pairs.iter().enumerate() {
+                    let views = image_views(report, image, backing);
+                    let cases: Vec<&(&Case, ImageView)> =
+                        views.iter().filter(|(c, _)| c.metric == RESIDENT).collect();
+                    let set = cases
+                        .iter()
+                        .map(|(_, v)| v.set_page_bytes as f64)
+                        .fold(0.0, f64::max);
+                    let kmax = cases
+                        .iter()
+                        .map(|(_, v)| v.containers as f64)
+                        .fold(1.0, f64::max);
+                    for (pi, (phase, title)) in [
+                        (Phase::Read, "every container reads the set"),
+                        (Phase::AfterCopyUp, "after half copy_up the set"),
+                    ]
+                    .iter()
+                    .enumerate()
+                    {
+                        let mut lines: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+                        for (c, v) in cases.iter().filter(|(_, v)| v.phase == *phase) {
+                            lines
+                                .entry(c.layout.clone())
+                                .or_default()
+                                .push((v.containers as f64, c.stats.median));
+                        }
+                        let mut series = layout_series(lines);
+                        for (label, points, color) in [
+                            (
+                                "perfect sharing (one copy)",
+                                vec![(1.0, set), (kmax, set)],
+                                RGBColor(120, 120, 120),
+                            ),
+                            (
+                                "no sharing (K copies)",
+                                vec![(1.0, set), (kmax, set * kmax)],
+                                RGBColor(0, 0, 0),
+                            ),
+                        ] {
+                            series.push(Series {
+                                label: label.into(),
+                                color,
+                                marker: Marker::Circle,
+                                dashed: true,
+                                points,
+                            });
+                        }
+                        linear_panel(
+                            &panels[i * 2 + pi],
+                            &format!("{title} — {image} ({backing})"),
+                            Axis::new("containers (K)", Unit::Count),
+                            Axis::new("page cache resident", Unit::Bytes),
+                            &series,
+                            None,
+                        )?;
+                    }
+                }
+                Ok(())
+            },
+        )
     }
 
     fn chart(&self, report: &Report) -> Result<Vec<u8>, ReportError> {

@@ -75,7 +75,7 @@ impl Workload for Storm {
         serde_json::to_value(&self.params).unwrap_or_default()
     }
 
-    fn footprint(&self, layouts: usize, _image_bytes: u64) -> Footprint {
+    fn footprint(&self, layouts: usize, _images: &crate::workload::ImageFootprint) -> Footprint {
         self.params.footprint(layouts)
     }
 
