@@ -134,8 +134,65 @@ fn run_on_a_real_image_writes_every_workload() {
 
 /// Every other local transport runs (inodes, the quickest) and reads the
 /// same layers: the chain ids (from the uncompressed content) match the OCI layout's.
+/// A real registry (Debian's `docker-registry`) on a loopback port, holding
+/// the fixture image pushed by `skopeo`; killed on drop.
+struct Registry(std::process::Child);
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn registry_with_fixture(dir: &Path, oci: &str) -> (Registry, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let cfg = dir.join("registry.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            dir.join("registry").display()
+        ),
+    )
+    .expect("config");
+    let reg = Registry(
+        std::process::Command::new("docker-registry")
+            .arg("serve")
+            .arg(&cfg)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("docker-registry (scripts/setup installs it)"),
+    );
+    // Ready when it accepts a connection: bounded by attempts, not a clock.
+    let up = (0..600).any(|_| {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() || {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            false
+        }
+    });
+    assert!(up, "docker-registry never listened on {port}");
+    let push = std::process::Command::new("skopeo")
+        .args(["copy", "-q", "--dest-tls-verify=false", oci])
+        .arg(format!("docker://127.0.0.1:{port}/fixture:t"))
+        .output()
+        .expect("skopeo");
+    assert!(
+        push.status.success(),
+        "skopeo push: {}",
+        String::from_utf8_lossy(&push.stderr)
+    );
+    (reg, format!("registry:127.0.0.1:{port}/fixture:t"))
+}
+
 fn run_on_every_transport() {
     let f = fixture();
+    let reg_dir = tmp();
+    let (_registry, pulled) = registry_with_fixture(reg_dir.path(), &f.oci);
     let mut want = None;
     for reference in [
         &f.oci,
@@ -143,6 +200,7 @@ fn run_on_every_transport() {
         &f.other.docker_archive,
         &f.other.storage,
         &f.other.docker,
+        &pulled,
     ] {
         let d = tmp();
         let out = d.path().join("out");
@@ -152,6 +210,7 @@ fn run_on_every_transport() {
             &[
                 "--image",
                 reference,
+                "--registry-insecure",
                 "--image-only",
                 "--workloads",
                 "inodes",
