@@ -64,6 +64,17 @@ pub(crate) fn start_long_run(dir: &Path) -> Child {
 /// measures: the first cold round remounts the scratch fs (a new mount id in
 /// the run's own namespace — whatever the layout mounts, or if it mounts
 /// nothing); tmpfs is never remounted, so there the first overlay mount says so.
+/// Fails the test without leaving its run behind: the run is interrupted (so
+/// it unmounts and detaches what it made, as after any Ctrl-C) and reaped first.
+fn give_up(mut child: Child, why: String) -> ! {
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    );
+    let _ = child.wait();
+    panic!("{why}");
+}
+
 pub(crate) fn start_long_run_with(dir: &Path, extra: &[&str]) -> Child {
     let mut args = small_run_args(dir);
     args.extend(extra.iter().map(|s| s.to_string()));
@@ -79,10 +90,9 @@ pub(crate) fn start_long_run_with(dir: &Path, extra: &[&str]) -> Child {
     while (common::loops_backed_under(dir).is_empty() && !extra.contains(&"tmpfs"))
         || !dir.join("out/report.json").exists()
     {
-        assert!(
-            Instant::now() < deadline,
-            "the run never attached its loop device"
-        );
+        if Instant::now() >= deadline {
+            give_up(child, "the run never attached its loop device".into());
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
     // Wait until it measures: only the measuring loop remounts the scratch fs,
@@ -100,11 +110,15 @@ pub(crate) fn start_long_run_with(dir: &Path, extra: &[&str]) -> Child {
         if extra.contains(&"tmpfs") && overlay_mounted(child.id(), dir) {
             break;
         }
-        assert!(
-            Instant::now() < deadline,
-            "the run with {extra:?} never started measuring (still building fixtures after 300 s?); \
-             scratch mount {first:?} → {now:?}"
-        );
+        if Instant::now() >= deadline {
+            give_up(
+                child,
+                format!(
+                    "the run with {extra:?} never started measuring (still building fixtures after 300 s?); \
+                     scratch mount {first:?} → {now:?}"
+                ),
+            );
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
     child
