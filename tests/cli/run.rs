@@ -112,6 +112,7 @@ pub(crate) fn lookup_median(
                 && c.param_str("target") == target
                 && c.param_str("cache") == cache
                 && c.param_f64("depth") == Some(depth)
+                && !c.params.contains_key("calibration")
         })
         .unwrap_or_else(|| panic!("no case {layout} {target} {cache} @{depth}"))
         .stats
@@ -140,17 +141,72 @@ fn run_writes_a_complete_report_that_rerenders() {
         .is_some_and(|o| o.contains("lowerdir")));
     // 3 layouts × 3 depths × (3 targets × cold/warm + readdir cold/warm + start-up)
     // + 2 overlay layouts × 3 mount cases + the store sweep: 3 layouts × stat/open
-    // × cold/warm × 3 store sizes.
+    // × cold/warm × 3 store sizes + the calibration: per cold stat series (3
+    // layouts × 3 depths × 3 targets) its references and the quotients.
     assert_eq!(
         r.cases.len(),
-        3 * 3 * 9 + 2 * 3 + 3 * 2 * 2 * 3,
+        3 * 3 * 9 + 2 * 3 + 3 * 2 * 2 * 3 + 3 * 3 * 3 * 2,
         "cases: {}",
         r.cases.len()
     );
     for c in &r.cases {
         assert_eq!(c.samples.len(), c.stats.n);
-        assert!(c.stats.median > 0.0 && c.unit == "ns");
+        let unit = if c.param_str("calibration") == "normalised" {
+            "x"
+        } else {
+            "ns"
+        };
+        assert!(c.stats.median > 0.0 && c.unit == unit, "{}", c.id);
     }
+    // The calibration is a cold lookup in a plain directory of the backing:
+    // plain's own lookups are the same operation, so its quotient sits near 1
+    // at every depth, while overlay2's grows with the layers searched.
+    let quotient = |layout: &str, depth: f64| {
+        r.cases
+            .iter()
+            .find(|c| {
+                c.layout == layout
+                    && c.param_str("calibration") == "normalised"
+                    && c.param_str("target") == "bottom"
+                    && c.param_f64("depth") == Some(depth)
+            })
+            .unwrap_or_else(|| panic!("no calibrated case {layout} @{depth}"))
+            .stats
+            .median
+    };
+    for depth in [1.0, 16.0, 64.0] {
+        let q = quotient("plain", depth);
+        assert!(
+            (0.5..2.0).contains(&q),
+            "plain ÷ calibration @{depth} = {q:.2}"
+        );
+    }
+    assert!(
+        quotient("overlay2", 64.0) > 2.0 * quotient("overlay2", 1.0),
+        "overlay2's calibrated cold lookup must grow with depth"
+    );
+    // The gate uses the calibrated figures of the stacks up to 16 layers.
+    let gate = bin()
+        .args(["compare", "--format", "json", "--noisy", "warn"])
+        .arg(&out)
+        .arg(&out)
+        .output()
+        .expect("compare runs");
+    let c: overlaybench::compare::Comparison =
+        serde_json::from_slice(&gate.stdout).expect("compare json");
+    let lookup: Vec<&str> = c
+        .results
+        .iter()
+        .filter(|f| f.workload == "lookup")
+        .map(|f| f.id.as_str())
+        .collect();
+    assert!(
+        !lookup.is_empty()
+            && lookup
+                .iter()
+                .all(|id| id.contains("calibration=normalised") && id.contains("depth=16")),
+        "gated lookup figures: {lookup:?}"
+    );
     // The kernel's shape: cold lookups of bottom-layer names grow with overlay2
     // depth; the legacy single-lower mount stays flat. (Generous factors: this
     // checks that eviction and the stacks are real, not a speed target.)

@@ -156,20 +156,57 @@ pub struct View {
 }
 
 impl View {
-    /// The typed view of a case's params (None for another workload's).
+    /// The typed view of a case's params (None for another workload's, and
+    /// for the calibration entries: `View::calibrated` reads those).
     pub fn of_case(c: &Case) -> Option<View> {
         // A case about one of the user's images has its own view (`ImageView`).
-        (c.workload == NAME && !c.params.contains_key("image"))
+        (c.workload == NAME && !c.params.contains_key("image") && !is_calibration(&c.params))
             .then(|| parse_params(&c.params))
             .flatten()
     }
 
-    /// The typed view of a derived figure's params.
+    /// The typed view of a derived figure's params (None for calibrated ones).
     pub fn of_derived(d: &Derived) -> Option<View> {
-        (d.workload == NAME && !d.params.contains_key("image"))
+        (d.workload == NAME && !d.params.contains_key("image") && !is_calibration(&d.params))
             .then(|| parse_params(&d.params))
             .flatten()
     }
+
+    /// The view and calibration role of a calibrated derived figure.
+    pub fn calibrated(d: &Derived) -> Option<(View, Calibration)> {
+        if d.workload != NAME {
+            return None;
+        }
+        let role: Calibration = serde_json::from_value(d.params.get(CALIBRATION)?.clone()).ok()?;
+        Some((parse_params(&d.params)?, role))
+    }
+}
+
+/// Params key naming a calibration entry's role.
+pub const CALIBRATION: &str = "calibration";
+
+/// Params key of a calibrated slope: the deepest stack its fit uses.
+pub const MAX_DEPTH: &str = "max_depth";
+
+/// The deepest stack the calibrated slopes fit. Past it a cold lookup's cost
+/// per layer is not one machine state but two: on this 2-core VM, with a busy
+/// neighbour, the stacks of 32 layers and more ran 2–3× slower for a whole run
+/// (every round) while 1–16 layers did not move (docs/ci-gate.md).
+pub const GATED_MAX_DEPTH: usize = 16;
+
+/// What a calibration entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Calibration {
+    /// The same names looked up cold in a plain directory of the backing
+    /// filesystem, right after each batch of the layout's (raw samples, ns).
+    Reference,
+    /// Each batch divided by its reference (×), and the figures made of them.
+    Normalised,
+}
+
+fn is_calibration(params: &BTreeMap<String, serde_json::Value>) -> bool {
+    params.contains_key(CALIBRATION)
 }
 
 /// The metric name and unit of an op.
@@ -304,6 +341,91 @@ pub fn record(out: &mut Recorded, p: &Params, s: &Setting<'_>, samples: BTreeMap
             m / bm,
             id(k),
             id(&b),
+        ));
+    }
+}
+
+/// The calibrated figures: per cold stat series with references, a case of
+/// the references (raw, ns) and one of the paired quotients (each batch over
+/// the reference batch taken right after it, ×); per depth the ratio of the
+/// two medians; per layout × target the slope of the quotients' medians over
+/// the depths up to `GATED_MAX_DEPTH` (× per layer, at least three depths).
+pub fn record_calibrated(
+    out: &mut Recorded,
+    p: &Params,
+    s: &Setting<'_>,
+    series: &BTreeMap<Key, Vec<f64>>,
+    reference: BTreeMap<Key, Vec<f64>>,
+) {
+    let with = |k: &Key, role: Calibration, depth: bool| {
+        let v = View {
+            depth: depth.then_some(k.depth),
+            ..view(k, p, s)
+        };
+        let mut params = params_of(&v);
+        params.insert(
+            CALIBRATION.into(),
+            serde_json::to_value(role).unwrap_or_default(),
+        );
+        params
+    };
+    let mut fits: BTreeMap<Key, Vec<(f64, f64, String)>> = BTreeMap::new();
+    for (k, refs) in reference {
+        let Some(xs) = series.get(&k) else { continue };
+        let layout = s.layouts[k.layout];
+        let quotients: Vec<f64> = xs
+            .iter()
+            .zip(&refs)
+            .filter(|(_, r)| **r > 0.0)
+            .map(|(x, r)| x / r)
+            .collect();
+        let (metric, unit) = metric_of(k.op);
+        let ref_params = with(&k, Calibration::Reference, true);
+        let ref_id = case_key(NAME, layout, metric, &ref_params);
+        let Some(ref_median) = out.case(NAME, layout, ref_params, metric, unit, refs) else {
+            continue;
+        };
+        let q_params = with(&k, Calibration::Normalised, true);
+        let q_metric = "latency_per_reference";
+        let q_id = case_key(NAME, layout, q_metric, &q_params);
+        let Some(q_median) = out.case(NAME, layout, q_params.clone(), q_metric, "x", quotients)
+        else {
+            continue;
+        };
+        let own_id = case_key(NAME, layout, metric, &params_of(&view(&k, p, s)));
+        let own_median = crate::stats::Stats::compute(xs).map(|st| st.median);
+        if let Some(own) = own_median.filter(|_| ref_median > 0.0) {
+            out.derived.push(Derived::ratio(
+                NAME,
+                layout,
+                q_params,
+                own / ref_median,
+                own_id,
+                ref_id,
+            ));
+        }
+        if k.depth <= GATED_MAX_DEPTH {
+            fits.entry(Key { depth: 0, ..k })
+                .or_default()
+                .push((k.depth as f64, q_median, q_id));
+        }
+    }
+    for (k, pts) in fits {
+        if pts.len() < 3 {
+            continue;
+        }
+        let xy: Vec<(f64, f64)> = pts.iter().map(|(x, y, _)| (*x, *y)).collect();
+        let Some(fit) = fit_line(&xy) else { continue };
+        let mut params = with(&k, Calibration::Normalised, false);
+        params.insert(MAX_DEPTH.into(), GATED_MAX_DEPTH.into());
+        let points = pts.into_iter().map(|(x, _, id)| (x, id)).collect();
+        out.derived.push(Derived::slope(
+            NAME,
+            s.layouts[k.layout],
+            params,
+            &fit,
+            "x/layer",
+            points,
         ));
     }
 }

@@ -35,9 +35,35 @@ pub struct Fixture {
     pub container: ContainerDirs,
 }
 
-/// Builds every (depth, layout) fixture in parallel on every core.
+/// The calibration directories: for each stat target, a plain directory on
+/// the backing filesystem itself holding the found names (none of the missing
+/// ones). Each batch of a layout's cold lookups is followed by the same names
+/// looked up here, cold too, so a lookup's cost can be divided by the backing's
+/// cost of the same lookup taken a few milliseconds later: what the machine's
+/// load does to both cancels (docs/ci-gate.md has the measurements).
+pub fn calibration_dir(scratch: &Path, t: Target) -> std::path::PathBuf {
+    scratch.join(NAME).join("calibration").join(t.dir())
+}
+
+fn build_calibration(p: &Params, scratch: &Path) -> Result<(), WorkloadError> {
+    for t in Target::STAT {
+        let dir = calibration_dir(scratch, t);
+        std::fs::create_dir_all(&dir).map_err(WorkloadError::io("creating", &dir))?;
+        if t.found() {
+            for i in 0..p.names {
+                let f = dir.join(Params::name_of(false, i));
+                File::create(&f).map_err(WorkloadError::io("creating", &f))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Builds every (depth, layout) fixture in parallel on every core, and the
+/// calibration directories.
 pub fn build_fixtures(p: &Params, ctx: &RunContext<'_>) -> Result<Vec<Fixture>, WorkloadError> {
     let root = ctx.scratch.path().join(NAME);
+    build_calibration(p, ctx.scratch.path())?;
     let jobs: Vec<(usize, usize)> = p
         .depths
         .iter()
@@ -141,6 +167,9 @@ fn cstrings(names: impl Iterator<Item = String>) -> Vec<CString> {
 pub struct Samples {
     /// Per series, in measurement order.
     pub series: BTreeMap<Key, Vec<f64>>,
+    /// Per cold stat series, the same names looked up in the calibration
+    /// directory right after each batch: index `i` pairs with `series[k][i]`.
+    pub reference: BTreeMap<Key, Vec<f64>>,
     /// Lookups whose result the image does not describe.
     pub unexpected: usize,
 }
@@ -211,18 +240,25 @@ pub fn measure(
                     .map(|&t| Ok((t, open_dir(&mounted.merged.join(t.dir()))?)))
                     .collect::<Result<_, WorkloadError>>()?;
                 let root = open_dir(&mounted.merged)?;
-                // Cold: each name once, batches of the three targets interleaved.
+                let calibration: BTreeMap<Target, File> = Target::STAT
+                    .iter()
+                    .map(|&t| Ok((t, open_dir(&calibration_dir(ctx.scratch.path(), t))?)))
+                    .collect::<Result<_, WorkloadError>>()?;
+                // Cold: each name once, batches of the three targets interleaved,
+                // each batch followed by its calibration (cold as well: the
+                // backing was remounted before this mount).
                 for chunk in 0..p.names / p.batch {
                     for t in Target::STAT {
                         let batch = &names[&t][chunk * p.batch..(chunk + 1) * p.batch];
                         let (ns, bad) = time_stats(&dirs[&t], batch, t.found());
-                        s.unexpected += bad;
-                        s.series
-                            .entry(key(Op::Stat, t, Cache::Cold))
-                            .or_default()
-                            .push(ns / p.batch as f64);
+                        let (cal, cal_bad) = time_stats(&calibration[&t], batch, t.found());
+                        s.unexpected += bad + cal_bad;
+                        let k = key(Op::Stat, t, Cache::Cold);
+                        s.series.entry(k).or_default().push(ns / p.batch as f64);
+                        s.reference.entry(k).or_default().push(cal / p.batch as f64);
                     }
                 }
+                drop(calibration);
                 let expected_entries = depth * p.entries_per_layer + 2;
                 let readdir = |cache, s: &mut Samples| -> Result<(), WorkloadError> {
                     for n in &readdir_names {

@@ -177,6 +177,7 @@ impl Lookup {
                 eviction: ctx.eviction_name(),
                 timeouts: &timeouts,
             };
+            analyze::record_calibrated(ctx.out, p, &setting, &samples.series, samples.reference);
             analyze::record(ctx.out, p, &setting, samples.series);
             analyze::record_store(ctx.out, p, &setting, store);
         }
@@ -184,10 +185,15 @@ impl Lookup {
     }
 }
 
-/// The cold slopes of stat (bottom, missing names) and of mount: fits over all
-/// depths average out the per-depth disk noise of a cold lookup, which makes
-/// single-depth ratios swing 10–14 % between runs on a 2-core VM (5 quick suites
-/// back to back); warm and readdir figures swing more and are left out.
+/// Calibrated cold lookups: each batch of a layout's cold `stat`s is divided by
+/// the same names looked up cold in a plain directory of the backing right
+/// after it, so what the machine's load does to both cancels. Gated: the slope
+/// of those quotients over the stacks of 1–16 layers (× a backing lookup per
+/// layer, r² ≥ 0.8) and the quotient at the deepest of those stacks, for names
+/// in the bottom layer and for missing names. Left out, from measurements on
+/// a 2-core VM (docs/ci-gate.md): absolute slopes (+33 % with a busy core),
+/// stacks deeper than 16 layers (a whole run 2–3× slower with a busy
+/// neighbour), warm and readdir figures.
 struct Rules;
 
 impl GateRules for Rules {
@@ -195,16 +201,30 @@ impl GateRules for Rules {
         0.25
     }
 
-    fn gated(&self, d: &Derived, _report: &Report) -> bool {
-        let Some(v) = View::of_derived(d) else {
+    fn timed(&self) -> bool {
+        true
+    }
+
+    fn calibration(&self) -> &'static str {
+        "each batch of cold stats over the same names stat'ed cold in a plain directory of the backing right after it"
+    }
+
+    fn gated(&self, d: &Derived, report: &Report) -> bool {
+        let Some((v, role)) = View::calibrated(d) else {
             return false;
         };
-        d.kind == kinds::SLOPE
+        let cold_search = role == analyze::Calibration::Normalised
             && v.cache == Cache::Cold
-            && (v.op == Op::Mount
-                || (v.op == Op::Stat && matches!(v.target, Target::Bottom | Target::Missing)))
-            && d.r2.unwrap_or(0.0) >= 0.8
-            && d.value > 0.0
+            && v.op == Op::Stat
+            && matches!(v.target, Target::Bottom | Target::Missing);
+        if !cold_search {
+            return false;
+        }
+        match d.kind.as_str() {
+            kinds::SLOPE => d.r2.unwrap_or(0.0) >= 0.8 && d.value > 0.0,
+            kinds::RATIO => v.depth.is_some() && v.depth == deepest_gated(report),
+            _ => false,
+        }
     }
 
     fn higher_is_better(&self, _d: &Derived) -> bool {
@@ -214,4 +234,13 @@ impl GateRules for Rules {
     fn identity_keys(&self) -> &'static [&'static str] {
         &["/names", "/batch", "/readdir_dirs", "/entries_per_layer"]
     }
+}
+
+/// The deepest stack of the report's depth sweep that the gate uses.
+fn deepest_gated(report: &Report) -> Option<usize> {
+    report
+        .cases_of(NAME)
+        .filter_map(|c| View::of_case(c).and_then(|v| v.depth))
+        .filter(|&d| d <= analyze::GATED_MAX_DEPTH)
+        .max()
 }

@@ -161,12 +161,15 @@ impl Params {
         let startup = self.startup_files as u64 * self.startup_file_bytes;
         let store = self.store_images.iter().copied().max().unwrap_or(0) * self.names;
         let store_inodes = store * 2 * layouts.max(1) + 1_000;
+        // The calibration directories: the found names twice (top, bottom).
+        let calibration = 2 * self.names + 8;
         Footprint {
             bytes: inodes as u64 * 4096
                 + startup * 3 * self.depths.len() as u64 * layouts.max(1) as u64
                 + store_inodes as u64 * (self.store_file_bytes + 4096)
+                + calibration as u64 * 4096
                 + (64 << 20),
-            inodes: (inodes + store_inodes) as u64,
+            inodes: (inodes + store_inodes + calibration) as u64,
         }
     }
 
