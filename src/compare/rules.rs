@@ -9,6 +9,14 @@ use crate::report::{Derived, Report};
 pub trait GateRules {
     /// Default relative threshold (0.25 = 25 %) for its figures, from measured noise.
     fn threshold(&self) -> f64;
+    /// How its gated figures are made independent of the machine's load: the
+    /// in-run reference each timing is divided by, or why none is needed
+    /// (exact counts). Required, so a new workload states it.
+    fn calibration(&self) -> &'static str;
+    /// Whether its gated figures are timings, which a noisy machine moves
+    /// (exact counts are not): `compare` judges the machine's conditions only
+    /// over spans of workloads that say yes.
+    fn timed(&self) -> bool;
     /// Whether the default gate uses derived figure `d` of `report` (it must also be
     /// recomputable from raw samples, which the gate checks itself).
     fn gated(&self, d: &Derived, report: &Report) -> bool;

@@ -142,6 +142,14 @@ impl GateRules for Rules {
         0.25
     }
 
+    fn timed(&self) -> bool {
+        true
+    }
+
+    fn calibration(&self) -> &'static str {
+        "each copy-up over a copy_file_range + fsync of the same file on the same filesystem, interleaved with it"
+    }
+
     fn gated(&self, d: &Derived, report: &Report) -> bool {
         let Some(v) = View::of_derived(d) else {
             return false;

@@ -126,6 +126,14 @@ impl GateRules for Rules {
         0.25
     }
 
+    fn timed(&self) -> bool {
+        false
+    }
+
+    fn calibration(&self) -> &'static str {
+        "nothing is gated: import times are absolute (disk and CPU speed)"
+    }
+
     fn gated(&self, _d: &Derived, _report: &Report) -> bool {
         false
     }

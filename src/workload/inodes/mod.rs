@@ -186,6 +186,14 @@ impl GateRules for Rules {
         0.05
     }
 
+    fn timed(&self) -> bool {
+        false
+    }
+
+    fn calibration(&self) -> &'static str {
+        "none needed: inode and byte counts are exact (statvfs of the run's own scratch filesystem)"
+    }
+
     fn gated(&self, d: &Derived, _report: &Report) -> bool {
         let Some(v) = analyze::View::of_derived(d) else {
             return false;

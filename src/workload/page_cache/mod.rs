@@ -179,6 +179,14 @@ impl GateRules for Rules {
         0.05
     }
 
+    fn timed(&self) -> bool {
+        false
+    }
+
+    fn calibration(&self) -> &'static str {
+        "none needed: sharing factors are exact page counts (mincore)"
+    }
+
     fn gated(&self, d: &Derived, _report: &Report) -> bool {
         d.kind == analyze::SHARING
     }

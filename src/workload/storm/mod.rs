@@ -289,11 +289,11 @@ impl Storm {
     }
 }
 
-/// The ratio of p99 time to ready at the largest concurrency to C = 1 (no
-/// idmap and idmapped alike), and the slope of the mount-table read against
-/// mounts held (r² ≥ 0.9). Both are taken inside one run. Threshold from the
-/// run-to-run noise of 5 quick storms back to back on this 2-core VM (see
-/// docs/report.md, storm).
+/// The slope of the mount-table read's CPU time against mounts held (r² ≥
+/// 0.9), taken inside one run. The ratio of p99 time to ready at the largest
+/// concurrency to C = 1 is reported but not gated: its C = 1 baseline is half
+/// a millisecond, and a busy or I/O-heavy neighbour moved the ratio 30–45 %
+/// between runs of the same build (docs/ci-gate.md).
 struct Rules;
 
 impl GateRules for Rules {
@@ -301,18 +301,19 @@ impl GateRules for Rules {
         0.30
     }
 
-    fn gated(&self, d: &Derived, report: &Report) -> bool {
+    fn timed(&self) -> bool {
+        true
+    }
+
+    fn calibration(&self) -> &'static str {
+        "the mount-table read's CPU time is fitted against the mounts held, all in one run; time-to-ready ratios are not gated (a busy neighbour moved them 30-45 %)"
+    }
+
+    fn gated(&self, d: &Derived, _report: &Report) -> bool {
         let Some(v) = View::of_derived(d) else {
             return false;
         };
-        if analyze::is_read_cpu_slope(d, &v) {
-            return d.r2.unwrap_or(0.0) >= 0.9 && d.value > 0.0;
-        }
-        let largest = report
-            .cases_of(NAME)
-            .filter_map(|c| View::of_case(c).and_then(|v| v.concurrency))
-            .max();
-        analyze::is_p99_ratio(d, &v) && v.concurrency.is_some() && v.concurrency == largest
+        analyze::is_read_cpu_slope(d, &v) && d.r2.unwrap_or(0.0) >= 0.9 && d.value > 0.0
     }
 
     fn higher_is_better(&self, _d: &Derived) -> bool {
