@@ -259,7 +259,17 @@ pub fn run(
                 interrupted,
                 out: &mut out,
             };
+            let before = crate::host::conditions::Snapshot::take(std::path::Path::new("/"));
             let result = w.run(&mut ctx);
+            let after = crate::host::conditions::Snapshot::take(std::path::Path::new("/"));
+            report
+                .conditions
+                .push(crate::host::conditions::Conditions::between(
+                    w.entry().name,
+                    &backing.to_string(),
+                    &before,
+                    &after,
+                ));
             merge(&mut report, &mut out, started);
             if let Err(e) = result {
                 if !matches!(e, WorkloadError::Interrupted) {

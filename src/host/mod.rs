@@ -7,6 +7,8 @@ use std::path::Path;
 
 use crate::isolate::{BackingInfo, MountApi, Privilege};
 
+pub mod conditions;
+
 /// The host and how the run used it.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]

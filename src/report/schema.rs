@@ -50,6 +50,10 @@ pub struct Report {
     /// Layouts a backing (or the host) could not run, each with the reason.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub skipped: Vec<Skipped>,
+    /// How busy the machine was while each workload measured (pressure,
+    /// steal, load, clock); `compare` refuses to judge a run too noisy to gate on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<crate::host::conditions::Conditions>,
 }
 
 /// What a check of one of Docker's statements found on this host.
@@ -292,6 +296,7 @@ impl Report {
             images: Vec::new(),
             claims: Vec::new(),
             skipped: Vec::new(),
+            conditions: Vec::new(),
         }
     }
 
