@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 
 use super::AppError;
 use crate::compare::format::{render, CompareFormat};
-use crate::compare::{self as cmp, CompareOptions, FigureSet, MissingPolicy, WorkloadRules};
+use crate::compare::{
+    self as cmp, CompareOptions, FigureSet, MissingPolicy, NoisyPolicy, WorkloadRules,
+};
 use crate::input::canonical_for_creation;
 use crate::report::{self, RunStatus};
 
@@ -47,6 +49,11 @@ pub struct CompareConfig {
     pub resamples: usize,
     /// Accept a current report that is not complete.
     pub allow_partial: bool,
+    /// What a report too noisy to gate on does.
+    pub noisy: NoisyPolicy,
+    /// Text and markdown list every gated figure, not only the changed and
+    /// near-threshold ones.
+    pub all: bool,
 }
 
 /// The outcome of a comparison.
@@ -60,6 +67,8 @@ pub struct CompareOutcome {
     pub warnings: Vec<String>,
     /// Whether `text` went to the output file (else it is for stdout).
     pub written: bool,
+    /// Whether the verdict was withheld: a report too noisy, `--noisy fail`.
+    pub withheld: bool,
 }
 
 /// Every registered workload's gate rules, by name.
@@ -159,6 +168,7 @@ pub fn compare(cfg: &CompareConfig) -> Result<CompareOutcome, AppError> {
         ignore_params: cfg.ignore_params.clone(),
         resamples: cfg.resamples,
         rules,
+        noisy: cfg.noisy,
     };
     let baseline = report::read_report(&cfg.baseline)?;
     let current = report::read_report(&cfg.current)?;
@@ -185,13 +195,23 @@ pub fn compare(cfg: &CompareConfig) -> Result<CompareOutcome, AppError> {
         cfg.current.display().to_string(),
     );
     let result = cmp::compare(&baseline, &current, (&names.0, &names.1), &opts)?;
-    let text = render(&result, cfg.format);
+    let text = render(&result, cfg.format, cfg.all);
+    if cfg.output.is_some() {
+        // The file holds the reasons; stderr still says why there is no verdict.
+        warnings.extend(
+            result
+                .noisy
+                .iter()
+                .map(|n| format!("too noisy to gate on: {n}")),
+        );
+    }
     if let Some(p) = &output {
         report::write_atomic(p, text.as_bytes())?;
     }
     Ok(CompareOutcome {
         text,
         failed: result.failed(),
+        withheld: result.withheld(),
         warnings,
         written: cfg.output.is_some(),
     })

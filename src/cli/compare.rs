@@ -7,7 +7,7 @@ use clap::Args;
 use overlaybench::app::compare::{self, CompareConfig};
 use overlaybench::compare::format::CompareFormat;
 use overlaybench::compare::gate::parse_threshold;
-use overlaybench::compare::{FigureSet, MissingPolicy};
+use overlaybench::compare::{FigureSet, MissingPolicy, NoisyPolicy};
 
 use super::choice;
 
@@ -50,6 +50,15 @@ pub struct CompareArgs {
     /// still running) instead of refusing it; only its finished cases count.
     #[arg(long)]
     pub allow_partial: bool,
+    /// A report measured on a machine too busy to gate on (CPU pressure, steal
+    /// or memory pressure past the limits in docs/ci-gate.md): `fail` withholds
+    /// the verdict and exits 4 so CI can rerun; `warn` judges anyway
+    #[arg(long, value_parser = choice::<NoisyPolicy>(), default_value = "fail")]
+    pub noisy: NoisyPolicy,
+    /// Text and markdown: list every gated figure, not only the ones that
+    /// changed or came near their threshold
+    #[arg(long)]
+    pub all: bool,
 }
 
 fn parse_workload_threshold(s: &str) -> Result<(String, f64), String> {
@@ -75,11 +84,17 @@ impl CompareArgs {
             output: self.output,
             resamples: self.resamples,
             allow_partial: self.allow_partial,
+            noisy: self.noisy,
+            all: self.all,
         }
     }
 }
 
-/// Compares two reports; exit 1 when the gate fails.
+/// Exit code when a report was too noisy to judge (`--noisy fail`).
+pub const EXIT_NOISY: i32 = 4;
+
+/// Compares two reports; exit 1 when the gate fails, 4 when a report was too
+/// noisy to judge.
 pub fn execute(args: CompareArgs) -> anyhow::Result<i32> {
     let outcome = compare::compare(&args.into_config())?;
     for w in &outcome.warnings {
@@ -88,5 +103,9 @@ pub fn execute(args: CompareArgs) -> anyhow::Result<i32> {
     if !outcome.written {
         super::out::stdout(&format!("{}\n", outcome.text))?;
     }
-    Ok(i32::from(outcome.failed))
+    Ok(if outcome.withheld {
+        EXIT_NOISY
+    } else {
+        i32::from(outcome.failed)
+    })
 }

@@ -87,10 +87,20 @@ fn table(c: &Comparison, only_changed: bool) -> Table {
     t
 }
 
+fn verdict_word(c: &Comparison) -> &'static str {
+    if c.withheld() {
+        "NO VERDICT (too noisy)"
+    } else if c.failed() {
+        "FAIL"
+    } else {
+        "PASS"
+    }
+}
+
 fn headline(c: &Comparison) -> String {
     format!(
         "{}{}: {} regressed, {} improved, {} unchanged ({} figures not gated){}",
-        if c.failed() { "FAIL" } else { "PASS" },
+        verdict_word(c),
         if c.nothing_compared() {
             " (no figure could be compared)"
         } else {
@@ -115,6 +125,245 @@ fn headline(c: &Comparison) -> String {
             )
         }
     )
+}
+
+/// Widest label the text table prints (the rest of a row takes 48 columns).
+const LABEL_WIDTH: usize = 50;
+/// Most near-threshold rows listed by default.
+const NEAR_ROWS: usize = 8;
+
+/// Params that never tell two gated figures apart in words: how cold was
+/// made, how many ops a sample holds, what a ratio is taken against.
+const QUIET_PARAMS: &[&str] = &["eviction", "ops_per_sample", "baseline", "calibration"];
+
+/// The id split into workload, layout, kind and its `k=v` params.
+fn parts(id: &str) -> (&str, &str, &str, Vec<(&str, &str)>) {
+    let mut it = id.splitn(4, '/');
+    let (w, l, k) = (
+        it.next().unwrap_or(""),
+        it.next().unwrap_or(""),
+        it.next().unwrap_or(""),
+    );
+    let params = it
+        .next()
+        .unwrap_or("")
+        .split(',')
+        .filter_map(|kv| kv.split_once('='))
+        .collect();
+    (w, l, k, params)
+}
+
+fn human_value(key: &str, v: &str) -> String {
+    if key.ends_with("bytes") {
+        if let Ok(n) = v.parse::<u64>() {
+            return crate::report::table::fmt_bytes(n as f64);
+        }
+    }
+    if v.parse::<f64>().is_ok() {
+        format!("{} {v}", key.replace('_', " "))
+    } else {
+        v.to_string()
+    }
+}
+
+/// Short labels: `workload · layout · kind · …` with only the params whose
+/// value differs between the workload's gated figures (so `backing` shows up
+/// only when several were run).
+fn labels(c: &Comparison) -> std::collections::HashMap<&str, String> {
+    use std::collections::{BTreeMap, BTreeSet, HashMap};
+    let mut values: BTreeMap<(&str, &str), BTreeSet<&str>> = BTreeMap::new();
+    for r in &c.results {
+        let (w, _, _, params) = parts(&r.id);
+        for (k, v) in params {
+            values.entry((w, k)).or_default().insert(v);
+        }
+    }
+    let mut out = HashMap::new();
+    for r in &c.results {
+        let (w, l, kind, params) = parts(&r.id);
+        let mut words = vec![w.to_string(), l.to_string()];
+        let shown: Vec<String> = params
+            .iter()
+            .filter(|(k, _)| !QUIET_PARAMS.contains(k))
+            .filter(|(k, _)| values.get(&(w, *k)).is_some_and(|s| s.len() > 1))
+            .map(|(k, v)| human_value(k, v))
+            .collect();
+        if !shown.is_empty() {
+            words.push(shown.join(" "));
+        }
+        words.push(kind.replace('-', " "));
+        out.insert(r.id.as_str(), words.join(" · "));
+    }
+    out
+}
+
+fn clip(s: &str, width: usize) -> String {
+    if s.chars().count() <= width {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(width - 1).collect();
+        t.push('…');
+        t
+    }
+}
+
+/// Where a figure stands against its threshold: |change| / threshold, and
+/// how close its interval's far end comes (1.0 = on the line).
+fn closeness(r: &super::FigureResult) -> f64 {
+    let far = r.ci_low.abs().max(r.ci_high.abs());
+    (r.change.abs().max(far * 0.5)) / r.threshold.max(1e-9)
+}
+
+/// The rows shown by default: every changed figure, then the unchanged ones
+/// whose change reached half the threshold (closest first, at most
+/// `NEAR_ROWS`); with `all`, every figure. Returns the rows and how many
+/// near-threshold ones were left out.
+fn shown(c: &Comparison, all: bool) -> (Vec<&super::FigureResult>, usize) {
+    let mut changed: Vec<_> = c
+        .results
+        .iter()
+        .filter(|r| r.verdict != Verdict::Unchanged)
+        .collect();
+    changed.sort_by_key(|r| r.verdict != Verdict::Regressed);
+    let mut near: Vec<_> = c
+        .results
+        .iter()
+        .filter(|r| r.verdict == Verdict::Unchanged)
+        .filter(|r| all || r.change.abs() >= 0.5 * r.threshold)
+        .collect();
+    near.sort_by(|a, b| closeness(b).total_cmp(&closeness(a)));
+    let left = if all {
+        0
+    } else {
+        near.len().saturating_sub(NEAR_ROWS)
+    };
+    if !all {
+        near.truncate(NEAR_ROWS);
+    }
+    changed.extend(near);
+    (changed, left)
+}
+
+fn conditions_line(c: &Comparison) -> Option<String> {
+    (!c.noisy.is_empty()).then(|| {
+        let policy = if c.noisy_fails {
+            "no verdict; rerun on a quieter runner, or --noisy warn to judge anyway"
+        } else {
+            "judged anyway (--noisy warn)"
+        };
+        format!("too noisy to gate on ({policy}):")
+    })
+}
+
+/// The terminal rendering: the verdict first, then the figures that matter.
+fn text(c: &Comparison, all: bool) -> String {
+    let labels = labels(c);
+    let mut out = vec![headline(c)];
+    out.push(format!("baseline {} → current {}", c.baseline, c.current));
+    if let Some(line) = conditions_line(c) {
+        out.push(line);
+        out.extend(c.noisy.iter().map(|n| format!("  {}", clip(n, 96))));
+    }
+    let (rows, left) = shown(c, all);
+    if rows.is_empty() {
+        out.push(format!(
+            "no gated figure moved by half its threshold or more ({} compared)",
+            c.results.len()
+        ));
+    } else {
+        out.push(format!(
+            "{:<LABEL_WIDTH$} {:>8} {:>18} {:>5} {}",
+            "figure", "change", "95% CI", "limit", "verdict"
+        ));
+        for r in &rows {
+            let label = labels.get(r.id.as_str()).map_or(r.id.as_str(), |l| l);
+            out.push(format!(
+                "{:<LABEL_WIDTH$} {:>8} {:>18} {:>5} {}",
+                clip(label, LABEL_WIDTH),
+                pct(r.change),
+                format!("[{}, {}]", pct(r.ci_low), pct(r.ci_high)),
+                format!("±{:.0}%", 100.0 * r.threshold),
+                word(r.verdict)
+            ));
+        }
+        if left > 0 {
+            out.push(format!("… and {left} more near their threshold"));
+        }
+    }
+    for (what, ids) in [
+        ("missing in current", &c.missing_in_current),
+        ("new in current", &c.missing_in_baseline),
+    ] {
+        if !ids.is_empty() {
+            out.push(format!(
+                "{what}: {} (first: {})",
+                ids.len(),
+                clip(&ids[0], 60)
+            ));
+        }
+    }
+    if !all {
+        out.push("--all lists every gated figure; --format json|junit keeps full ids".into());
+    }
+    out.join("\n")
+}
+
+/// The pull-request comment: the same verdict and rows, then every figure
+/// folded away.
+fn markdown(c: &Comparison, all: bool) -> String {
+    let labels = labels(c);
+    let row = |r: &super::FigureResult| {
+        format!(
+            "| {} | {:.4} {} | {:.4} | {} | [{}, {}] | ±{:.0}% | {} |\n",
+            labels.get(r.id.as_str()).map_or(r.id.as_str(), |l| l),
+            r.baseline,
+            r.unit,
+            r.current,
+            pct(r.change),
+            pct(r.ci_low),
+            pct(r.ci_high),
+            100.0 * r.threshold,
+            word(r.verdict)
+        )
+    };
+    let head = "| figure | baseline | current | change | 95% CI | limit | verdict |\n|---|---:|---:|---:|---|---:|---|\n";
+    let mut s = format!("### overlaybench gate: {}\n\n", headline(c));
+    s.push_str(&format!(
+        "Baseline `{}` vs current `{}`. A figure regresses only when the whole 95% bootstrap \
+         interval of its change lies beyond its limit.\n\n",
+        c.baseline, c.current
+    ));
+    if let Some(line) = conditions_line(c) {
+        s.push_str(&format!("**{line}**\n\n"));
+        for n in &c.noisy {
+            s.push_str(&format!("- {n}\n"));
+        }
+        s.push('\n');
+    }
+    let (rows, left) = shown(c, all);
+    if rows.is_empty() {
+        s.push_str("No gated figure moved by half its threshold or more.\n");
+    } else {
+        s.push_str(head);
+        for r in &rows {
+            s.push_str(&row(r));
+        }
+        if left > 0 {
+            s.push_str(&format!("\n… and {left} more near their threshold.\n"));
+        }
+    }
+    s.push_str(&format!(
+        "\n<details><summary>all {} gated figures</summary>\n\n{head}",
+        c.results.len()
+    ));
+    for r in &c.results {
+        s.push_str(&row(r));
+    }
+    s.push_str("\n</details>\n");
+    for m in &c.missing_in_current {
+        s.push_str(&format!("- missing in current: `{m}`\n"));
+    }
+    s
 }
 
 /// The comparison as one HTML page: the verdict, then the figures that changed
@@ -183,30 +432,12 @@ fn xml_escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// Renders a comparison.
-pub fn render(c: &Comparison, format: CompareFormat) -> String {
+/// Renders a comparison; `all` makes text and markdown list every gated
+/// figure instead of the changed and near-threshold ones.
+pub fn render(c: &Comparison, format: CompareFormat, all: bool) -> String {
     match format {
-        CompareFormat::Text => format!("{}\n{}", table(c, false).to_text(), headline(c)),
-        CompareFormat::Markdown => {
-            let mut s = format!("### overlaybench gate: {}\n\n", headline(c));
-            s.push_str(&format!("Baseline `{}` vs current `{}`. A figure regresses only when the whole 95% bootstrap \
-                 interval of its change lies beyond the threshold.\n\n", c.baseline, c.current));
-            let changed = table(c, true);
-            if changed.rows.is_empty() {
-                s.push_str("No figure changed beyond its threshold.\n");
-            } else {
-                s.push_str(&changed.to_markdown());
-            }
-            s.push_str(&format!(
-                "\n<details><summary>all {} gated figures</summary>\n\n{}\n</details>\n",
-                c.results.len(),
-                table(c, false).to_markdown()
-            ));
-            for m in &c.missing_in_current {
-                s.push_str(&format!("- missing in current: `{m}`\n"));
-            }
-            s
-        }
+        CompareFormat::Text => text(c, all),
+        CompareFormat::Markdown => markdown(c, all),
         CompareFormat::Html => html(c),
         CompareFormat::Json => {
             serde_json::to_string_pretty(c).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))

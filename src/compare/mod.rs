@@ -106,6 +106,35 @@ pub struct CompareOptions {
     pub resamples: usize,
     /// Every known workload's gate rules, by workload name.
     pub rules: BTreeMap<String, WorkloadRules>,
+    /// What a run too noisy to gate on does to the verdict.
+    pub noisy: NoisyPolicy,
+}
+
+/// What to do when a report was measured on a machine too busy to gate on
+/// (`host::conditions::Conditions::too_noisy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NoisyPolicy {
+    /// No verdict: the gate exits with its own code (4) so CI can rerun.
+    Fail,
+    /// Judge anyway and say so.
+    Warn,
+}
+
+impl Choice for NoisyPolicy {
+    const ALL: &'static [Self] = &[NoisyPolicy::Fail, NoisyPolicy::Warn];
+    fn name(self) -> &'static str {
+        match self {
+            NoisyPolicy::Fail => "fail",
+            NoisyPolicy::Warn => "warn",
+        }
+    }
+    fn about(self) -> &'static str {
+        match self {
+            NoisyPolicy::Fail => "No verdict on a noisy run: exit 4 so CI can rerun it",
+            NoisyPolicy::Warn => "Judge a noisy run anyway, and say so",
+        }
+    }
 }
 
 /// One compared figure.
@@ -167,6 +196,13 @@ pub struct Comparison {
     pub unchanged: usize,
     /// Figures present in both but not gated (no clear trend, or negligible).
     pub not_gated: usize,
+    /// Why a report was too noisy to gate on (`baseline: …`, `current: …`),
+    /// over the spans of workloads with gated timings; empty when both were quiet enough.
+    #[serde(default)]
+    pub noisy: Vec<String>,
+    /// Whether a noisy report withholds the verdict (`--noisy fail`).
+    #[serde(default)]
+    pub noisy_fails: bool,
 }
 
 impl Comparison {
@@ -183,6 +219,21 @@ impl Comparison {
     pub fn nothing_compared(&self) -> bool {
         self.results.is_empty()
     }
+
+    /// Whether the verdict is withheld: a report was too noisy and the policy is `fail`.
+    pub fn withheld(&self) -> bool {
+        self.noisy_fails && !self.noisy.is_empty()
+    }
+}
+
+/// Why `r`'s spans of timed workloads were too noisy to gate on.
+fn noisy_spans(r: &Report, which: &str, rules: &BTreeMap<String, WorkloadRules>) -> Vec<String> {
+    r.conditions
+        .iter()
+        .filter(|c| rules.get(&c.workload).is_some_and(|w| w.rules.timed()))
+        .filter_map(|c| c.too_noisy())
+        .map(|why| format!("{which}: {why}"))
+        .collect()
 }
 
 /// Why two reports cannot be compared.
@@ -447,6 +498,8 @@ pub fn compare(
         .collect();
     missing_in_baseline.sort();
     let count = |v: Verdict| results.iter().filter(|r| r.verdict == v).count();
+    let mut noisy = noisy_spans(baseline, "baseline", &opts.rules);
+    noisy.extend(noisy_spans(current, "current", &opts.rules));
     Ok(Comparison {
         schema_version: 1,
         kind: "compare".into(),
@@ -461,6 +514,8 @@ pub fn compare(
         missing_in_current,
         missing_in_baseline,
         missing_fails: opts.missing == MissingPolicy::Fail,
+        noisy,
+        noisy_fails: opts.noisy == NoisyPolicy::Fail,
     })
 }
 
@@ -521,6 +576,7 @@ mod tests {
             images: vec![],
             claims: vec![],
             skipped: vec![],
+            conditions: vec![],
         }
     }
 
@@ -530,6 +586,12 @@ mod tests {
     impl GateRules for Ratios {
         fn threshold(&self) -> f64 {
             0.10
+        }
+        fn calibration(&self) -> &'static str {
+            "test"
+        }
+        fn timed(&self) -> bool {
+            true
         }
         fn gated(&self, d: &Derived, _: &Report) -> bool {
             d.kind == kinds::RATIO
@@ -559,6 +621,7 @@ mod tests {
             )]
             .into_iter()
             .collect(),
+            noisy: NoisyPolicy::Fail,
         }
     }
 

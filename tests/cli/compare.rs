@@ -27,8 +27,9 @@ fn compare_passes_a_run_against_itself_and_writes_every_format() {
     let d = tmp();
     let a = gate_run(d.path(), "a", &[]);
     for format in ["text", "markdown", "json", "junit"] {
+        // Judged whatever the test machine's load (the noisy rule has its own test).
         let out = bin()
-            .args(["compare", "--format", format])
+            .args(["compare", "--noisy", "warn", "--format", format])
             .arg(&a)
             .arg(&a)
             .output()
@@ -54,9 +55,52 @@ fn compare_passes_a_run_against_itself_and_writes_every_format() {
                 assert!(text.contains("failures=\"0\"") && text.matches("<testcase ").count() > 5);
             }
             "markdown" => assert!(text.contains("### overlaybench gate: PASS"), "{text}"),
-            _ => assert!(text.contains("PASS: 0 regressed"), "{text}"),
+            _ => {
+                // Verdict first, and a passing gate fits a terminal.
+                assert!(text.starts_with("PASS: 0 regressed"), "{text}");
+                let lines: Vec<&str> = text.lines().collect();
+                assert!(lines.len() <= 20, "{} lines:\n{text}", lines.len());
+                assert!(
+                    lines.iter().all(|l| l.chars().count() <= 100),
+                    "a line is wider than 100 columns:\n{text}"
+                );
+            }
         }
     }
+    // The same report, as if measured while other jobs held the CPUs: no
+    // verdict by default (exit 4, the reason named), a verdict with --noisy warn.
+    let mut r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(a.join("report.json")).expect("report"))
+            .expect("json");
+    let spans = r["conditions"].as_array_mut().expect("conditions recorded");
+    assert!(!spans.is_empty());
+    for c in spans.iter_mut() {
+        c["cpu_pressure_pct"] = serde_json::json!(80.0);
+    }
+    let busy = d.path().join("busy");
+    std::fs::create_dir_all(&busy).expect("mkdir");
+    std::fs::write(busy.join("report.json"), r.to_string()).expect("write");
+    let out = bin()
+        .arg("compare")
+        .arg(&a)
+        .arg(&busy)
+        .output()
+        .expect("runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(4), "{text}");
+    assert!(
+        text.starts_with("NO VERDICT (too noisy)")
+            && text.contains("current: lookup on ext4")
+            && text.contains("waited for a CPU 80%"),
+        "{text}"
+    );
+    bin()
+        .args(["compare", "--noisy", "warn"])
+        .arg(&a)
+        .arg(&busy)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("judged anyway"));
 }
 
 /// `report` with every raw sample (and the stats) of the cold first-write
@@ -110,7 +154,7 @@ fn compare_flags_a_slowdown_and_not_the_same_configuration() {
     )
     .expect("write");
     let out = bin()
-        .args(["compare", "--format", "json"])
+        .args(["compare", "--noisy", "warn", "--format", "json"])
         .arg(&ext4)
         .arg(&slow)
         .output()
@@ -132,14 +176,14 @@ fn compare_flags_a_slowdown_and_not_the_same_configuration() {
     );
     // The junit output carries the failure for CI; the same run passes.
     let junit = bin()
-        .args(["compare", "--format", "junit"])
+        .args(["compare", "--noisy", "warn", "--format", "junit"])
         .arg(&ext4)
         .arg(&slow)
         .output()
         .expect("runs");
     assert!(String::from_utf8_lossy(&junit.stdout).contains("<failure message="));
     bin()
-        .arg("compare")
+        .args(["compare", "--noisy", "warn"])
         .arg(&ext4)
         .arg(&ext4)
         .assert()
@@ -152,14 +196,14 @@ fn compare_flags_a_slowdown_and_not_the_same_configuration() {
         &[&procedures[..], &["--backing", "xfs"]].concat(),
     );
     bin()
-        .arg("compare")
+        .args(["compare", "--noisy", "warn"])
         .arg(&xfs)
         .arg(&ext4)
         .assert()
         .code(1)
         .stdout(predicate::str::contains("no figure could be compared"));
     let code = bin()
-        .args(["compare", "--ignore-param", "backing"])
+        .args(["compare", "--noisy", "warn", "--ignore-param", "backing"])
         .arg(&xfs)
         .arg(&ext4)
         .output()
