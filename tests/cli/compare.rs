@@ -75,7 +75,7 @@ fn compare_passes_a_run_against_itself_and_writes_every_format() {
     let spans = r["conditions"].as_array_mut().expect("conditions recorded");
     assert!(!spans.is_empty());
     for c in spans.iter_mut() {
-        c["cpu_pressure_pct"] = serde_json::json!(80.0);
+        c["others_cpu_pct"] = serde_json::json!(95.0);
     }
     let busy = d.path().join("busy");
     std::fs::create_dir_all(&busy).expect("mkdir");
@@ -91,7 +91,7 @@ fn compare_passes_a_run_against_itself_and_writes_every_format() {
     assert!(
         text.starts_with("NO VERDICT (too noisy)")
             && text.contains("current: lookup on ext4")
-            && text.contains("waited for a CPU 80%"),
+            && text.contains("other processes used 95% of the CPUs"),
         "{text}"
     );
     bin()
