@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # CI performance gate: run the quick suite, compare it with a baseline report,
 # write a markdown comment and a JUnit file, exit with the gate's code
-# (0 pass, 1 regression, 2 bad input, 3 host cannot run the suite).
+# (0 pass, 1 regression, 2 bad input, 3 host cannot run the suite, 4 a report
+# too noisy to judge: rerun it; `-- --noisy warn` judges anyway).
 #
 #   scripts/ci-gate.sh BASELINE_DIR [OUT_DIR] [-- extra `compare` options]
 #
