@@ -496,3 +496,124 @@ pub fn render(c: &Comparison, format: CompareFormat, all: bool) -> String {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compare::FigureResult;
+
+    fn figure(id: &str, change: f64, verdict: Verdict) -> FigureResult {
+        FigureResult {
+            id: id.into(),
+            workload: id.split('/').next().unwrap_or("").into(),
+            unit: "x".into(),
+            higher_is_better: false,
+            baseline: 1.0,
+            current: 1.0 + change,
+            change,
+            ci_low: change - 0.05,
+            ci_high: change + 0.05,
+            threshold: 0.25,
+            verdict,
+        }
+    }
+
+    fn comparison(results: Vec<FigureResult>) -> Comparison {
+        let count = |v| results.iter().filter(|r| r.verdict == v).count();
+        Comparison {
+            schema_version: 1,
+            kind: "compare".into(),
+            baseline: "reports/ci/baseline".into(),
+            current: "reports/ci/current".into(),
+            threshold: 0.1,
+            regressed: count(Verdict::Regressed),
+            improved: count(Verdict::Improved),
+            unchanged: count(Verdict::Unchanged),
+            results,
+            missing_in_current: vec![],
+            missing_in_baseline: vec![],
+            missing_fails: true,
+            not_gated: 400,
+            noisy: vec![],
+            noisy_fails: true,
+        }
+    }
+
+    /// 120 gated figures with long ids, 12 of them past half their threshold.
+    fn many(regressed: bool) -> Comparison {
+        let mut v: Vec<FigureResult> = (0..120)
+            .map(|i| {
+                let change = if i < 12 { 0.13 + 0.005 * i as f64 } else { 0.01 };
+                figure(
+                    &format!(
+                        "inodes/overlay2/per-unit/backing=ext4,base_layers={i},containers=2,\
+                         dirs_per_layer=20,files_per_layer=100,images=3,quantity=container,resource=bytes"
+                    ),
+                    change,
+                    Verdict::Unchanged,
+                )
+            })
+            .collect();
+        if regressed {
+            v.push(figure(
+                "lookup/overlay2/slope/backing=ext4,cache=cold,calibration=normalised,eviction=remount-backing,\
+                 max_depth=16,op=stat,ops_per_sample=32,target=bottom",
+                0.6,
+                Verdict::Regressed,
+            ));
+        }
+        comparison(v)
+    }
+
+    #[test]
+    fn a_passing_gate_fits_a_terminal_with_the_verdict_first() {
+        let out = render(&many(false), CompareFormat::Text, false);
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(lines[0].starts_with("PASS: 0 regressed, 0 improved, 120 unchanged"));
+        assert!(lines.len() <= 20, "{} lines:\n{out}", lines.len());
+        assert!(lines.iter().all(|l| l.chars().count() <= 100), "{out}");
+        // The closest to the threshold first, the rest counted, not dropped.
+        assert!(
+            lines[3].starts_with("inodes · overlay2 · base layers 11 · per unit"),
+            "{out}"
+        );
+        assert!(out.contains("… and 4 more near their threshold"), "{out}");
+        // --all lists every figure.
+        let all = render(&many(false), CompareFormat::Text, true);
+        assert!(all.lines().count() > 120);
+    }
+
+    #[test]
+    fn a_regression_leads_and_labels_name_what_differs() {
+        let out = render(&many(true), CompareFormat::Text, false);
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(lines[0].starts_with("FAIL: 1 regressed"), "{out}");
+        assert!(
+            lines[3].starts_with("lookup · overlay2 · slope") && lines[3].ends_with("REGRESSED"),
+            "{out}"
+        );
+        assert!(lines.iter().all(|l| l.chars().count() <= 100), "{out}");
+        let md = render(&many(true), CompareFormat::Markdown, false);
+        assert!(md.starts_with("### overlaybench gate: FAIL: 1 regressed"));
+        assert!(md.contains("| lookup · overlay2 · slope | 1.0000 x | 1.6000 | +60.0% |"));
+        assert_eq!(md.matches("<details>").count(), 1);
+    }
+
+    #[test]
+    fn a_noisy_report_withholds_the_verdict_and_says_why() {
+        let mut c = many(true);
+        c.noisy = vec![
+            "current: lookup on ext4 (40 s): other processes used 96% of the CPUs (limit 75%)"
+                .into(),
+        ];
+        let out = render(&c, CompareFormat::Text, false);
+        assert!(out.starts_with("NO VERDICT (too noisy)"), "{out}");
+        assert!(out.contains("other processes used 96%"));
+        c.noisy_fails = false;
+        let out = render(&c, CompareFormat::Text, false);
+        assert!(
+            out.starts_with("FAIL") && out.contains("judged anyway"),
+            "{out}"
+        );
+    }
+}
