@@ -451,9 +451,10 @@ pub fn render(c: &Comparison, format: CompareFormat, all: bool) -> String {
                 } else {
                     0
                 };
-            let tests = c.results.len() + c.missing_in_current.len() + nothing;
+            let errors = if c.withheld() { c.noisy.len() } else { 0 };
+            let tests = c.results.len() + c.missing_in_current.len() + nothing + errors;
             let mut s = format!(
-                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"overlaybench\" tests=\"{tests}\" failures=\"{failures}\">\n  <testsuite name=\"overlaybench-gate\" tests=\"{tests}\" failures=\"{failures}\">\n"
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"overlaybench\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{errors}\">\n  <testsuite name=\"overlaybench-gate\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{errors}\">\n"
             );
             for r in &c.results {
                 s.push_str(&format!(
@@ -479,6 +480,14 @@ pub fn render(c: &Comparison, format: CompareFormat, all: bool) -> String {
             }
             if c.nothing_compared() {
                 s.push_str("    <testcase classname=\"gate\" name=\"nothing compared\">\n      <failure message=\"no figure could be compared\" />\n    </testcase>\n");
+            }
+            // The machine, not the code: an error (not a failure) per noisy
+            // span when the verdict is withheld.
+            for n in c.noisy.iter().filter(|_| c.withheld()) {
+                s.push_str(&format!(
+                    "    <testcase classname=\"gate\" name=\"machine conditions\">\n      <error message=\"too noisy to gate on: {}\" />\n    </testcase>\n",
+                    xml_escape(n)
+                ));
             }
             for m in &c.missing_in_current {
                 s.push_str(&format!(
@@ -609,6 +618,8 @@ mod tests {
         let out = render(&c, CompareFormat::Text, false);
         assert!(out.starts_with("NO VERDICT (too noisy)"), "{out}");
         assert!(out.contains("other processes used 96%"));
+        let xml = render(&c, CompareFormat::Junit, false);
+        assert!(xml.contains("errors=\"1\"") && xml.contains("<error message=\"too noisy"));
         c.noisy_fails = false;
         let out = render(&c, CompareFormat::Text, false);
         assert!(
