@@ -32,6 +32,8 @@ pub struct Headline {
     pub backing: String,
     /// The value, in `unit`.
     pub value: f64,
+    /// Unit of `value` (`ns`, `x`), so a fleet of them can be summarised and printed.
+    pub unit: &'static str,
     /// The value as the section prints it.
     pub shown: String,
     /// Lower values are better (times); else higher (sharing factors).

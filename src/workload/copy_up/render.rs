@@ -324,6 +324,7 @@ impl Section for CopyUpSection {
                 layout: c.layout.clone(),
                 backing: v.backing.clone(),
                 value: c.stats.median,
+                unit: "ns",
                 shown: fmt_ns(c.stats.median),
                 lower_is_better: true,
             })

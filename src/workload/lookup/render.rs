@@ -461,6 +461,7 @@ impl Section for LookupSection {
                         layout: c.layout.clone(),
                         backing: v.backing.clone(),
                         value: c.stats.median,
+                        unit: "ns",
                         shown: fmt_ns(c.stats.median),
                         lower_is_better: true,
                     });

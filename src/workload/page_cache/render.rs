@@ -293,6 +293,7 @@ impl Section for PageCacheSection {
                 layout: d.layout.clone(),
                 backing: v.backing.clone(),
                 value: d.value,
+                unit: "x",
                 shown: format!("{:.2}x", d.value),
                 lower_is_better: false,
             })
