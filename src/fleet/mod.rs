@@ -144,8 +144,15 @@ pub struct NodeSummary {
     pub run_errors: usize,
     /// Whether a doctor report (`doctor.json`) was found beside the run report.
     pub doctor_read: bool,
-    /// The doctor's checks that did not pass.
+    /// The doctor's checks that did not pass (fail and warn).
     pub problems: Vec<NodeProblem>,
+}
+
+impl NodeSummary {
+    /// Checks of its doctor that failed.
+    pub fn failing_checks(&self) -> usize {
+        self.problems.iter().filter(|p| p.status == "fail").count()
+    }
 }
 
 impl NodeSummary {
@@ -300,9 +307,10 @@ pub struct FleetReport {
 pub const KIND: &str = "fleet";
 
 impl FleetReport {
-    /// Nodes whose doctor found a failing or warning check.
+    /// Nodes whose doctor found a failing check (a problem, as `doctor
+    /// --exit-code` counts it; warnings alone are not).
     pub fn nodes_with_problems(&self) -> impl Iterator<Item = &NodeSummary> {
-        self.nodes.iter().filter(|n| !n.problems.is_empty())
+        self.nodes.iter().filter(|n| n.failing_checks() > 0)
     }
     /// Nodes without a doctor report.
     pub fn nodes_without_doctor(&self) -> impl Iterator<Item = &NodeSummary> {

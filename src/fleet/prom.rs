@@ -99,8 +99,16 @@ pub fn textfile(node: &NodeSummary) -> String {
     if node.doctor_read {
         family(
             "overlaybench_doctor_problems",
-            "Doctor checks that did not pass on this node (fail or warn).",
-            vec![(base.clone(), node.problems.len() as f64)],
+            "Doctor checks that failed on this node (a problem, as doctor --exit-code reports it).",
+            vec![(base.clone(), node.failing_checks() as f64)],
+        );
+        family(
+            "overlaybench_doctor_warnings",
+            "Doctor checks that warned on this node (close to a limit).",
+            vec![(
+                base.clone(),
+                (node.problems.len() - node.failing_checks()) as f64,
+            )],
         );
     }
     s

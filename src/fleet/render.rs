@@ -57,7 +57,11 @@ fn sections(fleet: &FleetReport, all_nodes: bool) -> Vec<(String, String, Vec<Ta
         } else if n.problems.is_empty() {
             "ok".to_string()
         } else {
-            format!("{} problem(s)", n.problems.len())
+            format!(
+                "{} fail, {} warn",
+                n.failing_checks(),
+                n.problems.len() - n.failing_checks()
+            )
         };
         nodes.row(vec![
             n.node.clone(),
@@ -111,7 +115,8 @@ fn sections(fleet: &FleetReport, all_nodes: bool) -> Vec<(String, String, Vec<Ta
     }
 
     let mut problems = Table::new(["node", "status", "check", "figure"]);
-    for n in fleet.nodes_with_problems() {
+    let mut warned = Vec::new();
+    for n in &fleet.nodes {
         for p in &n.problems {
             problems.row(vec![
                 n.node.clone(),
@@ -120,20 +125,29 @@ fn sections(fleet: &FleetReport, all_nodes: bool) -> Vec<(String, String, Vec<Ta
                 p.figure.clone(),
             ]);
         }
+        if !n.problems.is_empty() && n.failing_checks() == 0 {
+            warned.push(n.node.as_str());
+        }
     }
+    problems
+        .rows
+        .sort_by(|a, b| (a[1] != "fail", &a[0]).cmp(&(b[1] != "fail", &b[0])));
     let without: Vec<&str> = fleet
         .nodes_without_doctor()
         .map(|n| n.node.as_str())
         .collect();
-    let intro = if without.is_empty() {
-        "Checks the node's `doctor` did not pass.".to_string()
-    } else {
-        format!(
-            "Checks the node's `doctor` did not pass. {} node(s) had no doctor report: {}.",
+    let mut intro = format!(
+        "Checks the node's `doctor` did not pass, failures first. A failure is a problem (as `doctor --exit-code` \
+         reports it to node-problem-detector); {} node(s) have warnings only.",
+        warned.len()
+    );
+    if !without.is_empty() {
+        intro.push_str(&format!(
+            " {} node(s) had no doctor report: {}.",
             without.len(),
             list_capped(&without, 20)
-        )
-    };
+        ));
+    }
     out.push((
         "Nodes whose doctor found problems".into(),
         intro,
