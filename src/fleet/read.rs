@@ -5,6 +5,7 @@
 //! samples — the headlines need only each case's statistics — and reduced to a
 //! `NodeSummary` at once.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
@@ -12,11 +13,14 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::{FleetBuilder, FleetError, NodeProblem, NodeSummary};
 use crate::host::HostInfo;
-use crate::report::{Case, Derived, Report, RunError, RunStatus, ToolInfo, SCHEMA_VERSION};
+use crate::report::{
+    Case, Derived, HeadlineSource, Report, RunError, RunStatus, ToolInfo, SCHEMA_VERSION,
+};
 use crate::stats::Stats;
 
 /// The file a fleet pod writes beside its report, naming its node and run.
@@ -72,11 +76,13 @@ impl NodeLine {
     }
 }
 
-/// A case without its raw samples (skipped, not parsed, while reading).
+/// A case without its raw samples and id (skipped, not parsed, while
+/// reading: the headlines read each case's statistics and params only).
 #[derive(Deserialize)]
 struct LightCase {
+    #[allow(dead_code)]
     #[serde(default)]
-    id: String,
+    id: IgnoredAny,
     workload: String,
     layout: String,
     params: BTreeMap<String, Value>,
@@ -87,23 +93,66 @@ struct LightCase {
     stats: Stats,
 }
 
-/// A run report as far as a fleet needs it.
+/// A run report as far as a fleet needs it: its cases and derived figures
+/// are kept unparsed until their workload is known, and parsed only when a
+/// section's headlines read them.
 #[derive(Deserialize)]
-struct LightReport {
+struct LightReport<'a> {
     schema_version: u32,
     tool: ToolInfo,
     status: RunStatus,
     started_at: String,
     duration_s: f64,
     host: HostInfo,
-    cases: Vec<LightCase>,
-    derived: Vec<Derived>,
+    #[serde(borrow)]
+    cases: Vec<&'a RawValue>,
+    #[serde(borrow)]
+    derived: Vec<&'a RawValue>,
     errors: Vec<RunError>,
 }
 
-impl LightReport {
-    fn into_report(self) -> Report {
-        Report {
+/// The workload of a case or derived figure (its other fields skipped).
+#[derive(Deserialize)]
+struct WorkloadOf<'a> {
+    #[serde(borrow)]
+    workload: Cow<'a, str>,
+}
+
+/// The workloads whose headlines read cases, and those whose read derived figures.
+fn headline_readers() -> (Vec<&'static str>, Vec<&'static str>) {
+    let of = |src: HeadlineSource| {
+        crate::workload::WORKLOADS
+            .iter()
+            .filter(|w| w.section.headline_source() == src)
+            .map(|w| w.name)
+            .collect()
+    };
+    (of(HeadlineSource::Cases), of(HeadlineSource::Derived))
+}
+
+/// Parses the elements of `raw` whose workload is one of `wanted`.
+fn parse_wanted<T: serde::de::DeserializeOwned>(
+    raw: &[&RawValue],
+    wanted: &[&str],
+    what: &str,
+) -> Result<Vec<T>, String> {
+    let mut out = Vec::new();
+    for (i, r) in raw.iter().enumerate() {
+        let w: WorkloadOf<'_> =
+            serde_json::from_str(r.get()).map_err(|e| format!("{what}[{i}]: {e}"))?;
+        if wanted.contains(&w.workload.as_ref()) {
+            out.push(serde_json::from_str(r.get()).map_err(|e| format!("{what}[{i}]: {e}"))?);
+        }
+    }
+    Ok(out)
+}
+
+impl LightReport<'_> {
+    fn into_report(self) -> Result<Report, String> {
+        let (case_readers, derived_readers) = headline_readers();
+        let cases: Vec<LightCase> = parse_wanted(&self.cases, &case_readers, "cases")?;
+        let derived: Vec<LightDerived> = parse_wanted(&self.derived, &derived_readers, "derived")?;
+        Ok(Report {
             schema_version: self.schema_version,
             tool: self.tool,
             status: self.status,
@@ -111,11 +160,10 @@ impl LightReport {
             duration_s: self.duration_s,
             host: self.host,
             config: Value::Null,
-            cases: self
-                .cases
+            cases: cases
                 .into_iter()
                 .map(|c| Case {
-                    id: c.id,
+                    id: String::new(),
                     workload: c.workload,
                     layout: c.layout,
                     params: c.params,
@@ -125,14 +173,50 @@ impl LightReport {
                     stats: c.stats,
                 })
                 .collect(),
-            derived: self.derived,
+            derived: derived
+                .into_iter()
+                .map(|d| Derived {
+                    workload: d.workload,
+                    layout: d.layout,
+                    kind: d.kind,
+                    params: d.params,
+                    value: d.value,
+                    unit: d.unit,
+                    r2: d.r2,
+                    intercept: d.intercept,
+                    n: d.n,
+                    inputs: Vec::new(),
+                    x: Vec::new(),
+                })
+                .collect(),
             errors: self.errors,
             notes: Vec::new(),
             images: Vec::new(),
             claims: Vec::new(),
             skipped: Vec::new(),
-        }
+        })
     }
+}
+
+/// A derived figure without the ids and x of its inputs (what `compare`
+/// recomputes it from; a headline needs only its value).
+#[derive(Deserialize)]
+struct LightDerived {
+    workload: String,
+    layout: String,
+    kind: String,
+    params: BTreeMap<String, Value>,
+    value: f64,
+    unit: String,
+    r2: Option<f64>,
+    intercept: Option<f64>,
+    n: usize,
+    #[allow(dead_code)]
+    #[serde(default)]
+    inputs: IgnoredAny,
+    #[allow(dead_code)]
+    #[serde(default)]
+    x: IgnoredAny,
 }
 
 /// Why a document is not a node report, naming what it looks like instead.
@@ -173,7 +257,7 @@ pub fn node_summary(
             light.schema_version
         ));
     }
-    let report = light.into_report();
+    let report = light.into_report()?;
     let run_id = run_id.unwrap_or_else(|| report.started_at.clone());
     Ok(NodeSummary::of_report(&report, node, run_id, source))
 }

@@ -40,6 +40,18 @@ pub struct Headline {
     pub lower_is_better: bool,
 }
 
+/// What a section's headlines are computed from, so a reader that wants only
+/// the headlines of many reports (a fleet merge) parses nothing else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeadlineSource {
+    /// It has no headlines.
+    Nothing,
+    /// Its cases (their statistics and params; never raw samples).
+    Cases,
+    /// Its derived figures (values and params).
+    Derived,
+}
+
 /// What a workload contributes to every rendering of a report.
 pub trait Section {
     /// The workload whose cases it renders (`Case::workload`).
@@ -72,5 +84,9 @@ pub trait Section {
     /// Its headline figures, one per layout and backing measured (none by default).
     fn headlines(&self, _report: &Report) -> Vec<Headline> {
         Vec::new()
+    }
+    /// What `headlines` reads (nothing by default); it must read nothing else.
+    fn headline_source(&self) -> HeadlineSource {
+        HeadlineSource::Nothing
     }
 }

@@ -296,6 +296,10 @@ impl Section for CopyUpSection {
         NAME
     }
 
+    fn headline_source(&self) -> crate::report::HeadlineSource {
+        crate::report::HeadlineSource::Cases
+    }
+
     /// The cold first write to the largest file, with the kernel's default
     /// options, per layout and backing.
     fn headlines(&self, r: &Report) -> Vec<Headline> {

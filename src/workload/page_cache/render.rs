@@ -272,6 +272,10 @@ impl Section for PageCacheSection {
         NAME
     }
 
+    fn headline_source(&self) -> crate::report::HeadlineSource {
+        crate::report::HeadlineSource::Derived
+    }
+
     /// The sharing factor of the most containers, read one after the other
     /// before any copy-up.
     fn headlines(&self, r: &Report) -> Vec<Headline> {
