@@ -165,5 +165,5 @@ pub fn node_finish(
             crate::fleet::prom::textfile(&summary).as_bytes(),
         )?;
     }
-    Ok(serde_json::to_string(&NodeLine::new(summary)).map_err(render_err("the summary line"))?)
+    serde_json::to_string(&NodeLine::new(summary)).map_err(render_err("the summary line"))
 }

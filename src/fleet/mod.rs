@@ -468,7 +468,7 @@ fn outliers(
         let mean_ad = dev.iter().sum::<f64>() / dev.len() as f64;
         mean_ad * 1.253_314
     };
-    if !(scale > 0.0) {
+    if scale.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
         return Vec::new();
     }
     values

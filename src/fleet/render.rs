@@ -260,9 +260,9 @@ pub fn html(fleet: &FleetReport) -> Result<String, super::FleetError> {
         svg(fleet)
     );
     for (heading, intro, tables) in sections(fleet, true) {
-        let _ = write!(body, "<h2>{}</h2>\n", escape(&heading));
+        let _ = writeln!(body, "<h2>{}</h2>", escape(&heading));
         if !intro.is_empty() {
-            let _ = write!(body, "<p>{}</p>\n", escape(&intro).replace('`', ""));
+            let _ = writeln!(body, "<p>{}</p>", escape(&intro).replace('`', ""));
         }
         for t in tables {
             if t.rows.is_empty() {
@@ -335,7 +335,7 @@ pub fn svg(fleet: &FleetReport) -> String {
             y + 4.0,
             escape(&label)
         );
-        if !(f.median > 0.0) {
+        if f.median.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
             continue;
         }
         for v in f.values.iter().filter(|v| v.is_finite()) {
