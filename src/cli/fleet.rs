@@ -259,17 +259,25 @@ fn node(a: NodeArgs) -> anyhow::Result<i32> {
     }
     nix::unistd::dup2(saved, 1).context("restoring stdout")?;
     let _ = nix::unistd::close(saved);
-    let code = code?;
-    let line = fleet::node_finish(&dir, &node, &run_id, a.prom.as_deref())?;
-    out::stdout(&format!("{line}\n"))?;
-    if a.wait {
-        out::err_line("fleet node: done; waiting for SIGTERM (a DaemonSet pod must not exit)");
+    let finished = code.and_then(|code| {
+        let line = fleet::node_finish(&dir, &node, &run_id, a.prom.as_deref())?;
+        out::stdout(&format!("{line}\n"))?;
+        Ok(code)
+    });
+    if a.wait && !overlaybench::stop::requested() {
+        // A DaemonSet pod that exits is restarted, and would run again: wait
+        // whether the run succeeded or not (its report says which).
+        match &finished {
+            Ok(_) => out::err_line("fleet node: done; waiting for SIGTERM"),
+            Err(e) => out::err_line(&format!(
+                "fleet node: the run did not finish ({e:#}); waiting for SIGTERM all the same"
+            )),
+        }
         while !overlaybench::stop::requested() {
             std::thread::sleep(std::time::Duration::from_millis(500));
         }
-        return Ok(0);
     }
-    Ok(code)
+    finished
 }
 
 /// Runs `doctor --json` in a child (it enters its own namespace) into
