@@ -7,7 +7,8 @@
 //! Layers, each depending only on those below it:
 //! - `app` — one function per subcommand;
 //! - `config` (a run's validated plan), `doctor`, `compare`, `capacity`, `claims`
-//!   (Docker's storage notes checked on this host);
+//!   (Docker's storage notes checked on this host), `fleet` (node reports merged,
+//!   the Kubernetes manifests);
 //! - `workload` — one folder per workload, reached through its registry;
 //! - `layout` (one file per storage layout), `report` (schema, sections, charts,
 //!   exports), `image` (specs, sources, the entry stream), `host`;
@@ -24,6 +25,7 @@ pub mod config;
 pub mod doctor;
 pub mod error;
 pub mod fault;
+pub mod fleet;
 pub mod host;
 pub mod image;
 pub mod input;

@@ -19,6 +19,7 @@ fn main() {
         Command::Doctor(args) => cli::doctor::execute(args),
         Command::Compare(args) => cli::compare::execute(args),
         Command::Claims(args) => cli::claims::execute(args),
+        Command::Fleet(args) => cli::fleet::execute(args),
     };
     let code = match result {
         Ok(code) => code,

@@ -237,7 +237,13 @@ fn no_renderer_gate_or_planner_names_a_workload() {
     }
     assert!(workloads.len() >= 4, "{workloads:?}");
     let folders: Vec<String> = workloads.iter().map(|w| w.replace('-', "_")).collect();
-    for dir in ["src/report", "src/compare", "src/capacity", "src/app"] {
+    for dir in [
+        "src/report",
+        "src/compare",
+        "src/capacity",
+        "src/app",
+        "src/fleet",
+    ] {
         let mut files = Vec::new();
         rust_files(Path::new(dir), &mut files);
         for f in files {

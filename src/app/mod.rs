@@ -5,6 +5,7 @@
 pub mod claims;
 pub mod compare;
 pub mod doctor;
+pub mod fleet;
 pub mod plan;
 pub mod report;
 pub mod run;
@@ -49,6 +50,8 @@ pub enum AppError {
     #[error(transparent)]
     Apply(#[from] ApplyError),
     #[error(transparent)]
+    Fleet(#[from] crate::fleet::FleetError),
+    #[error(transparent)]
     Input(#[from] crate::input::ReadError),
     #[error(transparent)]
     Path(#[from] crate::input::PathError),
@@ -86,6 +89,7 @@ impl AppError {
             AppError::Source(e) => e.class(),
             AppError::Apply(e) => e.class(),
             AppError::Claims(e) => e.class(),
+            AppError::Fleet(e) => e.class(),
             AppError::Costs(_) | AppError::Usage(_) => ErrorClass::Usage,
             AppError::Input(e) => e.class(),
             AppError::Path(e) => e.class(),

@@ -16,6 +16,11 @@ pub struct DoctorArgs {
     /// Machine-readable JSON instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// Exit as a node-problem-detector custom plugin: 0 when no check fails, 1 when
+    /// one does (warnings are not problems), anything else (2, 3) when doctor
+    /// itself could not run. Without --json it prints one line (NPD's message).
+    #[arg(long)]
+    pub exit_code: bool,
     /// The backing path to inspect [default: the store's (--store, or the one found), else .].
     #[arg(long)]
     pub path: Option<PathBuf>,
@@ -82,14 +87,26 @@ pub fn execute(args: DoctorArgs) -> anyhow::Result<i32> {
             .context("installing the signal handling")?;
     }
     let report = doctor::doctor(&cfg, privilege)?;
+    let problem = overlaybench::doctor::failing_checks(&report);
     let text = if args.json {
         format!(
             "{}\n",
             serde_json::to_string_pretty(&report).context("serialising the doctor report")?
         )
+    } else if args.exit_code {
+        // NPD keeps the first line as the condition's message.
+        if problem.is_empty() {
+            "ok: no doctor check fails\n".to_string()
+        } else {
+            format!("problem: {}\n", problem.join("; "))
+        }
     } else {
         overlaybench::doctor::render_text(&report)
     };
     super::out::stdout(&text)?;
-    Ok(0)
+    Ok(if args.exit_code && !problem.is_empty() {
+        1
+    } else {
+        0
+    })
 }

@@ -5,6 +5,7 @@
 pub mod claims;
 pub mod compare;
 pub mod doctor;
+pub mod fleet;
 pub mod out;
 pub mod plan;
 pub mod report;
@@ -45,6 +46,9 @@ pub enum Command {
     /// verdict and the figure behind it. Exit 0 when they ran (a refuted claim is a
     /// finding), 3 when the host cannot run them.
     Claims(claims::ClaimsArgs),
+    /// Fleets on Kubernetes: manifests, a node's run in a pod, the merge of node
+    /// reports into a fleet report, and the fleet-wide gate.
+    Fleet(fleet::FleetArgs),
 }
 
 /// The user's images, as every subcommand that takes them spells them.

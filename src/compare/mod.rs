@@ -405,6 +405,27 @@ pub fn default_thresholds(rules: &BTreeMap<String, WorkloadRules>) -> BTreeMap<S
         .collect()
 }
 
+/// The verdict on a change whose 95 % interval is `lo..hi`, against the
+/// threshold `t` (criterion's rule: only an interval entirely beyond the
+/// threshold is a change). The fleet gate uses it too.
+pub fn verdict_of(higher_is_better: bool, lo: f64, hi: f64, t: f64) -> Verdict {
+    if higher_is_better {
+        if hi < -t {
+            Verdict::Regressed
+        } else if lo > t {
+            Verdict::Improved
+        } else {
+            Verdict::Unchanged
+        }
+    } else if lo > t {
+        Verdict::Regressed
+    } else if hi < -t {
+        Verdict::Improved
+    } else {
+        Verdict::Unchanged
+    }
+}
+
 /// Compares `current` against `baseline`.
 pub fn compare(
     baseline: &Report,
@@ -454,21 +475,7 @@ pub fn compare(
             not_gated += 1;
             continue;
         }
-        let verdict = if f.higher_is_better {
-            if hi < -t {
-                Verdict::Regressed
-            } else if lo > t {
-                Verdict::Improved
-            } else {
-                Verdict::Unchanged
-            }
-        } else if lo > t {
-            Verdict::Regressed
-        } else if hi < -t {
-            Verdict::Improved
-        } else {
-            Verdict::Unchanged
-        };
+        let verdict = verdict_of(f.higher_is_better, lo, hi, t);
         results.push(FigureResult {
             id: id.clone(),
             workload: f.workload.clone(),

@@ -289,6 +289,16 @@ fn store_name(img: &store::ImageUsage) -> String {
     }
 }
 
+/// The checks that fail (`name: figure`), for `--exit-code`: a node-problem-detector
+/// plugin reports a problem exactly when one of them does.
+pub fn failing_checks(d: &DoctorReport) -> Vec<String> {
+    d.checks
+        .iter()
+        .filter(|c| c.status == checks::CheckStatus::Fail)
+        .map(|c| format!("{}: {}", c.name, c.figure))
+        .collect()
+}
+
 /// Human-readable rendering: the verdict and the checks first, then the stacks,
 /// the stores, the kernel, the path and the engine configs.
 pub fn render_text(d: &DoctorReport) -> String {

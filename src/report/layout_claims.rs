@@ -253,6 +253,7 @@ mod tests {
             layout: layout.into(),
             backing: "ext4".into(),
             value: v,
+            unit: "ns",
             shown: v.to_string(),
             lower_is_better: true,
         };

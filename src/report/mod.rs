@@ -19,7 +19,7 @@ pub use schema::{
     case_key, kinds, params_of, parse_params, Case, ClaimRecord, ClaimVerdict, ClaimsRun, Derived,
     Report, RunError, RunStatus, Skipped, ToolInfo, SCHEMA_VERSION,
 };
-pub use section::{Block, Headline, Section};
+pub use section::{Block, Headline, HeadlineSource, Section};
 pub use table::{fmt_bytes, fmt_ns, fmt_ratio, Table};
 pub use write::{mark_active_interrupted, read_report, write_atomic, write_report_dir, OutDir};
 

@@ -32,10 +32,24 @@ pub struct Headline {
     pub backing: String,
     /// The value, in `unit`.
     pub value: f64,
+    /// Unit of `value` (`ns`, `x`), so a fleet of them can be summarised and printed.
+    pub unit: &'static str,
     /// The value as the section prints it.
     pub shown: String,
     /// Lower values are better (times); else higher (sharing factors).
     pub lower_is_better: bool,
+}
+
+/// What a section's headlines are computed from, so a reader that wants only
+/// the headlines of many reports (a fleet merge) parses nothing else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeadlineSource {
+    /// It has no headlines.
+    Nothing,
+    /// Its cases (their statistics and params; never raw samples).
+    Cases,
+    /// Its derived figures (values and params).
+    Derived,
 }
 
 /// What a workload contributes to every rendering of a report.
@@ -70,5 +84,9 @@ pub trait Section {
     /// Its headline figures, one per layout and backing measured (none by default).
     fn headlines(&self, _report: &Report) -> Vec<Headline> {
         Vec::new()
+    }
+    /// What `headlines` reads (nothing by default); it must read nothing else.
+    fn headline_source(&self) -> HeadlineSource {
+        HeadlineSource::Nothing
     }
 }

@@ -11,6 +11,9 @@ mod claims;
 mod common;
 mod compare;
 mod doctor;
+mod fleet;
+#[path = "../common/fleetgen.rs"]
+mod fleetgen;
 mod hostile;
 mod images;
 mod isolation;
@@ -109,6 +112,7 @@ fn main() {
         report::tests(),
         claims::tests(),
         images::tests(),
+        fleet::tests(),
     ]
     .into_iter()
     .flatten()
@@ -123,5 +127,6 @@ fn main() {
     let conclusion = libtest_mimic::run(&args, trials);
     // The shared image fixture lives in a static, which is never dropped.
     images::remove_fixture();
+    fleet::remove_fixture();
     conclusion.exit();
 }

@@ -296,6 +296,10 @@ impl Section for CopyUpSection {
         NAME
     }
 
+    fn headline_source(&self) -> crate::report::HeadlineSource {
+        crate::report::HeadlineSource::Cases
+    }
+
     /// The cold first write to the largest file, with the kernel's default
     /// options, per layout and backing.
     fn headlines(&self, r: &Report) -> Vec<Headline> {
@@ -324,6 +328,7 @@ impl Section for CopyUpSection {
                 layout: c.layout.clone(),
                 backing: v.backing.clone(),
                 value: c.stats.median,
+                unit: "ns",
                 shown: fmt_ns(c.stats.median),
                 lower_is_better: true,
             })

@@ -431,6 +431,10 @@ impl Section for LookupSection {
         NAME
     }
 
+    fn headline_source(&self) -> crate::report::HeadlineSource {
+        crate::report::HeadlineSource::Cases
+    }
+
     /// At the deepest depth, cold: a stat of a name only the bottom layer has,
     /// and a container's start-up.
     fn headlines(&self, r: &Report) -> Vec<Headline> {
@@ -461,6 +465,7 @@ impl Section for LookupSection {
                         layout: c.layout.clone(),
                         backing: v.backing.clone(),
                         value: c.stats.median,
+                        unit: "ns",
                         shown: fmt_ns(c.stats.median),
                         lower_is_better: true,
                     });

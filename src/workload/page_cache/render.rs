@@ -272,6 +272,10 @@ impl Section for PageCacheSection {
         NAME
     }
 
+    fn headline_source(&self) -> crate::report::HeadlineSource {
+        crate::report::HeadlineSource::Derived
+    }
+
     /// The sharing factor of the most containers, read one after the other
     /// before any copy-up.
     fn headlines(&self, r: &Report) -> Vec<Headline> {
@@ -293,6 +297,7 @@ impl Section for PageCacheSection {
                 layout: d.layout.clone(),
                 backing: v.backing.clone(),
                 value: d.value,
+                unit: "x",
                 shown: format!("{:.2}x", d.value),
                 lower_is_better: false,
             })
