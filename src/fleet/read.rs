@@ -109,6 +109,8 @@ struct LightReport<'a> {
     #[serde(borrow)]
     derived: Vec<&'a RawValue>,
     errors: Vec<RunError>,
+    #[serde(default)]
+    conditions: Vec<crate::host::conditions::Conditions>,
 }
 
 /// The workload of a case or derived figure (its other fields skipped).
@@ -193,6 +195,7 @@ impl LightReport<'_> {
             notes: Vec::new(),
             images: Vec::new(),
             claims: Vec::new(),
+            conditions: self.conditions,
             skipped: Vec::new(),
         })
     }
