@@ -25,7 +25,7 @@ use crate::report::{Derived, Report};
 use crate::workload::{
     BuildContext, Footprint, ParamError, RunContext, Workload, WorkloadEntry, WorkloadError,
 };
-use analyze::{Samples, Setting, View};
+use analyze::{Samples, Setting};
 use measure::Point;
 
 /// Name in reports.
@@ -289,11 +289,14 @@ impl Storm {
     }
 }
 
-/// The slope of the mount-table read's CPU time against mounts held (r² ≥
-/// 0.9), taken inside one run. The ratio of p99 time to ready at the largest
-/// concurrency to C = 1 is reported but not gated: its C = 1 baseline is half
-/// a millisecond, and a busy or I/O-heavy neighbour moved the ratio 30–45 %
-/// between runs of the same build (docs/ci-gate.md).
+/// Nothing is gated by default; the figures stay in the report and in
+/// `--figures all`. The ratio of p99 time to ready at the largest concurrency
+/// to C = 1: its C = 1 baseline is half a millisecond, and a busy or I/O-heavy
+/// neighbour moved the ratio 30–45 % between runs of the same build. The
+/// slope of the mount-table read's CPU time against mounts held: steady with a
+/// core busy (CV < 3 %), but +34–61 % in 5 of 11 runs beside an fsync-heavy
+/// neighbour, the kernel's part only (the parse of the same text did not
+/// move), so no in-run reference tracks it (docs/ci-gate.md).
 struct Rules;
 
 impl GateRules for Rules {
@@ -302,18 +305,15 @@ impl GateRules for Rules {
     }
 
     fn timed(&self) -> bool {
-        true
+        false
     }
 
     fn calibration(&self) -> &'static str {
-        "the mount-table read's CPU time is fitted against the mounts held, all in one run; time-to-ready ratios are not gated (a busy neighbour moved them 30-45 %)"
+        "none gated: time-to-ready ratios moved 30-45 % and the mount-table read's CPU slope 34-61 % with a busy neighbour, and no in-run reference tracked them"
     }
 
-    fn gated(&self, d: &Derived, _report: &Report) -> bool {
-        let Some(v) = View::of_derived(d) else {
-            return false;
-        };
-        analyze::is_read_cpu_slope(d, &v) && d.r2.unwrap_or(0.0) >= 0.9 && d.value > 0.0
+    fn gated(&self, _d: &Derived, _report: &Report) -> bool {
+        false
     }
 
     fn higher_is_better(&self, _d: &Derived) -> bool {
