@@ -185,15 +185,6 @@ impl View {
 /// Params key naming a calibration entry's role.
 pub const CALIBRATION: &str = "calibration";
 
-/// Params key of a calibrated slope: the deepest stack its fit uses.
-pub const MAX_DEPTH: &str = "max_depth";
-
-/// The deepest stack the calibrated slopes fit. Past it a cold lookup's cost
-/// per layer is not one machine state but two: on this 2-core VM, with a busy
-/// neighbour, the stacks of 32 layers and more ran 2–3× slower for a whole run
-/// (every round) while 1–16 layers did not move (docs/ci-gate.md).
-pub const GATED_MAX_DEPTH: usize = 16;
-
 /// What a calibration entry is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -349,7 +340,7 @@ pub fn record(out: &mut Recorded, p: &Params, s: &Setting<'_>, samples: BTreeMap
 /// the references (raw, ns) and one of the paired quotients (each batch over
 /// the reference batch taken right after it, ×); per depth the ratio of the
 /// two medians; per layout × target the slope of the quotients' medians over
-/// the depths up to `GATED_MAX_DEPTH` (× per layer, at least three depths).
+/// every depth (× per layer, at least three depths).
 pub fn record_calibrated(
     out: &mut Recorded,
     p: &Params,
@@ -404,11 +395,9 @@ pub fn record_calibrated(
                 ref_id,
             ));
         }
-        if k.depth <= GATED_MAX_DEPTH {
-            fits.entry(Key { depth: 0, ..k })
-                .or_default()
-                .push((k.depth as f64, q_median, q_id));
-        }
+        fits.entry(Key { depth: 0, ..k })
+            .or_default()
+            .push((k.depth as f64, q_median, q_id));
     }
     for (k, pts) in fits {
         if pts.len() < 3 {
@@ -416,8 +405,7 @@ pub fn record_calibrated(
         }
         let xy: Vec<(f64, f64)> = pts.iter().map(|(x, y, _)| (*x, *y)).collect();
         let Some(fit) = fit_line(&xy) else { continue };
-        let mut params = with(&k, Calibration::Normalised, false);
-        params.insert(MAX_DEPTH.into(), GATED_MAX_DEPTH.into());
+        let params = with(&k, Calibration::Normalised, false);
         let points = pts.into_iter().map(|(x, _, id)| (x, id)).collect();
         out.derived.push(Derived::slope(
             NAME,
