@@ -276,3 +276,38 @@ fn no_renderer_gate_or_planner_names_a_workload() {
         }
     }
 }
+
+/// Doctor judges and describes every layout by what its registry entry
+/// declares (`LayoutEntry::host`): outside tests, no file under `src/doctor`
+/// holds a layout's name as a string literal, so a layout doctor has never
+/// heard of is neither misreported nor left out.
+#[test]
+fn doctor_names_no_layout() {
+    let layouts = registry_names("src/layout", "name");
+    for known in [
+        "overlay2",
+        "overlay",
+        "plain",
+        "containerd",
+        "rootless",
+        "fuse-overlayfs",
+        "btrfs",
+        "erofs",
+        "composefs",
+    ] {
+        assert!(layouts.contains(&known.to_string()), "{known}: {layouts:?}");
+    }
+    let mut files = Vec::new();
+    rust_files(Path::new("src/doctor"), &mut files);
+    assert!(files.len() >= 5, "{files:?}");
+    for f in files {
+        let code = code_of(&f);
+        for lit in literals(&code) {
+            assert!(
+                !layouts.contains(&lit),
+                "{} names the layout \"{lit}\": declare it in the layout's entry (LayoutEntry::host) instead",
+                f.display()
+            );
+        }
+    }
+}

@@ -326,7 +326,7 @@ fn plan_layouts(
         .iter()
         .filter_map(|n| layout::create(n, &config))
     {
-        match l.host_support() {
+        match l.entry().host_support(config.privilege) {
             Ok(()) => layouts.push(l),
             Err(e) if cfg.layouts.len() == 1 => return Err(e.into()),
             Err(e) => eprintln!("plan: skipped: {e}"),

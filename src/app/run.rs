@@ -166,7 +166,7 @@ pub fn run(
         .iter()
         .filter_map(|name| layout::create(name, &config))
     {
-        match l.host_support() {
+        match l.entry().host_support(config.privilege) {
             Ok(()) => layouts.push(l),
             Err(e) if cfg.layouts_given => return Err(e.into()),
             Err(e) => skipped.push(format!("skipped: {e}")),

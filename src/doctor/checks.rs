@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::store::StoreInventory;
 use super::PathReport;
+use crate::layout::stores::{LEGACY_OVERLAY, OVERLAY2};
 
 /// Docker refuses an image deeper than this many layers (its layer store's
 /// `maxLayerDepth`, "max depth exceeded").
@@ -123,17 +124,18 @@ pub fn image_depth(stores: &[StoreInventory], kernel_max: Option<usize>) -> Vec<
         let mut limits: Vec<(String, usize)> = Vec::new();
         if s.engine == "docker" {
             limits.push(("Docker".into(), DOCKER_MAX_LAYERS));
-            if s.format == "overlay2" {
+            if s.format == OVERLAY2.name {
                 limits.push(("Docker overlay2".into(), DOCKER_OVERLAY2_MAX_LAYERS));
             }
         }
-        if s.engine == "containers-storage" && s.format == "overlay2" {
+        if s.engine == "containers-storage" && s.format == OVERLAY2.name {
             limits.push((
                 "containers-storage overlay".into(),
                 CONTAINERS_STORAGE_MAX_LAYERS,
             ));
         }
-        if matches!(s.format.as_str(), "overlay2" | "containerd") {
+        // Stores whose containers stack one lower per image layer.
+        if crate::layout::caps_of(&s.format).lower_per_layer {
             let (max, how) = match kernel_max {
                 Some(m) => (m, "probed"),
                 None => (crate::isolate::MAX_LOWER_LAYERS, "not probed"),
@@ -274,7 +276,7 @@ pub fn hard_links(stores: &[StoreInventory]) -> Vec<Check> {
     for (i, s) in stores
         .iter()
         .enumerate()
-        .filter(|(_, s)| s.format == "overlay")
+        .filter(|(_, s)| s.format == LEGACY_OVERLAY.name)
     {
         let figure = format!(
             "a file with {} links in {}{}",

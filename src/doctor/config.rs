@@ -5,6 +5,9 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::layout::stores::{LEGACY_OVERLAY, OVERLAY2};
+use crate::layout::{FUSE_OVERLAYFS_PROGRAM, OVERLAY_FSTYPE};
+
 /// Files larger than this are not read (a config is a few hundred bytes).
 pub const MAX_CONFIG_BYTES: u64 = crate::input::CONFIG_MAX_BYTES;
 
@@ -97,9 +100,11 @@ pub fn parse_docker(text: &str) -> EngineConfig {
         }
     }
     match c.driver.as_deref() {
-        Some("overlay") => c.warnings.push(
-            "storage-driver 'overlay' is the legacy driver, deprecated in favour of overlay2 (see the recommendation)".into(),
-        ),
+        // Docker's driver names are the layouts' (its legacy driver is ours).
+        Some(d) if d == LEGACY_OVERLAY.name => c.warnings.push(format!(
+            "storage-driver '{d}' is the legacy driver, deprecated in favour of {} (see the recommendation)",
+            OVERLAY2.name
+        )),
         Some(d @ ("aufs" | "devicemapper")) => {
             c.warnings.push(format!("storage-driver '{d}' is deprecated; overlay2 is the supported default"))
         }
@@ -145,7 +150,8 @@ pub fn parse_containers(text: &str) -> EngineConfig {
     };
     c.driver = storage.driver;
     if let Some(opts) = storage.options {
-        let overlay = opts.get("overlay").and_then(|v| v.as_table());
+        // containers-storage names its overlay driver's table after the filesystem.
+        let overlay = opts.get(OVERLAY_FSTYPE).and_then(|v| v.as_table());
         for (scope, table) in [("", Some(&opts)), ("overlay.", overlay)] {
             let Some(table) = table else { continue };
             for key in ["mount_program", "mountopt"] {
@@ -161,7 +167,7 @@ pub fn parse_containers(text: &str) -> EngineConfig {
     }
     if c.options
         .iter()
-        .any(|o| o.contains("mount_program") && o.contains("fuse-overlayfs"))
+        .any(|o| o.contains("mount_program") && o.contains(FUSE_OVERLAYFS_PROGRAM))
     {
         c.warnings.push(
             "mount_program is fuse-overlayfs: the kernel's overlay (rootless since Linux 5.11) is usually faster".into(),

@@ -21,6 +21,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::isolate::{MountInfo, Privilege};
+use crate::layout::OVERLAY_FSTYPE;
 use checks::Check;
 use config::EngineConfig;
 use probe::FeatureProbe;
@@ -167,10 +168,10 @@ pub fn kernel_facts(root: &Path) -> KernelReport {
     let filesystems = read("proc/filesystems");
     let available = filesystems
         .lines()
-        .any(|l| l.split_whitespace().last() == Some("overlay"));
+        .any(|l| l.split_whitespace().last() == Some(OVERLAY_FSTYPE));
     let in_modules = read("proc/modules")
         .lines()
-        .any(|l| l.split_whitespace().next() == Some("overlay"));
+        .any(|l| l.split_whitespace().next() == Some(OVERLAY_FSTYPE));
     let host = crate::host::HostInfo::collect(root);
     KernelReport {
         release: host.kernel_release,
@@ -222,8 +223,13 @@ pub fn path_facts(path: &Path) -> std::io::Result<PathReport> {
     } else {
         None
     };
+    // A filesystem a block-CoW layout needs clones files by design (btrfs).
+    let block_cow = crate::layout::LAYOUTS.iter().any(|l| {
+        l.caps.copy_up == crate::layout::CopyUp::BlockCow
+            && l.caps.needs_fstype == Some(fstype.as_str())
+    });
     let reflink = match fstype.as_str() {
-        "btrfs" => Some(true),
+        _ if block_cow => Some(true),
         "xfs" => xfs.and_then(|x| x.0),
         "ext4" | "ext3" | "ext2" | "tmpfs" => Some(false),
         _ => None,
@@ -323,17 +329,22 @@ pub fn probe_kernel(k: &mut KernelReport, privilege: Privilege, path: &Path) {
                 );
                 k.features = features;
                 k.max_lower_layers = max;
-                k.features.extend(stacks::probe_on_tmpfs(
-                    tmpfs.path(),
+                let stacks_dir = tmpfs.path().join("stacks");
+                k.features.extend(stack_mounts::probe_layouts(
+                    &stacks_dir,
                     privilege,
                     &filesystems,
+                    false,
                 ));
-                // Each engine's own mount; they need real root (trusted
+                k.features.push(stacks::idmap_tmpfs(tmpfs.path()));
+                // Each engine's own mount; most need real root (trusted
                 // xattrs, loop devices), so a rootless doctor leaves them unprobed.
-                if privilege == Privilege::Root {
-                    k.features
-                        .extend(stack_mounts::probe_all(&tmpfs.path().join("stacks")));
-                }
+                k.features.extend(stack_mounts::probe_layouts(
+                    &stacks_dir,
+                    privilege,
+                    &filesystems,
+                    true,
+                ));
                 k.features.extend(stack_probes);
             }
             Err(e) => k.probe_error = Some(e.to_string()),

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use nix::mount::MsFlags;
 use serde::{Deserialize, Serialize};
 
+use crate::layout::{Feature, OVERLAY_FSTYPE};
+
 use crate::isolate::{
     erofs_available, mount_overlay, new_api_available, probe_erofs_backing, MountApi, MountGuard,
     OverlayMount, Privilege,
@@ -33,8 +35,10 @@ pub struct FeatureProbe {
     pub mount_us: Option<u64>,
 }
 
-/// The EROFS probe's name (the erofs and composefs stacks rest on it).
-pub const EROFS_IMAGES: &str = "EROFS images";
+/// The name of a feature's probe, as the layouts that need it look it up.
+fn name(f: Feature) -> &'static str {
+    f.probe_name().unwrap_or_else(|| f.label())
+}
 
 struct Dirs {
     root: PathBuf,
@@ -157,8 +161,8 @@ pub fn probe_all(
         });
         Ok(supported)
     };
-    let basic = try_mount("overlay mount", 1, true, vec![], api)?;
-    try_mount("multiple lowers", 3, true, vec![], api)?;
+    let basic = try_mount(name(Feature::OverlayMount), 1, true, vec![], api)?;
+    try_mount(name(Feature::MultipleLowers), 3, true, vec![], api)?;
     try_mount("metacopy", 2, true, vec![opt("metacopy", Some("on"))], api)?;
     try_mount(
         "redirect_dir",
@@ -206,9 +210,9 @@ pub fn probe_all(
             }
         );
         let r = nix::mount::mount(
-            Some("overlay"),
+            Some(OVERLAY_FSTYPE),
             &m,
-            Some("overlay"),
+            Some(OVERLAY_FSTYPE),
             MsFlags::empty(),
             Some(data.as_str()),
         );
@@ -220,7 +224,7 @@ pub fn probe_all(
             Err(e) => (false, format!("lowerdir=A::DATA refused: {e}")),
         };
         out.push(FeatureProbe {
-            name: "data-only lower layers".into(),
+            name: name(Feature::DataOnlyLowers).into(),
             supported,
             detail,
             version: None,
@@ -235,7 +239,7 @@ pub fn probe_all(
             false,
             "EROFS is in the kernel, but cannot be mounted in a user namespace".to_string(),
         ),
-        (Ok(()), Privilege::Root) => match probe_erofs_backing(&root.join("erofs")) {
+        (Ok(()), Privilege::Root) => match probe_erofs_backing(&root.join("erofs-probe")) {
             Ok(crate::isolate::ErofsBacking::File) => (
                 true,
                 "mounted an image built by mkfs.erofs, file-backed (no loop device)".to_string(),
@@ -250,7 +254,7 @@ pub fn probe_all(
         },
     };
     out.push(FeatureProbe {
-        name: EROFS_IMAGES.into(),
+        name: name(Feature::Erofs).into(),
         supported,
         detail,
         version: None,

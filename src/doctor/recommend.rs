@@ -1,9 +1,12 @@
 //! The recommendation: which storage stack to run on this host, chosen among the
-//! stacks it can run (each assessed from what the probes observed), each reason
-//! citing a figure measured here. Doctor is the one place that names stacks and
-//! ranks them; a `run` report given with `--from` adds its measured figures, by
-//! the layout names the report itself carries, ranked by the rules of the
-//! workload that measured them (never by a name known here).
+//! stacks it can run, each reason citing a figure measured here. The stacks are
+//! the layout registry's (`layout::LAYOUTS`): each is judged and described by
+//! what its entry declares (`LayoutEntry::host`, `judge`), so doctor names no
+//! layout; what is left here is the ranking policy — keep a store in use, the
+//! default store for a new host, the kernel's overlay before a FUSE daemon,
+//! rootful engines' stacks before rootless ones. A `run` report given with
+//! `--from` adds its measured figures, by the layout names the report itself
+//! carries, ranked by the rules of the workload that measured them.
 
 use std::collections::BTreeMap;
 
@@ -12,34 +15,13 @@ use serde::{Deserialize, Serialize};
 use super::checks::{Check, CheckStatus};
 use super::config::EngineConfig;
 use super::probe::FeatureProbe;
+use super::stacks;
 use super::store::{Mounts, StoreInventory};
-use super::{stack_mounts, stacks};
 use super::{KernelReport, PathReport, Reason, Recommendation};
+use crate::layout::host::{Cite, OptionForm, StoreAdvice};
+use crate::layout::{CopyUp, Engine, Feature, LayoutEntry, LAYOUTS};
 use crate::report::Report;
 
-/// The stacks doctor assesses, in the order it prints them.
-pub const STACKS: &[&str] = &[
-    "containerd",
-    "overlay2",
-    "rootless",
-    "fuse-overlayfs",
-    "btrfs",
-    "erofs",
-    "composefs",
-    "overlay",
-    "plain",
-];
-/// Stacks a rootful engine runs (the choice is among these).
-const ROOTFUL: &[&str] = &[
-    "containerd",
-    "overlay2",
-    "btrfs",
-    "erofs",
-    "composefs",
-    "overlay",
-];
-/// Stacks a rootless engine runs.
-const ROOTLESS: &[&str] = &["rootless", "fuse-overlayfs"];
 /// Report figures cited in the reasons at most (the JSON carries them all).
 const CITED_FIGURES: usize = 6;
 
@@ -195,15 +177,6 @@ fn cite(k: &KernelReport, name: &str) -> String {
     }
 }
 
-/// The reason a stack's own mount probe gives, and whether it worked; `None`
-/// when it did not run (no root, `--no-probe`), so the caller falls back to
-/// what the general probes say.
-fn mounted(k: &KernelReport, name: &str, reasons: &mut Vec<Reason>) -> Option<bool> {
-    let f = feature(k, name)?;
-    reasons.push(r(f.detail.clone(), cite(k, name)));
-    Some(f.supported)
-}
-
 /// The deepest image `mounts` fits in one page, up to `cap` layers.
 fn layers_in_a_page(mounts: &Mounts, page: usize, cap: usize) -> usize {
     let ids: Vec<String> = (0..cap).map(|i| format!("{:064x}", i + 100)).collect();
@@ -222,10 +195,27 @@ fn layers_in_a_page(mounts: &Mounts, page: usize, cap: usize) -> usize {
     fit
 }
 
-/// Each stack as this host can run it.
+/// The name a feature's probe has in `kernel.features`.
+fn probe_of(f: Feature) -> &'static str {
+    f.probe_name().unwrap_or_else(|| f.label())
+}
+
+/// A probe's detail, with the tool's version when it ran one.
+fn detail_of(f: &FeatureProbe) -> String {
+    format!(
+        "{}{}",
+        f.detail,
+        f.version
+            .as_deref()
+            .map(|v| format!(" ({v})"))
+            .unwrap_or_default()
+    )
+}
+
+/// Each layout of the registry as this host can run it: judged by what its
+/// entry declares (its own probe, else the features it needs), with the
+/// reasons its entry names, each citing the figure it rests on.
 pub fn assess(k: &KernelReport, p: &PathReport, stores: &[StoreInventory]) -> Vec<StackAssessment> {
-    let multi = supported(k, "multiple lowers");
-    let basic = supported(k, "overlay mount");
     let max = k
         .max_lower_layers
         .unwrap_or(crate::isolate::MAX_LOWER_LAYERS);
@@ -238,211 +228,160 @@ pub fn assess(k: &KernelReport, p: &PathReport, stores: &[StoreInventory]) -> Ve
     } else {
         4096
     };
-    let overlay_needs = |name: &str| -> Reason {
-        r(
-            format!("{name} mounts the kernel's overlay with many lowers"),
-            cite(k, "multiple lowers"),
-        )
-    };
     let idmap_path = k
         .features
         .iter()
         .find(|f| f.name.starts_with(stacks::IDMAP_PATH));
     let mut out = Vec::new();
-    for &name in STACKS {
+    for e in LAYOUTS {
         let mut reasons = Vec::new();
-        let runnable = match name {
-            "containerd" => {
-                let own = mounted(k, stack_mounts::CONTAINERD, &mut reasons);
-                if own.is_none() {
-                    reasons.push(overlay_needs("containerd's overlayfs snapshotter"));
+        let own = e.host.probe.and_then(|pr| feature(k, pr.name));
+        match (e.host.probe, own) {
+            (_, Some(f)) => reasons.push(r(detail_of(f), cite(k, &f.name))),
+            // Nothing else to judge it by: say its own probe did not run.
+            (Some(pr), None)
+                if e.host.tools.is_none()
+                    && e.host.requires.iter().all(|f| f.probe_name().is_none()) =>
+            {
+                reasons.push(r("not probed".into(), cite(k, pr.name)));
+            }
+            _ => {}
+        }
+        if let Some(t) = e.host.tools {
+            reasons.push(r(
+                feature(k, t.name).map_or("not probed".into(), detail_of),
+                cite(k, t.name),
+            ));
+        }
+        for n in e.host.notes {
+            match n.cite {
+                Cite::Feature(f) => reasons.push(r(n.text.into(), cite(k, probe_of(f)))),
+                Cite::FeatureDetail(f) => reasons.push(r(
+                    feature(k, probe_of(f))
+                        .map_or("not probed".into(), |x| format!("{}; {}", x.detail, n.text)),
+                    cite(k, probe_of(f)),
+                )),
+                Cite::Unprobed(f) => {
+                    if own.is_none() {
+                        reasons.push(r(n.text.into(), cite(k, probe_of(f))));
+                    }
                 }
-                let fit = layers_in_a_page(
-                    &Mounts::Containerd {
-                        snapshots: format!(
-                            "/var/lib/containerd/{}/snapshots",
-                            super::store::CONTAINERD_SNAPSHOTTER
-                        ),
-                        container_id_len: 4,
-                    },
-                    page,
-                    max,
-                );
+                Cite::IdmapWorks => {
+                    if let Some(f) = idmap_path.filter(|f| f.supported) {
+                        reasons.push(r(
+                            n.text.into(),
+                            format!("kernel.features[{}].supported = true", f.name),
+                        ));
+                    }
+                }
+                Cite::PathFstype => {
+                    if let Some(fs) = e.caps.needs_fstype {
+                        let figure = format!("path.fstype = {}", p.fstype);
+                        reasons.push(if p.fstype == fs {
+                            r(format!("{} is on {fs} already", p.path), figure)
+                        } else {
+                            r(
+                                format!(
+                                    "{} is on {}: the {} driver needs a {fs} filesystem of its own; {}",
+                                    p.path, p.fstype, e.name, n.text
+                                ),
+                                figure,
+                            )
+                        });
+                    }
+                }
+                Cite::Stores => {
+                    for (i, s) in stores
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, s)| s.format == e.name)
+                    {
+                        reasons.push(r(
+                            format!(
+                                "this host's {} store {} holds {} inodes for {} layers; its most-linked file has {} \
+                                 links (ext4 stops at 65,000)",
+                                n.text, s.path, s.inodes, s.layers, s.max_links
+                            ),
+                            format!("stores[{i}].max_links = {}", s.max_links),
+                        ));
+                    }
+                }
+                Cite::OptionPage(form) => {
+                    let fit = layers_in_a_page(&example_mounts(form), page, max);
+                    reasons.push(r(
+                        n.text
+                            .replace("{fit}", &fit.to_string())
+                            .replace("{page}", &page.to_string())
+                            .replace("{max}", &max.to_string()),
+                        max_fig.clone(),
+                    ));
+                }
+                Cite::Always => reasons.push(r(n.text.into(), "always runnable".into())),
+            }
+        }
+        // A rootless layout served by a daemon is only needed where the
+        // kernel's own overlay does not work in a user namespace.
+        if e.host.engine == Engine::Rootless && e.caps.copy_up == CopyUp::Daemon {
+            let kernel_probe = LAYOUTS
+                .iter()
+                .filter(|o| {
+                    o.host.engine == Engine::Rootless && o.caps.copy_up == CopyUp::OverlayXattr
+                })
+                .filter_map(|o| o.host.probe)
+                .find(|pr| supported(k, pr.name) == Some(true));
+            if let Some(pr) = kernel_probe {
                 reasons.push(r(
                     format!(
-                        "with lowers relative to its snapshots dir an image of {fit} layers fits one {page}-byte page, \
-                         so the kernel's limit of {max} lowers is what binds"
+                        "the kernel's own overlay works in a user namespace here, so rootless engines need no FUSE \
+                         daemon ({} adds a round trip to the daemon per uncached lookup and a copy per write)",
+                        e.name
                     ),
-                    max_fig.clone(),
+                    cite(k, pr.name),
                 ));
-                if let Some(f) = idmap_path.filter(|f| f.supported) {
-                    reasons.push(r(
-                        "idmapped lowers work on the store's filesystem (containerd 2.x user-namespaced pods)".into(),
-                        format!("kernel.features[{}].supported = true", f.name),
-                    ));
-                }
-                own.or(multi)
             }
-            "overlay2" => {
-                let own = mounted(k, stack_mounts::OVERLAY2, &mut reasons);
-                if own.is_none() {
-                    reasons.push(overlay_needs("Docker's and containers-storage's overlay2"));
-                }
-                let fit = layers_in_a_page(
-                    &Mounts::Overlay2 {
-                        home: "/var/lib/docker/overlay2".into(),
-                        links: Default::default(),
-                        init_layer: true,
-                    },
-                    page,
-                    max,
-                );
-                reasons.push(r(
-                    format!(
-                        "its l/ short names fit {fit} layers in one {page}-byte page; Docker stops at 125 layers \
-                         per image and its overlay2 at 128"
-                    ),
-                    max_fig.clone(),
-                ));
-                own.or(multi)
-            }
-            "rootless" => {
-                reasons.push(r(
-                    feature(k, stacks::ROOTLESS).map_or("not probed".into(), |f| f.detail.clone()),
-                    cite(k, stacks::ROOTLESS),
-                ));
-                supported(k, stacks::ROOTLESS)
-            }
-            "fuse-overlayfs" => {
-                let f = feature(k, stacks::FUSE_OVERLAYFS);
-                reasons.push(r(
-                    f.map_or("not probed".into(), |f| {
-                        format!(
-                            "{}{}",
-                            f.detail,
-                            f.version
-                                .as_deref()
-                                .map(|v| format!(" ({v})"))
-                                .unwrap_or_default()
-                        )
-                    }),
-                    cite(k, stacks::FUSE_OVERLAYFS),
-                ));
-                if supported(k, stacks::ROOTLESS) == Some(true) {
-                    reasons.push(r(
-                        "the kernel's own overlay works in a user namespace here, so rootless engines need no FUSE daemon \
-                         (fuse-overlayfs adds a round trip to the daemon per uncached lookup and a copy per write)"
-                            .into(),
-                        cite(k, stacks::ROOTLESS),
-                    ));
-                }
-                supported(k, stacks::FUSE_OVERLAYFS)
-            }
-            "btrfs" => {
-                let own = mounted(k, stack_mounts::BTRFS, &mut reasons);
-                reasons.push(r(
-                    feature(k, stacks::BTRFS).map_or("not probed".into(), |f| {
-                        format!(
-                            "{}{}",
-                            f.detail,
-                            f.version
-                                .as_deref()
-                                .map(|v| format!(" ({v})"))
-                                .unwrap_or_default()
-                        )
-                    }),
-                    cite(k, stacks::BTRFS),
-                ));
-                reasons.push(if p.fstype == "btrfs" {
-                    r(format!("{} is on btrfs already", p.path), format!("path.fstype = {}", p.fstype))
-                } else {
-                    r(
-                        format!(
-                            "{} is on {}: the btrfs driver needs a btrfs filesystem of its own; snapshots share blocks \
-                             but not page cache, and there is no inode limit to watch",
-                            p.path, p.fstype
-                        ),
-                        format!("path.fstype = {}", p.fstype),
-                    )
-                });
-                own.or(supported(k, stacks::BTRFS))
-            }
-            "erofs" => {
-                let own = mounted(k, stack_mounts::EROFS, &mut reasons);
-                reasons.push(r(
-                    feature(k, stacks::EROFS).map_or("not probed".into(), |f| {
-                        format!("{}; containerd ≥ 2.1's erofs snapshotter stores each layer as one file", f.detail)
-                    }),
-                    cite(k, stacks::EROFS),
-                ));
-                own.or(supported(k, stacks::EROFS).zip(multi).map(|(a, b)| a && b))
-            }
-            "composefs" => {
-                let own = mounted(k, stack_mounts::COMPOSEFS, &mut reasons);
-                reasons.push(r(
-                    "composefs mounts one EROFS image per image over a content-addressed object store as a data-only \
-                     lower: identical files share disk and page cache across images"
-                        .into(),
-                    cite(k, "data-only lower layers"),
-                ));
-                reasons.push(r("it needs EROFS".into(), cite(k, stacks::EROFS)));
-                own.or(supported(k, "data-only lower layers")
-                    .zip(supported(k, stacks::EROFS))
-                    .map(|(a, b)| a && b))
-            }
-            "overlay" => {
-                let own = mounted(k, stack_mounts::LEGACY, &mut reasons);
-                reasons.push(r(
-                    "Docker's legacy driver (removed in Docker 24): one lower, every directory re-created and every file \
-                     hard-linked in each layer above"
-                        .into(),
-                    cite(k, "overlay mount"),
-                ));
-                for (i, s) in stores
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, s)| s.format == "overlay")
-                {
-                    reasons.push(r(
-                        format!(
-                            "this host's legacy store {} holds {} inodes for {} layers; its most-linked file has {} links \
-                             (ext4 stops at 65,000)",
-                            s.path, s.inodes, s.layers, s.max_links
-                        ),
-                        format!("stores[{i}].max_links = {}", s.max_links),
-                    ));
-                }
-                own.or(basic)
-            }
-            _ => {
-                reasons.push(r(
-                    "the baseline (Docker's vfs): a full copy of the image per container, nothing shared".into(),
-                    "always runnable".into(),
-                ));
-                Some(true)
-            }
-        };
-        let own_probe = match name {
-            "containerd" => Some(stack_mounts::CONTAINERD),
-            "overlay2" => Some(stack_mounts::OVERLAY2),
-            "overlay" => Some(stack_mounts::LEGACY),
-            "btrfs" => Some(stack_mounts::BTRFS),
-            "erofs" => Some(stack_mounts::EROFS),
-            "composefs" => Some(stack_mounts::COMPOSEFS),
-            "rootless" => Some(stacks::ROOTLESS),
-            "fuse-overlayfs" => Some(stacks::FUSE_OVERLAYFS),
-            _ => None,
-        };
+        }
         out.push(StackAssessment {
-            name: name.into(),
-            runnable,
+            name: e.name.into(),
+            runnable: e.judge(|n| supported(k, n)).runnable(),
             reasons,
-            mount_us: own_probe
-                .and_then(|p| feature(k, p))
-                .and_then(|f| f.mount_us),
+            mount_us: own.and_then(|f| f.mount_us),
         });
     }
     out
+}
+
+/// A store of `form` at an engine's default place, to measure option lengths by.
+fn example_mounts(form: OptionForm) -> Mounts {
+    match form {
+        OptionForm::ShortLinks => Mounts::Overlay2 {
+            home: "/var/lib/docker/overlay2".into(),
+            links: Default::default(),
+            init_layer: true,
+        },
+        OptionForm::RelativeToSnapshots => Mounts::Containerd {
+            snapshots: format!(
+                "/var/lib/containerd/{}/snapshots",
+                super::store::CONTAINERD_SNAPSHOTTER
+            ),
+            container_id_len: 4,
+        },
+    }
+}
+
+/// What doctor says of a store it advises to leave (empty for none).
+fn text_of(advice: StoreAdvice) -> String {
+    match advice {
+        StoreAdvice::Keep(t) | StoreAdvice::Replace(t) => t.to_string(),
+        StoreAdvice::None => String::new(),
+    }
+}
+
+/// Rootful layouts doctor may choose (not the baseline), in registry order.
+fn rootful() -> impl Iterator<Item = &'static LayoutEntry> {
+    LAYOUTS
+        .iter()
+        .copied()
+        .filter(|e| e.host.engine == Engine::Rootful && !e.caps.baseline)
 }
 
 /// The recommendation from the facts, each reason naming its figure.
@@ -467,7 +406,17 @@ pub fn recommend(
             .map(|s| s.reasons.clone())
             .unwrap_or_default()
     };
-    let rootless_choice = ROOTLESS.iter().find(|s| runnable(s)).map(|s| s.to_string());
+    // Rootless engines: the kernel's own overlay before a FUSE daemon.
+    let mut rootless: Vec<&LayoutEntry> = LAYOUTS
+        .iter()
+        .copied()
+        .filter(|e| e.host.engine == Engine::Rootless)
+        .collect();
+    rootless.sort_by_key(|e| e.caps.copy_up == CopyUp::Daemon);
+    let rootless_choice = rootless
+        .iter()
+        .find(|e| runnable(e.name))
+        .map(|e| e.name.to_string());
     let done =
         |choice: &str, reasons: Vec<Reason>, evidence: Option<ReportEvidence>| Recommendation {
             choice: choice.into(),
@@ -481,11 +430,16 @@ pub fn recommend(
             "the kernel has no overlay filesystem: load it (modprobe overlay)".into(),
             format!("kernel.overlay_source = {}", k.overlay_source),
         )];
-        for alt in ["btrfs", "fuse-overlayfs"] {
-            if runnable(alt) {
-                reasons.extend(reasons_of(alt));
-                return done(alt, reasons, evidence);
-            }
+        // The layouts that need no kernel overlay, rootful engines' first.
+        let mut alternatives: Vec<&LayoutEntry> = LAYOUTS
+            .iter()
+            .copied()
+            .filter(|e| !e.caps.baseline && e.caps.copy_up != CopyUp::OverlayXattr)
+            .collect();
+        alternatives.sort_by_key(|e| e.host.engine != Engine::Rootful);
+        if let Some(alt) = alternatives.into_iter().find(|e| runnable(e.name)) {
+            reasons.extend(reasons_of(alt.name));
+            return done(alt.name, reasons, evidence);
         }
         return done("no-overlay", reasons, evidence);
     }
@@ -504,8 +458,18 @@ pub fn recommend(
     }
     let multi = supported(k, "multiple lowers");
     if multi == Some(false) {
+        // An overlay layout that stacks one lower and needs nothing more.
+        let single = rootful().find(|e| {
+            e.caps.copy_up == CopyUp::OverlayXattr
+                && !e.caps.lower_per_layer
+                && !e
+                    .host
+                    .requires
+                    .iter()
+                    .any(|f| matches!(f, Feature::MultipleLowers | Feature::DataOnlyLowers))
+        });
         return done(
-            "overlay",
+            single.map_or("no-overlay", |e| e.name),
             vec![r(
                 "this kernel refuses multiple lower layers: only the legacy single-lower layout works".into(),
                 "kernel.features[multiple lowers].supported = false".into(),
@@ -513,60 +477,57 @@ pub fn recommend(
             evidence,
         );
     }
-    // The engine already in use stays unless something says otherwise; a new
-    // host gets containerd's snapshotter, Docker 29's default store.
+    // The engine already in use stays unless something says otherwise (a
+    // retired one moves to the default); a new host gets the default store.
+    let default = LAYOUTS
+        .iter()
+        .copied()
+        .find(|e| e.host.default_for_new_hosts.is_some());
+    let default_name = default
+        .or_else(|| rootful().next())
+        .map_or("no-overlay", |e| e.name);
     let with_layers = |f: &str| {
         stores
             .iter()
             .position(|s| s.format == f && s.layers > 0 && s.rootless_user.is_none())
     };
-    let (mut choice, mut reasons) = if let Some(i) = with_layers("containerd") {
-        (
-            "containerd",
+    let mut kept: Vec<&LayoutEntry> = LAYOUTS
+        .iter()
+        .copied()
+        .filter(|e| e.host.stores != StoreAdvice::None)
+        .collect();
+    kept.sort_by_key(|e| e.host.default_for_new_hosts.is_none());
+    let found = kept
+        .into_iter()
+        .find_map(|e| with_layers(e.name).map(|i| (e, i)));
+    let (mut choice, mut reasons) = match found {
+        Some((e, i)) => match e.host.stores {
+            StoreAdvice::Keep(text) => (
+                e.name,
+                vec![r(
+                    text.replace("{layers}", &stores[i].layers.to_string())
+                        .replace("{engine}", &stores[i].engine),
+                    format!("stores[{i}].layers = {}", stores[i].layers),
+                )],
+            ),
+            other => (
+                default_name,
+                vec![r(
+                    text_of(other),
+                    format!("stores[{i}].format = {}", stores[i].format),
+                )],
+            ),
+        },
+        None => (
+            default_name,
             vec![r(
-                format!("this host's images are in containerd's overlayfs snapshotter ({} layers): keep it", stores[i].layers),
-                format!("stores[{i}].layers = {}", stores[i].layers),
-            )],
-        )
-    } else if let Some(i) = with_layers("overlay2") {
-        (
-            "overlay2",
-            vec![r(
-                format!(
-                    "this host's images are in an overlay2 store ({} layers, {} engine): keep it; moving to containerd's \
-                     store means pulling every image again",
-                    stores[i].layers, stores[i].engine
-                ),
-                format!("stores[{i}].layers = {}", stores[i].layers),
-            )],
-        )
-    } else if let Some(i) = with_layers("overlay") {
-        (
-            "containerd",
-            vec![r(
-                "this host's images are in Docker's legacy overlay store, removed in Docker 24: a new store on a current \
-                 Docker uses containerd's snapshotter"
-                    .into(),
-                format!("stores[{i}].format = overlay"),
-            )],
-        )
-    } else if let Some(i) = with_layers("btrfs") {
-        (
-            "btrfs",
-            vec![r(
-                format!("this host's images are in a btrfs driver store ({} layers): keep it unless the figures below say otherwise", stores[i].layers),
-                format!("stores[{i}].layers = {}", stores[i].layers),
-            )],
-        )
-    } else {
-        (
-            "containerd",
-            vec![r(
-                "no image store with layers here: containerd's overlayfs snapshotter is Docker 29's default for new installs"
+                default
+                    .and_then(|e| e.host.default_for_new_hosts)
+                    .unwrap_or("no image store with layers here")
                     .into(),
                 format!("stores = {}", stores.len()),
             )],
-        )
+        ),
     };
     if multi.is_none() {
         reasons.push(r(
@@ -581,7 +542,7 @@ pub fn recommend(
     // A run report on this kernel may rank the runnable rootful stacks.
     let mut cited = Vec::new();
     if let Some(ev) = &evidence {
-        let stack_of = |layout: &str| STACKS.iter().find(|s| **s == layout).copied();
+        let stack_of = |layout: &str| crate::layout::entry(layout);
         if !ev.same_kernel {
             reasons.push(r(
                 format!(
@@ -591,9 +552,8 @@ pub fn recommend(
                 format!("evidence.kernel = {}", ev.kernel),
             ));
         } else {
-            let rivals: Vec<&str> = ROOTFUL
-                .iter()
-                .copied()
+            let rivals: Vec<&str> = rootful()
+                .map(|e| e.name)
                 .filter(|s| *s != choice && runnable(s) && ev.layouts.iter().any(|l| l == s))
                 .collect();
             let mut best: Option<(&str, usize, usize)> = None;
@@ -626,11 +586,7 @@ pub fn recommend(
                         format!("evidence.figures: {rival} best on {theirs}, {choice} on {ours}"),
                     ),
                 );
-                choice = ROOTFUL
-                    .iter()
-                    .copied()
-                    .find(|s| *s == rival)
-                    .unwrap_or(choice);
+                choice = rival;
             }
         }
         for (i, f) in ev.figures.iter().enumerate() {
@@ -687,20 +643,27 @@ pub fn recommend(
             c.field.clone(),
         ));
     }
-    if p.reflink == Some(true) && choice != "btrfs" {
+    // A layout whose containers share blocks copies no file up at all.
+    if p.reflink == Some(true) && crate::layout::caps_of(choice).copy_up != CopyUp::BlockCow {
         reasons.push(r(
             "this filesystem clones files: copy_up costs about the same whatever the file size"
                 .into(),
             "path.reflink = true".into(),
         ));
     }
-    for e in engines
+    // Docker names its storage drivers as the layouts are named: one whose
+    // stores doctor advises to replace is a driver to switch from.
+    let retired = |d: &str| {
+        crate::layout::entry(d).is_some_and(|l| matches!(l.host.stores, StoreAdvice::Replace(_)))
+    };
+    for (e, d) in engines
         .iter()
-        .filter(|e| e.driver.as_deref() == Some("overlay") && e.engine == "docker")
+        .filter(|e| e.engine == "docker")
+        .filter_map(|e| e.driver.as_deref().filter(|d| retired(d)).map(|d| (e, d)))
     {
         reasons.push(r(
-            "Docker is configured with the legacy overlay driver; switch (images must be pulled again)".into(),
-            format!("engines[{}].driver = overlay", e.file),
+            format!("Docker is configured with the legacy {d} driver; switch (images must be pulled again)"),
+            format!("engines[{}].driver = {d}", e.file),
         ));
     }
     done(choice, reasons, evidence)
@@ -753,10 +716,10 @@ mod tests {
             ("overlay mount", true),
             ("multiple lowers", true),
             ("data-only lower layers", true),
-            (stacks::ROOTLESS, true),
-            (stacks::FUSE_OVERLAYFS, true),
-            (stacks::BTRFS, true),
-            (stacks::EROFS, true),
+            ("rootless overlay (user namespace)", true),
+            ("fuse-overlayfs", true),
+            ("btrfs", true),
+            ("EROFS images", true),
         ])
     }
 
@@ -800,8 +763,8 @@ mod tests {
         let k = kernel(&[
             ("overlay mount", true),
             ("multiple lowers", true),
-            (stacks::ROOTLESS, false),
-            (stacks::FUSE_OVERLAYFS, true),
+            ("rootless overlay (user namespace)", false),
+            ("fuse-overlayfs", true),
         ]);
         assert_eq!(
             recommend(&k, &path(), &[], &[], &[], None)
@@ -809,7 +772,7 @@ mod tests {
                 .as_deref(),
             Some("fuse-overlayfs")
         );
-        let mut k = kernel(&[(stacks::BTRFS, true)]);
+        let mut k = kernel(&[("btrfs", true)]);
         k.overlay_available = false;
         assert_eq!(recommend(&k, &path(), &[], &[], &[], None).choice, "btrfs");
         let mut p = path();

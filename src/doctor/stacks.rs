@@ -1,35 +1,24 @@
-//! Probes of the storage stacks beyond kernel overlay's own options: a rootless
-//! overlay and fuse-overlayfs (mounted by this build's layouts, see
-//! `stack_mounts`; fuse-overlayfs's version too), btrfs (the kernel and
-//! `mkfs.btrfs`), idmapped mounts (`mount_setattr(MOUNT_ATTR_IDMAP)` on a clone
-//! of a tmpfs dir and of the store's filesystem). Each is observed,
-//! never inferred from a version; all run inside the private mount namespace on
-//! doctor's private tmpfs, or on detached clones that are never attached.
+//! Probes beyond kernel overlay's own options that no one layout declares:
+//! idmapped mounts (`mount_setattr(MOUNT_ATTR_IDMAP)` on a clone of a tmpfs dir
+//! and of the store's filesystem). Each is observed, never inferred from a
+//! version; both run on detached clones that are never attached. The layouts'
+//! own probes (rootless overlay, fuse-overlayfs, btrfs, …) are declared by
+//! their registry entries and run by `stack_mounts`.
 
 use std::fs;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use rustix::mount::{open_tree, OpenTreeFlags};
 
 use super::probe::FeatureProbe;
-use super::stack_mounts;
-use crate::isolate::{run_command, userns_fd, Privilege};
+use crate::isolate::userns_fd;
 
-/// Probe names, for whoever reads the results.
-pub const ROOTLESS: &str = "rootless overlay (user namespace)";
-/// fuse-overlayfs.
-pub const FUSE_OVERLAYFS: &str = "fuse-overlayfs";
-/// btrfs driver stores.
-pub const BTRFS: &str = "btrfs";
 /// Idmapped mounts on the probes' tmpfs.
 pub const IDMAP_TMPFS: &str = "idmapped mounts (tmpfs)";
 /// Idmapped mounts on the inspected path's filesystem (name prefix).
 pub const IDMAP_PATH: &str = "idmapped mounts (path)";
-/// EROFS (the general probe's name: see `probe`).
-pub const EROFS: &str = super::probe::EROFS_IMAGES;
 
 /// How long any one probe child may take.
 const CHILD_TIMEOUT: Duration = Duration::from_secs(5);
@@ -47,112 +36,6 @@ fn probe(name: &str, supported: bool, detail: String) -> FeatureProbe {
         version: None,
         mount_us: None,
     }
-}
-
-/// Whether /proc/filesystems (its text) lists `fs`.
-pub fn kernel_has(filesystems: &str, fs: &str) -> bool {
-    filesystems
-        .lines()
-        .any(|l| l.split_whitespace().last() == Some(fs))
-}
-
-/// The first line of a tool's `--version` output that names a version, without
-/// fuse-overlayfs 1.10's "unknown argument ignored: lazytime" noise.
-pub fn version_line(output: &str, tool: &str) -> Option<String> {
-    output
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.starts_with("unknown argument ignored"))
-        .find(|l| {
-            l.starts_with(tool) && l.contains(['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'])
-        })
-        .map(str::to_string)
-}
-
-fn tool_output(program: &str, args: &[&str]) -> Result<String, String> {
-    let out = run_command(
-        Command::new(program).args(args),
-        CHILD_TIMEOUT,
-        "scripts/setup installs it",
-    )
-    .map_err(|e| e.to_string())?;
-    Ok(format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    ))
-}
-
-/// Every stack probe that needs no mount of ours beyond `dir` (doctor's private
-/// tmpfs). `filesystems` is /proc/filesystems' text.
-pub fn probe_on_tmpfs(dir: &Path, privilege: Privilege, filesystems: &str) -> Vec<FeatureProbe> {
-    vec![
-        rootless(dir, privilege),
-        fuse_overlayfs(dir, privilege, filesystems),
-        btrfs(filesystems),
-        idmap_tmpfs(dir),
-    ]
-}
-
-/// This build's `rootless` layout, made and mounted on the tmpfs.
-fn rootless(dir: &Path, privilege: Privilege) -> FeatureProbe {
-    stack_mounts::result(
-        ROOTLESS,
-        stack_mounts::rootless(&dir.join("rootless"), privilege),
-    )
-}
-
-fn fuse_overlayfs(dir: &Path, privilege: Privilege, filesystems: &str) -> FeatureProbe {
-    let version = match tool_output("fuse-overlayfs", &["--version"]) {
-        Ok(out) => {
-            let v = version_line(&out, "fuse-overlayfs");
-            let lib = version_line(&out, "FUSE library");
-            match (v, lib) {
-                (Some(v), Some(l)) => format!("{v}, {l}"),
-                (Some(v), None) => v,
-                _ => "version not reported".to_string(),
-            }
-        }
-        Err(e) => return probe(FUSE_OVERLAYFS, false, e),
-    };
-    let mut p = if !kernel_has(filesystems, "fuse") || !Path::new("/dev/fuse").exists() {
-        probe(
-            FUSE_OVERLAYFS,
-            false,
-            "installed, but the kernel has no FUSE (no fuse in /proc/filesystems or no /dev/fuse)"
-                .into(),
-        )
-    } else {
-        match stack_mounts::fuse_overlayfs(&dir.join("fuse"), privilege) {
-            Ok(outcome) => stack_mounts::result(FUSE_OVERLAYFS, Ok(outcome)),
-            Err(e) => probe(
-                FUSE_OVERLAYFS,
-                false,
-                format!("installed, but a mount failed: {e}"),
-            ),
-        }
-    };
-    p.version = Some(version);
-    p
-}
-
-fn btrfs(filesystems: &str) -> FeatureProbe {
-    let kernel = kernel_has(filesystems, "btrfs");
-    let mkfs = tool_output("mkfs.btrfs", &["--version"]);
-    let version = mkfs.as_ref().ok().and_then(|o| {
-        o.split_whitespace()
-            .find(|w| w.starts_with('v') && w[1..].starts_with(|c: char| c.is_ascii_digit()))
-            .map(|v| format!("btrfs-progs {v}"))
-    });
-    let detail = match (&mkfs, kernel) {
-        (Ok(_), true) => "the kernel lists btrfs and mkfs.btrfs is installed: a btrfs filesystem can hold a btrfs driver store".to_string(),
-        (Ok(_), false) => "mkfs.btrfs is installed but the kernel has no btrfs (not in /proc/filesystems)".to_string(),
-        (Err(e), true) => format!("the kernel lists btrfs, but {e}"),
-        (Err(e), false) => format!("no btrfs in the kernel, and {e}"),
-    };
-    let mut p = probe(BTRFS, kernel && mkfs.is_ok(), detail);
-    p.version = version;
-    p
 }
 
 /// `mount_setattr(fd, "", AT_EMPTY_PATH, {attr_set = IDMAP, userns_fd})`.
@@ -219,7 +102,8 @@ fn idmap(dir: BorrowedFd<'_>) -> Result<String, String> {
     }
 }
 
-fn idmap_tmpfs(dir: &Path) -> FeatureProbe {
+/// Idmapped mounts on doctor's tmpfs (a dir `dir` makes there).
+pub fn idmap_tmpfs(dir: &Path) -> FeatureProbe {
     let d = dir.join("idmap");
     let r = fs::create_dir_all(&d)
         .map_err(|e| e.to_string())
@@ -238,26 +122,5 @@ pub fn idmap_path(dir: &OwnedFd, shown: &str) -> FeatureProbe {
     match idmap(dir.as_fd()) {
         Ok(detail) => probe(&name, true, detail),
         Err(e) => probe(&name, false, e),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_versions_and_filesystems_from_captured_output() {
-        let fuse = "unknown argument ignored: lazytime\nfusermount3 version: 3.14.0\nfuse-overlayfs: version 1.10\nFUSE library version 3.14.0\nusing FUSE kernel interface version 7.31\n";
-        assert_eq!(
-            version_line(fuse, "fuse-overlayfs").as_deref(),
-            Some("fuse-overlayfs: version 1.10")
-        );
-        assert_eq!(
-            version_line(fuse, "FUSE library").as_deref(),
-            Some("FUSE library version 3.14.0")
-        );
-        let fs = "nodev\tsysfs\nnodev\ttmpfs\n\text4\n\tbtrfs\nnodev\tfuse\n\terofs\n";
-        assert!(kernel_has(fs, "btrfs") && kernel_has(fs, "fuse") && !kernel_has(fs, "xfs"));
-        assert!(!kernel_has(fs, "tmp"), "whole names only");
     }
 }

@@ -18,12 +18,15 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use super::host::{self, Cite, Note, ProbeHost, ProbeOutcome, StackProbe, StoreAdvice};
 use super::{
-    fsops, Capabilities, ContainerDirs, CopyUp, CopyUpCheck, Layout, LayoutConfig, LayoutEntry,
-    LayoutError, Mounted, PreparedImage, Style, TableMounts, Touch,
+    fsops, Capabilities, ContainerDirs, CopyUp, CopyUpCheck, HostProfile, Layout, LayoutConfig,
+    LayoutEntry, LayoutError, MountHost, MountSpec, Mounted, PreparedImage, Style, TableMounts,
+    Touch,
 };
 use crate::image::apply::WhiteoutStyle;
 use crate::image::ImageSource;
+use crate::isolate::{LoopDevice, MountGuard, Privilege};
 use crate::probe::extents::{extents, Extent};
 
 /// `_IOW(0x94, 14, struct btrfs_ioctl_vol_args)`.
@@ -90,7 +93,105 @@ pub static ENTRY: LayoutEntry = LayoutEntry {
         needs_fstype: Some("btrfs"),
     },
     create: |config| Box::new(Btrfs::new(config.clone())),
+    host: HostProfile {
+        probe: Some(StackProbe {
+            name: "btrfs driver mount (own filesystem)",
+            root_only: true,
+            run: probe_mount,
+        }),
+        tools: Some(StackProbe {
+            name: "btrfs",
+            root_only: false,
+            run: probe_tools,
+        }),
+        notes: &[Note {
+            text: "snapshots share blocks but not page cache, and there is no inode limit to watch",
+            cite: Cite::PathFstype,
+        }],
+        stores: StoreAdvice::Keep(
+            "this host's images are in a btrfs driver store ({layers} layers): keep it unless the figures below say \
+             otherwise",
+        ),
+        ..HostProfile::rootful()
+    },
 };
+
+/// The btrfs probe's image: sparse, so it takes only what mkfs writes (~5 MiB)
+/// of doctor's tmpfs; `--mixed` makes a filesystem this small valid.
+const PROBE_IMAGE_BYTES: u64 = 64 << 20;
+
+/// doctor's check that needs no root: btrfs in the kernel and `mkfs.btrfs`.
+fn probe_tools(at: &ProbeHost<'_>) -> ProbeOutcome {
+    let kernel = host::kernel_has(at.filesystems, "btrfs");
+    let mkfs = host::tool_output("mkfs.btrfs", &["--version"]);
+    let version = mkfs.as_ref().ok().and_then(|o| {
+        o.split_whitespace()
+            .find(|w| w.starts_with('v') && w[1..].starts_with(|c: char| c.is_ascii_digit()))
+            .map(|v| format!("btrfs-progs {v}"))
+    });
+    let detail = match (&mkfs, kernel) {
+        (Ok(_), true) => "the kernel lists btrfs and mkfs.btrfs is installed: a btrfs filesystem can hold a btrfs driver store".to_string(),
+        (Ok(_), false) => "mkfs.btrfs is installed but the kernel has no btrfs (not in /proc/filesystems)".to_string(),
+        (Err(e), true) => format!("the kernel lists btrfs, but {e}"),
+        (Err(e), false) => format!("no btrfs in the kernel, and {e}"),
+    };
+    ProbeOutcome {
+        supported: kernel && mkfs.is_ok(),
+        detail,
+        version,
+        took: None,
+    }
+}
+
+/// doctor's probe: a btrfs filesystem of its own (a loop device over a sparse
+/// image file in doctor's tmpfs, detached when unmounted), then a container
+/// of a tiny image made by this layout on it.
+fn probe_mount(at: &ProbeHost<'_>) -> ProbeOutcome {
+    let d = at.dir.join("btrfs");
+    let run = || -> Result<(String, std::time::Duration), String> {
+        let io = |what: &'static str, p: &Path| {
+            let p = p.display().to_string();
+            move |e: std::io::Error| format!("{what} {p}: {e}")
+        };
+        fs::create_dir_all(&d).map_err(io("creating", &d))?;
+        let img = d.join("btrfs.img");
+        File::create(&img)
+            .and_then(|f| f.set_len(PROBE_IMAGE_BYTES))
+            .map_err(io("creating", &img))?;
+        host::tool(
+            Command::new("mkfs.btrfs")
+                .args(["-q", "-f", "--mixed"])
+                .arg(&img),
+            "scripts/setup installs btrfs-progs",
+        )?;
+        let dev = LoopDevice::attach(&img).map_err(|e| e.to_string())?;
+        let m = d.join("m");
+        fs::create_dir_all(&m).map_err(io("creating", &m))?;
+        let started = std::time::Instant::now();
+        nix::mount::mount(
+            Some(dev.path()),
+            &m,
+            Some(ENTRY.name),
+            nix::mount::MsFlags::empty(),
+            None::<&str>,
+        )
+        .map_err(|e| format!("mounting btrfs from {}: {e}", dev.path().display()))?;
+        let took = started.elapsed();
+        let guard = MountGuard::new(m.clone());
+        let used = host::probe_stack(&ENTRY, &m, Privilege::Root);
+        guard.unmount().map_err(|e| e.to_string())?;
+        drop(dev);
+        let (detail, container_took) = used?;
+        Ok((
+            format!(
+                "mkfs.btrfs made a filesystem on a loop device, mounted in {} µs; {detail}",
+                took.as_micros()
+            ),
+            container_took,
+        ))
+    };
+    ProbeOutcome::of(run())
+}
 
 /// The btrfs layout.
 #[derive(Debug, Clone)]
@@ -325,6 +426,15 @@ impl Layout for Btrfs {
             upper_work: None,
             merged: rw,
         })
+    }
+
+    fn mount_spec(
+        &self,
+        _image: &PreparedImage,
+        _c: &ContainerDirs,
+        _host: &MountHost,
+    ) -> Result<MountSpec, LayoutError> {
+        Ok(MountSpec::Nothing)
     }
 
     fn mount(&self, _image: &PreparedImage, c: &ContainerDirs) -> Result<Mounted, LayoutError> {

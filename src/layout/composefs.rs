@@ -31,15 +31,16 @@ use composefs::tree::{Directory, FileSystem, Inode, LeafContent, RegularFile};
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
+use super::host::{self, Cite, Note, StackProbe};
 use super::{
-    fsops, overlay_caps, overlay_container_dirs, Capabilities, ContainerDirs, Layout, LayoutConfig,
-    LayoutEntry, LayoutError, Mounted, PreparedImage, Style, TableMounts, MAX_LOWER_LAYERS,
+    fsops, overlay_caps, overlay_container_dirs, Capabilities, ContainerDirs, Feature, HostProfile,
+    Layout, LayoutConfig, LayoutEntry, LayoutError, MountHost, MountSpec, Mounted, OverlaySpec,
+    PreparedImage, Style, TableMounts, MAX_LOWER_LAYERS,
 };
 use crate::image::apply::WhiteoutStyle;
 use crate::image::ImageSource;
 use crate::isolate::{
-    data_only_lowers_available, erofs_available, mount_erofs, mount_overlay_with_data,
-    ErofsBacking, OverlayMount, Privilege, SharedMount, SharedMounts,
+    mount_erofs, mount_overlay_with_data, ErofsBacking, OverlayMount, SharedMount, SharedMounts,
 };
 
 /// Registry entry.
@@ -61,6 +62,32 @@ pub static ENTRY: LayoutEntry = LayoutEntry {
         ..overlay_caps(true, false)
     },
     create: |config| Box::new(Composefs::new(config.clone())),
+    host: HostProfile {
+        requires: &[
+            Feature::RealRoot {
+                why: "metacopy and redirect_dir need trusted.* xattrs, which overlay refuses with userxattr",
+            },
+            Feature::Erofs,
+            Feature::DataOnlyLowers,
+        ],
+        probe: Some(StackProbe {
+            name: "composefs mount",
+            root_only: true,
+            run: |at| host::probe_as_root(&ENTRY, at),
+        }),
+        notes: &[
+            Note {
+                text: "composefs mounts one EROFS image per image over a content-addressed object store as a data-only \
+                       lower: identical files share disk and page cache across images",
+                cite: Cite::Feature(Feature::DataOnlyLowers),
+            },
+            Note {
+                text: "it needs EROFS",
+                cite: Cite::Feature(Feature::Erofs),
+            },
+        ],
+        ..HostProfile::rootful()
+    },
 };
 
 /// Files up to this size are kept inline in the metadata image.
@@ -378,23 +405,6 @@ impl Layout for Composefs {
         }))
     }
 
-    fn host_support(&self) -> Result<(), LayoutError> {
-        let missing = |feature, detail| LayoutError::Unsupported {
-            layout: ENTRY.name,
-            feature,
-            detail,
-        };
-        if self.config.privilege == Privilege::Rootless {
-            return Err(missing(
-                "real root",
-                "metacopy and redirect_dir need trusted.* xattrs, which overlay refuses with userxattr".into(),
-            ));
-        }
-        erofs_available().map_err(|d| missing("EROFS in the kernel", d))?;
-        data_only_lowers_available().map_err(|d| missing("overlay data-only lower layers", d))?;
-        Ok(())
-    }
-
     fn host_notes(&self, scratch: &Path) -> Vec<String> {
         vec![verity_note(scratch)]
     }
@@ -493,7 +503,12 @@ impl Layout for Composefs {
         overlay_container_dirs(root)
     }
 
-    fn mount(&self, image: &PreparedImage, c: &ContainerDirs) -> Result<Mounted, LayoutError> {
+    fn mount_spec(
+        &self,
+        image: &PreparedImage,
+        c: &ContainerDirs,
+        _host: &MountHost,
+    ) -> Result<MountSpec, LayoutError> {
         let (mnt, cfs) = match (image.layer_dirs.first(), cfs_of(image)) {
             (Some(m), Some(c)) => (m.clone(), c),
             _ => {
@@ -504,15 +519,29 @@ impl Layout for Composefs {
                 })
             }
         };
-        let (hold, meta_time, backing) = self.hold(&cfs, &mnt)?;
-        let spec = OverlayMount {
-            lowers: vec![mnt],
-            lowers_base: None,
-            upper_work: c.upper_work.clone(),
-            options: self.options(),
-            target: c.merged.clone(),
+        Ok(MountSpec::Overlay(OverlaySpec {
+            images: vec![(cfs, mnt.clone())],
+            mount: OverlayMount {
+                lowers: vec![mnt],
+                lowers_base: None,
+                upper_work: c.upper_work.clone(),
+                options: self.options(),
+                target: c.merged.clone(),
+            },
+            data: vec![objects_of(image)],
+            api: self.config.mount_api,
+            in_user_namespace: false,
+        }))
+    }
+
+    fn mount(&self, image: &PreparedImage, c: &ContainerDirs) -> Result<Mounted, LayoutError> {
+        let spec = self.mount_spec(image, c, &MountHost::read())?;
+        let (o, (cfs, mnt)) = match spec.overlay().map(|o| (o, o.images.first())) {
+            Some((o, Some(first))) => (o, first),
+            _ => return Err(super::spec::not_an_overlay(ENTRY.name)),
         };
-        let m = mount_overlay_with_data(&spec, &[objects_of(image)], self.config.mount_api)?;
+        let (hold, meta_time, backing) = self.hold(cfs, mnt)?;
+        let m = mount_overlay_with_data(&o.mount, &o.data, o.api)?;
         let note = match backing {
             Some(b) => format!(" (metadata image: {})", b.name()),
             None => String::new(),

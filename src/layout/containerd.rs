@@ -25,13 +25,15 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::host::{self, Cite, Note, OptionForm, StackProbe, StoreAdvice};
 use super::{
-    fsops, mounted_overlay, overlay_caps, Capabilities, ContainerDirs, Layout, LayoutConfig,
-    LayoutEntry, LayoutError, Mounted, PreparedImage, Style, MAX_LOWER_LAYERS,
+    fsops, mount_overlay_spec, overlay_caps, Capabilities, ContainerDirs, Feature, HostProfile,
+    Layout, LayoutConfig, LayoutEntry, LayoutError, MountHost, MountSpec, Mounted, OverlaySpec,
+    PreparedImage, Style, MAX_LOWER_LAYERS,
 };
 use crate::image::apply::{inherit_implicit_dirs, ApplyStats, WhiteoutStyle};
 use crate::image::ImageSource;
-use crate::isolate::{MountApi, OverlayMount};
+use crate::isolate::{MountApi, MountHow, OverlayMount};
 
 /// containerd switches to relative lowerdirs from this many option bytes.
 pub const COMPACT_FROM_BYTES: usize = 4096 - 512;
@@ -51,6 +53,36 @@ pub static ENTRY: LayoutEntry = LayoutEntry {
         ..overlay_caps(true, true)
     },
     create: |config| Box::new(Containerd::new(config.clone())),
+    host: HostProfile {
+        requires: &[Feature::MultipleLowers],
+        probe: Some(StackProbe {
+            name: "containerd snapshotter mount",
+            root_only: true,
+            run: |at| host::probe_as_root(&ENTRY, at),
+        }),
+        notes: &[
+            Note {
+                text: "containerd's overlayfs snapshotter mounts the kernel's overlay with many lowers",
+                cite: Cite::Unprobed(Feature::MultipleLowers),
+            },
+            Note {
+                text: "with lowers relative to its snapshots dir an image of {fit} layers fits one {page}-byte page, \
+                       so the kernel's limit of {max} lowers is what binds",
+                cite: Cite::OptionPage(OptionForm::RelativeToSnapshots),
+            },
+            Note {
+                text: "idmapped lowers work on the store's filesystem (containerd 2.x user-namespaced pods)",
+                cite: Cite::IdmapWorks,
+            },
+        ],
+        stores: StoreAdvice::Keep(
+            "this host's images are in containerd's overlayfs snapshotter ({layers} layers): keep it",
+        ),
+        default_for_new_hosts: Some(
+            "no image store with layers here: containerd's overlayfs snapshotter is Docker 29's default for new installs",
+        ),
+        ..HostProfile::rootful()
+    },
 };
 
 /// The containerd layout.
@@ -315,63 +347,65 @@ impl Layout for Containerd {
         })
     }
 
-    fn mount(&self, image: &PreparedImage, c: &ContainerDirs) -> Result<Mounted, LayoutError> {
+    fn mount_spec(
+        &self,
+        image: &PreparedImage,
+        c: &ContainerDirs,
+        host: &MountHost,
+    ) -> Result<MountSpec, LayoutError> {
         let lowers: Vec<PathBuf> = image.layer_dirs.iter().rev().cloned().collect();
         // containerd's own option first, then the run's (metacopy, volatile).
         let mut options = Vec::new();
-        if Path::new("/sys/module/overlay/parameters/index").exists() {
+        if host.overlay_index_param {
             options.push(("index".to_string(), Some("off".to_string())));
         }
         options.extend(self.config.mount_options());
-        let mut spec = OverlayMount {
+        let mut mount = OverlayMount {
             lowers,
             lowers_base: None,
             upper_work: c.upper_work.clone(),
             options,
             target: c.merged.clone(),
         };
-        if self.config.mount_api == MountApi::New {
-            return Ok(mounted_overlay(
-                c,
-                crate::isolate::mount_overlay(&spec, MountApi::New)?,
-                true,
-            ));
-        }
-        // containerd's option list, measured its way.
-        let mut list: Vec<String> = spec
-            .options
-            .iter()
-            .map(|(k, v)| match v {
-                Some(v) => format!("{k}={v}"),
-                None => k.clone(),
-            })
-            .collect();
-        if let Some((u, w)) = &spec.upper_work {
-            list.push(format!("workdir={}", w.display()));
-            list.push(format!("upperdir={}", u.display()));
-        }
-        let lowerdir: Vec<String> = spec
-            .lowers
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect();
-        list.push(format!("lowerdir={}", lowerdir.join(":")));
-        if options_size(&list) >= COMPACT_FROM_BYTES {
-            if let Some((dir, rel)) = compact_lowerdirs(&spec.lowers) {
-                spec.lowers = rel;
-                spec.lowers_base = Some(dir);
-                return Ok(mounted_overlay(
-                    c,
-                    crate::isolate::mount_overlay(&spec, MountApi::Classic)?,
-                    true,
-                ));
+        if self.config.mount_api == MountApi::Classic {
+            // containerd's option list, measured its way.
+            let mut list: Vec<String> = mount
+                .options
+                .iter()
+                .map(|(k, v)| match v {
+                    Some(v) => format!("{k}={v}"),
+                    None => k.clone(),
+                })
+                .collect();
+            if let Some((u, w)) = &mount.upper_work {
+                list.push(format!("workdir={}", w.display()));
+                list.push(format!("upperdir={}", u.display()));
+            }
+            let lowerdir: Vec<String> = mount
+                .lowers
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect();
+            list.push(format!("lowerdir={}", lowerdir.join(":")));
+            if options_size(&list) >= COMPACT_FROM_BYTES {
+                if let Some((dir, rel)) = compact_lowerdirs(&mount.lowers) {
+                    mount.lowers = rel;
+                    mount.lowers_base = Some(dir);
+                }
             }
         }
-        Ok(mounted_overlay(
-            c,
-            crate::isolate::mount_overlay(&spec, MountApi::Classic)?,
-            true,
-        ))
+        Ok(MountSpec::Overlay(OverlaySpec {
+            images: Vec::new(),
+            mount,
+            data: Vec::new(),
+            api: self.config.mount_api,
+            in_user_namespace: false,
+        }))
+    }
+
+    fn mount(&self, image: &PreparedImage, c: &ContainerDirs) -> Result<Mounted, LayoutError> {
+        let spec = self.mount_spec(image, c, &MountHost::read())?;
+        mount_overlay_spec(ENTRY.name, &spec, c, &MountHow::default())
     }
 
     fn notes(&self) -> Vec<String> {

@@ -21,15 +21,17 @@ use std::time::Duration;
 
 use rayon::prelude::*;
 
+use super::host::{self, Cite, Note, StackProbe};
 use super::{
-    fsops, overlay_caps, overlay_container_dirs, Capabilities, ContainerDirs, Layout, LayoutConfig,
-    LayoutEntry, LayoutError, Mounted, PreparedImage, Style, TableMounts, MAX_LOWER_LAYERS,
+    fsops, overlay_caps, overlay_container_dirs, Capabilities, ContainerDirs, Feature, HostProfile,
+    Layout, LayoutConfig, LayoutEntry, LayoutError, MountHost, MountSpec, Mounted, OverlaySpec,
+    PreparedImage, Style, TableMounts, MAX_LOWER_LAYERS,
 };
 use crate::image::apply::{inherit_implicit_dirs, ApplyStats, WhiteoutStyle};
 use crate::image::ImageSource;
 use crate::isolate::{
-    erofs_available, mkfs_erofs, mkfs_erofs_takes_tar, mount_erofs, mount_overlay,
-    probe_erofs_backing, ErofsBacking, OverlayMount, Privilege, SharedMount, SharedMounts,
+    mkfs_erofs, mkfs_erofs_takes_tar, mount_erofs, mount_overlay, probe_erofs_backing,
+    ErofsBacking, OverlayMount, SharedMount, SharedMounts,
 };
 
 /// Registry entry.
@@ -50,6 +52,26 @@ pub static ENTRY: LayoutEntry = LayoutEntry {
         ..overlay_caps(true, true)
     },
     create: |config| Box::new(Erofs::new(config.clone())),
+    host: HostProfile {
+        requires: &[
+            Feature::RealRoot {
+                why: "EROFS cannot be mounted in a user namespace",
+            },
+            Feature::Erofs,
+            Feature::MkfsErofs,
+            Feature::MultipleLowers,
+        ],
+        probe: Some(StackProbe {
+            name: "erofs snapshotter mount",
+            root_only: true,
+            run: |at| host::probe_as_root(&ENTRY, at),
+        }),
+        notes: &[Note {
+            text: "containerd ≥ 2.1's erofs snapshotter stores each layer as one file",
+            cite: Cite::FeatureDetail(Feature::Erofs),
+        }],
+        ..HostProfile::rootful()
+    },
 };
 
 /// One layer's place in the store.
@@ -135,23 +157,6 @@ impl Layout for Erofs {
             config: self.config.with_options(options.to_vec()),
             mounts: self.mounts.clone(),
         }))
-    }
-
-    fn host_support(&self) -> Result<(), LayoutError> {
-        let missing = |feature, detail| LayoutError::Unsupported {
-            layout: ENTRY.name,
-            feature,
-            detail,
-        };
-        if self.config.privilege == Privilege::Rootless {
-            return Err(missing(
-                "real root",
-                "EROFS cannot be mounted in a user namespace".into(),
-            ));
-        }
-        erofs_available().map_err(|d| missing("EROFS in the kernel", d))?;
-        mkfs_erofs_takes_tar().map_err(|d| missing("mkfs.erofs (erofs-utils)", d))?;
-        Ok(())
     }
 
     fn host_notes(&self, scratch: &Path) -> Vec<String> {
@@ -281,25 +286,48 @@ impl Layout for Erofs {
         overlay_container_dirs(root)
     }
 
+    fn mount_spec(
+        &self,
+        image: &PreparedImage,
+        c: &ContainerDirs,
+        _host: &MountHost,
+    ) -> Result<MountSpec, LayoutError> {
+        Ok(MountSpec::Overlay(OverlaySpec {
+            // Every layer image at its `fs` dir, bottom first.
+            images: image
+                .layer_dirs
+                .iter()
+                .map(|fs| (image_of(fs), fs.clone()))
+                .collect(),
+            mount: OverlayMount {
+                lowers: image.layer_dirs.iter().rev().cloned().collect(),
+                lowers_base: None,
+                upper_work: c.upper_work.clone(),
+                options: self.config.mount_options(),
+                target: c.merged.clone(),
+            },
+            data: Vec::new(),
+            api: self.config.mount_api,
+            in_user_namespace: false,
+        }))
+    }
+
     fn mount(&self, image: &PreparedImage, c: &ContainerDirs) -> Result<Mounted, LayoutError> {
-        let mut held = Vec::with_capacity(image.layer_dirs.len());
+        let spec = self.mount_spec(image, c, &MountHost::read())?;
+        let o = spec
+            .overlay()
+            .ok_or_else(|| super::spec::not_an_overlay(ENTRY.name))?;
+        let mut held = Vec::with_capacity(o.images.len());
         let mut layers_time = Duration::ZERO;
         let mut backing = None;
-        for fs in &image.layer_dirs {
+        for (_, fs) in &o.images {
             let (h, t, b) = self.hold(fs)?;
             held.push(h);
             layers_time += t;
             backing = backing.or(b);
         }
-        let spec = OverlayMount {
-            lowers: image.layer_dirs.iter().rev().cloned().collect(),
-            lowers_base: None,
-            upper_work: c.upper_work.clone(),
-            options: self.config.mount_options(),
-            target: c.merged.clone(),
-        };
         // On failure `held` drops: layers no other container holds are let go.
-        let m = mount_overlay(&spec, self.config.mount_api)?;
+        let m = mount_overlay(&o.mount, o.api)?;
         let layers_note = match backing {
             Some(b) => format!(" (EROFS layers: {})", b.name()),
             None => String::new(),

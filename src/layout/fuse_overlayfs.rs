@@ -16,16 +16,18 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use super::host::{self, ProbeHost, ProbeOutcome, StackProbe};
 use super::{
-    fsops, overlay2, verify, Capabilities, ContainerDirs, CopyUp, CopyUpCheck, Layout,
-    LayoutConfig, LayoutEntry, LayoutError, Mounted, PreparedImage, Style, TableMounts,
+    fsops, overlay2, verify, Capabilities, ContainerDirs, CopyUp, CopyUpCheck, Engine, HostProfile,
+    Layout, LayoutConfig, LayoutEntry, LayoutError, MountHost, MountSpec, Mounted, PreparedImage,
+    Style, TableMounts,
 };
 use crate::image::apply::WhiteoutStyle;
 use crate::image::ImageSource;
 use crate::isolate::{BackingInfo, FuseMount, IsolateError};
 
 /// The daemon's program name.
-const PROGRAM: &str = "fuse-overlayfs";
+pub(super) const PROGRAM: &str = "fuse-overlayfs";
 /// The xattr it sets on every file it copies up.
 const ORIGIN_XATTR: &str = "user.fuseoverlayfs.origin";
 /// fuse-overlayfs's default `timeout` (seconds): used for both the entry and
@@ -55,7 +57,46 @@ pub static ENTRY: LayoutEntry = LayoutEntry {
         needs_fstype: None,
     },
     create: |config| Box::new(FuseOverlayfs::new(config.clone())),
+    host: HostProfile {
+        engine: Engine::Rootless,
+        probe: Some(StackProbe {
+            name: "fuse-overlayfs",
+            root_only: false,
+            run: probe,
+        }),
+        ..HostProfile::rootful()
+    },
 };
+
+/// doctor's probe: the daemon's version, FUSE in the kernel, then a container
+/// mounted by this layout (the daemon, unmounted and reaped after).
+fn probe(at: &ProbeHost<'_>) -> ProbeOutcome {
+    let version = match host::tool_output(PROGRAM, &["--version"]) {
+        Ok(out) => {
+            let v = host::version_line(&out, PROGRAM);
+            let lib = host::version_line(&out, "FUSE library");
+            match (v, lib) {
+                (Some(v), Some(l)) => format!("{v}, {l}"),
+                (Some(v), None) => v,
+                _ => "version not reported".to_string(),
+            }
+        }
+        Err(e) => return ProbeOutcome::failed(e),
+    };
+    let mut p = if !host::kernel_has(at.filesystems, "fuse") || !Path::new("/dev/fuse").exists() {
+        ProbeOutcome::failed(
+            "installed, but the kernel has no FUSE (no fuse in /proc/filesystems or no /dev/fuse)"
+                .into(),
+        )
+    } else {
+        match host::probe_stack(&ENTRY, &at.dir.join("fuse"), at.privilege) {
+            Ok(done) => ProbeOutcome::of(Ok(done)),
+            Err(e) => ProbeOutcome::failed(format!("installed, but a mount failed: {e}")),
+        }
+    };
+    p.version = Some(version);
+    p
+}
 
 /// The fuse-overlayfs layout.
 #[derive(Debug, Clone)]
@@ -131,7 +172,12 @@ impl Layout for FuseOverlayfs {
         super::overlay_container_dirs(root)
     }
 
-    fn mount(&self, image: &PreparedImage, c: &ContainerDirs) -> Result<Mounted, LayoutError> {
+    fn mount_spec(
+        &self,
+        image: &PreparedImage,
+        c: &ContainerDirs,
+        _host: &MountHost,
+    ) -> Result<MountSpec, LayoutError> {
         let lowers: Vec<PathBuf> = image.layer_dirs.iter().rev().cloned().collect();
         let (upper, work) = c.upper_work.clone().ok_or_else(|| LayoutError::Io {
             what: "mounting without an upper dir",
@@ -152,8 +198,19 @@ impl Layout for FuseOverlayfs {
             upper.display(),
             work.display()
         );
-        let args = vec!["-f".to_string(), "-o".into(), options.clone()];
-        let (m, elapsed) = FuseMount::start(PROGRAM, &args, &c.merged, Duration::from_secs(20))?;
+        Ok(MountSpec::Daemon {
+            program: PROGRAM,
+            args: vec!["-f".to_string(), "-o".into(), options],
+        })
+    }
+
+    fn mount(&self, image: &PreparedImage, c: &ContainerDirs) -> Result<Mounted, LayoutError> {
+        let MountSpec::Daemon { program, args } = self.mount_spec(image, c, &MountHost::read())?
+        else {
+            return Err(super::spec::not_an_overlay(ENTRY.name));
+        };
+        let (m, elapsed) = FuseMount::start(program, &args, &c.merged, Duration::from_secs(20))?;
+        let options = args.last().cloned().unwrap_or_default();
         Ok(Mounted {
             merged: c.merged.clone(),
             guards: vec![Box::new(m)],

@@ -12,10 +12,12 @@ mod containerd;
 mod erofs;
 mod fsops;
 mod fuse_overlayfs;
+pub mod host;
 mod overlay;
 mod overlay2;
 mod plain;
 mod rootless;
+pub mod spec;
 mod verify;
 
 use std::path::{Path, PathBuf};
@@ -28,6 +30,8 @@ use crate::isolate::{BackingInfo, IsolateError, MountApi, MountHow, Privilege, U
 
 pub use crate::isolate::MAX_LOWER_LAYERS;
 pub use claims::{Claim, CLAIMS};
+pub use host::{Engine, Feature, HostProfile, Support};
+pub use spec::{MountHost, MountSpec, OverlaySpec};
 pub use verify::{CopyUpCheck, Touch};
 
 /// The registry: one line per layout, in report order.
@@ -42,6 +46,24 @@ pub static LAYOUTS: &[&LayoutEntry] = &[
     &erofs::ENTRY,
     &composefs::ENTRY,
 ];
+
+/// The kernel filesystem every overlay layout mounts (as /proc/filesystems,
+/// mountinfo and containers-storage's driver table name it).
+pub const OVERLAY_FSTYPE: &str = "overlay";
+
+/// The program the fuse-overlayfs layout runs (engines' configs name it as
+/// their `mount_program`).
+pub const FUSE_OVERLAYFS_PROGRAM: &str = fuse_overlayfs::PROGRAM;
+
+/// The entries whose on-disk stores doctor reads from engines (Docker's
+/// overlay2 and legacy overlay dirs, containerd's snapshotter, Docker's btrfs
+/// driver): a store's `format` is its layout's name.
+pub mod stores {
+    pub use super::btrfs::ENTRY as BTRFS;
+    pub use super::containerd::ENTRY as CONTAINERD;
+    pub use super::overlay::ENTRY as LEGACY_OVERLAY;
+    pub use super::overlay2::ENTRY as OVERLAY2;
+}
 
 /// The layouts a run measures when none are named: Docker's two overlay
 /// drivers and the baseline (the quick suite stays about a minute; the other
@@ -60,6 +82,8 @@ pub struct LayoutEntry {
     pub caps: Capabilities,
     /// Makes it with the run's mount settings.
     pub create: fn(&LayoutConfig) -> Box<dyn Layout>,
+    /// What it needs from the host and how doctor probes and describes it.
+    pub host: HostProfile,
 }
 
 /// A layout's look in charts: stable across every chart of every report.
@@ -265,7 +289,7 @@ impl LayoutConfig {
         }
     }
 
-    fn mount_options(&self) -> Vec<(String, Option<String>)> {
+    pub(crate) fn mount_options(&self) -> Vec<(String, Option<String>)> {
         let mut opts = self.options.clone();
         if self.privilege == Privilege::Rootless {
             opts.push(("userxattr".into(), None));
@@ -383,6 +407,15 @@ pub trait Layout: Send + Sync {
         image: &PreparedImage,
         root: &Path,
     ) -> Result<ContainerDirs, LayoutError>;
+    /// How a container of `image` at `c` is mounted — lowers, options, images,
+    /// API — worked out without a syscall or a file read (`host` holds the
+    /// host facts it may depend on); `mount` carries out exactly this.
+    fn mount_spec(
+        &self,
+        image: &PreparedImage,
+        c: &ContainerDirs,
+        host: &MountHost,
+    ) -> Result<MountSpec, LayoutError>;
     /// Mounts a container's view (fresh mount: empty overlay dcache).
     fn mount(
         &self,
@@ -500,12 +533,6 @@ pub trait Layout: Send + Sync {
     fn backing_files(&self, _image: &PreparedImage, _rel: &Path) -> Vec<PathBuf> {
         Vec::new()
     }
-    /// Whether this host can run the layout, found by probing the kernel and the
-    /// tools it needs (never from version numbers); `LayoutError::Unsupported`
-    /// names the missing feature.
-    fn host_support(&self) -> Result<(), LayoutError> {
-        Ok(())
-    }
     /// What a reader of this layout's figures should know about it on this host
     /// and the scratch filesystem at `scratch` (a variant the kernel cannot run,
     /// a tool's missing mode, a fallback taken), found by probing there.
@@ -579,23 +606,15 @@ impl LayoutError {
     }
 }
 
-/// Mounts a container's overlay over `lowers` (topmost first; relative to
-/// `lowers_base` when given) with the layout's settings, as `how` asks.
-fn mount_container(
-    config: &LayoutConfig,
-    lowers: Vec<PathBuf>,
-    lowers_base: Option<PathBuf>,
+/// Mounts the overlay of `spec` (a layout's own) for container `c`, as `how` asks.
+fn mount_overlay_spec(
+    layout: &str,
+    spec: &MountSpec,
     c: &ContainerDirs,
     how: &MountHow<'_>,
 ) -> Result<Mounted, LayoutError> {
-    let spec = crate::isolate::OverlayMount {
-        lowers,
-        lowers_base,
-        upper_work: c.upper_work.clone(),
-        options: config.mount_options(),
-        target: c.merged.clone(),
-    };
-    let m = crate::isolate::mount_overlay_as(&spec, config.mount_api, how)?;
+    let o = spec.overlay().ok_or_else(|| spec::not_an_overlay(layout))?;
+    let m = crate::isolate::mount_overlay_as(&o.mount, o.api, how)?;
     Ok(mounted_overlay(c, m, how.read_back))
 }
 

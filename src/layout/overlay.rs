@@ -7,9 +7,11 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::fsops::FileClone;
+use super::host::{self, Cite, Note, StackProbe, StoreAdvice};
 use super::{
-    fsops, mount_container, overlay_caps, overlay_container_dirs, ContainerDirs, Layout,
-    LayoutConfig, LayoutEntry, LayoutError, Mounted, PreparedImage, Style,
+    fsops, mount_overlay_spec, overlay_caps, overlay_container_dirs, spec, ContainerDirs, Feature,
+    HostProfile, Layout, LayoutConfig, LayoutEntry, LayoutError, MountHost, MountSpec, Mounted,
+    PreparedImage, Style,
 };
 use crate::image::apply::WhiteoutStyle;
 use crate::image::ImageSource;
@@ -27,6 +29,30 @@ pub static ENTRY: LayoutEntry = LayoutEntry {
     },
     caps: overlay_caps(true, false),
     create: |config| Box::new(LegacyOverlay::new(config.clone())),
+    host: HostProfile {
+        requires: &[Feature::OverlayMount],
+        probe: Some(StackProbe {
+            name: "legacy overlay mount",
+            root_only: true,
+            run: |at| host::probe_as_root(&ENTRY, at),
+        }),
+        notes: &[
+            Note {
+                text: "Docker's legacy driver (removed in Docker 24): one lower, every directory re-created and every \
+                       file hard-linked in each layer above",
+                cite: Cite::Feature(Feature::OverlayMount),
+            },
+            Note {
+                text: "legacy",
+                cite: Cite::Stores,
+            },
+        ],
+        stores: StoreAdvice::Replace(
+            "this host's images are in Docker's legacy overlay store, removed in Docker 24: a new store on a current \
+             Docker uses containerd's snapshotter",
+        ),
+        ..HostProfile::rootful()
+    },
 };
 
 /// The legacy overlay layout.
@@ -113,18 +139,24 @@ impl Layout for LegacyOverlay {
         self.mount_as(image, c, &MountHow::default())
     }
 
+    fn mount_spec(
+        &self,
+        image: &PreparedImage,
+        c: &ContainerDirs,
+        _host: &MountHost,
+    ) -> Result<MountSpec, LayoutError> {
+        // One lower: the top layer's full root.
+        let top = image.layer_dirs.last().cloned().into_iter().collect();
+        Ok(spec::overlay(&self.config, top, None, c))
+    }
+
     fn mount_as(
         &self,
         image: &PreparedImage,
         c: &ContainerDirs,
         how: &MountHow<'_>,
     ) -> Result<Mounted, LayoutError> {
-        mount_container(
-            &self.config,
-            image.layer_dirs.last().cloned().into_iter().collect(),
-            None,
-            c,
-            how,
-        )
+        let spec = self.mount_spec(image, c, &MountHost::read())?;
+        mount_overlay_spec(ENTRY.name, &spec, c, how)
     }
 }

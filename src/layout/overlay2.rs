@@ -9,9 +9,11 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
+use super::host::{self, Cite, Note, OptionForm, StackProbe, StoreAdvice};
 use super::{
-    fsops, mount_container, overlay_caps, overlay_container_dirs, ContainerDirs, Layout,
-    LayoutConfig, LayoutEntry, LayoutError, Mounted, PreparedImage, Style, MAX_LOWER_LAYERS,
+    fsops, mount_overlay_spec, overlay_caps, overlay_container_dirs, spec, ContainerDirs, Feature,
+    HostProfile, Layout, LayoutConfig, LayoutEntry, LayoutError, MountHost, MountSpec, Mounted,
+    PreparedImage, Style, MAX_LOWER_LAYERS,
 };
 use crate::image::apply::{inherit_implicit_dirs, ApplyOptions, ApplyStats, WhiteoutStyle};
 use crate::image::ImageSource;
@@ -57,17 +59,23 @@ impl Layer {
     }
 }
 
-/// The short link name Docker keeps in `<layer>/link`, for a layer's diff dir.
-pub(super) fn short_name_of(diff: &Path) -> Result<String, LayoutError> {
-    let link = diff.parent().unwrap_or(diff).join("link");
-    crate::input::read_text(
-        &link,
-        crate::input::STORE_META_MAX_BYTES,
-        "a store metadata file",
-        crate::input::Follow::NoSymlinks,
-    )
-    .map(|s| s.trim().to_string())
-    .map_err(|e| LayoutError::io("reading", &link)(std::io::Error::other(e.to_string())))
+/// The short link name of a layer's diff dir (`<store>/<id>/diff`): what
+/// import wrote to `<id>/link` and linked as `l/<short>`, from the layer's id.
+fn short_name_of(diff: &Path) -> Result<String, LayoutError> {
+    let id = diff
+        .parent()
+        .and_then(Path::file_name)
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| LayoutError::Store {
+            path: diff.to_path_buf(),
+            detail: "a layer's diff dir must be <store>/<layer id>/diff".into(),
+        })?;
+    Ok(Layer {
+        id: id.to_string(),
+        dir: PathBuf::new(),
+        diff: PathBuf::new(),
+    }
+    .short_name())
 }
 
 /// Registry entry.
@@ -81,6 +89,30 @@ pub static ENTRY: LayoutEntry = LayoutEntry {
     },
     caps: overlay_caps(true, true),
     create: |config| Box::new(Overlay2::new(config.clone())),
+    host: HostProfile {
+        requires: &[Feature::MultipleLowers],
+        probe: Some(StackProbe {
+            name: "overlay2 mount",
+            root_only: true,
+            run: |at| host::probe_as_root(&ENTRY, at),
+        }),
+        notes: &[
+            Note {
+                text: "Docker's and containers-storage's overlay2 mounts the kernel's overlay with many lowers",
+                cite: Cite::Unprobed(Feature::MultipleLowers),
+            },
+            Note {
+                text: "its l/ short names fit {fit} layers in one {page}-byte page; Docker stops at 125 layers per \
+                       image and its overlay2 at 128",
+                cite: Cite::OptionPage(OptionForm::ShortLinks),
+            },
+        ],
+        stores: StoreAdvice::Keep(
+            "this host's images are in an overlay2 store ({layers} layers, {engine} engine): keep it; moving to \
+             containerd's store means pulling every image again",
+        ),
+        ..HostProfile::rootful()
+    },
 };
 
 /// The overlay2 layout.
@@ -133,16 +165,16 @@ impl Layout for Overlay2 {
         self.mount_as(image, c, &MountHow::default())
     }
 
-    fn mount_as(
+    fn mount_spec(
         &self,
         image: &PreparedImage,
         c: &ContainerDirs,
-        how: &MountHow<'_>,
-    ) -> Result<Mounted, LayoutError> {
+        _host: &MountHost,
+    ) -> Result<MountSpec, LayoutError> {
         // The classic option string is one page: short links relative to the store
         // root keep it small (Docker's trick: `l/<26 chars>`, ~29 bytes a layer, so
         // ~128 layers fit); the new API takes full paths, one fsconfig call per layer.
-        match self.config.mount_api {
+        Ok(match self.config.mount_api {
             MountApi::Classic => {
                 let lowers = image
                     .layer_dirs
@@ -150,13 +182,23 @@ impl Layout for Overlay2 {
                     .rev()
                     .map(|d| short_name_of(d).map(|s| Path::new("l").join(s)))
                     .collect::<Result<Vec<_>, _>>()?;
-                mount_container(&self.config, lowers, Some(image.root.clone()), c, how)
+                spec::overlay(&self.config, lowers, Some(image.root.clone()), c)
             }
             MountApi::New => {
                 let lowers = image.layer_dirs.iter().rev().cloned().collect();
-                mount_container(&self.config, lowers, None, c, how)
+                spec::overlay(&self.config, lowers, None, c)
             }
-        }
+        })
+    }
+
+    fn mount_as(
+        &self,
+        image: &PreparedImage,
+        c: &ContainerDirs,
+        how: &MountHow<'_>,
+    ) -> Result<Mounted, LayoutError> {
+        let spec = self.mount_spec(image, c, &MountHost::read())?;
+        mount_overlay_spec(ENTRY.name, &spec, c, how)
     }
 }
 

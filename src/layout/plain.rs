@@ -6,11 +6,12 @@ use std::path::Path;
 use std::path::PathBuf;
 
 use super::fsops::FileClone;
-use super::LayoutConfig;
+use super::host::{Cite, Note};
 use super::{
     fsops, Capabilities, ContainerDirs, CopyUp, Layout, LayoutEntry, LayoutError, Mounted,
     PreparedImage, Style, TableMounts,
 };
+use super::{HostProfile, LayoutConfig, MountHost, MountSpec};
 use crate::image::apply::WhiteoutStyle;
 use crate::image::ImageSource;
 
@@ -37,6 +38,13 @@ pub static ENTRY: LayoutEntry = LayoutEntry {
         idmap_lowers: false,
     },
     create: |config| Box::new(Plain::new(config.clone())),
+    host: HostProfile {
+        notes: &[Note {
+            text: "the baseline (Docker's vfs): a full copy of the image per container, nothing shared",
+            cite: Cite::Always,
+        }],
+        ..HostProfile::rootful()
+    },
 };
 
 /// The plain-directory layout.
@@ -123,6 +131,15 @@ impl Layout for Plain {
             upper_work: None,
             merged,
         })
+    }
+
+    fn mount_spec(
+        &self,
+        _image: &PreparedImage,
+        _c: &ContainerDirs,
+        _host: &MountHost,
+    ) -> Result<MountSpec, LayoutError> {
+        Ok(MountSpec::Nothing)
     }
 
     fn mount(&self, _image: &PreparedImage, c: &ContainerDirs) -> Result<Mounted, LayoutError> {

@@ -15,9 +15,11 @@
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
 
+use super::host::{self, ProbeOutcome, StackProbe};
 use super::{
-    fsops, mount_container, mounted_overlay, overlay2, Capabilities, ContainerDirs, CopyUp, Layout,
-    LayoutConfig, LayoutEntry, LayoutError, Mounted, PreparedImage, Style, TableMounts,
+    fsops, mount_overlay_spec, mounted_overlay, overlay2, spec, Capabilities, ContainerDirs,
+    CopyUp, Engine, HostProfile, Layout, LayoutConfig, LayoutEntry, LayoutError, MountHost,
+    MountSpec, Mounted, PreparedImage, Style, TableMounts,
 };
 use crate::image::apply::{ApplyOptions, WhiteoutStyle};
 use crate::image::ImageSource;
@@ -51,6 +53,21 @@ pub static ENTRY: LayoutEntry = LayoutEntry {
         needs_fstype: None,
     },
     create: |config| Box::new(Rootless::new(config.clone())),
+    host: HostProfile {
+        engine: Engine::Rootless,
+        probe: Some(StackProbe {
+            name: "rootless overlay (user namespace)",
+            root_only: false,
+            run: |at| {
+                ProbeOutcome::of(host::probe_stack(
+                    &ENTRY,
+                    &at.dir.join("rootless"),
+                    at.privilege,
+                ))
+            },
+        }),
+        ..HostProfile::rootful()
+    },
 };
 
 /// The rootless layout.
@@ -143,16 +160,41 @@ impl Layout for Rootless {
         super::overlay_container_dirs(root)
     }
 
-    fn mount(&self, image: &PreparedImage, c: &ContainerDirs) -> Result<Mounted, LayoutError> {
+    fn mount_spec(
+        &self,
+        image: &PreparedImage,
+        c: &ContainerDirs,
+        _host: &MountHost,
+    ) -> Result<MountSpec, LayoutError> {
         let lowers: Vec<PathBuf> = image.layer_dirs.iter().rev().cloned().collect();
-        if self.config.privilege == Privilege::Rootless {
-            // Already in a user namespace: mount here (the config adds userxattr).
-            let config = LayoutConfig {
-                mount_api: MountApi::New,
-                ..self.config.clone()
-            };
-            return mount_container(&config, lowers, None, c, &MountHow::default());
+        // The new mount API whatever the run asked: a mount made in another
+        // namespace travels only as a detached fd.
+        let config = LayoutConfig {
+            mount_api: MountApi::New,
+            ..self.config.clone()
+        };
+        let mut spec = spec::overlay(&config, lowers, None, c);
+        if let (MountSpec::Overlay(o), Privilege::Root) = (&mut spec, self.config.privilege) {
+            // As root, a helper in a fresh user namespace builds it: userxattr
+            // first, then the run's options.
+            o.in_user_namespace = true;
+            o.mount.options = std::iter::once(("userxattr".to_string(), None))
+                .chain(self.config.options.iter().cloned())
+                .collect();
         }
+        Ok(spec)
+    }
+
+    fn mount(&self, image: &PreparedImage, c: &ContainerDirs) -> Result<Mounted, LayoutError> {
+        let spec = self.mount_spec(image, c, &MountHost::read())?;
+        let o = spec
+            .overlay()
+            .ok_or_else(|| spec::not_an_overlay(ENTRY.name))?;
+        if !o.in_user_namespace {
+            // Already in a user namespace: mount here (the options carry userxattr).
+            return mount_overlay_spec(ENTRY.name, &spec, c, &MountHow::default());
+        }
+        let lowers = &o.mount.lowers;
         let lower_paths = lowers
             .iter()
             .map(|p| Rootless::layer_path(p))
@@ -171,21 +213,21 @@ impl Layout for Rootless {
                 )))
             })
         };
-        let mut flags = vec![c_string("userxattr")?];
+        let mut flags = Vec::new();
         let mut strings = Vec::new();
-        for (k, v) in &self.config.options {
+        for (k, v) in &o.mount.options {
             match v {
                 Some(v) => strings.push((c_string(k)?, c_string(v)?)),
                 None => flags.push(c_string(k)?),
             }
         }
-        let spec = UsernsOverlay {
+        let userns = UsernsOverlay {
             lowers: &lower_paths,
             upper_work: uw.as_ref().map(|(u, w)| (u, w)),
             flags: &flags,
             strings: &strings,
         };
-        let (mnt, elapsed) = crate::isolate::overlay_in_user_namespace(&spec, &c.merged)?;
+        let (mnt, elapsed) = crate::isolate::overlay_in_user_namespace(&userns, &c.merged)?;
         drop((lower_paths, uw));
         let m = crate::isolate::attach_overlay(mnt, lowers.len(), &c.merged, elapsed)?;
         // A bad id map degrades to read-only without an error (only the super

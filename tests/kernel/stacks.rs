@@ -46,7 +46,8 @@ fn erofs_layers_pass_fsck_and_cost_three_inodes() -> Result<(), Failed> {
     let img = image(21);
     let (_tmp, scratch) = crate::scratch(BackingKind::Ext4);
     let l = layout::make("erofs", &crate::config(MountApi::New));
-    l.host_support()?;
+    l.entry()
+        .host_support(crate::config(MountApi::New).privilege)?;
     let p = l.prepare(&SyntheticImage::new("t", img), &scratch.path().join("s"))?;
     for fs_dir in &p.layer_dirs {
         let dir = fs_dir.parent().ok_or("layer dir")?;
@@ -143,7 +144,8 @@ fn composefs_stores_each_file_once() -> Result<(), Failed> {
     };
     let (_tmp, scratch) = crate::scratch(BackingKind::Ext4);
     let l = layout::make("composefs", &crate::config(MountApi::New));
-    l.host_support()?;
+    l.entry()
+        .host_support(crate::config(MountApi::New).privilege)?;
     let store = scratch.path().join("store");
     let pa = l.import(&store, &SyntheticImage::new("a", a))?;
     let pb = l.import(&store, &SyntheticImage::new("b", b))?;

@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 use super::engines;
 use super::walk::walk_with;
 use super::{is_dir_no_follow, Found, LayerUsage, Mounts};
+use crate::layout::stores::BTRFS;
 
 /// A subvolume's root directory has this inode number (BTRFS_FIRST_FREE_OBJECTID).
 const SUBVOLUME_ROOT_INO: u64 = 256;
@@ -147,7 +148,7 @@ fn own(child: &Tree, parent: &Tree, root_blocks: u64) -> (u64, u64, u64) {
 pub(crate) fn read(subvolumes: &Path) -> std::io::Result<Found> {
     let driver_dir = subvolumes.parent().unwrap_or(subvolumes);
     let records = engines::read(driver_dir);
-    let mut f = Found::new(subvolumes, "btrfs", Mounts::Nothing);
+    let mut f = Found::new(subvolumes, BTRFS.name, Mounts::Nothing);
     let mut vols: Vec<(String, PathBuf)> = Vec::new();
     for e in fs::read_dir(subvolumes)?.flatten() {
         let id = e.file_name().to_string_lossy().into_owned();

@@ -20,6 +20,7 @@ use super::walk::walk;
 use super::{is_dir_no_follow, Found, LayerUsage, Mounts};
 use crate::image::source::{host_platform, Digest};
 use crate::input::{read_bytes, Follow, STORE_INDEX_MAX_BYTES};
+use crate::layout::stores::CONTAINERD;
 
 /// Largest bbolt database read (a snapshotter's is tens of KiB to a few MiB).
 pub const BOLT_MAX_BYTES: u64 = 256 << 20;
@@ -216,14 +217,15 @@ pub(crate) fn read(dir: &Path) -> std::io::Result<Found> {
     let max_id = ids.last().map_or(0, |(n, _)| *n);
     let mut f = Found::new(
         dir,
-        "containerd",
+        CONTAINERD.name,
         Mounts::Containerd {
             snapshots: snapdir.display().to_string(),
             container_id_len: (max_id + 1).to_string().len(),
         },
     );
     f.notes = f_notes;
-    f.engine = "containerd".into();
+    // The engine is named as its snapshotter's layout.
+    f.engine = CONTAINERD.name.into();
     let records = read_db(&dir.join("metadata.db"), snapshots);
     let by_id: HashMap<u64, Snapshot> = match &records {
         Ok((snaps, txid)) => {

@@ -35,6 +35,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::layout::stores::{LEGACY_OVERLAY, OVERLAY2};
+
 pub use bolt::BoltError;
 pub use options::MountOptionBytes;
 pub(crate) use options::Mounts;
@@ -332,8 +334,9 @@ pub fn inventories(
     };
     for dir in [
         store.to_path_buf(),
-        store.join("overlay2"),
-        store.join("overlay"),
+        // Docker keeps each driver's store in a dir named after it.
+        store.join(OVERLAY2.name),
+        store.join(LEGACY_OVERLAY.name),
     ] {
         if let Some(f) = overlay2::read(store, &dir)? {
             add(f, &mut found);

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use super::engines::{self, meta};
 use super::walk::walk;
 use super::{is_dir_no_follow, Found, LayerUsage, Mounts};
+use crate::layout::stores::{LEGACY_OVERLAY, OVERLAY2};
 
 /// Reads `dir` if it is an overlay2 or legacy overlay driver dir (`store` is what
 /// the user named, for engine records next to it); `None` otherwise.
@@ -64,7 +65,7 @@ fn overlay2(dir: &Path, subdirs: &[PathBuf]) -> std::io::Result<Found> {
     let uses_mount_program = meta(&dir.join(".has-mount-program")).map(|v| v == "true");
     let mut f = Found::new(
         dir,
-        "overlay2",
+        OVERLAY2.name,
         Mounts::Overlay2 {
             home: dir.display().to_string(),
             links,
@@ -154,7 +155,7 @@ fn legacy(dir: &Path, subdirs: &[PathBuf]) -> std::io::Result<Found> {
     let records = engines::read(dir);
     let mut f = Found::new(
         dir,
-        "overlay",
+        LEGACY_OVERLAY.name,
         Mounts::Legacy {
             home: dir.display().to_string(),
         },
