@@ -75,8 +75,9 @@ impl RegistryLimits {
     pub fn deadline(&self, expected: Option<u64>) -> Duration {
         self.timeout.unwrap_or_else(|| {
             let mib = expected.unwrap_or(0).div_ceil(1 << 20);
-            DEFAULT_TIMEOUT_BASE
-                .saturating_add(DEFAULT_TIMEOUT_PER_MIB.saturating_mul(mib.min(u32::MAX as u64) as u32))
+            DEFAULT_TIMEOUT_BASE.saturating_add(
+                DEFAULT_TIMEOUT_PER_MIB.saturating_mul(mib.min(u32::MAX as u64) as u32),
+            )
         })
     }
 }
@@ -339,7 +340,10 @@ impl Http {
                     .and_then(|v| v.to_str().ok())
                     .ok_or_else(|| refused(&url, format!("HTTP {status} without a Location")))?;
                 url = resolve_location(&uri, location).ok_or_else(|| {
-                    refused(&url, format!("HTTP {status} to an unusable Location {location:?}"))
+                    refused(
+                        &url,
+                        format!("HTTP {status} to an unusable Location {location:?}"),
+                    )
                 })?;
                 // The redirect's own body is not read; dropping it ends its thread.
                 waited = body.waited;
@@ -546,10 +550,7 @@ mod tests {
 
     #[test]
     fn hops_are_https_or_loopback_http_when_insecure() {
-        for ok in [
-            "https://auth.example/token",
-            "https://10.0.0.1:5000/v2/",
-        ] {
+        for ok in ["https://auth.example/token", "https://10.0.0.1:5000/v2/"] {
             assert!(check_hop(ok, false).is_ok(), "{ok}");
             assert!(check_hop(ok, true).is_ok(), "{ok}");
         }
