@@ -97,11 +97,20 @@ pub fn doctor(
     };
     // Images are read before the probes: those cover a directory with their
     // tmpfs, and every host file must be read first.
+    // An image the user named must be read: one that cannot be is refused,
+    // named, with its error's class (bad input: exit 2).
     let mut images: Vec<doctor::images::DoctorImage> = cfg
         .images
         .iter()
-        .map(|r| doctor::images::profile(r, "--image", &cfg.image_options))
-        .collect();
+        .map(|r| {
+            doctor::images::try_profile(r, "--image", &cfg.image_options).map_err(|source| {
+                AppError::NamedImage {
+                    reference: r.clone(),
+                    source,
+                }
+            })
+        })
+        .collect::<Result<_, _>>()?;
     let mut store_images_left_out = 0;
     if let (true, Some(dir), false) = (cfg.store_images, &store_root, stores.is_empty()) {
         let (found, left_out) = doctor::images::store_images(dir);

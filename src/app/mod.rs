@@ -47,6 +47,13 @@ pub enum AppError {
     Image(#[from] ImageError),
     #[error(transparent)]
     Source(#[from] SourceError),
+    /// An image the user named (`--image`) that cannot be read.
+    #[error("--image {reference}: {source}")]
+    NamedImage {
+        reference: String,
+        #[source]
+        source: ImageError,
+    },
     #[error(transparent)]
     Apply(#[from] ApplyError),
     #[error(transparent)]
@@ -87,6 +94,7 @@ impl AppError {
             AppError::Compare(e) => e.class(),
             AppError::Image(e) => e.class(),
             AppError::Source(e) => e.class(),
+            AppError::NamedImage { source, .. } => source.class(),
             AppError::Apply(e) => e.class(),
             AppError::Claims(e) => e.class(),
             AppError::Fleet(e) => e.class(),

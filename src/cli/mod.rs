@@ -65,6 +65,16 @@ pub struct ImageArgs {
     /// Talk plain HTTP to a registry on a loopback address (a local test registry).
     #[arg(long)]
     pub registry_insecure: bool,
+    /// Most time one registry request (a manifest, a token, a layer blob) may
+    /// spend waiting on the network, e.g. 90s or 10m [default: 120 s plus 1 s
+    /// per MiB the request is expected to carry].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub registry_timeout: Option<std::time::Duration>,
+    /// A registry transfer slower than this, averaged over WINDOW of waiting,
+    /// fails naming the URL and its rate; 0 turns the check off
+    /// [default: 16K/30s].
+    #[arg(long, value_name = "BYTES[/WINDOW]", value_parser = parse_rate)]
+    pub registry_min_rate: Option<(u64, Option<std::time::Duration>)>,
 }
 
 impl ImageArgs {
@@ -73,6 +83,17 @@ impl ImageArgs {
         overlaybench::image::source::OpenOptions {
             platform: self.platform.clone(),
             registry_insecure: self.registry_insecure,
+            registry_limits: {
+                let mut l = overlaybench::image::source::RegistryLimits {
+                    timeout: self.registry_timeout,
+                    ..Default::default()
+                };
+                if let Some((rate, window)) = self.registry_min_rate {
+                    l.min_rate = rate;
+                    l.rate_window = window.unwrap_or(l.rate_window);
+                }
+                l
+            },
         }
     }
 }
@@ -90,6 +111,25 @@ pub fn choice<T: Choice + Clone>() -> impl TypedValueParser<Value = T> {
 /// A value parser for one of a registry's names (layouts, workloads).
 pub fn one_of(names: Vec<&'static str>) -> impl TypedValueParser<Value = String> {
     PossibleValuesParser::new(names)
+}
+
+/// Parses a positive duration: `90s`, `10m`, `1h 30m`.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    match humantime::parse_duration(s) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        Ok(_) => Err(format!("invalid duration '{s}': must be more than 0")),
+        Err(e) => Err(format!("invalid duration '{s}': {e} (examples: 90s, 10m)")),
+    }
+}
+
+/// Parses a rate in bytes per second with an optional averaging window:
+/// `16K`, `1M/10s`, `0`.
+pub fn parse_rate(s: &str) -> Result<(u64, Option<std::time::Duration>), String> {
+    let (bytes, window) = match s.split_once('/') {
+        Some((b, w)) => (b, Some(parse_duration(w)?)),
+        None => (s, None),
+    };
+    Ok((parse_size(bytes)?, window))
 }
 
 /// Parses `64M`, `1G`, `4096` (binary multiples: 1K = 1024).

@@ -8,7 +8,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::image::source::{self, ImageRef, OpenOptions};
-use crate::image::{ImageIndex, ImageProfile};
+use crate::image::{ImageError, ImageIndex, ImageProfile};
 use crate::report::{fmt_bytes, Table};
 
 /// Most images of a store profiled (each layer is walked once; a busy host
@@ -30,25 +30,31 @@ pub struct DoctorImage {
 }
 
 /// Profiles one image by streaming its layers (each verified as it streams).
+pub fn try_profile(
+    reference: &str,
+    found_in: &str,
+    opts: &OpenOptions,
+) -> Result<DoctorImage, ImageError> {
+    let r = ImageRef::parse(reference)?;
+    let s = source::open(&r, opts)?;
+    let index = ImageIndex::build(&*s)?;
+    Ok(DoctorImage {
+        reference: reference.into(),
+        found_in: found_in.into(),
+        profile: Some(index.profile()),
+        error: None,
+    })
+}
+
+/// Profiles one image; why it cannot be read is kept in the profile (a
+/// store's images: one unreadable image does not hide the others).
 pub fn profile(reference: &str, found_in: &str, opts: &OpenOptions) -> DoctorImage {
-    let result = ImageRef::parse(reference)
-        .and_then(|r| source::open(&r, opts))
-        .map_err(|e| e.to_string())
-        .and_then(|s| ImageIndex::build(&*s).map_err(|e| e.to_string()));
-    match result {
-        Ok(index) => DoctorImage {
-            reference: reference.into(),
-            found_in: found_in.into(),
-            profile: Some(index.profile()),
-            error: None,
-        },
-        Err(e) => DoctorImage {
-            reference: reference.into(),
-            found_in: found_in.into(),
-            profile: None,
-            error: Some(e),
-        },
-    }
+    try_profile(reference, found_in, opts).unwrap_or_else(|e| DoctorImage {
+        reference: reference.into(),
+        found_in: found_in.into(),
+        profile: None,
+        error: Some(e.to_string()),
+    })
 }
 
 /// Profiles the images of the store at `store` (at most `MAX_STORE_IMAGES`;

@@ -23,6 +23,7 @@ mod plan;
 mod realimage;
 mod report;
 mod run;
+mod sources;
 mod storm;
 mod workloads;
 
@@ -113,6 +114,7 @@ fn main() {
         claims::tests(),
         images::tests(),
         fleet::tests(),
+        sources::tests(),
     ]
     .into_iter()
     .flatten()

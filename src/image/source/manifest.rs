@@ -260,9 +260,12 @@ fn parse_document(
         serde_json::from_slice(bytes).map_err(|e| SourceError::malformed(what, location, e))?;
     if let Some(v) = doc.schema_version {
         if v != 2 {
-            return Err(SourceError::Unsupported {
-                reference: location.to_string(),
-                what: format!("{what} schema version {v} (only schema 2 / OCI are supported)"),
+            return Err(SourceError::UnsupportedFormat {
+                location: location.to_string(),
+                what: format!(
+                    "{what} schemaVersion {v}{} is not supported (only Docker schema 2 and OCI manifests are)",
+                    if v == 1 { " (a Docker schema 1 manifest)" } else { "" }
+                ),
             });
         }
     }
@@ -346,9 +349,12 @@ pub(crate) fn build<B: Blobs>(
     match config_desc.media_type.as_deref() {
         Some(OCI_CONFIG) | Some(DOCKER_CONFIG) | None => {}
         Some(other) => {
-            return Err(SourceError::Unsupported {
-                reference: reference.to_string(),
-                what: format!("config media type {other:?}: not a container image (an artifact?)"),
+            return Err(SourceError::UnsupportedFormat {
+                location: loc.clone(),
+                what: format!(
+                    "config media type {other:?} is not an image config (an artifact, not a container image); \
+                     expected {OCI_CONFIG} or {DOCKER_CONFIG}"
+                ),
             })
         }
     }
@@ -391,8 +397,8 @@ pub(crate) fn build<B: Blobs>(
     for (i, l) in layers.iter().enumerate() {
         let digest = parse_digest(&loc, "manifest", &l.digest)?;
         let mt = l.media_type.clone().unwrap_or_default();
-        let compression = Compression::from_media_type(&mt).ok_or_else(|| SourceError::Unsupported {
-            reference: reference.to_string(),
+        let compression = Compression::from_media_type(&mt).ok_or_else(|| SourceError::UnsupportedFormat {
+            location: loc.clone(),
             what: format!(
                 "layer {digest} has media type {mt:?}; supported: tar layers, uncompressed, gzip or zstd (not foreign or encrypted layers)"
             ),

@@ -23,6 +23,7 @@ mod containers_storage;
 mod diffdir;
 mod docker;
 mod docker_archive;
+mod http;
 mod manifest;
 mod oci;
 mod oci_archive;
@@ -35,6 +36,10 @@ use std::path::{Path, PathBuf};
 use crate::error::ErrorClass;
 
 pub use blob::Digest;
+pub use http::{
+    RegistryLimits, DEFAULT_MIN_RATE, DEFAULT_RATE_WINDOW, DEFAULT_TIMEOUT_BASE,
+    DEFAULT_TIMEOUT_PER_MIB,
+};
 pub use manifest::{chain_ids, host_platform};
 pub use reference::{ImageRef, RegistryRef, Target, ACCEPTED_FORMS};
 
@@ -58,6 +63,8 @@ pub struct OpenOptions {
     pub platform: Option<String>,
     /// Talk plain HTTP to a registry on a loopback address (a test registry).
     pub registry_insecure: bool,
+    /// The registry's per-request deadline and minimum transfer rate.
+    pub registry_limits: RegistryLimits,
 }
 
 /// Opens the image `reference` names. Only manifests, configs and store
@@ -105,6 +112,7 @@ pub fn open(
             r,
             &platform,
             opts.registry_insecure,
+            opts.registry_limits,
         )?)),
     }
 }
@@ -222,6 +230,11 @@ pub enum SourceError {
     /// a store driver other than overlay, …).
     #[error("{reference}: {what}")]
     Unsupported { reference: String, what: String },
+    /// An image format this tool does not read (a Docker schema 1 manifest, an
+    /// artifact instead of an image, an unknown layer media type, a newer OCI
+    /// layout): bad input, named with the value found.
+    #[error("{location}: {what}")]
+    UnsupportedFormat { location: String, what: String },
     /// The registry answered with an error or could not be reached.
     #[error("registry {url}: {reason}")]
     Registry {
@@ -229,6 +242,9 @@ pub enum SourceError {
         reason: String,
         class: ErrorClass,
     },
+    /// A signal asked the process to stop while it waited on the network.
+    #[error("interrupted while waiting on {url}")]
+    Interrupted { url: String },
 }
 
 fn choices_text(choices: &[String]) -> String {
@@ -261,6 +277,7 @@ impl SourceError {
             },
             SourceError::Unsupported { .. } => ErrorClass::Unsupported,
             SourceError::Registry { class, .. } => *class,
+            SourceError::Interrupted { .. } => ErrorClass::Interrupted,
             _ => ErrorClass::Usage,
         }
     }

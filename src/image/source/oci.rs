@@ -97,9 +97,12 @@ pub(crate) fn check_layout_marker(bytes: &[u8], location: &str) -> Result<(), So
     let m: Marker = serde_json::from_slice(bytes)
         .map_err(|e| SourceError::malformed("oci-layout", location, e))?;
     if m.version != "1.0.0" {
-        return Err(SourceError::Unsupported {
-            reference: location.to_string(),
-            what: format!("OCI layout version {:?} (1.0.0 is supported)", m.version),
+        return Err(SourceError::UnsupportedFormat {
+            location: location.to_string(),
+            what: format!(
+                "imageLayoutVersion {:?} is not supported (1.0.0 is)",
+                m.version
+            ),
         });
     }
     Ok(())

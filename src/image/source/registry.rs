@@ -8,9 +8,9 @@
 
 use std::io::Read;
 use std::sync::Mutex;
-use std::time::Duration;
 
 use super::blob::{self, Digest};
+use super::http::{self, Credential, Http, RegistryLimits, Response};
 use super::manifest::{
     self, Blobs, Platform, TarImage, TarLayer, DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX,
     OCI_MANIFEST,
@@ -23,23 +23,21 @@ use crate::error::ErrorClass;
 const MAX_TOKEN_BYTES: u64 = 1 << 20;
 
 pub(crate) struct RegistryBlobs {
-    agent: ureq::Agent,
+    http: Http,
     base: String,
     repository: String,
     reference: String,
-    insecure: bool,
-    token: Mutex<Option<String>>,
+    /// The Bearer token, sent only to the registry's own origin.
+    token: Mutex<Option<Credential>>,
 }
 
 fn is_loopback(host: &str) -> bool {
-    let h = if let Some(rest) = host.strip_prefix('[') {
-        rest.split(']').next().unwrap_or_default()
+    let h = if host.starts_with('[') {
+        host.split(']').next().unwrap_or_default()
     } else {
         host.rsplit_once(':').map_or(host, |(h, _)| h)
     };
-    h == "localhost"
-        || h.parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
+    http::is_loopback_host(h)
 }
 
 /// `key="value"` pairs of a `WWW-Authenticate` challenge (values may hold commas).
@@ -89,38 +87,30 @@ impl RegistryBlobs {
         }
     }
 
-    /// GET `path` (under `/v2/<repo>/`), fetching a token once on a Bearer challenge.
+    /// GET `path` (under `/v2/<repo>/`), fetching a token once on a Bearer
+    /// challenge. `expected` (bytes) sizes the request's deadline.
     fn get(
         &self,
         path: &str,
         accept: Option<&str>,
-    ) -> Result<ureq::http::Response<ureq::Body>, SourceError> {
+        expected: Option<u64>,
+    ) -> Result<Response, SourceError> {
         let url = format!("{}/v2/{}/{path}", self.base, self.repository);
         let mut retried = false;
         loop {
-            let mut req = self.agent.get(&url);
-            if let Some(a) = accept {
-                req = req.header("Accept", a);
-            }
             let token = self.token.lock().map(|t| t.clone()).unwrap_or(None);
-            if let Some(t) = &token {
-                req = req.header("Authorization", format!("Bearer {t}"));
-            }
-            let resp = req
-                .call()
-                .map_err(|e| self.err(&url, e, ErrorClass::Runtime))?;
-            let status = resp.status().as_u16();
+            let resp = self.http.get(&url, accept, token.as_ref(), expected)?;
+            let status = resp.status;
             if status == 401 && !retried {
                 let challenge = resp
-                    .headers()
-                    .get("www-authenticate")
-                    .and_then(|v| v.to_str().ok())
+                    .header("www-authenticate")
                     .unwrap_or_default()
                     .to_string();
                 self.authenticate(&url, &challenge)?;
                 retried = true;
                 continue;
             }
+            let url = resp.url.clone();
             return match status {
                 200..=299 => Ok(resp),
                 401 | 403 => Err(self.err(&url, format!("HTTP {status}: access denied (only anonymous and token access are supported)"), ErrorClass::Unsupported)),
@@ -155,32 +145,24 @@ impl RegistryBlobs {
                 ErrorClass::Runtime,
             )
         })?;
-        if !(realm.starts_with("https://") || (self.insecure && realm.starts_with("http://"))) {
-            return Err(self.err(
-                url,
-                format!("token realm {realm:?} is not https"),
-                ErrorClass::Usage,
-            ));
-        }
         let scope = get("scope").unwrap_or_else(|| format!("repository:{}:pull", self.repository));
-        let mut token_url = format!("{realm}?scope={}", url_encode(&scope));
+        let sep = if realm.contains('?') { '&' } else { '?' };
+        let mut token_url = format!("{realm}{sep}scope={}", url_encode(&scope));
         if let Some(service) = get("service") {
             token_url.push_str(&format!("&service={}", url_encode(&service)));
         }
-        let resp = self
-            .agent
-            .get(&token_url)
-            .call()
-            .map_err(|e| self.err(&token_url, e, ErrorClass::Runtime))?;
-        if !resp.status().is_success() {
+        // The realm is a hop like any other (https, or plain HTTP to loopback
+        // with --registry-insecure), checked before it is connected to; no
+        // credential goes to it.
+        let mut resp = self.http.get(&token_url, None, None, None)?;
+        if !(200..=299).contains(&resp.status) {
             return Err(self.err(
-                &token_url,
-                format!("token endpoint answered HTTP {}", resp.status().as_u16()),
+                &resp.url,
+                format!("token endpoint answered HTTP {}", resp.status),
                 ErrorClass::Unsupported,
             ));
         }
-        let body = read_limited(resp, MAX_TOKEN_BYTES)
-            .map_err(|e| self.err(&token_url, e, ErrorClass::Runtime))?;
+        let body = read_limited(&mut resp, MAX_TOKEN_BYTES)?;
         #[derive(serde::Deserialize)]
         struct Token {
             token: Option<String>,
@@ -188,7 +170,7 @@ impl RegistryBlobs {
         }
         let t: Token = serde_json::from_slice(&body).map_err(|e| {
             self.err(
-                &token_url,
+                &resp.url,
                 format!("bad token response: {e}"),
                 ErrorClass::Runtime,
             )
@@ -197,9 +179,14 @@ impl RegistryBlobs {
             .token
             .or(t.access_token)
             .filter(|t| !t.is_empty())
-            .ok_or_else(|| self.err(&token_url, "no token in the response", ErrorClass::Runtime))?;
+            .ok_or_else(|| self.err(&resp.url, "no token in the response", ErrorClass::Runtime))?;
+        // Issued for the registry: sent to the registry's origin only.
+        let (_, origin) = http::check_hop(url, self.http.insecure())?;
         if let Ok(mut slot) = self.token.lock() {
-            *slot = Some(token);
+            *slot = Some(Credential {
+                origin,
+                header: format!("Bearer {token}"),
+            });
         }
         Ok(())
     }
@@ -211,12 +198,8 @@ impl RegistryBlobs {
         expected: Option<&Digest>,
     ) -> Result<(Vec<u8>, Digest), SourceError> {
         let accept = [OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST].join(", ");
-        let resp = self.get(&format!("manifests/{reference}"), Some(&accept))?;
-        let header_digest = resp
-            .headers()
-            .get("docker-content-digest")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
+        let resp = self.get(&format!("manifests/{reference}"), Some(&accept), None)?;
+        let header_digest = resp.header("docker-content-digest").map(str::to_string);
         let location = format!("{}/v2/{}/manifests/{reference}", self.base, self.repository);
         let bytes = read_doc(resp, "manifest", &location)?;
         let actual = Digest::of(&bytes);
@@ -239,32 +222,39 @@ impl RegistryBlobs {
     }
 }
 
-fn read_limited(
-    resp: ureq::http::Response<ureq::Body>,
-    cap: u64,
-) -> Result<Vec<u8>, std::io::Error> {
+/// The whole body, at most `cap` bytes; a fault while waiting keeps its class.
+fn read_limited(resp: &mut Response, cap: u64) -> Result<Vec<u8>, SourceError> {
     let mut v = Vec::new();
-    resp.into_body()
-        .into_reader()
-        .take(cap + 1)
-        .read_to_end(&mut v)?;
+    let read = (&mut resp.body).take(cap + 1).read_to_end(&mut v);
+    if let Err(e) = read {
+        return Err(fault(&resp.url, e));
+    }
     if v.len() as u64 > cap {
-        return Err(std::io::Error::other(format!(
-            "the response exceeds {cap} bytes"
-        )));
+        return Err(SourceError::TooLarge {
+            what: "token response",
+            location: resp.url.clone(),
+            bytes: v.len() as u64,
+            cap,
+        });
     }
     Ok(v)
 }
 
-fn read_doc(
-    resp: ureq::http::Response<ureq::Body>,
-    what: &'static str,
-    location: &str,
-) -> Result<Vec<u8>, SourceError> {
+/// A body read error as the source error it is.
+fn fault(url: &str, e: std::io::Error) -> SourceError {
+    match http::HttpFault::find(&e) {
+        Some(f) => f.to_source(),
+        None => SourceError::Registry {
+            url: url.to_string(),
+            reason: e.to_string(),
+            class: ErrorClass::Runtime,
+        },
+    }
+}
+
+fn read_doc(resp: Response, what: &'static str, location: &str) -> Result<Vec<u8>, SourceError> {
     let declared = resp
-        .headers()
-        .get("content-length")
-        .and_then(|v| v.to_str().ok())
+        .header("content-length")
         .and_then(|v| v.parse::<u64>().ok());
     if let Some(n) = declared.filter(|&n| n > MAX_DOCUMENT_BYTES) {
         return Err(SourceError::TooLarge {
@@ -274,7 +264,13 @@ fn read_doc(
             cap: MAX_DOCUMENT_BYTES,
         });
     }
-    blob::read_document(resp.into_body().into_reader(), what, location, None)
+    let url = resp.url.clone();
+    let mut v = Vec::new();
+    match resp.body.take(MAX_DOCUMENT_BYTES + 1).read_to_end(&mut v) {
+        Ok(_) => {}
+        Err(e) => return Err(fault(&url, e)),
+    }
+    blob::read_document(&v[..], what, location, None)
 }
 
 impl Blobs for RegistryBlobs {
@@ -284,7 +280,7 @@ impl Blobs for RegistryBlobs {
 
     fn document(&self, digest: &Digest, what: &'static str) -> Result<Vec<u8>, SourceError> {
         let resp = self
-            .get(&format!("blobs/{digest}"), None)
+            .get(&format!("blobs/{digest}"), None, None)
             .map_err(|e| self.missing(e, digest))?;
         let location = format!("{}/blobs/{digest}", self.location());
         let bytes = read_doc(resp, what, &location)?;
@@ -296,9 +292,9 @@ impl Blobs for RegistryBlobs {
             SourceError::malformed("manifest", &self.reference, "a layer without a digest")
         })?;
         let resp = self
-            .get(&format!("blobs/{digest}"), None)
+            .get(&format!("blobs/{digest}"), None, Some(layer.size))
             .map_err(|e| self.missing(e, digest))?;
-        Ok(Box::new(resp.into_body().into_reader()))
+        Ok(Box::new(resp.body))
     }
 }
 
@@ -307,8 +303,9 @@ impl RegistryBlobs {
         match e {
             SourceError::Registry {
                 class: ErrorClass::Usage,
+                ref reason,
                 ..
-            } => SourceError::MissingBlob {
+            } if reason.starts_with("HTTP 404") => SourceError::MissingBlob {
                 reference: self.reference.clone(),
                 digest: digest.to_string(),
                 location: self.location(),
@@ -323,6 +320,7 @@ pub(crate) fn open(
     r: &RegistryRef,
     platform: &Platform,
     insecure: bool,
+    limits: RegistryLimits,
 ) -> Result<TarImage<RegistryBlobs>, SourceError> {
     if insecure && !is_loopback(&r.host) {
         return Err(SourceError::BadReference {
@@ -339,20 +337,11 @@ pub(crate) fn open(
         r.host.as_str()
     };
     let base = format!("{}://{api_host}", if insecure { "http" } else { "https" });
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .https_only(!insecure)
-        .timeout_connect(Some(Duration::from_secs(30)))
-        .timeout_recv_response(Some(Duration::from_secs(120)))
-        .user_agent("overlaybench")
-        .build()
-        .into();
     let blobs = RegistryBlobs {
-        agent,
+        http: Http::new(insecure, limits),
         base,
         repository: r.repository.clone(),
         reference: reference.to_string(),
-        insecure,
         token: Mutex::new(None),
     };
     let (expected, tag) = match &r.reference {
@@ -365,8 +354,8 @@ pub(crate) fn open(
             SourceError::Registry {
                 class: ErrorClass::Usage,
                 url,
-                ..
-            } => SourceError::NotFound {
+                reason,
+            } if reason.starts_with("HTTP 404") => SourceError::NotFound {
                 reference: reference.to_string(),
                 what: format!("manifest {tag} ({url})"),
                 choices: Vec::new(),

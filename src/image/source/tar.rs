@@ -31,6 +31,10 @@ const WH_OPAQUE: &[u8] = b".wh..wh..opq";
 /// and, when inside one, the entry.
 pub(crate) fn stream_error(layer: &str, entry: Option<&Path>, e: io::Error) -> SourceError {
     let entry = entry.map(|p| p.display().to_string());
+    // Waiting on a registry failed (deadline, rate, a signal): not the layer's content.
+    if let Some(f) = super::http::HttpFault::find(&e) {
+        return f.to_source();
+    }
     match StreamFault::find(&e) {
         Some(StreamFault::Mismatch {
             what,
