@@ -295,7 +295,7 @@ mod erased {
 
     impl<T: serde::Serialize> Yaml for T {
         fn yaml(&self) -> Result<String, FleetError> {
-            serde_yaml::to_string(self).map_err(|e| FleetError::Render {
+            serde_norway::to_string(self).map_err(|e| FleetError::Render {
                 what: "the manifests".into(),
                 detail: e.to_string(),
             })

@@ -667,7 +667,7 @@ fn image_runs_to_a_complete_report_with_the_manifests_privileges() {
     let ds: k8s_openapi::api::apps::v1::DaemonSet = text
         .split("---\n")
         .find(|doc| doc.contains("kind: DaemonSet"))
-        .map(|doc| serde_yaml::from_str(doc).expect("a DaemonSet"))
+        .map(|doc| serde_norway::from_str(doc).expect("a DaemonSet"))
         .expect("a DaemonSet document");
     let pod = ds.spec.expect("spec").template.spec.expect("pod spec");
     let c = &pod.containers[0];
