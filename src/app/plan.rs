@@ -265,6 +265,10 @@ pub fn plan(cfg: &PlanConfig, privilege: Option<Privilege>) -> Result<PlanOutcom
         (Some(from), _) => {
             let report = report::read_report(from)?;
             let costs = source.read_from_report(&report, &cfg.fleet, &backing)?;
+            for (layout, c) in &costs {
+                c.check(layout)
+                    .map_err(|e| AppError::Usage(format!("{}: {e}", from.display())))?;
+            }
             notes = workload::plan_notes(&report, &cfg.fleet, &backing);
             let shown = cfg
                 .from_shown
@@ -297,7 +301,8 @@ pub fn plan(cfg: &PlanConfig, privilege: Option<Privilege>) -> Result<PlanOutcom
     let report = PlanReport {
         schema_version: 1,
         kind: "plan".into(),
-        layouts: capacity::project(&cfg.fleet, &cfg.filesystem, &costs),
+        layouts: capacity::project(&cfg.fleet, &cfg.filesystem, &costs)
+            .map_err(|e| AppError::Usage(e.to_string()))?,
         fleet: Some(cfg.fleet.clone()),
         images: Vec::new(),
         filesystem: cfg.filesystem.clone(),
@@ -374,8 +379,13 @@ fn plan_images(
     let (costs, costs_source) = match (&cfg.from, privilege) {
         (Some(from), _) => {
             let report = report::read_report(from)?;
+            let costs = source.images_from_report(&report, &images, &backing)?;
+            for c in &costs {
+                c.check()
+                    .map_err(|e| AppError::Usage(format!("{}: {e}", from.display())))?;
+            }
             (
-                source.images_from_report(&report, &images, &backing)?,
+                costs,
                 format!(
                     "real-image inodes results in {}",
                     cfg.from_shown

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{fit, Filesystem, LayoutPlan, UnitCosts};
+use super::{fit, to_count, CostError, Filesystem, LayoutPlan, UnitCosts};
 
 /// One image of a fleet, and how many images of its shape the fleet holds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -90,6 +90,34 @@ pub enum DemandError {
     /// No costs measured for an image of the fleet.
     #[error("no measured costs for {image} on {layout}")]
     Missing { image: String, layout: String },
+    /// A cost out of range, or a count past 64 bits.
+    #[error(transparent)]
+    Cost(#[from] CostError),
+}
+
+impl LayoutImageCosts {
+    /// Checks every cost (`super::check_cost`), naming the image and unit.
+    pub fn check(&self) -> Result<(), CostError> {
+        for i in &self.images {
+            for u in &i.units {
+                let at = format!("{}'s layer {}", i.reference, u.top_layer);
+                super::check_cost(&self.layout, &format!("inodes of {at}"), u.inodes)?;
+                super::check_cost(&self.layout, &format!("bytes of {at}"), u.bytes)?;
+            }
+            let of = |what: &str| format!("{what} of {}", i.reference);
+            super::check_cost(
+                &self.layout,
+                &of("per_container_inodes"),
+                i.per_container_inodes,
+            )?;
+            super::check_cost(
+                &self.layout,
+                &of("per_container_bytes"),
+                i.per_container_bytes,
+            )?;
+        }
+        Ok(())
+    }
 }
 
 impl ImageDemand {
@@ -172,7 +200,7 @@ pub fn project_images(
     let copies: f64 = demand.iter().map(|d| d.copies as f64).sum::<f64>().max(1.0);
     let containers: f64 = demand
         .iter()
-        .map(|d| (d.copies * d.containers) as f64)
+        .map(|d| d.copies as f64 * d.containers as f64)
         .sum();
     costs
         .iter()
@@ -182,8 +210,18 @@ pub fn project_images(
             let per_copy_bytes = (f.copies_bytes + f.containers_bytes) / copies;
             let needed_inodes = f.once_inodes + f.copies_inodes + f.containers_inodes;
             let needed_bytes = f.once_bytes + f.copies_bytes + f.containers_bytes;
-            let by_inodes = fit(fs.available_inodes, f.once_inodes, per_copy_inodes);
-            let by_bytes = fit(fs.available_bytes, f.once_bytes, per_copy_bytes);
+            let by_inodes = fit(
+                fs.available_inodes,
+                f.once_inodes,
+                per_copy_inodes,
+                &format!("the images of {} that fit by inodes", l.layout),
+            )?;
+            let by_bytes = fit(
+                fs.available_bytes,
+                f.once_bytes,
+                per_copy_bytes,
+                &format!("the images of {} that fit by bytes", l.layout),
+            )?;
             let (max_images, limited_by) = if by_inodes <= by_bytes {
                 (by_inodes, super::INODES)
             } else {
@@ -209,7 +247,10 @@ pub fn project_images(
                 max_containers: if max_images == u64::MAX {
                     u64::MAX
                 } else {
-                    (max_images as f64 * containers / copies).floor() as u64
+                    to_count(
+                        (max_images as f64 * containers / copies).floor(),
+                        &format!("the containers of {} that fit", l.layout),
+                    )?
                 },
             })
         })

@@ -138,7 +138,7 @@ impl PlanReport {
                 let copies = self.images_asked().max(1) as f64;
                 self.images
                     .iter()
-                    .map(|d| (d.copies * d.containers) as f64)
+                    .map(|d| d.copies as f64 * d.containers as f64)
                     .sum::<f64>()
                     / copies
             }
@@ -170,16 +170,105 @@ impl PlanReport {
     }
 }
 
+/// Smallest non-zero per-unit cost a report may give (inodes or bytes). Costs
+/// are whole inodes and bytes averaged over a few images and containers, so a
+/// real one is 0 or at least a fraction of one; a smaller one is not a
+/// measurement, and would project more images than a 64-bit count holds.
+pub const MIN_COST: f64 = 1e-3;
+
+/// Why a plan cannot be projected from the costs it was given.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CostError {
+    /// A per-unit cost out of range.
+    #[error("the per-unit cost {figure} of {layout} is {value}: {why}")]
+    Cost {
+        layout: String,
+        figure: String,
+        value: String,
+        why: &'static str,
+    },
+    /// A count past 64 bits.
+    #[error("{0} does not fit in a 64-bit count; the costs or the filesystem are not plausible")]
+    Overflow(String),
+}
+
+/// Checks one per-unit cost read from a report: finite, not negative, 0 or at
+/// least `MIN_COST`, and at most what one resource can hold (2^53 inodes,
+/// 2^63 bytes: `report::validate`'s bounds).
+pub fn check_cost(layout: &str, figure: &str, value: f64) -> Result<(), CostError> {
+    let bytes = figure.contains("bytes");
+    let max = if bytes {
+        crate::report::validate::MAX_BYTES
+    } else {
+        crate::report::validate::MAX_COUNT
+    };
+    let why = if !value.is_finite() {
+        Some("a cost is a finite number")
+    } else if value < 0.0 {
+        Some("a cost is never negative (storing more never frees room)")
+    } else if value > 0.0 && value < MIN_COST {
+        Some("a non-zero cost below 0.001 is not a measurement of whole inodes or bytes")
+    } else if value > max {
+        Some(if bytes {
+            "a cost in bytes is at most 2^63"
+        } else {
+            "a cost in inodes is at most 2^53"
+        })
+    } else {
+        None
+    };
+    match why {
+        Some(why) => Err(CostError::Cost {
+            layout: layout.to_string(),
+            figure: figure.to_string(),
+            value: crate::report::validate::shown(value),
+            why,
+        }),
+        None => Ok(()),
+    }
+}
+
+impl UnitCosts {
+    /// Checks every cost (`check_cost`), naming the first bad one.
+    pub fn check(&self, layout: &str) -> Result<(), CostError> {
+        for (figure, v) in [
+            ("shared_base_inodes", self.shared_base_inodes),
+            ("per_image_inodes", self.per_image_inodes),
+            ("per_container_inodes", self.per_container_inodes),
+            ("shared_base_bytes", self.shared_base_bytes),
+            ("per_image_bytes", self.per_image_bytes),
+            ("per_container_bytes", self.per_container_bytes),
+        ] {
+            check_cost(layout, figure, v)?;
+        }
+        Ok(())
+    }
+}
+
 /// Units of `per` that fit in `avail` after `base`: 0 when `base` does not
-/// fit, unbounded when each unit costs nothing.
-pub(crate) fn fit(avail: u64, base: f64, per: f64) -> u64 {
+/// fit, unbounded (`u64::MAX`) when each unit costs nothing; an error when the
+/// count does not fit in 64 bits (never a saturated number shown as a count).
+pub(crate) fn fit(avail: u64, base: f64, per: f64, what: &str) -> Result<u64, CostError> {
     let room = avail as f64 - base;
     if room <= 0.0 {
-        0
+        Ok(0)
     } else if per <= 0.0 {
-        u64::MAX
+        Ok(u64::MAX)
     } else {
-        (room / per).floor() as u64
+        to_count((room / per).floor(), what)
+    }
+}
+
+/// `x` (a whole number ≥ 0) as a count, when it is below `u64::MAX` (which
+/// means "unbounded").
+pub(crate) fn to_count(x: f64, what: &str) -> Result<u64, CostError> {
+    if x.is_finite() && x >= 0.0 && x < u64::MAX as f64 {
+        Ok(x as u64)
+    } else {
+        Err(CostError::Overflow(format!(
+            "{what} ({})",
+            crate::report::validate::shown(x)
+        )))
     }
 }
 
@@ -192,12 +281,13 @@ pub(crate) fn pct(n: f64, d: u64) -> f64 {
     }
 }
 
-/// Projects the fleet onto the filesystem for each layout.
+/// Projects the fleet onto the filesystem for each layout (refused when a
+/// count it computes does not fit in 64 bits).
 pub fn project(
     fleet: &Fleet,
     fs: &Filesystem,
     costs: &BTreeMap<String, UnitCosts>,
-) -> Vec<LayoutPlan> {
+) -> Result<Vec<LayoutPlan>, CostError> {
     costs
         .iter()
         .map(|(layout, c)| {
@@ -207,14 +297,34 @@ pub fn project(
                 c.per_image_bytes + fleet.containers as f64 * c.per_container_bytes;
             let needed_inodes = c.shared_base_inodes + fleet.images as f64 * per_image_inodes;
             let needed_bytes = c.shared_base_bytes + fleet.images as f64 * per_image_bytes;
-            let by_inodes = fit(fs.available_inodes, c.shared_base_inodes, per_image_inodes);
-            let by_bytes = fit(fs.available_bytes, c.shared_base_bytes, per_image_bytes);
+            let by_inodes = fit(
+                fs.available_inodes,
+                c.shared_base_inodes,
+                per_image_inodes,
+                &format!("the images of {layout} that fit by inodes"),
+            )?;
+            let by_bytes = fit(
+                fs.available_bytes,
+                c.shared_base_bytes,
+                per_image_bytes,
+                &format!("the images of {layout} that fit by bytes"),
+            )?;
             let (max_images, limited_by) = if by_inodes <= by_bytes {
                 (by_inodes, INODES)
             } else {
                 (by_bytes, BYTES)
             };
-            LayoutPlan {
+            let max_containers = if max_images == u64::MAX {
+                u64::MAX
+            } else {
+                max_images.checked_mul(fleet.containers).ok_or_else(|| {
+                    CostError::Overflow(format!(
+                        "the containers of {layout} that fit ({max_images} images × {} containers)",
+                        fleet.containers
+                    ))
+                })?
+            };
+            Ok(LayoutPlan {
                 layout: layout.clone(),
                 costs: *c,
                 needed_inodes,
@@ -223,8 +333,8 @@ pub fn project(
                 pct_bytes: pct(needed_bytes, fs.available_bytes),
                 max_images,
                 limited_by: limited_by.into(),
-                max_containers: max_images.saturating_mul(fleet.containers),
-            }
+                max_containers,
+            })
         })
         .collect()
 }
@@ -281,7 +391,7 @@ mod tests {
                 per_container_bytes: 0.0,
             },
         );
-        let p = &project(&fleet, &fs, &costs)[0];
+        let p = &project(&fleet, &fs, &costs).expect("projects")[0];
         // (1000 - 100) / (50 + 2 × 10) = 12.86 → 12 images, inodes first.
         assert_eq!(
             (p.max_images, p.limited_by.as_str(), p.max_containers),
@@ -289,5 +399,58 @@ mod tests {
         );
         assert_eq!(p.needed_inodes, 100.0 + 10.0 * 70.0);
         assert!((p.pct_inodes - 80.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn costs_are_checked_and_counts_never_saturate() {
+        let ok = UnitCosts {
+            per_image_inodes: 50.0,
+            per_image_bytes: 1.0,
+            ..Default::default()
+        };
+        ok.check("overlay2").expect("valid");
+        let neg = UnitCosts {
+            per_container_inodes: -10.0,
+            ..ok
+        };
+        let e = neg.check("overlay2").unwrap_err().to_string();
+        assert!(e.contains("per_container_inodes of overlay2 is -10"), "{e}");
+        let huge = UnitCosts {
+            per_image_bytes: 1e300,
+            ..ok
+        };
+        assert!(huge
+            .check("plain")
+            .unwrap_err()
+            .to_string()
+            .contains("1e300"));
+        assert!(fit(u64::MAX, 0.0, 1e-3, "x").is_err());
+        assert_eq!(fit(100, 0.0, 0.0, "x"), Ok(u64::MAX));
+        let fleet = Fleet {
+            images: 1,
+            layers: 1,
+            shared_pct: 0,
+            files_per_layer: 1,
+            dirs_per_layer: 0,
+            containers: u64::MAX,
+            writes: 0,
+        };
+        let fs = Filesystem {
+            available_bytes: u64::MAX,
+            available_inodes: u64::MAX,
+            source: "t".into(),
+        };
+        let costs = [(
+            "overlay2".to_string(),
+            UnitCosts {
+                per_image_inodes: 1.0,
+                per_image_bytes: 1.0,
+                ..Default::default()
+            },
+        )]
+        .into_iter()
+        .collect();
+        let e = project(&fleet, &fs, &costs).unwrap_err().to_string();
+        assert!(e.contains("does not fit in a 64-bit count"), "{e}");
     }
 }

@@ -32,7 +32,11 @@ pub fn plan_table(p: &PlanReport) -> Table {
             } else {
                 l.max_images.to_string()
             },
-            l.max_containers.to_string(),
+            if l.max_containers == u64::MAX {
+                "unbounded".into()
+            } else {
+                l.max_containers.to_string()
+            },
             l.limited_by.clone(),
         ]);
     }

@@ -17,7 +17,9 @@ pub use rules::{GateRules, WorkloadRules};
 use crate::choice::Choice;
 use crate::error::ErrorClass;
 use crate::report::{kinds, Case, Derived, Report};
-use crate::stats::{bootstrap_change, fit_line, seed_of};
+use rayon::prelude::*;
+
+use crate::stats::{bootstrap_change_shared, fit_line, seed_of, SortedInputs};
 
 /// Which figures are gated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -426,6 +428,71 @@ pub fn verdict_of(higher_is_better: bool, lo: f64, hi: f64, t: f64) -> Verdict {
     }
 }
 
+/// What became of one baseline figure.
+enum Judged {
+    /// Not in the current report.
+    Absent,
+    /// In both, not gated (or a zero baseline).
+    NotGated,
+    /// Its samples in the current report do not give a number.
+    UncomputableCurrent(String),
+    /// Its samples in the baseline do not give a number.
+    UncomputableBaseline(String),
+    /// Compared.
+    Result(Box<FigureResult>),
+}
+
+/// The verdict on baseline figure `f` against its current counterpart `g`.
+fn judge(
+    id: &str,
+    f: &Figure<'_>,
+    g: Option<&Figure<'_>>,
+    opts: &CompareOptions,
+    sorted: &SortedInputs,
+) -> Judged {
+    let Some(g) = g else { return Judged::Absent };
+    if !(f.gated && g.gated) {
+        return Judged::NotGated;
+    }
+    let t = opts
+        .per_workload
+        .get(&f.workload)
+        .copied()
+        .unwrap_or(opts.threshold);
+    let ci = bootstrap_change_shared(
+        &|pick| f.def.value(pick),
+        &|pick| g.def.value(pick),
+        opts.resamples,
+        seed_of(id),
+        sorted,
+    );
+    let (b, c, change, lo, hi) = (ci.baseline, ci.current, ci.change, ci.low, ci.high);
+    // A figure whose samples are gone (or never were) cannot be computed:
+    // it is missing, never silently "not gated".
+    if !c.is_finite() {
+        return Judged::UncomputableCurrent(id.to_string());
+    }
+    if !b.is_finite() {
+        return Judged::UncomputableBaseline(id.to_string());
+    }
+    if b == 0.0 {
+        return Judged::NotGated;
+    }
+    Judged::Result(Box::new(FigureResult {
+        id: id.to_string(),
+        workload: f.workload.clone(),
+        unit: f.unit.clone(),
+        higher_is_better: f.higher_is_better,
+        baseline: b,
+        current: c,
+        change,
+        ci_low: lo,
+        ci_high: hi,
+        threshold: t,
+        verdict: verdict_of(f.higher_is_better, lo, hi, t),
+    }))
+}
+
 /// Compares `current` against `baseline`.
 pub fn compare(
     baseline: &Report,
@@ -439,56 +506,27 @@ pub fn compare(
     }
     let base = figures(baseline, opts);
     let cur = figures(current, opts);
+    // Each figure's interval is independent (its own seed): computed in
+    // parallel, gathered in id order, so the output is the same either way.
+    let sorted = SortedInputs::default();
+    let pairs: Vec<(&String, &Figure<'_>, Option<&Figure<'_>>)> =
+        base.iter().map(|(id, f)| (id, f, cur.get(id))).collect();
+    let judged: Vec<Judged> = pairs
+        .par_iter()
+        .map(|&(id, f, g)| judge(id, f, g, opts, &sorted))
+        .collect();
     let mut results = Vec::new();
     let mut not_gated = 0;
     let mut uncomputable_current = Vec::new();
     let mut uncomputable_baseline = Vec::new();
-    for (id, f) in &base {
-        let Some(g) = cur.get(id) else { continue };
-        if !(f.gated && g.gated) {
-            not_gated += 1;
-            continue;
+    for j in judged {
+        match j {
+            Judged::Absent => {}
+            Judged::NotGated => not_gated += 1,
+            Judged::UncomputableCurrent(id) => uncomputable_current.push(id),
+            Judged::UncomputableBaseline(id) => uncomputable_baseline.push(id),
+            Judged::Result(r) => results.push(*r),
         }
-        let t = opts
-            .per_workload
-            .get(&f.workload)
-            .copied()
-            .unwrap_or(opts.threshold);
-        let ci = bootstrap_change(
-            &|pick| f.def.value(pick),
-            &|pick| g.def.value(pick),
-            opts.resamples,
-            seed_of(id),
-        );
-        let (b, c, change, lo, hi) = (ci.baseline, ci.current, ci.change, ci.low, ci.high);
-        // A figure whose samples are gone (or never were) cannot be computed:
-        // it is missing, never silently "not gated".
-        if !c.is_finite() {
-            uncomputable_current.push(id.clone());
-            continue;
-        }
-        if !b.is_finite() {
-            uncomputable_baseline.push(id.clone());
-            continue;
-        }
-        if b == 0.0 {
-            not_gated += 1;
-            continue;
-        }
-        let verdict = verdict_of(f.higher_is_better, lo, hi, t);
-        results.push(FigureResult {
-            id: id.clone(),
-            workload: f.workload.clone(),
-            unit: f.unit.clone(),
-            higher_is_better: f.higher_is_better,
-            baseline: b,
-            current: c,
-            change,
-            ci_low: lo,
-            ci_high: hi,
-            threshold: t,
-            verdict,
-        });
     }
     let mut missing_in_current: Vec<String> = base
         .iter()

@@ -5,9 +5,8 @@
 //! samples — the headlines need only each case's statistics — and reduced to a
 //! `NodeSummary` at once.
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::io::{BufRead, Read};
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -18,8 +17,9 @@ use serde_json::Value;
 
 use super::{FleetBuilder, FleetError, NodeProblem, NodeSummary};
 use crate::host::HostInfo;
+use crate::report::validate::{self, SampleSpan, UniqueIds};
 use crate::report::{
-    Case, Derived, HeadlineSource, Report, RunError, RunStatus, ToolInfo, SCHEMA_VERSION,
+    case_key, Case, Derived, HeadlineSource, Report, RunError, RunStatus, ToolInfo, SCHEMA_VERSION,
 };
 use crate::stats::Stats;
 
@@ -76,20 +76,18 @@ impl NodeLine {
     }
 }
 
-/// A case without its raw samples and id (skipped, not parsed, while
-/// reading: the headlines read each case's statistics and params only).
+/// A case without its raw samples (their span is kept for the range check,
+/// not the samples: the headlines read each case's statistics and params only).
 #[derive(Deserialize)]
 struct LightCase {
-    #[allow(dead_code)]
     #[serde(default)]
-    id: IgnoredAny,
+    id: String,
     workload: String,
     layout: String,
     params: BTreeMap<String, Value>,
     metric: String,
     unit: String,
-    #[allow(dead_code)]
-    samples: IgnoredAny,
+    samples: SampleSpan,
     stats: Stats,
 }
 
@@ -98,7 +96,8 @@ struct LightCase {
 /// section's headlines read them.
 #[derive(Deserialize)]
 struct LightReport<'a> {
-    schema_version: u32,
+    #[serde(borrow)]
+    schema_version: &'a RawValue,
     tool: ToolInfo,
     status: RunStatus,
     started_at: String,
@@ -113,13 +112,6 @@ struct LightReport<'a> {
     conditions: Vec<crate::host::conditions::Conditions>,
 }
 
-/// The workload of a case or derived figure (its other fields skipped).
-#[derive(Deserialize)]
-struct WorkloadOf<'a> {
-    #[serde(borrow)]
-    workload: Cow<'a, str>,
-}
-
 /// The workloads whose headlines read cases, and those whose read derived figures.
 fn headline_readers() -> (Vec<&'static str>, Vec<&'static str>) {
     let of = |src: HeadlineSource| {
@@ -132,39 +124,27 @@ fn headline_readers() -> (Vec<&'static str>, Vec<&'static str>) {
     (of(HeadlineSource::Cases), of(HeadlineSource::Derived))
 }
 
-/// Parses the elements of `raw` whose workload is one of `wanted`.
-fn parse_wanted<T: serde::de::DeserializeOwned>(
-    raw: &[&RawValue],
-    wanted: &[&str],
-    what: &str,
-) -> Result<Vec<T>, String> {
-    let mut out = Vec::new();
-    for (i, r) in raw.iter().enumerate() {
-        let w: WorkloadOf<'_> =
-            serde_json::from_str(r.get()).map_err(|e| format!("{what}[{i}]: {e}"))?;
-        if wanted.contains(&w.workload.as_ref()) {
-            out.push(serde_json::from_str(r.get()).map_err(|e| format!("{what}[{i}]: {e}"))?);
-        }
-    }
-    Ok(out)
-}
-
 impl LightReport<'_> {
+    /// The report the headlines read, after every case and derived figure was
+    /// checked as `read_report` checks them (`report::validate`): a node
+    /// report with negative samples or duplicate ids is skipped, not merged.
     fn into_report(self) -> Result<Report, String> {
         let (case_readers, derived_readers) = headline_readers();
-        let cases: Vec<LightCase> = parse_wanted(&self.cases, &case_readers, "cases")?;
-        let derived: Vec<LightDerived> = parse_wanted(&self.derived, &derived_readers, "derived")?;
-        Ok(Report {
-            schema_version: self.schema_version,
-            tool: self.tool,
-            status: self.status,
-            started_at: self.started_at,
-            duration_s: self.duration_s,
-            host: self.host,
-            config: Value::Null,
-            cases: cases
-                .into_iter()
-                .map(|c| Case {
+        let mut ids = UniqueIds::default();
+        let mut cases = Vec::new();
+        for (i, raw) in self.cases.iter().enumerate() {
+            let c: LightCase =
+                serde_json::from_str(raw.get()).map_err(|e| format!("cases[{i}]: {e}"))?;
+            let key = case_key(&c.workload, &c.layout, &c.metric, &c.params);
+            let id = if c.id.is_empty() {
+                key.clone()
+            } else {
+                c.id.clone()
+            };
+            validate::check_case_values(&id, &c.unit, &c.metric, &c.samples, &c.stats)?;
+            ids.case(&c.id, key)?;
+            if case_readers.contains(&c.workload.as_str()) {
+                cases.push(Case {
                     id: String::new(),
                     workload: c.workload,
                     layout: c.layout,
@@ -173,24 +153,42 @@ impl LightReport<'_> {
                     unit: c.unit,
                     samples: Vec::new(),
                     stats: c.stats,
-                })
-                .collect(),
-            derived: derived
-                .into_iter()
-                .map(|d| Derived {
-                    workload: d.workload,
-                    layout: d.layout,
-                    kind: d.kind,
-                    params: d.params,
-                    value: d.value,
-                    unit: d.unit,
-                    r2: d.r2,
-                    intercept: d.intercept,
-                    n: d.n,
-                    inputs: Vec::new(),
-                    x: Vec::new(),
-                })
-                .collect(),
+                });
+            }
+        }
+        let mut derived = Vec::new();
+        for (i, raw) in self.derived.iter().enumerate() {
+            let d: LightDerived =
+                serde_json::from_str(raw.get()).map_err(|e| format!("derived[{i}]: {e}"))?;
+            let d = Derived {
+                workload: d.workload,
+                layout: d.layout,
+                kind: d.kind,
+                params: d.params,
+                value: d.value,
+                unit: d.unit,
+                r2: d.r2,
+                intercept: d.intercept,
+                n: d.n,
+                inputs: Vec::new(),
+                x: Vec::new(),
+            };
+            ids.derived(&d)?;
+            validate::check_derived_values(&d)?;
+            if derived_readers.contains(&d.workload.as_str()) {
+                derived.push(d);
+            }
+        }
+        Ok(Report {
+            schema_version: SCHEMA_VERSION,
+            tool: self.tool,
+            status: self.status,
+            started_at: self.started_at,
+            duration_s: self.duration_s,
+            host: self.host,
+            config: Value::Null,
+            cases,
+            derived,
             errors: self.errors,
             notes: Vec::new(),
             images: Vec::new(),
@@ -222,6 +220,13 @@ struct LightDerived {
     x: IgnoredAny,
 }
 
+/// Only a document's version, as its raw text.
+#[derive(Deserialize)]
+struct VersionOf<'a> {
+    #[serde(borrow, default)]
+    schema_version: Option<&'a RawValue>,
+}
+
 /// Why a document is not a node report, naming what it looks like instead.
 fn foreign(text: &str, err: &serde_json::Error) -> String {
     let Ok(v) = serde_json::from_str::<Value>(text) else {
@@ -229,15 +234,17 @@ fn foreign(text: &str, err: &serde_json::Error) -> String {
     };
     let kind = v.get("kind").and_then(Value::as_str);
     let tool = v.pointer("/tool/name").and_then(Value::as_str);
-    let version = v.get("schema_version").and_then(Value::as_u64);
+    // The version as written: a 2^64 is named as given, never as a double.
+    let version = serde_json::from_str::<VersionOf<'_>>(text)
+        .ok()
+        .and_then(|v| v.schema_version)
+        .map(|r| validate::check_schema_version(Some(r.get())));
     match (kind, tool, version) {
         (Some(k), _, _) => format!("a \"{k}\" document, not a run report"),
         (None, Some(t), _) if t != env!("CARGO_PKG_NAME") => {
             format!("a report of another tool ({t})")
         }
-        (None, Some(_), Some(v)) if v != SCHEMA_VERSION as u64 => {
-            format!("report schema_version {v}; this build reads version {SCHEMA_VERSION}")
-        }
+        (None, Some(_), Some(Err(why))) => format!("report {why}"),
         (None, None, _) => "not an overlaybench report (no tool, no kind)".into(),
         _ => format!("not a valid run report: {err}"),
     }
@@ -254,12 +261,8 @@ pub fn node_summary(
     if light.tool.name != env!("CARGO_PKG_NAME") {
         return Err(format!("a report of another tool ({})", light.tool.name));
     }
-    if light.schema_version != SCHEMA_VERSION {
-        return Err(format!(
-            "report schema_version {}; this build reads version {SCHEMA_VERSION}",
-            light.schema_version
-        ));
-    }
+    validate::check_schema_version(Some(light.schema_version.get()))
+        .map_err(|why| format!("report {why}"))?;
     let report = light.into_report()?;
     let run_id = run_id.unwrap_or_else(|| report.started_at.clone());
     Ok(NodeSummary::of_report(&report, node, run_id, source))
@@ -444,45 +447,110 @@ pub fn read_dirs(dirs: &[PathBuf], fleet: &mut FleetBuilder) -> Result<(), Fleet
     Ok(())
 }
 
+/// One line of input, as `next_line` read it.
+enum Line {
+    /// No more input.
+    End,
+    /// A line of at most the cap, in the buffer (with its newline, if any).
+    Text,
+    /// A line longer than the cap, of this many bytes: read and dropped.
+    TooLong(u64),
+}
+
+/// Reads the next line into `buf`, keeping at most `cap` bytes: the rest of a
+/// longer line is read chunk by chunk and dropped until its newline, so memory
+/// never grows past the cap whatever the input (a 1.2 GB line without a
+/// newline costs the cap, not 1.2 GB).
+fn next_line(input: &mut impl BufRead, buf: &mut Vec<u8>, cap: usize) -> std::io::Result<Line> {
+    buf.clear();
+    let mut total = 0u64;
+    let mut over = false;
+    loop {
+        let chunk = match input.fill_buf() {
+            Ok(c) => c,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if chunk.is_empty() {
+            break;
+        }
+        let (take, ends) = match chunk.iter().position(|&b| b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (chunk.len(), false),
+        };
+        total += take as u64;
+        if !over {
+            if buf.len() + take > cap {
+                over = true;
+                // Give the memory back at once: the line is not a document.
+                *buf = Vec::new();
+            } else {
+                buf.extend_from_slice(&chunk[..take]);
+            }
+        }
+        input.consume(take);
+        if ends {
+            break;
+        }
+    }
+    Ok(match (total, over) {
+        (0, _) => Line::End,
+        (_, false) => Line::Text,
+        (n, true) => Line::TooLong(n),
+    })
+}
+
 /// Reads one JSON document per line from `input` into `fleet`: a run report
 /// (`jq -c . report.json`) or a pod's summary line. Lines that are neither are
-/// listed as skipped, as are lines longer than a report may be.
+/// listed as skipped, as are lines longer than a report may be (read in
+/// bounded memory) and lines that are not UTF-8.
 pub fn read_stream(input: impl BufRead, fleet: &mut FleetBuilder) -> Result<(), FleetError> {
+    read_stream_capped(input, fleet, crate::input::REPORT_MAX_BYTES as usize)
+}
+
+/// `read_stream` with a line cap of `cap` bytes.
+fn read_stream_capped(
+    input: impl BufRead,
+    fleet: &mut FleetBuilder,
+    cap: usize,
+) -> Result<(), FleetError> {
     let mut input = input;
-    let mut line = String::new();
+    let mut line = Vec::new();
     let mut number = 0usize;
     loop {
-        line.clear();
         number += 1;
-        let n = (&mut input)
-            .take(crate::input::REPORT_MAX_BYTES + 1)
-            .read_line(&mut line)
-            .map_err(|source| FleetError::Io {
-                what: "reading node reports from",
-                path: PathBuf::from("standard input"),
-                source,
-            })?;
-        if n == 0 {
-            return Ok(());
-        }
+        let read = next_line(&mut input, &mut line, cap).map_err(|source| FleetError::Io {
+            what: "reading node reports from",
+            path: PathBuf::from("standard input"),
+            source,
+        })?;
         let source = format!("stdin:{number}");
-        if n as u64 > crate::input::REPORT_MAX_BYTES {
-            fleet.skip(
-                source,
-                "a line longer than a report may be (256 MiB)".into(),
-            );
-            // The rest of that line is not a document either.
-            let mut sink = Vec::new();
-            input
-                .read_until(b'\n', &mut sink)
-                .map_err(|source| FleetError::Io {
-                    what: "reading node reports from",
-                    path: PathBuf::from("standard input"),
+        match read {
+            Line::End => return Ok(()),
+            Line::TooLong(n) => {
+                fleet.skip(
                     source,
-                })?;
-            continue;
+                    format!(
+                        "a line of {n} bytes, longer than a report may be ({cap} bytes); not read"
+                    ),
+                );
+                continue;
+            }
+            Line::Text => {}
         }
-        let text = line.trim();
+        let text = match std::str::from_utf8(&line) {
+            Ok(t) => t.trim(),
+            Err(e) => {
+                fleet.skip(
+                    source,
+                    format!(
+                        "not UTF-8 text (invalid byte at offset {} of the line)",
+                        e.valid_up_to()
+                    ),
+                );
+                continue;
+            }
+        };
         if text.is_empty() {
             continue;
         }
@@ -545,6 +613,29 @@ mod tests {
         assert!(reasons[0].contains("\"doctor\" document"), "{reasons:?}");
         assert!(reasons[2].contains("another tool (fio)"), "{reasons:?}");
         assert!(reasons[3].contains("not valid JSON"), "{reasons:?}");
+    }
+
+    #[test]
+    fn long_and_non_utf8_lines_are_skipped_and_the_rest_read() {
+        let mut f = FleetBuilder::new();
+        let mut input = vec![b'{'; 100];
+        input.extend_from_slice(b"\n\xff\xfe\n[1]\n");
+        input.extend(std::iter::repeat_n(b'x', 50));
+        read_stream_capped(std::io::BufReader::with_capacity(8, &input[..]), &mut f, 64)
+            .expect("reads");
+        let rep = f.finish();
+        let reasons: Vec<(&str, &str)> = rep
+            .skipped
+            .iter()
+            .map(|s| (s.source.as_str(), s.reason.as_str()))
+            .collect();
+        assert_eq!(reasons.len(), 4, "{reasons:?}");
+        assert!(reasons[0].1.contains("a line of 101 bytes"), "{reasons:?}");
+        assert!(reasons[1].1.contains("not UTF-8"), "{reasons:?}");
+        assert_eq!(
+            reasons[3].0, "stdin:4",
+            "the last line, without a newline, is read"
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod schema;
 pub mod section;
 pub mod summary;
 pub mod table;
+pub mod validate;
 mod write;
 
 pub use schema::{
@@ -21,7 +22,9 @@ pub use schema::{
 };
 pub use section::{Block, Headline, HeadlineSource, Section};
 pub use table::{fmt_bytes, fmt_ns, fmt_ratio, Table};
-pub use write::{mark_active_interrupted, read_report, write_atomic, write_report_dir, OutDir};
+pub use write::{
+    mark_active_interrupted, parse_report, read_report, write_atomic, write_report_dir, OutDir,
+};
 
 use std::path::PathBuf;
 
@@ -49,12 +52,10 @@ pub enum ReportError {
         path: PathBuf,
         source: serde_json::Error,
     },
-    #[error("{} has schema_version {found}; this build reads version {expected}", path.display())]
-    SchemaVersion {
-        path: PathBuf,
-        found: u64,
-        expected: u32,
-    },
+    #[error("{}: {detail}", path.display())]
+    SchemaVersion { path: PathBuf, detail: String },
+    #[error("{} is refused: {detail}", path.display())]
+    Invalid { path: PathBuf, detail: String },
     #[error("rendering {what}: {detail}")]
     Render { what: String, detail: String },
     #[error(transparent)]
@@ -65,7 +66,9 @@ impl ReportError {
     /// Exit-code class of this error.
     pub fn class(&self) -> ErrorClass {
         match self {
-            ReportError::Parse { .. } | ReportError::SchemaVersion { .. } => ErrorClass::Usage,
+            ReportError::Parse { .. }
+            | ReportError::SchemaVersion { .. }
+            | ReportError::Invalid { .. } => ErrorClass::Usage,
             ReportError::Input(e) => e.class(),
             ReportError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
                 ErrorClass::Usage

@@ -5,6 +5,9 @@ mod bootstrap;
 mod fit;
 mod summary;
 
-pub use bootstrap::{bootstrap_change, median_of, seed_of, ChangeInterval};
+pub use bootstrap::{
+    bootstrap_change, bootstrap_change_shared, median_of, seed_of, ChangeInterval, SortedInputs,
+    EXACT_MAX,
+};
 pub use fit::{fit_line, LineFit};
 pub use summary::{quantile, Stats};
