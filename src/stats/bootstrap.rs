@@ -67,7 +67,10 @@ pub fn median_of(v: &mut [f64]) -> f64 {
 /// (an input is often the denominator of many ratios): keyed by the address
 /// and length of the samples, which outlive the comparison.
 #[derive(Default)]
-pub struct SortedInputs(Mutex<HashMap<(usize, usize), Arc<Vec<f64>>>>);
+pub struct SortedInputs(Mutex<SortedByInput>);
+
+/// A sorted copy per input, keyed by (address, length) of its samples.
+type SortedByInput = HashMap<(usize, usize), Arc<Vec<f64>>>;
 
 impl SortedInputs {
     fn get(&self, s: &[f64]) -> Arc<Vec<f64>> {

@@ -87,7 +87,7 @@ fn plan_predicts_real_enospc_within_10_percent() -> Result<(), Failed> {
             ..request.clone()
         })?;
         let fs = filesystem_at(small.path())?;
-        let predicted = project(&fleet(), &fs, &costs)[0].clone();
+        let predicted = project(&fleet(), &fs, &costs).expect("measured costs project")[0].clone();
         // The same generator and seeds as the measurement, many more images.
         let real_plan = InodesPlan { images: 1000, ..m };
         let (real, stopped_by, mounted) = fill(kind, &small, &real_plan);
