@@ -142,7 +142,7 @@ impl LightReport<'_> {
                 c.id.clone()
             };
             validate::check_case_values(&id, &c.unit, &c.metric, &c.samples, &c.stats)?;
-            ids.case(&c.id, key)?;
+            ids.case(&c.id, key, &c.samples)?;
             if case_readers.contains(&c.workload.as_str()) {
                 cases.push(Case {
                     id: String::new(),

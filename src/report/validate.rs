@@ -18,7 +18,7 @@
 //!   finite number. JSON cannot carry NaN or an infinity, and serde refuses a
 //!   number that overflows a double, so "finite" is the parser's part.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use super::schema::{case_key, Case, Derived, Report, SCHEMA_VERSION};
 use crate::stats::Stats;
@@ -263,22 +263,48 @@ pub fn check_case_values(
 /// Tracks ids seen so far and refuses the second of two.
 #[derive(Default)]
 pub struct UniqueIds {
-    cases: HashSet<String>,
-    keys: HashSet<String>,
+    cases: HashMap<String, SpanPrint>,
+    keys: HashMap<String, SpanPrint>,
     derived: HashSet<String>,
+}
+
+/// What a case's samples look like (count, smallest, largest), to tell a case
+/// repeated word for word from two different cases under one id.
+type SpanPrint = (usize, Option<u64>, Option<u64>);
+
+fn print_of(span: &SampleSpan) -> SpanPrint {
+    (
+        span.n,
+        span.min.map(|(_, x)| x.to_bits()),
+        span.max.map(|(_, x)| x.to_bits()),
+    )
 }
 
 impl UniqueIds {
     /// A case's id (its fields' id when it has none) and the id its fields
     /// make must both be new.
-    pub fn case(&mut self, id: &str, key: String) -> Result<(), String> {
+    ///
+    /// A case repeated with the same samples (the inodes workload lists an
+    /// image's per-layer stream figures once per layout run) is one figure
+    /// and is allowed; the same id with other samples is ambiguous to a gate
+    /// and refused.
+    pub fn case(&mut self, id: &str, key: String, span: &SampleSpan) -> Result<(), String> {
         let shown_id = if id.is_empty() { key.as_str() } else { id };
-        if !self.cases.insert(shown_id.to_string()) {
+        let print = print_of(span);
+        if self
+            .cases
+            .insert(shown_id.to_string(), print)
+            .is_some_and(|seen| seen != print)
+        {
             return Err(format!(
-                "case {shown_id} is listed twice; a case id must be unique (compare matches on it)"
+                "case {shown_id} is listed twice with other samples; a case id must be unique (compare matches on it)"
             ));
         }
-        if !self.keys.insert(key.clone()) {
+        if self
+            .keys
+            .insert(key.clone(), print)
+            .is_some_and(|seen| seen != print)
+        {
             return Err(format!(
                 "case {shown_id} has the workload, layout, metric and params of another case ({key}); \
                  each case must be unique"
@@ -343,7 +369,7 @@ fn check_case(c: &Case, ids: &mut UniqueIds) -> Result<(), String> {
         &SampleSpan::of(&c.samples),
         &c.stats,
     )?;
-    ids.case(&c.id, key.clone())
+    ids.case(&c.id, key.clone(), &SampleSpan::of(&c.samples))
 }
 
 #[cfg(test)]
