@@ -284,10 +284,10 @@ impl UniqueIds {
     /// A case's id (its fields' id when it has none) and the id its fields
     /// make must both be new.
     ///
-    /// A case repeated with the same samples (the inodes workload lists an
-    /// image's per-layer stream figures once per layout run) is one figure
-    /// and is allowed; the same id with other samples is ambiguous to a gate
-    /// and refused.
+    /// A case repeated with the same samples is one figure and is allowed:
+    /// earlier builds wrote an image's stream figures once per backing, and
+    /// their reports are still baselines. The same id with other samples is
+    /// ambiguous to a gate and refused.
     pub fn case(&mut self, id: &str, key: String, span: &SampleSpan) -> Result<(), String> {
         let shown_id = if id.is_empty() { key.as_str() } else { id };
         let print = print_of(span);

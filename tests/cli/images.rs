@@ -409,6 +409,12 @@ fn real_image_on_every_layout_row() {
             }
         }
     }
+    // The images' stream figures describe the images, not a backing: one
+    // copy of each, however many backings ran (compare matches on ids).
+    let mut ids = std::collections::HashSet::new();
+    for c in &r.cases {
+        assert!(ids.insert(c.key()), "case {} is listed twice", c.key());
+    }
 }
 
 /// This module's tests, each with whether it needs root.

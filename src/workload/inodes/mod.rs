@@ -16,6 +16,7 @@ pub use analyze::costs_from_report;
 pub use params::{Options, Params};
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::capacity::images::{ImageDemand, LayoutImageCosts};
 use crate::capacity::{Fleet, UnitCosts};
@@ -49,6 +50,7 @@ fn build(b: &BuildContext<'_>) -> Result<Box<dyn Workload>, ParamError> {
         params: Params::resolve(b.suite, &b.options.inodes, b.seed)?,
         synthetic: b.synthetic,
         images: b.images,
+        streams_recorded: AtomicBool::new(false),
     }))
 }
 
@@ -59,6 +61,10 @@ pub struct Inodes {
     synthetic: bool,
     /// How many of the user's images the run measures.
     images: usize,
+    /// Whether the images' stream figures are in the report already: they
+    /// describe the images, not a backing (layout `stream`, no backing
+    /// param), so a run over several backings records them once.
+    streams_recorded: AtomicBool,
 }
 
 impl Workload for Inodes {
@@ -105,15 +111,17 @@ impl Inodes {
     /// filesystem, layer by layer, then runs containers of them.
     fn run_images(&self, ctx: &mut RunContext<'_>) -> Result<(), WorkloadError> {
         let p = &self.params;
-        let mut profiles = Vec::new();
-        for img in ctx.images {
-            profiles.push(
-                img.index()
-                    .map_err(|e| WorkloadError::Verify(e.to_string()))?
-                    .profile(),
-            );
+        if !self.streams_recorded.swap(true, Ordering::Relaxed) {
+            let mut profiles = Vec::new();
+            for img in ctx.images {
+                profiles.push(
+                    img.index()
+                        .map_err(|e| WorkloadError::Verify(e.to_string()))?
+                        .profile(),
+                );
+            }
+            analyze::record_profiles(ctx.out, &profiles);
         }
-        analyze::record_profiles(ctx.out, &profiles);
         let room =
             ImageFootprint::of(ctx.images).map_err(|e| WorkloadError::Verify(e.to_string()))?;
         let containers = p.containers.min(MAX_IMAGE_CONTAINERS);
