@@ -5,6 +5,7 @@
 //! unit-tested without root; each layout's `mount` carries out exactly its spec.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::{ContainerDirs, LayoutConfig, LayoutError};
 use crate::isolate::{IsolateError, MountApi, OverlayMount};
@@ -19,10 +20,16 @@ pub struct MountHost {
 }
 
 impl MountHost {
-    /// This host's facts.
+    /// This host's facts. Every mount asks and a mount's time is measured,
+    /// so a parameter once seen is remembered; one not seen yet is looked for
+    /// again (the overlay module may load with the first mount).
     pub fn read() -> MountHost {
+        static INDEX_SEEN: AtomicBool = AtomicBool::new(false);
+        let seen = INDEX_SEEN.load(Ordering::Relaxed)
+            || Path::new("/sys/module/overlay/parameters/index").exists();
+        INDEX_SEEN.store(seen, Ordering::Relaxed);
         MountHost {
-            overlay_index_param: Path::new("/sys/module/overlay/parameters/index").exists(),
+            overlay_index_param: seen,
         }
     }
 }
@@ -181,6 +188,18 @@ mod tests {
             .expect("a spec")
     }
 
+    /// The spec of `name` with `api` and `privilege`, on a host whose overlay
+    /// has no optional parameters.
+    fn default_spec(
+        name: &str,
+        api: MountApi,
+        privilege: Privilege,
+        img: &PreparedImage,
+        c: &ContainerDirs,
+    ) -> MountSpec {
+        spec(name, &config(api, privilege), img, c, MountHost::default())
+    }
+
     fn o2_dirs() -> Vec<String> {
         ["aaaa", "bbbb", "cccc"]
             .iter()
@@ -194,13 +213,7 @@ mod tests {
         let dirs: Vec<&str> = dirs.iter().map(String::as_str).collect();
         let img = image("overlay2", "/s", &dirs);
         let c = container("/c/1", "u", "w");
-        let s = spec(
-            "overlay2",
-            &config(MountApi::Classic, Privilege::Root),
-            &img,
-            &c,
-            MountHost::default(),
-        );
+        let s = default_spec("overlay2", MountApi::Classic, Privilege::Root, &img, &c);
         let o = s.overlay().expect("overlay");
         assert_eq!(
             s.lowerdir().as_deref(),
@@ -221,13 +234,7 @@ mod tests {
              l/LAAAA000000000000000000000,upperdir=/c/1/u,workdir=/c/1/w,volatile"
         );
         // The new API takes the diff dirs themselves, topmost first.
-        let s = spec(
-            "overlay2",
-            &config(MountApi::New, Privilege::Root),
-            &img,
-            &c,
-            MountHost::default(),
-        );
+        let s = default_spec("overlay2", MountApi::New, Privilege::Root, &img, &c);
         assert_eq!(
             s.lowerdir().as_deref(),
             Some("/s/cccc/diff:/s/bbbb/diff:/s/aaaa/diff")
@@ -242,13 +249,7 @@ mod tests {
         let img = image("rootless", "/s", &dirs);
         let c = container("/c/1", "u", "w");
         // As root: a helper in a user namespace, userxattr first, new API always.
-        let s = spec(
-            "rootless",
-            &config(MountApi::Classic, Privilege::Root),
-            &img,
-            &c,
-            MountHost::default(),
-        );
+        let s = default_spec("rootless", MountApi::Classic, Privilege::Root, &img, &c);
         let o = s.overlay().expect("overlay");
         assert!(o.in_user_namespace);
         assert_eq!(o.api, MountApi::New);
@@ -258,13 +259,7 @@ mod tests {
             Some("/s/cccc/diff:/s/bbbb/diff:/s/aaaa/diff")
         );
         // Already rootless: mounted here, the run's options then userxattr.
-        let s = spec(
-            "rootless",
-            &config(MountApi::Classic, Privilege::Rootless),
-            &img,
-            &c,
-            MountHost::default(),
-        );
+        let s = default_spec("rootless", MountApi::Classic, Privilege::Rootless, &img, &c);
         let o = s.overlay().expect("overlay");
         assert!(!o.in_user_namespace);
         assert_eq!(o.api, MountApi::New);
@@ -275,13 +270,7 @@ mod tests {
     fn legacy_overlay_stacks_only_the_top_root() {
         let img = image("overlay", "/s", &["/s/a/root", "/s/b/root", "/s/c/root"]);
         let c = container("/c/1", "u", "w");
-        let s = spec(
-            "overlay",
-            &config(MountApi::New, Privilege::Root),
-            &img,
-            &c,
-            MountHost::default(),
-        );
+        let s = default_spec("overlay", MountApi::New, Privilege::Root, &img, &c);
         assert_eq!(s.lowerdir().as_deref(), Some("/s/c/root"));
         assert_eq!(s.options(), ["volatile"]);
     }
@@ -337,13 +326,7 @@ mod tests {
     fn erofs_mounts_each_layer_image_then_the_overlay() {
         let img = image("erofs", "/s", &["/s/a/fs", "/s/b/fs", "/s/c/fs"]);
         let c = container("/c/1", "u", "w");
-        let s = spec(
-            "erofs",
-            &config(MountApi::New, Privilege::Root),
-            &img,
-            &c,
-            MountHost::default(),
-        );
+        let s = default_spec("erofs", MountApi::New, Privilege::Root, &img, &c);
         let o = s.overlay().expect("overlay");
         assert_eq!(
             o.images,
@@ -361,13 +344,7 @@ mod tests {
     fn composefs_mounts_its_metadata_image_over_the_object_store() {
         let img = image("composefs", "/s", &["/s/images/k/mnt"]);
         let c = container("/c/1", "u", "w");
-        let s = spec(
-            "composefs",
-            &config(MountApi::Classic, Privilege::Root),
-            &img,
-            &c,
-            MountHost::default(),
-        );
+        let s = default_spec("composefs", MountApi::Classic, Privilege::Root, &img, &c);
         let o = s.overlay().expect("overlay");
         assert_eq!(
             o.images,
