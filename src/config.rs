@@ -380,12 +380,15 @@ fn canonical_backing(b: BackingKind) -> Result<BackingKind, ConfigError> {
     }
 }
 
-/// Overlay's option syntax cannot carry ':' or ',' in a layer path.
+/// Overlay's option syntax cannot carry ':' or ',' in a layer path, and a
+/// backslash is its escape character (a `\040` would be read as a space, as mountinfo
+/// writes one).
 fn check_layer_safe(option: &str, p: &Path) -> Result<(), ConfigError> {
     let b = p.as_os_str().as_encoded_bytes();
-    if b.contains(&b':') || b.contains(&b',') {
+    if b.contains(&b':') || b.contains(&b',') || b.contains(&b'\\') {
         return Err(ConfigError::Invalid(format!(
-            "{option} {}: overlay layer paths cannot contain ':' or ','; name a directory without them",
+            "{option} {}: overlay layer paths cannot contain ':', ',' or '\\' (overlay's separators and \
+             escape character); name a directory without them",
             p.display()
         )));
     }

@@ -1,5 +1,6 @@
-//! Fault injection for the isolation tests: `OVERLAYBENCH_FAULT=<point>:<panic|error|sigint>`
-//! makes the named point panic, fail, or send the process a real SIGINT, so
+//! Fault injection for the isolation tests: `OVERLAYBENCH_FAULT=<point>:<panic|error|sigint|wait=FLAG>`
+//! makes the named point panic, fail, send the process a real SIGINT, or make
+//! the file FLAG and wait (at most a minute) until the test removes it, so
 //! tests can prove that a panic, an error or an interrupt mid-run leaves nothing
 //! mounted — at a known moment instead of after a sleep. Unset, it costs one env
 //! lookup per call outside any timed region.
@@ -31,6 +32,16 @@ pub fn hit(name: &str) -> Option<Fault> {
             }
             None
         }
-        _ => None,
+        a => {
+            let flag = std::path::Path::new(a.strip_prefix("wait=")?);
+            // The test acts while we are held here (swaps a directory, …), then
+            // removes the flag; it cannot hold a run forever.
+            std::fs::write(flag, b"").ok()?;
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            while flag.exists() && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            None
+        }
     }
 }

@@ -141,24 +141,14 @@ pub fn run(
     if interrupted.load(std::sync::atomic::Ordering::Relaxed) {
         return Err(AppError::Interrupted);
     }
-    let mut host = HostInfo::collect(std::path::Path::new("/"));
-    host.privilege = Some(privilege);
-    host.mount_api = Some(api);
-    let out_dir = cfg
-        .out
-        .claim(&crate::config::utc_stamp(std::time::SystemTime::now()))?;
-    let mut plan = cfg.to_json();
-    plan["out_dir"] = json!(out_dir);
-    let mut report = Report::new(host, json!({ "plan": plan, "argv": argv }));
-    report.images = images.iter().map(|i| i.info().clone()).collect();
-    let sections = workload::sections();
     let config = LayoutConfig {
         mount_api: api,
         options: Vec::new(),
         privilege,
     };
-    // Each layout is probed on this host: one the user named must run (exit 3
-    // naming what is missing); one taken by default is skipped, with a note.
+    // Each layout is probed on this host, before anything is written: one the
+    // user named must run (exit 3 naming what is missing, no report folder);
+    // one taken by default is skipped, with a note.
     let mut layouts = Vec::new();
     let mut skipped = Vec::new();
     for l in cfg
@@ -172,6 +162,17 @@ pub fn run(
             Err(e) => skipped.push(format!("skipped: {e}")),
         }
     }
+    let mut host = HostInfo::collect(std::path::Path::new("/"));
+    host.privilege = Some(privilege);
+    host.mount_api = Some(api);
+    let out_dir = cfg
+        .out
+        .claim(&crate::config::utc_stamp(std::time::SystemTime::now()))?;
+    let mut plan = cfg.to_json();
+    plan["out_dir"] = json!(out_dir);
+    let mut report = Report::new(host, json!({ "plan": plan, "argv": argv }));
+    report.images = images.iter().map(|i| i.info().clone()).collect();
+    let sections = workload::sections();
     report.notes.extend(skipped);
     let claim_steps = if cfg.claims {
         claims::CLAIMS.len() as u64

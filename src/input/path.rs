@@ -41,11 +41,49 @@ fn describe(e: &std::io::Error) -> String {
     }
 }
 
+/// The longest path the kernel takes (`PATH_MAX` less its NUL) and the longest name.
+const PATH_MAX_BYTES: usize = 4095;
+const NAME_MAX_BYTES: usize = 255;
+
+/// Refuses a path the kernel could not take whole (named by its length, not
+/// shown: it may be thousands of characters).
+fn check_length(option: &'static str, path: &Path, resolved: &Path) -> Result<(), PathError> {
+    let len = resolved.as_os_str().len();
+    let short = || {
+        let s = path.display().to_string();
+        if s.chars().count() > 80 {
+            format!("{}…", s.chars().take(80).collect::<String>())
+        } else {
+            s
+        }
+    };
+    if len > PATH_MAX_BYTES {
+        return Err(PathError::new(
+            option,
+            Path::new(&short()),
+            format!("is {len} bytes long; a path is at most {PATH_MAX_BYTES} bytes (PATH_MAX): name a shorter one"),
+        ));
+    }
+    if let Some(name) = resolved
+        .components()
+        .map(|c| c.as_os_str().len())
+        .find(|n| *n > NAME_MAX_BYTES)
+    {
+        return Err(PathError::new(
+            option,
+            Path::new(&short()),
+            format!("has a {name}-byte name; a name is at most {NAME_MAX_BYTES} bytes: name a shorter one"),
+        ));
+    }
+    Ok(())
+}
+
 /// The canonical form of an existing path (`option` names it in errors).
 pub fn canonical_existing(option: &'static str, path: &Path) -> Result<PathBuf, PathError> {
     if path.as_os_str().is_empty() {
         return Err(PathError::new(option, path, "is empty"));
     }
+    check_length(option, path, path)?;
     std::fs::canonicalize(path).map_err(|e| PathError::new(option, path, describe(&e)))
 }
 
@@ -64,6 +102,7 @@ pub fn canonical_for_creation(option: &'static str, path: &Path) -> Result<PathB
             .map_err(|e| PathError::new(option, path, format!("the current directory: {e}")))?
             .join(path)
     };
+    check_length(option, path, &abs)?;
     let comps: Vec<Component> = abs.components().collect();
     let mut resolved = PathBuf::from("/");
     let mut missing = false;
@@ -103,6 +142,7 @@ pub fn canonical_for_creation(option: &'static str, path: &Path) -> Result<PathB
             }
         }
     }
+    check_length(option, path, &resolved)?;
     Ok(resolved)
 }
 
@@ -134,5 +174,10 @@ mod tests {
         );
         let err = canonical_existing("--path", &base.join("none")).unwrap_err();
         assert!(err.to_string().contains("does not exist"), "{err}");
+        let long = base.join("a/".repeat(2500));
+        let err = canonical_for_creation("--out", &long).unwrap_err();
+        assert!(err.to_string().contains("PATH_MAX"), "{err}");
+        let err = canonical_for_creation("--out", &base.join("n".repeat(300))).unwrap_err();
+        assert!(err.to_string().contains("255 bytes"), "{err}");
     }
 }

@@ -62,7 +62,31 @@ impl LoopDevice {
         Self::attach_with(image, true)
     }
 
+    /// Attaches the open file `backing` (read-write) — the file itself, whatever
+    /// its name `image` (for messages) points to by now: LOOP_CONFIGURE takes an fd.
+    pub fn attach_file(backing: &File, image: &Path) -> Result<LoopDevice, IsolateError> {
+        Self::attach_open(backing, image, false)
+    }
+
     fn attach_with(image: &Path, read_only: bool) -> Result<LoopDevice, IsolateError> {
+        let backing = OpenOptions::new()
+            .read(true)
+            .write(!read_only)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(image)
+            .map_err(|source| IsolateError::Loop {
+                image: image.to_path_buf(),
+                what: "opening the image",
+                source,
+            })?;
+        Self::attach_open(&backing, image, read_only)
+    }
+
+    fn attach_open(
+        backing: &File,
+        image: &Path,
+        read_only: bool,
+    ) -> Result<LoopDevice, IsolateError> {
         let loop_err = |what| {
             let image = image.to_path_buf();
             move |source| IsolateError::Loop {
@@ -71,12 +95,6 @@ impl LoopDevice {
                 source,
             }
         };
-        let backing = OpenOptions::new()
-            .read(true)
-            .write(!read_only)
-            .custom_flags(libc::O_CLOEXEC)
-            .open(image)
-            .map_err(loop_err("opening the image"))?;
         let control = File::open("/dev/loop-control").map_err(|e| {
             let who = if super::in_user_namespace() || !nix::unistd::geteuid().is_root() {
                 " (loop devices need real root)"
@@ -121,7 +139,7 @@ impl LoopDevice {
                 let flags = LO_FLAGS_AUTOCLEAR
                     | if direct_io { LO_FLAGS_DIRECT_IO } else { 0 }
                     | if read_only { LO_FLAGS_READ_ONLY } else { 0 };
-                match configure(&device, &backing, flags) {
+                match configure(&device, backing, flags) {
                     Ok(()) => {
                         return Ok(LoopDevice {
                             path,

@@ -12,6 +12,7 @@ pub mod mountinfo;
 mod mounts;
 mod namespace;
 mod private_tmpfs;
+mod safe_dir;
 mod scratch;
 mod shared;
 mod userns;
@@ -131,6 +132,14 @@ pub enum IsolateError {
     /// is read-only, is missing for `dir:`).
     #[error("{0}")]
     BadPath(String),
+    /// The run dir's name no longer leads to the dir we made: someone renamed or
+    /// replaced it while the run worked in it.
+    #[error(
+        "the run dir {} was replaced while the run worked in it (its name now leads elsewhere); \
+         stopped before writing through that name",
+        path.display()
+    )]
+    Replaced { path: PathBuf },
 }
 
 impl IsolateError {

@@ -1,14 +1,38 @@
 //! The scratch filesystem a run works in: made fresh for the run, mounted inside
-//! the private namespace under `<scratch dir>/run-<pid>-<n>/fs`, removed at the end.
+//! the private namespace under `<scratch dir>/run-<random>/fs`, removed at the end.
 //!
 //! Invariants: we only ever write below a scratch dir that is empty or carries our
-//! marker; ext4/xfs images are unlinked as soon as their loop device is attached
-//! (autoclear), so a SIGKILLed run leaves at most an empty `run-<pid>-<n>` dir, which
-//! the next run recognises by its dead pid and removes.
+//! marker, belongs to root (or the caller) and that no one else can write, below
+//! parents no one else can rename it in (sticky `/var/tmp` is fine); ext4/xfs
+//! images are unlinked as soon as their loop device is attached (autoclear), so a
+//! SIGKILLed run leaves at most an empty run dir.
+//!
+//! Run dirs are `run-<64 random bits>`, 0700, and `flock`ed by their run while it
+//! lives: two runs in different PID namespaces (two pods, both PID 1) sharing one
+//! hostPath scratch never pick the same name, and a run dir is stale — removed by
+//! the next run — only when its lock is free (its holder is gone, wherever it ran).
+//!
+//! Why no other user can make mkfs or the loop device touch anything of theirs
+//! choosing (the swap race of issue 23), by construction rather than by timing:
+//! - the root is walked from `/` with `O_NOFOLLOW` per component, each step
+//!   checked, and kept open as an fd; the run dir is `mkdirat` + opened from that
+//!   fd (openat2 `RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS`) and locked; nothing later
+//!   resolves a path string to reach it;
+//! - the image is `O_CREAT|O_EXCL|O_NOFOLLOW` relative to the run dir's fd: it is
+//!   a new regular file of ours or the call fails (a planted symlink gives EEXIST);
+//! - mkfs is given `/proc/self/fd/N` of that open file (inherited by mkfs alone),
+//!   which names the inode, not a path: renaming or replacing the run dir, or
+//!   anything in it, after we opened it changes nothing mkfs writes to;
+//! - the loop device is attached from the same fd (LOOP_CONFIGURE), and the fs is
+//!   mounted on `/proc/self/fd/M` of the `fs` dir we made.
+//! Swapping names around can therefore only make *our* later steps fail (exit
+//! non-zero), never redirect a write.
 
 use std::ffi::OsStr;
 use std::fmt;
 use std::fs;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::str::FromStr;
@@ -18,6 +42,7 @@ use nix::sys::statvfs::statvfs;
 
 use super::loopdev::LoopDevice;
 use super::mountinfo::MountInfo;
+use super::safe_dir::{self, fd_path};
 use super::{IsolateError, MountGuard};
 
 const MARKER: &str = ".overlaybench-scratch";
@@ -140,6 +165,10 @@ pub struct BackingInfo {
     pub mount_options: String,
     /// Whether statvfs counts only our data (false for `dir:`).
     pub accounting_exact: bool,
+    /// What keeps other local users away from the image content (setuid
+    /// files, device nodes) on this backing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protection: Option<String>,
 }
 
 /// `statvfs` figures of the scratch filesystem.
@@ -166,7 +195,11 @@ pub struct FsUsage {
 pub struct Scratch {
     request: ScratchRequest,
     run_dir: PathBuf,
+    /// The run dir, open and `flock`ed while we live (what makes it not stale).
+    run_fd: OwnedFd,
     work: PathBuf,
+    /// The `fs` dir we made, which every (re)mount targets by fd.
+    work_fd: OwnedFd,
     kind: BackingKind,
     loopdev: Option<LoopDevice>,
     guard: Option<MountGuard>,
@@ -197,7 +230,7 @@ pub fn abandon_live_scratches() {
     for run_dir in dirs {
         detach_mounts_under(&run_dir);
         let _ = fs::remove_dir(run_dir.join("fs"));
-        let _ = fs::remove_file(run_dir.join("backing.img"));
+        let _ = fs::remove_file(run_dir.join(IMAGE));
         let _ = fs::remove_dir(&run_dir);
     }
 }
@@ -242,19 +275,15 @@ fn existing_ancestor(p: &Path) -> PathBuf {
 /// has room for the filesystem and what will be written to it.
 pub fn preflight(req: &ScratchRequest) -> Result<(), IsolateError> {
     let root = root_of(req)?;
-    if root.exists() {
-        if !root.is_dir() {
-            return Err(IsolateError::BadPath(format!(
-                "--scratch {} is not a directory; name a directory (it is made if missing)",
-                root.display()
-            )));
-        }
-        if !root.join(MARKER).exists() {
-            let mut entries =
-                fs::read_dir(&root).map_err(IsolateError::io("reading scratch dir", &root))?;
-            if entries.next().is_some() {
-                return Err(IsolateError::ScratchNotOurs { path: root });
-            }
+    if root.exists() && !root.is_dir() {
+        return Err(IsolateError::BadPath(format!(
+            "--scratch {} is not a directory; name a directory (it is made if missing)",
+            root.display()
+        )));
+    }
+    if let Some(opened) = safe_dir::open_root(option_of(&req.kind), &root, false)? {
+        if !has_marker(opened.as_fd()) && !is_empty(opened.as_fd(), &root)? {
+            return Err(IsolateError::ScratchNotOurs { path: root });
         }
     }
     let anc = existing_ancestor(&root);
@@ -272,26 +301,30 @@ impl Scratch {
     /// Makes the scratch filesystem (after removing stale runs of ours under `root`).
     pub fn create(req: &ScratchRequest) -> Result<Scratch, IsolateError> {
         let root = root_of(req)?;
-        claim_root(&root)?;
-        remove_stale_runs(&root);
+        let root_fd = claim_root(option_of(&req.kind), &root)?;
+        remove_stale_runs(root_fd.as_fd(), &root);
         check_space(&root, &req.kind, req.planned_bytes, req.fs_size_bytes)?;
-        // pid (for stale detection) + a counter (several scratch fs in one process).
-        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let run_dir = root.join(format!("run-{}-{n}", std::process::id()));
-        if run_dir.exists() {
-            remove_tree(&run_dir)?;
-        }
-        fs::create_dir(&run_dir).map_err(IsolateError::io("creating", &run_dir))?;
+        let (name, run_fd) = make_run_dir(root_fd.as_fd(), &root)?;
+        let run_dir = root.join(&name);
         if let Ok(mut live) = LIVE.lock() {
             live.push(run_dir.clone());
         }
         let work = run_dir.join("fs");
-        fs::create_dir(&work).map_err(IsolateError::io("creating", &work))?;
+        // Until `scratch` exists, a failure must remove the run dir itself.
+        let work_fd = match safe_dir::make_dir_beneath(run_fd.as_fd(), OsStr::new("fs"), 0o700) {
+            Ok(fd) => fd,
+            Err(e) => {
+                let _ = remove_tree(&run_dir);
+                return Err(IsolateError::io("creating", &work)(e));
+            }
+        };
+        let protection = protection_of(&req.kind, &run_dir);
         let mut scratch = Scratch {
             request: req.clone(),
             run_dir,
+            run_fd,
             work,
+            work_fd,
             kind: req.kind.clone(),
             loopdev: None,
             guard: None,
@@ -305,6 +338,7 @@ impl Scratch {
                 inodes_total: 0,
                 mount_options: String::new(),
                 accounting_exact: !matches!(req.kind, BackingKind::Dir(_)),
+                protection: Some(protection),
             },
         };
         scratch.make(req)?;
@@ -314,9 +348,9 @@ impl Scratch {
 
     fn make(&mut self, req: &ScratchRequest) -> Result<(), IsolateError> {
         match &req.kind {
-            BackingKind::Dir(_) => {}
+            BackingKind::Dir(_) => self.bind_nosuid_nodev()?,
             BackingKind::Tmpfs => {
-                let mut data = format!("size={},mode=0755", req.fs_size_bytes);
+                let mut data = format!("size={},mode=0700", req.fs_size_bytes);
                 if let Some(n) = req.inodes {
                     data.push_str(&format!(",nr_inodes={n}"));
                 }
@@ -324,12 +358,15 @@ impl Scratch {
                 self.info.made_with = Some(format!("mount -t tmpfs -o {data}"));
             }
             BackingKind::Ext4 | BackingKind::Xfs | BackingKind::Btrfs => {
-                let image = self.run_dir.join("backing.img");
-                let file =
-                    fs::File::create(&image).map_err(IsolateError::io("creating", &image))?;
+                let image = self.run_dir.join(IMAGE);
+                // New and ours, or an error (O_CREAT|O_EXCL|O_NOFOLLOW below our fd).
+                let file = safe_dir::create_new_file(self.run_fd.as_fd(), OsStr::new(IMAGE))
+                    .map_err(IsolateError::io("creating", &image))?;
                 file.set_len(req.fs_size_bytes)
                     .map_err(IsolateError::io("sizing", &image))?;
-                drop(file);
+                // Where the swap race of issue 23 struck: a name swapped from here
+                // on changes nothing below, which acts on `file` itself.
+                crate::fault::hit("scratch-image-made");
                 let (program, args, hint) = if req.kind == BackingKind::Ext4 {
                     let mut args = vec![
                         "-q".to_string(),
@@ -363,11 +400,13 @@ impl Scratch {
                     let args = vec!["-q".to_string(), "-f".into()];
                     ("mkfs.btrfs", args, "apt-get install btrfs-progs")
                 };
-                run_mkfs(program, &args, &image, hint)?;
+                run_mkfs(program, &args, &file, hint)?;
                 self.info.made_with = Some(format!("{program} {} <sparse image>", args.join(" ")));
-                let dev = LoopDevice::attach(&image)?;
+                let dev = LoopDevice::attach_file(&file, &image)?;
+                drop(file);
                 // The loop holds the file open; unlinking now means no image can outlive us.
-                fs::remove_file(&image).map_err(IsolateError::io("removing", &image))?;
+                safe_dir::unlink_beneath(self.run_fd.as_fd(), OsStr::new(IMAGE))
+                    .map_err(IsolateError::io("removing", &image))?;
                 self.info.device = Some(dev.path().display().to_string());
                 self.info.loop_direct_io = Some(dev.direct_io());
                 let fstype = match req.kind {
@@ -390,11 +429,14 @@ impl Scratch {
         data: &str,
     ) -> Result<(), IsolateError> {
         let data = (!data.is_empty()).then_some(data);
+        // On the `fs` dir we made, by fd: nothing re-resolves the run dir's path.
+        // nosuid,nodev: an image's setuid files and device nodes stay inert
+        // (overlay whiteouts are char 0/0 inodes: made and recognised, never opened).
         mount(
             Some(source.as_ref()),
-            &self.work,
+            &fd_path(&self.work_fd),
             Some(fstype),
-            MsFlags::empty(),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
             data,
         )
         .map_err(|e| IsolateError::Mount {
@@ -403,13 +445,47 @@ impl Scratch {
             source: e.into(),
         })?;
         self.guard = Some(MountGuard::new(self.work.clone()));
-        Ok(())
+        self.check_still_ours()
+    }
+
+    /// Everything after the mount reaches the scratch fs by the run dir's name:
+    /// that name must still lead to the dir we made and hold open.
+    fn check_still_ours(&self) -> Result<(), IsolateError> {
+        match safe_dir::same_dir(self.run_fd.as_fd(), &self.run_dir) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(IsolateError::Replaced {
+                path: self.run_dir.clone(),
+            }),
+            Err(e) => Err(IsolateError::io("checking", &self.run_dir)(e)),
+        }
+    }
+
+    /// A `dir:` backing is bind-mounted onto itself `nosuid,nodev` inside our
+    /// private namespace: what the image holds cannot act there either.
+    fn bind_nosuid_nodev(&mut self) -> Result<(), IsolateError> {
+        let at = fd_path(&self.work_fd);
+        let err = |e: nix::Error| IsolateError::Mount {
+            fstype: "bind".into(),
+            target: self.work.clone(),
+            source: e.into(),
+        };
+        mount(Some(&at), &at, None::<&str>, MsFlags::MS_BIND, None::<&str>).map_err(err)?;
+        self.guard = Some(MountGuard::new(self.work.clone()));
+        mount(
+            None::<&str>,
+            &self.work,
+            None::<&str>,
+            MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            None::<&str>,
+        )
+        .map_err(err)?;
+        self.check_still_ours()
     }
 
     fn refresh_info(&mut self) -> Result<(), IsolateError> {
         let info =
             MountInfo::current().map_err(IsolateError::io("reading", "/proc/self/mountinfo"))?;
-        if self.guard.is_some() {
+        if self.guard.is_some() || matches!(self.kind, BackingKind::Dir(_)) {
             if let Some(e) = info.at(&self.work) {
                 self.info.fstype = e.fstype.clone();
                 self.info.mount_options = format!("{},{}", e.mount_options, e.super_options);
@@ -535,57 +611,135 @@ fn remove_tree(dir: &Path) -> Result<(), IsolateError> {
     fs::remove_dir_all(dir).map_err(IsolateError::io("removing", dir))
 }
 
-fn claim_root(root: &Path) -> Result<(), IsolateError> {
-    if !root.exists() {
-        fs::create_dir_all(root).map_err(|e| {
-            IsolateError::BadPath(format!("creating scratch dir {}: {e}", root.display()))
-        })?;
-    } else if !root.is_dir() {
+/// The image file's name in a run dir (unlinked once its loop is attached).
+const IMAGE: &str = "backing.img";
+
+/// The flag a request's root came from, for messages.
+fn option_of(kind: &BackingKind) -> &'static str {
+    match kind {
+        BackingKind::Dir(_) => "--backing dir:",
+        _ => "--scratch",
+    }
+}
+
+/// What keeps other users from the image content, for the report.
+fn protection_of(kind: &BackingKind, run_dir: &Path) -> String {
+    let uid = nix::unistd::geteuid();
+    let mounted = match kind {
+        BackingKind::Dir(_) => {
+            "the directory is bind-mounted nosuid,nodev inside the run's private mount namespace"
+        }
+        _ => "the filesystem is mounted nosuid,nodev inside the run's private mount namespace",
+    };
+    format!(
+        "run dir {} is mode 0700, owned by uid {uid} and locked while the run lives, in a scratch root \
+         no other user can write; {mounted}",
+        run_dir.display()
+    )
+}
+
+fn has_marker(root: BorrowedFd<'_>) -> bool {
+    safe_dir::is_regular_file(root, OsStr::new(MARKER))
+}
+
+fn is_empty(dir: BorrowedFd<'_>, path: &Path) -> Result<bool, IsolateError> {
+    Ok(safe_dir::names_in(dir)
+        .map_err(IsolateError::io("reading scratch dir", path))?
+        .is_empty())
+}
+
+/// Opens (making it 0700 if missing) and checks the scratch root, and marks it
+/// ours when it is empty; returns its fd.
+fn claim_root(option: &str, root: &Path) -> Result<OwnedFd, IsolateError> {
+    if root.exists() && !root.is_dir() {
         return Err(IsolateError::BadPath(format!(
-            "--scratch {} is not a directory; name a directory (it is made if missing)",
+            "{option} {} is not a directory; name a directory (it is made if missing)",
             root.display()
         )));
     }
-    let marker = root.join(MARKER);
-    if marker.exists() {
-        return Ok(());
+    let fd = safe_dir::open_root(option, root, true)?.ok_or_else(|| {
+        IsolateError::BadPath(format!(
+            "{option} {}: vanished while being made",
+            root.display()
+        ))
+    })?;
+    if has_marker(fd.as_fd()) {
+        return Ok(fd);
     }
-    let mut entries = fs::read_dir(root).map_err(IsolateError::io("reading scratch dir", root))?;
-    if entries.next().is_some() {
+    if !is_empty(fd.as_fd(), root)? {
         return Err(IsolateError::ScratchNotOurs {
             path: root.to_path_buf(),
         });
     }
-    fs::write(
-        &marker,
-        "made by overlaybench; run-<pid> dirs below are removed when their process is gone\n",
+    let mut marker = match safe_dir::create_new_file(fd.as_fd(), OsStr::new(MARKER)) {
+        Ok(f) => f,
+        // Another run marked it meanwhile.
+        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => return Ok(fd),
+        Err(e) => return Err(IsolateError::io("writing marker in", root)(e)),
+    };
+    std::io::Write::write_all(
+        &mut marker,
+        b"made by overlaybench; run-* dirs below are removed once no run holds their lock\n",
     )
-    .map_err(IsolateError::io("writing marker in", root))
+    .map_err(IsolateError::io("writing marker in", root))?;
+    Ok(fd)
 }
 
-/// Removes `run-<pid>` dirs whose process is gone (a SIGKILLed run's leftovers).
-fn remove_stale_runs(root: &Path) {
-    let Ok(entries) = fs::read_dir(root) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix("run-"))
-            .and_then(|p| p.split('-').next())
-            .and_then(|p| p.parse::<i32>().ok())
-        else {
+/// Makes a fresh run dir `run-<random>` (0700) below the root's fd and locks
+/// it; returns its name and fd (the lock lives as long as the fd).
+fn make_run_dir(root: BorrowedFd<'_>, root_path: &Path) -> Result<(String, OwnedFd), IsolateError> {
+    for _ in 0..16 {
+        let name = format!("run-{:016x}", rand::random::<u64>());
+        let fd = match safe_dir::make_dir_beneath(root, OsStr::new(&name), 0o700) {
+            Ok(fd) => fd,
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => continue,
+            Err(e) => return Err(IsolateError::io("creating", root_path.join(&name))(e)),
+        };
+        // Between mkdir and flock another run's stale sweep may take the free lock
+        // and remove the dir: then our lock is on a dead inode, so try a new name.
+        let locked =
+            safe_dir::try_lock(&fd).map_err(IsolateError::io("locking", root_path.join(&name)))?;
+        let linked = safe_dir::still_linked(&fd)
+            .map_err(IsolateError::io("checking", root_path.join(&name)))?;
+        if locked && linked {
+            return Ok((name, fd));
+        }
+    }
+    Err(IsolateError::io("creating a run dir in", root_path)(
+        std::io::Error::from_raw_os_error(libc::EEXIST),
+    ))
+}
+
+/// Removes the run dirs no live run holds the lock of (a SIGKILLed run's
+/// leftovers), whichever PID namespace it ran in. A run dir named the old way
+/// (`run-<pid>-<n>`, made before runs locked theirs) also needs its pid gone.
+fn remove_stale_runs(root: BorrowedFd<'_>, root_path: &Path) {
+    for name in safe_dir::names_in(root).unwrap_or_default() {
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix("run-")) else {
             continue;
         };
-        let own = pid == std::process::id() as i32;
-        let gone = matches!(
-            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
-            Err(nix::errno::Errno::ESRCH)
-        );
-        if !own && gone {
-            let _ = remove_tree(&entry.path());
+        // Only a real directory of ours (a symlink there is refused, not followed).
+        let Ok(fd) = safe_dir::open_dir_beneath(root, &name) else {
+            continue;
+        };
+        if !safe_dir::try_lock(&fd).unwrap_or(false) {
+            continue;
         }
+        let legacy_pid = rest
+            .split_once('-')
+            .filter(|(_, n)| n.parse::<u64>().is_ok())
+            .and_then(|(p, _)| p.parse::<i32>().ok());
+        if let Some(pid) = legacy_pid {
+            let gone = matches!(
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+                Err(nix::errno::Errno::ESRCH)
+            );
+            if pid == std::process::id() as i32 || !gone {
+                continue;
+            }
+        }
+        // Removed while we hold its lock: no run can be starting in it.
+        let _ = remove_tree(&root_path.join(&name));
     }
 }
 
@@ -631,12 +785,28 @@ fn mem_available_bytes() -> Option<u64> {
 /// mkfs writes its inode tables eagerly (lazy_itable_init=0): generous, but bounded.
 const MKFS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(900);
 
-fn run_mkfs(program: &str, args: &[String], image: &Path, hint: &str) -> Result<(), IsolateError> {
-    let out = super::run_command(
-        Command::new(program).args(args).arg(image),
-        MKFS_TIMEOUT,
-        hint,
-    )?;
+/// Runs mkfs on the open file `image`, named to it as `/proc/self/fd/N`: the
+/// inode we created, whatever its name points to by now.
+fn run_mkfs(
+    program: &str,
+    args: &[String],
+    image: &fs::File,
+    hint: &str,
+) -> Result<(), IsolateError> {
+    let fd = image.as_raw_fd();
+    let mut cmd = Command::new(program);
+    cmd.args(args).arg(fd_path(image));
+    // SAFETY: fcntl is async-signal-safe; it clears close-on-exec on the image
+    // fd in the child only, so mkfs alone inherits it.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::fcntl(fd, libc::F_SETFD, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = super::run_command(&mut cmd, MKFS_TIMEOUT, hint)?;
     if !out.status.success() {
         return Err(IsolateError::Command {
             command: format!("{program} {}", args.join(" ")),
@@ -670,13 +840,14 @@ mod tests {
     fn refuses_a_foreign_non_empty_root() {
         let dir = tempfile::tempdir().expect("tempdir");
         fs::write(dir.path().join("precious"), "x").expect("write");
+        let canon = |p: &Path| fs::canonicalize(p).expect("canon");
         assert!(matches!(
-            claim_root(dir.path()),
+            claim_root("--scratch", &canon(dir.path())),
             Err(IsolateError::ScratchNotOurs { .. })
         ));
         assert!(dir.path().join("precious").exists());
         let empty = tempfile::tempdir().expect("tempdir");
-        claim_root(empty.path()).expect("empty dir is claimed");
-        claim_root(empty.path()).expect("our dir is ours again");
+        claim_root("--scratch", &canon(empty.path())).expect("empty dir is claimed");
+        claim_root("--scratch", &canon(empty.path())).expect("our dir is ours again");
     }
 }

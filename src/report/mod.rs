@@ -60,6 +60,17 @@ pub enum ReportError {
     Render { what: String, detail: String },
     #[error(transparent)]
     Input(#[from] crate::input::ReadError),
+    /// A report folder could not be written; what was in it is removed, so
+    /// nothing there claims to be a report (whole or running).
+    #[error(
+        "could not write the report in {}: {source}; its files were removed, so no report there \
+         claims to be whole — free space or name another --out",
+        dir.display()
+    )]
+    Unwritten {
+        dir: PathBuf,
+        source: Box<ReportError>,
+    },
 }
 
 impl ReportError {

@@ -45,7 +45,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
     written
 }
 
-/// Writes `report.json` plus every file `sections` render into `dir`; returns the paths written.
+/// Writes `report.json` plus every file `sections` render into `dir`; returns
+/// the paths written. When any write fails (the disk is full, the folder went
+/// read-only) the report files already in `dir` are removed — unlinking needs
+/// no space — so a `report.json` saying `running` cannot stay behind as if the
+/// run were still going or whole; the error says so.
 pub fn write_report_dir(
     dir: &Path,
     report: &Report,
@@ -53,6 +57,20 @@ pub fn write_report_dir(
 ) -> Result<Vec<PathBuf>, ReportError> {
     let mut active = WRITING.lock().unwrap_or_else(|p| p.into_inner());
     *active = Some(dir.to_path_buf());
+    write_all_files(dir, report, sections).map_err(|e| {
+        discard_report_files(dir);
+        ReportError::Unwritten {
+            dir: dir.to_path_buf(),
+            source: Box::new(e),
+        }
+    })
+}
+
+fn write_all_files(
+    dir: &Path,
+    report: &Report,
+    sections: &[&'static (dyn Section + Sync)],
+) -> Result<Vec<PathBuf>, ReportError> {
     fs::create_dir_all(dir).map_err(|source| ReportError::Io {
         what: "creating report dir",
         path: dir.to_path_buf(),
@@ -70,6 +88,21 @@ pub fn write_report_dir(
         written.push(path);
     }
     Ok(written)
+}
+
+/// Removes the files a report writes (and temp files) from `dir`, then `dir`
+/// itself if that left it empty. Best effort: this runs after a write failed.
+fn discard_report_files(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if ours(&name) && e.file_type().is_ok_and(|t| t.is_file()) {
+            let _ = fs::remove_file(e.path());
+        }
+    }
+    let _ = fs::remove_dir(dir);
 }
 
 /// For a second signal: marks the report this process is writing `interrupted`
@@ -182,11 +215,38 @@ fn ours(name: &str) -> bool {
         || (name.starts_with('.') && name.contains(".tmp-"))
 }
 
+/// Kernel pseudo-filesystems (statfs magic, name): their files are kernel
+/// interfaces, and writing a report "there" either fails part-way or pokes
+/// the kernel.
+const PSEUDO_FS: &[(i64, &str)] = &[
+    (0x9fa0, "proc"),
+    (0x6265_6572, "sysfs"),
+    (0x0027_e0eb, "cgroup"),
+    (0x6367_7270, "cgroup2"),
+    (0x6462_6720, "debugfs"),
+    (0x7472_6163, "tracefs"),
+    (0x7363_6673, "securityfs"),
+    (0x1cd1, "devpts"),
+    (0xcafe_4a11, "bpf"),
+    (0x6265_6570, "configfs"),
+    (0x6165_676c, "pstore"),
+    (0xde5e_81e4, "efivarfs"),
+];
+
 fn writable_ancestor(p: &Path) -> Result<(), String> {
     let mut a = p.to_path_buf();
     while !a.exists() {
         if !a.pop() {
             break;
+        }
+    }
+    if let Ok(st) = nix::sys::statfs::statfs(&a) {
+        let kind = st.filesystem_type().0 as i64;
+        if let Some((_, name)) = PSEUDO_FS.iter().find(|(m, _)| *m == kind) {
+            return Err(format!(
+                "{} is on {name}, a kernel pseudo-filesystem, not storage; name a directory on a disk",
+                a.display()
+            ));
         }
     }
     nix::unistd::access(&a, nix::unistd::AccessFlags::W_OK).map_err(|e| {

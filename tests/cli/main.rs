@@ -23,6 +23,7 @@ mod plan;
 mod realimage;
 mod report;
 mod run;
+mod scratch;
 mod sources;
 mod storm;
 mod workloads;
@@ -115,6 +116,7 @@ fn main() {
         images::tests(),
         fleet::tests(),
         sources::tests(),
+        scratch::tests(),
     ]
     .into_iter()
     .flatten()
