@@ -87,8 +87,9 @@ pub struct RunRequest {
     pub suite: Suite,
     /// Workload names, in run order.
     pub workloads: Vec<String>,
-    /// Layout names, in interleaving order; empty: every registered layout
-    /// this host can run (the others are skipped with a note).
+    /// Layout names, in interleaving order; empty: `layout::DEFAULT_LAYOUTS`
+    /// (Docker's two drivers and the baseline), each skipped with a note where
+    /// this host cannot run it.
     pub layouts: Vec<String>,
     /// Backings as spelled (`ext4`, `dir:/x`).
     pub backings: Vec<String>,

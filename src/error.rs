@@ -1,4 +1,4 @@
-//! How a failure maps to the CLI's exit codes (see DESIGN.md "CLI contract").
+//! How a failure maps to the CLI's exit codes (the README's "CLI" section lists them).
 //!
 //! Each library error type says which class it is (`class()`); the binary walks
 //! the error chain at its edge and picks the exit code. Nothing here knows the

@@ -103,8 +103,7 @@ pub fn claims(
     interrupted: &AtomicBool,
     progress: &mut dyn FnMut(&ClaimEntry),
 ) -> Result<ClaimsOutcome, AppError> {
-    let filesystems = std::fs::read_to_string("/proc/filesystems").unwrap_or_default();
-    if !claims::overlay_available(&filesystems) {
+    if !claims::overlay_available(crate::host::kernel_filesystems()) {
         return Err(ClaimError::Unsupported(
             "this kernel has no overlay filesystem (not in /proc/filesystems, fsopen refuses it); load the overlay \
              module (modprobe overlay) or use a kernel built with CONFIG_OVERLAY_FS"

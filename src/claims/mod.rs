@@ -410,15 +410,13 @@ pub struct ClaimsReport {
     pub claims: ClaimsRun,
 }
 
-/// Whether the kernel has overlayfs (loaded, or loadable on first use).
+/// Whether the kernel has overlayfs: listed in `/proc/filesystems` (loaded),
+/// or loadable on first use (fsopen loads the module).
 pub fn overlay_available(proc_filesystems: &str) -> bool {
-    let listed = |t: &str| {
-        t.lines()
-            .any(|l| l.split_whitespace().last() == Some("overlay"))
-    };
-    listed(proc_filesystems)
+    proc_filesystems
+        .lines()
+        .any(|l| l.split_whitespace().last() == Some("overlay"))
         || rustix::mount::fsopen("overlay", rustix::mount::FsOpenFlags::FSOPEN_CLOEXEC).is_ok()
-        || std::fs::read_to_string("/proc/filesystems").is_ok_and(|t| listed(&t))
 }
 
 fn fresh_dir(dir: &Path) -> Result<(), ClaimError> {

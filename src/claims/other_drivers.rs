@@ -73,7 +73,7 @@ fn host_evidence() -> Vec<String> {
     let modules =
         fs::read_to_string(Path::new("/lib/modules").join(&release).join("modules.dep")).ok();
     let mut out = vec![
-        aufs_evidence(&read("/proc/filesystems"), modules.as_deref()),
+        aufs_evidence(crate::host::kernel_filesystems(), modules.as_deref()),
         devicemapper_evidence(&read("/proc/misc")),
     ];
     out.push(match dockerd_version() {

@@ -165,7 +165,11 @@ fn is_zero(n: &usize) -> bool {
 /// Kernel facts that need no mounting, from a root (normally `/`).
 pub fn kernel_facts(root: &Path) -> KernelReport {
     let read = |p: &str| std::fs::read_to_string(root.join(p)).unwrap_or_default();
-    let filesystems = read("proc/filesystems");
+    let filesystems = if root == Path::new("/") {
+        crate::host::kernel_filesystems().to_string()
+    } else {
+        read("proc/filesystems")
+    };
     let available = filesystems
         .lines()
         .any(|l| l.split_whitespace().last() == Some(OVERLAY_FSTYPE));
@@ -305,7 +309,7 @@ pub fn failing_checks(d: &DoctorReport) -> Vec<String> {
 /// every read of the host's files (the tmpfs hides the directory it covers from
 /// this process).
 pub fn probe_kernel(k: &mut KernelReport, privilege: Privilege, path: &Path) {
-    let filesystems = std::fs::read_to_string("/proc/filesystems").unwrap_or_default();
+    let filesystems = crate::host::kernel_filesystems();
     let mut stack_probes = Vec::new();
     if privilege == Privilege::Root {
         let shown = format!("{} ({})", path.display(), fstype_of(path));

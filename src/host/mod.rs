@@ -9,6 +9,14 @@ use crate::isolate::{BackingInfo, MountApi, Privilege};
 
 pub mod conditions;
 
+/// `/proc/filesystems`' text, read once per process: every judgement of what
+/// this kernel can mount (run, claims, doctor's facts and probes) sees the same
+/// list. Unreadable, it is empty: then no filesystem is taken as present.
+pub fn kernel_filesystems() -> &'static str {
+    static TEXT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TEXT.get_or_init(|| fs::read_to_string("/proc/filesystems").unwrap_or_default())
+}
+
 /// The host and how the run used it.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -338,7 +338,7 @@ pub fn inventories(
         store.join(OVERLAY2.name),
         store.join(LEGACY_OVERLAY.name),
     ] {
-        if let Some(f) = overlay2::read(store, &dir)? {
+        if let Some(f) = overlay2::read(&dir)? {
             add(f, &mut found);
         }
     }

@@ -15,10 +15,8 @@ use super::walk::walk;
 use super::{is_dir_no_follow, Found, LayerUsage, Mounts};
 use crate::layout::stores::{LEGACY_OVERLAY, OVERLAY2};
 
-/// Reads `dir` if it is an overlay2 or legacy overlay driver dir (`store` is what
-/// the user named, for engine records next to it); `None` otherwise.
-pub(crate) fn read(store: &Path, dir: &Path) -> std::io::Result<Option<Found>> {
-    let _ = store;
+/// Reads `dir` if it is an overlay2 or legacy overlay driver dir; `None` otherwise.
+pub(crate) fn read(dir: &Path) -> std::io::Result<Option<Found>> {
     let Ok(entries) = fs::read_dir(dir) else {
         return Ok(None);
     };
