@@ -337,7 +337,7 @@ pub fn probe_kernel(k: &mut KernelReport, privilege: Privilege, path: &Path) {
                 k.features.extend(stack_mounts::probe_layouts(
                     &stacks_dir,
                     privilege,
-                    &filesystems,
+                    filesystems,
                     false,
                 ));
                 k.features.push(stacks::idmap_tmpfs(tmpfs.path()));
@@ -346,7 +346,7 @@ pub fn probe_kernel(k: &mut KernelReport, privilege: Privilege, path: &Path) {
                 k.features.extend(stack_mounts::probe_layouts(
                     &stacks_dir,
                     privilege,
-                    &filesystems,
+                    filesystems,
                     true,
                 ));
                 k.features.extend(stack_probes);

@@ -13,18 +13,22 @@
 //! the next run — only when its lock is free (its holder is gone, wherever it ran).
 //!
 //! Why no other user can make mkfs or the loop device touch anything of theirs
-//! choosing (the swap race of issue 23), by construction rather than by timing:
+//! choosing (a watcher swapping a new run dir for one whose `backing.img` is a
+//! symlink), by construction rather than by timing:
 //! - the root is walked from `/` with `O_NOFOLLOW` per component, each step
-//!   checked, and kept open as an fd; the run dir is `mkdirat` + opened from that
-//!   fd (openat2 `RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS`) and locked; nothing later
-//!   resolves a path string to reach it;
+//!   checked (no other user owns or can write the root, nor rename it away), and
+//!   kept open as an fd; the run dir is `mkdirat` + opened from that fd (openat2
+//!   `RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS`) and locked;
 //! - the image is `O_CREAT|O_EXCL|O_NOFOLLOW` relative to the run dir's fd: it is
 //!   a new regular file of ours or the call fails (a planted symlink gives EEXIST);
 //! - mkfs is given `/proc/self/fd/N` of that open file (inherited by mkfs alone),
 //!   which names the inode, not a path: renaming or replacing the run dir, or
 //!   anything in it, after we opened it changes nothing mkfs writes to;
 //! - the loop device is attached from the same fd (LOOP_CONFIGURE), and the fs is
-//!   mounted on `/proc/self/fd/M` of the `fs` dir we made.
+//!   mounted on `/proc/self/fd/M` of the `fs` dir we made; after that the run
+//!   reaches the fs by the run dir's name, so the name is checked to lead to the
+//!   dir we hold (else the run stops).
+//!
 //! Swapping names around can therefore only make *our* later steps fail (exit
 //! non-zero), never redirect a write.
 

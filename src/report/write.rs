@@ -241,7 +241,7 @@ fn writable_ancestor(p: &Path) -> Result<(), String> {
         }
     }
     if let Ok(st) = nix::sys::statfs::statfs(&a) {
-        let kind = st.filesystem_type().0 as i64;
+        let kind = st.filesystem_type().0;
         if let Some((_, name)) = PSEUDO_FS.iter().find(|(m, _)| *m == kind) {
             return Err(format!(
                 "{} is on {name}, a kernel pseudo-filesystem, not storage; name a directory on a disk",
