@@ -211,7 +211,10 @@ pub(crate) enum StreamFault {
     Long { what: &'static str, want: u64 },
     /// A stop was asked for (a signal): every blocking read of a layer checks
     /// it, so a stream is never read on for more than one buffer after it.
-    #[error("reading stopped: {} asked the run to stop", crate::stop::signal_name(crate::stop::signal()))]
+    #[error(
+        "reading stopped: {} asked the run to stop",
+        crate::stop::signal_name(crate::stop::signal())
+    )]
     Stopped,
 }
 

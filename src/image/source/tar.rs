@@ -73,6 +73,10 @@ pub(crate) fn stream_error(layer: &str, entry: Option<&Path>, e: io::Error) -> S
         return f.to_source();
     }
     match StreamFault::find(&e) {
+        // A signal, not the layer: the run ends as interrupted (128 + signal).
+        Some(StreamFault::Stopped) => SourceError::Interrupted {
+            url: format!("layer {layer}"),
+        },
         Some(StreamFault::Mismatch {
             what,
             expected,
@@ -248,6 +252,57 @@ impl<R: Read> Read for Content<'_, R> {
     }
 }
 
+/// An entry's name for messages: whole up to `SHOWN_NAME_BYTES`, else its
+/// start and end with the length (a PAX name may be a megabyte long).
+fn shown(name: &[u8]) -> String {
+    if name.len() <= SHOWN_NAME_BYTES {
+        return String::from_utf8_lossy(name).into_owned();
+    }
+    format!(
+        "{}…{} ({} bytes)",
+        String::from_utf8_lossy(&name[..SHOWN_NAME_BYTES / 2]),
+        String::from_utf8_lossy(&name[name.len() - 64..]),
+        name.len()
+    )
+}
+
+const SHOWN_NAME_BYTES: usize = 512;
+
+/// The non-directory paths of the layer so far (the only valid hard-link
+/// targets), kept as keyed 128-bit hashes: memory per entry independent of
+/// its path's length, and no collision a layer can aim at (the keys are
+/// random per layer read).
+#[derive(Default)]
+struct Linkable {
+    keys: (
+        std::collections::hash_map::RandomState,
+        std::collections::hash_map::RandomState,
+    ),
+    set: HashSet<u128>,
+}
+
+impl Linkable {
+    fn key(&self, p: &Path) -> u128 {
+        use std::hash::BuildHasher;
+        let b = p.as_os_str().as_bytes();
+        (u128::from(self.keys.0.hash_one(b)) << 64) | u128::from(self.keys.1.hash_one(b))
+    }
+
+    fn insert(&mut self, p: &Path) {
+        let k = self.key(p);
+        self.set.insert(k);
+    }
+
+    fn remove(&mut self, p: &Path) {
+        let k = self.key(p);
+        self.set.remove(&k);
+    }
+
+    fn contains(&self, p: &Path) -> bool {
+        self.set.contains(&self.key(p))
+    }
+}
+
 /// Counts the (uncompressed) tar bytes read, for the path budget when the
 /// stream does not know its stored size.
 struct Counted<'a, R> {
@@ -325,14 +380,14 @@ pub(crate) fn visit<R: Read + StoredBytes>(
     let hostile = |entry: &[u8], reason: &str| {
         ImageError::Source(SourceError::Hostile {
             layer: layer.to_string(),
-            entry: String::from_utf8_lossy(entry).into_owned(),
+            entry: shown(entry),
             reason: reason.to_string(),
         })
     };
     let corrupt = |entry: Option<&[u8]>, reason: String| {
         ImageError::Source(SourceError::Corrupt {
             layer: layer.to_string(),
-            entry: entry.map(|e| String::from_utf8_lossy(e).into_owned()),
+            entry: entry.map(shown),
             reason,
         })
     };
@@ -341,7 +396,7 @@ pub(crate) fn visit<R: Read + StoredBytes>(
     let mut pending = Pending::default();
     let mut budget = PathBudget::default();
     // Non-directory entries seen so far: the only valid hard-link targets.
-    let mut linkable: HashSet<PathBuf> = HashSet::new();
+    let mut linkable = Linkable::default();
     loop {
         let more = read_block(r, &mut block).map_err(|e| stream_error(layer, None, e))?;
         if !more {
@@ -443,13 +498,8 @@ pub(crate) fn visit<R: Read + StoredBytes>(
                 e
             }
             Ok(None) => {
-                skip(r, size + padding(size), &mut skip_buf).map_err(|e| {
-                    stream_error(
-                        layer,
-                        Some(Path::new(&*String::from_utf8_lossy(&raw_name))),
-                        e,
-                    )
-                })?;
+                skip(r, size + padding(size), &mut skip_buf)
+                    .map_err(|e| stream_error(layer, Some(Path::new(&shown(&raw_name))), e))?;
                 continue;
             }
             Err(Refusal::Hostile(reason)) => return Err(hostile(&raw_name, &reason)),
@@ -510,8 +560,9 @@ fn drain_trailing<R: Read>(layer: &str, r: &mut R, buf: &mut [u8]) -> Result<(),
                 layer: layer.to_string(),
                 entry: None,
                 reason: format!(
-                    "more than {MAX_TRAILING_BYTES} bytes follow the tar's end marker; a layer ends there \
-                     (at most a record of zero padding follows), so the rest is not decompressed"
+                    "{trailing} bytes were read past the tar's end marker and more follow (at most \
+                     {MAX_TRAILING_BYTES} may: a layer ends there, with at most a record of zero padding); \
+                     the rest is not decompressed"
                 ),
             }));
         }
@@ -578,9 +629,7 @@ fn check_xattr(name: &[u8], value: &[u8]) -> Result<(), String> {
     }
     if name.starts_with(b"system.posix_acl_") {
         // posix_acl_xattr_header (version 2) then 8-byte entries.
-        let ok = value.len() >= 4
-            && (value.len() - 4) % 8 == 0
-            && value[..4] == 2u32.to_le_bytes();
+        let ok = value.len() >= 4 && (value.len() - 4) % 8 == 0 && value[..4] == 2u32.to_le_bytes();
         if !ok {
             return Err(format!(
                 "xattr {shown:?} is not a POSIX ACL (version 2 header then 8-byte entries; {} bytes)",
@@ -635,7 +684,7 @@ fn deliver_entry(
     mtime: Option<i64>,
     xattrs: Vec<(OsString, Vec<u8>)>,
     sparse: bool,
-    linkable: &mut HashSet<PathBuf>,
+    linkable: &mut Linkable,
 ) -> Result<Option<Entry>, Refusal> {
     let h = |r: &str| Refusal::Hostile(r.to_string());
     let path = match clean_name(raw_name).map_err(h)? {
@@ -650,7 +699,8 @@ fn deliver_entry(
     }
     if sparse || typeflag == b'S' {
         return Err(Refusal::Hostile(
-            "a GNU sparse file (OCI layers hold plain files; no engine writes sparse entries)".into(),
+            "a GNU sparse file (OCI layers hold plain files; no engine writes sparse entries)"
+                .into(),
         ));
     }
     let old = header.as_old();
@@ -798,7 +848,7 @@ fn deliver_entry(
     if matches!(kind, EntryKind::Dir) {
         linkable.remove(&path);
     } else {
-        linkable.insert(path.clone());
+        linkable.insert(&path);
     }
     let mut e = base(kind, path);
     e.xattrs = xattrs;
@@ -914,5 +964,213 @@ mod tests {
             err.contains("\"f\"") && err.contains("sha256:test"),
             "{err}"
         );
+    }
+
+    /// One entry (its PAX records first, when any), without the end marker.
+    fn raw_entry(
+        pax: &[(&str, &[u8])],
+        name: &[u8],
+        kind: u8,
+        data: &[u8],
+        dev: (u32, u32),
+    ) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut block = |h: &mut ::tar::Header, data: &[u8]| {
+            h.set_cksum();
+            out.extend_from_slice(h.as_bytes());
+            out.extend_from_slice(data);
+            out.resize(out.len() + padding(data.len() as u64) as usize, 0);
+        };
+        if !pax.is_empty() {
+            let mut recs = Vec::new();
+            for (k, v) in pax {
+                let body = 1 + k.len() + 1 + v.len() + 1;
+                let mut len = body + 1;
+                while len != body + len.to_string().len() {
+                    len = body + len.to_string().len();
+                }
+                recs.extend_from_slice(format!("{len} {k}=").as_bytes());
+                recs.extend_from_slice(v);
+                recs.push(b'\n');
+            }
+            let mut x = ::tar::Header::new_ustar();
+            x.set_entry_type(::tar::EntryType::XHeader);
+            x.as_old_mut().name[..3].copy_from_slice(b"pax");
+            x.set_size(recs.len() as u64);
+            x.set_mode(0o644);
+            block(&mut x, &recs);
+        }
+        let mut h = ::tar::Header::new_ustar();
+        h.set_entry_type(::tar::EntryType::new(kind));
+        h.set_mode(0o644);
+        h.set_size(data.len() as u64);
+        let n = name.len().min(100);
+        h.as_old_mut().name[..n].copy_from_slice(&name[..n]);
+        h.set_device_major(dev.0).unwrap();
+        h.set_device_minor(dev.1).unwrap();
+        block(&mut h, data);
+        out
+    }
+
+    fn ended(mut t: Vec<u8>) -> Vec<u8> {
+        t.extend_from_slice(&[0u8; 1024]);
+        t
+    }
+
+    fn refused(t: &[u8], words: &[&str]) {
+        let e = entries(t).expect_err("refused");
+        let msg = e.to_string();
+        assert_eq!(e.class(), crate::error::ErrorClass::Usage, "{msg}");
+        for w in words {
+            assert!(msg.contains(w), "{w:?} not in {msg}");
+        }
+    }
+
+    #[test]
+    fn names_up_to_name_max_pass_and_longer_ones_are_refused_naming_them() {
+        let n255 = "n".repeat(255);
+        let t = ended(raw_entry(
+            &[("path", n255.as_bytes())],
+            b"x",
+            b'0',
+            b"hi",
+            (0, 0),
+        ));
+        let got = entries(&t).unwrap();
+        assert_eq!(got[0].0.path, Path::new(&n255));
+        let n256 = format!("d/{}", "n".repeat(256));
+        let t = ended(raw_entry(
+            &[("path", n256.as_bytes())],
+            b"x",
+            b'0',
+            b"",
+            (0, 0),
+        ));
+        refused(&t, &[&n256, "NAME_MAX", "256"]);
+        // 4,096 bytes in 20 components of 204 bytes: over PATH_MAX.
+        let long = vec!["c".repeat(204); 20].join("/");
+        let long = format!("{long}/xxxxxxxxxxxxxxx");
+        assert!(long.len() > PATH_MAX_BYTES);
+        let t = ended(raw_entry(
+            &[("path", long.as_bytes())],
+            b"x",
+            b'0',
+            b"",
+            (0, 0),
+        ));
+        refused(&t, &["PATH_MAX", "4095"]);
+    }
+
+    #[test]
+    fn unsupported_entries_and_bad_xattrs_are_bad_input_naming_the_entry() {
+        let cap_v2 = {
+            let mut v = 0x0200_0001u32.to_le_bytes().to_vec();
+            v.resize(20, 0);
+            v
+        };
+        let ok = ended(raw_entry(
+            &[
+                ("SCHILY.xattr.security.capability", &cap_v2),
+                ("SCHILY.xattr.user.k", b"v"),
+            ],
+            b"bin",
+            b'0',
+            b"",
+            (0, 0),
+        ));
+        assert_eq!(entries(&ok).unwrap()[0].0.xattrs.len(), 2);
+        let big = vec![b'v'; 70_000];
+        for (t, words) in [
+            (
+                raw_entry(&[("SCHILY.xattr.bogus.k", b"v")], b"f1", b'0', b"", (0, 0)),
+                &["\"f1\"", "bogus.k", "namespace"][..],
+            ),
+            (
+                raw_entry(
+                    &[("SCHILY.xattr.security.capability", b"\x01\x00\x00\x02abc")],
+                    b"f2",
+                    b'0',
+                    b"",
+                    (0, 0),
+                ),
+                &["\"f2\"", "security.capability", "malformed"],
+            ),
+            (
+                raw_entry(&[("SCHILY.xattr.user.big", &big)], b"f3", b'0', b"", (0, 0)),
+                &["\"f3\"", "70000-byte", "65536"],
+            ),
+            (
+                raw_entry(&[], b"sock", b's', b"", (0, 0)),
+                &["\"sock\"", "entry type 's'"],
+            ),
+            (
+                raw_entry(&[], b".wh..wh..opq", b'0', b"", (0, 0)),
+                &[".wh..wh..opq", "layer root"],
+            ),
+            (
+                raw_entry(&[], b"sparse", b'S', b"", (0, 0)),
+                &["\"sparse\"", "sparse"],
+            ),
+            (
+                raw_entry(&[("GNU.sparse.map", b"0,0")], b"sp2", b'0', b"", (0, 0)),
+                &["\"sp2\"", "sparse"],
+            ),
+            (
+                raw_entry(&[], b"d/a", b'3', b"", (0, 0)),
+                &["\"d/a\"", "0/0", "whiteout"],
+            ),
+        ] {
+            refused(&ended(t), words);
+        }
+        let dev = ended(raw_entry(&[], b"null", b'3', b"", (1, 3)));
+        assert_eq!(
+            entries(&dev).unwrap()[0].0.kind,
+            EntryKind::CharDevice { major: 1, minor: 3 }
+        );
+    }
+
+    #[test]
+    fn what_follows_the_end_marker_is_read_only_to_a_bound() {
+        let t = tar_of(&[("f", b'0', b"data", "")]);
+        // GNU tar's padding to a 10 KiB record, and a little more, pass.
+        let mut padded = t.clone();
+        padded.resize(padded.len() + 20 * 1024, 0);
+        assert_eq!(entries(&padded).unwrap().len(), 1);
+        let mut bomb = t.clone();
+        bomb.resize(bomb.len() + 3 * MAX_TRAILING_BYTES as usize, 0);
+        refused(&bomb, &["end marker", "1048576"]);
+    }
+
+    #[test]
+    fn path_bytes_are_budgeted_by_what_the_layer_stores() {
+        // Two chains 1,000 levels deep, entries alternating between them:
+        // each entry implies ~1,000 parents (~1 MB of paths) for ~3 KB of tar.
+        let chain = |c: &str| vec![c; 1000].join("/");
+        let (a, b) = (chain("a"), chain("b"));
+        let mut t = Vec::new();
+        for i in 0..40 {
+            let p = format!("{}/f{i}", if i % 2 == 0 { &a } else { &b });
+            t.extend(raw_entry(
+                &[("path", p.as_bytes())],
+                b"x",
+                b'0',
+                b"",
+                (0, 0),
+            ));
+        }
+        refused(&ended(t), &["paths", "stored bytes"]);
+        // Thousands of entries side by side in one deep directory pass.
+        let mut t = Vec::new();
+        for i in 0..3000 {
+            let p = format!("{a}/f{i}");
+            t.extend(raw_entry(
+                &[("path", p.as_bytes())],
+                b"x",
+                b'0',
+                b"",
+                (0, 0),
+            ));
+        }
+        assert_eq!(entries(&ended(t)).unwrap().len(), 3000);
     }
 }
