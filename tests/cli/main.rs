@@ -17,6 +17,7 @@ mod fleetgen;
 mod hostile;
 mod images;
 mod isolation;
+mod layers;
 mod plan;
 #[path = "../common/realimage.rs"]
 #[allow(dead_code)]
@@ -115,6 +116,7 @@ fn main() {
         images::tests(),
         fleet::tests(),
         sources::tests(),
+        layers::tests(),
     ]
     .into_iter()
     .flatten()
