@@ -629,7 +629,9 @@ fn check_xattr(name: &[u8], value: &[u8]) -> Result<(), String> {
     }
     if name.starts_with(b"system.posix_acl_") {
         // posix_acl_xattr_header (version 2) then 8-byte entries.
-        let ok = value.len() >= 4 && (value.len() - 4) % 8 == 0 && value[..4] == 2u32.to_le_bytes();
+        let ok = value.len() >= 4
+            && (value.len() - 4).is_multiple_of(8)
+            && value[..4] == 2u32.to_le_bytes();
         if !ok {
             return Err(format!(
                 "xattr {shown:?} is not a POSIX ACL (version 2 header then 8-byte entries; {} bytes)",
