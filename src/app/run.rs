@@ -122,11 +122,21 @@ pub fn run(
     let layout_count = cfg.layouts.len();
     // The user's images, opened before anything is made: a bad or unreachable
     // image is refused here (manifests and configs only; layers stream later).
+    // A file larger than a scratch filesystem of --fs-size could never be
+    // written: refused from its tar header, before its content is inflated
+    // and hashed (a `dir:` backing has no such size).
+    let max_file_bytes = cfg.fs_size_bytes.filter(|_| {
+        cfg.backings
+            .iter()
+            .any(|b| !matches!(b, BackingKind::Dir(_)))
+    });
     let images: Vec<Arc<IndexedImage>> = cfg
         .images
         .iter()
         .map(|r| {
-            source::open(r, &cfg.image_options).map(|s| Arc::new(IndexedImage::new(Arc::from(s))))
+            source::open(r, &cfg.image_options).map(|s| {
+                Arc::new(IndexedImage::new(Arc::from(s)).with_max_file_bytes(max_file_bytes))
+            })
         })
         .collect::<Result<_, _>>()?;
     // Each image streamed once, now: a hostile or corrupt layer is refused

@@ -216,12 +216,35 @@ struct Flattener {
     /// Directories this layer's diff holds: `true` once listed.
     dirs_here: HashMap<PathBuf, bool>,
     growth: HashMap<PathBuf, DirGrowth>,
-    /// Inode of each path this layer wrote (hard-link targets).
-    written: HashMap<PathBuf, (u64, PathKind, u64)>,
+    /// Inode of each path this layer wrote (hard-link targets), by a keyed
+    /// 128-bit hash of the path: the tree keeps the path itself once.
+    written: HashMap<u128, (u64, PathKind, u64)>,
+    written_keys: (
+        std::collections::hash_map::RandomState,
+        std::collections::hash_map::RandomState,
+    ),
     long_symlinks: u64,
+    /// The parent directory of the previous entry of this layer: its
+    /// ancestors are already directories of this layer's diff, so an entry
+    /// beside it costs no walk (a layer lists a directory's entries together;
+    /// without this, N entries 2,000 levels deep cost N × 2,000 lookups of
+    /// paths up to 4 KiB).
+    last_parent: Option<PathBuf>,
+    /// A regular file larger than this is refused from its header (the
+    /// scratch filesystem's size): see `IndexedImage::with_max_file_bytes`.
+    max_file_bytes: Option<u64>,
+    /// Why the stream was stopped, when this sink stopped it.
+    refused: Option<ImageError>,
 }
 
 impl Flattener {
+    fn written_key(&self, path: &Path) -> u128 {
+        use std::hash::BuildHasher;
+        let b = path.as_os_str().as_encoded_bytes();
+        (u128::from(self.written_keys.0.hash_one(b)) << 64)
+            | u128::from(self.written_keys.1.hash_one(b))
+    }
+
     fn inode(&mut self) -> u64 {
         self.next_inode += 1;
         self.next_inode
@@ -253,6 +276,13 @@ impl Flattener {
 
     /// Every ancestor of `path` becomes a directory of this layer's diff.
     fn parents(&mut self, path: &Path) {
+        let parent = path.parent().unwrap_or(Path::new(""));
+        if self.last_parent.as_deref() == Some(parent) {
+            // Only an entry at the parent or above can change the parent's
+            // ancestors, and such an entry has another parent itself.
+            return;
+        }
+        self.last_parent = Some(parent.to_path_buf());
         let mut acc = PathBuf::new();
         let comps: Vec<_> = path.components().collect();
         for c in comps.iter().take(comps.len().saturating_sub(1)) {
@@ -306,7 +336,8 @@ impl Flattener {
                 inode,
             },
         );
-        self.written.insert(path.to_path_buf(), (inode, kind, size));
+        let key = self.written_key(path);
+        self.written.insert(key, (inode, kind, size));
     }
 
     fn entry(&mut self, e: &Entry) {
@@ -314,7 +345,8 @@ impl Flattener {
         p.entries += 1;
         let path = e.path.as_path();
         self.parents(path);
-        let new_here = !self.dirs_here.contains_key(path) && !self.written.contains_key(path);
+        let new_here = !self.dirs_here.contains_key(path)
+            && !self.written.contains_key(&self.written_key(path));
         match &e.kind {
             EntryKind::Dir => {
                 self.profile.dirs += 1;
@@ -378,7 +410,7 @@ impl Flattener {
                 if new_here {
                     self.grow(path);
                 }
-                let (inode, kind, size) = match self.written.get(target) {
+                let (inode, kind, size) = match self.written.get(&self.written_key(target)) {
                     Some(t) => *t,
                     None => (self.inode(), PathKind::File, 0),
                 };
@@ -439,12 +471,25 @@ impl Flattener {
         self.dirs_here.clear();
         self.written.clear();
         self.long_symlinks = 0;
+        self.last_parent = None;
         p
     }
 }
 
 impl EntrySink for Flattener {
     fn entry(&mut self, entry: &Entry, _content: &mut dyn Read) -> Result<(), Stop> {
+        if let (EntryKind::File { size }, Some(limit)) = (&entry.kind, self.max_file_bytes) {
+            if *size > limit {
+                // Stopping here, the source reads no byte of the content.
+                self.refused = Some(ImageError::FileTooLarge {
+                    layer: self.profile.digest.clone(),
+                    entry: entry.path.display().to_string(),
+                    size: *size,
+                    limit,
+                });
+                return Err(Stop);
+            }
+        }
         // Content is left unread: the source skips it (a store's diff dir is
         // not read at all; a tar stream is still decompressed and verified).
         Flattener::entry(self, entry);
@@ -455,6 +500,16 @@ impl EntrySink for Flattener {
 impl ImageIndex {
     /// Streams every layer of `src` once (each verified as it streams).
     pub fn build(src: &dyn ImageSource) -> Result<ImageIndex, ImageError> {
+        ImageIndex::build_within(src, None)
+    }
+
+    /// As `build`, refusing (from its header, before its content is read) a
+    /// regular file larger than `max_file_bytes`: the scratch filesystem's
+    /// size, which such a file could never fit.
+    pub fn build_within(
+        src: &dyn ImageSource,
+        max_file_bytes: Option<u64>,
+    ) -> Result<ImageIndex, ImageError> {
         let info = src.info().clone();
         let mut f = Flattener {
             nodes: BTreeMap::new(),
@@ -465,7 +520,11 @@ impl ImageIndex {
             dirs_here: HashMap::new(),
             growth: HashMap::new(),
             written: HashMap::new(),
+            written_keys: Default::default(),
             long_symlinks: 0,
+            last_parent: None,
+            max_file_bytes,
+            refused: None,
         };
         let mut layers = Vec::with_capacity(info.layers.len());
         for (i, l) in info.layers.iter().enumerate() {
@@ -477,7 +536,13 @@ impl ImageIndex {
                 stored_bytes: l.stored_bytes,
                 ..Default::default()
             };
-            src.visit_layer(i, &mut f)?;
+            match src.visit_layer(i, &mut f) {
+                Ok(()) => {}
+                Err(ImageError::Stopped) if f.refused.is_some() => {
+                    return Err(f.refused.take().unwrap_or(ImageError::Stopped))
+                }
+                Err(e) => return Err(e),
+            }
             layers.push(f.finish_layer());
         }
         // What each layer stores that the flattened tree still shows.
@@ -621,6 +686,7 @@ impl ImageIndex {
 pub struct IndexedImage {
     source: std::sync::Arc<dyn ImageSource>,
     index: std::sync::Mutex<Option<std::sync::Arc<ImageIndex>>>,
+    max_file_bytes: Option<u64>,
 }
 
 impl IndexedImage {
@@ -629,7 +695,16 @@ impl IndexedImage {
         IndexedImage {
             source,
             index: std::sync::Mutex::new(None),
+            max_file_bytes: None,
         }
+    }
+
+    /// Refuses, when the index is built, a layer declaring a regular file
+    /// larger than `bytes` (a run's `--fs-size`): from the entry's header,
+    /// before its content is decompressed or hashed.
+    pub fn with_max_file_bytes(mut self, bytes: Option<u64>) -> IndexedImage {
+        self.max_file_bytes = bytes;
+        self
     }
 
     /// The image itself (layers stream from it).
@@ -656,7 +731,10 @@ impl IndexedImage {
         if let Some(i) = guard.as_ref() {
             return Ok(i.clone());
         }
-        let built = std::sync::Arc::new(ImageIndex::build(self.source.as_ref())?);
+        let built = std::sync::Arc::new(ImageIndex::build_within(
+            self.source.as_ref(),
+            self.max_file_bytes,
+        )?);
         *guard = Some(built.clone());
         Ok(built)
     }
@@ -728,5 +806,37 @@ mod tests {
         assert_eq!(p.files, 4);
         assert_eq!(p.hidden_file_bytes, 10_007);
         assert!(idx.stored_estimate().bytes >= 2 * BLOCK_BYTES);
+    }
+
+    #[test]
+    fn a_file_larger_than_the_scratch_is_refused_from_its_header() {
+        let spec = ImageSpec {
+            layers: vec![LayerSpec {
+                changes: vec![dir("d"), file("d/small", 10), file("d/big", 64 << 30)],
+            }],
+        };
+        let img = SyntheticImage::new("t", spec);
+        let started = std::time::Instant::now();
+        let e = ImageIndex::build_within(&img, Some(700 << 20)).expect_err("refused");
+        let msg = e.to_string();
+        assert_eq!(e.class(), crate::error::ErrorClass::Usage, "{msg}");
+        assert!(
+            msg.contains("\"d/big\"") && msg.contains("68719476736") && msg.contains("734003200"),
+            "{msg}"
+        );
+        // 64 GiB of content was never generated.
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        assert!(ImageIndex::build_within(
+            &SyntheticImage::new(
+                "t",
+                ImageSpec {
+                    layers: vec![LayerSpec {
+                        changes: vec![file("f", 1 << 20)]
+                    }]
+                }
+            ),
+            Some(1 << 20)
+        )
+        .is_ok());
     }
 }

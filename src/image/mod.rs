@@ -39,13 +39,29 @@ pub enum ImageError {
     /// A real image's source failed (bad, hostile or unreadable input).
     #[error(transparent)]
     Source(#[from] source::SourceError),
+    /// A layer declares a file larger than the whole scratch filesystem:
+    /// refused from its header, before its content is read.
+    #[error(
+        "layer {layer}: refusing entry {entry:?}: a file of {size} bytes ({} MiB) cannot fit the \
+         {limit}-byte ({} MiB) scratch filesystem of --fs-size; give a larger --fs-size",
+        size >> 20,
+        limit >> 20
+    )]
+    FileTooLarge {
+        layer: String,
+        entry: String,
+        size: u64,
+        limit: u64,
+    },
 }
 
 impl ImageError {
     /// Exit-code class (see `crate::error`).
     pub fn class(&self) -> crate::error::ErrorClass {
         match self {
-            ImageError::OutOfRange { .. } => crate::error::ErrorClass::Usage,
+            ImageError::OutOfRange { .. } | ImageError::FileTooLarge { .. } => {
+                crate::error::ErrorClass::Usage
+            }
             ImageError::Stopped | ImageError::NoLayer { .. } => crate::error::ErrorClass::Runtime,
             ImageError::Source(e) => e.class(),
         }

@@ -17,6 +17,7 @@ mod fleetgen;
 mod hostile;
 mod images;
 mod isolation;
+mod layers;
 mod plan;
 #[path = "../common/realimage.rs"]
 #[allow(dead_code)]
@@ -117,6 +118,7 @@ fn main() {
         fleet::tests(),
         sources::tests(),
         scratch::tests(),
+        layers::tests(),
     ]
     .into_iter()
     .flatten()

@@ -209,6 +209,13 @@ pub(crate) enum StreamFault {
     },
     #[error("{what} is longer than its declared {want} bytes")]
     Long { what: &'static str, want: u64 },
+    /// A stop was asked for (a signal): every blocking read of a layer checks
+    /// it, so a stream is never read on for more than one buffer after it.
+    #[error(
+        "reading stopped: {} asked the run to stop",
+        crate::stop::signal_name(crate::stop::signal())
+    )]
+    Stopped,
 }
 
 impl StreamFault {
@@ -253,8 +260,51 @@ impl<R: Read> Verify<R> {
     }
 }
 
+/// How many bytes of the *stored* blob (compressed as stored) a layer stream
+/// has consumed so far: the tar reader caps what a layer may cost in memory
+/// (its path bytes) by what the attacker had to ship, not by what it
+/// decompresses to. `None` when the stream does not know.
+pub(crate) trait StoredBytes {
+    fn stored_bytes(&self) -> Option<u64>;
+}
+
+impl<R> StoredBytes for BufReader<Verify<R>> {
+    fn stored_bytes(&self) -> Option<u64> {
+        Some(self.get_ref().read_bytes)
+    }
+}
+
+impl<R: BufRead + StoredBytes> StoredBytes for Decoder<R> {
+    fn stored_bytes(&self) -> Option<u64> {
+        match self {
+            Decoder::Plain(r) => r.stored_bytes(),
+            Decoder::Gzip(d) => d.get_ref().stored_bytes(),
+            Decoder::Zstd(d) => d.get_ref().stored_bytes(),
+        }
+    }
+}
+
+impl<R: StoredBytes> StoredBytes for Verify<R> {
+    fn stored_bytes(&self) -> Option<u64> {
+        self.inner.stored_bytes()
+    }
+}
+
+impl StoredBytes for &[u8] {
+    fn stored_bytes(&self) -> Option<u64> {
+        None
+    }
+}
+
 impl<R: Read> Read for Verify<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        // Every layer read, hashing and decompression included, passes a
+        // Verify (stored blob, then uncompressed tar); one read is at most
+        // one buffer (≤ 1 MiB, well under a millisecond to hash or inflate),
+        // so a stop is seen within 100 ms whatever the stream holds.
+        if crate::stop::requested() {
+            return Err(io::Error::other(StreamFault::Stopped));
+        }
         let n = self.inner.read(buf)?;
         if n == 0 {
             if !buf.is_empty() && !self.checked {

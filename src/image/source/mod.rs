@@ -12,8 +12,15 @@
 //!   discard what it wrote from a layer whose visit returned an error;
 //! - hostile entries (`..`, absolute names, NUL bytes, whiteouts of `.`/`..`,
 //!   hard links outside the layer or to targets not seen earlier, absurd sizes)
-//!   are refused with an error naming the layer digest and the entry, before a
-//!   sink sees them;
+//!   and entries the layouts could not reproduce alike (names over NAME_MAX,
+//!   paths over PATH_MAX, xattrs Linux would refuse, sockets and other tar
+//!   types, GNU sparse files, an opaque marker at the root, a char 0/0 device:
+//!   overlay's whiteout in disguise) are refused with an error naming the
+//!   layer digest and the entry (bad input, exit 2), before a sink sees them;
+//! - a layer costs bounded work and memory: what follows the tar's end marker
+//!   is read only up to `tar::MAX_TRAILING_BYTES`, the paths it makes the
+//!   consumers keep are budgeted by the bytes it stores, and every read of a
+//!   layer checks the stop flag (a signal ends it within one buffer);
 //! - store layers (containers-storage, Docker's overlay2) are read in place
 //!   from their diff dirs; the store is not modified.
 
