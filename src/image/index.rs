@@ -28,6 +28,19 @@ pub const BLOCK_BYTES: u64 = 4096;
 /// Largest directories kept per layer and for the whole image.
 pub const TOP_DIRS: usize = 10;
 
+/// Image paths longer than this are not picked as workload subjects. A
+/// workload names a subject by its full path under a scratch root and a
+/// container's mount point, and the whole must fit `PATH_MAX` (4,095 bytes);
+/// an image may hold paths up to that limit on their own (a chain of 2,000
+/// directories). Such files are still imported, walked and counted: only
+/// the per-file subjects (files copied up, read, looked up, modified) skip them.
+pub const SUBJECT_PATH_MAX_BYTES: usize = 2048;
+
+/// Whether a workload can name `path` (see `SUBJECT_PATH_MAX_BYTES`).
+pub fn nameable(path: &Path) -> bool {
+    path.as_os_str().len() <= SUBJECT_PATH_MAX_BYTES
+}
+
 /// What a path of the flattened image is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
