@@ -17,6 +17,8 @@ mod fleetgen;
 mod hostile;
 mod images;
 mod isolation;
+#[path = "../common/layergen.rs"]
+mod layergen;
 mod plan;
 #[path = "../common/realimage.rs"]
 #[allow(dead_code)]
@@ -25,6 +27,7 @@ mod report;
 mod run;
 mod sources;
 mod storm;
+mod walks;
 mod workloads;
 
 use std::path::{Path, PathBuf};
@@ -115,6 +118,7 @@ fn main() {
         images::tests(),
         fleet::tests(),
         sources::tests(),
+        walks::tests(),
     ]
     .into_iter()
     .flatten()
