@@ -266,6 +266,21 @@ impl Flattener {
 
     /// Every ancestor of `path` becomes a directory of this layer's diff.
     fn parents(&mut self, path: &Path) {
+        // Tars list a directory's entries after it: when the parent is a
+        // directory this layer already holds, every ancestor was made one by
+        // the same walk then (removing or replacing an ancestor removes the
+        // parent too), so nothing is left to do. Without this, an entry cost
+        // a hash of each ancestor's whole path, cubic in a chain's depth.
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            let held = self.dirs_here.contains_key(parent)
+                && self
+                    .nodes
+                    .get(parent)
+                    .is_some_and(|n| n.kind == PathKind::Dir && n.layer == self.layer);
+            if held {
+                return;
+            }
+        }
         let mut acc = PathBuf::new();
         let comps: Vec<_> = path.components().collect();
         for c in comps.iter().take(comps.len().saturating_sub(1)) {

@@ -338,8 +338,10 @@ fn remove_subvolumes_under(dir: &Path) -> Result<(), LayoutError> {
         }
         Ok(out)
     };
-    let mut stack: Vec<(usize, bool, Vec<(OsString, bool)>)> =
-        vec![(0, is_subvolume(dir), list(&cur, Path::new(""))?)];
+    // Per level: its node, whether it is a subvolume, its subdirectories
+    // still to visit (each with whether it is one).
+    type Level = (usize, bool, Vec<(OsString, bool)>);
+    let mut stack: Vec<Level> = vec![(0, is_subvolume(dir), list(&cur, Path::new(""))?)];
     while let Some((node, _, pending)) = stack.last_mut() {
         let node = *node;
         match pending.pop() {
