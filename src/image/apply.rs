@@ -828,22 +828,40 @@ fn list_dir(fd: &OwnedFd) -> Result<Vec<OsString>, Errno> {
 }
 
 /// Removes directory `name` in `parent` and everything in it, fd-relative and
-/// without following symlinks.
+/// without following symlinks. Iterative (a layer may replace a tree nested
+/// as deep as a path allows) with one directory fd open at a time: the walk
+/// climbs back through `..`, and keeps per level only the names left to do.
 fn remove_tree(parent: BorrowedFd<'_>, name: &OsStr) -> Result<(), Errno> {
-    let fd = rfs::openat(
-        parent,
-        name,
-        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
-        Mode::empty(),
-    )?;
-    for child in list_dir(&fd)? {
-        match rfs::unlinkat(&fd, child.as_os_str(), AtFlags::empty()) {
-            Ok(()) | Err(Errno::NOENT) => {}
-            Err(Errno::ISDIR) | Err(Errno::PERM) => remove_tree(fd.as_fd(), &child)?,
-            Err(e) => return Err(e),
+    let flags = OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+    let mut cur = rfs::openat(parent, name, flags, Mode::empty())?;
+    // Per level: its name in the level above and the children still to remove.
+    let mut stack: Vec<(OsString, Vec<OsString>)> = vec![(name.to_os_string(), list_dir(&cur)?)];
+    while let Some((_, children)) = stack.last_mut() {
+        match children.pop() {
+            Some(child) => match rfs::unlinkat(&cur, child.as_os_str(), AtFlags::empty()) {
+                Ok(()) | Err(Errno::NOENT) => {}
+                Err(Errno::ISDIR) | Err(Errno::PERM) => {
+                    let sub = rfs::openat(&cur, child.as_os_str(), flags, Mode::empty())?;
+                    let grandchildren = list_dir(&sub)?;
+                    stack.push((child, grandchildren));
+                    cur = sub;
+                }
+                Err(e) => return Err(e),
+            },
+            None => {
+                let Some((done, _)) = stack.pop() else {
+                    break;
+                };
+                if stack.is_empty() {
+                    drop(cur);
+                    return rfs::unlinkat(parent, done.as_os_str(), AtFlags::REMOVEDIR);
+                }
+                cur = rfs::openat(&cur, "..", flags, Mode::empty())?;
+                rfs::unlinkat(&cur, done.as_os_str(), AtFlags::REMOVEDIR)?;
+            }
         }
     }
-    rfs::unlinkat(parent, name, AtFlags::REMOVEDIR)
+    Ok(())
 }
 
 /// Gives the directories each overlay diff made implicitly (see
@@ -960,4 +978,24 @@ fn xattr_names(fd: &OwnedFd) -> Result<Vec<OsString>, Errno> {
         .filter(|n| !n.is_empty())
         .map(|n| OsStr::from_bytes(n).to_os_string())
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layout::fsops::{deep_chain, on_small_stack};
+
+    /// 2,100 levels on a 256 KiB stack: the recursive removal overflowed it.
+    #[test]
+    fn removes_a_tree_deeper_than_the_stack() {
+        let d = tempfile::tempdir().expect("tempdir");
+        deep_chain(d.path(), 2100).expect("deep chain");
+        let root = d.path().to_path_buf();
+        on_small_stack(move || {
+            let fd = rfs::open(&root, OFlags::DIRECTORY | OFlags::RDONLY, Mode::empty())?;
+            remove_tree(fd.as_fd(), OsStr::new("d"))
+        })
+        .expect("removed");
+        assert!(!d.path().join("d").exists());
+    }
 }

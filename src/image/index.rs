@@ -28,6 +28,19 @@ pub const BLOCK_BYTES: u64 = 4096;
 /// Largest directories kept per layer and for the whole image.
 pub const TOP_DIRS: usize = 10;
 
+/// Image paths longer than this are not picked as workload subjects. A
+/// workload names a subject by its full path under a scratch root and a
+/// container's mount point, and the whole must fit `PATH_MAX` (4,095 bytes);
+/// an image may hold paths up to that limit on their own (a chain of 2,000
+/// directories). Such files are still imported, walked and counted: only
+/// the per-file subjects (files copied up, read, looked up, modified) skip them.
+pub const SUBJECT_PATH_MAX_BYTES: usize = 2048;
+
+/// Whether a workload can name `path` (see `SUBJECT_PATH_MAX_BYTES`).
+pub fn nameable(path: &Path) -> bool {
+    path.as_os_str().len() <= SUBJECT_PATH_MAX_BYTES
+}
+
 /// What a path of the flattened image is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -283,6 +296,21 @@ impl Flattener {
             return;
         }
         self.last_parent = Some(parent.to_path_buf());
+        // Tars list a directory's entries after it: when the parent is a
+        // directory this layer already holds, every ancestor was made one by
+        // the same walk then (removing or replacing an ancestor removes the
+        // parent too), so nothing is left to do. Without this, an entry cost
+        // a hash of each ancestor's whole path, cubic in a chain's depth.
+        if !parent.as_os_str().is_empty() {
+            let held = self.dirs_here.contains_key(parent)
+                && self
+                    .nodes
+                    .get(parent)
+                    .is_some_and(|n| n.kind == PathKind::Dir && n.layer == self.layer);
+            if held {
+                return;
+            }
+        }
         let mut acc = PathBuf::new();
         let comps: Vec<_> = path.components().collect();
         for c in comps.iter().take(comps.len().saturating_sub(1)) {

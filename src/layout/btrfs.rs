@@ -11,9 +11,9 @@
 //! Needs a btrfs backing (`--backing btrfs`). Layers are named by chain id
 //! (Docker names them by a random cache id and maps chain ids to it).
 
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::fs::{self, File};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -289,34 +289,87 @@ fn is_subvolume(path: &Path) -> bool {
 }
 
 /// Deletes every subvolume at or below `dir`, deepest first (Docker's
-/// `subvolDelete` recurses the same way), then removes what is left.
+/// `subvolDelete` does the same), then removes what is left. The walk is
+/// iterative and fd-relative: the trees below hold image content, nested as
+/// deep as a path allows.
 fn remove_subvolumes_under(dir: &Path) -> Result<(), LayoutError> {
+    use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags};
     if !dir.exists() {
         return Ok(());
     }
-    fn walk(d: &Path, out: &mut Vec<PathBuf>) -> Result<(), LayoutError> {
-        for e in fs::read_dir(d).map_err(LayoutError::io("reading dir", d))? {
-            let e = e.map_err(LayoutError::io("reading dir", d))?;
-            let p = e.path();
-            if e.file_type().is_ok_and(|t| t.is_dir()) {
-                // Only subvolumes nest subvolumes in our stores; plain dirs are skipped.
-                if is_subvolume(&p) {
-                    walk(&p, out)?;
-                    out.push(p);
-                } else {
-                    walk(&p, out)?;
+    let flags = OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+    let err = |what: &'static str, rel: &Path| {
+        let path = dir.join(rel);
+        move |e: rustix::io::Errno| LayoutError::io(what, &path)(e.into())
+    };
+    let root = rfs::open(dir, flags, Mode::empty()).map_err(err("opening", Path::new("")))?;
+    // Directories seen: (parent, name), so memory per directory is its name.
+    let mut nodes: Vec<(usize, OsString)> = vec![(0, OsString::new())];
+    let rel_of = |nodes: &[(usize, OsString)], mut i: usize| -> PathBuf {
+        let mut names = Vec::new();
+        while i != 0 {
+            names.push(nodes[i].1.clone());
+            i = nodes[i].0;
+        }
+        names.iter().rev().collect()
+    };
+    // Subvolumes found, each after every subvolume below it.
+    let mut subvols: Vec<usize> = Vec::new();
+    // Levels being walked: the directory, whether it is a subvolume, and its
+    // subdirectories still to visit. One fd is open, whatever the depth: the
+    // walk climbs back through `..`.
+    let mut cur =
+        rfs::openat(&root, ".", flags, Mode::empty()).map_err(err("opening", Path::new("")))?;
+    let list = |fd: &OwnedFd, rel: &Path| -> Result<Vec<(OsString, bool)>, LayoutError> {
+        let mut out = Vec::new();
+        let mut d = rfs::Dir::read_from(fd).map_err(err("reading dir", rel))?;
+        while let Some(e) = d.read() {
+            let e = e.map_err(err("reading dir", rel))?;
+            let n = e.file_name().to_bytes();
+            if n == b"." || n == b".." {
+                continue;
+            }
+            let name = OsStr::from_bytes(n);
+            let st =
+                rfs::statat(fd, name, AtFlags::SYMLINK_NOFOLLOW).map_err(err("reading", rel))?;
+            if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+                out.push((name.to_os_string(), st.st_ino == SUBVOL_ROOT_INO));
+            }
+        }
+        Ok(out)
+    };
+    // Per level: its node, whether it is a subvolume, its subdirectories
+    // still to visit (each with whether it is one).
+    type Level = (usize, bool, Vec<(OsString, bool)>);
+    let mut stack: Vec<Level> = vec![(0, is_subvolume(dir), list(&cur, Path::new(""))?)];
+    while let Some((node, _, pending)) = stack.last_mut() {
+        let node = *node;
+        match pending.pop() {
+            Some((name, subvol)) => {
+                let sub = rfs::openat(&cur, name.as_os_str(), flags, Mode::empty())
+                    .map_err(|e| err("opening", &rel_of(&nodes, node).join(&name))(e))?;
+                nodes.push((node, name));
+                let i = nodes.len() - 1;
+                let children = list(&sub, &rel_of(&nodes, i))?;
+                stack.push((i, subvol, children));
+                cur = sub;
+            }
+            None => {
+                let (i, subvol, _) = stack.pop().unwrap_or((node, false, Vec::new()));
+                if subvol {
+                    subvols.push(i);
+                }
+                if !stack.is_empty() {
+                    cur = rfs::openat(&cur, "..", flags, Mode::empty())
+                        .map_err(|e| err("opening", &rel_of(&nodes, i))(e))?;
                 }
             }
         }
-        Ok(())
     }
-    let mut subvols = Vec::new();
-    walk(dir, &mut subvols)?;
-    if is_subvolume(dir) {
-        subvols.push(dir.to_path_buf());
-    }
-    for s in &subvols {
-        subvolume_delete(s)?;
+    drop(cur);
+    for i in subvols {
+        let path = dir.join(rel_of(&nodes, i));
+        subvolume_delete(&path)?;
     }
     if dir.exists() {
         fs::remove_dir_all(dir).map_err(LayoutError::io("removing", dir))?;

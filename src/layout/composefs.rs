@@ -176,28 +176,77 @@ struct Builder {
 }
 
 impl Builder {
+    /// The directory at `rel` under `root` and everything below it, built
+    /// iteratively in the order a recursion would take (sorted names, depth
+    /// first, so leaves are numbered as before): an image may nest
+    /// directories as deep as a path allows. Per level the walk keeps the
+    /// directory being filled and its names; the path is one buffer.
     fn dir(&mut self, root: &Path, rel: &Path) -> Result<Directory<ObjectId>, LayoutError> {
-        let path = root.join(rel);
-        let m = fs::symlink_metadata(&path).map_err(LayoutError::io("reading", &path))?;
-        let mut dir = Directory::new(stat_of(&path, &m)?);
-        let mut names: Vec<_> = fs::read_dir(&path)
-            .map_err(LayoutError::io("reading dir", &path))?
-            .map(|e| e.map(|e| e.file_name()))
-            .collect::<Result<_, _>>()
-            .map_err(LayoutError::io("reading dir", &path))?;
-        names.sort();
-        for name in names {
-            let child_rel = rel.join(&name);
-            let child = root.join(&child_rel);
-            let m = fs::symlink_metadata(&child).map_err(LayoutError::io("reading", &child))?;
-            let inode = if m.is_dir() {
-                Inode::Directory(Box::new(self.dir(root, &child_rel)?))
-            } else {
-                Inode::leaf(self.leaf(&child, &child_rel, &m)?)
-            };
-            dir.insert(&name, inode);
+        struct Level {
+            dir: Directory<ObjectId>,
+            name: std::ffi::OsString,
+            names: Vec<std::ffi::OsString>,
+            next: usize,
         }
-        Ok(dir)
+        let open =
+            |rel: &Path| -> Result<(Directory<ObjectId>, Vec<std::ffi::OsString>), LayoutError> {
+                let path = root.join(rel);
+                let m = fs::symlink_metadata(&path).map_err(LayoutError::io("reading", &path))?;
+                let dir = Directory::new(stat_of(&path, &m)?);
+                let mut names: Vec<_> = fs::read_dir(&path)
+                    .map_err(LayoutError::io("reading dir", &path))?
+                    .map(|e| e.map(|e| e.file_name()))
+                    .collect::<Result<_, _>>()
+                    .map_err(LayoutError::io("reading dir", &path))?;
+                names.sort();
+                Ok((dir, names))
+            };
+        let mut rel = rel.to_path_buf();
+        let (dir, names) = open(&rel)?;
+        let mut stack = vec![Level {
+            dir,
+            name: std::ffi::OsString::new(),
+            names,
+            next: 0,
+        }];
+        loop {
+            let Some(top) = stack.last_mut() else {
+                // The root level returns below; never empty here.
+                return Err(LayoutError::io("reading dir", root)(std::io::Error::from(
+                    std::io::ErrorKind::NotFound,
+                )));
+            };
+            if let Some(name) = top.names.get(top.next).cloned() {
+                top.next += 1;
+                let child_rel = rel.join(&name);
+                let child = root.join(&child_rel);
+                let m = fs::symlink_metadata(&child).map_err(LayoutError::io("reading", &child))?;
+                if m.is_dir() {
+                    let (dir, names) = open(&child_rel)?;
+                    rel.push(&name);
+                    stack.push(Level {
+                        dir,
+                        name,
+                        names,
+                        next: 0,
+                    });
+                } else {
+                    let leaf = self.leaf(&child, &child_rel, &m)?;
+                    top.dir.insert(&name, Inode::leaf(leaf));
+                }
+                continue;
+            }
+            let Some(done) = stack.pop() else { continue };
+            match stack.last_mut() {
+                None => return Ok(done.dir),
+                Some(parent) => {
+                    rel.pop();
+                    parent
+                        .dir
+                        .insert(&done.name, Inode::Directory(Box::new(done.dir)));
+                }
+            }
+        }
     }
 
     fn leaf(
@@ -307,29 +356,29 @@ fn index_from_image(cfs: &Path, objects: &Path) -> Result<ObjectIndex, LayoutErr
             detail: format!("{e:#}"),
         })?;
     let mut out = ObjectIndex::new();
-    fn walk(
-        dir: &Directory<ObjectId>,
-        rel: &Path,
-        tree: &Tree,
-        objects: &Path,
-        out: &mut ObjectIndex,
-    ) {
-        for (name, inode) in dir.entries() {
-            let r = rel.join(name);
-            match inode {
-                Inode::Directory(d) => walk(d, &r, tree, objects, out),
-                Inode::Leaf(id, _) => {
-                    if let LeafContent::Regular(
-                        RegularFile::External(o, _) | RegularFile::ExternalNoVerity(o, _),
-                    ) = &tree.leaf(*id).content
-                    {
-                        out.insert(r, objects.join(o.to_object_pathname()));
-                    }
+    // Iterative, one path buffer: the tree may be as deep as a path allows.
+    let mut rel = PathBuf::new();
+    let mut stack = vec![tree.root.entries()];
+    while let Some(entries) = stack.last_mut() {
+        match entries.next() {
+            Some((name, Inode::Directory(d))) => {
+                rel.push(name);
+                stack.push(d.entries());
+            }
+            Some((name, Inode::Leaf(id, _))) => {
+                if let LeafContent::Regular(
+                    RegularFile::External(o, _) | RegularFile::ExternalNoVerity(o, _),
+                ) = &tree.leaf(*id).content
+                {
+                    out.insert(rel.join(name), objects.join(o.to_object_pathname()));
                 }
+            }
+            None => {
+                stack.pop();
+                rel.pop();
             }
         }
     }
-    walk(&tree.root, Path::new(""), &tree, objects, &mut out);
     Ok(out)
 }
 

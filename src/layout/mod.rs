@@ -10,7 +10,7 @@ mod claims;
 mod composefs;
 mod containerd;
 mod erofs;
-mod fsops;
+pub(crate) mod fsops;
 mod fuse_overlayfs;
 pub mod host;
 mod overlay;

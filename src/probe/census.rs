@@ -2,7 +2,6 @@
 //! walk that `statvfs` deltas are checked against.
 
 use std::collections::HashSet;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
 /// Entries of a tree by kind.
@@ -25,44 +24,78 @@ pub struct Census {
 }
 
 /// Walks `root` (not crossing mount points) and counts its entries.
+///
+/// fd-relative and iterative: an image's tree may nest directories as deep
+/// as a path allows, so a full path can be longer than `PATH_MAX` below a
+/// scratch root, and one path kept per pending directory would grow with the
+/// square of the depth. Per level the walk keeps the names of the
+/// subdirectories still to visit; one directory is open at a time (it
+/// climbs back through `..`).
 pub fn census(root: &Path) -> std::io::Result<Census> {
-    let dev = std::fs::symlink_metadata(root)?.dev();
+    use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags};
+    let flags = OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+    let mut cur = rfs::open(root, flags, Mode::empty())?;
+    let top = rfs::fstat(&cur)?;
+    let dev = top.st_dev;
     let mut c = Census::default();
     let mut seen = HashSet::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let m = std::fs::symlink_metadata(&dir)?;
-        c.dirs += 1;
-        seen.insert(m.ino());
-        for entry in std::fs::read_dir(&dir)? {
-            let entry = entry?;
-            let m = entry.metadata()?;
-            if m.dev() != dev {
-                // A mount point (a container's merged view): not this filesystem.
-                continue;
-            }
-            let ft = m.file_type();
-            if ft.is_dir() {
-                stack.push(entry.path());
-                continue;
-            }
-            seen.insert(m.ino());
-            if ft.is_file() {
-                c.files += 1;
-                if m.nlink() > 1 {
-                    c.hardlink_paths += 1;
+    seen.insert(top.st_ino);
+    c.dirs += 1;
+    let mut stack: Vec<Vec<std::ffi::CString>> = Vec::new();
+    loop {
+        let mut subdirs = Vec::new();
+        {
+            let mut d = rfs::Dir::read_from(&cur)?;
+            while let Some(e) = d.read() {
+                let e = e?;
+                let name = e.file_name();
+                if name.to_bytes() == b"." || name.to_bytes() == b".." {
+                    continue;
                 }
-            } else if ft.is_symlink() {
-                c.symlinks += 1;
-            } else if ft.is_char_device() && m.rdev() == 0 {
-                c.whiteouts += 1;
-            } else {
-                c.other += 1;
+                let m = rfs::statat(&cur, name, AtFlags::SYMLINK_NOFOLLOW)?;
+                if m.st_dev != dev {
+                    // A mount point (a container's merged view): not this filesystem.
+                    continue;
+                }
+                seen.insert(m.st_ino);
+                match FileType::from_raw_mode(m.st_mode) {
+                    FileType::Directory => {
+                        c.dirs += 1;
+                        subdirs.push(name.to_owned());
+                    }
+                    FileType::RegularFile => {
+                        c.files += 1;
+                        if m.st_nlink > 1 {
+                            c.hardlink_paths += 1;
+                        }
+                    }
+                    FileType::Symlink => c.symlinks += 1,
+                    FileType::CharacterDevice if m.st_rdev == 0 => c.whiteouts += 1,
+                    _ => c.other += 1,
+                }
+            }
+        }
+        stack.push(subdirs);
+        // Down into the next subdirectory left, climbing back up as levels run out.
+        loop {
+            let Some(level) = stack.last_mut() else {
+                c.distinct_inodes = seen.len() as u64;
+                return Ok(c);
+            };
+            match level.pop() {
+                Some(name) => {
+                    cur = rfs::openat(&cur, name.as_c_str(), flags, Mode::empty())?;
+                    break;
+                }
+                None => {
+                    stack.pop();
+                    if !stack.is_empty() {
+                        cur = rfs::openat(&cur, "..", flags, Mode::empty())?;
+                    }
+                }
             }
         }
     }
-    c.distinct_inodes = seen.len() as u64;
-    Ok(c)
 }
 
 #[cfg(test)]
@@ -83,5 +116,17 @@ mod tests {
         );
         // root, a, one file inode (two links), the symlink
         assert_eq!(c.distinct_inodes, 4);
+    }
+
+    /// 2,100 levels: the full path (4,200 bytes) is past PATH_MAX. A walk by
+    /// path names failed with ENAMETOOLONG.
+    #[test]
+    fn counts_a_tree_deeper_than_path_max() {
+        let d = tempfile::tempdir().expect("tempdir");
+        crate::layout::fsops::deep_chain(d.path(), 2100).expect("deep chain");
+        let root = d.path().to_path_buf();
+        let c = crate::layout::fsops::on_small_stack(move || census(&root)).expect("census");
+        assert_eq!((c.dirs, c.files, c.symlinks), (2101, 1, 1));
+        crate::layout::fsops::remove_deep(d.path());
     }
 }

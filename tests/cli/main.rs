@@ -18,6 +18,8 @@ mod hostile;
 mod images;
 mod isolation;
 mod layers;
+#[path = "../common/layergen.rs"]
+mod layergen;
 mod plan;
 #[path = "../common/realimage.rs"]
 #[allow(dead_code)]
@@ -27,6 +29,7 @@ mod run;
 mod scratch;
 mod sources;
 mod storm;
+mod walks;
 mod workloads;
 
 use std::path::{Path, PathBuf};
@@ -119,6 +122,7 @@ fn main() {
         sources::tests(),
         scratch::tests(),
         layers::tests(),
+        walks::tests(),
     ]
     .into_iter()
     .flatten()

@@ -42,7 +42,7 @@ impl ImageSource for DirImage {
             inodes: HashMap::new(),
             sink,
         };
-        w.walk(Path::new(""), 0)
+        w.walk()
     }
 }
 
@@ -63,14 +63,8 @@ impl Walker<'_> {
         move |source| ImageError::Source(SourceError::Io { op, path, source })
     }
 
-    fn walk(&mut self, rel: &Path, depth: usize) -> Result<(), ImageError> {
-        if depth > MAX_DEPTH {
-            return Err(ImageError::Source(SourceError::Hostile {
-                layer: self.layer.to_string(),
-                entry: rel.display().to_string(),
-                reason: format!("directories nested deeper than {MAX_DEPTH}"),
-            }));
-        }
+    /// The names in directory `rel`, sorted (the stream's order).
+    fn list(&self, rel: &Path) -> Result<Vec<OsString>, ImageError> {
         let dir = self.root.join(rel);
         let mut names: Vec<OsString> = fs::read_dir(&dir)
             .map_err(self.err(rel, "reading the diff dir"))?
@@ -78,8 +72,46 @@ impl Walker<'_> {
             .collect::<Result<_, _>>()
             .map_err(self.err(rel, "reading the diff dir"))?;
         names.sort();
-        for name in names {
-            let rel = rel.join(&name);
+        Ok(names)
+    }
+
+    /// Streams the diff dir: each directory's entries in name order, a
+    /// subdirectory's own entries right after it (what a recursion does),
+    /// iteratively: per level only its names are kept, the path is one
+    /// buffer, so memory does not grow with the square of the depth and the
+    /// stack not at all.
+    fn walk(&mut self) -> Result<(), ImageError> {
+        let mut rel = PathBuf::new();
+        let mut stack: Vec<(Vec<OsString>, usize)> = vec![(self.list(&rel)?, 0)];
+        while let Some((names, next)) = stack.last_mut() {
+            let Some(name) = names.get(*next).cloned() else {
+                stack.pop();
+                rel.pop();
+                continue;
+            };
+            *next += 1;
+            let child = rel.join(&name);
+            if self.entry(&child)? {
+                // The level `child` would be: the root's entries are depth 1.
+                if stack.len() > MAX_DEPTH {
+                    return Err(ImageError::Source(SourceError::Hostile {
+                        layer: self.layer.to_string(),
+                        entry: child.display().to_string(),
+                        reason: format!("directories nested deeper than {MAX_DEPTH}"),
+                    }));
+                }
+                let names = self.list(&child)?;
+                stack.push((names, 0));
+                rel = child;
+            }
+        }
+        Ok(())
+    }
+
+    /// Streams the entry at `rel`; `true` when it is a directory to walk into.
+    fn entry(&mut self, rel: &Path) -> Result<bool, ImageError> {
+        let rel = rel.to_path_buf();
+        {
             let path = self.root.join(&rel);
             let meta = fs::symlink_metadata(&path).map_err(self.err(&rel, "reading"))?;
             let ft = meta.file_type();
@@ -137,7 +169,7 @@ impl Walker<'_> {
                 }
             } else {
                 // Sockets cannot be carried by a layer tar either.
-                continue;
+                return Ok(false);
             };
             let entry = Entry {
                 path: rel.clone(),
@@ -176,10 +208,10 @@ impl Walker<'_> {
                         .entry(&marker, &mut std::io::empty())
                         .map_err(|_| ImageError::Stopped)?;
                 }
-                self.walk(&rel, depth + 1)?;
+                return Ok(true);
             }
         }
-        Ok(())
+        Ok(false)
     }
 }
 

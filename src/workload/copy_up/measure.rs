@@ -373,10 +373,16 @@ pub fn image_files(
         .map(|img| {
             img.index()
                 .map(|i| {
-                    i.largest_files(n)
+                    // Largest first among the files a path can name.
+                    let mut files: Vec<(PathBuf, u64)> = i
+                        .regular_files()
                         .into_iter()
-                        .filter(|(_, s)| *s > 0)
-                        .collect()
+                        .filter(|(p, s)| *s > 0 && crate::image::index::nameable(p))
+                        .map(|(p, s)| (p.to_path_buf(), s))
+                        .collect();
+                    files.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+                    files.truncate(n);
+                    files
                 })
                 .map_err(|e| WorkloadError::Verify(e.to_string()))
         })

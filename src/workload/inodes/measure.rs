@@ -369,10 +369,19 @@ pub fn measure_images(
     Ok(out)
 }
 
+/// The image's regular files a path can name (`image::index::nameable`).
+fn nameable_files(index: &crate::image::ImageIndex) -> Vec<(&Path, u64)> {
+    index
+        .regular_files()
+        .into_iter()
+        .filter(|(p, _)| crate::image::index::nameable(p))
+        .collect()
+}
+
 /// The regular files a container of `index` modifies: `n` of them, evenly
 /// spaced in path order (the same ones every time, in every layout).
 pub fn image_write_set(index: &crate::image::ImageIndex, n: usize) -> Vec<PathBuf> {
-    let files = index.regular_files();
+    let files = nameable_files(index);
     if n == 0 || files.is_empty() {
         return Vec::new();
     }
@@ -402,7 +411,7 @@ pub fn write_image_container(
             .and_then(|f| f.write_at(b"w", 0).map(drop))
             .map_err(WorkloadError::io("writing", &path))?;
     }
-    let files = index.regular_files();
+    let files = nameable_files(index);
     let deletes = writes / 2;
     if deletes > 0 && !files.is_empty() {
         let step = (files.len() / deletes).max(1);

@@ -406,37 +406,67 @@ pub struct ImageSamples {
 
 /// Walks the tree under `dir` (an open directory): reads every directory
 /// and lstat's every entry; returns the entries seen, device nodes excluded.
+///
+/// Iterative, in the order a recursion would take (a directory's entries,
+/// then its subdirectories one by one, depth first): an image may nest
+/// directories as deep as a path allows. A level's fd stays open only while
+/// it has subdirectories left to visit, so a deep chain holds one or two fds.
 fn walk(dir: &OwnedFd) -> Result<usize, rustix::io::Errno> {
     use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags};
     let mut count = 0;
-    let mut subdirs = Vec::new();
-    {
-        let mut d = rfs::Dir::read_from(dir)?;
-        while let Some(e) = d.read() {
-            let e = e?;
-            let name = e.file_name();
-            if name.to_bytes() == b"." || name.to_bytes() == b".." {
-                continue;
+    // Levels with subdirectories left: their fd (None: the caller's `dir`)
+    // and those names, in reverse so the next is at the end.
+    let mut stack: Vec<(Option<OwnedFd>, Vec<std::ffi::CString>)> = Vec::new();
+    let mut current: Option<OwnedFd> = None;
+    loop {
+        let mut subdirs = Vec::new();
+        {
+            let fd = current.as_ref().unwrap_or(dir);
+            let mut d = rfs::Dir::read_from(fd)?;
+            while let Some(e) = d.read() {
+                let e = e?;
+                let name = e.file_name();
+                if name.to_bytes() == b"." || name.to_bytes() == b".." {
+                    continue;
+                }
+                let st = rfs::statat(fd, name, AtFlags::SYMLINK_NOFOLLOW)?;
+                match FileType::from_raw_mode(st.st_mode) {
+                    FileType::Directory => subdirs.push(name.to_owned()),
+                    FileType::CharacterDevice | FileType::BlockDevice => continue,
+                    _ => {}
+                }
+                count += 1;
             }
-            let st = rfs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)?;
-            match FileType::from_raw_mode(st.st_mode) {
-                FileType::Directory => subdirs.push(name.to_owned()),
-                FileType::CharacterDevice | FileType::BlockDevice => continue,
-                _ => {}
-            }
-            count += 1;
         }
+        if !subdirs.is_empty() {
+            subdirs.reverse();
+            stack.push((current.take(), subdirs));
+        }
+        // The next subdirectory to visit, from the deepest level with one left.
+        let next = loop {
+            let Some((fd, names)) = stack.last_mut() else {
+                return Ok(count);
+            };
+            match names.pop() {
+                Some(name) => {
+                    let sub = rfs::openat(
+                        fd.as_ref().unwrap_or(dir),
+                        name.as_c_str(),
+                        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                        Mode::empty(),
+                    )?;
+                    if names.is_empty() {
+                        stack.pop();
+                    }
+                    break sub;
+                }
+                None => {
+                    stack.pop();
+                }
+            }
+        };
+        current = Some(next);
     }
-    for name in subdirs {
-        let sub = rfs::openat(
-            dir,
-            name.as_c_str(),
-            OFlags::DIRECTORY | OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-        )?;
-        count += walk(&sub)?;
-    }
-    Ok(count)
 }
 
 /// Runs every round over the image fixtures, filling `s` as it goes.
@@ -654,4 +684,27 @@ pub fn measure_store(
         ctx.progress.inc(1);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layout::fsops::{deep_chain, on_small_stack, remove_deep};
+
+    /// 2,100 levels on a 256 KiB stack: the recursive walk overflowed it.
+    #[test]
+    fn walks_a_tree_deeper_than_the_stack() {
+        use rustix::fs::{Mode, OFlags};
+        let d = tempfile::tempdir().expect("tempdir");
+        deep_chain(d.path(), 2100).expect("deep chain");
+        let root = d.path().to_path_buf();
+        let seen = on_small_stack(move || {
+            let fd = rustix::fs::open(&root, OFlags::DIRECTORY | OFlags::RDONLY, Mode::empty())?;
+            walk(&fd)
+        })
+        .expect("walk");
+        // 2,100 directories, the file and the symlink.
+        assert_eq!(seen, 2102);
+        remove_deep(d.path());
+    }
 }

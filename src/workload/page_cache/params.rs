@@ -196,6 +196,9 @@ impl Params {
             .collect();
         let mut set = ImageReadSet::default();
         for (path, size) in index.regular_files() {
+            if !crate::image::index::nameable(path) {
+                continue;
+            }
             if !patterns.is_empty() && !patterns.iter().any(|g| g.matches_path_with(path, opts)) {
                 continue;
             }
