@@ -17,9 +17,9 @@ mod fleetgen;
 mod hostile;
 mod images;
 mod isolation;
-mod layers;
 #[path = "../common/layergen.rs"]
 mod layergen;
+mod layers;
 mod plan;
 #[path = "../common/realimage.rs"]
 #[allow(dead_code)]
