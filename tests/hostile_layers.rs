@@ -148,9 +148,16 @@ fn hostile_layers_keep_the_contract() {
         max_shrink_iters: 256,
         ..Config::default()
     };
-    let mut runner =
-        TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &SEED));
-    if let Err(e) = runner.run(&layergen::image(6), |layers| check(&layers)) {
-        panic!("{e}");
+    // First layers every layout can reproduce (most reach the appliers), then
+    // with the classes the reader refuses mixed in.
+    for refused in [false, true] {
+        layergen::set_refused_classes(refused);
+        let mut runner = TestRunner::new_with_rng(
+            config.clone(),
+            TestRng::from_seed(RngAlgorithm::ChaCha, &SEED),
+        );
+        if let Err(e) = runner.run(&layergen::image(6), |layers| check(&layers)) {
+            panic!("refused classes {refused}: {e}");
+        }
     }
 }

@@ -14,13 +14,24 @@ use std::path::Path;
 use proptest::prelude::*;
 use sha2::{Digest as _, Sha256};
 
-/// Whether the generator makes the classes the tar reader refuses as bad
-/// input (exit 2): unknown tar type flags, GNU sparse entries, an opaque
+/// Whether the generator also makes the classes the tar reader refuses as
+/// bad input (exit 2): unknown tar type flags, GNU sparse entries, an opaque
 /// marker at the layer root, xattrs in an unknown namespace, a malformed
 /// `security.capability` or ACL, a 70,000-byte value, a 300-byte xattr name,
-/// a component past NAME_MAX (255), a path past PATH_MAX (4095). Turning it
-/// off narrows the generator to what every layout can reproduce.
-pub const UNSUPPORTED_CLASSES_FIXED: bool = true;
+/// a component past NAME_MAX (255), a path past PATH_MAX (4095). Off, the
+/// layers are ones every layout can reproduce, so most cases reach the
+/// appliers instead of stopping at the first refused entry. Set it before
+/// building a strategy.
+static REFUSED_CLASSES: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// See `REFUSED_CLASSES`.
+pub fn set_refused_classes(on: bool) {
+    REFUSED_CLASSES.store(on, std::sync::atomic::Ordering::SeqCst);
+}
+
+fn refused_classes() -> bool {
+    REFUSED_CLASSES.load(std::sync::atomic::Ordering::SeqCst)
+}
 
 /// How an entry's name reaches the reader.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -279,7 +290,7 @@ fn component() -> impl Strategy<Value = Vec<u8>> {
         2 => prop::collection::vec(1u8..=255, 1..12)
             .prop_map(|v| v.into_iter().map(|b| if b == b'/' { b'_' } else { b }).collect()),
         // Up to NAME_MAX, and past it.
-        1 => (250usize..if UNSUPPORTED_CLASSES_FIXED { 300 } else { 256 }).prop_map(|n| vec![b'n'; n]),
+        1 => (250usize..if refused_classes() { 300 } else { 256 }).prop_map(|n| vec![b'n'; n]),
     ]
 }
 
@@ -305,7 +316,7 @@ fn path() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
         12 => shallow,
         // Deep chains: the path cap is 4095 bytes (2,047 levels of "d/").
-        1 => prop::sample::select(if UNSUPPORTED_CLASSES_FIXED {
+        1 => prop::sample::select(if refused_classes() {
             vec![100usize, 1500, 2000, 2100]
         } else {
             vec![100usize, 1500, 2000]
@@ -322,12 +333,12 @@ fn path() -> impl Strategy<Value = Vec<u8>> {
 
 fn typeflag() -> impl Strategy<Value = u8> {
     let mut known: Vec<u8> = b"0\x0012345672".to_vec();
-    if UNSUPPORTED_CLASSES_FIXED {
+    if refused_classes() {
         known.extend_from_slice(b"SgLKxVMN ");
     }
     prop_oneof![
         10 => prop::sample::select(known),
-        1 => if UNSUPPORTED_CLASSES_FIXED { any::<u8>().boxed() } else { Just(b'0').boxed() },
+        1 => if refused_classes() { any::<u8>().boxed() } else { Just(b'0').boxed() },
     ]
 }
 
@@ -339,7 +350,7 @@ fn xattr() -> impl Strategy<Value = (Vec<u8>, Vec<u8>)> {
         b"trusted.overlay.redirect".to_vec(),
     ];
     let mut values: Vec<Vec<u8>> = vec![b"y".to_vec(), b"".to_vec(), vec![7u8; 40]];
-    if UNSUPPORTED_CLASSES_FIXED {
+    if refused_classes() {
         names.extend([
             b"security.capability".to_vec(),
             b"system.posix_acl_access".to_vec(),
@@ -390,7 +401,7 @@ fn entry(earlier: Vec<Vec<u8>>) -> impl Strategy<Value = RawEntry> {
         prop::collection::vec(xattr(), 0..3),
     )
         .prop_map(|(name, form, typeflag, content, lie, link, mode, dev, xattrs)| {
-            let name = if !UNSUPPORTED_CLASSES_FIXED && is_root_opaque(&name) {
+            let name = if !refused_classes() && is_root_opaque(&name) {
                 [b"a/".to_vec(), name].concat()
             } else {
                 name
