@@ -814,7 +814,8 @@ impl Applier {
     }
 }
 
-fn list_dir(fd: &OwnedFd) -> Result<Vec<OsString>, Errno> {
+/// The names in the directory `fd`, `.` and `..` left out.
+pub(crate) fn list_dir(fd: &OwnedFd) -> Result<Vec<OsString>, Errno> {
     let mut out = Vec::new();
     let mut dir = rfs::Dir::read_from(fd)?;
     while let Some(e) = dir.read() {

@@ -253,20 +253,6 @@ fn copy_xattrs_by_path(src: &Path, dst: &Path) -> Result<(), Errno> {
     Ok(())
 }
 
-/// Lists the names in the directory `fd`, `.` and `..` left out.
-fn list_names(fd: &OwnedFd) -> Result<Vec<OsString>, Errno> {
-    let mut out = Vec::new();
-    let mut dir = rfs::Dir::read_from(fd)?;
-    while let Some(e) = dir.read() {
-        let e = e?;
-        let n = e.file_name().to_bytes();
-        if n != b"." && n != b".." {
-            out.push(OsStr::from_bytes(n).to_os_string());
-        }
-    }
-    Ok(out)
-}
-
 /// Clones the tree at `src` to `dst` (which must not exist): directories,
 /// symlinks, FIFOs and device nodes made anew with their metadata; regular
 /// files hard-linked or copied. Directory mtimes follow at the end.
@@ -319,7 +305,11 @@ pub fn clone_tree(
         .map_err(t.err("opening", true, root_rel))?;
     let mut stack = vec![Level {
         dir: 0,
-        names: list_names(&cur_src).map_err(t.err("reading dir", false, root_rel))?,
+        names: crate::image::apply::list_dir(&cur_src).map_err(t.err(
+            "reading dir",
+            false,
+            root_rel,
+        ))?,
         next: 0,
     }];
     while let Some(level) = stack.last_mut() {
@@ -354,7 +344,8 @@ pub fn clone_tree(
                     Some((s.as_fd(), d.as_fd())),
                     &rel(),
                 )?;
-                let names = list_names(&s).map_err(|e| t.err("reading dir", false, &rel())(e))?;
+                let names = crate::image::apply::list_dir(&s)
+                    .map_err(|e| t.err("reading dir", false, &rel())(e))?;
                 dirs.push(DirNode {
                     parent: Some(dir),
                     name,

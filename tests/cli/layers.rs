@@ -124,46 +124,17 @@ fn plain(tar: Vec<u8>) -> Stored {
 
 /// Writes an OCI layout of `layers` (bottom first) under `dir`; its reference.
 fn layout(dir: &Path, layers: &[Stored]) -> String {
-    let blobs = dir.join("blobs/sha256");
-    std::fs::create_dir_all(&blobs).expect("mkdir");
-    let put = |b: &[u8]| {
-        let d = sha(b);
-        std::fs::write(blobs.join(&d[7..]), b).expect("write blob");
-        d
-    };
-    let config = serde_json::to_vec(&serde_json::json!({
-        "architecture": "amd64", "os": "linux",
-        "rootfs": {"type": "layers", "diff_ids": layers.iter().map(|l| l.2.clone()).collect::<Vec<_>>()},
-    }))
-    .expect("json");
-    let descs: Vec<serde_json::Value> = layers
+    let stored: Vec<(Vec<u8>, String, String)> = layers
         .iter()
-        .map(|l| {
-            serde_json::json!({
-                "mediaType": format!("application/vnd.oci.image.layer.v1.{}", l.1),
-                "digest": put(&l.0), "size": l.0.len(),
-            })
+        .map(|(b, suffix, diff_id)| {
+            (
+                b.clone(),
+                format!("application/vnd.oci.image.layer.v1.{suffix}"),
+                diff_id.clone(),
+            )
         })
         .collect();
-    let manifest = serde_json::to_vec(&serde_json::json!({
-        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": put(&config), "size": config.len()},
-        "layers": descs,
-    }))
-    .expect("json");
-    let md = put(&manifest);
-    let index = serde_json::json!({
-        "schemaVersion": 2,
-        "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md,
-            "size": manifest.len(), "annotations": {"org.opencontainers.image.ref.name": "t"}}],
-    });
-    std::fs::write(
-        dir.join("index.json"),
-        serde_json::to_vec(&index).expect("json"),
-    )
-    .expect("write");
-    std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).expect("write");
-    format!("oci:{}:t", dir.display())
+    crate::layergen::write_oci_layout(dir, &stored)
 }
 
 /// `run --workloads lookup --image IMAGE` (every default layout), confined to `dir`.

@@ -233,6 +233,20 @@ fn sha(b: &[u8]) -> String {
 /// Writes `layers` as an OCI layout at `dir` (tag `t`), digests and diff_ids
 /// right; returns `oci:DIR:t`.
 pub fn oci_layout(dir: &Path, layers: &[RawLayer]) -> String {
+    let stored: Vec<(Vec<u8>, String, String)> = layers
+        .iter()
+        .map(|l| {
+            let tar = tar_bytes(l);
+            let (b, media_type) = blob(l, &tar);
+            (b, media_type.to_string(), sha(&tar))
+        })
+        .collect();
+    write_oci_layout(dir, &stored)
+}
+
+/// Writes stored layers — (blob, media type, diff_id), bottom first — as an
+/// OCI layout at `dir` (tag `t`); returns `oci:DIR:t`.
+pub fn write_oci_layout(dir: &Path, layers: &[(Vec<u8>, String, String)]) -> String {
     let blobs = dir.join("blobs/sha256");
     std::fs::create_dir_all(&blobs).expect("mkdir");
     let put = |b: &[u8]| {
@@ -240,15 +254,13 @@ pub fn oci_layout(dir: &Path, layers: &[RawLayer]) -> String {
         std::fs::write(blobs.join(d.trim_start_matches("sha256:")), b).expect("write");
         d
     };
-    let mut diff_ids = Vec::new();
-    let mut descs = Vec::new();
-    for l in layers {
-        let tar = tar_bytes(l);
-        diff_ids.push(sha(&tar));
-        let (b, media_type) = blob(l, &tar);
-        descs
-            .push(serde_json::json!({"mediaType": media_type, "digest": put(&b), "size": b.len()}));
-    }
+    let descs: Vec<serde_json::Value> = layers
+        .iter()
+        .map(|(b, media_type, _)| {
+            serde_json::json!({"mediaType": media_type, "digest": put(b), "size": b.len()})
+        })
+        .collect();
+    let diff_ids: Vec<&String> = layers.iter().map(|l| &l.2).collect();
     let config = serde_json::to_vec(&serde_json::json!({
         "architecture": "amd64", "os": "linux",
         "rootfs": {"type": "layers", "diff_ids": diff_ids},
