@@ -70,31 +70,6 @@ fn deep_layer(levels: usize) -> layergen::RawLayer {
     }
 }
 
-/// Loop devices attached right now (`losetup -a`), one line each.
-fn loops() -> Vec<String> {
-    let out = StdCommand::new("losetup")
-        .arg("-a")
-        .output()
-        .expect("losetup runs");
-    let mut v: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect();
-    v.sort();
-    v
-}
-
-/// This process's mount table, the mount ids left out (a remount renumbers).
-fn mount_table() -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
-        .expect("mountinfo")
-        .lines()
-        .map(|l| l.splitn(5, ' ').nth(4).unwrap_or("").to_string())
-        .collect();
-    v.sort();
-    v
-}
-
 /// Runs `overlaybench run` on `image` with `layouts` (the image only, on
 /// tmpfs; the inodes workload, or every workload briefly when `all`) in
 /// `dir`; returns the exit code and stderr. Killed past `secs`.
@@ -179,7 +154,6 @@ fn probe_layouts(dir: &Path) -> Vec<&'static str> {
 fn deep_directories_are_measured_on_every_layout() {
     let d = tmp();
     let layouts = host_layouts().join(",");
-    let (mounts, attached) = (mount_table(), loops());
     for levels in [1500, 2000] {
         // Known failures, left out until fixed: at 2,000 levels the erofs
         // layout's mkfs.erofs (erofs-utils without --tar, given the unpacked
@@ -213,15 +187,14 @@ fn deep_directories_are_measured_on_every_layout() {
         assert_eq!(r.status, RunStatus::Complete, "{levels} levels");
         assert_clean(&case);
     }
-    assert_eq!(mount_table(), mounts, "mounts left behind");
-    assert_eq!(loops(), attached, "loop devices left attached");
+    // Checked per directory: other tests mount and attach beside this one.
+    assert_clean(d.path());
 }
 
 /// Generated layers through the binary: a fixed seed and 16 cases.
 fn generated_hostile_layers_exit_0_or_2_on_every_layout() {
     let d = tmp();
     let layouts = host_layouts().join(",");
-    let (mounts, attached) = (mount_table(), loops());
     let config = Config {
         cases: 16,
         failure_persistence: None,
@@ -244,7 +217,5 @@ fn generated_hostile_layers_exit_0_or_2_on_every_layout() {
             "case {i}: exit {code:?}: {err}\nlayers: {layers:#?}"
         );
         assert_clean(&case);
-        assert_eq!(mount_table(), mounts, "case {i}: mounts left behind");
-        assert_eq!(loops(), attached, "case {i}: loop devices left attached");
     }
 }
