@@ -509,7 +509,10 @@ mod tests {
             .unwrap_or_default();
         assert!(err.contains("aufs") && err.contains("overlay2"), "{err}");
         let mut r = request();
-        r.options.lookup.depths = Some(vec![600]);
+        r.options.set(workload::lookup::Options {
+            depths: Some(vec![600]),
+            ..Default::default()
+        });
         let err = RunConfig::try_from(r)
             .err()
             .map(|e| e.to_string())

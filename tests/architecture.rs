@@ -311,3 +311,56 @@ fn doctor_names_no_layout() {
         }
     }
 }
+
+/// A workload's `run` flags live in its own file: every workload folder with
+/// user options (`pub struct Options` in its `params.rs`) has
+/// `src/cli/workloads/<folder>.rs`, registered with one line in `GROUPS`; only
+/// that file reaches into its folder, and `src/cli/run.rs` (the shared flags)
+/// names no workload's options.
+#[test]
+fn each_workloads_flags_are_one_file_and_one_registry_line() {
+    let cli = Path::new("src/cli/workloads");
+    let registry = code_of(&cli.join("mod.rs"));
+    let mut with_options = Vec::new();
+    for e in fs::read_dir("src/workload")
+        .expect("src/workload")
+        .flatten()
+    {
+        let params = e.path().join("params.rs");
+        if params.is_file() && code_of(&params).contains("pub struct Options") {
+            with_options.push(e.file_name().to_string_lossy().into_owned());
+        }
+    }
+    assert!(with_options.len() >= 5, "{with_options:?}");
+    let run = code_of(Path::new("src/cli/run.rs"));
+    let mut files = Vec::new();
+    rust_files(cli, &mut files);
+    for folder in &with_options {
+        let own = cli.join(format!("{folder}.rs"));
+        assert!(
+            own.is_file(),
+            "{folder} has options but no {}",
+            own.display()
+        );
+        assert!(
+            registry.contains(&format!("pub mod {folder};"))
+                && registry.contains(&format!("group::<{folder}::")),
+            "{} is not registered in cli::workloads::GROUPS",
+            own.display()
+        );
+        assert!(
+            code_of(&own).contains(&format!("workload::{folder}")),
+            "{} does not lower into workload::{folder}",
+            own.display()
+        );
+        let reach = format!("workload::{folder}");
+        assert!(!run.contains(&reach), "src/cli/run.rs reaches into {reach}");
+        for f in files.iter().filter(|f| **f != own) {
+            assert!(
+                !code_of(f).contains(&reach),
+                "{} reaches into {reach}",
+                f.display()
+            );
+        }
+    }
+}

@@ -9,10 +9,9 @@ use overlaybench::app::{self, AppError};
 use overlaybench::config::{MountApiChoice, RunConfig, RunRequest, Suite};
 use overlaybench::isolate;
 use overlaybench::report::RunStatus;
-use overlaybench::workload::copy_up::{CacheState, Procedure, Variant};
-use overlaybench::workload::{copy_up, inodes, lookup, page_cache, storm, WorkloadOptions};
 use overlaybench::{layout, stop, workload};
 
+use super::workloads::WorkloadArgs;
 use super::{choice, one_of, out, parse_size, ImageArgs};
 
 /// `overlaybench run`.
@@ -46,100 +45,6 @@ pub struct RunArgs {
     /// Replace the report (report.json, summary.md, charts) already in --out.
     #[arg(long)]
     pub force: bool,
-    /// lookup, storm: lower depths to measure (1 to 500) [quick: lookup
-    /// 1,2,4,8,16,32,64,128; storm 1,16; standard storm: 1,16,64].
-    #[arg(allow_negative_numbers = true, long, value_delimiter = ',')]
-    pub depths: Option<Vec<usize>>,
-    /// lookup: distinct names per target, each looked up once per cold round [quick: 256].
-    #[arg(allow_negative_numbers = true, long)]
-    pub names: Option<usize>,
-    /// lookup: lookups timed together as one sample (per-op = batch time / batch) [32].
-    #[arg(allow_negative_numbers = true, long)]
-    pub batch: Option<usize>,
-    /// Rounds per case: lookup's cold rounds (each: evict, fresh mount, measure)
-    /// [quick: 10]; storm's storms per point [quick: 5, standard: 10].
-    #[arg(allow_negative_numbers = true, long)]
-    pub rounds: Option<usize>,
-    /// lookup: numbers of images sharing one store, swept (1 to 1000) [quick: 1,4,16].
-    #[arg(long, value_delimiter = ',')]
-    pub store_images: Option<Vec<usize>>,
-    /// storm: containers started at once, swept; 1 is always measured
-    /// (1 to 1024) [quick: 1,4,16; standard: 1,2,4,8,16,32,64].
-    #[arg(long, value_delimiter = ',')]
-    pub concurrency: Option<Vec<usize>>,
-    /// storm: how lower layers are idmapped; asked for explicitly, a host that
-    /// refuses exits 3 [all, skipped with a note where refused].
-    #[arg(long, value_delimiter = ',', value_parser = choice::<storm::Idmap>())]
-    pub idmap: Option<Vec<storm::Idmap>>,
-    /// storm: mounts held while the mount table is read, swept (0 skips the
-    /// phase) [quick: 0,100,1000; standard: 0,100,1000,5000].
-    #[arg(long, value_delimiter = ',')]
-    pub mounts_held: Option<Vec<usize>>,
-    /// storm: layers of the image every held mount stacks (1 to 500) [16].
-    #[arg(long)]
-    pub held_depth: Option<usize>,
-    /// copy-up: file sizes, binary units (e.g. 1M,16M,64M,256M) [quick: 1M,16M,64M].
-    #[arg(allow_negative_numbers = true, long, value_delimiter = ',', value_parser = parse_size)]
-    pub sizes: Option<Vec<u64>>,
-    /// copy-up: layers in the image; the file sits in the bottom one (1 to 500) [3].
-    #[arg(allow_negative_numbers = true, long)]
-    pub depth: Option<usize>,
-    /// copy-up: samples per case, each in a fresh container [quick: 9].
-    #[arg(allow_negative_numbers = true, long)]
-    pub samples: Option<usize>,
-    /// copy-up: what each fresh container does first [quick: write,chmod; else all].
-    #[arg(long, value_delimiter = ',', value_parser = choice::<Procedure>())]
-    pub procedures: Option<Vec<Procedure>>,
-    /// copy-up: overlay option sets compared [all].
-    #[arg(long, value_delimiter = ',', value_parser = choice::<Variant>())]
-    pub variants: Option<Vec<Variant>>,
-    /// copy-up: lower file page cache before the timed op [quick: cold; else cold,warm].
-    #[arg(long, value_delimiter = ',', value_parser = choice::<CacheState>())]
-    pub caches: Option<Vec<CacheState>>,
-    /// copy-up: how many of each --image's largest regular files are timed (1 to 100) [5].
-    #[arg(allow_negative_numbers = true, long)]
-    pub image_files: Option<usize>,
-    /// inodes: layers per image, swept (comma-separated) [quick: 5,20].
-    #[arg(allow_negative_numbers = true, long, value_delimiter = ',')]
-    pub layers: Option<Vec<usize>>,
-    /// inodes: images in the set (1 to 1000) [3].
-    #[arg(allow_negative_numbers = true, long)]
-    pub images: Option<usize>,
-    /// inodes: percent of each image's layers shared by all images (the base) [60].
-    #[arg(allow_negative_numbers = true, long)]
-    pub shared_pct: Option<u32>,
-    /// page-cache: numbers of containers reading the set [quick: 1,2,4]; inodes:
-    /// containers per image (the largest value) [2].
-    #[arg(allow_negative_numbers = true, long, value_delimiter = ',')]
-    pub containers: Option<Vec<usize>>,
-    /// page-cache: total size of the cache set, binary units [quick: 256M].
-    #[arg(allow_negative_numbers = true, long, value_parser = parse_size)]
-    pub cache_set: Option<u64>,
-    /// page-cache: files the cache set is split into (1 to 100000) [4].
-    #[arg(allow_negative_numbers = true, long)]
-    pub cache_files: Option<usize>,
-    /// page-cache: the most bytes of each --image the containers read, binary
-    /// units; its regular files in path order up to it [quick: 256M].
-    #[arg(allow_negative_numbers = true, long, value_parser = parse_size)]
-    pub read_budget: Option<u64>,
-    /// page-cache: glob patterns (paths in the image, e.g. 'usr/lib/**') choosing
-    /// which files of each --image are read [every regular file].
-    #[arg(long, num_args = 1.., value_name = "GLOB")]
-    pub read_set: Option<Vec<String>>,
-    /// page-cache: numbers of different images (the same files in other layers,
-    /// no layer shared) read at once, one container each [quick: 1,3].
-    #[arg(long, value_delimiter = ',')]
-    pub cache_images: Option<Vec<usize>>,
-    /// inodes: files added or modified per layer (0 to 1000000) [100].
-    #[arg(allow_negative_numbers = true, long)]
-    pub files_per_layer: Option<usize>,
-    /// inodes: directories added per layer (0 to 100000) [20].
-    #[arg(allow_negative_numbers = true, long)]
-    pub dirs_per_layer: Option<usize>,
-    /// inodes: files each container modifies (copy_up); it also creates and deletes
-    /// as many (0 to 100000) [10].
-    #[arg(allow_negative_numbers = true, long)]
-    pub writes: Option<usize>,
     /// Overlay mount API.
     #[arg(long, value_parser = choice::<MountApiChoice>(), default_value = "auto")]
     pub mount_api: MountApiChoice,
@@ -163,6 +68,9 @@ pub struct RunArgs {
     /// workloads (`overlaybench claims`; under a minute with the quick suite).
     #[arg(long)]
     pub claims: bool,
+    /// Each workload's own options, under its heading (`workloads::GROUPS`).
+    #[command(flatten)]
+    pub workload: WorkloadArgs,
 }
 
 impl RunArgs {
@@ -185,52 +93,7 @@ impl RunArgs {
             images: self.image.images,
             image_only: self.image_only,
             claims: self.claims,
-            options: WorkloadOptions {
-                lookup: lookup::Options {
-                    depths: self.depths.clone(),
-                    names: self.names,
-                    batch: self.batch,
-                    rounds: self.rounds,
-                    store_images: self.store_images,
-                },
-                copy_up: copy_up::Options {
-                    sizes: self.sizes,
-                    depth: self.depth,
-                    samples: self.samples,
-                    procedures: self.procedures,
-                    variants: self.variants,
-                    caches: self.caches,
-                    image_files: self.image_files,
-                },
-                inodes: inodes::Options {
-                    layers: self.layers,
-                    images: self.images,
-                    shared_pct: self.shared_pct,
-                    containers: self
-                        .containers
-                        .as_ref()
-                        .and_then(|c| c.iter().copied().max()),
-                    files_per_layer: self.files_per_layer,
-                    dirs_per_layer: self.dirs_per_layer,
-                    writes: self.writes,
-                },
-                page_cache: page_cache::Options {
-                    set_bytes: self.cache_set,
-                    files: self.cache_files,
-                    containers: self.containers,
-                    read_budget: self.read_budget,
-                    read_set: self.read_set,
-                    images: self.cache_images,
-                },
-                storm: storm::Options {
-                    depths: self.depths,
-                    concurrency: self.concurrency,
-                    rounds: self.rounds,
-                    idmap: self.idmap,
-                    held: self.mounts_held,
-                    held_depth: self.held_depth,
-                },
-            },
+            options: self.workload.0,
         }
     }
 }

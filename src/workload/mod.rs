@@ -15,6 +15,8 @@ pub mod lookup;
 pub mod page_cache;
 pub mod storm;
 
+use std::any::{Any, TypeId};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -199,19 +201,54 @@ pub struct BuildContext<'a> {
 }
 
 /// Every workload's options as the user gave them (all optional: the suite fills
-/// the rest). The one place that lists each workload's options struct.
-#[derive(Debug, Clone, Default)]
-pub struct WorkloadOptions {
-    /// lookup.
-    pub lookup: lookup::Options,
-    /// copy-up.
-    pub copy_up: copy_up::Options,
-    /// inodes.
-    pub inodes: inodes::Options,
-    /// page-cache.
-    pub page_cache: page_cache::Options,
-    /// storm.
-    pub storm: storm::Options,
+/// the rest), one value per workload's own options type (its `params::Options`).
+/// A workload's `build` reads its own with [`WorkloadOptions::get`]; nothing
+/// here names a workload, so adding one adds no line.
+#[derive(Clone, Default)]
+pub struct WorkloadOptions(BTreeMap<TypeId, Arc<dyn AnyOptions>>);
+
+/// What `WorkloadOptions` holds: any workload's options type.
+pub trait AnyOptions: Any + std::fmt::Debug + Send + Sync {
+    /// Itself, to downcast to the concrete options type.
+    fn as_any(&self) -> &dyn Any;
+}
+
+impl<T: Any + std::fmt::Debug + Send + Sync> AnyOptions for T {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+impl WorkloadOptions {
+    /// Sets one workload's options (replacing any set before).
+    pub fn set<T: AnyOptions>(&mut self, options: T) {
+        self.0.insert(TypeId::of::<T>(), Arc::new(options));
+    }
+
+    /// These options with `options` set.
+    pub fn with<T: AnyOptions>(mut self, options: T) -> Self {
+        self.set(options);
+        self
+    }
+
+    /// One workload's options: as set, else all unset (the suite's defaults).
+    pub fn get<T: AnyOptions + Clone + Default>(&self) -> Cow<'_, T> {
+        // `&**o`: the `dyn` inside the `Arc` (the `Arc` is itself `AnyOptions`).
+        match self
+            .0
+            .get(&TypeId::of::<T>())
+            .and_then(|o| (**o).as_any().downcast_ref::<T>())
+        {
+            Some(o) => Cow::Borrowed(o),
+            None => Cow::Owned(T::default()),
+        }
+    }
+}
+
+impl std::fmt::Debug for WorkloadOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.values()).finish()
+    }
 }
 
 /// A workload resolved for one run.
@@ -306,4 +343,27 @@ pub fn dedup_keep_order<T: PartialEq + Clone>(v: &[T]) -> Vec<T> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_are_kept_per_workload_and_default_when_unset() {
+        let o = WorkloadOptions::default().with(lookup::Options {
+            depths: Some(vec![4]),
+            ..Default::default()
+        });
+        assert_eq!(o.get::<lookup::Options>().depths, Some(vec![4]));
+        // Another workload's options are untouched by lookup's.
+        assert_eq!(o.get::<storm::Options>().depths, None);
+        let o = o.with(storm::Options {
+            rounds: Some(2),
+            ..Default::default()
+        });
+        assert_eq!(o.get::<storm::Options>().rounds, Some(2));
+        assert_eq!(o.get::<lookup::Options>().depths, Some(vec![4]));
+        assert_eq!(o.get::<lookup::Options>().rounds, None);
+    }
 }

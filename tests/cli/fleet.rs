@@ -121,7 +121,7 @@ fn node_run_args(scratch: &Path, backings: &str, layouts: &str) -> Vec<String> {
         "default",
         "--cache-set",
         "16M",
-        "--containers",
+        "--page-cache-containers",
         "1,2",
         "--backing",
         backings,

@@ -14,6 +14,54 @@ fn depth_out_of_range_names_value_and_limit() {
     }
 }
 
+/// lookup's and storm's depths and rounds are separate flags now, and inodes'
+/// and page-cache's containers: each refusal names the flag that was given,
+/// so each reached its own workload.
+fn workload_flags_reach_only_their_workload() {
+    for (args, says) in [
+        (
+            ["--rounds", "0"],
+            "--rounds 0 is out of range: use --rounds >= 1",
+        ),
+        (
+            ["--storm-rounds", "0"],
+            "--storm-rounds 0 is out of range: use --storm-rounds >= 1",
+        ),
+        (["--storm-depths", "0"], "depth 0 is out of range"),
+        (
+            ["--page-cache-containers", "0"],
+            "--page-cache-containers 0 is out of range",
+        ),
+        (
+            ["--containers", "1001"],
+            "--containers 1001 is out of range",
+        ),
+    ] {
+        bin()
+            .args(["run"])
+            .args(args)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(says));
+    }
+    // Storm sees its own depths, not lookup's (which once fed both).
+    bin()
+        .args(["run", "--workloads", "storm", "--depths", "0"])
+        .args(["--storm-depths", "600"])
+        .assert()
+        .code(2)
+        .stderr(
+            predicate::str::contains("depth 600 is out of range")
+                .and(predicate::str::contains("depth 0").not()),
+        );
+    // inodes takes one number of containers per image (as `plan` does).
+    bin()
+        .args(["run", "--containers", "1,2"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--containers"));
+}
+
 fn unknown_choices_exit_2() {
     bin()
         .args(["run", "--layouts", "aufs"])
@@ -280,6 +328,10 @@ fn all_rows_on_ext4_and_btrfs_in_one_report() {
             "1,4",
             "--rounds",
             "1",
+            "--storm-depths",
+            "1,4",
+            "--storm-rounds",
+            "1",
             "--names",
             "32",
             "--batch",
@@ -292,7 +344,7 @@ fn all_rows_on_ext4_and_btrfs_in_one_report() {
             "3",
             "--images",
             "2",
-            "--containers",
+            "--page-cache-containers",
             "1,2",
             "--cache-set",
             "8M",
@@ -342,6 +394,11 @@ pub fn tests() -> Vec<(&'static str, bool, fn())> {
             "run::depth_out_of_range_names_value_and_limit",
             false,
             depth_out_of_range_names_value_and_limit,
+        ),
+        (
+            "run::workload_flags_reach_only_their_workload",
+            false,
+            workload_flags_reach_only_their_workload,
         ),
         ("run::unknown_choices_exit_2", false, unknown_choices_exit_2),
         (

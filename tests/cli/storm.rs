@@ -9,7 +9,7 @@ fn storm_input_is_validated_before_anything_is_made() {
     let d = tmp();
     let scratch = d.path().join("scratch");
     for (args, says) in [
-        (vec!["--depths", "501"], "depth 501"),
+        (vec!["--storm-depths", "501"], "depth 501"),
         (vec!["--concurrency", "0"], "--concurrency 0"),
         (vec!["--concurrency", "5000"], "1 to 1024"),
         (vec!["--held-depth", "600"], "--held-depth 600"),
@@ -28,7 +28,7 @@ fn storm_input_is_validated_before_anything_is_made() {
         .arg("--nofile=256")
         .arg(assert_cmd::cargo::cargo_bin("overlaybench"))
         .args(["run", "--workloads", "storm", "--concurrency", "64"])
-        .args(["--depths", "64", "--idmap", "per-layer", "--scratch"])
+        .args(["--storm-depths", "64", "--idmap", "per-layer", "--scratch"])
         .arg(&scratch)
         .output()
         .expect("prlimit runs");
@@ -49,9 +49,9 @@ fn storm_run_writes_cases_chart_summary_and_a_plan_line() {
             "inodes,storm",
             "--concurrency",
             "1,4",
-            "--depths",
+            "--storm-depths",
             "1,8",
-            "--rounds",
+            "--storm-rounds",
             "2",
             "--mounts-held",
             "0,40,80",
@@ -194,7 +194,14 @@ fn ctrl_c_in_a_large_mount_table_phase_leaves_nothing_mounted() {
     let d = tmp();
     let child = StdCommand::new(assert_cmd::cargo::cargo_bin("overlaybench"))
         .args(["run", "--workloads", "storm", "--layouts", "overlay2"])
-        .args(["--concurrency", "1", "--depths", "1", "--rounds", "1"])
+        .args([
+            "--concurrency",
+            "1",
+            "--storm-depths",
+            "1",
+            "--storm-rounds",
+            "1",
+        ])
         .args(["--idmap", "none", "--mounts-held", "5000", "--no-progress"])
         .arg("--scratch")
         .arg(d.path().join("scratch"))

@@ -81,7 +81,16 @@ fn run_image(
     secs: u64,
 ) -> (Option<i32>, String) {
     let workloads: &[&str] = if all {
-        &["--rounds", "2", "--containers", "1,2", "--image-files", "2"]
+        &[
+            "--rounds",
+            "2",
+            "--storm-rounds",
+            "2",
+            "--page-cache-containers",
+            "1,2",
+            "--image-files",
+            "2",
+        ]
     } else {
         &["--workloads", "inodes"]
     };

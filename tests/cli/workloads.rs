@@ -221,10 +221,12 @@ fn page_cache_input_is_validated() {
         .code(2)
         .stderr(predicate::str::contains("cannot be measured on tmpfs"));
     bin()
-        .args(["run", "--containers", "0,2"])
+        .args(["run", "--page-cache-containers", "0,2"])
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("--containers"));
+        .stderr(predicate::str::contains(
+            "--page-cache-containers 0 is out of range",
+        ));
 }
 
 fn page_cache_sharing_factor_from_a_real_mount() {
@@ -236,7 +238,7 @@ fn page_cache_sharing_factor_from_a_real_mount() {
         &[
             "--workloads",
             "page-cache",
-            "--containers",
+            "--page-cache-containers",
             "1,3",
             "--cache-set",
             "16M",
@@ -323,7 +325,7 @@ fn page_cache_composefs_shares_across_images() {
             "page-cache",
             "--layouts",
             "overlay2,composefs,erofs",
-            "--containers",
+            "--page-cache-containers",
             "1",
             "--cache-images",
             "1,3",

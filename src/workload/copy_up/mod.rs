@@ -37,7 +37,7 @@ pub static ENTRY: WorkloadEntry = WorkloadEntry {
 
 fn build(b: &BuildContext<'_>) -> Result<Box<dyn Workload>, ParamError> {
     Ok(Box::new(CopyUpWorkload {
-        params: Params::resolve(b.suite, &b.options.copy_up)?,
+        params: Params::resolve(b.suite, &b.options.get::<Options>())?,
         synthetic: b.synthetic,
         images: b.images,
     }))

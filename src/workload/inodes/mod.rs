@@ -47,7 +47,7 @@ pub static ENTRY: WorkloadEntry = WorkloadEntry {
 
 fn build(b: &BuildContext<'_>) -> Result<Box<dyn Workload>, ParamError> {
     Ok(Box::new(Inodes {
-        params: Params::resolve(b.suite, &b.options.inodes, b.seed)?,
+        params: Params::resolve(b.suite, &b.options.get::<Options>(), b.seed)?,
         synthetic: b.synthetic,
         images: b.images,
         streams_recorded: AtomicBool::new(false),

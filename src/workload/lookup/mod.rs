@@ -42,7 +42,7 @@ pub static ENTRY: WorkloadEntry = WorkloadEntry {
 
 fn build(b: &BuildContext<'_>) -> Result<Box<dyn Workload>, ParamError> {
     Ok(Box::new(Lookup {
-        params: Params::resolve(b.suite, &b.options.lookup)?,
+        params: Params::resolve(b.suite, &b.options.get::<Options>())?,
         synthetic: b.synthetic,
         images: b.images,
     }))

@@ -42,7 +42,7 @@ pub static ENTRY: WorkloadEntry = WorkloadEntry {
 fn build(b: &BuildContext<'_>) -> Result<Box<dyn Workload>, ParamError> {
     let available = Memory::current().and_then(|m| m.available_bytes);
     Ok(Box::new(PageCache {
-        params: Params::resolve(b, &b.options.page_cache, available, NAME)?,
+        params: Params::resolve(b, &b.options.get::<Options>(), available, NAME)?,
         synthetic: b.synthetic,
         images: b.images,
     }))

@@ -75,9 +75,9 @@ impl Params {
         let ks = sorted_unique(o.containers.as_deref().unwrap_or(&k_default));
         if ks.first() == Some(&0) || ks.is_empty() {
             return Err(ParamError::range(
-                "--containers",
+                "--page-cache-containers",
                 0,
-                "at least 1 container (e.g. --containers 1,2,4,8)",
+                "at least 1 container (e.g. --page-cache-containers 1,2,4,8)",
             ));
         }
         let ms = sorted_unique(o.images.as_deref().unwrap_or(&m_default));
@@ -147,7 +147,7 @@ impl Params {
                         flag,
                         bytes,
                         format!(
-                            "set × max(largest --containers + 1, 2 × largest --cache-images + 1) = {need} bytes \
+                            "set × max(largest --page-cache-containers + 1, 2 × largest --cache-images + 1) = {need} bytes \
                              must stay under half of MemAvailable ({avail} bytes); use a smaller {flag} or \
                              fewer containers or images"
                         ),

@@ -45,7 +45,7 @@ pub static ENTRY: WorkloadEntry = WorkloadEntry {
 
 fn build(b: &BuildContext<'_>) -> Result<Box<dyn Workload>, ParamError> {
     Ok(Box::new(Storm {
-        params: Params::resolve(b.suite, &b.options.storm, &HostLimits::read())?,
+        params: Params::resolve(b.suite, &b.options.get::<Options>(), &HostLimits::read())?,
     }))
 }
 

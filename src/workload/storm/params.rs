@@ -164,7 +164,7 @@ impl Params {
         let depths = sorted_unique(o.depths.as_deref().unwrap_or(depths));
         if depths.is_empty() {
             return Err(ParamError::Invalid(
-                "--depths is empty; give depths from 1 to 500, e.g. 1,16,64".into(),
+                "--storm-depths is empty; give depths from 1 to 500, e.g. 1,16,64".into(),
             ));
         }
         let held_depth = o.held_depth.unwrap_or(16);
@@ -214,7 +214,7 @@ impl Params {
         let p = Params {
             depths,
             concurrency,
-            rounds: at_least("--rounds", o.rounds.unwrap_or(rounds), 1)?,
+            rounds: at_least("--storm-rounds", o.rounds.unwrap_or(rounds), 1)?,
             idmap,
             idmap_asked,
             held,
