@@ -27,8 +27,9 @@ pub fn hit(name: &str) -> Option<Fault> {
             // the signal thread has set the stop flag must not send another).
             static SENT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
             if !SENT.swap(true, std::sync::atomic::Ordering::SeqCst) {
-                // SAFETY: kill(2) on our own pid; the signal thread handles it.
-                unsafe { libc::kill(libc::getpid(), libc::SIGINT) };
+                // Our own pid; the signal thread handles it.
+                let _ =
+                    nix::sys::signal::kill(nix::unistd::getpid(), nix::sys::signal::Signal::SIGINT);
             }
             None
         }

@@ -14,7 +14,9 @@
 //!   exports), `image` (specs, sources, the entry stream), `host`;
 //! - `isolate` (namespace, scratch filesystems, mounts), `probe` (kernel reads),
 //!   `input` (the bounded reader and path canonicalisation every input goes through),
-//!   `stats` (pure maths), `error` (exit-code classes).
+//!   `stats` (pure maths), `error` (exit-code classes), `sys` (the raw system
+//!   calls neither nix nor rustix wraps, each behind a wrapper that says why it
+//!   is sound: the only user of the libc crate).
 
 pub mod app;
 pub mod capacity;
@@ -35,4 +37,5 @@ pub mod probe;
 pub mod report;
 pub mod stats;
 pub mod stop;
+pub mod sys;
 pub mod workload;

@@ -8,6 +8,8 @@
 
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
+use nix::sys::signal::Signal;
+
 static REQUESTED: AtomicBool = AtomicBool::new(false);
 static SIGNAL: AtomicI32 = AtomicI32::new(0);
 
@@ -32,7 +34,7 @@ pub fn flag() -> &'static AtomicBool {
 /// other means is reported as Ctrl-C's).
 pub fn signal() -> i32 {
     match SIGNAL.load(Ordering::SeqCst) {
-        0 => libc::SIGINT,
+        0 => Signal::SIGINT as i32,
         s => s,
     }
 }
@@ -45,9 +47,9 @@ pub fn exit_code() -> i32 {
 /// The signal's name for messages (`SIGTERM`).
 pub fn signal_name(signal: i32) -> &'static str {
     match signal {
-        libc::SIGINT => "SIGINT",
-        libc::SIGTERM => "SIGTERM",
-        libc::SIGHUP => "SIGHUP",
+        s if s == Signal::SIGINT as i32 => "SIGINT",
+        s if s == Signal::SIGTERM as i32 => "SIGTERM",
+        s if s == Signal::SIGHUP as i32 => "SIGHUP",
         _ => "a signal",
     }
 }

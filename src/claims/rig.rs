@@ -281,7 +281,7 @@ mod tests {
 
     #[test]
     fn errno_words_name_the_kernel_error() {
-        let exdev: std::io::Result<()> = Err(std::io::Error::from_raw_os_error(libc::EXDEV));
+        let exdev: std::io::Result<()> = Err(std::io::Error::from(nix::errno::Errno::EXDEV));
         assert_eq!(errno_word(&exdev), "EXDEV");
         assert_eq!(errno_word(&Ok(())), "ok");
         assert_eq!(mib_per_s(MIB * 100, 1e9), 100.0);

@@ -6,7 +6,7 @@
 //! their registry entries and run by `stack_mounts`.
 
 use std::fs;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 use std::time::Duration;
 
@@ -22,8 +22,6 @@ pub const IDMAP_PATH: &str = "idmapped mounts (path)";
 
 /// How long any one probe child may take.
 const CHILD_TIMEOUT: Duration = Duration::from_secs(5);
-/// `MOUNT_ATTR_IDMAP`.
-const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
 /// The map the idmapped probes use: container root is host uid 100000.
 const SHIFTED_MAP: &str = "0 100000 65536";
 const SHIFT: u32 = 100_000;
@@ -36,38 +34,6 @@ fn probe(name: &str, supported: bool, detail: String) -> FeatureProbe {
         version: None,
         mount_us: None,
     }
-}
-
-/// `mount_setattr(fd, "", AT_EMPTY_PATH, {attr_set = IDMAP, userns_fd})`.
-fn set_idmap(tree: BorrowedFd<'_>, userns: BorrowedFd<'_>) -> std::io::Result<()> {
-    #[repr(C)]
-    struct MountAttr {
-        attr_set: u64,
-        attr_clr: u64,
-        propagation: u64,
-        userns_fd: u64,
-    }
-    let attr = MountAttr {
-        attr_set: MOUNT_ATTR_IDMAP,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: userns.as_raw_fd() as u64,
-    };
-    // SAFETY: a valid struct of the size passed; empty path with AT_EMPTY_PATH.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            tree.as_raw_fd(),
-            c"".as_ptr(),
-            libc::AT_EMPTY_PATH,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
 }
 
 /// Clones the mount at `dir` (detached, never attached), idmaps the clone and
@@ -85,7 +51,7 @@ fn idmap(dir: BorrowedFd<'_>) -> Result<String, String> {
             | OpenTreeFlags::AT_EMPTY_PATH,
     )
     .map_err(|e| format!("open_tree(OPEN_TREE_CLONE): {e}"))?;
-    set_idmap(tree.as_fd(), ns.as_fd())
+    crate::sys::mount_setattr(tree.as_fd(), crate::sys::MOUNT_ATTR_IDMAP, Some(ns.as_fd()))
         .map_err(|e| format!("mount_setattr(MOUNT_ATTR_IDMAP): {e}"))?;
     let seen = rustix::fs::fstat(&tree)
         .map_err(|e| format!("fstat through the clone: {e}"))?

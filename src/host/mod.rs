@@ -27,12 +27,15 @@ pub struct HostInfo {
     pub kernel_version: String,
     /// `uname -m`.
     pub arch: String,
-    /// First `model name` of /proc/cpuinfo.
+    /// The first CPU's brand (its `model name`).
     pub cpu_model: String,
     /// Online CPUs.
     pub cores: usize,
     /// MemTotal, bytes.
     pub memory_bytes: u64,
+    /// The distribution and its version (`os-release`), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os: Option<String>,
     /// Page size, bytes.
     pub page_size: u64,
     /// /sys/module/overlay/parameters/* (empty if overlay is not loaded).
@@ -49,9 +52,16 @@ pub struct HostInfo {
 }
 
 impl HostInfo {
-    /// Reads kernel, CPU, memory and overlay parameters under `root` (normally `/`).
+    /// Reads kernel, CPU, memory and OS of this host (uname, `sysinfo`) and the
+    /// overlay parameters under `root` (normally `/`).
     pub fn collect(root: &Path) -> HostInfo {
-        let read = |p: &str| fs::read_to_string(root.join(p)).unwrap_or_default();
+        use sysinfo::{CpuRefreshKind, MemoryRefreshKind, RefreshKind, System};
+        let sys = System::new_with_specifics(
+            RefreshKind::nothing()
+                .with_cpu(CpuRefreshKind::nothing())
+                .with_memory(MemoryRefreshKind::nothing().with_ram()),
+        )
+        .ok();
         let uname = nix::sys::utsname::uname().ok();
         let field = |f: fn(&nix::sys::utsname::UtsName) -> &std::ffi::OsStr| {
             uname
@@ -63,12 +73,15 @@ impl HostInfo {
             kernel_release: field(|u| u.release()),
             kernel_version: field(|u| u.version()),
             arch: field(|u| u.machine()),
-            cpu_model: cpu_model(&read("proc/cpuinfo")),
+            cpu_model: sys
+                .as_ref()
+                .and_then(|s| s.cpus().first().map(|c| c.brand().to_string()))
+                .unwrap_or_default(),
             cores: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(1),
-            memory_bytes: crate::probe::memory::Memory::parse(&read("proc/meminfo"))
-                .map_or(0, |m| m.total_bytes),
+            memory_bytes: sys.as_ref().map_or(0, System::total_memory),
+            os: System::long_os_version().ok(),
             page_size: nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
                 .ok()
                 .flatten()
@@ -77,15 +90,6 @@ impl HostInfo {
             ..HostInfo::default()
         }
     }
-}
-
-/// The first CPU's model name from /proc/cpuinfo text (via `procfs`).
-pub fn cpu_model(cpuinfo: &str) -> String {
-    use procfs::FromRead;
-    procfs::CpuInfo::from_read(cpuinfo.as_bytes())
-        .ok()
-        .and_then(|c| c.model_name(0).map(str::to_string))
-        .unwrap_or_default()
 }
 
 fn read_params(dir: &Path) -> BTreeMap<String, String> {
@@ -108,13 +112,23 @@ fn read_params(dir: &Path) -> BTreeMap<String, String> {
 mod tests {
     use super::*;
 
+    /// The live host's facts, against /proc as the kernel shows it.
     #[test]
-    fn parses_captured_files() {
-        assert_eq!(
-            cpu_model("processor\t: 0\nmodel name\t: AMD EPYC 9B14\n\n"),
-            "AMD EPYC 9B14"
-        );
-        assert_eq!(cpu_model("garbage"), "");
+    fn cpu_and_memory_match_proc() {
+        let info = HostInfo::collect(Path::new("/"));
+        let cpuinfo = fs::read_to_string("/proc/cpuinfo").expect("cpuinfo");
+        let model = cpuinfo
+            .lines()
+            .find(|l| l.starts_with("model name"))
+            .and_then(|l| l.split(':').nth(1))
+            .map(str::trim)
+            .unwrap_or_default();
+        assert_eq!(info.cpu_model, model);
+        let total = crate::probe::memory::Memory::current()
+            .expect("meminfo")
+            .total_bytes;
+        assert_eq!(info.memory_bytes, total);
+        assert!(info.cores >= 1);
     }
 
     #[test]

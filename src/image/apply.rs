@@ -146,7 +146,9 @@ impl ApplyError {
             ApplyError::Source(e) => e.class(),
             ApplyError::Hostile { .. } | ApplyError::NoSpace { .. } => ErrorClass::Usage,
             ApplyError::Io { source, .. } => match source.raw_os_error() {
-                Some(libc::EPERM) | Some(libc::EACCES) => ErrorClass::Unsupported,
+                Some(e) if e == Errno::PERM.raw_os_error() || e == Errno::ACCESS.raw_os_error() => {
+                    ErrorClass::Unsupported
+                }
                 _ => ErrorClass::Runtime,
             },
         }

@@ -4,6 +4,8 @@
 
 use std::path::{Component, Path, PathBuf};
 
+use nix::errno::Errno;
+
 use crate::error::ErrorClass;
 
 /// A path the user gave that cannot be used.
@@ -33,10 +35,10 @@ impl PathError {
 }
 
 fn describe(e: &std::io::Error) -> String {
-    match e.raw_os_error() {
-        Some(libc::ENOENT) => "does not exist".into(),
-        Some(libc::ELOOP) => "too many levels of symbolic links (a symlink loop)".into(),
-        Some(libc::ENOTDIR) => "a component of the path is not a directory".into(),
+    match e.raw_os_error().map(Errno::from_raw) {
+        Some(Errno::ENOENT) => "does not exist".into(),
+        Some(Errno::ELOOP) => "too many levels of symbolic links (a symlink loop)".into(),
+        Some(Errno::ENOTDIR) => "a component of the path is not a directory".into(),
         _ => e.to_string(),
     }
 }

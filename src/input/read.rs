@@ -5,6 +5,9 @@ use std::io::Read;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+
 use crate::error::ErrorClass;
 
 /// Largest report.json read (a full-suite report is a few MiB).
@@ -56,12 +59,12 @@ pub enum ReadError {
 }
 
 fn open_reason(e: &std::io::Error) -> String {
-    match e.raw_os_error() {
-        Some(libc::ELOOP) => {
+    match e.raw_os_error().map(Errno::from_raw) {
+        Some(Errno::ELOOP) => {
             "too many levels of symbolic links (a symlink loop, or a symlink where none is allowed)"
                 .into()
         }
-        Some(libc::ENOENT) => "no such file".into(),
+        Some(Errno::ENOENT) => "no such file".into(),
         _ => e.to_string(),
     }
 }
@@ -119,13 +122,13 @@ pub fn read_bytes(
     what: &'static str,
     follow: Follow,
 ) -> Result<Vec<u8>, ReadError> {
-    let mut flags = libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
+    let mut flags = OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
     if follow == Follow::NoSymlinks {
-        flags |= libc::O_NOFOLLOW;
+        flags |= OFlag::O_NOFOLLOW;
     }
     let file = std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(flags)
+        .custom_flags(flags.bits())
         .open(path)
         .map_err(|source| ReadError::Open {
             path: path.to_path_buf(),

@@ -5,13 +5,13 @@
 //! resource).
 
 use std::fs::File;
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::path::Path;
 
 use super::IsolateError;
 
 /// `_IOWR(0x94, 20, struct btrfs_ioctl_space_args)`.
-const BTRFS_IOC_SPACE_INFO: libc::c_ulong = 0xc010_9414;
+const BTRFS_IOC_SPACE_INFO: std::ffi::c_ulong = 0xc010_9414;
 
 const BLOCK_GROUP_DATA: u64 = 1 << 0;
 const BLOCK_GROUP_SYSTEM: u64 = 1 << 1;
@@ -80,12 +80,8 @@ pub fn usage(path: &Path) -> Result<BtrfsUsage, IsolateError> {
     };
     // SAFETY: SPACE_INFO fills at most `space_slots` entries of the array that
     // follows the header, which SpaceArgs holds inline.
-    let rc = unsafe { libc::ioctl(dir.as_raw_fd(), BTRFS_IOC_SPACE_INFO, &mut args) };
-    if rc < 0 {
-        return Err(IsolateError::io("BTRFS_IOC_SPACE_INFO on", path)(
-            std::io::Error::last_os_error(),
-        ));
-    }
+    unsafe { crate::sys::ioctl_ptr(dir.as_fd(), BTRFS_IOC_SPACE_INFO, &mut args) }
+        .map_err(IsolateError::io("BTRFS_IOC_SPACE_INFO on", path))?;
     let n = (args.total_spaces.min(args.space_slots)) as usize;
     let mut u = BtrfsUsage::default();
     for s in &args.spaces[..n] {

@@ -11,11 +11,19 @@
 
 use std::ffi::{CStr, CString};
 use std::io::Write;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::time::Duration;
 
+use nix::errno::Errno;
+use nix::sched::CloneFlags;
+use nix::sys::signal::Signal;
+use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+use nix::time::{clock_gettime, ClockId};
+use nix::unistd::{Gid, Pid, Uid};
+
 use super::IsolateError;
+use crate::sys::{self, FsConfig};
 
 /// What a child reports: the step it reached, the errno it failed with (0 =
 /// success), the time of the mount syscalls, and the kernel's own words (the
@@ -28,6 +36,8 @@ struct Status {
     elapsed_ns: u64,
     log_len: u32,
     log: [u8; 240],
+    /// Explicit, so the struct has no padding and all of it is bytes.
+    pad: [u8; 4],
 }
 
 impl Status {
@@ -38,6 +48,25 @@ impl Status {
             elapsed_ns: 0,
             log_len: 0,
             log: [0; 240],
+            pad: [0; 4],
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        // SAFETY: a repr(C) struct of integers and byte arrays with no padding
+        // (see `pad`): every byte is initialised.
+        unsafe {
+            std::slice::from_raw_parts(std::ptr::from_ref(self).cast(), std::mem::size_of::<Self>())
+        }
+    }
+
+    fn as_bytes_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as above, and any bytes are a valid Status.
+        unsafe {
+            std::slice::from_raw_parts_mut(
+                std::ptr::from_mut(self).cast(),
+                std::mem::size_of::<Self>(),
+            )
         }
     }
 
@@ -48,85 +77,60 @@ impl Status {
 }
 
 fn last_errno() -> i32 {
-    std::io::Error::last_os_error()
-        .raw_os_error()
-        .unwrap_or(libc::EIO)
+    Errno::last_raw()
 }
 
 fn now_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes the timespec; async-signal-safe.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    // CLOCK_MONOTONIC cannot fail; 0 would only shorten the reported time.
+    clock_gettime(ClockId::CLOCK_MONOTONIC)
+        .map(|ts| ts.tv_sec() as u64 * 1_000_000_000 + ts.tv_nsec() as u64)
+        .unwrap_or(0)
 }
 
-/// Writes the whole status, retrying on EINTR (async-signal-safe).
-fn send_status(fd: RawFd, st: &Status) {
-    let bytes = std::ptr::from_ref(st).cast::<u8>();
-    let len = std::mem::size_of::<Status>();
+/// Writes all of `bytes`, retrying on EINTR (async-signal-safe: one syscall a
+/// round, no allocation).
+fn write_all(fd: BorrowedFd<'_>, bytes: &[u8]) -> bool {
     let mut off = 0;
-    while off < len {
-        // SAFETY: the pointer covers `len` bytes of `st`.
-        let n = unsafe { libc::write(fd, bytes.add(off).cast(), len - off) };
-        if n < 0 && last_errno() == libc::EINTR {
-            continue;
+    while off < bytes.len() {
+        match nix::unistd::write(fd, &bytes[off..]) {
+            Ok(0) => return false,
+            Ok(n) => off += n,
+            Err(Errno::EINTR) => continue,
+            Err(_) => return false,
         }
-        if n <= 0 {
-            return;
-        }
-        off += n as usize;
     }
+    true
+}
+
+/// Fills `buf`, retrying on EINTR; false when the peer closed first.
+fn read_exact(fd: BorrowedFd<'_>, buf: &mut [u8]) -> bool {
+    let mut off = 0;
+    while off < buf.len() {
+        match nix::unistd::read(fd.as_raw_fd(), &mut buf[off..]) {
+            Ok(0) => return false,
+            Ok(n) => off += n,
+            Err(Errno::EINTR) => continue,
+            Err(_) => return false,
+        }
+    }
+    true
 }
 
 /// Reads a whole status; None when the child died before writing one.
 fn read_status(fd: &OwnedFd) -> Option<Status> {
     let mut st = Status::new();
-    let bytes = std::ptr::from_mut(&mut st).cast::<u8>();
-    let len = std::mem::size_of::<Status>();
-    let mut off = 0;
-    while off < len {
-        // SAFETY: the pointer covers `len` bytes of `st`.
-        let n = unsafe { libc::read(fd.as_raw_fd(), bytes.add(off).cast(), len - off) };
-        if n < 0 && last_errno() == libc::EINTR {
-            continue;
-        }
-        if n <= 0 {
-            return None;
-        }
-        off += n as usize;
-    }
-    Some(st)
+    read_exact(fd.as_fd(), st.as_bytes_mut()).then_some(st)
 }
 
 /// Waits for `pid` (EINTR retried): the child is always reaped.
-fn reap(pid: libc::pid_t) {
-    loop {
-        let mut status = 0;
-        // SAFETY: waits for our own child.
-        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
-        if r >= 0 || last_errno() != libc::EINTR {
-            return;
-        }
-    }
+fn reap(pid: Pid) {
+    while let Err(Errno::EINTR) = nix::sys::wait::waitpid(pid, None) {}
 }
 
 /// Dies with us: a child left running after a SIGKILL of the parent would hold
 /// our mounts' layers open. Async-signal-safe.
-fn die_with_parent(parent: libc::pid_t) -> bool {
-    // SAFETY: prctl and getppid are async-signal-safe syscalls.
-    unsafe {
-        libc::prctl(
-            libc::PR_SET_PDEATHSIG,
-            libc::SIGKILL as libc::c_ulong,
-            0,
-            0,
-            0,
-        ) == 0
-            && libc::getppid() == parent
-    }
+fn die_with_parent(parent: Pid) -> bool {
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).is_ok() && nix::unistd::getppid() == parent
 }
 
 /// An overlay to build inside a fresh user namespace. Layers are absolute
@@ -145,194 +149,91 @@ pub struct UsernsOverlay<'a> {
     pub strings: &'a [(CString, CString)],
 }
 
-const FSCONFIG_SET_FLAG: libc::c_long = 0;
-const FSCONFIG_SET_STRING: libc::c_long = 1;
-const FSCONFIG_CMD_CREATE: libc::c_long = 6;
-const FSMOUNT_CLOEXEC: libc::c_long = 1;
-
-/// Raw fsconfig (async-signal-safe).
-fn fsconfig(
-    fd: RawFd,
-    cmd: libc::c_long,
-    key: *const libc::c_char,
-    value: *const libc::c_void,
-    aux: libc::c_long,
-) -> bool {
-    // SAFETY: a raw syscall with pointers to NUL-terminated strings or null.
-    unsafe { libc::syscall(libc::SYS_fsconfig, fd, cmd, key, value, aux) >= 0 }
-}
-
 /// The child's half: unshare, wait for the maps, build the overlay, send its fd.
-fn userns_child(sock: RawFd, parent: libc::pid_t, spec: &UsernsOverlay<'_>) -> ! {
+/// Only async-signal-safe calls (one syscall each, no allocation) until `_exit`.
+fn userns_child(sock: RawFd, parent: Pid, spec: &UsernsOverlay<'_>) -> ! {
     const OVERLAY: &CStr = c"overlay";
     const LOWER: &CStr = c"lowerdir+";
     const UPPER: &CStr = c"upperdir";
     const WORK: &CStr = c"workdir";
+    // SAFETY: the parent keeps its end of the pair open until it reaps us.
+    let sock = unsafe { BorrowedFd::borrow_raw(sock) };
     let mut st = Status::new();
-    let fail = |st: &mut Status| {
-        st.errno = last_errno();
-    };
     'run: {
         st.step = 1;
         if !die_with_parent(parent) {
-            st.errno = libc::ESRCH;
+            st.errno = Errno::ESRCH as i32;
             break 'run;
         }
-        // SAFETY: unshare is a syscall; we are single-threaded here.
-        if unsafe { libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS) } < 0 {
-            fail(&mut st);
+        if let Err(e) = nix::sched::unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS) {
+            st.errno = e as i32;
             break 'run;
         }
         st.step = 2;
         let mut b = [b'r'];
-        // SAFETY: one byte to and from the socket.
-        if unsafe { libc::write(sock, b.as_ptr().cast(), 1) } != 1
-            || unsafe { libc::read(sock, b.as_mut_ptr().cast(), 1) } != 1
-            || b[0] != b'g'
-        {
-            st.errno = libc::EPIPE;
+        if !write_all(sock, &b) || !read_exact(sock, &mut b) || b[0] != b'g' {
+            st.errno = Errno::EPIPE as i32;
             break 'run;
         }
         st.step = 3;
-        // SAFETY: plain syscalls; the maps make 0 a valid id in the namespace.
-        if unsafe { libc::setresgid(0, 0, 0) } < 0 || unsafe { libc::setresuid(0, 0, 0) } < 0 {
-            fail(&mut st);
+        // The maps make 0 a valid id in the namespace.
+        let root = (Gid::from_raw(0), Uid::from_raw(0));
+        if let Err(e) = nix::unistd::setresgid(root.0, root.0, root.0)
+            .and_then(|()| nix::unistd::setresuid(root.1, root.1, root.1))
+        {
+            st.errno = e as i32;
             break 'run;
         }
         st.step = 4;
         let t0 = now_ns();
-        // SAFETY: raw fsopen with a static name.
-        let fs = unsafe { libc::syscall(libc::SYS_fsopen, OVERLAY.as_ptr(), 1 as libc::c_long) }
-            as RawFd;
+        let fs = sys::fsopen(OVERLAY);
         if fs < 0 {
-            fail(&mut st);
+            st.errno = last_errno();
             break 'run;
         }
         let mut ok = true;
         for l in spec.lowers {
-            ok = ok
-                && fsconfig(
-                    fs,
-                    FSCONFIG_SET_STRING,
-                    LOWER.as_ptr(),
-                    l.as_ptr().cast(),
-                    0,
-                );
+            ok = ok && sys::fsconfig(fs, FsConfig::String(LOWER, l));
         }
         if let Some((u, w)) = spec.upper_work {
-            ok = ok
-                && fsconfig(
-                    fs,
-                    FSCONFIG_SET_STRING,
-                    UPPER.as_ptr(),
-                    u.as_ptr().cast(),
-                    0,
-                );
-            ok = ok && fsconfig(fs, FSCONFIG_SET_STRING, WORK.as_ptr(), w.as_ptr().cast(), 0);
+            ok = ok && sys::fsconfig(fs, FsConfig::String(UPPER, u));
+            ok = ok && sys::fsconfig(fs, FsConfig::String(WORK, w));
         }
         for f in spec.flags {
-            ok = ok && fsconfig(fs, FSCONFIG_SET_FLAG, f.as_ptr(), std::ptr::null(), 0);
+            ok = ok && sys::fsconfig(fs, FsConfig::Flag(f));
         }
         for (k, v) in spec.strings {
-            ok = ok && fsconfig(fs, FSCONFIG_SET_STRING, k.as_ptr(), v.as_ptr().cast(), 0);
+            ok = ok && sys::fsconfig(fs, FsConfig::String(k, v));
         }
-        ok = ok
-            && fsconfig(
-                fs,
-                FSCONFIG_CMD_CREATE,
-                std::ptr::null(),
-                std::ptr::null(),
-                0,
-            );
-        let mnt = if ok {
-            // SAFETY: raw fsmount on the configured context.
-            unsafe {
-                libc::syscall(libc::SYS_fsmount, fs, FSMOUNT_CLOEXEC, 0 as libc::c_long) as RawFd
-            }
-        } else {
-            -1
-        };
+        ok = ok && sys::fsconfig(fs, FsConfig::Create);
+        let mnt = if ok { sys::fsmount(fs) } else { -1 };
         st.elapsed_ns = now_ns() - t0;
         if mnt < 0 {
-            fail(&mut st);
+            st.errno = last_errno();
             // The kernel's reason, from the context log.
-            // SAFETY: reads into a stack buffer.
-            let n = unsafe { libc::read(fs, st.log.as_mut_ptr().cast(), st.log.len()) };
-            st.log_len = n.max(0) as u32;
+            let n = nix::unistd::read(fs, &mut st.log).unwrap_or(0);
+            st.log_len = n as u32;
             break 'run;
         }
         st.step = 5;
         // One status and the mount fd in a single message.
-        let mut iov = libc::iovec {
-            iov_base: std::ptr::from_mut(&mut st).cast(),
-            iov_len: std::mem::size_of::<Status>(),
-        };
-        let mut cbuf = [0u64; 8];
-        // SAFETY: msghdr/cmsghdr arithmetic on a stack buffer large enough for one fd.
-        unsafe {
-            let mut msg: libc::msghdr = std::mem::zeroed();
-            msg.msg_iov = &mut iov;
-            msg.msg_iovlen = 1;
-            msg.msg_control = cbuf.as_mut_ptr().cast();
-            msg.msg_controllen = libc::CMSG_SPACE(4) as usize;
-            let cmsg = libc::CMSG_FIRSTHDR(&msg);
-            (*cmsg).cmsg_level = libc::SOL_SOCKET;
-            (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-            (*cmsg).cmsg_len = libc::CMSG_LEN(4) as usize;
-            std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>(), mnt);
-            libc::sendmsg(sock, &msg, 0);
-            libc::_exit(0);
-        }
+        sys::send_with_fd(sock.as_raw_fd(), st.as_bytes(), mnt);
+        crate::sys::exit_now(0);
     }
     // Before the handshake the parent waits for one byte: 'e' says a status follows.
     if st.step <= 1 {
-        let e = [b'e'];
-        // SAFETY: one byte to the socket.
-        unsafe { libc::write(sock, e.as_ptr().cast(), 1) };
+        write_all(sock, b"e");
     }
-    send_status(sock, &st);
-    // SAFETY: leaves the child without running the parent's destructors.
-    unsafe { libc::_exit(0) }
+    write_all(sock, st.as_bytes());
+    // Leaves the child without running the parent's destructors.
+    crate::sys::exit_now(0)
 }
 
 /// Receives the status and, on success, the mount fd.
 fn recv_mount(sock: &OwnedFd) -> Option<(Status, Option<OwnedFd>)> {
     let mut st = Status::new();
-    let mut iov = libc::iovec {
-        iov_base: std::ptr::from_mut(&mut st).cast(),
-        iov_len: std::mem::size_of::<Status>(),
-    };
-    let mut cbuf = [0u64; 8];
-    // SAFETY: recvmsg into a status and a control buffer sized for one fd.
-    unsafe {
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = cbuf.as_mut_ptr().cast();
-        msg.msg_controllen = std::mem::size_of_val(&cbuf);
-        let n = loop {
-            let n = libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC);
-            if n < 0 && last_errno() == libc::EINTR {
-                continue;
-            }
-            break n;
-        };
-        if n != std::mem::size_of::<Status>() as isize {
-            return None;
-        }
-        let cmsg = libc::CMSG_FIRSTHDR(&msg);
-        let fd = if !cmsg.is_null()
-            && (*cmsg).cmsg_level == libc::SOL_SOCKET
-            && (*cmsg).cmsg_type == libc::SCM_RIGHTS
-        {
-            Some(OwnedFd::from_raw_fd(std::ptr::read_unaligned(
-                libc::CMSG_DATA(cmsg).cast::<RawFd>(),
-            )))
-        } else {
-            None
-        };
-        Some((st, fd))
-    }
+    let fd = sys::recv_with_fd(sock.as_fd(), st.as_bytes_mut())?;
+    Some((st, fd))
 }
 
 /// Builds an overlay inside a fresh user namespace with the identity map
@@ -344,36 +245,25 @@ pub fn overlay_in_user_namespace(
     spec: &UsernsOverlay<'_>,
     target: &Path,
 ) -> Result<(OwnedFd, Duration), IsolateError> {
-    let mut fds = [0; 2];
-    // SAFETY: socketpair fills two fds.
-    if unsafe {
-        libc::socketpair(
-            libc::AF_UNIX,
-            libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
-            0,
-            fds.as_mut_ptr(),
-        )
-    } < 0
-    {
-        return Err(IsolateError::io("making a socket pair for", target)(
-            std::io::Error::last_os_error(),
-        ));
-    }
-    // SAFETY: both fds were just returned to us.
-    let (ours, theirs) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    // SAFETY: getpid is always safe.
-    let parent = unsafe { libc::getpid() };
+    let (ours, theirs) = socketpair(
+        AddressFamily::Unix,
+        SockType::Stream,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(|e| IsolateError::io("making a socket pair for", target)(e.into()))?;
+    let parent = nix::unistd::getpid();
     // SAFETY: the child only makes async-signal-safe syscalls (userns_child).
-    let pid = unsafe { libc::fork() };
-    if pid < 0 {
-        return Err(IsolateError::io(
-            "forking a rootless mount helper for",
-            target,
-        )(std::io::Error::last_os_error()));
-    }
-    if pid == 0 {
-        userns_child(theirs.as_raw_fd(), parent, spec);
-    }
+    let pid = match unsafe { nix::unistd::fork() } {
+        Ok(nix::unistd::ForkResult::Child) => userns_child(theirs.as_raw_fd(), parent, spec),
+        Ok(nix::unistd::ForkResult::Parent { child }) => child,
+        Err(e) => {
+            return Err(IsolateError::io(
+                "forking a rootless mount helper for",
+                target,
+            )(e.into()))
+        }
+    };
     let mut mount_fd: Option<OwnedFd> = None;
     drop(theirs);
     let result = (|| -> Result<Status, IsolateError> {
@@ -446,17 +336,9 @@ fn died(target: &Path) -> IsolateError {
 
 fn read_byte(fd: &OwnedFd) -> Option<u8> {
     let mut b = [0u8];
-    loop {
-        // SAFETY: one byte into a stack buffer.
-        let n = unsafe { libc::read(fd.as_raw_fd(), b.as_mut_ptr().cast(), 1) };
-        if n < 0 && last_errno() == libc::EINTR {
-            continue;
-        }
-        return (n == 1).then_some(b[0]);
-    }
+    read_exact(fd.as_fd(), &mut b).then_some(b[0])
 }
 
 fn write_byte(fd: &OwnedFd, b: u8) -> bool {
-    // SAFETY: one byte from a stack value.
-    unsafe { libc::write(fd.as_raw_fd(), std::ptr::from_ref(&b).cast(), 1) == 1 }
+    write_all(fd.as_fd(), &[b])
 }

@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::mount::MsFlags;
-use rustix::mount::{fsopen, FsOpenFlags};
 
 use super::{IsolateError, LoopDevice, MountGuard};
 
@@ -104,10 +103,7 @@ pub fn mount_erofs(image: &Path, target: &Path) -> Result<MountedErofs, IsolateE
 /// Whether this kernel has EROFS: `fsopen("erofs")` is asked (it loads the
 /// module if there is one). Nothing is mounted. `Err` says why not.
 pub fn erofs_available() -> Result<(), String> {
-    match fsopen("erofs", FsOpenFlags::FSOPEN_CLOEXEC) {
-        Ok(_) => Ok(()),
-        Err(e) => Err(format!("fsopen(\"erofs\") failed: {e}")),
-    }
+    super::newmount::fs_type_opens("erofs")
 }
 
 /// The `mkfs.erofs` options containerd's EROFS differ and snapshotter use: file

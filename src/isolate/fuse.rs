@@ -7,7 +7,6 @@
 
 use std::fs::File;
 use std::io::{Read, Seek};
-use std::os::fd::FromRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -65,13 +64,8 @@ fn spawn_long_lived(mut cmd: Command) -> std::io::Result<Child> {
 /// An anonymous in-memory file for the daemon's stderr: it never fills a pipe
 /// (a blocked daemon would hang the mount) and leaves nothing on disk.
 fn memfd(name: &std::ffi::CStr) -> std::io::Result<File> {
-    // SAFETY: memfd_create returns a new fd or -1.
-    let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: the fd was just returned to us.
-    Ok(unsafe { File::from_raw_fd(fd) })
+    let fd = nix::sys::memfd::memfd_create(name, nix::sys::memfd::MemFdCreateFlag::MFD_CLOEXEC)?;
+    Ok(File::from(fd))
 }
 
 /// A FUSE mount and the daemon serving it.
@@ -113,23 +107,14 @@ impl FuseMount {
             // Its own process group: a terminal's Ctrl-C goes to our group only, so
             // the daemon keeps serving while we finish the step and unmount.
             .process_group(0);
-        let parent = std::process::id() as libc::pid_t;
+        let parent = nix::unistd::getpid();
         // SAFETY: the closure makes async-signal-safe syscalls only.
         unsafe {
             cmd.pre_exec(move || {
-                if libc::prctl(
-                    libc::PR_SET_PDEATHSIG,
-                    libc::SIGKILL as libc::c_ulong,
-                    0,
-                    0,
-                    0,
-                ) != 0
-                {
-                    return Err(std::io::Error::last_os_error());
-                }
+                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;
                 // We died between fork and prctl: nobody would ever unmount.
-                if libc::getppid() != parent {
-                    return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+                if nix::unistd::getppid() != parent {
+                    return Err(nix::errno::Errno::ESRCH.into());
                 }
                 Ok(())
             });

@@ -10,18 +10,17 @@
 //! and add no line to the mount table.
 
 use std::fs;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
+use std::time::Duration;
 
-use nix::fcntl::OFlag;
-use nix::sys::wait::waitpid;
-use nix::unistd::{fork, pipe2, ForkResult};
 use rustix::mount::{
     fsconfig_create, fsconfig_set_fd, fsconfig_set_string, fsmount, fsopen, open_tree,
     FsMountFlags, FsOpenFlags, MountAttrFlags, OpenTreeFlags,
 };
 
 use super::IsolateError;
+use crate::sys::{MOUNT_ATTR_IDMAP, MOUNT_ATTR_RDONLY};
 
 /// How lower layers are idmapped.
 #[derive(
@@ -82,73 +81,18 @@ pub struct UserNamespace {
     range: IdRange,
 }
 
-/// `struct mount_attr` of `mount_setattr(2)` (rustix has no wrapper).
-#[repr(C)]
-struct MountAttr {
-    attr_set: u64,
-    attr_clr: u64,
-    propagation: u64,
-    userns_fd: u64,
-}
-
-const MOUNT_ATTR_RDONLY: u64 = 0x1;
-const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
-
 impl UserNamespace {
     /// Makes a user namespace mapping `range` (uids and gids alike).
     ///
     /// A forked helper unshares a user namespace and waits; we write its maps (as
     /// a privileged writer, no `setgroups` deny is needed), keep a descriptor of
-    /// the namespace, and let the helper exit. The helper only makes raw system
-    /// calls until it exits, so forking from a threaded process is sound.
+    /// the namespace, and let the helper exit (`userns_fd`).
     pub fn with_map(range: IdRange) -> Result<UserNamespace, IsolateError> {
-        let unsupported = |what: &str, e: &dyn std::fmt::Display| {
-            IsolateError::Unsupported(format!(
-                "making a user namespace for idmapped mounts: {what}: {e}"
-            ))
-        };
-        let (ready_r, ready_w) = pipe2(OFlag::O_CLOEXEC).map_err(|e| unsupported("pipe", &e))?;
-        let (hold_r, hold_w) = pipe2(OFlag::O_CLOEXEC).map_err(|e| unsupported("pipe", &e))?;
-        // SAFETY: the child runs only async-signal-safe system calls, then _exit.
-        let child = match unsafe { fork() }.map_err(|e| unsupported("fork", &e))? {
-            ForkResult::Child => unsafe {
-                libc::close(ready_r.as_raw_fd());
-                libc::close(hold_w.as_raw_fd());
-                let ok: u8 = u8::from(libc::unshare(libc::CLONE_NEWUSER) == 0);
-                libc::write(ready_w.as_raw_fd(), (&ok as *const u8).cast(), 1);
-                let mut b = 0u8;
-                // Returns when the parent closes its end (or dies).
-                libc::read(hold_r.as_raw_fd(), (&mut b as *mut u8).cast(), 1);
-                libc::_exit(0)
-            },
-            ForkResult::Parent { child } => child,
-        };
-        drop(ready_w);
-        drop(hold_r);
-        let made = (|| {
-            let mut ok = [0u8; 1];
-            let n = nix::unistd::read(ready_r.as_raw_fd(), &mut ok)
-                .map_err(|e| unsupported("waiting for the helper", &e))?;
-            if n != 1 || ok[0] != 1 {
-                return Err(IsolateError::Unsupported(
-                    "unshare(CLONE_NEWUSER) was refused: user namespaces are unavailable here"
-                        .into(),
-                ));
-            }
-            let line = format!("{} {} {}\n", range.inside, range.outside, range.count);
-            for map in ["uid_map", "gid_map"] {
-                let path = format!("/proc/{child}/{map}");
-                fs::write(&path, &line).map_err(|e| unsupported(&format!("writing {path}"), &e))?;
-            }
-            let path = format!("/proc/{child}/ns/user");
-            let f =
-                fs::File::open(&path).map_err(|e| unsupported(&format!("opening {path}"), &e))?;
-            Ok(OwnedFd::from(f))
-        })();
-        // The helper exits once its end of the pipe sees EOF.
-        drop(hold_w);
-        let _ = waitpid(child, None);
-        Ok(UserNamespace { fd: made?, range })
+        let line = format!("{} {} {}\n", range.inside, range.outside, range.count);
+        let fd = super::userns::userns_fd(&line, Duration::from_secs(10)).map_err(|e| {
+            IsolateError::Unsupported(format!("making a user namespace for idmapped mounts: {e}"))
+        })?;
+        Ok(UserNamespace { fd, range })
     }
 
     /// The mapping.
@@ -173,52 +117,17 @@ impl UserNamespace {
     }
 
     fn apply(&self, tree: BorrowedFd<'_>) -> std::io::Result<()> {
-        let attr = MountAttr {
-            attr_set: MOUNT_ATTR_IDMAP | MOUNT_ATTR_RDONLY,
-            attr_clr: 0,
-            propagation: 0,
-            userns_fd: self.fd.as_raw_fd() as u64,
-        };
-        // SAFETY: a valid fd, an empty C string, and a live struct of the size passed.
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_mount_setattr,
-                tree.as_raw_fd(),
-                c"".as_ptr(),
-                libc::AT_EMPTY_PATH,
-                &attr as *const MountAttr,
-                std::mem::size_of::<MountAttr>(),
-            )
-        };
-        if rc == 0 {
-            Ok(())
-        } else {
-            Err(std::io::Error::last_os_error())
-        }
+        crate::sys::mount_setattr(
+            tree,
+            MOUNT_ATTR_IDMAP | MOUNT_ATTR_RDONLY,
+            Some(self.fd.as_fd()),
+        )
     }
 }
 
-/// Whether this kernel has `mount_setattr(2)` at all (Linux 5.12): an invalid
-/// call fails with EBADF where it exists, ENOSYS where it does not.
+/// Whether this kernel has `mount_setattr(2)` at all (Linux 5.12).
 pub fn mount_setattr_available() -> bool {
-    let attr = MountAttr {
-        attr_set: 0,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: 0,
-    };
-    // SAFETY: fd -1 is rejected before anything is dereferenced but the struct, which lives.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            -1,
-            c"".as_ptr(),
-            libc::AT_EMPTY_PATH,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    !(rc != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ENOSYS))
+    crate::sys::mount_setattr_available()
 }
 
 /// Checks that the filesystem holding `dir` takes an idmapped clone and that

@@ -3,15 +3,19 @@
 //! even a SIGKILLed run leaves no device attached.
 
 use std::fs::{File, OpenOptions};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use super::IsolateError;
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
 
-const LOOP_CTL_GET_FREE: libc::c_ulong = 0x4C82;
-const LOOP_CONFIGURE: libc::c_ulong = 0x4C0A;
-const BLKFLSBUF: libc::c_ulong = 0x1261;
+use super::IsolateError;
+use crate::sys;
+
+const LOOP_CTL_GET_FREE: std::ffi::c_ulong = 0x4C82;
+const LOOP_CONFIGURE: std::ffi::c_ulong = 0x4C0A;
+const BLKFLSBUF: std::ffi::c_ulong = 0x1261;
 const LO_FLAGS_READ_ONLY: u32 = 1;
 const LO_FLAGS_AUTOCLEAR: u32 = 4;
 const LO_FLAGS_DIRECT_IO: u32 = 16;
@@ -72,7 +76,7 @@ impl LoopDevice {
         let backing = OpenOptions::new()
             .read(true)
             .write(!read_only)
-            .custom_flags(libc::O_CLOEXEC)
+            .custom_flags(OFlag::O_CLOEXEC.bits())
             .open(image)
             .map_err(|source| IsolateError::Loop {
                 image: image.to_path_buf(),
@@ -109,17 +113,13 @@ impl LoopDevice {
         // Another process may take the free device between GET_FREE and CONFIGURE.
         for _ in 0..16 {
             // SAFETY: LOOP_CTL_GET_FREE takes no argument and returns a device number.
-            let n = unsafe { libc::ioctl(control.as_raw_fd(), LOOP_CTL_GET_FREE) };
-            if n < 0 {
-                return Err(loop_err("finding a free device")(
-                    std::io::Error::last_os_error(),
-                ));
-            }
+            let n = unsafe { sys::ioctl_none(control.as_fd(), LOOP_CTL_GET_FREE) }
+                .map_err(loop_err("finding a free device"))?;
             let path = PathBuf::from(format!("/dev/loop{n}"));
             let device = match OpenOptions::new()
                 .read(true)
                 .write(true)
-                .custom_flags(libc::O_CLOEXEC)
+                .custom_flags(OFlag::O_CLOEXEC.bits())
                 .open(&path)
             {
                 Ok(f) => f,
@@ -147,15 +147,17 @@ impl LoopDevice {
                             direct_io,
                         })
                     }
-                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) => break,
-                    Err(e) if direct_io && e.raw_os_error() == Some(libc::EINVAL) => continue,
+                    Err(e) if e.raw_os_error() == Some(Errno::EBUSY as i32) => break,
+                    Err(e) if direct_io && e.raw_os_error() == Some(Errno::EINVAL as i32) => {
+                        continue
+                    }
                     Err(e) => return Err(loop_err("configuring the device")(e)),
                 }
             }
         }
-        Err(loop_err("finding a free device")(
-            std::io::Error::from_raw_os_error(libc::EBUSY),
-        ))
+        Err(loop_err("finding a free device")(std::io::Error::from(
+            Errno::EBUSY,
+        )))
     }
 
     /// The device node, e.g. `/dev/loop3`.
@@ -172,10 +174,7 @@ impl LoopDevice {
     /// is unmounted this leaves nothing of the scratch fs in memory.
     pub fn flush_buffers(&self) -> std::io::Result<()> {
         // SAFETY: BLKFLSBUF takes no argument.
-        let rc = unsafe { libc::ioctl(self.device.as_raw_fd(), BLKFLSBUF, 0) };
-        if rc < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
+        unsafe { sys::ioctl_none(self.device.as_fd(), BLKFLSBUF) }?;
         Ok(())
     }
 }
@@ -186,16 +185,7 @@ fn configure(device: &File, backing: &File, flags: u32) -> std::io::Result<()> {
     config.fd = backing.as_raw_fd() as u32;
     config.info.lo_flags = flags;
     // SAFETY: LOOP_CONFIGURE reads a struct loop_config, which LoopConfig mirrors.
-    let rc = unsafe {
-        libc::ioctl(
-            device.as_raw_fd(),
-            LOOP_CONFIGURE,
-            &config as *const LoopConfig,
-        )
-    };
-    if rc < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
+    unsafe { sys::ioctl_ptr(device.as_fd(), LOOP_CONFIGURE, &mut config) }?;
     Ok(())
 }
 

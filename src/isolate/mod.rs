@@ -11,6 +11,7 @@ mod loopdev;
 pub mod mountinfo;
 mod mounts;
 mod namespace;
+mod newmount;
 mod private_tmpfs;
 mod safe_dir;
 mod scratch;
@@ -30,9 +31,10 @@ pub use idmap::{
 pub use loopdev::LoopDevice;
 pub use mountinfo::{MountEntry, MountInfo};
 pub use mounts::{
-    attach_overlay, common_parent, data_only_lowers_available, detached_unmounts, mount_overlay,
-    mount_overlay_as, mount_overlay_with_data, new_api_available, Idmap, MountApi, MountGuard,
-    MountHow, MountedOverlay, OverlayMount, Unmount, CLASSIC_OPTIONS_LIMIT, MAX_LOWER_LAYERS,
+    attach_overlay, common_parent, data_only_lowers_available, detached_unmounts, mount_device,
+    mount_overlay, mount_overlay_as, mount_overlay_with_data, new_api_available, Idmap, MountApi,
+    MountGuard, MountHow, MountedOverlay, OverlayMount, Unmount, CLASSIC_OPTIONS_LIMIT,
+    MAX_LOWER_LAYERS,
 };
 
 /// Builds an overlay inside a fresh user namespace (identity map) and returns

@@ -6,20 +6,17 @@
 //! past the limit rather than risk mounting the wrong stack. Either way the stack
 //! in force is read back from mountinfo and checked.
 
-use std::io::Read;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::mount::{umount2, MntFlags, MsFlags};
-use rustix::mount::{
-    fsconfig_create, fsconfig_set_fd, fsconfig_set_flag, fsconfig_set_string, fsmount, fsopen,
-    move_mount, FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags,
-};
 
 use super::idmap::{IdmapMode, UserNamespace};
 use super::mountinfo::{overlay_data_lowers, overlay_lowers, MountInfo};
+use super::newmount::mount_new_api;
+pub use super::newmount::{data_only_lowers_available, new_api_available};
 use super::IsolateError;
 
 /// The kernel's limit on overlay lower layers (`OVL_MAX_STACK`).
@@ -223,6 +220,29 @@ impl Drop for MountGuard {
     }
 }
 
+/// Mounts the filesystem `fstype` of the device (or image file) `source` at
+/// `target`, read-only when asked, and guards it.
+pub fn mount_device(
+    source: &Path,
+    target: &Path,
+    fstype: &str,
+    read_only: bool,
+) -> Result<MountGuard, IsolateError> {
+    let flags = if read_only {
+        MsFlags::MS_RDONLY
+    } else {
+        MsFlags::empty()
+    };
+    nix::mount::mount(Some(source), target, Some(fstype), flags, None::<&str>).map_err(|e| {
+        IsolateError::Mount {
+            fstype: format!("{fstype} from {}", source.display()),
+            target: target.to_path_buf(),
+            source: e.into(),
+        }
+    })?;
+    Ok(MountGuard::new(target.to_path_buf()))
+}
+
 /// A mounted overlay, how long the mount took and what the kernel shows in force.
 #[derive(Debug)]
 pub struct MountedOverlay {
@@ -339,17 +359,10 @@ pub fn attach_overlay(
     elapsed: Duration,
 ) -> Result<MountedOverlay, IsolateError> {
     let start = Instant::now();
-    move_mount(
-        mnt.as_fd(),
-        "",
-        rustix::fs::CWD,
-        target,
-        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
-    )
-    .map_err(|e| IsolateError::Mount {
+    super::newmount::move_detached(&mnt, target).map_err(|source| IsolateError::Mount {
         fstype: "overlay".into(),
         target: target.to_path_buf(),
-        source: std::io::Error::from_raw_os_error(e.raw_os_error()),
+        source,
     })?;
     let elapsed = elapsed + start.elapsed();
     drop(mnt);
@@ -361,17 +374,6 @@ pub fn attach_overlay(
         target: target.to_path_buf(),
     };
     checked(&spec, 0, true, elapsed)
-}
-
-/// Whether this kernel's overlay takes data-only lower layers: its option parser
-/// is asked to accept `lowerdir=/::/` (one lower, one data-only layer). Nothing
-/// is mounted. `Err` says why not.
-pub fn data_only_lowers_available() -> Result<(), String> {
-    let fs = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC)
-        .map_err(|e| format!("fsopen(\"overlay\") failed: {e}"))?;
-    fsconfig_set_string(fs.as_fd(), "lowerdir", "/::/").map_err(|e| {
-        format!("the overlay option parser refuses a data-only lower (lowerdir=/::/): {e}")
-    })
 }
 
 fn mount_classic(spec: &OverlayMount, data_dirs: &[PathBuf]) -> Result<Duration, IsolateError> {
@@ -460,154 +462,6 @@ pub fn common_parent(paths: &[PathBuf]) -> Option<PathBuf> {
         common.truncate(n);
     }
     (!common.is_empty()).then(|| common.iter().collect())
-}
-
-fn mount_new_api(
-    spec: &OverlayMount,
-    data: &[PathBuf],
-    idmap: Option<Idmap<'_>>,
-) -> Result<Duration, IsolateError> {
-    let start = Instant::now();
-    let fs =
-        fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC).map_err(|e| mount_err(spec, None, e))?;
-    let with_log = |e: rustix::io::Errno| mount_err(spec, Some(&fs), e);
-    let clone_err = |path: &Path, e: std::io::Error| IsolateError::Mount {
-        fstype: "idmapped clone".into(),
-        target: path.to_path_buf(),
-        source: e,
-    };
-    // A detached clone is dissolved when its last descriptor closes, and overlay
-    // clones each lower only at create: every clone stays open until then.
-    let mut clones: Vec<OwnedFd> = Vec::new();
-    match idmap {
-        None => {
-            for lower in &spec.lowers {
-                let full = match &spec.lowers_base {
-                    Some(base) => base.join(lower),
-                    None => lower.clone(),
-                };
-                fsconfig_set_string(fs.as_fd(), "lowerdir+", full.as_path()).map_err(with_log)?;
-            }
-        }
-        Some(Idmap {
-            userns,
-            mode: IdmapMode::PerLayer,
-        }) => {
-            for lower in &spec.lowers {
-                let tree = userns
-                    .idmapped_clone(lower)
-                    .map_err(|e| clone_err(lower, e))?;
-                fsconfig_set_fd(fs.as_fd(), "lowerdir+", tree.as_fd()).map_err(with_log)?;
-                clones.push(tree);
-            }
-        }
-        Some(Idmap {
-            userns,
-            mode: IdmapMode::CommonParent,
-        }) => {
-            let parent = common_parent(&spec.lowers).ok_or_else(|| {
-                IsolateError::Unsupported(format!(
-                    "the lower layers of {} have no common parent to idmap",
-                    spec.target.display()
-                ))
-            })?;
-            let tree = userns
-                .idmapped_clone(&parent)
-                .map_err(|e| clone_err(&parent, e))?;
-            for lower in &spec.lowers {
-                let rel = lower.strip_prefix(&parent).unwrap_or(lower);
-                let rel = if rel.as_os_str().is_empty() {
-                    Path::new(".")
-                } else {
-                    rel
-                };
-                let layer = rustix::fs::openat(
-                    tree.as_fd(),
-                    rel,
-                    rustix::fs::OFlags::PATH
-                        | rustix::fs::OFlags::DIRECTORY
-                        | rustix::fs::OFlags::CLOEXEC,
-                    rustix::fs::Mode::empty(),
-                )
-                .map_err(|e| clone_err(lower, e.into()))?;
-                fsconfig_set_fd(fs.as_fd(), "lowerdir+", layer.as_fd()).map_err(with_log)?;
-            }
-            clones.push(tree);
-        }
-    }
-    for d in data {
-        fsconfig_set_string(fs.as_fd(), "datadir+", d.as_path()).map_err(with_log)?;
-    }
-    if let Some((upper, work)) = &spec.upper_work {
-        fsconfig_set_string(fs.as_fd(), "upperdir", upper.as_path()).map_err(with_log)?;
-        fsconfig_set_string(fs.as_fd(), "workdir", work.as_path()).map_err(with_log)?;
-    }
-    for (k, v) in &spec.options {
-        match v {
-            Some(v) => fsconfig_set_string(fs.as_fd(), k.as_str(), v.as_str()),
-            None => fsconfig_set_flag(fs.as_fd(), k.as_str()),
-        }
-        .map_err(with_log)?;
-    }
-    fsconfig_create(fs.as_fd()).map_err(with_log)?;
-    drop(clones);
-    let mnt = fsmount(
-        fs.as_fd(),
-        FsMountFlags::FSMOUNT_CLOEXEC,
-        MountAttrFlags::empty(),
-    )
-    .map_err(with_log)?;
-    move_mount(
-        mnt.as_fd(),
-        "",
-        rustix::fs::CWD,
-        spec.target.as_path(),
-        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
-    )
-    .map_err(with_log)?;
-    Ok(start.elapsed())
-}
-
-/// The new API keeps the kernel's reason (what dmesg would say) in the context fd.
-fn mount_err(spec: &OverlayMount, fs: Option<&OwnedFd>, errno: rustix::io::Errno) -> IsolateError {
-    let mut source = std::io::Error::from_raw_os_error(errno.raw_os_error());
-    if let Some(fd) = fs.and_then(|fd| fd.try_clone().ok()) {
-        let mut file = std::fs::File::from(fd);
-        let mut kernel_says = Vec::new();
-        let mut buf = [0u8; 512];
-        while let Ok(n) = file.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            kernel_says.push(String::from_utf8_lossy(&buf[..n]).trim().to_string());
-        }
-        if !kernel_says.is_empty() {
-            source = std::io::Error::new(
-                source.kind(),
-                format!("{source} (kernel: {})", kernel_says.join("; ")),
-            );
-        }
-    }
-    IsolateError::Mount {
-        fstype: "overlay".into(),
-        target: spec.target.clone(),
-        source,
-    }
-}
-
-/// Probes whether the kernel accepts `lowerdir+` (new mount API for overlay).
-pub fn new_api_available() -> bool {
-    match fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC) {
-        Ok(fs) => {
-            // A relative path that cannot exist: EINVAL means the key is unknown,
-            // ENOENT means the key is known and the path was looked up.
-            matches!(
-                fsconfig_set_string(fs.as_fd(), "lowerdir+", "/nonexistent-overlaybench-probe"),
-                Err(e) if e == rustix::io::Errno::NOENT
-            )
-        }
-        Err(_) => false,
-    }
 }
 
 #[cfg(test)]

@@ -29,7 +29,7 @@ pub fn open_beneath(
     mode: Mode,
 ) -> std::io::Result<OwnedFd> {
     if name.is_empty() || name.as_bytes().contains(&b'/') || name == ".." || name == "." {
-        return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
+        return Err(std::io::Error::from(Errno::INVAL));
     }
     let flags = flags | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     match openat2(
@@ -134,8 +134,8 @@ pub fn open_root(option: &str, root: &Path, create: bool) -> Result<Option<Owned
         here.push(name);
         let next = match open_dir_beneath(fd.as_fd(), name) {
             Ok(f) => f,
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) && !create => return Ok(None),
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+            Err(e) if e.raw_os_error() == Some(Errno::NOENT.raw_os_error()) && !create => return Ok(None),
+            Err(e) if e.raw_os_error() == Some(Errno::NOENT.raw_os_error()) => {
                 let mode = if last { 0o700 } else { 0o755 };
                 match make_dir_beneath(fd.as_fd(), name, mode) {
                     Ok(f) => {
@@ -143,13 +143,13 @@ pub fn open_root(option: &str, root: &Path, create: bool) -> Result<Option<Owned
                         f
                     }
                     // Someone else made it meanwhile: checked below like any other.
-                    Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                    Err(e) if e.raw_os_error() == Some(Errno::EXIST.raw_os_error()) => {
                         open_dir_beneath(fd.as_fd(), name).map_err(io("opening", &here))?
                     }
                     Err(e) => return Err(io("creating", &here)(e)),
                 }
             }
-            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            Err(e) if e.raw_os_error() == Some(Errno::LOOP.raw_os_error()) => {
                 return Err(IsolateError::BadPath(format!(
                     "{option} {}: {} became a symbolic link after the path was resolved; name a directory \
                      whose path no one else can change",
@@ -194,7 +194,7 @@ fn check_ancestor(
     dir: &Path,
     st: &rustix::fs::Stat,
 ) -> Result<(), IsolateError> {
-    let sticky = st.st_mode & libc::S_ISVTX != 0;
+    let sticky = Mode::from_raw_mode(st.st_mode).contains(Mode::SVTX);
     if !trusted_owner(st.st_uid) {
         return Err(IsolateError::BadPath(format!(
             "{option} {}: its parent {} is owned by uid {} (mode {:04o}), who could swap the scratch dir; \
@@ -253,8 +253,9 @@ pub fn still_linked(fd: &impl AsFd) -> std::io::Result<bool> {
 
 /// Whether `name` below `dir` is a regular file (a symlink there is not).
 pub fn is_regular_file(dir: BorrowedFd<'_>, name: &OsStr) -> bool {
-    rustix::fs::statat(dir, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
-        .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFREG)
+    rustix::fs::statat(dir, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW).is_ok_and(|st| {
+        rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile
+    })
 }
 
 /// The names in the directory open at `dir` (`.` and `..` left out).

@@ -41,6 +41,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::str::FromStr;
 
+use nix::errno::Errno;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::statvfs::statvfs;
 
@@ -678,7 +679,7 @@ fn claim_root(option: &str, root: &Path) -> Result<OwnedFd, IsolateError> {
     let mut marker = match safe_dir::create_new_file(fd.as_fd(), OsStr::new(MARKER)) {
         Ok(f) => f,
         // Another run marked it meanwhile.
-        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => return Ok(fd),
+        Err(e) if e.raw_os_error() == Some(Errno::EEXIST as i32) => return Ok(fd),
         Err(e) => return Err(IsolateError::io("writing marker in", root)(e)),
     };
     std::io::Write::write_all(
@@ -696,7 +697,7 @@ fn make_run_dir(root: BorrowedFd<'_>, root_path: &Path) -> Result<(String, Owned
         let name = format!("run-{:016x}", rand::random::<u64>());
         let fd = match safe_dir::make_dir_beneath(root, OsStr::new(&name), 0o700) {
             Ok(fd) => fd,
-            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => continue,
+            Err(e) if e.raw_os_error() == Some(Errno::EEXIST as i32) => continue,
             Err(e) => return Err(IsolateError::io("creating", root_path.join(&name))(e)),
         };
         // Between mkdir and flock another run's stale sweep may take the free lock
@@ -710,7 +711,7 @@ fn make_run_dir(root: BorrowedFd<'_>, root_path: &Path) -> Result<(String, Owned
         }
     }
     Err(IsolateError::io("creating a run dir in", root_path)(
-        std::io::Error::from_raw_os_error(libc::EEXIST),
+        std::io::Error::from(Errno::EEXIST),
     ))
 }
 
@@ -804,9 +805,10 @@ fn run_mkfs(
     // fd in the child only, so mkfs alone inherits it.
     unsafe {
         cmd.pre_exec(move || {
-            if libc::fcntl(fd, libc::F_SETFD, 0) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
+            nix::fcntl::fcntl(
+                fd,
+                nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+            )?;
             Ok(())
         });
     }

@@ -74,11 +74,6 @@ impl SharedMounts {
             made,
         ))
     }
-
-    /// Whether a mount at `target` is held now.
-    pub fn is_mounted(&self, target: &Path) -> bool {
-        lock(&self.table).contains_key(target)
-    }
 }
 
 /// One holder's claim on a shared mount.

@@ -9,9 +9,17 @@
 //! maps, which needs no `setgroups=deny`, and bounds every wait: a child that
 //! hangs is killed, and it dies with the parent (`PR_SET_PDEATHSIG`).
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+use nix::sched::CloneFlags;
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{ForkResult, Pid};
 
 /// Why a user-namespace child could not do its part.
 #[derive(Debug, thiserror::Error)]
@@ -41,33 +49,36 @@ pub enum UsernsError {
 const STEPS: [&str; 2] = ["ok", "unshare(CLONE_NEWUSER)"];
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), UsernsError> {
-    let mut fds = [0; 2];
-    // SAFETY: pipe2 writes two fds into the array.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(UsernsError::Sys {
-            what: "pipe2",
-            source: std::io::Error::last_os_error(),
-        });
-    }
-    // SAFETY: both fds were just created and are owned by nobody else.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| UsernsError::Sys {
+        what: "pipe2",
+        source: e.into(),
+    })
 }
 
 /// Waits until `fd` is readable or `deadline` passes.
 fn readable(fd: &OwnedFd, deadline: Instant) -> bool {
     let left = deadline.saturating_duration_since(Instant::now());
-    let mut p = libc::pollfd {
-        fd: fd.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd.
-    unsafe { libc::poll(&mut p, 1, left.as_millis().min(i32::MAX as u128) as i32) > 0 }
+    let ms = PollTimeout::try_from(left.as_millis().min(i32::MAX as u128) as i32)
+        .unwrap_or(PollTimeout::MAX);
+    let mut p = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+    matches!(nix::poll::poll(&mut p, ms), Ok(n) if n > 0)
+}
+
+/// One byte from `fd` (EINTR retried).
+fn read_byte(fd: &OwnedFd) -> Option<u8> {
+    let mut b = [0u8];
+    loop {
+        match nix::unistd::read(fd.as_raw_fd(), &mut b) {
+            Ok(1) => return Some(b[0]),
+            Err(Errno::EINTR) => continue,
+            _ => return None,
+        }
+    }
 }
 
 /// A forked child inside a new user namespace, waiting for its maps.
 struct Child {
-    pid: libc::pid_t,
+    pid: Option<Pid>,
     go: OwnedFd,
     result: OwnedFd,
     deadline: Instant,
@@ -78,7 +89,7 @@ impl Child {
     /// Forks; the child unshares `flags` (CLONE_NEWUSER at least), says so, waits
     /// for "go", runs `body` (raw system calls only) and exits.
     fn fork(
-        flags: libc::c_int,
+        flags: CloneFlags,
         map: &str,
         timeout: Duration,
         body: &dyn Fn() -> Result<(), (u8, i32)>,
@@ -87,51 +98,47 @@ impl Child {
         let (go_r, go_w) = pipe()?;
         let (result_r, result_w) = pipe()?;
         // SAFETY: the child runs only async-signal-safe system calls on data
-        // made before the fork, then _exits (see the module doc).
-        let pid = unsafe { libc::fork() };
-        if pid < 0 {
-            return Err(UsernsError::Sys {
-                what: "fork",
-                source: std::io::Error::last_os_error(),
-            });
-        }
-        if pid == 0 {
-            // SAFETY: the child side; every call is a plain system call.
-            unsafe {
+        // made before the fork (each nix call here is one syscall, no
+        // allocation), then _exits (see the module doc).
+        let pid = match unsafe { nix::unistd::fork() } {
+            Ok(ForkResult::Parent { child }) => child,
+            Ok(ForkResult::Child) => {
                 let fail = |step: u8, errno: i32| -> ! {
                     let mut msg = [0u8; 5];
                     msg[0] = step;
                     msg[1..].copy_from_slice(&errno.to_le_bytes());
-                    libc::write(result_w.as_raw_fd(), msg.as_ptr().cast(), 5);
-                    libc::_exit(1)
+                    let _ = nix::unistd::write(&result_w, &msg);
+                    crate::sys::exit_now(1)
                 };
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                if libc::unshare(flags) != 0 {
-                    fail(1, *libc::__errno_location());
+                let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+                if let Err(e) = nix::sched::unshare(flags) {
+                    fail(1, e as i32);
                 }
-                libc::write(ready_w.as_raw_fd(), b"r".as_ptr().cast(), 1);
-                let mut b = [0u8; 1];
-                if libc::read(go_r.as_raw_fd(), b.as_mut_ptr().cast(), 1) != 1 {
-                    libc::_exit(2);
+                let _ = nix::unistd::write(&ready_w, b"r");
+                if read_byte(&go_r) != Some(b'g') {
+                    crate::sys::exit_now(2);
                 }
                 match body() {
-                    Ok(()) => libc::_exit(0),
+                    Ok(()) => crate::sys::exit_now(0),
                     Err((step, errno)) => fail(step, errno),
                 }
             }
-        }
+            Err(e) => {
+                return Err(UsernsError::Sys {
+                    what: "fork",
+                    source: e.into(),
+                })
+            }
+        };
         let mut child = Child {
-            pid,
+            pid: Some(pid),
             go: go_w,
             result: result_r,
             deadline: Instant::now() + timeout,
             timeout,
         };
         drop((ready_w, go_r, result_w));
-        let mut b = [0u8; 1];
-        // SAFETY: reading one byte into a one-byte buffer.
-        let ready = readable(&ready_r, child.deadline)
-            && unsafe { libc::read(ready_r.as_raw_fd(), b.as_mut_ptr().cast(), 1) } == 1;
+        let ready = readable(&ready_r, child.deadline) && read_byte(&ready_r) == Some(b'r');
         if !ready {
             // It failed to unshare (its reason is in the result pipe) or hangs.
             return Err(child
@@ -150,36 +157,42 @@ impl Child {
     }
 
     fn kill(&mut self) {
-        // SAFETY: our own child; reaped right after.
-        unsafe {
-            libc::kill(self.pid, libc::SIGKILL);
-            libc::waitpid(self.pid, std::ptr::null_mut(), 0);
+        if let Some(pid) = self.pid.take() {
+            // Our own child, reaped at once.
+            let _ = kill(pid, Signal::SIGKILL);
+            let _ = waitpid(pid, None);
         }
-        self.pid = 0;
     }
 
     /// Lets the child run its body and waits for it (killing it past the deadline).
     fn finish(mut self) -> Result<(), UsernsError> {
-        // SAFETY: one byte from a static buffer.
-        unsafe { libc::write(self.go.as_raw_fd(), b"g".as_ptr().cast(), 1) };
-        let mut status = 0;
-        loop {
-            // SAFETY: waiting for our own child.
-            let r = unsafe { libc::waitpid(self.pid, &mut status, libc::WNOHANG) };
-            if r == self.pid {
-                self.pid = 0;
-                break;
+        let _ = nix::unistd::write(&self.go, b"g");
+        let Some(pid) = self.pid else {
+            return Err(UsernsError::Child {
+                step: "the child",
+                errno: Errno::ESRCH as i32,
+            });
+        };
+        let status = loop {
+            match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) | Err(Errno::EINTR)
+                    if Instant::now() <= self.deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                Ok(WaitStatus::StillAlive) | Err(_) => {
+                    self.kill();
+                    return Err(UsernsError::Timeout(self.timeout));
+                }
+                Ok(done) => {
+                    self.pid = None;
+                    break done;
+                }
             }
-            if r < 0 || Instant::now() > self.deadline {
-                self.kill();
-                return Err(UsernsError::Timeout(self.timeout));
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
+        };
         let mut msg = [0u8; 5];
-        // SAFETY: the child is gone; at most 5 bytes into a 5-byte buffer.
-        let n = unsafe { libc::read(self.result.as_raw_fd(), msg.as_mut_ptr().cast(), 5) };
-        if n == 5 {
+        // The child is gone: whatever it wrote is in the pipe.
+        if let Ok(5) = nix::unistd::read(self.result.as_raw_fd(), &mut msg) {
             let errno = i32::from_le_bytes([msg[1], msg[2], msg[3], msg[4]]);
             let step = STEPS
                 .get(usize::from(msg[0]))
@@ -187,10 +200,10 @@ impl Child {
                 .unwrap_or("the child");
             return Err(UsernsError::Child { step, errno });
         }
-        if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
+        if status != WaitStatus::Exited(pid, 0) {
             return Err(UsernsError::Child {
                 step: "the child",
-                errno: libc::EIO,
+                errno: Errno::EIO as i32,
             });
         }
         Ok(())
@@ -199,17 +212,16 @@ impl Child {
 
 impl Drop for Child {
     fn drop(&mut self) {
-        if self.pid > 0 {
-            self.kill();
-        }
+        self.kill();
     }
 }
 
 /// An fd of a fresh user namespace mapping `0..n` to `first..first+n`
 /// (`map`: a `uid_map` line such as `0 100000 65536`), for idmapped mounts.
 pub fn userns_fd(map: &str, timeout: Duration) -> Result<OwnedFd, UsernsError> {
-    let child = Child::fork(libc::CLONE_NEWUSER, map, timeout, &|| Ok(()))?;
-    let ns_path = PathBuf::from(format!("/proc/{}/ns/user", child.pid));
+    let child = Child::fork(CloneFlags::CLONE_NEWUSER, map, timeout, &|| Ok(()))?;
+    let pid = child.pid.map_or(0, Pid::as_raw);
+    let ns_path = PathBuf::from(format!("/proc/{pid}/ns/user"));
     let ns = std::fs::File::open(&ns_path)
         .map(OwnedFd::from)
         .map_err(|source| UsernsError::Map {

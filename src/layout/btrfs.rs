@@ -13,7 +13,7 @@
 
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, File};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -26,20 +26,21 @@ use super::{
 };
 use crate::image::apply::WhiteoutStyle;
 use crate::image::ImageSource;
-use crate::isolate::{LoopDevice, MountGuard, Privilege};
+use crate::isolate::{mount_device, LoopDevice, Privilege};
 use crate::probe::extents::{extents, Extent};
+use crate::sys;
 
 /// `_IOW(0x94, 14, struct btrfs_ioctl_vol_args)`.
-const BTRFS_IOC_SUBVOL_CREATE: libc::c_ulong = 0x5000_940e;
+const BTRFS_IOC_SUBVOL_CREATE: std::ffi::c_ulong = 0x5000_940e;
 /// `_IOW(0x94, 15, struct btrfs_ioctl_vol_args)` (v1, as Docker's driver uses).
-const BTRFS_IOC_SNAP_DESTROY: libc::c_ulong = 0x5000_940f;
+const BTRFS_IOC_SNAP_DESTROY: std::ffi::c_ulong = 0x5000_940f;
 /// `_IOW(0x94, 23, struct btrfs_ioctl_vol_args_v2)`.
-const BTRFS_IOC_SNAP_CREATE_V2: libc::c_ulong = 0x5000_9417;
+const BTRFS_IOC_SNAP_CREATE_V2: std::ffi::c_ulong = 0x5000_9417;
 /// `_IO(0x94, 8)`: commits and wakes the transaction thread, which pokes the
 /// cleaner that frees deleted subvolumes.
-const BTRFS_IOC_SYNC: libc::c_ulong = 0x9408;
+const BTRFS_IOC_SYNC: std::ffi::c_ulong = 0x9408;
 /// `_IOW(0x94, 65, struct btrfs_ioctl_subvol_wait)` (kernel >= 6.8).
-const BTRFS_IOC_SUBVOL_SYNC_WAIT: libc::c_ulong = 0x4010_9441;
+const BTRFS_IOC_SUBVOL_SYNC_WAIT: std::ffi::c_ulong = 0x4010_9441;
 /// Its mode that counts the deletions still queued.
 const SUBVOL_SYNC_COUNT: u32 = 2;
 /// The first inode number of every subvolume (`BTRFS_FIRST_FREE_OBJECTID`).
@@ -168,16 +169,8 @@ fn probe_mount(at: &ProbeHost<'_>) -> ProbeOutcome {
         let m = d.join("m");
         fs::create_dir_all(&m).map_err(io("creating", &m))?;
         let started = std::time::Instant::now();
-        nix::mount::mount(
-            Some(dev.path()),
-            &m,
-            Some(ENTRY.name),
-            nix::mount::MsFlags::empty(),
-            None::<&str>,
-        )
-        .map_err(|e| format!("mounting btrfs from {}: {e}", dev.path().display()))?;
+        let guard = mount_device(dev.path(), &m, ENTRY.name, false).map_err(|e| e.to_string())?;
         let took = started.elapsed();
-        let guard = MountGuard::new(m.clone());
         let used = host::probe_stack(&ENTRY, &m, Privilege::Root);
         guard.unmount().map_err(|e| e.to_string())?;
         drop(dev);
@@ -210,7 +203,7 @@ fn name_bytes<const N: usize>(name: &OsStr, path: &Path) -> Result<[u8; N], Layo
     let b = name.as_bytes();
     if b.is_empty() || b.len() >= N || b.contains(&0) || b.contains(&b'/') {
         return Err(LayoutError::io("naming a subvolume", path)(
-            std::io::Error::from_raw_os_error(libc::EINVAL),
+            std::io::Error::from(std::io::ErrorKind::InvalidInput),
         ));
     }
     let mut out = [0u8; N];
@@ -221,17 +214,20 @@ fn name_bytes<const N: usize>(name: &OsStr, path: &Path) -> Result<[u8; N], Layo
 fn split(path: &Path) -> Result<(File, &OsStr), LayoutError> {
     let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
         return Err(LayoutError::io("naming a subvolume", path)(
-            std::io::Error::from_raw_os_error(libc::EINVAL),
+            std::io::Error::from(std::io::ErrorKind::InvalidInput),
         ));
     };
     let dir = File::open(parent).map_err(LayoutError::io("opening", parent))?;
     Ok((dir, name))
 }
 
-fn ioctl_result(rc: libc::c_int, what: &'static str, path: &Path) -> Result<(), LayoutError> {
-    if rc < 0 {
-        let e = std::io::Error::last_os_error();
-        let e = if e.raw_os_error() == Some(libc::ENOTTY) {
+fn ioctl_result(
+    rc: std::io::Result<std::ffi::c_int>,
+    what: &'static str,
+    path: &Path,
+) -> Result<(), LayoutError> {
+    if let Err(e) = rc {
+        let e = if e.raw_os_error() == Some(rustix::io::Errno::NOTTY.raw_os_error()) {
             std::io::Error::new(e.kind(), format!("{e} (not on btrfs: use --backing btrfs)"))
         } else {
             e
@@ -249,7 +245,13 @@ pub fn subvolume_create(path: &Path) -> Result<(), LayoutError> {
         name: name_bytes(name, path)?,
     };
     // SAFETY: SUBVOL_CREATE reads a btrfs_ioctl_vol_args, which VolArgs mirrors.
-    let rc = unsafe { libc::ioctl(dir.as_raw_fd(), BTRFS_IOC_SUBVOL_CREATE, &args) };
+    let rc = unsafe {
+        sys::ioctl_ptr(
+            dir.as_fd(),
+            BTRFS_IOC_SUBVOL_CREATE,
+            std::ptr::from_ref(&args).cast_mut(),
+        )
+    };
     ioctl_result(rc, "creating subvolume", path)
 }
 
@@ -265,7 +267,13 @@ pub fn snapshot(src: &Path, path: &Path) -> Result<(), LayoutError> {
         name: name_bytes(name, path)?,
     };
     // SAFETY: SNAP_CREATE_V2 reads a btrfs_ioctl_vol_args_v2, which VolArgsV2 mirrors.
-    let rc = unsafe { libc::ioctl(dir.as_raw_fd(), BTRFS_IOC_SNAP_CREATE_V2, &args) };
+    let rc = unsafe {
+        sys::ioctl_ptr(
+            dir.as_fd(),
+            BTRFS_IOC_SNAP_CREATE_V2,
+            std::ptr::from_ref(&args).cast_mut(),
+        )
+    };
     ioctl_result(rc, "snapshotting into", path)
 }
 
@@ -278,7 +286,13 @@ pub fn subvolume_delete(path: &Path) -> Result<(), LayoutError> {
         name: name_bytes(name, path)?,
     };
     // SAFETY: SNAP_DESTROY reads a btrfs_ioctl_vol_args, which VolArgs mirrors.
-    let rc = unsafe { libc::ioctl(dir.as_raw_fd(), BTRFS_IOC_SNAP_DESTROY, &args) };
+    let rc = unsafe {
+        sys::ioctl_ptr(
+            dir.as_fd(),
+            BTRFS_IOC_SNAP_DESTROY,
+            std::ptr::from_ref(&args).cast_mut(),
+        )
+    };
     ioctl_result(rc, "deleting subvolume", path)
 }
 
@@ -616,7 +630,7 @@ impl Layout for Btrfs {
     fn settle_removals(&self, dir: &Path) -> Result<(), LayoutError> {
         let f = File::open(dir).map_err(LayoutError::io("opening", dir))?;
         // SAFETY: BTRFS_IOC_SYNC takes no argument.
-        let rc = unsafe { libc::ioctl(f.as_raw_fd(), BTRFS_IOC_SYNC, 0) };
+        let rc = unsafe { sys::ioctl_none(f.as_fd(), BTRFS_IOC_SYNC) };
         ioctl_result(rc, "syncing", dir)?;
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
         loop {
@@ -626,8 +640,8 @@ impl Layout for Btrfs {
                 count: 0,
             };
             // SAFETY: SUBVOL_SYNC_WAIT reads and writes a btrfs_ioctl_subvol_wait.
-            let rc = unsafe { libc::ioctl(f.as_raw_fd(), BTRFS_IOC_SUBVOL_SYNC_WAIT, &mut w) };
-            if rc < 0 {
+            let rc = unsafe { sys::ioctl_ptr(f.as_fd(), BTRFS_IOC_SUBVOL_SYNC_WAIT, &mut w) };
+            if rc.is_err() {
                 break;
             }
             if w.count == 0 {

@@ -19,7 +19,6 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -150,7 +149,7 @@ fn write_metadata(store: &Path, m: &Metadata) -> Result<(), LayoutError> {
 
 /// Holds the store's lock (flock on `metadata.lock`) while ids are handed out.
 struct StoreLock {
-    _file: fs::File,
+    _lock: nix::fcntl::Flock<fs::File>,
 }
 
 impl StoreLock {
@@ -162,13 +161,9 @@ impl StoreLock {
             .write(true)
             .open(&path)
             .map_err(LayoutError::io("opening", &path))?;
-        // SAFETY: flock on an fd we own.
-        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } < 0 {
-            return Err(LayoutError::io("locking", &path)(
-                std::io::Error::last_os_error(),
-            ));
-        }
-        Ok(StoreLock { _file: f })
+        let lock = nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, e)| LayoutError::io("locking", &path)(e.into()))?;
+        Ok(StoreLock { _lock: lock })
     }
 }
 

@@ -182,7 +182,7 @@ impl Layout for FuseOverlayfs {
         let (upper, work) = c.upper_work.clone().ok_or_else(|| LayoutError::Io {
             what: "mounting without an upper dir",
             path: c.root.clone(),
-            source: std::io::Error::from_raw_os_error(libc::EINVAL),
+            source: std::io::Error::from(std::io::ErrorKind::InvalidInput),
         })?;
         // The daemon splits its option string on ',' and the lowers on ':'.
         for p in lowers.iter().chain([&upper, &work]) {

@@ -169,14 +169,6 @@ pub enum CopyUp {
     None,
 }
 
-impl CopyUp {
-    /// Whether a container starts sharing its files' data with the image (so a
-    /// first write has something to copy or un-share).
-    pub fn shares_until_written(self) -> bool {
-        self != CopyUp::None
-    }
-}
-
 /// How many lines one mounted container adds to the mount table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TableMounts {

@@ -4,11 +4,11 @@
 //! shares with its origin — how a block-level copy-on-write is verified.
 
 use std::fs::File;
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::path::Path;
 
 /// `_IOWR('f', 11, struct fiemap)`.
-const FS_IOC_FIEMAP: libc::c_ulong = 0xc020_660b;
+const FS_IOC_FIEMAP: std::ffi::c_ulong = 0xc020_660b;
 const FIEMAP_FLAG_SYNC: u32 = 1;
 const FIEMAP_EXTENT_LAST: u32 = 0x1;
 const FIEMAP_EXTENT_DATA_INLINE: u32 = 0x200;
@@ -74,10 +74,7 @@ pub fn extents(path: &Path) -> std::io::Result<Vec<Extent>> {
             extents: [RawExtent::default(); BATCH],
         };
         // SAFETY: FIEMAP fills at most `extent_count` extents of the inline array.
-        let rc = unsafe { libc::ioctl(f.as_raw_fd(), FS_IOC_FIEMAP, &mut m) };
-        if rc < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
+        unsafe { crate::sys::ioctl_ptr(f.as_fd(), FS_IOC_FIEMAP, &mut m) }?;
         let n = (m.mapped_extents as usize).min(BATCH);
         if n == 0 {
             return Ok(out);

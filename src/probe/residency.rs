@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 use std::fs::File;
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -18,29 +18,8 @@ pub fn resident_bytes(path: &Path) -> std::io::Result<u64> {
         .ok()
         .flatten()
         .unwrap_or(4096) as usize;
-    // SAFETY: a fresh read-only shared mapping of a file we hold open; it is only
-    // passed to mincore (never dereferenced) and unmapped before returning.
-    unsafe {
-        let addr = libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ,
-            libc::MAP_SHARED,
-            f.as_raw_fd(),
-            0,
-        );
-        if addr == libc::MAP_FAILED {
-            return Err(std::io::Error::last_os_error());
-        }
-        let mut vec = vec![0u8; len.div_ceil(page)];
-        let rc = libc::mincore(addr, len, vec.as_mut_ptr());
-        let err = std::io::Error::last_os_error();
-        libc::munmap(addr, len);
-        if rc != 0 {
-            return Err(err);
-        }
-        Ok(vec.iter().filter(|v| **v & 1 == 1).count() as u64 * page as u64)
-    }
+    let pages = crate::sys::resident_pages(f.as_fd(), len, page)?;
+    Ok(pages.iter().filter(|v| **v & 1 == 1).count() as u64 * page as u64)
 }
 
 /// Resident bytes summed over the *distinct* inodes behind `paths` (a file seen

@@ -25,7 +25,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
         return Err(ReportError::Io {
             what: "writing",
             path: path.to_path_buf(),
-            source: std::io::Error::from_raw_os_error(libc::EISDIR),
+            source: std::io::Error::from(nix::errno::Errno::EISDIR),
         });
     }
     let name = path
@@ -342,9 +342,9 @@ impl OutDir {
                         Err(e) => return Err(io("creating report dir", &dir)(e)),
                     }
                 }
-                Err(io("creating report dir", parent)(
-                    std::io::Error::from_raw_os_error(libc::EEXIST),
-                ))
+                Err(io("creating report dir", parent)(std::io::Error::from(
+                    nix::errno::Errno::EEXIST,
+                )))
             }
         }
     }

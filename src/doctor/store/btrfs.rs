@@ -15,7 +15,7 @@ use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::hash::{Hash, Hasher};
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -56,12 +56,15 @@ fn subvolume_uuids(dir: &Path) -> std::io::Result<([u8; 16], Option<[u8; 16]>)> 
     let mut buf = [0u8; SUBVOL_INFO_BYTES];
     // SAFETY: the kernel writes at most SUBVOL_INFO_BYTES (the size the request
     // number encodes) into the buffer, which lives across the call.
-    let rc = unsafe { libc::ioctl(f.as_raw_fd(), IOC_GET_SUBVOL_INFO as _, buf.as_mut_ptr()) };
-    // Only -1 is a failure: the kernel can return 1 on success (a search result
-    // it does not reset; libbtrfsutil checks `== -1` too).
-    if rc < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
+    // Only -1 is a failure (`ioctl_ptr` says so): the kernel can return 1 on
+    // success (a search result it does not reset; libbtrfsutil checks `== -1` too).
+    unsafe {
+        crate::sys::ioctl_ptr(
+            f.as_fd(),
+            IOC_GET_SUBVOL_INFO as std::ffi::c_ulong,
+            buf.as_mut_ptr(),
+        )
+    }?;
     let take = |at: usize| {
         let mut u = [0u8; 16];
         u.copy_from_slice(&buf[at..at + 16]);

@@ -8,6 +8,7 @@ use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::Arc;
 
+use nix::fcntl::OFlag;
 use sha2::{Digest as _, Sha256};
 
 use super::{SourceError, MAX_DOCUMENT_BYTES};
@@ -101,7 +102,7 @@ fn kind_name(ft: std::fs::FileType) -> &'static str {
 pub(crate) fn open_regular(path: &Path) -> Result<File, SourceError> {
     let file = std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY)
+        .custom_flags((OFlag::O_NONBLOCK | OFlag::O_CLOEXEC | OFlag::O_NOCTTY).bits())
         .open(path)
         .map_err(SourceError::io("opening", path))?;
     let meta = file.metadata().map_err(SourceError::io("reading", path))?;

@@ -12,6 +12,8 @@ use std::io::Read;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use nix::fcntl::OFlag;
+
 use super::SourceError;
 use crate::image::{Entry, EntryKind, EntrySink, ImageError, ImageInfo, ImageSource};
 
@@ -146,7 +148,11 @@ impl Walker<'_> {
             } else if ft.is_char_device() && meta.rdev() == 0 {
                 EntryKind::Whiteout
             } else if ft.is_char_device() || ft.is_block_device() {
-                let (major, minor) = (libc::major(meta.rdev()), libc::minor(meta.rdev()));
+                let (major, minor) = (
+                    // Linux device numbers are 32 bits each.
+                    nix::sys::stat::major(meta.rdev()) as u32,
+                    nix::sys::stat::minor(meta.rdev()) as u32,
+                );
                 if ft.is_char_device() {
                     EntryKind::CharDevice { major, minor }
                 } else {
@@ -184,7 +190,9 @@ impl Walker<'_> {
                 EntryKind::File { size } => {
                     let f = fs::OpenOptions::new()
                         .read(true)
-                        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+                        .custom_flags(
+                            (OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC).bits(),
+                        )
                         .open(&path)
                         .map_err(self.err(&rel, "opening"))?;
                     let mut content = f.take(*size);

@@ -7,13 +7,13 @@ use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::fs::File;
 use std::io::Read;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::Path;
 use std::time::Instant;
 
 use nix::dir::Dir;
 use nix::fcntl::{AtFlags, OFlag};
-use nix::sys::stat::{fstatat, Mode};
+use nix::sys::stat::{fstatat, Mode, SFlag};
 use rayon::prelude::*;
 
 use super::analyze::{Cache, Key, Op, StoreKey, Target};
@@ -411,48 +411,45 @@ pub struct ImageSamples {
 /// then its subdirectories one by one, depth first): an image may nest
 /// directories as deep as a path allows. A level's fd stays open only while
 /// it has subdirectories left to visit, so a deep chain holds one or two fds.
-fn walk(dir: &OwnedFd) -> Result<usize, rustix::io::Errno> {
-    use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags};
+fn walk(dir: RawFd) -> Result<usize, nix::Error> {
+    let flags = OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
     let mut count = 0;
-    // Levels with subdirectories left: their fd (None: the caller's `dir`)
-    // and those names, in reverse so the next is at the end.
-    let mut stack: Vec<(Option<OwnedFd>, Vec<std::ffi::CString>)> = Vec::new();
-    let mut current: Option<OwnedFd> = None;
+    // Levels with subdirectories left: the open level and those names, in
+    // reverse so the next is at the end.
+    let mut stack: Vec<(Dir, Vec<CString>)> = Vec::new();
+    let mut current = Dir::openat(Some(dir), ".", flags, Mode::empty())?;
     loop {
         let mut subdirs = Vec::new();
-        {
-            let fd = current.as_ref().unwrap_or(dir);
-            let mut d = rfs::Dir::read_from(fd)?;
-            while let Some(e) = d.read() {
-                let e = e?;
-                let name = e.file_name();
-                if name.to_bytes() == b"." || name.to_bytes() == b".." {
-                    continue;
-                }
-                let st = rfs::statat(fd, name, AtFlags::SYMLINK_NOFOLLOW)?;
-                match FileType::from_raw_mode(st.st_mode) {
-                    FileType::Directory => subdirs.push(name.to_owned()),
-                    FileType::CharacterDevice | FileType::BlockDevice => continue,
-                    _ => {}
-                }
-                count += 1;
+        let fd = current.as_raw_fd();
+        for e in current.iter() {
+            let e = e?;
+            let name = e.file_name();
+            if name == c"." || name == c".." {
+                continue;
             }
+            let st = fstatat(Some(fd), name, AtFlags::AT_SYMLINK_NOFOLLOW)?;
+            match SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT {
+                SFlag::S_IFDIR => subdirs.push(name.to_owned()),
+                SFlag::S_IFCHR | SFlag::S_IFBLK => continue,
+                _ => {}
+            }
+            count += 1;
         }
         if !subdirs.is_empty() {
             subdirs.reverse();
-            stack.push((current.take(), subdirs));
+            stack.push((current, subdirs));
         }
         // The next subdirectory to visit, from the deepest level with one left.
-        let next = loop {
-            let Some((fd, names)) = stack.last_mut() else {
+        current = loop {
+            let Some((parent, names)) = stack.last_mut() else {
                 return Ok(count);
             };
             match names.pop() {
                 Some(name) => {
-                    let sub = rfs::openat(
-                        fd.as_ref().unwrap_or(dir),
+                    let sub = Dir::openat(
+                        Some(parent.as_raw_fd()),
                         name.as_c_str(),
-                        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                        flags,
                         Mode::empty(),
                     )?;
                     if names.is_empty() {
@@ -465,7 +462,6 @@ fn walk(dir: &OwnedFd) -> Result<usize, rustix::io::Errno> {
                 }
             }
         };
-        current = Some(next);
     }
 }
 
@@ -477,7 +473,6 @@ pub fn measure_images(
     names: &[ImageNames],
     s: &mut ImageSamples,
 ) -> Result<(), WorkloadError> {
-    use rustix::fs::{self as rfs, AtFlags, Mode, OFlags};
     ctx.progress.set_message("lookup: measuring the images");
     let rounds = p.image_rounds;
     for (ii, n) in names.iter().enumerate() {
@@ -486,13 +481,8 @@ pub fn measure_images(
         }
         s.counts.insert((ii, None), n.paths.len());
     }
-    let open_root = |merged: &Path| -> Result<OwnedFd, WorkloadError> {
-        rfs::open(
-            merged,
-            OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| WorkloadError::io("opening", merged)(e.into()))
+    let open_root = |merged: &Path| -> Result<File, WorkloadError> {
+        File::open(merged).map_err(WorkloadError::io("opening", merged))
     };
     for _round in 0..rounds {
         for f in fixtures {
@@ -514,7 +504,11 @@ pub fn measure_images(
             let mut open: BTreeMap<usize, (f64, usize)> = BTreeMap::new();
             for (name, layer) in &n.paths {
                 let start = Instant::now();
-                let r = rfs::statat(&root, name.as_c_str(), AtFlags::SYMLINK_NOFOLLOW);
+                let r = fstatat(
+                    Some(root.as_raw_fd()),
+                    name.as_c_str(),
+                    AtFlags::AT_SYMLINK_NOFOLLOW,
+                );
                 let ns = start.elapsed().as_nanos() as f64;
                 s.unexpected += usize::from(r.is_err());
                 let acc = open.entry(*layer).or_insert((0.0, 0));
@@ -543,7 +537,12 @@ pub fn measure_images(
                     let mut bad = 0;
                     for name in chunk {
                         bad += usize::from(
-                            rfs::statat(&root, name.as_c_str(), AtFlags::SYMLINK_NOFOLLOW).is_err(),
+                            fstatat(
+                                Some(root.as_raw_fd()),
+                                name.as_c_str(),
+                                AtFlags::AT_SYMLINK_NOFOLLOW,
+                            )
+                            .is_err(),
                         );
                     }
                     let ns = start.elapsed().as_nanos() as f64;
@@ -562,7 +561,7 @@ pub fn measure_images(
             let root = open_root(&mounted.merged)?;
             for cache in [Cache::Cold, Cache::Warm] {
                 let start = Instant::now();
-                let seen = walk(&root)
+                let seen = walk(root.as_raw_fd())
                     .map_err(|e| WorkloadError::io("walking", &mounted.merged)(e.into()))?;
                 let ns = start.elapsed().as_nanos() as f64;
                 s.unexpected += usize::from(seen != n.paths.len());
@@ -694,13 +693,12 @@ mod tests {
     /// 2,100 levels on a 256 KiB stack: the recursive walk overflowed it.
     #[test]
     fn walks_a_tree_deeper_than_the_stack() {
-        use rustix::fs::{Mode, OFlags};
         let d = tempfile::tempdir().expect("tempdir");
         deep_chain(d.path(), 2100).expect("deep chain");
         let root = d.path().to_path_buf();
         let seen = on_small_stack(move || {
-            let fd = rustix::fs::open(&root, OFlags::DIRECTORY | OFlags::RDONLY, Mode::empty())?;
-            walk(&fd)
+            let fd = File::open(&root).map_err(|e| e.to_string())?;
+            walk(fd.as_raw_fd()).map_err(|e| e.to_string())
         })
         .expect("walk");
         // 2,100 directories, the file and the symlink.

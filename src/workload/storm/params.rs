@@ -97,16 +97,10 @@ pub struct HostLimits {
 impl HostLimits {
     /// This host's limits now.
     pub fn read() -> HostLimits {
-        let mut rl = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        // SAFETY: a valid resource and a live struct.
-        let nofile = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) } == 0 {
-            rl.rlim_cur
-        } else {
-            1024
-        };
+        // getrlimit(RLIMIT_NOFILE) cannot fail for our own process; 1024 is
+        // the kernel's default soft limit should it ever.
+        let nofile = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+            .map_or(1024, |(soft, _)| soft);
         HostLimits {
             nofile,
             mem_available: crate::probe::memory::Memory::current().and_then(|m| m.available_bytes),
