@@ -12,7 +12,7 @@ use overlaybench::image::SyntheticImage;
 use overlaybench::image::{Change, ImageSpec, LayerSpec};
 use overlaybench::isolate::{BackingKind, MountApi, Privilege, Scratch, ScratchRequest};
 use overlaybench::layout::{self, LayoutConfig};
-use overlaybench::workload::copy_up::analyze::Op;
+use overlaybench::workload::copy_up::keys::Op;
 use overlaybench::workload::copy_up::measure::timed;
 
 const SIZE: u64 = 64 * 1024;

@@ -423,3 +423,147 @@ fn one_syscall_crate_per_file() {
         "nix in {nix} files, rustix in {rustix}"
     );
 }
+
+/// The files of one workload folder that `code` (of the file `own`) reaches
+/// by path: `super::x`, `crate::workload::<folder>::x` and, from `mod.rs`, a
+/// path that starts at a child (`analyze::record`, `self::keys::View`). A
+/// path to something that is not a sibling file (`super::NAME`) reaches `mod`.
+fn folder_refs(code: &str, own: &str, folder: &str, files: &BTreeSet<String>) -> BTreeSet<String> {
+    fn ident(s: &str) -> &str {
+        let end = s
+            .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .unwrap_or(s.len());
+        &s[..end]
+    }
+    // The first segment of each path a `use` group or a single path names.
+    fn heads(rest: &str) -> Vec<String> {
+        let rest = rest.trim_start();
+        let Some(group) = rest.strip_prefix('{') else {
+            return vec![ident(rest).to_string()];
+        };
+        let (mut depth, mut out, mut start) = (0usize, Vec::new(), 0usize);
+        for (i, c) in group.char_indices() {
+            match c {
+                '{' => depth += 1,
+                '}' if depth == 0 => {
+                    out.push(ident(group[start..i].trim_start()).to_string());
+                    break;
+                }
+                '}' => depth -= 1,
+                ',' if depth == 0 => {
+                    out.push(ident(group[start..i].trim_start()).to_string());
+                    start = i + 1;
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+    let mut out = BTreeSet::new();
+    let mut reach = |name: &str| {
+        if name.is_empty() || name == own {
+            return;
+        }
+        let to = match files.contains(name) {
+            true => name,
+            false => "mod",
+        };
+        if to != own {
+            out.insert(to.to_string());
+        }
+    };
+    let parent = format!("crate::workload::{folder}::");
+    for prefix in ["super::", parent.as_str()] {
+        for (i, _) in code.match_indices(prefix) {
+            // `super::super::` leaves the folder; `crate::…::super::` is not ours.
+            let before = &code[..i];
+            if prefix == "super::" && (before.ends_with("::") || own == "mod") {
+                continue;
+            }
+            let rest = &code[i + prefix.len()..];
+            if rest.starts_with("super::") {
+                continue;
+            }
+            for h in heads(rest) {
+                reach(&h);
+            }
+        }
+    }
+    if own == "mod" {
+        let bytes = code.as_bytes();
+        for (i, _) in code.match_indices("::") {
+            let start = code[..i]
+                .rfind(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .map_or(0, |p| p + 1);
+            let name = &code[start..i];
+            let lead = code[..start].trim_end_matches(' ');
+            let rooted = lead.ends_with("self::") && !lead.ends_with("::self::")
+                || !(lead.ends_with("::") || start > 0 && bytes[start - 1] == b'.');
+            if rooted && files.contains(name) {
+                reach(name);
+            }
+        }
+    }
+    out
+}
+
+/// Inside one workload folder the files form a DAG: `keys` (the names, enums
+/// and typed views) at the bottom, `params`, the pure `analyze` and its kin,
+/// `render`, and `measure` (the timed loops), which only the folder's
+/// `mod.rs` runs — so `analyze` never reaches into `measure` and no two files
+/// import each other.
+#[test]
+fn workload_folders_have_no_import_cycles() {
+    let mut folders = 0;
+    let Ok(entries) = fs::read_dir("src/workload") else {
+        panic!("src/workload is missing");
+    };
+    for dir in entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()) {
+        let folder = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut paths = Vec::new();
+        rust_files(&dir, &mut paths);
+        let files: BTreeSet<String> = paths
+            .iter()
+            .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+            .collect();
+        let g: BTreeMap<String, BTreeSet<String>> = paths
+            .iter()
+            .map(|p| {
+                let own = p
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let refs = folder_refs(&code_of(p), &own, &folder, &files);
+                (own, refs)
+            })
+            .collect();
+        for (f, deps) in &g {
+            let deps: Vec<&str> = deps.iter().map(String::as_str).collect();
+            println!("{folder:>10}/{f:<8} -> {}", deps.join(", "));
+        }
+        if let Some(cycle) = find_cycle(&g) {
+            panic!(
+                "import cycle in src/workload/{folder}: {}",
+                cycle.join(" -> ")
+            );
+        }
+        for (f, deps) in &g {
+            assert!(
+                f == "mod" || !deps.contains("measure"),
+                "src/workload/{folder}/{f}.rs imports measure: only the folder's mod.rs runs the timed loops; \
+                 move what both need into keys.rs"
+            );
+        }
+        if let Some(keys) = g.get("keys") {
+            assert!(
+                keys.is_empty(),
+                "src/workload/{folder}/keys.rs imports {keys:?}: keys are the bottom of the folder"
+            );
+        }
+        folders += 1;
+    }
+    assert!(folders >= 6, "{folders} workload folders");
+}

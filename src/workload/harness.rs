@@ -148,6 +148,19 @@ impl Recorded {
         Some(median)
     }
 
+    /// Adds a case of `samples` with `view`'s params, under its workload
+    /// (skipped when empty); returns its median.
+    pub fn case_of<V: super::CaseView>(
+        &mut self,
+        view: &V,
+        layout: &str,
+        metric: &str,
+        unit: &str,
+        samples: Vec<f64>,
+    ) -> Option<f64> {
+        self.case(V::WORKLOAD, layout, view.params(), metric, unit, samples)
+    }
+
     /// Adds a note once.
     pub fn note(&mut self, note: String) {
         if !self.notes.contains(&note) {

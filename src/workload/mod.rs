@@ -14,6 +14,7 @@ pub mod inodes;
 pub mod lookup;
 pub mod page_cache;
 pub mod storm;
+pub mod view;
 
 use std::any::{Any, TypeId};
 use std::borrow::Cow;
@@ -30,6 +31,7 @@ use crate::layout::Layout;
 use crate::report::{Report, Section};
 
 pub use harness::{Footprint, ImageFootprint, Recorded, RunContext, WorkloadError};
+pub use view::{CaseView, Subject};
 
 /// The registry: one line per workload, in report order.
 pub static WORKLOADS: &[&WorkloadEntry] = &[

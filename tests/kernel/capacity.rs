@@ -8,8 +8,8 @@ use overlaybench::capacity::{filesystem_at, project, Fleet};
 use overlaybench::image::SyntheticImage;
 use overlaybench::isolate::{BackingKind, MountApi, Scratch, ScratchRequest};
 use overlaybench::layout::{self, Mounted};
-use overlaybench::workload::inodes::measure::{measure_costs, write_container};
-use overlaybench::workload::inodes::{measurement_params, Params as InodesPlan};
+use overlaybench::workload::inodes::measure::write_container;
+use overlaybench::workload::inodes::{measure_costs, measurement_params, Params as InodesPlan};
 
 fn fleet() -> Fleet {
     Fleet {

@@ -7,7 +7,7 @@ use overlaybench::image::SyntheticImage;
 use overlaybench::image::{Change, ImageSpec, LayerSpec};
 use overlaybench::isolate::MountApi;
 use overlaybench::layout::{self, CopyUp, CopyUpCheck, Touch};
-use overlaybench::workload::copy_up::analyze::Op;
+use overlaybench::workload::copy_up::keys::Op;
 use overlaybench::workload::copy_up::measure::{check_of, runs_variant, timed};
 use overlaybench::workload::copy_up::Variant;
 

@@ -257,7 +257,7 @@ fn data_only_overlay_mounts_both_ways() -> Result<(), Failed> {
 /// composefs' chmod copies metadata only (metacopy=on is always in force);
 /// the first write then copies the data from the object.
 fn composefs_chmod_defers_the_data_copy() -> Result<(), Failed> {
-    use overlaybench::workload::copy_up::analyze::Op;
+    use overlaybench::workload::copy_up::keys::Op;
     use overlaybench::workload::copy_up::measure::{check_of, metacopy_in_force, timed};
     const SIZE: u64 = 1 << 20;
     let img = ImageSpec {

@@ -3,125 +3,12 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
-
-use super::NAME;
-use crate::report::{case_key, kinds, params_of, parse_params, Case, Derived};
+use super::keys::{ImageKey, ImageView, Key, Op, View, NAME, REFERENCE, REFERENCE_METHOD};
+use crate::report::{kinds, Derived};
 use crate::stats::fit_line;
-use crate::workload::Recorded;
+use crate::workload::{CaseView, Recorded};
 
 const MIB: f64 = (1u64 << 20) as f64;
-
-/// The pseudo-layout of the reference copy's cases.
-pub const REFERENCE: &str = "reference";
-/// The reference copy's `options`.
-pub const REFERENCE_METHOD: &str = "copy_file_range+fsync";
-
-/// A timed operation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Op {
-    /// `append` of one byte as the first touch.
-    Append,
-    /// `chmod` as the first touch (metadata-only with metacopy).
-    Chmod,
-    /// The reference: `copy_file_range` + `fsync` of the same file.
-    Copy,
-    /// Open for write + 1-byte write + close, as the first touch.
-    FirstWrite,
-    /// The same again: no copy left to make.
-    SecondWrite,
-    /// `truncate` to half the size as the first touch.
-    Truncate,
-    /// A write after a chmod (the deferred data copy with metacopy).
-    WriteAfterChmod,
-}
-
-impl Op {
-    /// Every op a container times, in reading order.
-    pub const READING_ORDER: [Op; 6] = [
-        Op::FirstWrite,
-        Op::SecondWrite,
-        Op::Chmod,
-        Op::WriteAfterChmod,
-        Op::Append,
-        Op::Truncate,
-    ];
-
-    /// Spelling in reports.
-    pub fn name(self) -> &'static str {
-        match self {
-            Op::Append => "append",
-            Op::Chmod => "chmod",
-            Op::Copy => "copy",
-            Op::FirstWrite => "first-write",
-            Op::SecondWrite => "second-write",
-            Op::Truncate => "truncate",
-            Op::WriteAfterChmod => "write-after-chmod",
-        }
-    }
-}
-
-/// Cache state in reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Cache {
-    /// Lower file evicted.
-    Cold,
-    /// Lower file read beforehand.
-    Warm,
-}
-
-/// One accumulated series.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Key {
-    /// Layout name (or `reference`).
-    pub layout: String,
-    /// Option set name (or the reference's method).
-    pub options: &'static str,
-    /// What was timed.
-    pub op: Op,
-    /// Lower cache state.
-    pub cache: Cache,
-    /// File size, bytes (0 on a fit over sizes).
-    pub size: u64,
-}
-
-/// The report's params of a copy-up case or derived figure, typed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct View {
-    /// Backing filesystem.
-    pub backing: String,
-    /// What was timed.
-    pub op: Op,
-    /// Overlay option set (`default`, `metacopy`, `volatile`) or the reference's method.
-    pub options: String,
-    /// Lower cache state.
-    pub cache: Cache,
-    /// File size, bytes (absent on fits).
-    #[serde(default)]
-    pub size_bytes: Option<u64>,
-    /// What a ratio is taken against (`reference`).
-    #[serde(default)]
-    pub baseline: Option<String>,
-}
-
-impl View {
-    /// The typed view of a case's params (None for another workload's, or
-    /// for one about the user's images: see `ImageView`).
-    pub fn of_case(c: &Case) -> Option<View> {
-        (c.workload == NAME && !c.params.contains_key("image"))
-            .then(|| parse_params(&c.params))
-            .flatten()
-    }
-
-    /// The typed view of a derived figure's params.
-    pub fn of_derived(d: &Derived) -> Option<View> {
-        (d.workload == NAME && !d.params.contains_key("image"))
-            .then(|| parse_params(&d.params))
-            .flatten()
-    }
-}
 
 fn view(k: &Key, backing: &str) -> View {
     View {
@@ -138,11 +25,10 @@ fn view(k: &Key, backing: &str) -> View {
 /// ns/MiB) per series, MiB/s per size, and the ratio to the reference copy of the
 /// same size and cache state.
 pub fn record(out: &mut Recorded, backing: &str, samples: BTreeMap<Key, Vec<f64>>) {
-    let id = |k: &Key| case_key(NAME, &k.layout, "latency", &params_of(&view(k, backing)));
+    let id = |k: &Key| view(k, backing).case_id(&k.layout, "latency");
     let mut medians: BTreeMap<Key, f64> = BTreeMap::new();
     for (key, s) in samples {
-        let params = params_of(&view(&key, backing));
-        if let Some(m) = out.case(NAME, &key.layout, params, "latency", "ns", s) {
+        if let Some(m) = out.case_of(&view(&key, backing), &key.layout, "latency", "ns", s) {
             medians.insert(key, m);
         }
     }
@@ -163,7 +49,7 @@ pub fn record(out: &mut Recorded, backing: &str, samples: BTreeMap<Key, Vec<f64>
         out.derived.push(Derived::slope(
             NAME,
             &k.layout,
-            params_of(&view(k, backing)),
+            view(k, backing).params(),
             &fit,
             "ns/MiB",
             points,
@@ -175,7 +61,7 @@ pub fn record(out: &mut Recorded, backing: &str, samples: BTreeMap<Key, Vec<f64>
                 workload: NAME.into(),
                 layout: k.layout.clone(),
                 kind: kinds::THROUGHPUT.into(),
-                params: params_of(&view(k, backing)),
+                params: view(k, backing).params(),
                 value: k.size as f64 / MIB / (m / 1e9),
                 unit: "MiB/s".into(),
                 r2: None,
@@ -202,7 +88,7 @@ pub fn record(out: &mut Recorded, backing: &str, samples: BTreeMap<Key, Vec<f64>
             out.derived.push(Derived::ratio(
                 NAME,
                 &k.layout,
-                params_of(&v),
+                v.params(),
                 m / r,
                 id(k),
                 id(&reference),
@@ -214,47 +100,6 @@ pub fn record(out: &mut Recorded, backing: &str, samples: BTreeMap<Key, Vec<f64>
 // ---------------------------------------------------------------------------
 // The user's images.
 
-/// The report's params of a copy-up case or derived figure about one of the
-/// user's images, typed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ImageView {
-    /// Backing filesystem.
-    pub backing: String,
-    /// The image's reference.
-    pub image: String,
-    /// The file's path in the image (absent on fits over the files).
-    #[serde(default)]
-    pub file: Option<String>,
-    /// Its size, bytes (absent on fits).
-    #[serde(default)]
-    pub size_bytes: Option<u64>,
-    /// What was timed.
-    pub op: Op,
-    /// Overlay option set, or the reference's method.
-    pub options: String,
-    /// Lower cache state.
-    pub cache: Cache,
-    /// What a ratio is taken against (`reference`).
-    #[serde(default)]
-    pub baseline: Option<String>,
-}
-
-impl ImageView {
-    /// The typed view of a case's params (None for a synthetic case).
-    pub fn of_case(c: &Case) -> Option<ImageView> {
-        (c.workload == NAME)
-            .then(|| parse_params(&c.params))
-            .flatten()
-    }
-
-    /// The typed view of a derived figure's params.
-    pub fn of_derived(d: &Derived) -> Option<ImageView> {
-        (d.workload == NAME)
-            .then(|| parse_params(&d.params))
-            .flatten()
-    }
-}
-
 /// Turns image samples into cases, a fit of latency against file size per
 /// (layout, options, op, cache, image), and ratios to the reference copy of
 /// the same file. `files[i]` are image `i`'s timed files (path, bytes).
@@ -263,9 +108,8 @@ pub fn record_images(
     backing: &str,
     images: &[String],
     files: &[Vec<(std::path::PathBuf, u64)>],
-    samples: BTreeMap<super::measure::ImageKey, Vec<f64>>,
+    samples: BTreeMap<ImageKey, Vec<f64>>,
 ) {
-    use super::measure::ImageKey;
     let view = |k: &ImageKey, fit: bool| -> Option<ImageView> {
         let (path, size) = files.get(k.image)?.get(k.file)?;
         Some(ImageView {
@@ -282,10 +126,9 @@ pub fn record_images(
     let mut medians: BTreeMap<ImageKey, (f64, String, u64)> = BTreeMap::new();
     for (k, s) in samples {
         let Some(v) = view(&k, false) else { continue };
-        let params = params_of(&v);
-        let id = case_key(NAME, &k.layout, "latency", &params);
+        let id = v.case_id(&k.layout, "latency");
         let size = v.size_bytes.unwrap_or(0);
-        if let Some(m) = out.case(NAME, &k.layout, params, "latency", "ns", s) {
+        if let Some(m) = out.case_of(&v, &k.layout, "latency", "ns", s) {
             medians.insert(k, (m, id, size));
         }
     }
@@ -308,7 +151,7 @@ pub fn record_images(
         out.derived.push(Derived::slope(
             NAME,
             &k.layout,
-            params_of(&v),
+            v.params(),
             &fit,
             "ns/MiB",
             points,
@@ -337,7 +180,7 @@ pub fn record_images(
         out.derived.push(Derived::ratio(
             NAME,
             &k.layout,
-            params_of(&v),
+            v.params(),
             m / r,
             id.clone(),
             rid.clone(),
@@ -347,6 +190,7 @@ pub fn record_images(
 
 #[cfg(test)]
 mod tests {
+    use super::super::keys::Cache;
     use super::*;
 
     #[test]

@@ -13,9 +13,8 @@ use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use super::analyze::{Cache, Key, Op, REFERENCE, REFERENCE_METHOD};
+use super::keys::{Cache, ImageKey, Key, Op, NAME, REFERENCE, REFERENCE_METHOD};
 use super::params::{CacheState, Params, Procedure, Variant};
-use super::NAME;
 use crate::choice::Choice;
 use crate::image::{Change, ImageSpec, LayerSpec, SyntheticImage};
 use crate::layout::{ContainerDirs, CopyUp, CopyUpCheck, Layout, PreparedImage, Touch};
@@ -345,23 +344,6 @@ fn lower_of(l: &dyn Layout, img: &PreparedImage, rel: &Path) -> Result<PathBuf, 
 // The user's images (`--image`): the N largest regular files of each image,
 // first-touched in a fresh container per sample, per layout and option set,
 // against a reference copy of the same file in the same run.
-
-/// Key of one series of image samples.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct ImageKey {
-    /// Layout name (or `reference`).
-    pub layout: String,
-    /// Option set name (or the reference's method).
-    pub options: &'static str,
-    /// What was timed.
-    pub op: Op,
-    /// Lower cache state.
-    pub cache: Cache,
-    /// Index of the image in the run.
-    pub image: usize,
-    /// Index of the file among the image's largest.
-    pub file: usize,
-}
 
 /// The files timed, per image: the `n` largest regular files, largest first.
 pub fn image_files(

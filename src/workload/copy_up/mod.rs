@@ -3,10 +3,12 @@
 //! With the user's images (`--image`), the same for each image's largest files.
 
 pub mod analyze;
+pub mod keys;
 pub mod measure;
 pub mod params;
 pub mod render;
 
+pub use keys::NAME;
 pub use params::{CacheState, Options, Params, Procedure, Variant};
 
 use std::collections::BTreeMap;
@@ -14,14 +16,12 @@ use std::collections::BTreeMap;
 use crate::compare::GateRules;
 use crate::layout::{CopyUp, Layout};
 use crate::report::{kinds, Derived, Report};
+use crate::workload::CaseView;
 use crate::workload::{
     BuildContext, Footprint, ImageFootprint, ParamError, RunContext, Workload, WorkloadEntry,
     WorkloadError,
 };
-use analyze::{Cache, View};
-
-/// Name in reports.
-pub const NAME: &str = "copy-up";
+use keys::{Cache, View};
 
 /// Registry entry.
 pub static ENTRY: WorkloadEntry = WorkloadEntry {

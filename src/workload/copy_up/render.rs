@@ -4,8 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use super::analyze::{Cache, ImageView, Op, View, REFERENCE};
-use super::NAME;
+use super::keys::{Cache, ImageView, Op, View, NAME, REFERENCE};
 use crate::layout::{caps_of, style_of, CopyUp};
 use crate::report::chart::{
     layout_color, line_panel, svg_page, Axis, Marker, RGBColor, Series, Unit,
@@ -14,6 +13,7 @@ use crate::report::summary::{backings_of, images_of};
 use crate::report::{
     fmt_ns, fmt_ratio, Block, Case, Derived, Headline, Report, ReportError, Section, Table,
 };
+use crate::workload::CaseView;
 
 /// Renders copy-up's cases.
 pub struct CopyUpSection;

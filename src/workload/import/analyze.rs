@@ -3,102 +3,9 @@
 //! against the layout that holds the same tree in another form — through one
 //! typed view of its keys.
 
-use serde::{Deserialize, Serialize};
-
-use super::NAME;
-use crate::report::{case_key, kinds, params_of, parse_params, Case, Derived};
-use crate::workload::Recorded;
-
-/// The row name of the reference conversion (`mkfs.erofs` on an unpacked layer).
-pub const REFERENCE: &str = "mkfs.erofs";
-
-/// How the reference was run.
-pub const REFERENCE_TOOL: &str = "mkfs.erofs --quiet -Enoinline_data IMAGE DIR (layer unpacked beforehand in overlay form, not timed; no --tar in this erofs-utils)";
-
-/// What is timed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Metric {
-    /// The layout's import call (unpack, convert, store).
-    Import,
-    /// `syncfs` right after it: the writeback the import left.
-    Writeback,
-}
-
-impl Metric {
-    /// Metric name in reports.
-    pub fn name(self) -> &'static str {
-        match self {
-            Metric::Import => "import_time",
-            Metric::Writeback => "writeback_time",
-        }
-    }
-}
-
-/// What one reading covers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scope {
-    /// Layer `k` (0 = bottom) added to a store holding the layers below.
-    Layer(usize),
-    /// The whole image into a fresh store.
-    Image,
-}
-
-/// One timed conversion: the layout by its index in the run (`None`: the reference).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Reading {
-    /// Index of the layout in the run, or `None` for the reference.
-    pub layout: Option<usize>,
-    /// Index of the image (0: synthetic, then each `--image`).
-    pub image: usize,
-    /// Layer or whole image.
-    pub scope: Scope,
-    /// What is timed.
-    pub metric: Metric,
-    /// Nanoseconds.
-    pub value: f64,
-    /// File content the layer holds, bytes (layer scope).
-    pub layer_bytes: Option<u64>,
-}
-
-/// The report's params of an import case or derived figure, typed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct View {
-    /// Backing filesystem.
-    pub backing: String,
-    /// The image (`synthetic:import`, `oci:/x:tag`).
-    pub image: String,
-    /// Its layers.
-    pub image_layers: usize,
-    /// The layer (0 = bottom); absent for the whole image.
-    #[serde(default)]
-    pub layer: Option<usize>,
-    /// File content of that layer, bytes.
-    #[serde(default)]
-    pub layer_bytes: Option<u64>,
-    /// How the reference row was made (reference only).
-    #[serde(default)]
-    pub tool: Option<String>,
-    /// The layout a same-tree ratio is taken against.
-    #[serde(default)]
-    pub same_tree: Option<String>,
-}
-
-impl View {
-    /// The typed view of a case's params (None for another workload's).
-    pub fn of_case(c: &Case) -> Option<View> {
-        (c.workload == NAME)
-            .then(|| parse_params(&c.params))
-            .flatten()
-    }
-
-    /// The typed view of a derived figure's params.
-    pub fn of_derived(d: &Derived) -> Option<View> {
-        (d.workload == NAME)
-            .then(|| parse_params(&d.params))
-            .flatten()
-    }
-}
+use super::keys::{Metric, Reading, Scope, View, NAME, REFERENCE, REFERENCE_TOOL};
+use crate::report::{kinds, Derived};
+use crate::workload::{CaseView, Recorded};
 
 /// Where the readings were taken.
 pub struct Setting<'a> {
@@ -136,10 +43,9 @@ pub fn record(out: &mut Recorded, s: &Setting<'_>, readings: &[Reading]) {
         }
     };
     for r in readings {
-        out.case(
-            NAME,
+        out.case_of(
+            &view(r),
             name(r.layout),
-            params_of(&view(r)),
             r.metric.name(),
             "ns",
             vec![r.value],
@@ -162,14 +68,14 @@ pub fn record(out: &mut Recorded, s: &Setting<'_>, readings: &[Reading]) {
         .collect();
     for r in &whole {
         let v = view(r);
-        let id = case_key(NAME, name(r.layout), Metric::Import.name(), &params_of(&v));
+        let id = v.case_id(name(r.layout), Metric::Import.name());
         let mib = image_bytes(r.image) as f64 / (1 << 20) as f64;
         if r.value > 0.0 && mib > 0.0 {
             out.derived.push(Derived {
                 workload: NAME.into(),
                 layout: name(r.layout).into(),
                 kind: kinds::THROUGHPUT.into(),
-                params: params_of(&v),
+                params: v.params(),
                 value: mib / (r.value / 1e9),
                 unit: "MiB/s".into(),
                 n: 1,
@@ -187,12 +93,7 @@ pub fn record(out: &mut Recorded, s: &Setting<'_>, readings: &[Reading]) {
         else {
             continue;
         };
-        let den_id = case_key(
-            NAME,
-            name(den.layout),
-            Metric::Import.name(),
-            &params_of(&view(den)),
-        );
+        let den_id = view(den).case_id(name(den.layout), Metric::Import.name());
         let rv = View {
             same_tree: Some(name(den.layout).to_string()),
             ..v
@@ -200,7 +101,7 @@ pub fn record(out: &mut Recorded, s: &Setting<'_>, readings: &[Reading]) {
         out.derived.push(Derived::ratio(
             NAME,
             name(r.layout),
-            params_of(&rv),
+            rv.params(),
             r.value / den.value,
             id,
             den_id,

@@ -8,9 +8,8 @@ use std::fs;
 use std::path::Path;
 use std::time::Instant;
 
-use super::analyze::{Metric, Reading, Scope};
+use super::keys::{Metric, Reading, Scope, NAME};
 use super::params::Params;
-use super::NAME;
 use crate::image::apply::{apply_layer, ApplyOptions, DevicePolicy, WhiteoutStyle};
 use crate::image::{ImageInfo, ImageSource, SyntheticImage};
 use crate::isolate::mkfs_erofs;

@@ -6,10 +6,12 @@
 //! adds, measured without the unpack.
 
 pub mod analyze;
+pub mod keys;
 pub mod measure;
 pub mod params;
 pub mod render;
 
+pub use keys::NAME;
 pub use params::Params;
 
 use crate::compare::GateRules;
@@ -19,9 +21,6 @@ use crate::report::{Derived, Report};
 use crate::workload::{
     BuildContext, Footprint, ParamError, RunContext, Workload, WorkloadEntry, WorkloadError,
 };
-
-/// Name in reports.
-pub const NAME: &str = "import";
 
 /// Registry entry.
 pub static ENTRY: WorkloadEntry = WorkloadEntry {

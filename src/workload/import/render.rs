@@ -4,11 +4,11 @@
 
 use std::collections::BTreeMap;
 
-use super::analyze::{Metric, View, REFERENCE};
-use super::NAME;
+use super::keys::{Metric, View, NAME, REFERENCE};
 use crate::report::chart::{layout_series, linear_panel, svg_page, Axis, Unit};
 use crate::report::summary::backings_of;
 use crate::report::{fmt_bytes, fmt_ns, kinds, Block, Case, Report, ReportError, Section, Table};
+use crate::workload::CaseView;
 
 /// Renders import's cases.
 pub struct ImportSection;

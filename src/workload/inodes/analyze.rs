@@ -1,145 +1,22 @@
 //! Pure: inodes' phase tables → cases, per-unit costs (shared base, image, layer,
 //! container), the growth of stored inodes with layers, and the notes that
 //! explain where `statvfs` and the walk differ — through one typed view of its
-//! keys. Also reads per-unit costs back from a report for `plan --from`.
+//! keys. The user's images are `images`' job; reading costs back for a plan,
+//! `costs`'.
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
-
+use super::keys::{Phase, PhaseTable, Quantity, Resource, View, LAYER_INODES, NAME};
 use super::params::Params;
-use super::NAME;
-use crate::capacity::{Fleet, UnitCosts};
+use crate::capacity::UnitCosts;
 use crate::isolate::FsUsage;
 use crate::layout::Capabilities;
 use crate::probe::census::Census;
-use crate::report::{case_key, params_of, parse_params, Case, Derived, Report};
+use crate::report::Derived;
 use crate::stats::fit_line;
-use crate::workload::{CostsError, Recorded};
-
-/// When the filesystem is measured, in order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Phase {
-    /// The fresh filesystem.
-    Empty,
-    /// The layers every image shares, stored.
-    BaseLayers,
-    /// Every image's layers stored.
-    Layers,
-    /// Containers' dirs made.
-    ContainersCreated,
-    /// Containers mounted.
-    ContainersMounted,
-    /// Containers wrote (copy-ups, new files, deletions).
-    ContainersWritten,
-    /// Containers unmounted and removed.
-    ContainersRemoved,
-    /// Images removed: must equal `Empty`.
-    ImagesRemoved,
-}
-
-impl Phase {
-    /// Every phase, in order.
-    pub const ALL: [Phase; 8] = [
-        Phase::Empty,
-        Phase::BaseLayers,
-        Phase::Layers,
-        Phase::ContainersCreated,
-        Phase::ContainersMounted,
-        Phase::ContainersWritten,
-        Phase::ContainersRemoved,
-        Phase::ImagesRemoved,
-    ];
-
-    /// Spelling in reports.
-    pub fn name(self) -> &'static str {
-        match self {
-            Phase::Empty => "empty",
-            Phase::BaseLayers => "base-layers",
-            Phase::Layers => "layers",
-            Phase::ContainersCreated => "containers-created",
-            Phase::ContainersMounted => "containers-mounted",
-            Phase::ContainersWritten => "containers-written",
-            Phase::ContainersRemoved => "containers-removed",
-            Phase::ImagesRemoved => "images-removed",
-        }
-    }
-}
-
-/// What a per-unit cost is per.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Quantity {
-    /// The shared base layers (stored once).
-    SharedBase,
-    /// One image's own layers.
-    Image,
-    /// One stored layer, on average.
-    Layer,
-    /// One container (created, mounted, written).
-    Container,
-}
-
-/// What a per-unit cost counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Resource {
-    /// Inodes.
-    Inodes,
-    /// Bytes.
-    Bytes,
-}
-
-/// Per phase: the statvfs figures and the walk census.
-pub type PhaseTable = Vec<(Phase, FsUsage, Census)>;
-
-/// The report's params of an inodes case or derived figure, typed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct View {
-    /// Backing filesystem.
-    pub backing: String,
-    /// Layers per image (absent on the growth slope).
-    #[serde(default)]
-    pub layers: Option<usize>,
-    /// Of which shared (absent on the growth slope).
-    #[serde(default)]
-    pub base_layers: Option<usize>,
-    /// Images in the set.
-    pub images: usize,
-    /// Containers per image.
-    pub containers: usize,
-    /// Files per layer.
-    pub files_per_layer: usize,
-    /// Directories per layer.
-    pub dirs_per_layer: usize,
-    /// When measured (cases, and the growth slope).
-    #[serde(default)]
-    pub phase: Option<Phase>,
-    /// What a per-unit cost is per.
-    #[serde(default)]
-    pub quantity: Option<Quantity>,
-    /// What a per-unit cost counts.
-    #[serde(default)]
-    pub resource: Option<Resource>,
-}
+use crate::workload::{CaseView, Recorded};
 
 impl View {
-    /// The typed view of a case's params (None for another workload's).
-    pub fn of_case(c: &Case) -> Option<View> {
-        // A case about one of the user's images has its own view (`ImageView`).
-        (c.workload == NAME && !c.params.contains_key("image"))
-            .then(|| parse_params(&c.params))
-            .flatten()
-    }
-
-    /// The typed view of a derived figure's params.
-    pub fn of_derived(d: &Derived) -> Option<View> {
-        (d.workload == NAME && !d.params.contains_key("image"))
-            .then(|| parse_params(&d.params))
-            .flatten()
-    }
-
     fn base(p: &Params, backing: &str, layers: usize) -> View {
         View {
             backing: backing.into(),
@@ -155,10 +32,6 @@ impl View {
         }
     }
 }
-
-/// Metric of the inodes all image layers hold (layers phase − empty): the growth
-/// slope's inputs.
-pub const LAYER_INODES: &str = "image_layer_inodes";
 
 fn at(phases: &PhaseTable, phase: Phase) -> Option<(FsUsage, Census)> {
     phases
@@ -234,17 +107,10 @@ pub fn record(
                 ("walk_symlinks", "entries", c.symlinks as f64),
                 ("walk_hardlink_paths", "entries", c.hardlink_paths as f64),
             ] {
-                out.case(NAME, l.name, params_of(&v), metric, unit, vec![value]);
+                out.case_of(&v, l.name, metric, unit, vec![value]);
             }
             if let Some(m) = usage.metadata_bytes {
-                out.case(
-                    NAME,
-                    l.name,
-                    params_of(&v),
-                    "metadata_bytes",
-                    "bytes",
-                    vec![m as f64],
-                );
+                out.case_of(&v, l.name, "metadata_bytes", "bytes", vec![m as f64]);
             }
             if !inodes_counted {
                 continue;
@@ -330,7 +196,7 @@ pub fn record(
                     workload: NAME.into(),
                     layout: l.name.into(),
                     kind: "per-unit".into(),
-                    params: params_of(&v),
+                    params: v.params(),
                     value,
                     unit: format!("{word}/{per}"),
                     r2: None,
@@ -346,16 +212,8 @@ pub fn record(
             phase: Some(Phase::Layers),
             ..View::base(p, backing, layers)
         };
-        let params = params_of(&v);
-        let id = case_key(NAME, l.name, LAYER_INODES, &params);
-        out.case(
-            NAME,
-            l.name,
-            params,
-            LAYER_INODES,
-            "inodes",
-            vec![layer_inodes],
-        );
+        let id = v.case_id(l.name, LAYER_INODES);
+        out.case_of(&v, l.name, LAYER_INODES, "inodes", vec![layer_inodes]);
         if inodes_counted {
             growth
                 .entry(li)
@@ -377,7 +235,7 @@ pub fn record(
         out.derived.push(Derived::slope(
             NAME,
             layouts[li].name,
-            params_of(&v),
+            v.params(),
             &fit,
             "inodes/layer-per-image",
             points,
@@ -415,521 +273,11 @@ pub fn record(
     }
 }
 
-/// Reads per-unit costs for `fleet` from a report's inodes results (same layers,
-/// files and dirs per layer and backing, or a refusal naming the difference).
-pub fn costs_from_report(
-    report: &Report,
-    fleet: &Fleet,
-    backing: &str,
-) -> Result<BTreeMap<String, UnitCosts>, CostsError> {
-    let per_unit: Vec<(&Derived, View)> = report
-        .derived
-        .iter()
-        .filter(|d| d.kind == "per-unit")
-        .filter_map(|d| View::of_derived(d).map(|v| (d, v)))
-        .collect();
-    if per_unit.is_empty() {
-        return Err(CostsError(
-            "the report has no inodes results; run `overlaybench run --workloads inodes` first, or plan without --from".into(),
-        ));
-    }
-    let matching: Vec<&(&Derived, View)> = per_unit
-        .iter()
-        .filter(|(_, v)| {
-            v.layers == Some(fleet.layers)
-                && v.files_per_layer == fleet.files_per_layer
-                && v.dirs_per_layer == fleet.dirs_per_layer
-                && v.backing == backing
-        })
-        .collect();
-    if matching.is_empty() {
-        let mut have: Vec<String> = per_unit
-            .iter()
-            .map(|(_, v)| {
-                format!(
-                    "{} layers × {} files × {} dirs on {}",
-                    v.layers.unwrap_or(0),
-                    v.files_per_layer,
-                    v.dirs_per_layer,
-                    v.backing
-                )
-            })
-            .collect();
-        have.sort();
-        have.dedup();
-        return Err(CostsError(format!(
-            "the report measured {}; the fleet is {} layers × {} files × {} dirs on {backing} — plan without --from \
-             to measure this fleet's costs, or run the inodes workload with matching --layers/--files-per-layer/--dirs-per-layer",
-            have.join(", "),
-            fleet.layers,
-            fleet.files_per_layer,
-            fleet.dirs_per_layer
-        )));
-    }
-    let mut out: BTreeMap<String, UnitCosts> = BTreeMap::new();
-    for (d, v) in matching {
-        let c = out.entry(d.layout.clone()).or_default();
-        match (v.quantity, v.resource) {
-            (Some(Quantity::SharedBase), Some(Resource::Inodes)) => c.shared_base_inodes = d.value,
-            (Some(Quantity::Image), Some(Resource::Inodes)) => c.per_image_inodes = d.value,
-            (Some(Quantity::Container), Some(Resource::Inodes)) => c.per_container_inodes = d.value,
-            (Some(Quantity::SharedBase), Some(Resource::Bytes)) => c.shared_base_bytes = d.value,
-            (Some(Quantity::Image), Some(Resource::Bytes)) => c.per_image_bytes = d.value,
-            (Some(Quantity::Container), Some(Resource::Bytes)) => c.per_container_bytes = d.value,
-            _ => {}
-        }
-    }
-    Ok(out)
-}
-
-// ---------------------------------------------------------------------------
-// The user's images.
-
-/// The pseudo-layout of the figures read from an image's layer streams
-/// (before any layout stores it): entries by kind, file bytes, largest dirs.
-pub const STREAM: &str = "stream";
-
-/// The report's params of an inodes case or derived figure about one of the
-/// user's images, typed (its `image` key is what synthetic views lack).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ImageView {
-    /// Backing filesystem (absent on stream figures: no filesystem involved).
-    #[serde(default)]
-    pub backing: Option<String>,
-    /// The image's reference.
-    pub image: String,
-    /// Its layers.
-    pub layers: usize,
-    /// What the figure is per.
-    pub quantity: Quantity,
-    /// The layer (0 = bottom), on per-layer figures.
-    #[serde(default)]
-    pub layer: Option<usize>,
-    /// That layer's blob digest.
-    #[serde(default)]
-    pub digest: Option<String>,
-    /// That layer's chain id (what stores share by; `plan --from` finds layers by it).
-    #[serde(default)]
-    pub chain_id: Option<String>,
-    /// The unit held every layer of the image, flattened (layouts that do not share layers).
-    #[serde(default)]
-    pub flattened: Option<bool>,
-    /// The store held the unit already (an earlier image shares it): it added nothing.
-    #[serde(default)]
-    pub stored_before: Option<bool>,
-    /// Containers measured (per-container figures).
-    #[serde(default)]
-    pub containers: Option<usize>,
-    /// Files each container modified (it created as many, deleted half).
-    #[serde(default)]
-    pub writes: Option<usize>,
-    /// A directory (largest-directory figures).
-    #[serde(default)]
-    pub dir: Option<String>,
-    /// What a per-unit figure counts.
-    #[serde(default)]
-    pub resource: Option<Resource>,
-}
-
-impl ImageView {
-    /// The typed view of a case's params (None for a synthetic case).
-    pub fn of_case(c: &Case) -> Option<ImageView> {
-        (c.workload == NAME)
-            .then(|| parse_params(&c.params))
-            .flatten()
-    }
-
-    /// The typed view of a derived figure's params.
-    pub fn of_derived(d: &Derived) -> Option<ImageView> {
-        (d.workload == NAME)
-            .then(|| parse_params(&d.params))
-            .flatten()
-    }
-
-    fn new(image: &str, layers: usize, quantity: Quantity) -> ImageView {
-        ImageView {
-            backing: None,
-            image: image.into(),
-            layers,
-            quantity,
-            layer: None,
-            digest: None,
-            chain_id: None,
-            flattened: None,
-            stored_before: None,
-            containers: None,
-            writes: None,
-            dir: None,
-            resource: None,
-        }
-    }
-}
-
-/// Records what the images' streams show (layout `stream`): per layer,
-/// entries by kind and bytes; per image, the largest directories.
-pub fn record_profiles(out: &mut Recorded, profiles: &[crate::image::ImageProfile]) {
-    for p in profiles {
-        let n = p.layers.len();
-        for l in &p.layers {
-            let v = ImageView {
-                layer: Some(l.index),
-                digest: Some(l.digest.clone()),
-                chain_id: Some(l.chain_id.clone()),
-                ..ImageView::new(&p.reference, n, Quantity::Layer)
-            };
-            for (metric, unit, value) in [
-                ("stream_entries", "entries", l.entries),
-                ("stream_files", "entries", l.files),
-                ("stream_dirs", "entries", l.dirs + l.implicit_dirs),
-                ("stream_symlinks", "entries", l.symlinks),
-                ("stream_hardlinks", "entries", l.hardlinks),
-                ("stream_whiteouts", "entries", l.whiteouts),
-                ("stream_opaques", "entries", l.opaques),
-                ("stream_devices", "entries", l.devices),
-                ("stream_file_bytes", "bytes", l.file_bytes),
-                ("stream_hidden_file_bytes", "bytes", l.hidden_file_bytes),
-                ("stream_median_file_bytes", "bytes", l.median_file_bytes),
-                ("stream_max_file_bytes", "bytes", l.max_file_bytes),
-            ] {
-                out.case(
-                    NAME,
-                    STREAM,
-                    params_of(&v),
-                    metric,
-                    unit,
-                    vec![value as f64],
-                );
-            }
-        }
-        for d in &p.largest_dirs {
-            let v = ImageView {
-                dir: Some(d.path.clone()),
-                ..ImageView::new(&p.reference, n, Quantity::Image)
-            };
-            out.case(
-                NAME,
-                STREAM,
-                params_of(&v),
-                "dir_entries",
-                "entries",
-                vec![d.entries as f64],
-            );
-        }
-        let v = ImageView::new(&p.reference, n, Quantity::Image);
-        for (metric, unit, value) in [
-            ("stream_paths", "entries", p.paths),
-            ("stream_hardlink_paths", "entries", p.hardlink_paths),
-            ("stream_file_bytes", "bytes", p.file_bytes),
-        ] {
-            out.case(
-                NAME,
-                STREAM,
-                params_of(&v),
-                metric,
-                unit,
-                vec![value as f64],
-            );
-        }
-    }
-}
-
-/// Records one layout's measurement of the images: per stored unit, per
-/// image and per container, inodes and bytes (cases, and `per-unit` derived
-/// figures a plan reads back), and what a walk of the store found per image.
-pub fn record_images(
-    out: &mut Recorded,
-    backing: &str,
-    layout: &str,
-    writes: usize,
-    measured: &[super::measure::ImageMeasure],
-) {
-    let per_unit =
-        |out: &mut Recorded, v: &ImageView, resource: Resource, value: f64, per: &str| {
-            let word = match resource {
-                Resource::Inodes => "inodes",
-                Resource::Bytes => "bytes",
-            };
-            out.derived.push(Derived {
-                workload: NAME.into(),
-                layout: layout.into(),
-                kind: "per-unit".into(),
-                params: params_of(&ImageView {
-                    resource: Some(resource),
-                    ..v.clone()
-                }),
-                value,
-                unit: format!("{word}/{per}"),
-                r2: None,
-                intercept: None,
-                n: 1,
-                ..Default::default()
-            });
-        };
-    for m in measured {
-        let base = ImageView {
-            backing: Some(backing.into()),
-            ..ImageView::new(&m.reference, m.layers, Quantity::Layer)
-        };
-        let (mut inodes, mut bytes) = (0i64, 0i64);
-        for u in &m.stored {
-            let v = ImageView {
-                quantity: if u.flattened {
-                    Quantity::Image
-                } else {
-                    Quantity::Layer
-                },
-                layer: Some(u.layer),
-                digest: Some(u.digest.clone()),
-                chain_id: Some(u.chain_id.clone()),
-                flattened: Some(u.flattened),
-                stored_before: Some(u.stored_before),
-                ..base.clone()
-            };
-            out.case(
-                NAME,
-                layout,
-                params_of(&v),
-                "stored_inodes",
-                "inodes",
-                vec![u.inodes as f64],
-            );
-            out.case(
-                NAME,
-                layout,
-                params_of(&v),
-                "stored_bytes",
-                "bytes",
-                vec![u.bytes as f64],
-            );
-            if !u.stored_before {
-                let per = if u.flattened { "image" } else { "layer" };
-                per_unit(out, &v, Resource::Inodes, u.inodes as f64, per);
-                per_unit(out, &v, Resource::Bytes, u.bytes as f64, per);
-            }
-            inodes += u.inodes;
-            bytes += u.bytes;
-        }
-        let img = ImageView {
-            quantity: Quantity::Image,
-            ..base.clone()
-        };
-        out.case(
-            NAME,
-            layout,
-            params_of(&img),
-            "stored_inodes",
-            "inodes",
-            vec![inodes as f64],
-        );
-        out.case(
-            NAME,
-            layout,
-            params_of(&img),
-            "stored_bytes",
-            "bytes",
-            vec![bytes as f64],
-        );
-        for (metric, value) in [
-            ("walk_dirs", m.census.dirs),
-            ("walk_files", m.census.files),
-            ("walk_whiteouts", m.census.whiteouts),
-            ("walk_symlinks", m.census.symlinks),
-            ("walk_hardlink_paths", m.census.hardlink_paths),
-            ("walk_inodes", m.census.inodes),
-        ] {
-            out.case(
-                NAME,
-                layout,
-                params_of(&img),
-                metric,
-                "entries",
-                vec![value as f64],
-            );
-        }
-        if m.containers > 0 {
-            let c = ImageView {
-                quantity: Quantity::Container,
-                containers: Some(m.containers),
-                writes: Some(writes),
-                ..base.clone()
-            };
-            let n = m.containers as f64;
-            let (ci, cb) = (
-                m.containers_inodes as f64 / n,
-                m.containers_bytes as f64 / n,
-            );
-            out.case(
-                NAME,
-                layout,
-                params_of(&c),
-                "container_inodes",
-                "inodes",
-                vec![ci],
-            );
-            out.case(
-                NAME,
-                layout,
-                params_of(&c),
-                "container_bytes",
-                "bytes",
-                vec![cb],
-            );
-            per_unit(out, &c, Resource::Inodes, ci, "container");
-            per_unit(out, &c, Resource::Bytes, cb, "container");
-        }
-    }
-}
-
-/// One layout's measurement as the costs a plan projects from: every unit
-/// with its cost (a unit an earlier image stored gets that image's figure).
-pub fn image_costs(
-    layout: &str,
-    measured: &[super::measure::ImageMeasure],
-) -> crate::capacity::images::LayoutImageCosts {
-    use crate::capacity::images::{ImageCosts, LayoutImageCosts, StoredUnit};
-    let mut first: BTreeMap<String, (f64, f64)> = BTreeMap::new();
-    for m in measured {
-        for u in m.stored.iter().filter(|u| !u.stored_before) {
-            first
-                .entry(u.chain_id.clone())
-                .or_insert((u.inodes as f64, u.bytes as f64));
-        }
-    }
-    LayoutImageCosts {
-        layout: layout.into(),
-        images: measured
-            .iter()
-            .map(|m| {
-                let n = m.containers.max(1) as f64;
-                ImageCosts {
-                    reference: m.reference.clone(),
-                    units: m
-                        .stored
-                        .iter()
-                        .map(|u| {
-                            let (inodes, bytes) = first
-                                .get(&u.chain_id)
-                                .copied()
-                                .unwrap_or((u.inodes as f64, u.bytes as f64));
-                            StoredUnit {
-                                chain_id: u.chain_id.clone(),
-                                top_layer: u.layer,
-                                layers: u.layers,
-                                inodes,
-                                bytes,
-                            }
-                        })
-                        .collect(),
-                    per_container_inodes: m.containers_inodes as f64 / n,
-                    per_container_bytes: m.containers_bytes as f64 / n,
-                }
-            })
-            .collect(),
-    }
-}
-
-/// The costs a report's real-image results recorded for `images` on
-/// `backing`: every layer (by chain id) and a container of each image, per
-/// layout — or a refusal naming the first thing missing.
-pub fn image_costs_from_report(
-    report: &Report,
-    images: &[(String, Vec<(String, usize)>)],
-    backing: &str,
-) -> Result<Vec<crate::capacity::images::LayoutImageCosts>, CostsError> {
-    use crate::capacity::images::{ImageCosts, LayoutImageCosts, StoredUnit};
-    let figures: Vec<(&Derived, ImageView)> = report
-        .derived
-        .iter()
-        .filter(|d| d.kind == "per-unit")
-        .filter_map(|d| ImageView::of_derived(d).map(|v| (d, v)))
-        .filter(|(_, v)| v.backing.as_deref() == Some(backing))
-        .collect();
-    if figures.is_empty() {
-        return Err(CostsError(format!(
-            "the report has no real-image inodes results on {backing}; run `overlaybench run --workloads inodes --image SRC` first, or plan without --from"
-        )));
-    }
-    let mut layouts: Vec<String> = Vec::new();
-    for (d, _) in &figures {
-        if !layouts.contains(&d.layout) {
-            layouts.push(d.layout.clone());
-        }
-    }
-    let find = |layout: &str, chain: &str, flattened: bool, resource: Resource| {
-        figures.iter().find(|(d, v)| {
-            d.layout == layout
-                && v.chain_id.as_deref() == Some(chain)
-                && v.flattened.unwrap_or(false) == flattened
-                && v.resource == Some(resource)
-        })
-    };
-    layouts
-        .iter()
-        .map(|layout| {
-            let flat = figures
-                .iter()
-                .any(|(d, v)| d.layout == *layout && v.flattened == Some(true));
-            let images = images
-                .iter()
-                .map(|(reference, chains)| {
-                    let picked: Vec<&(String, usize)> = if flat {
-                        chains.last().into_iter().collect()
-                    } else {
-                        chains.iter().collect()
-                    };
-                    let units = picked
-                        .iter()
-                        .map(|(chain, layer)| {
-                            let get = |r| {
-                                find(layout, chain, flat, r).map(|(d, _)| d.value).ok_or_else(|| {
-                                    CostsError(format!(
-                                        "the report has no {layout} figure for layer {layer} of {reference} ({chain}); run the inodes workload with this --image"
-                                    ))
-                                })
-                            };
-                            Ok(StoredUnit {
-                                chain_id: chain.clone(),
-                                top_layer: *layer,
-                                layers: if flat { chains.len() } else { 1 },
-                                inodes: get(Resource::Inodes)?,
-                                bytes: get(Resource::Bytes)?,
-                            })
-                        })
-                        .collect::<Result<Vec<_>, CostsError>>()?;
-                    // A container of this image (by its top layer), else of any image.
-                    let top = chains.last().map(|c| c.0.as_str()).unwrap_or("");
-                    let container = |r| {
-                        let of_image = figures.iter().find(|(d, v)| {
-                            d.layout == *layout
-                                && v.quantity == Quantity::Container
-                                && v.resource == Some(r)
-                                && figures.iter().any(|(d2, v2)| {
-                                    d2.layout == *layout
-                                        && v2.image == v.image
-                                        && v2.chain_id.as_deref() == Some(top)
-                                })
-                        });
-                        of_image.map(|(d, _)| d.value).unwrap_or(0.0)
-                    };
-                    Ok(ImageCosts {
-                        reference: reference.clone(),
-                        units,
-                        per_container_inodes: container(Resource::Inodes),
-                        per_container_bytes: container(Resource::Bytes),
-                    })
-                })
-                .collect::<Result<Vec<_>, CostsError>>()?;
-            Ok(LayoutImageCosts {
-                layout: layout.clone(),
-                images,
-            })
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::costs::costs_from_report;
     use super::*;
+    use crate::capacity::Fleet;
     use crate::layout::caps_of;
     use crate::workload::inodes::params::Options;
     use crate::workload::Suite;

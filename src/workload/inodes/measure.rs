@@ -1,15 +1,12 @@
 //! inodes' measurement: one image set through every phase on a fresh filesystem
 //! per layout, `statvfs` and a census walk after each phase.
 
-use std::collections::BTreeMap;
 use std::fs::{self, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use super::analyze::{Phase, PhaseTable};
+use super::keys::{CensusDelta, ImageMeasure, Phase, PhaseTable, StoredDelta, NAME};
 use super::params::Params;
-use super::NAME;
-use crate::capacity::UnitCosts;
 use crate::image::{ImageSpec, NodeKind, SyntheticImage};
 use crate::isolate::{Scratch, ScratchRequest};
 use crate::layout::{ContainerDirs, Layout, Mounted, PreparedImage};
@@ -140,85 +137,9 @@ pub fn write_container(merged: &Path, image: &ImageSpec, p: &Params) -> Result<(
     Ok(())
 }
 
-/// Measures `p`'s per-unit costs for each layout, each on a fresh scratch
-/// filesystem made like `like` (what `overlaybench plan` does without --from).
-pub fn measure_costs(
-    p: &Params,
-    layouts: &[Box<dyn Layout>],
-    like: &ScratchRequest,
-) -> Result<BTreeMap<String, UnitCosts>, WorkloadError> {
-    let layers = p.layers.first().copied().unwrap_or(1);
-    let mut out = BTreeMap::new();
-    for layout in layouts {
-        let fresh = fresh_scratch(p, layers, like)?;
-        let phases = measure_phases(layout.as_ref(), &fresh, p, layers)?;
-        if let Some(c) = super::analyze::unit_costs(p, &phases) {
-            out.insert(layout.name().to_string(), c);
-        }
-    }
-    Ok(out)
-}
-
 // ---------------------------------------------------------------------------
 // The user's images (`--image`): what each layer of each image adds to a
 // store, what a container of it adds, on a fresh filesystem per layout.
-
-/// What storing one unit (a layer, or a flattened image) added.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StoredDelta {
-    /// The image layer it completes (0 = bottom; a flattened image: its top layer).
-    pub layer: usize,
-    /// Chain id of that layer (a store shares it by this).
-    pub chain_id: String,
-    /// Digest of that layer's blob.
-    pub digest: String,
-    /// Image layers it holds (1, or all of them when flattened).
-    pub layers: usize,
-    /// The unit is the whole image flattened (a layout that does not share layers).
-    pub flattened: bool,
-    /// The store held it already (from an earlier image): it added nothing.
-    pub stored_before: bool,
-    /// Inodes it added.
-    pub inodes: i64,
-    /// Bytes it added.
-    pub bytes: i64,
-}
-
-/// One image measured on one layout.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ImageMeasure {
-    /// The image's reference.
-    pub reference: String,
-    /// Its layers.
-    pub layers: usize,
-    /// What storing it added, unit by unit, bottom first.
-    pub stored: Vec<StoredDelta>,
-    /// The store walk after this image minus before it.
-    pub census: CensusDelta,
-    /// Containers made of it.
-    pub containers: usize,
-    /// Inodes all of them added (created, mounted, written).
-    pub containers_inodes: i64,
-    /// Bytes all of them added.
-    pub containers_bytes: i64,
-}
-
-/// What a walk of the store gained.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct CensusDelta {
-    /// Directories.
-    pub dirs: i64,
-    /// Regular-file paths.
-    pub files: i64,
-    /// Overlay whiteouts (char 0/0).
-    pub whiteouts: i64,
-    /// Symlinks.
-    pub symlinks: i64,
-    /// Regular-file paths whose inode has other links.
-    pub hardlink_paths: i64,
-    /// Distinct inodes.
-    pub inodes: i64,
-}
 
 fn census_delta(a: &crate::probe::census::Census, b: &crate::probe::census::Census) -> CensusDelta {
     let d = |x: u64, y: u64| x as i64 - y as i64;

@@ -8,11 +8,15 @@
 //! `statvfs` delta; a difference is reported and explained.
 
 pub mod analyze;
+pub mod costs;
+pub mod images;
+pub mod keys;
 pub mod measure;
 pub mod params;
 pub mod render;
 
-pub use analyze::costs_from_report;
+pub use costs::costs_from_report;
+pub use keys::NAME;
 pub use params::{Options, Params};
 
 use std::collections::BTreeMap;
@@ -24,14 +28,13 @@ use crate::compare::GateRules;
 use crate::isolate::ScratchRequest;
 use crate::layout::Layout;
 use crate::report::{kinds, Derived, Report};
+use crate::workload::CaseView;
 use crate::workload::{
     BuildContext, CostSource, CostsError, Footprint, ImageFootprint, ParamError, RunContext,
     Workload, WorkloadEntry, WorkloadError,
 };
-use analyze::{Measured, Phase, PhaseTable};
-
-/// Name in reports.
-pub const NAME: &str = "inodes";
+use analyze::Measured;
+use keys::{Phase, PhaseTable};
 
 /// Registry entry.
 pub static ENTRY: WorkloadEntry = WorkloadEntry {
@@ -120,7 +123,7 @@ impl Inodes {
                         .profile(),
                 );
             }
-            analyze::record_profiles(ctx.out, &profiles);
+            images::record_profiles(ctx.out, &profiles);
         }
         let room =
             ImageFootprint::of(ctx.images).map_err(|e| WorkloadError::Verify(e.to_string()))?;
@@ -133,7 +136,7 @@ impl Inodes {
             let measured =
                 measure::measure_images(layout.as_ref(), &fresh, ctx.images, containers, p.writes)?;
             drop(fresh);
-            analyze::record_images(ctx.out, &ctx.backing, layout.name(), p.writes, &measured);
+            images::record_images(ctx.out, &ctx.backing, layout.name(), p.writes, &measured);
             ctx.progress.inc(1);
         }
         Ok(())
@@ -203,7 +206,7 @@ impl GateRules for Rules {
     }
 
     fn gated(&self, d: &Derived, _report: &Report) -> bool {
-        let Some(v) = analyze::View::of_derived(d) else {
+        let Some(v) = keys::View::of_derived(d) else {
             return false;
         };
         d.kind == "per-unit" || (d.kind == kinds::SLOPE && v.phase == Some(Phase::Layers))
@@ -244,6 +247,27 @@ pub fn measurement_params(f: &Fleet, seed: u64) -> Params {
     }
 }
 
+/// Measures `p`'s per-unit costs for each layout, each on a fresh scratch
+/// filesystem made like `like` (what `overlaybench plan` does without
+/// --from). Here, not in `measure`, because it turns the phases into costs
+/// with `analyze`, and `measure` must not reach into `analyze`'s kin.
+pub fn measure_costs(
+    p: &Params,
+    layouts: &[Box<dyn Layout>],
+    like: &ScratchRequest,
+) -> Result<BTreeMap<String, UnitCosts>, WorkloadError> {
+    let layers = p.layers.first().copied().unwrap_or(1);
+    let mut out = BTreeMap::new();
+    for layout in layouts {
+        let fresh = measure::fresh_scratch(p, layers, like)?;
+        let phases = measure::measure_phases(layout.as_ref(), &fresh, p, layers)?;
+        if let Some(c) = analyze::unit_costs(p, &phases) {
+            out.insert(layout.name().to_string(), c);
+        }
+    }
+    Ok(out)
+}
+
 /// Per-unit costs for capacity plans.
 struct Costs;
 
@@ -264,7 +288,7 @@ impl CostSource for Costs {
         layouts: &[Box<dyn Layout>],
         like: &ScratchRequest,
     ) -> Result<BTreeMap<String, UnitCosts>, WorkloadError> {
-        measure::measure_costs(&measurement_params(fleet, seed), layouts, like)
+        measure_costs(&measurement_params(fleet, seed), layouts, like)
     }
 
     fn measure_images(
@@ -282,7 +306,7 @@ impl CostSource for Costs {
             let fresh = measure::fresh_image_scratch(&room, containers, like)?;
             let measured =
                 measure::measure_images(layout.as_ref(), &fresh, images, containers, writes)?;
-            out.push(analyze::image_costs(layout.name(), &measured));
+            out.push(costs::image_costs(layout.name(), &measured));
         }
         Ok(out)
     }
@@ -307,6 +331,6 @@ impl CostSource for Costs {
                 )
             })
             .collect();
-        analyze::image_costs_from_report(report, &wanted, backing)
+        costs::image_costs_from_report(report, &wanted, backing)
     }
 }

@@ -3,11 +3,11 @@
 
 use std::collections::BTreeMap;
 
-use super::analyze::{ImageView, Phase, Quantity, Resource, View, STREAM};
-use super::NAME;
+use super::keys::{ImageView, Phase, Quantity, Resource, View, NAME, STREAM};
 use crate::report::chart::{layout_series, linear_panel, svg_page, Axis, Series, Unit};
 use crate::report::summary::{backings_of, images_of};
 use crate::report::{fmt_bytes, Block, Case, Derived, Report, ReportError, Section, Table};
+use crate::workload::CaseView;
 
 /// Renders inodes' cases.
 pub struct InodesSection;

@@ -4,213 +4,13 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
-
+use super::keys::{
+    metric_of, Cache, Calibration, ImageKey, ImageView, Key, Op, StoreKey, Target, View, NAME,
+};
 use super::params::Params;
-use super::NAME;
-use crate::report::{case_key, params_of, parse_params, Case, Derived};
+use crate::report::{case_key, Derived};
 use crate::stats::fit_line;
-use crate::workload::Recorded;
-
-/// What is timed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Op {
-    /// Mounting a fresh container's stack.
-    Mount,
-    /// Open + full read + close of a directory.
-    Readdir,
-    /// `fstatat` of one name.
-    Stat,
-    /// A whole-tree walk: every directory read, every entry lstat'ed (real images).
-    Walk,
-    /// A fresh container made and mounted, then its first reads (the files a
-    /// start-up reads, each opened and read once), cold.
-    Startup,
-    /// Open + 1-byte read + close of one file: its data's first access (a
-    /// composefs file's object is looked up in the data-only layer only now).
-    Open,
-}
-
-/// Which names (or what) an op touches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Target {
-    /// Names only in the bottom layer: every layer is searched.
-    Bottom,
-    /// Names in no layer: every layer is searched, then ENOENT.
-    Missing,
-    /// A directory with entries in every layer.
-    Spread,
-    /// The whole stack (mount).
-    Stack,
-    /// Names only in the top layer: found at once.
-    Top,
-    /// Files of one image in a store that other images share (the store sweep).
-    Store,
-}
-
-impl Target {
-    /// The stat targets, in the order batches interleave them.
-    pub const STAT: [Target; 3] = [Target::Top, Target::Bottom, Target::Missing];
-
-    /// Spelling in reports.
-    pub fn name(self) -> &'static str {
-        match self {
-            Target::Bottom => "bottom",
-            Target::Missing => "missing",
-            Target::Spread => "spread",
-            Target::Stack => "stack",
-            Target::Top => "top",
-            Target::Store => "store",
-        }
-    }
-
-    /// The directory of the image its names live in.
-    pub fn dir(self) -> &'static str {
-        match self {
-            Target::Top => "t",
-            Target::Bottom => "b",
-            _ => "m",
-        }
-    }
-
-    /// Whether its names exist.
-    pub fn found(self) -> bool {
-        self != Target::Missing
-    }
-}
-
-/// Cache state of a sample.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Cache {
-    /// Fresh mount, lower caches evicted, each name once.
-    Cold,
-    /// The same names again.
-    Warm,
-}
-
-impl Cache {
-    /// Spelling in reports.
-    pub fn name(self) -> &'static str {
-        match self {
-            Cache::Cold => "cold",
-            Cache::Warm => "warm",
-        }
-    }
-}
-
-/// One accumulated series of samples: the layout by its index in the run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Key {
-    /// Index of the layout in the run's interleaving order.
-    pub layout: usize,
-    /// What is timed.
-    pub op: Op,
-    /// On what.
-    pub target: Target,
-    /// Cold or warm.
-    pub cache: Cache,
-    /// Image layers.
-    pub depth: usize,
-}
-
-/// The report's params of a lookup case or derived figure, typed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct View {
-    /// Backing filesystem.
-    pub backing: String,
-    /// Image layers (absent on slopes).
-    #[serde(default)]
-    pub depth: Option<usize>,
-    /// What is timed.
-    pub op: Op,
-    /// On what.
-    pub target: Target,
-    /// Cold or warm.
-    pub cache: Cache,
-    /// How cold was made (cold only).
-    #[serde(default)]
-    pub eviction: Option<String>,
-    /// Lookups timed per sample (stat only).
-    #[serde(default)]
-    pub ops_per_sample: Option<usize>,
-    /// Entries of the directory read (readdir only, absent on slopes).
-    #[serde(default)]
-    pub entries: Option<usize>,
-    /// The layout a ratio is taken against.
-    #[serde(default)]
-    pub baseline: Option<String>,
-    /// How long the kernel caches the layout's entries and attributes (a FUSE
-    /// daemon's timeout, seconds); absent when the kernel's own caches apply.
-    #[serde(default)]
-    pub entry_timeout_s: Option<f64>,
-    /// The layout holding the same trees in another form that a ratio is
-    /// taken against (instead of the baseline).
-    #[serde(default)]
-    pub same_tree: Option<String>,
-    /// Images in the store the names' image shares (store sweep only).
-    #[serde(default)]
-    pub store_images: Option<usize>,
-}
-
-impl View {
-    /// The typed view of a case's params (None for another workload's, and
-    /// for the calibration entries: `View::calibrated` reads those).
-    pub fn of_case(c: &Case) -> Option<View> {
-        // A case about one of the user's images has its own view (`ImageView`).
-        (c.workload == NAME && !c.params.contains_key("image") && !is_calibration(&c.params))
-            .then(|| parse_params(&c.params))
-            .flatten()
-    }
-
-    /// The typed view of a derived figure's params (None for calibrated ones).
-    pub fn of_derived(d: &Derived) -> Option<View> {
-        (d.workload == NAME && !d.params.contains_key("image") && !is_calibration(&d.params))
-            .then(|| parse_params(&d.params))
-            .flatten()
-    }
-
-    /// The view and calibration role of a calibrated derived figure.
-    pub fn calibrated(d: &Derived) -> Option<(View, Calibration)> {
-        if d.workload != NAME {
-            return None;
-        }
-        let role: Calibration = serde_json::from_value(d.params.get(CALIBRATION)?.clone()).ok()?;
-        Some((parse_params(&d.params)?, role))
-    }
-}
-
-/// Params key naming a calibration entry's role.
-pub const CALIBRATION: &str = "calibration";
-
-/// What a calibration entry is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Calibration {
-    /// The same names looked up cold in a plain directory of the backing
-    /// filesystem, right after each batch of the layout's (raw samples, ns).
-    Reference,
-    /// Each batch divided by its reference (×), and the figures made of them.
-    Normalised,
-}
-
-fn is_calibration(params: &BTreeMap<String, serde_json::Value>) -> bool {
-    params.contains_key(CALIBRATION)
-}
-
-/// The metric name and unit of an op.
-pub fn metric_of(op: Op) -> (&'static str, &'static str) {
-    match op {
-        Op::Stat => ("latency_per_op", "ns"),
-        Op::Readdir => ("latency_per_dir", "ns"),
-        Op::Mount => ("mount_time", "ns"),
-        Op::Walk => ("walk_time", "ns"),
-        Op::Startup => ("startup_time", "ns"),
-        Op::Open => ("latency_per_open", "ns"),
-    }
-}
+use crate::workload::{CaseView, Recorded};
 
 fn view(k: &Key, p: &Params, s: &Setting<'_>) -> View {
     let (eviction, backing) = (s.eviction, s.backing);
@@ -256,12 +56,11 @@ pub struct Setting<'a> {
 /// op × target × cache) and ratios to the baseline at each depth.
 pub fn record(out: &mut Recorded, p: &Params, s: &Setting<'_>, samples: BTreeMap<Key, Vec<f64>>) {
     let name = |k: &Key| s.layouts[k.layout];
-    let id = |k: &Key| case_key(NAME, name(k), metric_of(k.op).0, &params_of(&view(k, p, s)));
+    let id = |k: &Key| view(k, p, s).case_id(name(k), metric_of(k.op).0);
     let mut medians: BTreeMap<Key, f64> = BTreeMap::new();
     for (key, samples) in samples {
         let (metric, unit) = metric_of(key.op);
-        let params = params_of(&view(&key, p, s));
-        if let Some(m) = out.case(NAME, name(&key), params, metric, unit, samples) {
+        if let Some(m) = out.case_of(&view(&key, p, s), name(&key), metric, unit, samples) {
             medians.insert(key, m);
         }
     }
@@ -284,7 +83,7 @@ pub fn record(out: &mut Recorded, p: &Params, s: &Setting<'_>, samples: BTreeMap
         out.derived.push(Derived::slope(
             NAME,
             name(k),
-            params_of(&v),
+            v.params(),
             &fit,
             "ns/layer",
             points,
@@ -306,7 +105,7 @@ pub fn record(out: &mut Recorded, p: &Params, s: &Setting<'_>, samples: BTreeMap
         out.derived.push(Derived::ratio(
             NAME,
             name(k),
-            params_of(&v),
+            v.params(),
             m / bm,
             id(k),
             id(&b),
@@ -328,7 +127,7 @@ pub fn record(out: &mut Recorded, p: &Params, s: &Setting<'_>, samples: BTreeMap
         out.derived.push(Derived::ratio(
             NAME,
             name(k),
-            params_of(&v),
+            v.params(),
             m / bm,
             id(k),
             id(&b),
@@ -353,12 +152,7 @@ pub fn record_calibrated(
             depth: depth.then_some(k.depth),
             ..view(k, p, s)
         };
-        let mut params = params_of(&v);
-        params.insert(
-            CALIBRATION.into(),
-            serde_json::to_value(role).unwrap_or_default(),
-        );
-        params
+        v.calibration_params(role)
     };
     let mut fits: BTreeMap<Key, Vec<(f64, f64, String)>> = BTreeMap::new();
     for (k, refs) in reference {
@@ -383,7 +177,7 @@ pub fn record_calibrated(
         else {
             continue;
         };
-        let own_id = case_key(NAME, layout, metric, &params_of(&view(&k, p, s)));
+        let own_id = view(&k, p, s).case_id(layout, metric);
         let own_median = crate::stats::Stats::compute(xs).map(|st| st.median);
         if let Some(own) = own_median.filter(|_| ref_median > 0.0) {
             out.derived.push(Derived::ratio(
@@ -421,52 +215,6 @@ pub fn record_calibrated(
 // ---------------------------------------------------------------------------
 // The user's images.
 
-/// The report's params of a lookup case or derived figure about one of the
-/// user's images, typed (its `image` key is what synthetic views lack).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ImageView {
-    /// Backing filesystem.
-    pub backing: String,
-    /// The image's reference.
-    pub image: String,
-    /// Its layers.
-    pub layers: usize,
-    /// `stat` (per name) or `walk` (the whole tree).
-    pub op: Op,
-    /// The layer the names live in (0 = bottom; stat only).
-    #[serde(default)]
-    pub layer: Option<usize>,
-    /// Cold or warm.
-    pub cache: Cache,
-    /// How cold was made (cold only).
-    #[serde(default)]
-    pub eviction: Option<String>,
-    /// Names of that layer (stat) or entries of the tree (walk).
-    pub names: usize,
-    /// Stats timed per sample (warm: together; cold: each alone, summed).
-    #[serde(default)]
-    pub ops_per_sample: Option<usize>,
-    /// The layout a ratio is taken against.
-    #[serde(default)]
-    pub baseline: Option<String>,
-}
-
-impl ImageView {
-    /// The typed view of a case's params (None for a synthetic case).
-    pub fn of_case(c: &Case) -> Option<ImageView> {
-        (c.workload == NAME)
-            .then(|| parse_params(&c.params))
-            .flatten()
-    }
-
-    /// The typed view of a derived figure's params.
-    pub fn of_derived(d: &Derived) -> Option<ImageView> {
-        (d.workload == NAME)
-            .then(|| parse_params(&d.params))
-            .flatten()
-    }
-}
-
 /// Where image samples were taken: the run's layouts and images by index.
 pub struct ImageSetting<'a> {
     /// Layout names in interleaving order.
@@ -489,9 +237,8 @@ pub fn record_images(
     p: &Params,
     s: &ImageSetting<'_>,
     counts: &BTreeMap<(usize, Option<usize>), usize>,
-    samples: BTreeMap<super::measure::ImageKey, Vec<f64>>,
+    samples: BTreeMap<ImageKey, Vec<f64>>,
 ) {
-    use super::measure::ImageKey;
     let view = |k: &ImageKey| -> Option<ImageView> {
         let (image, layers) = s.images.get(k.image)?;
         Some(ImageView {
@@ -513,9 +260,8 @@ pub fn record_images(
             continue;
         };
         let (metric, unit) = metric_of(k.op);
-        let params = params_of(&v);
-        let id = case_key(NAME, layout, metric, &params);
-        if let Some(m) = out.case(NAME, layout, params, metric, unit, samples) {
+        let id = v.case_id(layout, metric);
+        if let Some(m) = out.case_of(&v, layout, metric, unit, samples) {
             medians.insert(k, (m, id));
         }
     }
@@ -538,25 +284,12 @@ pub fn record_images(
         out.derived.push(Derived::ratio(
             NAME,
             s.layouts[k.layout],
-            params_of(&v),
+            v.params(),
             m / bm,
             id.clone(),
             bid.clone(),
         ));
     }
-}
-
-/// One series of the store sweep: the layout by its index in the run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct StoreKey {
-    /// Index of the layout in the run.
-    pub layout: usize,
-    /// `Stat` or `Open`.
-    pub op: Op,
-    /// Cold or warm.
-    pub cache: Cache,
-    /// Images in the store.
-    pub images: usize,
 }
 
 fn store_view(k: &StoreKey, p: &Params, eviction: &str, backing: &str) -> View {
@@ -592,9 +325,9 @@ pub fn record_store(
     let mut series: BTreeMap<StoreKey, Vec<(f64, f64, String)>> = BTreeMap::new();
     for (key, samples) in samples {
         let (metric, unit) = metric_of(key.op);
-        let params = params_of(&store_view(&key, p, s.eviction, s.backing));
-        let id = case_key(NAME, name(&key), metric, &params);
-        if let Some(m) = out.case(NAME, name(&key), params, metric, unit, samples) {
+        let v = store_view(&key, p, s.eviction, s.backing);
+        let id = v.case_id(name(&key), metric);
+        if let Some(m) = out.case_of(&v, name(&key), metric, unit, samples) {
             series
                 .entry(StoreKey { images: 0, ..key })
                 .or_default()
@@ -612,7 +345,7 @@ pub fn record_store(
         out.derived.push(Derived::slope(
             NAME,
             name(k),
-            params_of(&v),
+            v.params(),
             &fit,
             "ns/image",
             points,

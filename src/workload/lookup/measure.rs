@@ -16,9 +16,8 @@ use nix::fcntl::{AtFlags, OFlag};
 use nix::sys::stat::{fstatat, Mode, SFlag};
 use rayon::prelude::*;
 
-use super::analyze::{Cache, Key, Op, StoreKey, Target};
+use super::keys::{Cache, ImageKey, Key, Op, StoreKey, Target, NAME};
 use super::params::Params;
-use super::NAME;
 use crate::image::SyntheticImage;
 use crate::layout::{ContainerDirs, Layout, PreparedImage};
 use crate::workload::{RunContext, WorkloadError};
@@ -376,21 +375,6 @@ impl ImageNames {
             layers: index.info().layers.len(),
         }
     }
-}
-
-/// Key of one series of image samples.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct ImageKey {
-    /// Index of the layout in the run.
-    pub layout: usize,
-    /// Index of the image in the run.
-    pub image: usize,
-    /// `Stat` (per name) or `Walk` (the whole tree).
-    pub op: Op,
-    /// The layer the names live in (stat only).
-    pub layer: Option<usize>,
-    /// Cold or warm.
-    pub cache: Cache,
 }
 
 /// What the image rounds gathered so far.

@@ -10,23 +10,24 @@
 //! whole tree is walked: where a real tree sits on the synthetic depth sweep.
 
 pub mod analyze;
+pub mod keys;
 pub mod measure;
 pub mod params;
 pub mod render;
 
+pub use keys::NAME;
 pub use params::{Options, Params};
 
 use crate::compare::GateRules;
 use crate::layout::Layout;
 use crate::report::{kinds, Derived, Report};
+use crate::workload::CaseView;
 use crate::workload::{
     BuildContext, Footprint, ImageFootprint, ParamError, RunContext, Workload, WorkloadEntry,
     WorkloadError,
 };
-use analyze::{Cache, Op, Setting, Target, View};
-
-/// Name in reports.
-pub const NAME: &str = "lookup";
+use analyze::Setting;
+use keys::{Cache, Op, Target, View};
 
 /// Registry entry.
 pub static ENTRY: WorkloadEntry = WorkloadEntry {
@@ -213,7 +214,7 @@ impl GateRules for Rules {
         let Some((v, role)) = View::calibrated(d) else {
             return false;
         };
-        let cold_search = role == analyze::Calibration::Normalised
+        let cold_search = role == keys::Calibration::Normalised
             && v.cache == Cache::Cold
             && v.op == Op::Stat
             && matches!(v.target, Target::Bottom | Target::Missing);

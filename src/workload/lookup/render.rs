@@ -3,13 +3,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::analyze::{Cache, ImageView, Op, Target, View};
-use super::NAME;
+use super::keys::{Cache, ImageView, Op, Target, View, NAME};
 use crate::report::chart::{
     layout_color, layout_series, line_panel, linear_panel, svg_page, Axis, Marker, Series, Unit,
 };
 use crate::report::summary::{backings_of, images_of};
 use crate::report::{fmt_ns, Block, Case, Headline, Report, ReportError, Section, Table};
+use crate::workload::CaseView;
 
 /// Renders lookup's cases.
 pub struct LookupSection;

@@ -1,98 +1,10 @@
 //! Pure: page-cache's readings → cases and sharing factors, through one typed
 //! view of its keys.
 
-use serde::{Deserialize, Serialize};
-
+use super::keys::{copied_up, ImageView, Phase, Reading, View, NAME, RESIDENT, SHARING};
 use super::params::Params;
-use super::NAME;
-use crate::report::{params_of, parse_params, Case, Derived};
-use crate::workload::Recorded;
-
-/// When residency is read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Phase {
-    /// After every container read the set, one after the other.
-    Read,
-    /// After every container read the set, all at once.
-    ReadConcurrent,
-    /// After half the containers copied the set up and all read again.
-    AfterCopyUp,
-    /// M different images (same files, no shared layer), one container each,
-    /// after each read the set; `containers` is M.
-    MultiImage,
-}
-
-/// One reading: a layout (by its index in the run), K, phase, metric, value, unit.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Reading {
-    /// Index of the layout in the run.
-    pub layout: usize,
-    /// Index of the user's image read (None: the synthetic set).
-    pub image: Option<usize>,
-    /// Containers reading.
-    pub containers: usize,
-    /// When.
-    pub phase: Phase,
-    /// What (`resident_bytes`, `backing_files`, …).
-    pub metric: &'static str,
-    /// The figure.
-    pub value: f64,
-    /// Its unit.
-    pub unit: &'static str,
-}
-
-/// The report's params of a page-cache case or derived figure, typed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct View {
-    /// Backing filesystem.
-    pub backing: String,
-    /// Containers reading.
-    pub containers: usize,
-    /// When.
-    pub phase: Phase,
-    /// Bytes of the set.
-    pub set_bytes: u64,
-    /// Files of the set.
-    pub files: usize,
-    /// How caches were emptied between phases.
-    pub eviction: String,
-    /// Containers that had copied the set up (sharing factors).
-    #[serde(default)]
-    pub copied_up_containers: Option<usize>,
-    /// Different images read, one container each (multi-image case only).
-    #[serde(default)]
-    pub images: Option<usize>,
-}
-
-impl View {
-    /// The typed view of a case's params (None for another workload's).
-    pub fn of_case(c: &Case) -> Option<View> {
-        // A case about one of the user's images has its own view (`ImageView`).
-        (c.workload == NAME && !c.params.contains_key("image"))
-            .then(|| parse_params(&c.params))
-            .flatten()
-    }
-
-    /// The typed view of a derived figure's params.
-    pub fn of_derived(d: &Derived) -> Option<View> {
-        (d.workload == NAME && !d.params.contains_key("image"))
-            .then(|| parse_params(&d.params))
-            .flatten()
-    }
-}
-
-/// Metric of the bytes resident over the distinct backing files.
-pub const RESIDENT: &str = "resident_bytes";
-/// Metric of the disk the containers add.
-pub const DISK_ADDED: &str = "disk_bytes_added";
-/// Kind of the sharing factor figure.
-pub const SHARING: &str = "sharing-factor";
-
-/// How many containers copy the set up in the last phase (half, at least one).
-pub fn copied_up(k: usize) -> usize {
-    k.div_ceil(2)
-}
+use crate::report::Derived;
+use crate::workload::{CaseView, Recorded};
 
 /// Turns readings into cases and, for resident bytes, the sharing factor
 /// K × set / resident (K is perfect sharing, 1 none; for M images, M × set /
@@ -128,7 +40,7 @@ pub fn record(
                 workload: NAME.into(),
                 layout: layout.into(),
                 kind: SHARING.into(),
-                params: params_of(&view(Some(copied))),
+                params: view(Some(copied)).params(),
                 value: (r.containers as f64 * p.set_bytes as f64) / r.value,
                 unit: "x".into(),
                 r2: None,
@@ -137,64 +49,12 @@ pub fn record(
                 ..Default::default()
             });
         }
-        out.case(
-            NAME,
-            layout,
-            params_of(&view(None)),
-            r.metric,
-            r.unit,
-            vec![r.value],
-        );
+        out.case_of(&view(None), layout, r.metric, r.unit, vec![r.value]);
     }
 }
 
 // ---------------------------------------------------------------------------
 // The user's images.
-
-/// The report's params of a page-cache case or derived figure about one of
-/// the user's images, typed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ImageView {
-    /// Backing filesystem.
-    pub backing: String,
-    /// The image's reference.
-    pub image: String,
-    /// Containers reading.
-    pub containers: usize,
-    /// When.
-    pub phase: Phase,
-    /// Bytes of the image's files read.
-    pub set_bytes: u64,
-    /// The same in whole 4 KiB pages per file: what one cached copy takes
-    /// (sharing = K × this / resident).
-    pub set_page_bytes: u64,
-    /// Files read.
-    pub files: usize,
-    /// The glob patterns that chose them (absent: every regular file, up to the budget).
-    #[serde(default)]
-    pub read_set: Option<String>,
-    /// How caches were emptied between phases.
-    pub eviction: String,
-    /// Containers that had copied the set up (sharing factors).
-    #[serde(default)]
-    pub copied_up_containers: Option<usize>,
-}
-
-impl ImageView {
-    /// The typed view of a case's params (None for a synthetic case).
-    pub fn of_case(c: &Case) -> Option<ImageView> {
-        (c.workload == NAME)
-            .then(|| parse_params(&c.params))
-            .flatten()
-    }
-
-    /// The typed view of a derived figure's params.
-    pub fn of_derived(d: &Derived) -> Option<ImageView> {
-        (d.workload == NAME)
-            .then(|| parse_params(&d.params))
-            .flatten()
-    }
-}
 
 /// Turns the images' readings into cases and sharing factors; `images[i]`
 /// is image `i`'s reference and `sets[i]` what its containers read.
@@ -236,7 +96,7 @@ pub fn record_images(
                 workload: NAME.into(),
                 layout: layout.into(),
                 kind: SHARING.into(),
-                params: params_of(&view(Some(copied))),
+                params: view(Some(copied)).params(),
                 value: (r.containers as f64 * set.page_bytes as f64) / r.value,
                 unit: "x".into(),
                 r2: None,
@@ -245,14 +105,7 @@ pub fn record_images(
                 ..Default::default()
             });
         }
-        out.case(
-            NAME,
-            layout,
-            params_of(&view(None)),
-            r.metric,
-            r.unit,
-            vec![r.value],
-        );
+        out.case_of(&view(None), layout, r.metric, r.unit, vec![r.value]);
     }
 }
 

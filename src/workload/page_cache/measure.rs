@@ -12,9 +12,8 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-use super::analyze::{copied_up, Phase, Reading, DISK_ADDED, RESIDENT};
+use super::keys::{copied_up, Phase, Reading, DISK_ADDED, NAME, RESIDENT};
 use super::params::Params;
-use super::NAME;
 use crate::image::SyntheticImage;
 use crate::layout::LayoutError;
 use crate::layout::{ContainerDirs, Layout, Mounted, PreparedImage};

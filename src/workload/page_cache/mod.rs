@@ -5,10 +5,12 @@
 //! files (all regular files up to `--read-budget`, or those `--read-set` globs pick).
 
 pub mod analyze;
+pub mod keys;
 pub mod measure;
 pub mod params;
 pub mod render;
 
+pub use keys::NAME;
 pub use params::{Options, Params};
 
 use std::fs;
@@ -23,9 +25,6 @@ use crate::workload::{
     BuildContext, Footprint, ImageFootprint, ParamError, RunContext, Workload, WorkloadEntry,
     WorkloadError,
 };
-
-/// Name in reports.
-pub const NAME: &str = "page-cache";
 
 /// Registry entry.
 pub static ENTRY: WorkloadEntry = WorkloadEntry {
@@ -188,11 +187,11 @@ impl GateRules for Rules {
     }
 
     fn gated(&self, d: &Derived, _report: &Report) -> bool {
-        d.kind == analyze::SHARING
+        d.kind == keys::SHARING
     }
 
     fn higher_is_better(&self, d: &Derived) -> bool {
-        d.kind == analyze::SHARING
+        d.kind == keys::SHARING
     }
 
     fn identity_keys(&self) -> &'static [&'static str] {

@@ -3,13 +3,13 @@
 
 use std::collections::BTreeMap;
 
-use super::analyze::{ImageView, Phase, View, DISK_ADDED, RESIDENT, SHARING};
-use super::NAME;
+use super::keys::{ImageView, Phase, View, DISK_ADDED, NAME, RESIDENT, SHARING};
 use crate::report::chart::{
     layout_series, linear_panel, svg_page, Axis, Marker, RGBColor, Series, Unit,
 };
 use crate::report::summary::{backings_of, images_of};
 use crate::report::{fmt_bytes, Block, Case, Headline, Report, ReportError, Section, Table};
+use crate::workload::CaseView;
 
 /// Renders page-cache's cases.
 pub struct PageCacheSection;

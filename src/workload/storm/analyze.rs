@@ -10,212 +10,17 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
-
-use super::NAME;
-use crate::choice::Choice;
-use crate::isolate::IdmapMode;
-use crate::report::{case_key, kinds, params_of, parse_params, Case, Derived};
+use super::keys::{
+    Idmap, Key, Phase, Round, Samples, View, BASE_C1, BASE_NO_IDMAP, DOUBLING, MOUNTINFO_BYTES,
+    MOUNTINFO_LINES, MOUNTINFO_PARSE, MOUNTINFO_READ, MOUNTINFO_READ_CPU, MOUNTS_PER_UNIT,
+    MOUNT_TIME, NAME, STARTS_PER_SECOND, TEARDOWN_TIME, TIME_TO_READY, TIME_TO_READY_P99,
+    TIME_TO_STOP, UNMOUNT_TIME,
+};
+use crate::report::{kinds, Derived};
 use crate::stats::{fit_line, Stats};
-use crate::workload::Recorded;
-
-/// How a container's lower layers are idmapped.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
-)]
-#[serde(rename_all = "kebab-case")]
-pub enum Idmap {
-    /// Plain lowers.
-    #[default]
-    None,
-    /// One idmapped clone per lower layer.
-    PerLayer,
-    /// One idmapped clone of the layers' common parent.
-    CommonParent,
-}
-
-impl Idmap {
-    /// The idmapped modes (what the suites measure besides `none`).
-    pub const ALL_MODES: [Idmap; 2] = [Idmap::PerLayer, Idmap::CommonParent];
-
-    /// The kernel-side mode (None for plain lowers).
-    pub fn mode(self) -> Option<IdmapMode> {
-        match self {
-            Idmap::None => None,
-            Idmap::PerLayer => Some(IdmapMode::PerLayer),
-            Idmap::CommonParent => Some(IdmapMode::CommonParent),
-        }
-    }
-}
-
-impl Choice for Idmap {
-    const ALL: &'static [Self] = &[Idmap::None, Idmap::PerLayer, Idmap::CommonParent];
-    fn name(self) -> &'static str {
-        match self {
-            Idmap::None => "none",
-            Idmap::PerLayer => "per-layer",
-            Idmap::CommonParent => "common-parent",
-        }
-    }
-    fn about(self) -> &'static str {
-        match self {
-            Idmap::None => "Plain lower layers",
-            Idmap::PerLayer => {
-                "One idmapped clone per lower layer (open_tree + mount_setattr each; containerd 2.1)"
-            }
-            Idmap::CommonParent => {
-                "One idmapped clone of the layers' common parent (containerd's fix for #12048)"
-            }
-        }
-    }
-}
-
-/// Which part of the workload a figure comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Phase {
-    /// C containers start at once.
-    Start,
-    /// The same C containers stop at once (unmount + remove).
-    Stop,
-    /// Mounts held while the mount table is read and one more mount is made.
-    MountTable,
-}
-
-/// Every container's time from the storm's release to its read set done, ns.
-pub const TIME_TO_READY: &str = "time_to_ready";
-/// p99 of one storm's times to ready (one sample per round), ns.
-pub const TIME_TO_READY_P99: &str = "time_to_ready_p99";
-/// C over the time from release to the last container ready (one per round).
-pub const STARTS_PER_SECOND: &str = "starts_per_second";
-/// Every container's time from the stop release to unmounted and removed, ns.
-pub const TIME_TO_STOP: &str = "time_to_stop";
-/// open + read of the whole /proc/self/mountinfo + close, ns.
-pub const MOUNTINFO_READ: &str = "mountinfo_read_time";
-/// The same read in CPU time of the reading thread (the kernel's work, not the
-/// wait for a core), ns.
-pub const MOUNTINFO_READ_CPU: &str = "mountinfo_read_cpu_time";
-/// Parsing what was read into mount entries, ns.
-pub const MOUNTINFO_PARSE: &str = "mountinfo_parse_time";
-/// Size of the mount table as read, bytes.
-pub const MOUNTINFO_BYTES: &str = "mountinfo_bytes";
-/// Lines of the mount table (every mount of the namespace).
-pub const MOUNTINFO_LINES: &str = "mountinfo_lines";
-/// One more container mount with N held, ns.
-pub const MOUNT_TIME: &str = "mount_time";
-/// Its unmount, ns.
-pub const UNMOUNT_TIME: &str = "unmount_time";
-/// Removing every held mount at once (one detach of their parent), ns.
-pub const TEARDOWN_TIME: &str = "teardown_time";
-/// Kind of the concurrency at which p99 reaches twice its C = 1 value.
-pub const DOUBLING: &str = "p99-doubling-concurrency";
-/// `baseline` of the ratios to C = 1.
-pub const BASE_C1: &str = "concurrency=1";
-/// `baseline` of the ratios to plain lowers.
-pub const BASE_NO_IDMAP: &str = "idmap=none";
-/// Slopes are per this many held mounts.
-pub const MOUNTS_PER_UNIT: f64 = 1000.0;
-
-/// One storm series: the layout by its index in the run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Key {
-    /// Index of the layout in the run's interleaving order.
-    pub layout: usize,
-    /// Image layers.
-    pub depth: usize,
-    /// Idmap mode.
-    pub idmap: Idmap,
-    /// Containers started at once.
-    pub concurrency: usize,
-}
-
-/// What one storm measured.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Round {
-    /// Per container, from release to ready, ns.
-    pub ready_ns: Vec<f64>,
-    /// Per container, from the stop release to removed, ns.
-    pub stop_ns: Vec<f64>,
-    /// From release to the last container ready, ns.
-    pub wall_ns: f64,
-}
-
-/// What was measured with N mounts held (one layout).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct TablePoint {
-    /// Reads of the whole table, wall time, ns.
-    pub read_ns: Vec<f64>,
-    /// The same reads, CPU time of the reading thread, ns.
-    pub read_cpu_ns: Vec<f64>,
-    /// Parses of it, ns.
-    pub parse_ns: Vec<f64>,
-    /// Its size, bytes.
-    pub bytes: f64,
-    /// Its lines.
-    pub lines: f64,
-    /// One more mount, ns.
-    pub mount_ns: Vec<f64>,
-    /// Its unmount, ns.
-    pub unmount_ns: Vec<f64>,
-}
-
-/// Everything measured, kept as it comes so an interrupted run keeps it.
-#[derive(Debug, Default)]
-pub struct Samples {
-    /// Storms, in measurement order per series.
-    pub storms: BTreeMap<Key, Vec<Round>>,
-    /// Per (layout, depth of the held mounts, mounts held).
-    pub table: BTreeMap<(usize, usize, usize), TablePoint>,
-    /// Per (layout, depth, mounts held): removing them all at once, ns.
-    pub teardown: BTreeMap<(usize, usize, usize), f64>,
-    /// Lookups of a read set that contradicted the image.
-    pub unexpected: usize,
-}
-
-/// The report's params of a storm case or derived figure, typed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct View {
-    /// Backing filesystem.
-    pub backing: String,
-    /// Which part.
-    pub phase: Phase,
-    /// Image layers.
-    pub depth: usize,
-    /// Idmap mode (start and stop).
-    #[serde(default)]
-    pub idmap: Option<Idmap>,
-    /// Containers started at once (start and stop; absent on doubling figures).
-    #[serde(default)]
-    pub concurrency: Option<usize>,
-    /// Lookups of the start-up read set (start).
-    #[serde(default)]
-    pub read_set: Option<usize>,
-    /// Mounts held (mount-table; absent on slopes).
-    #[serde(default)]
-    pub held: Option<usize>,
-    /// The metric a derived figure is computed from.
-    #[serde(default)]
-    pub of: Option<String>,
-    /// What a ratio is taken against (`concurrency=1`, `idmap=none`).
-    #[serde(default)]
-    pub baseline: Option<String>,
-}
+use crate::workload::{CaseView, Recorded};
 
 impl View {
-    /// The typed view of a case's params (None for another workload's).
-    pub fn of_case(c: &Case) -> Option<View> {
-        (c.workload == NAME)
-            .then(|| parse_params(&c.params))
-            .flatten()
-    }
-
-    /// The typed view of a derived figure's params.
-    pub fn of_derived(d: &Derived) -> Option<View> {
-        (d.workload == NAME)
-            .then(|| parse_params(&d.params))
-            .flatten()
-    }
-
     fn storm(backing: &str, phase: Phase, k: &Key, read_set: usize) -> View {
         View {
             backing: backing.into(),
@@ -293,25 +98,25 @@ pub fn record(out: &mut Recorded, s: &Setting<'_>, samples: &Samples) {
     let mut p99_ids: BTreeMap<Key, (f64, String)> = BTreeMap::new();
     let mut ready_ids: BTreeMap<Key, (f64, String)> = BTreeMap::new();
     for (k, rounds) in &samples.storms {
-        let start = params_of(&View::storm(s.backing, Phase::Start, k, s.read_set));
-        let stop = params_of(&View::storm(s.backing, Phase::Stop, k, s.read_set));
+        let start = View::storm(s.backing, Phase::Start, k, s.read_set);
+        let stop = View::storm(s.backing, Phase::Stop, k, s.read_set);
         let layout = name(k.layout);
         let ready: Vec<f64> = rounds.iter().flat_map(|r| r.ready_ns.clone()).collect();
-        if let Some(m) = out.case(NAME, layout, start.clone(), TIME_TO_READY, "ns", ready) {
-            ready_ids.insert(*k, (m, case_key(NAME, layout, TIME_TO_READY, &start)));
+        if let Some(m) = out.case_of(&start, layout, TIME_TO_READY, "ns", ready) {
+            ready_ids.insert(*k, (m, start.case_id(layout, TIME_TO_READY)));
         }
         let p99: Vec<f64> = rounds.iter().filter_map(round_p99).collect();
-        if let Some(m) = out.case(NAME, layout, start.clone(), TIME_TO_READY_P99, "ns", p99) {
-            p99_ids.insert(*k, (m, case_key(NAME, layout, TIME_TO_READY_P99, &start)));
+        if let Some(m) = out.case_of(&start, layout, TIME_TO_READY_P99, "ns", p99) {
+            p99_ids.insert(*k, (m, start.case_id(layout, TIME_TO_READY_P99)));
         }
         let rate: Vec<f64> = rounds
             .iter()
             .filter(|r| r.wall_ns > 0.0)
             .map(|r| k.concurrency as f64 / (r.wall_ns / 1e9))
             .collect();
-        out.case(NAME, layout, start, STARTS_PER_SECOND, "starts/s", rate);
+        out.case_of(&start, layout, STARTS_PER_SECOND, "starts/s", rate);
         let stopped: Vec<f64> = rounds.iter().flat_map(|r| r.stop_ns.clone()).collect();
-        out.case(NAME, layout, stop, TIME_TO_STOP, "ns", stopped);
+        out.case_of(&stop, layout, TIME_TO_STOP, "ns", stopped);
     }
     // p99 at C over p99 at C = 1, and where it doubles.
     let mut curves: BTreeMap<Key, Vec<(f64, f64)>> = BTreeMap::new();
@@ -338,7 +143,7 @@ pub fn record(out: &mut Recorded, s: &Setting<'_>, samples: &Samples) {
         out.derived.push(Derived::ratio(
             NAME,
             name(k.layout),
-            params_of(&v),
+            v.params(),
             m / bm,
             id.clone(),
             bid.clone(),
@@ -358,7 +163,7 @@ pub fn record(out: &mut Recorded, s: &Setting<'_>, samples: &Samples) {
             workload: NAME.into(),
             layout: name(k.layout).into(),
             kind: DOUBLING.into(),
-            params: params_of(&v),
+            params: v.params(),
             value: c,
             unit: "containers".into(),
             n: pts.len(),
@@ -385,7 +190,7 @@ pub fn record(out: &mut Recorded, s: &Setting<'_>, samples: &Samples) {
         out.derived.push(Derived::ratio(
             NAME,
             name(k.layout),
-            params_of(&v),
+            v.params(),
             m / bm,
             id.clone(),
             bid.clone(),
@@ -396,7 +201,7 @@ pub fn record(out: &mut Recorded, s: &Setting<'_>, samples: &Samples) {
     let mut slopes: BTreeMap<(usize, usize, &str), Points> = BTreeMap::new();
     for (&(li, depth, held), t) in &samples.table {
         let layout = name(li);
-        let params = params_of(&View::table(s.backing, depth, Some(held)));
+        let view = View::table(s.backing, depth, Some(held));
         for (metric, unit, values) in [
             (MOUNTINFO_READ, "ns", t.read_ns.clone()),
             (MOUNTINFO_READ_CPU, "ns", t.read_cpu_ns.clone()),
@@ -406,7 +211,7 @@ pub fn record(out: &mut Recorded, s: &Setting<'_>, samples: &Samples) {
             (MOUNT_TIME, "ns", t.mount_ns.clone()),
             (UNMOUNT_TIME, "ns", t.unmount_ns.clone()),
         ] {
-            let Some(m) = out.case(NAME, layout, params.clone(), metric, unit, values) else {
+            let Some(m) = out.case_of(&view, layout, metric, unit, values) else {
                 continue;
             };
             if matches!(
@@ -416,7 +221,7 @@ pub fn record(out: &mut Recorded, s: &Setting<'_>, samples: &Samples) {
                 slopes.entry((li, depth, metric)).or_default().push((
                     held as f64 / MOUNTS_PER_UNIT,
                     m,
-                    case_key(NAME, layout, metric, &params),
+                    view.case_id(layout, metric),
                 ));
             }
         }
@@ -431,17 +236,16 @@ pub fn record(out: &mut Recorded, s: &Setting<'_>, samples: &Samples) {
         out.derived.push(Derived::slope(
             NAME,
             name(li),
-            params_of(&v),
+            v.params(),
             &fit,
             "ns per 1000 mounts",
             pts.into_iter().map(|(x, _, id)| (x, id)).collect(),
         ));
     }
     for (&(li, depth, held), &ns) in &samples.teardown {
-        out.case(
-            NAME,
+        out.case_of(
+            &View::table(s.backing, depth, Some(held)),
             name(li),
-            params_of(&View::table(s.backing, depth, Some(held))),
             TEARDOWN_TIME,
             "ns",
             vec![ns],
@@ -528,6 +332,7 @@ pub fn is_read_cpu_slope(d: &Derived, v: &View) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::workload::storm::keys::TablePoint;
 
     fn round(ready: &[f64], wall: f64) -> Round {
         Round {

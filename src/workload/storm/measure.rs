@@ -24,9 +24,8 @@ use std::time::{Duration, Instant};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use rayon::prelude::*;
 
-use super::analyze::{Idmap, Key, Round, Samples, TablePoint};
+use super::keys::{Idmap, Key, Round, Samples, TablePoint, NAME};
 use super::params::{Params, ReadOp, STACK_BYTES};
-use super::NAME;
 use crate::image::SyntheticImage;
 use crate::isolate::{IdmapMode, MountGuard, MountHow, MountInfo, UserNamespace};
 use crate::layout::{ContainerDirs, Layout, Mounted, PreparedImage};

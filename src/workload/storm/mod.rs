@@ -10,11 +10,12 @@
 //! still starts (it makes its dirs): that contrast is a finding.
 
 pub mod analyze;
+pub mod keys;
 pub mod measure;
 pub mod params;
 pub mod render;
 
-pub use analyze::Idmap;
+pub use keys::{Idmap, NAME};
 pub use params::{HostLimits, Options, Params};
 
 use crate::choice::Choice;
@@ -25,11 +26,9 @@ use crate::report::{Derived, Report};
 use crate::workload::{
     BuildContext, Footprint, ParamError, RunContext, Workload, WorkloadEntry, WorkloadError,
 };
-use analyze::{Samples, Setting};
+use analyze::Setting;
+use keys::Samples;
 use measure::Point;
-
-/// Name in reports.
-pub const NAME: &str = "storm";
 
 /// Registry entry.
 pub static ENTRY: WorkloadEntry = WorkloadEntry {

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::analyze::Idmap;
+use super::keys::Idmap;
 use crate::image::{Change, ImageSpec, LayerSpec};
 use crate::layout::MAX_LOWER_LAYERS;
 use crate::workload::{at_least, dedup_keep_order, sorted_unique, Footprint, ParamError, Suite};

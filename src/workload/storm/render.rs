@@ -4,12 +4,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::analyze::{
-    burst, BurstBasis, Idmap, Phase, View, BASE_C1, BASE_NO_IDMAP, DOUBLING, MOUNTINFO_BYTES,
-    MOUNTINFO_PARSE, MOUNTINFO_READ, MOUNTINFO_READ_CPU, MOUNT_TIME, STARTS_PER_SECOND,
-    TEARDOWN_TIME, TIME_TO_READY, TIME_TO_READY_P99, TIME_TO_STOP, UNMOUNT_TIME,
+use super::analyze::{burst, BurstBasis};
+use super::keys::{
+    Idmap, Phase, View, BASE_C1, BASE_NO_IDMAP, DOUBLING, MOUNTINFO_BYTES, MOUNTINFO_PARSE,
+    MOUNTINFO_READ, MOUNTINFO_READ_CPU, MOUNT_TIME, NAME, STARTS_PER_SECOND, TEARDOWN_TIME,
+    TIME_TO_READY, TIME_TO_READY_P99, TIME_TO_STOP, UNMOUNT_TIME,
 };
-use super::NAME;
 use crate::capacity::Fleet;
 use crate::choice::Choice;
 use crate::report::chart::{
@@ -17,6 +17,7 @@ use crate::report::chart::{
 };
 use crate::report::summary::backings_of;
 use crate::report::{fmt_bytes, fmt_ns, kinds, Block, Case, Report, ReportError, Section, Table};
+use crate::workload::CaseView;
 use crate::workload::PlanNotes;
 
 /// Renders storm's cases.
