@@ -172,6 +172,10 @@ pub fn compare(cfg: &CompareConfig) -> Result<CompareOutcome, AppError> {
     };
     let baseline = report::read_report(&cfg.baseline)?;
     let current = report::read_report(&cfg.current)?;
+    // Bad input (exit 2), like reports run with different parameters: the
+    // host running compare lacks nothing; the report cannot be gated anywhere.
+    cmp::gateable(&cfg.baseline.display().to_string(), &baseline)?;
+    cmp::gateable(&cfg.current.display().to_string(), &current)?;
     if current.status != RunStatus::Complete && !cfg.allow_partial {
         return Err(AppError::Usage(format!(
             "{} is not a complete run (status {}); a partial run cannot pass the gate — rerun it, or pass \

@@ -245,6 +245,28 @@ pub enum CompareError {
     Incomparable(String),
     #[error("{0}")]
     Invalid(String),
+    /// A report measured on an emulated CPU: its timings gate nothing.
+    #[error("{report} was measured on an emulated CPU ({how}): an emulator translates every instruction, so its timings say nothing about a real CPU and compare refuses to gate them against any report; rerun it on bare metal or under hardware virtualisation (KVM)")]
+    Emulated { report: String, how: String },
+}
+
+/// Refuses a report whose host was an emulator (`host.machine.kind`): no
+/// threshold makes its timings comparable with another run's, not even with
+/// another emulated one (the emulator's speed depends on its host's load).
+pub fn gateable(name: &str, r: &Report) -> Result<(), CompareError> {
+    match &r.host.machine {
+        Some(m) if m.kind == crate::host::machine::MachineKind::Emulated => {
+            let mut how = m.hypervisor.clone().unwrap_or_else(|| "an emulator".into());
+            if !m.evidence.is_empty() {
+                how = format!("{how}; {}", m.evidence.join(", "));
+            }
+            Err(CompareError::Emulated {
+                report: name.to_string(),
+                how,
+            })
+        }
+        _ => Ok(()),
+    }
 }
 
 impl CompareError {

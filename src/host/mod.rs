@@ -8,6 +8,7 @@ use std::path::Path;
 use crate::isolate::{BackingInfo, MountApi, Privilege};
 
 pub mod conditions;
+pub mod machine;
 
 /// `/proc/filesystems`' text, read once per process: every judgement of what
 /// this kernel can mount (run, claims, doctor's facts and probes) sees the same
@@ -49,6 +50,11 @@ pub struct HostInfo {
     /// Per layout: overlay superblock options in force, read back from mountinfo
     /// (one example mount).
     pub overlay_options_in_force: BTreeMap<String, String>,
+    /// Bare metal, virtualised or emulated (QEMU TCG), and the signs read:
+    /// timings from an emulated CPU compare with nothing else (absent in
+    /// reports written before it was recorded).
+    #[serde(default)]
+    pub machine: Option<machine::Machine>,
 }
 
 impl HostInfo {
@@ -87,6 +93,7 @@ impl HostInfo {
                 .flatten()
                 .unwrap_or(4096) as u64,
             overlay_params: read_params(&root.join("sys/module/overlay/parameters")),
+            machine: Some(machine::classify(&machine::Signs::read(root))),
             ..HostInfo::default()
         }
     }

@@ -33,8 +33,8 @@ pub use mountinfo::{MountEntry, MountInfo};
 pub use mounts::{
     attach_overlay, common_parent, data_only_lowers_available, detached_unmounts, mount_device,
     mount_overlay, mount_overlay_as, mount_overlay_with_data, new_api_available, Idmap, MountApi,
-    MountGuard, MountHow, MountedOverlay, OverlayMount, Unmount, CLASSIC_OPTIONS_LIMIT,
-    MAX_LOWER_LAYERS,
+    MountGuard, MountHow, MountedOverlay, OverlayMount, OverlayParserFacts, Unmount,
+    CLASSIC_OPTIONS_LIMIT, MAX_LOWER_LAYERS,
 };
 
 /// Builds an overlay inside a fresh user namespace (identity map) and returns

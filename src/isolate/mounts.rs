@@ -16,7 +16,7 @@ use nix::mount::{umount2, MntFlags, MsFlags};
 use super::idmap::{IdmapMode, UserNamespace};
 use super::mountinfo::{overlay_data_lowers, overlay_lowers, MountInfo};
 use super::newmount::mount_new_api;
-pub use super::newmount::{data_only_lowers_available, new_api_available};
+pub use super::newmount::{data_only_lowers_available, new_api_available, OverlayParserFacts};
 use super::IsolateError;
 
 /// The kernel's limit on overlay lower layers (`OVL_MAX_STACK`).
@@ -467,6 +467,41 @@ pub fn common_parent(paths: &[PathBuf]) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What Debian 12's 6.1 answered (the VFS's legacy parser takes every key)
+    /// and what 6.12 answers.
+    const FACTS_6_1: OverlayParserFacts = OverlayParserFacts {
+        unknown_key: Ok(()),
+        lowerdir_append: Ok(()),
+        data_only: Ok(()),
+    };
+    const FACTS_6_12: OverlayParserFacts = OverlayParserFacts {
+        unknown_key: Err(nix::errno::Errno::EINVAL as i32),
+        lowerdir_append: Err(nix::errno::Errno::ENOENT as i32),
+        data_only: Ok(()),
+    };
+
+    #[test]
+    fn a_legacy_overlay_parser_has_neither_data_only_lowers_nor_lowerdir_append() {
+        let e = FACTS_6_1
+            .data_only_lowers()
+            .expect_err("6.1 has no data-only lowers");
+        assert!(e.contains("only at mount time") && e.contains("6.5"), "{e}");
+        let e = FACTS_6_1.append_lowers().expect_err("6.1 has no lowerdir+");
+        assert!(e.contains("6.8"), "{e}");
+        assert_eq!(FACTS_6_12.data_only_lowers(), Ok(()));
+        assert_eq!(FACTS_6_12.append_lowers(), Ok(()));
+        // 6.5/6.6: overlay's own parser, data-only lowers, no lowerdir+ yet.
+        let f = OverlayParserFacts {
+            lowerdir_append: Err(nix::errno::Errno::EINVAL as i32),
+            ..FACTS_6_12
+        };
+        assert!(f.data_only_lowers().is_ok());
+        assert!(f
+            .append_lowers()
+            .expect_err("6.5")
+            .contains("Invalid argument"));
+    }
 
     fn spec(layers: usize, name_len: usize) -> OverlayMount {
         OverlayMount {

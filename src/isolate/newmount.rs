@@ -38,15 +38,89 @@ pub(super) fn move_detached(mnt: &OwnedFd, target: &Path) -> std::io::Result<()>
     .map_err(std::io::Error::from)
 }
 
-/// Whether this kernel's overlay takes data-only lower layers: its option parser
-/// is asked to accept `lowerdir=/::/` (one lower, one data-only layer). Nothing
-/// is mounted. `Err` says why not.
+/// What this kernel's overlay option parser answers, asked through `fsconfig`
+/// without mounting anything: the facts `run`, `plan`, `claims` and `doctor`
+/// judge the parser-level features from (`append_lowers`, `data_only_lowers`).
+///
+/// Before Linux 6.5 overlay had no parser of its own for the new mount API: the
+/// VFS's legacy one only appends each `key=value` to a one-page string that
+/// `mount` parses later, so every `fsconfig` is accepted — an accepted
+/// `lowerdir=/::/` says nothing there (Debian 12's 6.1 accepts it, then its
+/// mount of a data-only stack fails with EINVAL). An unknown key tells the
+/// two parsers apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OverlayParserFacts {
+    /// `fsconfig(fsopen("overlay"), "overlaybench-unknown-key", "x")`: overlay's
+    /// own parser refuses it (EINVAL); the legacy one accepts it.
+    pub unknown_key: Result<(), i32>,
+    /// `fsconfig(…, "lowerdir+", "/nonexistent-…")`: ENOENT when the key is
+    /// known and the path was looked up.
+    pub lowerdir_append: Result<(), i32>,
+    /// `fsconfig(…, "lowerdir", "/::/")`: one lower and one data-only layer.
+    pub data_only: Result<(), i32>,
+}
+
+impl OverlayParserFacts {
+    /// Asks this kernel (a fresh `fsopen` per question: the legacy parser keeps
+    /// what it was given). Err: `fsopen("overlay")` itself failed.
+    pub fn look() -> Result<OverlayParserFacts, String> {
+        let ask = |key: &str, value: &str| -> Result<Result<(), i32>, String> {
+            let fs = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC)
+                .map_err(|e| format!("fsopen(\"overlay\") failed: {e}"))?;
+            Ok(fsconfig_set_string(fs.as_fd(), key, value).map_err(|e| e.raw_os_error()))
+        };
+        Ok(OverlayParserFacts {
+            unknown_key: ask("overlaybench-unknown-key", "x")?,
+            lowerdir_append: ask("lowerdir+", "/nonexistent-overlaybench-probe")?,
+            data_only: ask("lowerdir", "/::/")?,
+        })
+    }
+
+    /// Whether overlay parses its options when `fsconfig` gives them (Linux
+    /// 6.5 and later), not only at mount time.
+    pub fn parses_at_fsconfig(&self) -> bool {
+        self.unknown_key.is_err()
+    }
+
+    /// `lowerdir+`/`datadir+` (Linux 6.8 and later): each layer passed on its
+    /// own, no one-page limit. Err says why not.
+    pub fn append_lowers(&self) -> Result<(), String> {
+        if !self.parses_at_fsconfig() {
+            return Err(LEGACY_PARSER.to_string() + ", without lowerdir+ (Linux 6.8)");
+        }
+        match self.lowerdir_append {
+            Err(e) if e == rustix::io::Errno::NOENT.raw_os_error() => Ok(()),
+            Err(e) => Err(format!(
+                "fsconfig refuses lowerdir+ ({}): Linux 6.8 and later take it",
+                std::io::Error::from_raw_os_error(e)
+            )),
+            Ok(()) => Err("fsconfig took lowerdir+ with a path that does not exist".into()),
+        }
+    }
+
+    /// Data-only lower layers (`lowerdir=A::DATA`, Linux 6.5 and later). Err
+    /// says why not.
+    pub fn data_only_lowers(&self) -> Result<(), String> {
+        if !self.parses_at_fsconfig() {
+            return Err(LEGACY_PARSER.to_string() + ", without data-only lower layers (Linux 6.5)");
+        }
+        self.data_only.map_err(|e| {
+            format!(
+                "the overlay option parser refuses a data-only lower (lowerdir=/::/): {}",
+                std::io::Error::from_raw_os_error(e)
+            )
+        })
+    }
+}
+
+const LEGACY_PARSER: &str =
+    "this kernel's overlay parses its options only at mount time (fsconfig accepts an unknown key): \
+     a kernel before 6.5";
+
+/// Whether this kernel's overlay takes data-only lower layers
+/// (`OverlayParserFacts::data_only_lowers`). Nothing is mounted.
 pub fn data_only_lowers_available() -> Result<(), String> {
-    let fs = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC)
-        .map_err(|e| format!("fsopen(\"overlay\") failed: {e}"))?;
-    fsconfig_set_string(fs.as_fd(), "lowerdir", "/::/").map_err(|e| {
-        format!("the overlay option parser refuses a data-only lower (lowerdir=/::/): {e}")
-    })
+    OverlayParserFacts::look()?.data_only_lowers()
 }
 
 /// Builds the overlay `spec` (with data-only lowers `data`) and attaches it;
@@ -184,17 +258,7 @@ fn mount_err(spec: &OverlayMount, fs: Option<&OwnedFd>, errno: rustix::io::Errno
     }
 }
 
-/// Probes whether the kernel accepts `lowerdir+` (new mount API for overlay).
+/// Whether the kernel accepts `lowerdir+` (new mount API for overlay).
 pub fn new_api_available() -> bool {
-    match fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC) {
-        Ok(fs) => {
-            // A relative path that cannot exist: EINVAL means the key is unknown,
-            // ENOENT means the key is known and the path was looked up.
-            matches!(
-                fsconfig_set_string(fs.as_fd(), "lowerdir+", "/nonexistent-overlaybench-probe"),
-                Err(e) if e == rustix::io::Errno::NOENT
-            )
-        }
-        Err(_) => false,
-    }
+    OverlayParserFacts::look().is_ok_and(|f| f.append_lowers().is_ok())
 }

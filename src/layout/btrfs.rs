@@ -26,7 +26,7 @@ use super::{
 };
 use crate::image::apply::WhiteoutStyle;
 use crate::image::ImageSource;
-use crate::isolate::{mount_device, LoopDevice, Privilege};
+use crate::isolate::Privilege;
 use crate::probe::extents::{extents, Extent};
 use crate::sys;
 
@@ -148,42 +148,14 @@ fn probe_tools(at: &ProbeHost<'_>) -> ProbeOutcome {
 /// image file in doctor's tmpfs, detached when unmounted), then a container
 /// of a tiny image made by this layout on it.
 fn probe_mount(at: &ProbeHost<'_>) -> ProbeOutcome {
-    let d = at.dir.join("btrfs");
-    let run = || -> Result<(String, std::time::Duration), String> {
-        let io = |what: &'static str, p: &Path| {
-            let p = p.display().to_string();
-            move |e: std::io::Error| format!("{what} {p}: {e}")
-        };
-        fs::create_dir_all(&d).map_err(io("creating", &d))?;
-        let img = d.join("btrfs.img");
-        File::create(&img)
-            .and_then(|f| f.set_len(PROBE_IMAGE_BYTES))
-            .map_err(io("creating", &img))?;
-        host::tool(
-            Command::new("mkfs.btrfs")
-                .args(["-q", "-f", "--mixed"])
-                .arg(&img),
-            "scripts/setup installs btrfs-progs",
-        )?;
-        let dev = LoopDevice::attach(&img).map_err(|e| e.to_string())?;
-        let m = d.join("m");
-        fs::create_dir_all(&m).map_err(io("creating", &m))?;
-        let started = std::time::Instant::now();
-        let guard = mount_device(dev.path(), &m, ENTRY.name, false).map_err(|e| e.to_string())?;
-        let took = started.elapsed();
-        let used = host::probe_stack(&ENTRY, &m, Privilege::Root);
-        guard.unmount().map_err(|e| e.to_string())?;
-        drop(dev);
-        let (detail, container_took) = used?;
-        Ok((
-            format!(
-                "mkfs.btrfs made a filesystem on a loop device, mounted in {} µs; {detail}",
-                took.as_micros()
-            ),
-            container_took,
-        ))
-    };
-    ProbeOutcome::of(run())
+    ProbeOutcome::of(host::on_own_filesystem(
+        &at.dir.join("btrfs"),
+        ENTRY.name,
+        PROBE_IMAGE_BYTES,
+        Command::new("mkfs.btrfs").args(["-q", "-f", "--mixed"]),
+        "scripts/setup installs btrfs-progs",
+        |m| host::probe_stack(&ENTRY, m, Privilege::Root),
+    ))
 }
 
 /// The btrfs layout.

@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 use super::{LayoutConfig, LayoutEntry, LayoutError};
 use crate::image::{generate, GeneratorParams, ImageShape, SizeRange};
 use crate::isolate::{
-    data_only_lowers_available, erofs_available, mkfs_erofs_takes_tar, new_api_available,
-    run_command, MountApi, Privilege,
+    erofs_available, mkfs_erofs_takes_tar, new_api_available, run_command, MountApi,
+    OverlayParserFacts, Privilege,
 };
 
 /// Which engines run a layout (doctor chooses among each kind separately).
@@ -43,6 +43,8 @@ pub enum Feature {
     MultipleLowers,
     /// Overlay data-only lower layers (`lowerdir=A::DATA`, `datadir+`).
     DataOnlyLowers,
+    /// Overlay's `lowerdir+` (the new mount API passing each layer on its own).
+    AppendLowers,
     /// EROFS images mount.
     Erofs,
     /// `mkfs.erofs` (erofs-utils) runs.
@@ -57,6 +59,7 @@ impl Feature {
             Feature::OverlayMount => Some("overlay mount"),
             Feature::MultipleLowers => Some("multiple lowers"),
             Feature::DataOnlyLowers => Some("data-only lower layers"),
+            Feature::AppendLowers => Some(APPEND_LOWERS_PROBE),
             Feature::Erofs => Some("EROFS images"),
             Feature::RealRoot { .. } | Feature::MkfsErofs => None,
         }
@@ -69,24 +72,56 @@ impl Feature {
             Feature::OverlayMount => "overlay in the kernel",
             Feature::MultipleLowers => "multiple overlay lower layers",
             Feature::DataOnlyLowers => "overlay data-only lower layers",
+            Feature::AppendLowers => "overlay's lowerdir+ (new mount API)",
             Feature::Erofs => "EROFS in the kernel",
             Feature::MkfsErofs => "mkfs.erofs (erofs-utils)",
         }
     }
 
     /// Checked without mounting anything of a layout (`run`'s and `plan`'s
-    /// preflight): Err with the detail when missing; None when only a mount
-    /// tells (the run's own mounts find out, doctor's probes report it).
-    pub fn check(self, privilege: Privilege) -> Option<Result<(), String>> {
+    /// preflight), from `facts`: Err with the detail when missing; None when
+    /// only a mount tells (the run's own mounts find out, doctor's probes
+    /// report it).
+    pub fn check(self, privilege: Privilege, facts: &HostFacts) -> Option<Result<(), String>> {
+        let overlay = |judge: fn(&OverlayParserFacts) -> Result<(), String>| {
+            facts.overlay.as_ref().map_err(Clone::clone).and_then(judge)
+        };
         match self {
             Feature::RealRoot { why } => Some(match privilege {
                 Privilege::Root => Ok(()),
                 Privilege::Rootless => Err(why.to_string()),
             }),
-            Feature::Erofs => Some(erofs_available()),
-            Feature::MkfsErofs => Some(mkfs_erofs_takes_tar().map(|_| ())),
-            Feature::DataOnlyLowers => Some(data_only_lowers_available()),
+            Feature::Erofs => Some(facts.erofs.clone()),
+            Feature::MkfsErofs => Some(facts.mkfs_erofs.clone()),
+            Feature::DataOnlyLowers => Some(overlay(OverlayParserFacts::data_only_lowers)),
+            Feature::AppendLowers => Some(overlay(OverlayParserFacts::append_lowers)),
             Feature::OverlayMount | Feature::MultipleLowers => None,
+        }
+    }
+}
+
+/// The name of doctor's `lowerdir+` probe in `kernel.features`.
+pub const APPEND_LOWERS_PROBE: &str = "new mount API (lowerdir+)";
+
+/// What `Feature::check` judges from: the kernel's and tools' answers, looked
+/// up once (`HostFacts::look`), or written down for another kernel in a test.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostFacts {
+    /// Overlay's option parser (Err: overlay cannot even be opened).
+    pub overlay: Result<OverlayParserFacts, String>,
+    /// EROFS in the kernel.
+    pub erofs: Result<(), String>,
+    /// `mkfs.erofs` that takes a tar.
+    pub mkfs_erofs: Result<(), String>,
+}
+
+impl HostFacts {
+    /// This host's.
+    pub fn look() -> HostFacts {
+        HostFacts {
+            overlay: OverlayParserFacts::look(),
+            erofs: erofs_available(),
+            mkfs_erofs: mkfs_erofs_takes_tar().map(|_| ()),
         }
     }
 }
@@ -274,6 +309,17 @@ impl LayoutEntry {
         if self.caps.baseline {
             return Support::Runnable;
         }
+        // A required feature seen missing decides first, whatever the layout's
+        // own probe did: `run` refuses (or skips) the layout for the same
+        // feature (`host_support`), so doctor and run never disagree on it.
+        if let Some(f) = self
+            .host
+            .requires
+            .iter()
+            .find(|f| f.probe_name().is_some_and(|n| seen(n) == Some(false)))
+        {
+            return Support::Unsupported { missing: Some(*f) };
+        }
         if let Some(own) = self.host.probe.and_then(|p| seen(p.name)) {
             return if own {
                 Support::Runnable
@@ -301,10 +347,20 @@ impl LayoutEntry {
 
     /// Whether this host can run the layout with `privilege`, by the features
     /// it needs that a look tells (`Feature::check`); `LayoutError::Unsupported`
-    /// names the first one missing. `run` and `plan` ask this before measuring.
+    /// names the first one missing. `run`, `plan` and `claims` ask this before
+    /// measuring; doctor's judgement (`judge`) puts the same features first.
     pub fn host_support(&self, privilege: Privilege) -> Result<(), LayoutError> {
+        self.host_support_on(privilege, &HostFacts::look())
+    }
+
+    /// `host_support` judged from `facts` (another kernel's, in a test).
+    pub fn host_support_on(
+        &self,
+        privilege: Privilege,
+        facts: &HostFacts,
+    ) -> Result<(), LayoutError> {
         for f in self.host.requires {
-            if let Some(Err(detail)) = f.check(privilege) {
+            if let Some(Err(detail)) = f.check(privilege, facts) {
                 return Err(LayoutError::Unsupported {
                     layout: self.name,
                     feature: f.label(),
@@ -459,6 +515,46 @@ pub fn probe_stack(
     ))
 }
 
+/// Runs `probe` on a filesystem of its own: a sparse `bytes`-byte image
+/// `dir/<fstype>.img` formatted by `mkfs` (given the image path last), on a
+/// loop device, mounted at `dir/m` — how doctor probes a layout on the kind
+/// of filesystem its store really lives on, not on its tmpfs. Unmounted and
+/// detached before it returns. Says what was made, then `probe`'s detail.
+pub(super) fn on_own_filesystem(
+    dir: &Path,
+    fstype: &str,
+    bytes: u64,
+    mkfs: &mut Command,
+    hint: &str,
+    probe: impl FnOnce(&Path) -> Result<(String, Duration), String>,
+) -> Result<(String, Duration), String> {
+    fs::create_dir_all(dir).map_err(io("creating", dir))?;
+    let img = dir.join(format!("{fstype}.img"));
+    fs::File::create(&img)
+        .and_then(|f| f.set_len(bytes))
+        .map_err(io("creating", &img))?;
+    let program = mkfs.get_program().to_string_lossy().into_owned();
+    tool(mkfs.arg(&img), hint)?;
+    let dev = crate::isolate::LoopDevice::attach(&img).map_err(|e| e.to_string())?;
+    let m = dir.join("m");
+    fs::create_dir_all(&m).map_err(io("creating", &m))?;
+    let started = Instant::now();
+    let guard =
+        crate::isolate::mount_device(dev.path(), &m, fstype, false).map_err(|e| e.to_string())?;
+    let took = started.elapsed();
+    let used = probe(&m);
+    guard.unmount().map_err(|e| e.to_string())?;
+    drop(dev);
+    let (detail, probe_took) = used?;
+    Ok((
+        format!(
+            "{program} made a filesystem on a loop device, mounted in {} µs; {detail}",
+            took.as_micros()
+        ),
+        probe_took,
+    ))
+}
+
 /// The probe every layout without a special one uses: `probe_stack` as root.
 pub(super) fn probe_as_root(entry: &LayoutEntry, at: &ProbeHost<'_>) -> ProbeOutcome {
     ProbeOutcome::of(probe_stack(entry, at.dir, Privilege::Root))
@@ -482,6 +578,59 @@ mod tests {
         let fs = "nodev\tsysfs\nnodev\ttmpfs\n\text4\n\tbtrfs\nnodev\tfuse\n\terofs\n";
         assert!(kernel_has(fs, "btrfs") && kernel_has(fs, "fuse") && !kernel_has(fs, "xfs"));
         assert!(!kernel_has(fs, "tmp"), "whole names only");
+    }
+
+    /// Debian 12's 6.1: overlay's legacy parser (accepts every fsconfig key,
+    /// so it tells nothing of data-only lowers), EROFS and mkfs.erofs there.
+    fn facts_6_1() -> HostFacts {
+        HostFacts {
+            overlay: Ok(OverlayParserFacts {
+                unknown_key: Ok(()),
+                lowerdir_append: Ok(()),
+                data_only: Ok(()),
+            }),
+            erofs: Ok(()),
+            mkfs_erofs: Ok(()),
+        }
+    }
+
+    #[test]
+    fn on_6_1_rootless_and_composefs_are_refused_naming_the_feature() {
+        let f = facts_6_1();
+        let refused = |name: &str| {
+            let e = super::super::entry(name).expect("layout");
+            e.host_support_on(Privilege::Root, &f)
+                .expect_err(name)
+                .to_string()
+        };
+        let e = refused("rootless");
+        assert!(e.contains("lowerdir+") && e.contains("6.8"), "{e}");
+        let e = refused("composefs");
+        assert!(
+            e.contains("data-only lower layers") && e.contains("6.5"),
+            "{e}"
+        );
+        for name in [
+            "overlay2",
+            "overlay",
+            "plain",
+            "containerd",
+            "erofs",
+            "fuse-overlayfs",
+        ] {
+            let e = super::super::entry(name).expect("layout");
+            assert!(e.host_support_on(Privilege::Root, &f).is_ok(), "{name}");
+        }
+        // Doctor judges from its probes with the same features first: on 6.1
+        // the lowerdir+ probe failed, so rootless is unsupported for it, even
+        // where a stack probe of its own would be said to work.
+        let rootless = super::super::entry("rootless").expect("rootless");
+        assert_eq!(
+            rootless.judge(|n| Some(n != APPEND_LOWERS_PROBE)),
+            Support::Unsupported {
+                missing: Some(Feature::AppendLowers)
+            }
+        );
     }
 
     #[test]

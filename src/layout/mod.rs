@@ -30,7 +30,7 @@ use crate::isolate::{BackingInfo, IsolateError, MountApi, MountHow, Privilege, U
 
 pub use crate::isolate::MAX_LOWER_LAYERS;
 pub use claims::{Claim, CLAIMS};
-pub use host::{Engine, Feature, HostProfile, Support};
+pub use host::{Engine, Feature, HostFacts, HostProfile, Support};
 pub use spec::{MountHost, MountSpec, OverlaySpec};
 pub use verify::{CopyUpCheck, Touch};
 

@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 use super::host::{self, ProbeOutcome, StackProbe};
 use super::{
     fsops, mount_overlay_spec, mounted_overlay, overlay2, spec, Capabilities, ContainerDirs,
-    CopyUp, Engine, HostProfile, Layout, LayoutConfig, LayoutEntry, LayoutError, MountHost,
-    MountSpec, Mounted, PreparedImage, Style, TableMounts,
+    CopyUp, Engine, Feature, HostProfile, Layout, LayoutConfig, LayoutEntry, LayoutError,
+    MountHost, MountSpec, Mounted, PreparedImage, Style, TableMounts,
 };
 use crate::image::apply::{ApplyOptions, WhiteoutStyle};
 use crate::image::ImageSource;
@@ -55,20 +55,47 @@ pub static ENTRY: LayoutEntry = LayoutEntry {
     create: |config| Box::new(Rootless::new(config.clone())),
     host: HostProfile {
         engine: Engine::Rootless,
+        // Every mount of it is the new API's with one `lowerdir+` per layer
+        // (a mount made in another namespace travels only as a detached fd).
+        requires: &[Feature::AppendLowers],
         probe: Some(StackProbe {
             name: "rootless overlay (user namespace)",
             root_only: false,
-            run: |at| {
-                ProbeOutcome::of(host::probe_stack(
-                    &ENTRY,
-                    &at.dir.join("rootless"),
-                    at.privilege,
-                ))
-            },
+            run: probe_mount,
         }),
         ..HostProfile::rootful()
     },
 };
+
+/// doctor's probe. As root: on an ext4 filesystem of its own (a loop device
+/// over a sparse image in doctor's tmpfs), where a rootless store really lives
+/// (a home directory's ext4 or xfs) — tmpfs keeps `user.*` xattrs only since
+/// Linux 6.6, so a probe there would call rootless overlay unsupported on
+/// kernels where it works. Rootless (no loop devices): on doctor's tmpfs, and
+/// the detail says so.
+fn probe_mount(at: &host::ProbeHost<'_>) -> ProbeOutcome {
+    let dir = at.dir.join("rootless");
+    ProbeOutcome::of(match at.privilege {
+        Privilege::Root => host::on_own_filesystem(
+            &dir,
+            "ext4",
+            PROBE_IMAGE_BYTES,
+            std::process::Command::new("mkfs.ext4").args(["-q", "-F"]),
+            "mkfs.ext4 is in e2fsprogs",
+            |m| host::probe_stack(&ENTRY, m, at.privilege),
+        ),
+        Privilege::Rootless => host::probe_stack(&ENTRY, &dir, at.privilege).map(|(d, t)| {
+            (
+                format!("on doctor's tmpfs (no loop device without root): {d}"),
+                t,
+            )
+        }),
+    })
+}
+
+/// The rootless probe's ext4 image: sparse, so it takes only what mkfs.ext4
+/// writes of doctor's tmpfs.
+const PROBE_IMAGE_BYTES: u64 = 64 << 20;
 
 /// The rootless layout.
 #[derive(Debug, Clone)]

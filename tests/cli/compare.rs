@@ -275,6 +275,49 @@ fn compare_refuses_bad_and_incomparable_input() {
         ));
 }
 
+/// A real report whose host facts say it ran under QEMU's emulator (TCG):
+/// compare refuses to gate it against anything — a real run, or itself —
+/// with exit 2 naming the report (the input cannot be gated anywhere; the
+/// host running compare lacks nothing), and prints no verdict.
+fn compare_refuses_timings_measured_under_emulation() {
+    let d = tmp();
+    let real = gate_run(d.path(), "real", &["--workloads", "lookup"]);
+    let text = std::fs::read_to_string(real.join("report.json")).expect("report");
+    let mut r: serde_json::Value = serde_json::from_str(&text).expect("json");
+    r["host"]["machine"] = serde_json::json!({
+        "kind": "emulated",
+        "hypervisor": "QEMU TCG",
+        "evidence": ["cpuid 0x40000000: \"TCGTCGTCGTCG\""]
+    });
+    let emulated = d.path().join("emulated.json");
+    std::fs::write(&emulated, r.to_string()).expect("w");
+    for (a, b) in [
+        (real.as_path(), emulated.as_path()),
+        (emulated.as_path(), real.as_path()),
+        (emulated.as_path(), emulated.as_path()),
+    ] {
+        bin()
+            .arg("compare")
+            .arg(a)
+            .arg(b)
+            .args(["--noisy", "warn"])
+            .assert()
+            .code(2)
+            .stdout(predicate::str::is_empty())
+            .stderr(predicate::str::contains(emulated.display().to_string()))
+            .stderr(predicate::str::contains("emulated CPU (QEMU TCG"))
+            .stderr(predicate::str::contains("refuses to gate"));
+    }
+    // The real report still gates against itself.
+    bin()
+        .arg("compare")
+        .arg(&real)
+        .arg(&real)
+        .args(["--noisy", "warn"])
+        .assert()
+        .success();
+}
+
 /// This module's tests, each with whether it needs root.
 pub fn tests() -> Vec<(&'static str, bool, fn())> {
     vec![
@@ -292,6 +335,11 @@ pub fn tests() -> Vec<(&'static str, bool, fn())> {
             "compare::compare_refuses_bad_and_incomparable_input",
             false,
             compare_refuses_bad_and_incomparable_input,
+        ),
+        (
+            "compare::compare_refuses_timings_measured_under_emulation",
+            true,
+            compare_refuses_timings_measured_under_emulation,
         ),
     ]
 }

@@ -101,6 +101,16 @@ fn doctor_probes_features_by_mounting() {
             .unwrap_or_else(|| panic!("no probe {n}"))
     };
     assert!(feature("overlay mount").supported && feature("multiple lowers").supported);
+    // Rootless overlay is probed on ext4, where a rootless store lives, not
+    // on doctor's tmpfs (which keeps user.* xattrs only since Linux 6.6).
+    let rootless = feature("rootless overlay (user namespace)");
+    assert!(
+        rootless.supported
+            && rootless
+                .detail
+                .starts_with("mkfs.ext4 made a filesystem on a loop device"),
+        "{rootless:?}"
+    );
     assert!(
         r.kernel.max_lower_layers.is_some_and(|m| m >= 2),
         "{:?}",

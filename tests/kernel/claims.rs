@@ -36,6 +36,7 @@ fn check_on(slug: &str, kind: BackingKind) -> Result<ClaimRecord, Failed> {
     let config = crate::config(MountApi::New);
     let layouts: Vec<Box<dyn Layout>> = layout::LAYOUTS
         .iter()
+        .filter(|e| e.host_support(config.privilege).is_ok())
         .map(|e| (e.create)(&config))
         .collect();
     let entry = claims::entry(slug).ok_or("no such claim")?;
