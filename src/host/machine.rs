@@ -74,7 +74,12 @@ impl Signs {
         Signs {
             cpuid_vendor,
             hypervisor_flag,
-            cpu_model: super::cpu_model(&cpuinfo),
+            cpu_model: cpuinfo
+                .lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+                .unwrap_or_default(),
             dmi_vendor: read("sys/class/dmi/id/sys_vendor").trim().to_string(),
         }
     }

@@ -142,28 +142,12 @@ fn run_with_claims_reports_them() {
 }
 
 /// This module's tests, each with whether it needs root.
-pub fn tests() -> Vec<(&'static str, bool, fn())> {
+pub fn tests() -> Vec<(String, bool, fn())> {
     vec![
-        (
-            "claims::json_parses_back_with_host_and_backing",
-            true,
-            json_parses_back_with_host_and_backing,
-        ),
-        (
-            "claims::table_leads_with_the_verdicts",
-            true,
-            table_leads_with_the_verdicts,
-        ),
-        (
-            "claims::bad_input_exits_2_naming_the_choices",
-            false,
-            bad_input_exits_2_naming_the_choices,
-        ),
-        ("claims::without_root_exits_3", true, without_root_exits_3),
-        (
-            "claims::run_with_claims_reports_them",
-            true,
-            run_with_claims_reports_them,
-        ),
+        cli_trial!(json_parses_back_with_host_and_backing),
+        cli_trial!(table_leads_with_the_verdicts),
+        cli_trial!(bad_input_exits_2_naming_the_choices, user),
+        cli_trial!(without_root_exits_3),
+        cli_trial!(run_with_claims_reports_them),
     ]
 }

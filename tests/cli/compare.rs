@@ -319,27 +319,11 @@ fn compare_refuses_timings_measured_under_emulation() {
 }
 
 /// This module's tests, each with whether it needs root.
-pub fn tests() -> Vec<(&'static str, bool, fn())> {
+pub fn tests() -> Vec<(String, bool, fn())> {
     vec![
-        (
-            "compare::compare_passes_a_run_against_itself_and_writes_every_format",
-            true,
-            compare_passes_a_run_against_itself_and_writes_every_format,
-        ),
-        (
-            "compare::compare_flags_a_slowdown_and_not_the_same_configuration",
-            true,
-            compare_flags_a_slowdown_and_not_the_same_configuration,
-        ),
-        (
-            "compare::compare_refuses_bad_and_incomparable_input",
-            false,
-            compare_refuses_bad_and_incomparable_input,
-        ),
-        (
-            "compare::compare_refuses_timings_measured_under_emulation",
-            true,
-            compare_refuses_timings_measured_under_emulation,
-        ),
+        cli_trial!(compare_passes_a_run_against_itself_and_writes_every_format),
+        cli_trial!(compare_flags_a_slowdown_and_not_the_same_configuration),
+        cli_trial!(compare_refuses_bad_and_incomparable_input, user),
+        cli_trial!(compare_refuses_timings_measured_under_emulation),
     ]
 }

@@ -209,27 +209,11 @@ fn doctor_probes_every_stack_and_cites_figures() {
 }
 
 /// This module's tests, each with whether it needs root.
-pub fn tests() -> Vec<(&'static str, bool, fn())> {
+pub fn tests() -> Vec<(String, bool, fn())> {
     vec![
-        (
-            "doctor::doctor_reports_hostile_configs_without_crashing",
-            false,
-            doctor_reports_hostile_configs_without_crashing,
-        ),
-        (
-            "doctor::doctor_refuses_a_missing_path",
-            false,
-            doctor_refuses_a_missing_path,
-        ),
-        (
-            "doctor::doctor_probes_features_by_mounting",
-            true,
-            doctor_probes_features_by_mounting,
-        ),
-        (
-            "doctor::doctor_probes_every_stack_and_cites_figures",
-            true,
-            doctor_probes_every_stack_and_cites_figures,
-        ),
+        cli_trial!(doctor_reports_hostile_configs_without_crashing, user),
+        cli_trial!(doctor_refuses_a_missing_path, user),
+        cli_trial!(doctor_probes_features_by_mounting),
+        cli_trial!(doctor_probes_every_stack_and_cites_figures),
     ]
 }

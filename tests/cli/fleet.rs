@@ -885,42 +885,17 @@ pub fn remove_fixture() {
     }
 }
 
-pub fn tests() -> Vec<(&'static str, bool, fn())> {
+pub fn tests() -> Vec<(String, bool, fn())> {
     vec![
-        (
-            "fleet::merge_stdin_skips_long_and_invalid_lines_in_bounded_memory",
-            false,
+        cli_trial!(
             merge_stdin_skips_long_and_invalid_lines_in_bounded_memory,
+            user
         ),
-        (
-            "fleet::manifest_validates_against_three_kubernetes_minors",
-            false,
-            manifest_validates_against_three_kubernetes_minors,
-        ),
-        (
-            "fleet::node_run_writes_its_folder_summary_line_and_textfile",
-            true,
-            node_run_writes_its_folder_summary_line_and_textfile,
-        ),
-        (
-            "fleet::merge_of_real_runs_finds_groups_outliers_and_problems",
-            true,
-            merge_of_real_runs_finds_groups_outliers_and_problems,
-        ),
-        (
-            "fleet::doctor_exit_code_follows_the_npd_plugin_contract",
-            true,
-            doctor_exit_code_follows_the_npd_plugin_contract,
-        ),
-        (
-            "fleet::merge_streams_node_reports_in_bounded_memory",
-            false,
-            merge_streams_node_reports_in_bounded_memory,
-        ),
-        (
-            "fleet::image_runs_to_a_complete_report_with_the_manifests_privileges",
-            true,
-            image_runs_to_a_complete_report_with_the_manifests_privileges,
-        ),
+        cli_trial!(manifest_validates_against_three_kubernetes_minors, user),
+        cli_trial!(node_run_writes_its_folder_summary_line_and_textfile),
+        cli_trial!(merge_of_real_runs_finds_groups_outliers_and_problems),
+        cli_trial!(doctor_exit_code_follows_the_npd_plugin_contract),
+        cli_trial!(merge_streams_node_reports_in_bounded_memory, user),
+        cli_trial!(image_runs_to_a_complete_report_with_the_manifests_privileges),
     ]
 }

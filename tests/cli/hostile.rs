@@ -722,82 +722,22 @@ fn doctor_reads_the_packaged_storage_conf() {
 }
 
 /// This module's tests, each with whether it needs root.
-pub fn tests() -> Vec<(&'static str, bool, fn())> {
+pub fn tests() -> Vec<(String, bool, fn())> {
     vec![
-        (
-            "hostile::unbounded_or_odd_inputs_are_refused_with_exit_2",
-            false,
-            unbounded_or_odd_inputs_are_refused_with_exit_2,
-        ),
-        (
-            "hostile::closed_or_full_output_never_panics",
-            false,
-            closed_or_full_output_never_panics,
-        ),
-        (
-            "hostile::errors_are_said_once_and_bad_numbers_name_their_option",
-            false,
-            errors_are_said_once_and_bad_numbers_name_their_option,
-        ),
-        (
-            "hostile::gate_refuses_partial_empty_and_misspelt_input",
-            false,
-            gate_refuses_partial_empty_and_misspelt_input,
-        ),
-        (
-            "hostile::output_folders_are_never_reused_silently",
-            false,
-            output_folders_are_never_reused_silently,
-        ),
-        (
-            "hostile::refused_runs_write_nothing_outside_their_dirs",
-            false,
-            refused_runs_write_nothing_outside_their_dirs,
-        ),
-        (
-            "hostile::out_on_a_read_only_filesystem_is_bad_input",
-            true,
-            out_on_a_read_only_filesystem_is_bad_input,
-        ),
-        (
-            "hostile::sizes_are_checked_against_the_plan_and_the_host",
-            true,
-            sizes_are_checked_against_the_plan_and_the_host,
-        ),
-        (
-            "hostile::the_tools_own_sizing_holds_for_what_it_accepts",
-            true,
-            the_tools_own_sizing_holds_for_what_it_accepts,
-        ),
-        (
-            "hostile::every_stop_signal_marks_the_report_and_cleans_up",
-            true,
-            every_stop_signal_marks_the_report_and_cleans_up,
-        ),
-        (
-            "hostile::a_second_signal_aborts_but_marks_and_cleans",
-            true,
-            a_second_signal_aborts_but_marks_and_cleans,
-        ),
-        (
-            "hostile::a_hung_child_is_killed_on_interrupt",
-            true,
-            a_hung_child_is_killed_on_interrupt,
-        ),
-        (
-            "hostile::paths_as_typed_work_once_canonicalised",
-            true,
-            paths_as_typed_work_once_canonicalised,
-        ),
-        (
-            "hostile::doctor_writes_nothing_and_reads_the_store_it_is_given",
-            true,
-            doctor_writes_nothing_and_reads_the_store_it_is_given,
-        ),
-        (
-            "hostile::doctor_reads_the_packaged_storage_conf",
-            false,
-            doctor_reads_the_packaged_storage_conf,
-        ),
+        cli_trial!(unbounded_or_odd_inputs_are_refused_with_exit_2, user),
+        cli_trial!(closed_or_full_output_never_panics, user),
+        cli_trial!(errors_are_said_once_and_bad_numbers_name_their_option, user),
+        cli_trial!(gate_refuses_partial_empty_and_misspelt_input, user),
+        cli_trial!(output_folders_are_never_reused_silently, user),
+        cli_trial!(refused_runs_write_nothing_outside_their_dirs, user),
+        cli_trial!(out_on_a_read_only_filesystem_is_bad_input),
+        cli_trial!(sizes_are_checked_against_the_plan_and_the_host),
+        cli_trial!(the_tools_own_sizing_holds_for_what_it_accepts),
+        cli_trial!(every_stop_signal_marks_the_report_and_cleans_up),
+        cli_trial!(a_second_signal_aborts_but_marks_and_cleans),
+        cli_trial!(a_hung_child_is_killed_on_interrupt),
+        cli_trial!(paths_as_typed_work_once_canonicalised),
+        cli_trial!(doctor_writes_nothing_and_reads_the_store_it_is_given),
+        cli_trial!(doctor_reads_the_packaged_storage_conf, user),
     ]
 }

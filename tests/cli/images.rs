@@ -422,32 +422,12 @@ fn real_image_on_every_layout_row() {
 }
 
 /// This module's tests, each with whether it needs root.
-pub fn tests() -> Vec<(&'static str, bool, fn())> {
+pub fn tests() -> Vec<(String, bool, fn())> {
     vec![
-        (
-            "images::run_on_a_real_image_writes_every_workload",
-            true,
-            run_on_a_real_image_writes_every_workload,
-        ),
-        (
-            "images::run_on_every_transport",
-            true,
-            run_on_every_transport,
-        ),
-        (
-            "images::real_image_on_every_layout_row",
-            true,
-            real_image_on_every_layout_row,
-        ),
-        (
-            "images::plan_for_copies_of_an_image",
-            true,
-            plan_for_copies_of_an_image,
-        ),
-        (
-            "images::doctor_profiles_images_without_mounting",
-            true,
-            doctor_profiles_images_without_mounting,
-        ),
+        cli_trial!(run_on_a_real_image_writes_every_workload),
+        cli_trial!(run_on_every_transport),
+        cli_trial!(real_image_on_every_layout_row),
+        cli_trial!(plan_for_copies_of_an_image),
+        cli_trial!(doctor_profiles_images_without_mounting),
     ]
 }

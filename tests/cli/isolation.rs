@@ -261,42 +261,14 @@ fn erofs_layouts_leave_nothing_after_ctrl_c_and_sigkill() {
 }
 
 /// This module's tests, each with whether it needs root.
-pub fn tests() -> Vec<(&'static str, bool, fn())> {
+pub fn tests() -> Vec<(String, bool, fn())> {
     vec![
-        (
-            "isolation::injected_error_marks_the_report_failed_and_cleans_up",
-            true,
-            injected_error_marks_the_report_failed_and_cleans_up,
-        ),
-        (
-            "isolation::panic_mid_run_leaves_nothing",
-            true,
-            panic_mid_run_leaves_nothing,
-        ),
-        (
-            "isolation::ctrl_c_stops_cleanly_with_a_partial_report",
-            true,
-            ctrl_c_stops_cleanly_with_a_partial_report,
-        ),
-        (
-            "isolation::sigkill_leaves_no_mount_and_the_next_run_removes_the_rest",
-            true,
-            sigkill_leaves_no_mount_and_the_next_run_removes_the_rest,
-        ),
-        (
-            "isolation::ctrl_c_with_each_new_layout_leaves_nothing",
-            true,
-            ctrl_c_with_each_new_layout_leaves_nothing,
-        ),
-        (
-            "isolation::sigkill_with_each_new_layout_leaves_nothing",
-            true,
-            sigkill_with_each_new_layout_leaves_nothing,
-        ),
-        (
-            "isolation::erofs_layouts_leave_nothing_after_ctrl_c_and_sigkill",
-            true,
-            erofs_layouts_leave_nothing_after_ctrl_c_and_sigkill,
-        ),
+        cli_trial!(injected_error_marks_the_report_failed_and_cleans_up),
+        cli_trial!(panic_mid_run_leaves_nothing),
+        cli_trial!(ctrl_c_stops_cleanly_with_a_partial_report),
+        cli_trial!(sigkill_leaves_no_mount_and_the_next_run_removes_the_rest),
+        cli_trial!(ctrl_c_with_each_new_layout_leaves_nothing),
+        cli_trial!(sigkill_with_each_new_layout_leaves_nothing),
+        cli_trial!(erofs_layouts_leave_nothing_after_ctrl_c_and_sigkill),
     ]
 }

@@ -14,28 +14,12 @@ use sha2::{Digest as _, Sha256};
 
 use super::*;
 
-pub fn tests() -> Vec<(&'static str, bool, fn())> {
+pub fn tests() -> Vec<(String, bool, fn())> {
     vec![
-        (
-            "layers::unreproducible_entries_exit_2_naming_them_on_every_layout",
-            true,
-            unreproducible_entries_exit_2_naming_them_on_every_layout,
-        ),
-        (
-            "layers::names_of_255_bytes_import_on_every_layout",
-            true,
-            names_of_255_bytes_import_on_every_layout,
-        ),
-        (
-            "layers::inflation_is_bounded_and_stops_on_a_signal",
-            true,
-            inflation_is_bounded_and_stops_on_a_signal,
-        ),
-        (
-            "layers::deep_and_long_paths_take_bounded_memory",
-            true,
-            deep_and_long_paths_take_bounded_memory,
-        ),
+        cli_trial!(unreproducible_entries_exit_2_naming_them_on_every_layout),
+        cli_trial!(names_of_255_bytes_import_on_every_layout),
+        cli_trial!(inflation_is_bounded_and_stops_on_a_signal),
+        cli_trial!(deep_and_long_paths_take_bounded_memory),
     ]
 }
 

@@ -6,9 +6,13 @@
 //! A custom harness (libtest-mimic) so that a test that needs root and does not
 //! have it is reported *ignored*, never *ok*. CI runs as root: there every test runs.
 
-mod claims;
+// First, in a group of its own: its test-registering macros are in scope
+// for the modules below.
+#[macro_use]
 #[path = "../common/mod.rs"]
 mod common;
+
+mod claims;
 mod compare;
 mod doctor;
 mod fleet;

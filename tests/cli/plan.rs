@@ -64,17 +64,9 @@ fn plan_measures_projects_and_writes_its_files() {
 }
 
 /// This module's tests, each with whether it needs root.
-pub fn tests() -> Vec<(&'static str, bool, fn())> {
+pub fn tests() -> Vec<(String, bool, fn())> {
     vec![
-        (
-            "plan::plan_validates_its_input",
-            false,
-            plan_validates_its_input,
-        ),
-        (
-            "plan::plan_measures_projects_and_writes_its_files",
-            true,
-            plan_measures_projects_and_writes_its_files,
-        ),
+        cli_trial!(plan_validates_its_input, user),
+        cli_trial!(plan_measures_projects_and_writes_its_files),
     ]
 }

@@ -75,17 +75,9 @@ fn exports_parse_back_with_their_published_fields() {
 }
 
 /// This module's tests, each with whether it needs root.
-pub fn tests() -> Vec<(&'static str, bool, fn())> {
+pub fn tests() -> Vec<(String, bool, fn())> {
     vec![
-        (
-            "report::report_refuses_unknown_schema_and_garbage",
-            false,
-            report_refuses_unknown_schema_and_garbage,
-        ),
-        (
-            "report::exports_parse_back_with_their_published_fields",
-            true,
-            exports_parse_back_with_their_published_fields,
-        ),
+        cli_trial!(report_refuses_unknown_schema_and_garbage, user),
+        cli_trial!(exports_parse_back_with_their_published_fields),
     ]
 }

@@ -388,43 +388,15 @@ fn all_rows_on_ext4_and_btrfs_in_one_report() {
 }
 
 /// This module's tests, each with whether it needs root.
-pub fn tests() -> Vec<(&'static str, bool, fn())> {
+pub fn tests() -> Vec<(String, bool, fn())> {
     vec![
-        (
-            "run::depth_out_of_range_names_value_and_limit",
-            false,
-            depth_out_of_range_names_value_and_limit,
-        ),
-        (
-            "run::workload_flags_reach_only_their_workload",
-            false,
-            workload_flags_reach_only_their_workload,
-        ),
-        ("run::unknown_choices_exit_2", false, unknown_choices_exit_2),
-        (
-            "run::foreign_scratch_dir_is_refused_and_untouched",
-            true,
-            foreign_scratch_dir_is_refused_and_untouched,
-        ),
-        (
-            "run::backing_without_its_mkfs_exits_3_with_install_hint",
-            true,
-            backing_without_its_mkfs_exits_3_with_install_hint,
-        ),
-        (
-            "run::without_root_loop_backings_exit_3",
-            true,
-            without_root_loop_backings_exit_3,
-        ),
-        (
-            "run::run_writes_a_complete_report_that_rerenders",
-            true,
-            run_writes_a_complete_report_that_rerenders,
-        ),
-        (
-            "run::all_rows_on_ext4_and_btrfs_in_one_report",
-            true,
-            all_rows_on_ext4_and_btrfs_in_one_report,
-        ),
+        cli_trial!(depth_out_of_range_names_value_and_limit, user),
+        cli_trial!(workload_flags_reach_only_their_workload, user),
+        cli_trial!(unknown_choices_exit_2, user),
+        cli_trial!(foreign_scratch_dir_is_refused_and_untouched),
+        cli_trial!(backing_without_its_mkfs_exits_3_with_install_hint),
+        cli_trial!(without_root_loop_backings_exit_3),
+        cli_trial!(run_writes_a_complete_report_that_rerenders),
+        cli_trial!(all_rows_on_ext4_and_btrfs_in_one_report),
     ]
 }

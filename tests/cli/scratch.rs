@@ -312,42 +312,14 @@ fn a_full_out_leaves_no_running_report() {
 }
 
 /// This module's tests, each with whether it needs root.
-pub fn tests() -> Vec<(&'static str, bool, fn())> {
+pub fn tests() -> Vec<(String, bool, fn())> {
     vec![
-        (
-            "scratch::scratch_root_not_ours_is_refused_before_anything_is_written",
-            true,
-            scratch_root_not_ours_is_refused_before_anything_is_written,
-        ),
-        (
-            "scratch::a_swapped_run_dir_cannot_steer_mkfs",
-            true,
-            a_swapped_run_dir_cannot_steer_mkfs,
-        ),
-        (
-            "scratch::two_pid_namespaces_share_a_scratch_root",
-            true,
-            two_pid_namespaces_share_a_scratch_root,
-        ),
-        (
-            "scratch::a_locked_run_dir_is_not_stale",
-            true,
-            a_locked_run_dir_is_not_stale,
-        ),
-        (
-            "scratch::backings_are_nosuid_nodev",
-            true,
-            backings_are_nosuid_nodev,
-        ),
-        (
-            "scratch::unusable_paths_are_refused_before_any_folder",
-            true,
-            unusable_paths_are_refused_before_any_folder,
-        ),
-        (
-            "scratch::a_full_out_leaves_no_running_report",
-            true,
-            a_full_out_leaves_no_running_report,
-        ),
+        cli_trial!(scratch_root_not_ours_is_refused_before_anything_is_written),
+        cli_trial!(a_swapped_run_dir_cannot_steer_mkfs),
+        cli_trial!(two_pid_namespaces_share_a_scratch_root),
+        cli_trial!(a_locked_run_dir_is_not_stale),
+        cli_trial!(backings_are_nosuid_nodev),
+        cli_trial!(unusable_paths_are_refused_before_any_folder),
+        cli_trial!(a_full_out_leaves_no_running_report),
     ]
 }

@@ -14,48 +14,16 @@ use sha2::{Digest as _, Sha256};
 
 use super::*;
 
-pub fn tests() -> Vec<(&'static str, bool, fn())> {
+pub fn tests() -> Vec<(String, bool, fn())> {
     vec![
-        (
-            "sources::a_token_realm_over_plain_http_elsewhere_is_refused",
-            true,
-            a_token_realm_over_plain_http_elsewhere_is_refused,
-        ),
-        (
-            "sources::redirects_over_plain_http_elsewhere_are_refused",
-            true,
-            redirects_over_plain_http_elsewhere_are_refused,
-        ),
-        (
-            "sources::a_redirect_to_another_port_does_not_carry_the_token",
-            true,
-            a_redirect_to_another_port_does_not_carry_the_token,
-        ),
-        (
-            "sources::a_silent_registry_times_out_naming_the_url",
-            true,
-            a_silent_registry_times_out_naming_the_url,
-        ),
-        (
-            "sources::a_trickling_registry_fails_below_the_minimum_rate",
-            true,
-            a_trickling_registry_fails_below_the_minimum_rate,
-        ),
-        (
-            "sources::sigterm_ends_a_wait_on_a_silent_registry",
-            true,
-            sigterm_ends_a_wait_on_a_silent_registry,
-        ),
-        (
-            "sources::unsupported_formats_exit_2_naming_the_value",
-            true,
-            unsupported_formats_exit_2_naming_the_value,
-        ),
-        (
-            "sources::doctor_refuses_an_image_it_cannot_read",
-            false,
-            doctor_refuses_an_image_it_cannot_read,
-        ),
+        cli_trial!(a_token_realm_over_plain_http_elsewhere_is_refused),
+        cli_trial!(redirects_over_plain_http_elsewhere_are_refused),
+        cli_trial!(a_redirect_to_another_port_does_not_carry_the_token),
+        cli_trial!(a_silent_registry_times_out_naming_the_url),
+        cli_trial!(a_trickling_registry_fails_below_the_minimum_rate),
+        cli_trial!(sigterm_ends_a_wait_on_a_silent_registry),
+        cli_trial!(unsupported_formats_exit_2_naming_the_value),
+        cli_trial!(doctor_refuses_an_image_it_cannot_read, user),
     ]
 }
 

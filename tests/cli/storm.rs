@@ -254,22 +254,10 @@ fn ctrl_c_in_a_large_mount_table_phase_leaves_nothing_mounted() {
 }
 
 /// This module's tests, each with whether it needs root.
-pub fn tests() -> Vec<(&'static str, bool, fn())> {
+pub fn tests() -> Vec<(String, bool, fn())> {
     vec![
-        (
-            "storm::storm_input_is_validated_before_anything_is_made",
-            false,
-            storm_input_is_validated_before_anything_is_made,
-        ),
-        (
-            "storm::storm_run_writes_cases_chart_summary_and_a_plan_line",
-            true,
-            storm_run_writes_cases_chart_summary_and_a_plan_line,
-        ),
-        (
-            "storm::ctrl_c_in_a_large_mount_table_phase_leaves_nothing_mounted",
-            true,
-            ctrl_c_in_a_large_mount_table_phase_leaves_nothing_mounted,
-        ),
+        cli_trial!(storm_input_is_validated_before_anything_is_made, user),
+        cli_trial!(storm_run_writes_cases_chart_summary_and_a_plan_line),
+        cli_trial!(ctrl_c_in_a_large_mount_table_phase_leaves_nothing_mounted),
     ]
 }

@@ -16,18 +16,10 @@ use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use super::*;
 use crate::layergen;
 
-pub fn tests() -> Vec<(&'static str, bool, fn())> {
+pub fn tests() -> Vec<(String, bool, fn())> {
     vec![
-        (
-            "walks::deep_directories_are_measured_on_every_layout",
-            true,
-            deep_directories_are_measured_on_every_layout,
-        ),
-        (
-            "walks::generated_hostile_layers_exit_0_or_2_on_every_layout",
-            true,
-            generated_hostile_layers_exit_0_or_2_on_every_layout,
-        ),
+        cli_trial!(deep_directories_are_measured_on_every_layout),
+        cli_trial!(generated_hostile_layers_exit_0_or_2_on_every_layout),
     ]
 }
 

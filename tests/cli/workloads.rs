@@ -423,52 +423,16 @@ fn erofs_layouts_missing_features_exit_3_when_named() {
 }
 
 /// This module's tests, each with whether it needs root.
-pub fn tests() -> Vec<(&'static str, bool, fn())> {
+pub fn tests() -> Vec<(String, bool, fn())> {
     vec![
-        (
-            "workloads::copy_up_sizes_are_validated",
-            false,
-            copy_up_sizes_are_validated,
-        ),
-        (
-            "workloads::copy_up_size_beyond_the_scratch_space_is_refused_up_front",
-            true,
-            copy_up_size_beyond_the_scratch_space_is_refused_up_front,
-        ),
-        (
-            "workloads::copy_up_metacopy_refused_rootless_exits_3",
-            true,
-            copy_up_metacopy_refused_rootless_exits_3,
-        ),
-        (
-            "workloads::copy_up_run_on_two_backings",
-            true,
-            copy_up_run_on_two_backings,
-        ),
-        (
-            "workloads::inodes_run_counts_every_phase_and_names_the_backing",
-            true,
-            inodes_run_counts_every_phase_and_names_the_backing,
-        ),
-        (
-            "workloads::page_cache_input_is_validated",
-            false,
-            page_cache_input_is_validated,
-        ),
-        (
-            "workloads::page_cache_sharing_factor_from_a_real_mount",
-            true,
-            page_cache_sharing_factor_from_a_real_mount,
-        ),
-        (
-            "workloads::page_cache_composefs_shares_across_images",
-            true,
-            page_cache_composefs_shares_across_images,
-        ),
-        (
-            "workloads::erofs_layouts_missing_features_exit_3_when_named",
-            true,
-            erofs_layouts_missing_features_exit_3_when_named,
-        ),
+        cli_trial!(copy_up_sizes_are_validated, user),
+        cli_trial!(copy_up_size_beyond_the_scratch_space_is_refused_up_front),
+        cli_trial!(copy_up_metacopy_refused_rootless_exits_3),
+        cli_trial!(copy_up_run_on_two_backings),
+        cli_trial!(inodes_run_counts_every_phase_and_names_the_backing),
+        cli_trial!(page_cache_input_is_validated, user),
+        cli_trial!(page_cache_sharing_factor_from_a_real_mount),
+        cli_trial!(page_cache_composefs_shares_across_images),
+        cli_trial!(erofs_layouts_missing_features_exit_3_when_named),
     ]
 }

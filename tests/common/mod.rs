@@ -1,8 +1,46 @@
 //! Helpers shared by the integration tests.
-#![allow(dead_code)]
+#![allow(dead_code, unused_macros)]
 
 use std::fs;
 use std::path::{Path, PathBuf};
+
+/// `module::function`: a trial's name from the module that declares it
+/// (`module_path!()` less the test crate's name) and its function, so each
+/// test's name is written once, as its function.
+pub fn trial_name(module_path: &str, function: &str) -> String {
+    let module = module_path.split_once("::").map_or(module_path, |(_, m)| m);
+    format!("{module}::{function}")
+}
+
+/// A kernel test's `Trial`, named `module::function` after its function.
+macro_rules! trial {
+    ($f:ident) => {
+        libtest_mimic::Trial::test(
+            $crate::common::trial_name(module_path!(), stringify!($f)),
+            $f,
+        )
+    };
+}
+
+/// A CLI test's entry, `(name, needs root, function)`, named
+/// `module::function` after its function; `user` marks one that runs without
+/// root.
+macro_rules! cli_trial {
+    ($f:ident) => {
+        (
+            $crate::common::trial_name(module_path!(), stringify!($f)),
+            true,
+            $f as fn(),
+        )
+    };
+    ($f:ident, user) => {
+        (
+            $crate::common::trial_name(module_path!(), stringify!($f)),
+            false,
+            $f as fn(),
+        )
+    };
+}
 
 /// Whether the tests run as root (CI does; without root they skip visibly).
 pub fn is_root() -> bool {

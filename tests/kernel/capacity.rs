@@ -117,8 +117,5 @@ fn plan_predicts_real_enospc_within_10_percent() -> Result<(), Failed> {
 }
 
 pub fn tests() -> Vec<Trial> {
-    vec![Trial::test(
-        "capacity::plan_predicts_real_enospc_within_10_percent",
-        plan_predicts_real_enospc_within_10_percent,
-    )]
+    vec![trial!(plan_predicts_real_enospc_within_10_percent)]
 }

@@ -324,13 +324,7 @@ pub fn tests() -> Vec<Trial> {
             )
         })
         .collect();
-    t.push(Trial::test(
-        "differential::overlay2_diff_markers",
-        overlay2_diff_markers,
-    ));
-    t.push(Trial::test(
-        "differential::legacy_shares_unchanged_files",
-        legacy_shares_unchanged_files,
-    ));
+    t.push(trial!(overlay2_diff_markers));
+    t.push(trial!(legacy_shares_unchanged_files));
     t
 }

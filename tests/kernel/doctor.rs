@@ -257,18 +257,12 @@ fn check_against_the_engine_and_find(
 
 pub fn tests() -> Vec<Trial> {
     vec![
-        Trial::test("doctor::inventories_own_overlay2_store", own_overlay2_store),
-        Trial::test("doctor::inventories_own_legacy_store", own_legacy_store),
-        Trial::test(
-            "doctor::inventories_a_containers_storage_root",
-            containers_storage_root,
-        ),
-        Trial::test(
-            "doctor::inventories_a_real_containerd_store",
-            containerd_store,
-        ),
-        Trial::test("doctor::inventories_a_real_btrfs_store", btrfs_store),
-        Trial::test("doctor::finds_a_rootless_users_store", rootless_user_store),
+        trial!(own_overlay2_store),
+        trial!(own_legacy_store),
+        trial!(containers_storage_root),
+        trial!(containerd_store),
+        trial!(btrfs_store),
+        trial!(rootless_user_store),
     ]
 }
 

@@ -18,20 +18,17 @@ use crate::images::{layer_tar, E, IN_PLACE};
 
 pub fn tests() -> Vec<Trial> {
     vec![
-        Trial::test("hostile::dotdot_and_absolute_names", dotdot_and_absolute),
-        Trial::test("hostile::symlink_then_entry_through_it", through_symlink),
-        Trial::test("hostile::hard_links_outside_or_missing", bad_hard_links),
-        Trial::test("hostile::whiteout_of_dotdot", whiteout_dotdot),
-        Trial::test("hostile::truncated_gzip", truncated_gzip),
-        Trial::test("hostile::corrupt_zstd", corrupt_zstd),
-        Trial::test("hostile::digest_mismatch", digest_mismatch),
-        Trial::test("hostile::manifest_names_a_missing_blob", missing_blob),
-        Trial::test(
-            "hostile::oversized_manifest_and_config",
-            oversized_documents,
-        ),
-        Trial::test("hostile::more_than_500_layers", too_many_layers),
-        Trial::test("hostile::fifo_and_dev_zero_as_archive", fifo_archive),
+        trial!(dotdot_and_absolute),
+        trial!(through_symlink),
+        trial!(bad_hard_links),
+        trial!(whiteout_dotdot),
+        trial!(truncated_gzip),
+        trial!(corrupt_zstd),
+        trial!(digest_mismatch),
+        trial!(missing_blob),
+        trial!(oversized_documents),
+        trial!(too_many_layers),
+        trial!(fifo_archive),
     ]
 }
 

@@ -165,8 +165,5 @@ fn plan_for_an_image_predicts_real_enospc() -> Result<(), Failed> {
 }
 
 pub fn tests() -> Vec<Trial> {
-    vec![Trial::test(
-        "image_capacity::plan_for_an_image_predicts_real_enospc",
-        plan_for_an_image_predicts_real_enospc,
-    )]
+    vec![trial!(plan_for_an_image_predicts_real_enospc)]
 }

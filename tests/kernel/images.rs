@@ -29,27 +29,12 @@ use overlaybench::layout::CopyUp;
 
 pub fn tests() -> Vec<Trial> {
     vec![
-        Trial::test(
-            "images::every_transport_flattens_to_umoci_rootfs",
-            every_transport_flattens,
-        ),
-        Trial::test(
-            "images::overlay_over_diff_dirs_shows_umoci_rootfs",
-            overlay_over_diffs,
-        ),
-        Trial::test(
-            "images::every_new_layout_shows_umoci_rootfs",
-            every_new_layout_shows_the_rootfs,
-        ),
-        Trial::test("images::tar_transports_give_the_same_entries", same_entries),
-        Trial::test(
-            "images::info_has_digests_diff_ids_and_chain_ids",
-            info_is_consistent,
-        ),
-        Trial::test(
-            "images::overlay_markers_are_dropped_from_image_xattrs",
-            forged_markers_dropped,
-        ),
+        trial!(every_transport_flattens),
+        trial!(overlay_over_diffs),
+        trial!(every_new_layout_shows_the_rootfs),
+        trial!(same_entries),
+        trial!(info_is_consistent),
+        trial!(forged_markers_dropped),
     ]
 }
 

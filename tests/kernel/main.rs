@@ -5,10 +5,14 @@
 //! tests make dies with this process. Needs root; without it the tests are listed
 //! as ignored with the reason.
 
-mod capacity;
-mod claims;
+// First, in a group of its own: its test-registering macros are in scope
+// for the modules below.
+#[macro_use]
 #[path = "../common/mod.rs"]
 mod common;
+
+mod capacity;
+mod claims;
 mod copy_up;
 mod differential;
 mod doctor;

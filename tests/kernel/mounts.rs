@@ -315,45 +315,15 @@ fn fuse_daemon_goes_with_its_mount() -> Result<(), Failed> {
 
 pub fn tests() -> Vec<Trial> {
     vec![
-        Trial::test(
-            "mounts::containerd_classic_goes_relative_when_long",
-            containerd_classic_goes_relative_when_long,
-        ),
-        Trial::test(
-            "mounts::rootless_mounts_with_userxattr",
-            rootless_mounts_with_userxattr,
-        ),
-        Trial::test(
-            "mounts::fuse_daemon_goes_with_its_mount",
-            fuse_daemon_goes_with_its_mount,
-        ),
-        Trial::test(
-            "mounts::deepest_stack_mounts_with_the_new_api",
-            deepest_stack_mounts_with_the_new_api,
-        ),
-        Trial::test(
-            "mounts::past_the_limit_is_refused",
-            past_the_limit_is_refused,
-        ),
-        Trial::test(
-            "mounts::classic_api_refuses_rather_than_cuts",
-            classic_api_refuses_rather_than_cuts,
-        ),
-        Trial::test(
-            "mounts::classic_api_mounts_128_layers_from_relative_links",
-            classic_api_mounts_128_layers_from_relative_links,
-        ),
-        Trial::test(
-            "mounts::a_busy_unmount_is_detached_and_counted",
-            a_busy_unmount_is_detached_and_counted,
-        ),
-        Trial::test(
-            "mounts::every_backing_mounts_and_is_removed",
-            every_backing_mounts_and_is_removed,
-        ),
-        Trial::test(
-            "mounts::remount_evicts_and_keeps_data",
-            remount_evicts_and_keeps_data,
-        ),
+        trial!(containerd_classic_goes_relative_when_long),
+        trial!(rootless_mounts_with_userxattr),
+        trial!(fuse_daemon_goes_with_its_mount),
+        trial!(deepest_stack_mounts_with_the_new_api),
+        trial!(past_the_limit_is_refused),
+        trial!(classic_api_refuses_rather_than_cuts),
+        trial!(classic_api_mounts_128_layers_from_relative_links),
+        trial!(a_busy_unmount_is_detached_and_counted),
+        trial!(every_backing_mounts_and_is_removed),
+        trial!(remount_evicts_and_keeps_data),
     ]
 }

@@ -17,10 +17,7 @@ use overlaybench::image::source::{self, ImageRef, OpenOptions};
 use crate::images::{entries, fixture, open};
 
 pub fn tests() -> Vec<Trial> {
-    vec![
-        Trial::test("registry::anonymous_pull_equals_the_layout", anonymous),
-        Trial::test("registry::token_auth_pull_equals_the_layout", token_auth),
-    ]
+    vec![trial!(anonymous), trial!(token_auth)]
 }
 
 fn free_port() -> Result<u16, Failed> {

@@ -390,33 +390,12 @@ fn import_workload_converts_the_real_image() -> Result<(), Failed> {
 
 pub fn tests() -> Vec<Trial> {
     vec![
-        Trial::test(
-            "stacks::erofs_layers_pass_fsck_and_cost_three_inodes",
-            erofs_layers_pass_fsck_and_cost_three_inodes,
-        ),
-        Trial::test(
-            "stacks::erofs_layers_keep_overlay_markers",
-            erofs_layers_keep_overlay_markers,
-        ),
-        Trial::test(
-            "stacks::composefs_stores_each_file_once",
-            composefs_stores_each_file_once,
-        ),
-        Trial::test(
-            "stacks::real_image_matches_umoci_in_erofs_layouts",
-            real_image_matches_umoci_in_erofs_layouts,
-        ),
-        Trial::test(
-            "stacks::data_only_overlay_mounts_both_ways",
-            data_only_overlay_mounts_both_ways,
-        ),
-        Trial::test(
-            "stacks::composefs_chmod_defers_the_data_copy",
-            composefs_chmod_defers_the_data_copy,
-        ),
-        Trial::test(
-            "stacks::import_workload_converts_the_real_image",
-            import_workload_converts_the_real_image,
-        ),
+        trial!(erofs_layers_pass_fsck_and_cost_three_inodes),
+        trial!(erofs_layers_keep_overlay_markers),
+        trial!(composefs_stores_each_file_once),
+        trial!(real_image_matches_umoci_in_erofs_layouts),
+        trial!(data_only_overlay_mounts_both_ways),
+        trial!(composefs_chmod_defers_the_data_copy),
+        trial!(import_workload_converts_the_real_image),
     ]
 }

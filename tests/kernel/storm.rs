@@ -155,13 +155,7 @@ pub fn tests() -> Vec<Trial> {
         Trial::test("storm::idmapped_lowers_at_the_common_parent", || {
             idmapped_lowers_show_the_mapped_owner(IdmapMode::CommonParent)
         }),
-        Trial::test(
-            "storm::a_mount_without_read_back_is_real",
-            a_mount_without_read_back_is_real,
-        ),
-        Trial::test(
-            "storm::a_storm_leaves_nothing_behind",
-            a_storm_leaves_nothing_behind,
-        ),
+        trial!(a_mount_without_read_back_is_real),
+        trial!(a_storm_leaves_nothing_behind),
     ]
 }
