@@ -27,7 +27,7 @@ fn image() -> overlaybench::image::ImageSpec {
     )
 }
 
-fn own_overlay2_store() -> Result<(), Failed> {
+fn inventories_own_overlay2_store() -> Result<(), Failed> {
     let (_tmp, scratch) = crate::scratch(BackingKind::Ext4);
     let img = image();
     let l = layout::make("overlay2", &crate::config(MountApi::New));
@@ -63,7 +63,7 @@ fn own_overlay2_store() -> Result<(), Failed> {
     Ok(())
 }
 
-fn own_legacy_store() -> Result<(), Failed> {
+fn inventories_own_legacy_store() -> Result<(), Failed> {
     let (_tmp, scratch) = crate::scratch(BackingKind::Ext4);
     let l = layout::make("overlay", &crate::config(MountApi::New));
     let prepared = l.prepare(
@@ -111,7 +111,7 @@ fn tar(dir: &Path, out: &Path) -> Result<(), Failed> {
     Ok(())
 }
 
-fn containers_storage_root() -> Result<(), Failed> {
+fn inventories_a_containers_storage_root() -> Result<(), Failed> {
     let tmp = tempfile::Builder::new()
         .prefix("obk-cs-")
         .tempdir_in("/var/tmp")?;
@@ -257,12 +257,12 @@ fn check_against_the_engine_and_find(
 
 pub fn tests() -> Vec<Trial> {
     vec![
-        trial!(own_overlay2_store),
-        trial!(own_legacy_store),
-        trial!(containers_storage_root),
-        trial!(containerd_store),
-        trial!(btrfs_store),
-        trial!(rootless_user_store),
+        trial!(inventories_own_overlay2_store),
+        trial!(inventories_own_legacy_store),
+        trial!(inventories_a_containers_storage_root),
+        trial!(inventories_a_real_containerd_store),
+        trial!(inventories_a_real_btrfs_store),
+        trial!(finds_a_rootless_users_store),
     ]
 }
 
@@ -458,7 +458,7 @@ fn ctr_size(b: u64) -> String {
 /// container; doctor inventories it while containerd runs and holds its
 /// database lock. Oracles: `ctr snapshots ls` (kinds, parents), `ctr snapshots
 /// usage` (sizes, inodes), `ctr images ls`, and find/du on each snapshot.
-fn containerd_store() -> Result<(), Failed> {
+fn inventories_a_real_containerd_store() -> Result<(), Failed> {
     let tmp = tempfile::Builder::new()
         .prefix("obk-ctd-")
         .tempdir_in("/var/tmp")?;
@@ -624,7 +624,7 @@ fn containerd_store() -> Result<(), Failed> {
 /// parent). Oracles: the engine's layers.json and containers.json, `btrfs
 /// subvolume list` (parent uuids), find/du on each subvolume, and find's view
 /// of which paths changed against the parent snapshot.
-fn btrfs_store() -> Result<(), Failed> {
+fn inventories_a_real_btrfs_store() -> Result<(), Failed> {
     let tmp = tempfile::Builder::new()
         .prefix("obk-btrfs-")
         .tempdir_in("/var/tmp")?;
@@ -794,7 +794,7 @@ fn btrfs_store_on(t: &Path, mnt: &Path, l1_tar: &Path, l2_tar: &Path) -> Result<
 /// containers-storage tool: doctor (the command, `--config-root` at the fake
 /// root) finds it by looking, names its user, counts it, and does not take it
 /// for the host's rootful store.
-fn rootless_user_store() -> Result<(), Failed> {
+fn finds_a_rootless_users_store() -> Result<(), Failed> {
     let tmp = tempfile::Builder::new()
         .prefix("obk-home-")
         .tempdir_in("/var/tmp")?;

@@ -18,17 +18,17 @@ use crate::images::{layer_tar, E, IN_PLACE};
 
 pub fn tests() -> Vec<Trial> {
     vec![
-        trial!(dotdot_and_absolute),
-        trial!(through_symlink),
-        trial!(bad_hard_links),
-        trial!(whiteout_dotdot),
+        trial!(dotdot_and_absolute_names),
+        trial!(symlink_then_entry_through_it),
+        trial!(hard_links_outside_or_missing),
+        trial!(whiteout_of_dotdot),
         trial!(truncated_gzip),
         trial!(corrupt_zstd),
         trial!(digest_mismatch),
-        trial!(missing_blob),
-        trial!(oversized_documents),
-        trial!(too_many_layers),
-        trial!(fifo_archive),
+        trial!(manifest_names_a_missing_blob),
+        trial!(oversized_manifest_and_config),
+        trial!(more_than_500_layers),
+        trial!(fifo_and_dev_zero_as_archive),
     ]
 }
 
@@ -172,7 +172,7 @@ impl Case {
     }
 }
 
-fn dotdot_and_absolute() -> Result<(), Failed> {
+fn dotdot_and_absolute_names() -> Result<(), Failed> {
     Case::new().expect(
         &layer_tar(&[E::Raw(b"../outside/x", b'0', b"pwned", b"")]),
         &["../outside/x", "`..`"],
@@ -189,7 +189,7 @@ fn dotdot_and_absolute() -> Result<(), Failed> {
     )
 }
 
-fn through_symlink() -> Result<(), Failed> {
+fn symlink_then_entry_through_it() -> Result<(), Failed> {
     let c = Case::new();
     let outside = c.root.join("outside").display().to_string();
     c.expect(
@@ -210,7 +210,7 @@ fn through_symlink() -> Result<(), Failed> {
     )
 }
 
-fn bad_hard_links() -> Result<(), Failed> {
+fn hard_links_outside_or_missing() -> Result<(), Failed> {
     Case::new().expect(
         &layer_tar(&[E::Raw(b"h", b'1', b"", b"../../etc/shadow")]),
         &["\"h\"", "outside the layer"],
@@ -232,7 +232,7 @@ fn bad_hard_links() -> Result<(), Failed> {
     )
 }
 
-fn whiteout_dotdot() -> Result<(), Failed> {
+fn whiteout_of_dotdot() -> Result<(), Failed> {
     Case::new().expect(
         &layer_tar(&[E::Raw(b"a/.wh...", b'0', b"", b"")]),
         &["whiteout"],
@@ -338,7 +338,7 @@ fn digest_mismatch() -> Result<(), Failed> {
     c.nothing_outside()
 }
 
-fn missing_blob() -> Result<(), Failed> {
+fn manifest_names_a_missing_blob() -> Result<(), Failed> {
     let c = Case::new();
     let tar = big_tar();
     let gz = gzip(&tar);
@@ -363,7 +363,7 @@ fn missing_blob() -> Result<(), Failed> {
     c.nothing_outside()
 }
 
-fn oversized_documents() -> Result<(), Failed> {
+fn oversized_manifest_and_config() -> Result<(), Failed> {
     let tar = big_tar();
     let l = Stored {
         blob: gzip(&tar),
@@ -380,7 +380,7 @@ fn oversized_documents() -> Result<(), Failed> {
     usage(&msg, class, &["config", "4194304"])
 }
 
-fn too_many_layers() -> Result<(), Failed> {
+fn more_than_500_layers() -> Result<(), Failed> {
     let c = Case::new();
     let tar = layer_tar(&[E::File("f", 0o644, b"f")]);
     let l = Stored {
@@ -394,7 +394,7 @@ fn too_many_layers() -> Result<(), Failed> {
     usage(&msg, class, &["501 layers", "500"])
 }
 
-fn fifo_archive() -> Result<(), Failed> {
+fn fifo_and_dev_zero_as_archive() -> Result<(), Failed> {
     let c = Case::new();
     let fifo = c.root.join("outside/pipe");
     nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600))?;

@@ -29,12 +29,12 @@ use overlaybench::layout::CopyUp;
 
 pub fn tests() -> Vec<Trial> {
     vec![
-        trial!(every_transport_flattens),
-        trial!(overlay_over_diffs),
-        trial!(every_new_layout_shows_the_rootfs),
-        trial!(same_entries),
-        trial!(info_is_consistent),
-        trial!(forged_markers_dropped),
+        trial!(every_transport_flattens_to_umoci_rootfs),
+        trial!(overlay_over_diff_dirs_shows_umoci_rootfs),
+        trial!(every_new_layout_shows_umoci_rootfs),
+        trial!(tar_transports_give_the_same_entries),
+        trial!(info_has_digests_diff_ids_and_chain_ids),
+        trial!(overlay_markers_are_dropped_from_image_xattrs),
     ]
 }
 
@@ -675,7 +675,7 @@ pub const DIFF: ApplyOptions = ApplyOptions {
     owners: true,
 };
 
-fn every_transport_flattens() -> Result<(), Failed> {
+fn every_transport_flattens_to_umoci_rootfs() -> Result<(), Failed> {
     let f = fixture()?;
     for reference in [
         &f.oci,
@@ -702,7 +702,7 @@ fn every_transport_flattens() -> Result<(), Failed> {
     Ok(())
 }
 
-fn overlay_over_diffs() -> Result<(), Failed> {
+fn overlay_over_diff_dirs_shows_umoci_rootfs() -> Result<(), Failed> {
     let f = fixture()?;
     for reference in [&f.oci_mixed, &f.storage] {
         let src = open(reference)?;
@@ -781,7 +781,7 @@ fn overlay_over_diffs() -> Result<(), Failed> {
 /// containerd, rootless, fuse-overlayfs and btrfs import the real image through
 /// their own stores and mounts and must show exactly umoci's rootfs (link
 /// counts only where the view is a flattened tree of its own).
-fn every_new_layout_shows_the_rootfs() -> Result<(), Failed> {
+fn every_new_layout_shows_umoci_rootfs() -> Result<(), Failed> {
     let f = fixture()?;
     let reference = &f.oci_mixed;
     let scratches = crate::differential::Scratches::new();
@@ -843,7 +843,7 @@ pub fn entries(src: &dyn ImageSource) -> Result<Vec<Vec<(Entry, String)>>, Faile
     Ok(layers)
 }
 
-fn same_entries() -> Result<(), Failed> {
+fn tar_transports_give_the_same_entries() -> Result<(), Failed> {
     let f = fixture()?;
     let want = entries(&*open(&f.oci)?)?;
     if want.iter().map(Vec::len).sum::<usize>() < 40 {
@@ -858,7 +858,7 @@ fn same_entries() -> Result<(), Failed> {
     Ok(())
 }
 
-fn info_is_consistent() -> Result<(), Failed> {
+fn info_has_digests_diff_ids_and_chain_ids() -> Result<(), Failed> {
     let f = fixture()?;
     let oci = open(&f.oci)?;
     let info = oci.info();
@@ -919,7 +919,7 @@ fn info_is_consistent() -> Result<(), Failed> {
 
 /// An image cannot forge overlay markers: `trusted.overlay.*` and
 /// `user.overlay.*` xattrs are dropped and counted; others are kept.
-fn forged_markers_dropped() -> Result<(), Failed> {
+fn overlay_markers_are_dropped_from_image_xattrs() -> Result<(), Failed> {
     let f = fixture()?;
     let d = tempfile::Builder::new()
         .prefix("forged-")

@@ -17,7 +17,10 @@ use overlaybench::image::source::{self, ImageRef, OpenOptions};
 use crate::images::{entries, fixture, open};
 
 pub fn tests() -> Vec<Trial> {
-    vec![trial!(anonymous), trial!(token_auth)]
+    vec![
+        trial!(anonymous_pull_equals_the_layout),
+        trial!(token_auth_pull_equals_the_layout),
+    ]
 }
 
 fn free_port() -> Result<u16, Failed> {
@@ -128,7 +131,7 @@ fn pull_and_compare(port: u16) -> Result<(), Failed> {
     }
 }
 
-fn anonymous() -> Result<(), Failed> {
+fn anonymous_pull_equals_the_layout() -> Result<(), Failed> {
     let dir = tempfile::Builder::new()
         .prefix("obk-reg-")
         .tempdir_in("/var/tmp")?;
@@ -265,7 +268,7 @@ fn token_server(token: String, max: usize) -> Result<(u16, Seen), Failed> {
     Ok((port, seen))
 }
 
-fn token_auth() -> Result<(), Failed> {
+fn token_auth_pull_equals_the_layout() -> Result<(), Failed> {
     let dir = tempfile::Builder::new()
         .prefix("obk-reg-")
         .tempdir_in("/var/tmp")?;
