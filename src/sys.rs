@@ -190,6 +190,28 @@ struct MountAttr {
     userns_fd: u64,
 }
 
+/// `mount_setattr(fd, "", AT_EMPTY_PATH, attr)`: the one raw call both
+/// wrappers below make.
+fn raw_mount_setattr(fd: RawFd, attr: &MountAttr) -> std::io::Result<()> {
+    // SAFETY: an empty C string and a live struct of the size passed; the
+    // kernel refuses a bad fd before reading anything else.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd,
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH,
+            attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 /// `mount_setattr(tree, "", AT_EMPTY_PATH, {attr_set, userns_fd})` on the
 /// detached or attached mount `tree` (nix and rustix lack it).
 pub fn mount_setattr(
@@ -203,26 +225,11 @@ pub fn mount_setattr(
         propagation: 0,
         userns_fd: userns.map_or(0, |u| u.as_raw_fd() as u64),
     };
-    // SAFETY: a live fd, an empty C string, and a live struct of the size passed.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            tree.as_raw_fd(),
-            c"".as_ptr(),
-            libc::AT_EMPTY_PATH,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
+    raw_mount_setattr(tree.as_raw_fd(), &attr)
 }
 
 /// Whether this kernel has `mount_setattr(2)` at all (Linux 5.12): an invalid
-/// call fails with EBADF where it exists, ENOSYS where it does not.
+/// call (fd -1) fails with EBADF where it exists, ENOSYS where it does not.
 pub fn mount_setattr_available() -> bool {
     let attr = MountAttr {
         attr_set: 0,
@@ -230,18 +237,7 @@ pub fn mount_setattr_available() -> bool {
         propagation: 0,
         userns_fd: 0,
     };
-    // SAFETY: fd -1 is refused before anything but the live struct is read.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            -1,
-            c"".as_ptr(),
-            libc::AT_EMPTY_PATH,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    !(rc != 0 && last_errno() == libc::ENOSYS)
+    !matches!(raw_mount_setattr(-1, &attr), Err(e) if e.raw_os_error() == Some(libc::ENOSYS))
 }
 
 /// One byte per page of the first `len` bytes of `file`, bit 0 set where the

@@ -11,31 +11,6 @@ fn example() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("reports/example")
 }
 
-/// Exit code and stderr of `cmd`, killed if it runs past `secs`.
-fn bounded(mut cmd: StdCommand, secs: u64) -> (Option<i32>, String) {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            let mut err = String::new();
-            if let Some(mut e) = child.stderr.take() {
-                let _ = e.read_to_string(&mut err);
-            }
-            return (status.code(), err);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("{cmd:?} still running after {secs} s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 fn std_bin() -> StdCommand {
     StdCommand::new(assert_cmd::cargo::cargo_bin("overlaybench"))
 }

@@ -102,6 +102,33 @@ pub(crate) fn assert_clean(dir: &Path) {
     assert!(left.is_empty(), "scratch run dirs left: {left:?}");
 }
 
+/// Exit code and stderr of `cmd`, killed if it runs past `secs`.
+pub(crate) fn bounded(mut cmd: StdCommand, secs: u64) -> (Option<i32>, String) {
+    use std::io::Read;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = e.read_to_string(&mut err);
+            }
+            return (status.code(), err);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{cmd:?} still running after {secs} s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn main() {
     let args = libtest_mimic::Arguments::from_args();
     let root = common::is_root();

@@ -8,8 +8,6 @@
 //! (`tests/common/layergen.rs`) exits 0 or 2, leaving nothing mounted or
 //! attached.
 
-use std::io::Read;
-
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 
@@ -86,8 +84,8 @@ fn run_image(
     } else {
         &["--workloads", "inodes"]
     };
-    let mut child = StdCommand::new(assert_cmd::cargo::cargo_bin("overlaybench"))
-        .args(["run", "--image", image, "--image-only"])
+    let mut cmd = StdCommand::new(assert_cmd::cargo::cargo_bin("overlaybench"));
+    cmd.args(["run", "--image", image, "--image-only"])
         .args(workloads)
         .args([
             "--layouts",
@@ -99,28 +97,8 @@ fn run_image(
         ])
         .arg(dir.join("scratch"))
         .arg("--out")
-        .arg(dir.join("out"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            let mut err = String::new();
-            if let Some(mut e) = child.stderr.take() {
-                let _ = e.read_to_string(&mut err);
-            }
-            return (status.code(), err);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("run on {image} with {layouts} still running after {secs} s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+        .arg(dir.join("out"));
+    bounded(cmd, secs)
 }
 
 /// The layouts this host runs: each one that measures a tiny image (found
