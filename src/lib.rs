@@ -35,6 +35,7 @@ pub mod isolate;
 pub mod layout;
 pub mod probe;
 pub mod report;
+pub mod runtime;
 pub mod stats;
 pub mod stop;
 pub mod sys;

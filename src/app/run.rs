@@ -145,6 +145,9 @@ pub fn run(
     if cfg.progress && !images.is_empty() {
         eprintln!("reading every layer of the images (verified)…");
     }
+    for w in &cfg.workloads {
+        w.check_images(&images)?;
+    }
     let image_room = ImageFootprint::of(&images)?;
     let planned = crate::config::footprint(&cfg.workloads, layout_count, &image_room);
     preflight(cfg, &planned)?;

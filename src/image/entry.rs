@@ -185,4 +185,10 @@ pub trait ImageSource: Send + Sync {
     fn info(&self) -> &ImageInfo;
     /// Streams layer `index` (0 = bottom) into `sink`.
     fn visit_layer(&self, index: usize, sink: &mut dyn EntrySink) -> Result<(), super::ImageError>;
+    /// What its image config says to run (Entrypoint, Cmd, Env, …), unchecked;
+    /// `None` when the source has no image config (synthetic images, stores
+    /// read without one).
+    fn run_config(&self) -> Option<&super::RunConfig> {
+        None
+    }
 }

@@ -10,6 +10,7 @@ pub mod derived;
 pub mod entry;
 mod generate;
 pub mod index;
+pub mod runconfig;
 pub mod source;
 mod spec;
 mod synthetic;
@@ -18,6 +19,7 @@ pub use derived::{Prefix, Replica};
 pub use entry::{Entry, EntryKind, EntrySink, ImageInfo, ImageSource, LayerInfo, SizeHint, Stop};
 pub use generate::{extend, generate, GeneratorParams, ImageShape, SizeRange};
 pub use index::{ImageIndex, ImageProfile, IndexedImage, LayerProfile};
+pub use runconfig::{RunConfig, RunConfigError};
 pub use spec::{Change, ImageSpec, LayerSpec, Node, NodeKind, Tree};
 pub use synthetic::SyntheticImage;
 

@@ -278,3 +278,38 @@ mod tests {
         }
     }
 }
+
+/// The 95 % bootstrap interval of the median of `samples` (`resamples`
+/// resamples, deterministic for `seed`); `None` without samples.
+pub fn median_interval(samples: &[f64], resamples: usize, seed: u64) -> Option<(f64, f64)> {
+    let n = samples.len();
+    if n == 0 {
+        return None;
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut medians: Vec<f64> = (0..resamples.max(1))
+        .map(|_| {
+            let mut r: Vec<f64> = (0..n).map(|_| samples[rng.gen_range(0..n)]).collect();
+            median_of(&mut r)
+        })
+        .collect();
+    medians.sort_by(f64::total_cmp);
+    Some((quantile(&medians, 0.025), quantile(&medians, 0.975)))
+}
+
+#[cfg(test)]
+mod interval_tests {
+    use super::*;
+
+    #[test]
+    fn the_median_interval_holds_the_median() {
+        let s: Vec<f64> = (1..=21).map(f64::from).collect();
+        let (lo, hi) = median_interval(&s, 500, 7).expect("samples");
+        assert!(
+            lo <= 11.0 && hi >= 11.0 && lo >= 1.0 && hi <= 21.0,
+            "{lo} {hi}"
+        );
+        assert_eq!(median_interval(&[], 10, 1), None);
+        assert_eq!(median_interval(&[3.0], 10, 1), Some((3.0, 3.0)));
+    }
+}

@@ -6,8 +6,8 @@ mod fit;
 mod summary;
 
 pub use bootstrap::{
-    bootstrap_change, bootstrap_change_shared, median_of, seed_of, ChangeInterval, SortedInputs,
-    EXACT_MAX,
+    bootstrap_change, bootstrap_change_shared, median_interval, median_of, seed_of, ChangeInterval,
+    SortedInputs, EXACT_MAX,
 };
 pub use fit::{fit_line, LineFit};
 pub use summary::{quantile, Stats};

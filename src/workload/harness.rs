@@ -237,6 +237,12 @@ pub enum WorkloadError {
     /// The host cannot run this workload as asked.
     #[error("{0}")]
     Unsupported(String),
+    /// The OCI runtime failed (or is missing).
+    #[error(transparent)]
+    Runtime(#[from] crate::runtime::RuntimeError),
+    /// What an image says to run cannot be run (bad input: exit 2).
+    #[error(transparent)]
+    RunConfig(#[from] crate::image::RunConfigError),
 }
 
 impl WorkloadError {
@@ -245,6 +251,8 @@ impl WorkloadError {
         match self {
             WorkloadError::Layout(e) => e.class(),
             WorkloadError::Isolate(e) => e.class(),
+            WorkloadError::Runtime(e) => e.class(),
+            WorkloadError::RunConfig(e) => e.class(),
             WorkloadError::Unsupported(_) => ErrorClass::Unsupported,
             WorkloadError::Interrupted => ErrorClass::Interrupted,
             _ => ErrorClass::Runtime,

@@ -7,6 +7,7 @@
 //! Nothing outside a workload's folder names it or parses its keys: renderers,
 //! the gate and the planner reach it through this registry.
 
+pub mod app;
 pub mod copy_up;
 pub mod harness;
 pub mod import;
@@ -41,6 +42,7 @@ pub static WORKLOADS: &[&WorkloadEntry] = &[
     &page_cache::ENTRY,
     &import::ENTRY,
     &storm::ENTRY,
+    &app::ENTRY,
 ];
 
 /// What the rest of the tool knows about a workload, without naming it.
@@ -267,6 +269,11 @@ pub trait Workload: Send + Sync {
     fn steps(&self, layouts: &[Box<dyn Layout>]) -> u64;
     /// Builds its fixtures, measures, and records cases and derived figures.
     fn run(&self, ctx: &mut RunContext<'_>) -> Result<(), WorkloadError>;
+    /// Refuses what it cannot use of the user's images (opened, not yet
+    /// read), before anything is made; nothing by default.
+    fn check_images(&self, _images: &[Arc<IndexedImage>]) -> Result<(), WorkloadError> {
+        Ok(())
+    }
 }
 
 /// A parameter the user gave (or a suite default combined with one) is out of range.

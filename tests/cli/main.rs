@@ -12,6 +12,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod app;
 mod claims;
 mod compare;
 mod doctor;
@@ -142,6 +143,7 @@ fn main() {
         isolation::tests(),
         workloads::tests(),
         storm::tests(),
+        app::tests(),
         plan::tests(),
         doctor::tests(),
         hostile::tests(),

@@ -6,6 +6,7 @@
 //!
 //! Adding a workload's options: its file here and one line in `GROUPS`.
 
+pub mod app;
 pub mod copy_up;
 pub mod inodes;
 pub mod lookup;
@@ -24,6 +25,7 @@ pub static GROUPS: &[Group] = &[
     group::<inodes::InodesArgs>(),
     group::<page_cache::PageCacheArgs>(),
     group::<storm::StormArgs>(),
+    group::<app::AppArgs>(),
 ];
 
 /// One workload's group of `run` options.

@@ -251,5 +251,9 @@ pub(crate) fn open(
         },
         layers,
         blobs: ArchiveLayers { archive },
+        run: config
+            .config
+            .as_ref()
+            .map(crate::image::RunConfig::from_oci),
     })
 }

@@ -69,6 +69,10 @@ pub(crate) struct Config {
     #[serde(default)]
     pub variant: Option<String>,
     pub rootfs: RootFs,
+    /// What to run (Entrypoint, Cmd, Env, WorkingDir, User); checked only
+    /// where something is run from it.
+    #[serde(default)]
+    pub config: Option<oci_spec::image::Config>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -191,11 +195,17 @@ pub(crate) struct TarImage<B> {
     pub info: ImageInfo,
     pub layers: Vec<TarLayer>,
     pub blobs: B,
+    /// The image config's run settings.
+    pub run: Option<crate::image::RunConfig>,
 }
 
 impl<B: Blobs> ImageSource for TarImage<B> {
     fn info(&self) -> &ImageInfo {
         &self.info
+    }
+
+    fn run_config(&self) -> Option<&crate::image::RunConfig> {
+        self.run.as_ref()
     }
 
     fn visit_layer(&self, index: usize, sink: &mut dyn EntrySink) -> Result<(), ImageError> {
@@ -440,6 +450,10 @@ pub(crate) fn build<B: Blobs>(
         },
         layers: tar_layers,
         blobs,
+        run: config
+            .config
+            .as_ref()
+            .map(crate::image::RunConfig::from_oci),
     })
 }
 

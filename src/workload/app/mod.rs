@@ -1,0 +1,211 @@
+//! app: the user's own image started on every layout with a real OCI runtime
+//! (crun) — time to ready, cold and warm.
+//!
+//! Per layout the image is imported, a container made, and in every round
+//! (layouts interleaved, so drift cancels) the backing is evicted the way
+//! lookup evicts it, the container mounted afresh and the image's command run
+//! until ready (exit 0, or a line matching `--app-ready-line`): cold; then run
+//! again at once: warm. A start that is never ready fails that layout with the
+//! last lines of its output; nothing of it keeps running or stays mounted.
+
+pub mod analyze;
+pub mod keys;
+pub mod measure;
+pub mod params;
+pub mod render;
+
+pub use keys::NAME;
+pub use params::{Options, Params};
+
+use std::sync::Arc;
+
+use crate::compare::GateRules;
+use crate::image::IndexedImage;
+use crate::layout::Layout;
+use crate::report::{kinds, Derived, Report};
+use crate::runtime::{CgroupView, ProcessSpec, Readiness, Runtime};
+use crate::workload::{
+    BuildContext, CaseView, Footprint, ImageFootprint, ParamError, RunContext, Workload,
+    WorkloadEntry, WorkloadError,
+};
+use keys::{Cache, Ready, View};
+
+/// Registry entry.
+pub static ENTRY: WorkloadEntry = WorkloadEntry {
+    name: NAME,
+    about: "The user's own image started with an OCI runtime (crun) on every layout: time to ready, cold and warm.",
+    config_key: "app",
+    build,
+    section: &render::AppSection,
+    gate: &Rules,
+    costs: None,
+    plan_notes: None,
+};
+
+fn build(b: &BuildContext<'_>) -> Result<Box<dyn Workload>, ParamError> {
+    Ok(Box::new(App {
+        params: Params::resolve(b.suite, &b.options.get::<Options>(), b.images)?,
+    }))
+}
+
+/// The app workload with its resolved parameters.
+pub struct App {
+    params: Params,
+}
+
+impl Workload for App {
+    fn entry(&self) -> &'static WorkloadEntry {
+        &ENTRY
+    }
+
+    fn params_json(&self) -> serde_json::Value {
+        serde_json::to_value(&self.params).unwrap_or_default()
+    }
+
+    fn footprint(&self, layouts: usize, images: &ImageFootprint) -> Footprint {
+        // One image in every layout, plus the plain container's full copy.
+        images.room(layouts, 1)
+    }
+
+    fn steps(&self, layouts: &[Box<dyn Layout>]) -> u64 {
+        (layouts.len() * self.params.rounds) as u64
+    }
+
+    fn check_images(&self, images: &[Arc<IndexedImage>]) -> Result<(), WorkloadError> {
+        if let Some(image) = images.first() {
+            let config = image.source().run_config().cloned().unwrap_or_default();
+            config.checked_argv(image.reference(), self.params.command.as_deref())?;
+        }
+        Ok(())
+    }
+
+    fn run(&self, ctx: &mut RunContext<'_>) -> Result<(), WorkloadError> {
+        let p = &self.params;
+        let Some(image) = ctx.images.first() else {
+            return Ok(());
+        };
+        let reference = image.reference().to_string();
+        if ctx.images.len() > 1 {
+            ctx.out.note(format!(
+                "app: started {reference}, the first --image only; the others are not started"
+            ));
+        }
+        // Checked before anything is imported: a bad config or no command is bad input.
+        let config = image.source().run_config().cloned().unwrap_or_default();
+        let args = config.checked_argv(&reference, p.command.as_deref())?;
+        let runtime = Runtime::detect()?;
+        let cgroups = CgroupView::for_runtime()?;
+        ctx.out.note(format!(
+            "app: started with the OCI runtime {} ({}){}",
+            runtime.program,
+            runtime.version,
+            if cgroups.hybrid() {
+                "; this host mixes cgroup v1 and v2 (hybrid), which crun refuses, so the v2 \
+                 hierarchy was hidden from it in the tool's own mount namespace"
+            } else {
+                ""
+            }
+        ));
+        let ready = match &p.ready_line {
+            Some(r) => Readiness::Line(Params::compile(r).map_err(|e| {
+                WorkloadError::Verify(format!("--app-ready-line checked earlier: {e}"))
+            })?),
+            None => Readiness::Exit,
+        };
+        let root = ctx.scratch.path().join(NAME);
+        let plan = measure::Plan {
+            runtime: &runtime,
+            process: ProcessSpec {
+                args,
+                env: config.env.clone(),
+                cwd: config.working_dir.clone().unwrap_or_else(|| "/".into()),
+                uid: 0,
+                gid: 0,
+            },
+            user: config.user.clone(),
+            image: reference.clone(),
+            ready,
+            root: root.clone(),
+        };
+        let fixtures = measure::build_fixtures(ctx, &root)?;
+        let mut samples = measure::Samples::default();
+        let result = measure::measure(p, &plan, ctx, &fixtures, &mut samples);
+        drop(cgroups);
+        let names: Vec<&'static str> = ctx.layouts.iter().map(|l| l.name()).collect();
+        for (li, lines) in &samples.output {
+            let shown: Vec<&String> = lines.iter().rev().take(5).rev().collect();
+            if !shown.is_empty() {
+                ctx.out.note(format!(
+                    "app: {}: the application's last output on its first start: {}",
+                    names[*li],
+                    shown
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" | ")
+                ));
+            }
+        }
+        let setting = analyze::Setting {
+            layouts: &names,
+            image: &reference,
+            backing: &ctx.backing,
+            ready: if p.ready_line.is_some() {
+                Ready::Line
+            } else {
+                Ready::Exit
+            },
+        };
+        analyze::record(ctx.out, &setting, &samples);
+        result?;
+        crate::workload::harness::remove_workdir(ctx.layouts, &root)?;
+        if !samples.failed.is_empty() {
+            return Err(WorkloadError::Verify(
+                samples
+                    .failed
+                    .values()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Gated: each layout's median cold time to ready over plain's in the same
+/// run (layouts interleaved round by round, so what the machine's load does
+/// to both largely cancels), the figure a storage choice rests on. Left out:
+/// absolute times and warm starts (a warm start is mostly the runtime's and
+/// the application's own CPU time, which the layout does not change). The
+/// threshold is lookup's; it has not yet been calibrated on busy runners.
+struct Rules;
+
+impl GateRules for Rules {
+    fn threshold(&self) -> f64 {
+        0.25
+    }
+
+    fn timed(&self) -> bool {
+        true
+    }
+
+    fn calibration(&self) -> &'static str {
+        "each layout's median cold time to ready over plain's, measured interleaved in the same run"
+    }
+
+    fn gated(&self, d: &Derived, _report: &Report) -> bool {
+        d.kind == kinds::RATIO
+            && View::of_derived(d).is_some_and(|v| {
+                v.cache == Cache::Cold && v.baseline.as_deref() == Some(keys::BASE_PLAIN)
+            })
+    }
+
+    fn higher_is_better(&self, _d: &Derived) -> bool {
+        false
+    }
+
+    fn identity_keys(&self) -> &'static [&'static str] {
+        &["/command", "/ready_line"]
+    }
+}
