@@ -238,7 +238,7 @@ impl CgroupView {
     pub fn for_runtime() -> Result<CgroupView, RuntimeError> {
         let root = Path::new("/sys/fs/cgroup");
         let unified = root.join("unified");
-        let fs_kind = |p: &Path| rustix::fs::statfs(p).ok().map(|s| s.f_type as i64);
+        let fs_kind = |p: &Path| rustix::fs::statfs(p).ok().map(|s| s.f_type);
         const TMPFS: i64 = 0x0102_1994;
         const CGROUP2: i64 = 0x6367_7270;
         if fs_kind(root) != Some(TMPFS) || fs_kind(&unified) != Some(CGROUP2) {

@@ -171,6 +171,10 @@ impl Section for AppSection {
     }
 }
 
+/// A layout's point of one cache: its name, x, and (median, interval low,
+/// interval high, p95).
+type Placed = (String, f64, (f64, f64, f64, f64));
+
 /// One backing's panel: per layout, the cold and warm medians with their
 /// intervals (a bar from the interval's low to its high end), p95 as an open mark.
 fn panel<DB: DrawingBackend>(
@@ -230,7 +234,7 @@ fn panel<DB: DrawingBackend>(
         .map_err(|e| e.to_string())?;
     for (ci, cache) in Cache::ALL.into_iter().enumerate() {
         let offset = if ci == 0 { -0.12 } else { 0.12 };
-        let pts: Vec<(String, f64, (f64, f64, f64, f64))> = layouts
+        let pts: Vec<Placed> = layouts
             .iter()
             .enumerate()
             .filter_map(|(i, l)| point(l, cache).map(|p| (l.clone(), i as f64 + offset, p)))
