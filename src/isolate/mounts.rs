@@ -80,7 +80,9 @@ impl OverlayMount {
         data
     }
 
-    fn check_paths(&self) -> Result<(), IsolateError> {
+    /// Refuses a layer path the classic option string cannot carry (`:` and
+    /// `,` separate its layers and options).
+    pub fn check_paths(&self) -> Result<(), IsolateError> {
         let all = self
             .lowers
             .iter()
