@@ -7,6 +7,7 @@
 //! Adding a workload's options: its file here and one line in `GROUPS`.
 
 pub mod copy_up;
+pub mod import;
 pub mod inodes;
 pub mod lookup;
 pub mod page_cache;
@@ -23,6 +24,7 @@ pub static GROUPS: &[Group] = &[
     group::<copy_up::CopyUpArgs>(),
     group::<inodes::InodesArgs>(),
     group::<page_cache::PageCacheArgs>(),
+    group::<import::ImportArgs>(),
     group::<storm::StormArgs>(),
 ];
 
