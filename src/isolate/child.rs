@@ -239,6 +239,7 @@ fn userns_child(sock: RawFd, parent: Pid, spec: &UsernsOverlay<'_>) -> ! {
                     st.log_len = n as u32;
                     break 'run;
                 }
+                st.elapsed_ns = now_ns() - t0;
                 mnt
             }
             UsernsOverlay::Classic { at, data } => {
@@ -253,6 +254,8 @@ fn userns_child(sock: RawFd, parent: Pid, spec: &UsernsOverlay<'_>) -> ! {
                     st.errno = e as i32;
                     break 'run;
                 }
+                // The mount's time; the clone below is how it travels.
+                st.elapsed_ns = now_ns() - t0;
                 st.step = 5;
                 // The namespace (and this mount) ends with us; the clone is
                 // detached and travels as an fd.
@@ -264,7 +267,6 @@ fn userns_child(sock: RawFd, parent: Pid, spec: &UsernsOverlay<'_>) -> ! {
                 mnt
             }
         };
-        st.elapsed_ns = now_ns() - t0;
         st.step = 6;
         // One status and the mount fd in a single message.
         sys::send_with_fd(sock.as_raw_fd(), st.as_bytes(), mnt);

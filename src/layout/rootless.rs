@@ -28,7 +28,6 @@ use crate::image::ImageSource;
 use crate::isolate::MountHow;
 use crate::isolate::{
     new_api_available, BackingInfo, IsolateError, MountApi, Privilege, UsernsOverlay,
-    CLASSIC_OPTIONS_LIMIT,
 };
 
 /// The namespace every marker of this layout lives in.
@@ -248,7 +247,7 @@ impl Layout for Rootless {
             })
         };
         let lowers = &o.mount.lowers;
-        let (mnt, elapsed) = if new_api_available() {
+        let (mnt, elapsed) = if o.api == MountApi::New {
             let lower_paths = lowers
                 .iter()
                 .map(|p| Rootless::layer_path(p))
@@ -281,14 +280,7 @@ impl Layout for Rootless {
             // Before Linux 6.8 (no lowerdir+): the classic option string,
             // mounted inside the helper's namespace and cloned out.
             o.mount.check_paths()?;
-            let data = o.mount.classic_data();
-            if data.len() > CLASSIC_OPTIONS_LIMIT {
-                return Err(LayoutError::Isolate(IsolateError::OptionsTooLong {
-                    target: c.merged.clone(),
-                    len: data.len(),
-                    limit: CLASSIC_OPTIONS_LIMIT,
-                }));
-            }
+            let data = o.mount.classic_data_within_limit(&[])?;
             let at = std::path::absolute(&c.merged)
                 .map_err(LayoutError::io("resolving the mount point", &c.merged))?;
             crate::isolate::overlay_in_user_namespace(
