@@ -30,6 +30,7 @@ pub static ENTRY: WorkloadEntry = WorkloadEntry {
     build,
     section: &render::ImportSection,
     plan_notes: None,
+    findings: None,
     gate: &Rules,
     costs: None,
 };
