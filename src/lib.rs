@@ -27,6 +27,7 @@ pub mod config;
 pub mod doctor;
 pub mod error;
 pub mod fault;
+pub mod findings;
 pub mod fleet;
 pub mod host;
 pub mod image;

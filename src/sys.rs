@@ -9,7 +9,7 @@
 //! - calls for a child between `fork` and `_exit` in a threaded process,
 //!   which must not allocate (nix's `sendmsg` builds its control buffer in a
 //!   `Vec`; nix has no `fsopen` and no `_exit`): [`fsopen`], [`fsconfig`],
-//!   [`fsmount`], [`send_with_fd`] (with [`recv_with_fd`] as the parent's
+//!   [`fsmount`], [`open_tree_clone`], [`send_with_fd`] (with [`recv_with_fd`] as the parent's
 //!   half), [`exit_now`];
 //! - calls neither crate has: [`mount_setattr`], [`resident_pages`] (`mincore`);
 //! - `ioctl`s on our own structs ([`ioctl_ptr`], [`ioctl_none`]): the request
@@ -106,6 +106,23 @@ pub fn fsmount(fs: RawFd) -> RawFd {
     const FSMOUNT_CLOEXEC: libc::c_long = 1;
     // SAFETY: a raw syscall on integers only.
     unsafe { libc::syscall(libc::SYS_fsmount, fs, FSMOUNT_CLOEXEC, 0 as libc::c_long) as RawFd }
+}
+
+/// `open_tree(path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC)`: a detached copy of
+/// the mount at `path` (a forked child's, so no allocation). Returns the fd,
+/// or -1 with errno set.
+pub fn open_tree_clone(path: &CStr) -> RawFd {
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
+    // SAFETY: `path` is NUL-terminated and outlives the call; the flags ask
+    // for a new fd only.
+    unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
+        ) as RawFd
+    }
 }
 
 /// Sends `bytes` and the descriptor `fd` in one message on the socket `sock`

@@ -35,7 +35,7 @@ pub fn higher_is_better(d: &Derived) -> bool {
 
 /// Re-renders or exports the report of `cfg`.
 pub fn report(cfg: &ReportConfig) -> Result<ReportOutcome, AppError> {
-    let r = report::read_report(&cfg.path)?;
+    let mut r = report::read_report(&cfg.path)?;
     let export = |v: serde_json::Value| {
         serde_json::to_string_pretty(&v).map_err(|e| {
             AppError::Report(report::ReportError::Render {
@@ -52,6 +52,10 @@ pub fn report(cfg: &ReportConfig) -> Result<ReportOutcome, AppError> {
             )?))
         }
         ExportFormat::Files => {}
+    }
+    // A report written before findings existed is rendered with them.
+    if r.findings.is_none() {
+        r.findings = Some(workload::findings_of(&r));
     }
     let path = crate::input::canonical_existing("report", &cfg.path)?;
     let out = match &cfg.out {

@@ -362,6 +362,9 @@ pub fn run(
         ));
     }
     report.duration_s = started.elapsed().as_secs_f64();
+    // What the figures mean, computed once from them and kept in report.json,
+    // so every rendering (and `doctor --from`) reads the same answer.
+    report.findings = Some(workload::findings_of(&report));
     let written = report::write_report_dir(&out_dir, &report, &sections)?;
     Ok(RunOutcome {
         out_dir,

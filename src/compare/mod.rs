@@ -644,6 +644,7 @@ mod tests {
             claims: vec![],
             skipped: vec![],
             conditions: vec![],
+            findings: None,
         }
     }
 

@@ -77,6 +77,10 @@ pub struct ReportEvidence {
     pub layouts: Vec<String>,
     /// The gated figures it measured for two layouts or more.
     pub figures: Vec<ReportFigure>,
+    /// The run's own recommendation, from the findings engine (the same
+    /// one `run` writes into its report), recomputed from its cases.
+    #[serde(default)]
+    pub recommendation: Option<crate::report::findings::Recommendation>,
 }
 
 /// Workload, derived kind, parameters and unit: one figure, across layouts.
@@ -117,6 +121,7 @@ pub fn evidence(report: &Report, shown: &str, this_kernel: &str) -> ReportEviden
         same_kernel: report.host.kernel_release == this_kernel,
         status: format!("{:?}", report.status).to_lowercase(),
         layouts,
+        recommendation: crate::workload::findings_of(report).recommendation,
         figures: groups
             .into_iter()
             .filter(|(_, (_, v))| v.len() >= 2)
@@ -552,10 +557,41 @@ pub fn recommend(
                 format!("evidence.kernel = {}", ev.kernel),
             ));
         } else {
-            let rivals: Vec<&str> = rootful()
-                .map(|e| e.name)
-                .filter(|s| *s != choice && runnable(s) && ev.layouts.iter().any(|l| l == s))
-                .collect();
+            // The run's findings decide between the layouts they compared,
+            // so `doctor --from` and the run never disagree.
+            if let Some(rec) = ev
+                .recommendation
+                .as_ref()
+                .filter(|rec| (rec.over == choice || rec.layout == choice) && runnable(&rec.layout))
+            {
+                // The registry's name: `choice` outlives the evidence.
+                let recommended = crate::layout::entry(&rec.layout).map_or(choice, |e| e.name);
+                reasons.insert(
+                    0,
+                    r(
+                        format!(
+                            "{} recommends {} over {}: {}",
+                            ev.report,
+                            rec.layout,
+                            rec.over,
+                            rec.reasons
+                                .first()
+                                .cloned()
+                                .unwrap_or_else(|| rec.text.clone())
+                        ),
+                        "evidence.recommendation".into(),
+                    ),
+                );
+                choice = recommended;
+            }
+            let rivals: Vec<&str> = if ev.recommendation.is_some() {
+                Vec::new()
+            } else {
+                rootful()
+                    .map(|e| e.name)
+                    .filter(|s| *s != choice && runnable(s) && ev.layouts.iter().any(|l| l == s))
+                    .collect()
+            };
             let mut best: Option<(&str, usize, usize)> = None;
             for rival in rivals {
                 let (mut ours, mut theirs) = (0, 0);
@@ -823,6 +859,7 @@ mod tests {
             status: "complete".into(),
             layouts: vec!["btrfs".into(), "containerd".into(), "plain".into()],
             figures: vec![fig(10.0, 5.0), fig(10.0, 4.0), fig(1.0, 2.0)],
+            recommendation: None,
         }
     }
 

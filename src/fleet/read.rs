@@ -195,6 +195,7 @@ impl LightReport<'_> {
             claims: Vec::new(),
             conditions: self.conditions,
             skipped: Vec::new(),
+            findings: None,
         })
     }
 }

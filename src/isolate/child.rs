@@ -133,20 +133,38 @@ fn die_with_parent(parent: Pid) -> bool {
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).is_ok() && nix::unistd::getppid() == parent
 }
 
-/// An overlay to build inside a fresh user namespace. Layers are absolute
-/// paths (at most 255 bytes each, fsconfig's limit), resolved by the child in
-/// its own copy of the mount namespace: overlay clones the layers' mounts
-/// privately, which it cannot do for mounts of another namespace, so fds
-/// opened by the parent are refused ("failed to clone upperpath").
-pub struct UsernsOverlay<'a> {
-    /// Lower layers, topmost first.
-    pub lowers: &'a [CString],
-    /// Upper and work dirs.
-    pub upper_work: Option<(&'a CString, &'a CString)>,
-    /// Flags (`userxattr`, `volatile`).
-    pub flags: &'a [CString],
-    /// Key/value options.
-    pub strings: &'a [(CString, CString)],
+/// An overlay to build inside a fresh user namespace. Paths are resolved by
+/// the child in its own copy of the mount namespace: overlay clones the
+/// layers' mounts privately, which it cannot do for mounts of another
+/// namespace, so fds opened by the parent are refused ("failed to clone
+/// upperpath").
+#[derive(Debug, Clone, Copy)]
+pub enum UsernsOverlay<'a> {
+    /// `fsopen`/`fsconfig`/`fsmount` with one `lowerdir+` per layer (Linux 6.8
+    /// and later); the mount is detached from the start.
+    NewApi {
+        /// Lower layers, topmost first: absolute, at most 255 bytes each
+        /// (fsconfig's limit for one string).
+        lowers: &'a [CString],
+        /// Upper and work dirs.
+        upper_work: Option<(&'a CString, &'a CString)>,
+        /// Flags (`userxattr`, `volatile`).
+        flags: &'a [CString],
+        /// Key/value options.
+        strings: &'a [(CString, CString)],
+    },
+    /// `mount(2)` with the whole option string (at most one page) on `at` in
+    /// the child's own mount namespace, then `open_tree(OPEN_TREE_CLONE)` of
+    /// it: a detached copy that outlives the namespace. For kernels without
+    /// `lowerdir+` (before 6.8), where a `lowerdir` of several layers does
+    /// not fit fsconfig's 255-byte string.
+    Classic {
+        /// The mount point (absolute; it exists in the child's copy of the
+        /// namespace too).
+        at: &'a CString,
+        /// `lowerdir=…,upperdir=…,workdir=…,userxattr,…`.
+        data: &'a CString,
+    },
 }
 
 /// The child's half: unshare, wait for the maps, build the overlay, send its fd.
@@ -186,36 +204,70 @@ fn userns_child(sock: RawFd, parent: Pid, spec: &UsernsOverlay<'_>) -> ! {
         }
         st.step = 4;
         let t0 = now_ns();
-        let fs = sys::fsopen(OVERLAY);
-        if fs < 0 {
-            st.errno = last_errno();
-            break 'run;
-        }
-        let mut ok = true;
-        for l in spec.lowers {
-            ok = ok && sys::fsconfig(fs, FsConfig::String(LOWER, l));
-        }
-        if let Some((u, w)) = spec.upper_work {
-            ok = ok && sys::fsconfig(fs, FsConfig::String(UPPER, u));
-            ok = ok && sys::fsconfig(fs, FsConfig::String(WORK, w));
-        }
-        for f in spec.flags {
-            ok = ok && sys::fsconfig(fs, FsConfig::Flag(f));
-        }
-        for (k, v) in spec.strings {
-            ok = ok && sys::fsconfig(fs, FsConfig::String(k, v));
-        }
-        ok = ok && sys::fsconfig(fs, FsConfig::Create);
-        let mnt = if ok { sys::fsmount(fs) } else { -1 };
-        st.elapsed_ns = now_ns() - t0;
-        if mnt < 0 {
-            st.errno = last_errno();
-            // The kernel's reason, from the context log.
-            let n = nix::unistd::read(fs, &mut st.log).unwrap_or(0);
-            st.log_len = n as u32;
-            break 'run;
-        }
-        st.step = 5;
+        let mnt = match *spec {
+            UsernsOverlay::NewApi {
+                lowers,
+                upper_work,
+                flags,
+                strings,
+            } => {
+                let fs = sys::fsopen(OVERLAY);
+                if fs < 0 {
+                    st.errno = last_errno();
+                    break 'run;
+                }
+                let mut ok = true;
+                for l in lowers {
+                    ok = ok && sys::fsconfig(fs, FsConfig::String(LOWER, l));
+                }
+                if let Some((u, w)) = upper_work {
+                    ok = ok && sys::fsconfig(fs, FsConfig::String(UPPER, u));
+                    ok = ok && sys::fsconfig(fs, FsConfig::String(WORK, w));
+                }
+                for f in flags {
+                    ok = ok && sys::fsconfig(fs, FsConfig::Flag(f));
+                }
+                for (k, v) in strings {
+                    ok = ok && sys::fsconfig(fs, FsConfig::String(k, v));
+                }
+                ok = ok && sys::fsconfig(fs, FsConfig::Create);
+                let mnt = if ok { sys::fsmount(fs) } else { -1 };
+                if mnt < 0 {
+                    st.errno = last_errno();
+                    // The kernel's reason, from the context log.
+                    let n = nix::unistd::read(fs, &mut st.log).unwrap_or(0);
+                    st.log_len = n as u32;
+                    break 'run;
+                }
+                st.elapsed_ns = now_ns() - t0;
+                mnt
+            }
+            UsernsOverlay::Classic { at, data } => {
+                // CStr arguments: nix passes them through without copying.
+                if let Err(e) = nix::mount::mount(
+                    Some(OVERLAY),
+                    at.as_c_str(),
+                    Some(OVERLAY),
+                    nix::mount::MsFlags::empty(),
+                    Some(data.as_c_str()),
+                ) {
+                    st.errno = e as i32;
+                    break 'run;
+                }
+                // The mount's time; the clone below is how it travels.
+                st.elapsed_ns = now_ns() - t0;
+                st.step = 5;
+                // The namespace (and this mount) ends with us; the clone is
+                // detached and travels as an fd.
+                let mnt = sys::open_tree_clone(at);
+                if mnt < 0 {
+                    st.errno = last_errno();
+                    break 'run;
+                }
+                mnt
+            }
+        };
+        st.step = 6;
         // One status and the mount fd in a single message.
         sys::send_with_fd(sock.as_raw_fd(), st.as_bytes(), mnt);
         crate::sys::exit_now(0);
@@ -303,7 +355,11 @@ pub fn overlay_in_user_namespace(
                 1 => "unshare(CLONE_NEWUSER|CLONE_NEWNS)",
                 2 => "waiting for the id maps",
                 3 => "setresuid/setresgid(0)",
-                4 => "fsopen/fsconfig/fsmount",
+                4 => match spec {
+                    UsernsOverlay::NewApi { .. } => "fsopen/fsconfig/fsmount",
+                    UsernsOverlay::Classic { .. } => "mount(2)",
+                },
+                5 => "open_tree(OPEN_TREE_CLONE)",
                 _ => "sending the mount fd",
             };
             let log = st.log();

@@ -80,7 +80,33 @@ impl OverlayMount {
         data
     }
 
-    fn check_paths(&self) -> Result<(), IsolateError> {
+    /// The classic `mount(2)` data string with `data_dirs` as data-only
+    /// layers after the lowers, refused when longer than the one page the
+    /// kernel takes.
+    pub fn classic_data_within_limit(&self, data_dirs: &[PathBuf]) -> Result<String, IsolateError> {
+        let mut data = self.classic_data();
+        if !data_dirs.is_empty() {
+            // Data-only layers follow the regular lowers, each after `::`.
+            let lowers_end = data.find(',').unwrap_or(data.len());
+            let extra: String = data_dirs
+                .iter()
+                .map(|d| format!("::{}", d.display()))
+                .collect();
+            data.insert_str(lowers_end, &extra);
+        }
+        if data.len() > CLASSIC_OPTIONS_LIMIT {
+            return Err(IsolateError::OptionsTooLong {
+                target: self.target.clone(),
+                len: data.len(),
+                limit: CLASSIC_OPTIONS_LIMIT,
+            });
+        }
+        Ok(data)
+    }
+
+    /// Refuses a layer path the classic option string cannot carry (`:` and
+    /// `,` separate its layers and options).
+    pub fn check_paths(&self) -> Result<(), IsolateError> {
         let all = self
             .lowers
             .iter()
@@ -377,23 +403,7 @@ pub fn attach_overlay(
 }
 
 fn mount_classic(spec: &OverlayMount, data_dirs: &[PathBuf]) -> Result<Duration, IsolateError> {
-    let mut data = spec.classic_data();
-    if !data_dirs.is_empty() {
-        // Data-only layers follow the regular lowers, each after `::`.
-        let lowers_end = data.find(',').unwrap_or(data.len());
-        let extra: String = data_dirs
-            .iter()
-            .map(|d| format!("::{}", d.display()))
-            .collect();
-        data.insert_str(lowers_end, &extra);
-    }
-    if data.len() > CLASSIC_OPTIONS_LIMIT {
-        return Err(IsolateError::OptionsTooLong {
-            target: spec.target.clone(),
-            len: data.len(),
-            limit: CLASSIC_OPTIONS_LIMIT,
-        });
-    }
+    let data = spec.classic_data_within_limit(data_dirs)?;
     let target = absolute(&spec.target)?;
     let mount = move || {
         let start = Instant::now();

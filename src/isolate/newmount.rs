@@ -258,7 +258,10 @@ fn mount_err(spec: &OverlayMount, fs: Option<&OwnedFd>, errno: rustix::io::Errno
     }
 }
 
-/// Whether the kernel accepts `lowerdir+` (new mount API for overlay).
+/// Whether the kernel accepts `lowerdir+` (new mount API for overlay). Asked
+/// once per process: the kernel's parser does not change under us, and the
+/// rootless layout asks before every mount.
 pub fn new_api_available() -> bool {
-    OverlayParserFacts::look().is_ok_and(|f| f.append_lowers().is_ok())
+    static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *AVAILABLE.get_or_init(|| OverlayParserFacts::look().is_ok_and(|f| f.append_lowers().is_ok()))
 }

@@ -6,11 +6,13 @@
 //!
 //! Run as root, a forked helper unshares a user namespace with the identity map
 //! `0 0 4294967295` (files keep the ids of root-made images; a shifted map
-//! would mount silently read-only), builds the overlay with fsopen/fsconfig/
-//! fsmount from layer fds, and hands the detached mount back over a socket;
-//! we attach it. Run rootless, the tool is already in such a namespace and
-//! mounts directly. Either way the mount is the new API's: a mount made in
-//! another namespace can only travel as a detached fd.
+//! would mount silently read-only), builds the overlay — fsopen/fsconfig/
+//! fsmount with one `lowerdir+` per layer on Linux 6.8 and later; before it
+//! mount(2) with the classic option string in its own mount namespace, then
+//! `open_tree(OPEN_TREE_CLONE)` — and hands the detached mount back over a
+//! socket; we attach it (a mount made in another namespace can only travel as
+//! a detached fd). Run rootless, the tool is already in such a namespace and
+//! mounts directly.
 
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
@@ -18,13 +20,15 @@ use std::path::{Path, PathBuf};
 use super::host::{self, ProbeOutcome, StackProbe};
 use super::{
     fsops, mount_overlay_spec, mounted_overlay, overlay2, spec, Capabilities, ContainerDirs,
-    CopyUp, Engine, Feature, HostProfile, Layout, LayoutConfig, LayoutEntry, LayoutError,
-    MountHost, MountSpec, Mounted, PreparedImage, Style, TableMounts,
+    CopyUp, Engine, HostProfile, Layout, LayoutConfig, LayoutEntry, LayoutError, MountHost,
+    MountSpec, Mounted, PreparedImage, Style, TableMounts,
 };
 use crate::image::apply::{ApplyOptions, WhiteoutStyle};
 use crate::image::ImageSource;
 use crate::isolate::MountHow;
-use crate::isolate::{BackingInfo, IsolateError, MountApi, Privilege, UsernsOverlay};
+use crate::isolate::{
+    new_api_available, BackingInfo, IsolateError, MountApi, Privilege, UsernsOverlay,
+};
 
 /// The namespace every marker of this layout lives in.
 const PREFIX: &str = "user.overlay.";
@@ -55,9 +59,11 @@ pub static ENTRY: LayoutEntry = LayoutEntry {
     create: |config| Box::new(Rootless::new(config.clone())),
     host: HostProfile {
         engine: Engine::Rootless,
-        // Every mount of it is the new API's with one `lowerdir+` per layer
-        // (a mount made in another namespace travels only as a detached fd).
-        requires: &[Feature::AppendLowers],
+        // Nothing beyond overlay itself: with `lowerdir+` (6.8+) each layer is
+        // passed on its own, before it the classic option string is used.
+        // Whether overlay mounts in a user namespace at all (5.11+) only a
+        // mount tells: its probe.
+        requires: &[],
         probe: Some(StackProbe {
             name: "rootless overlay (user namespace)",
             root_only: false,
@@ -194,10 +200,15 @@ impl Layout for Rootless {
         _host: &MountHost,
     ) -> Result<MountSpec, LayoutError> {
         let lowers: Vec<PathBuf> = image.layer_dirs.iter().rev().cloned().collect();
-        // The new mount API whatever the run asked: a mount made in another
-        // namespace travels only as a detached fd.
+        // As root: the new mount API whatever the run asked where the kernel
+        // takes lowerdir+ (the helper's mount travels as a detached fd either
+        // way); classic mount(2) before it (Linux 6.8).
         let config = LayoutConfig {
-            mount_api: MountApi::New,
+            mount_api: if new_api_available() {
+                MountApi::New
+            } else {
+                MountApi::Classic
+            },
             ..self.config.clone()
         };
         let mut spec = spec::overlay(&config, lowers, None, c);
@@ -221,18 +232,6 @@ impl Layout for Rootless {
             // Already in a user namespace: mount here (the options carry userxattr).
             return mount_overlay_spec(ENTRY.name, &spec, c, &MountHow::default());
         }
-        let lowers = &o.mount.lowers;
-        let lower_paths = lowers
-            .iter()
-            .map(|p| Rootless::layer_path(p))
-            .collect::<Result<Vec<_>, _>>()?;
-        let uw = c
-            .upper_work
-            .as_ref()
-            .map(|(u, w)| {
-                Ok::<_, LayoutError>((Rootless::layer_path(u)?, Rootless::layer_path(w)?))
-            })
-            .transpose()?;
         let c_string = |s: &str| {
             CString::new(s).map_err(|_| {
                 LayoutError::Isolate(IsolateError::Unsupported(format!(
@@ -240,22 +239,58 @@ impl Layout for Rootless {
                 )))
             })
         };
-        let mut flags = Vec::new();
-        let mut strings = Vec::new();
-        for (k, v) in &o.mount.options {
-            match v {
-                Some(v) => strings.push((c_string(k)?, c_string(v)?)),
-                None => flags.push(c_string(k)?),
-            }
-        }
-        let userns = UsernsOverlay {
-            lowers: &lower_paths,
-            upper_work: uw.as_ref().map(|(u, w)| (u, w)),
-            flags: &flags,
-            strings: &strings,
+        let c_string_path = |p: &Path| {
+            CString::new(p.as_os_str().as_encoded_bytes()).map_err(|_| {
+                LayoutError::io("passing a mount point to the rootless helper", p)(
+                    std::io::Error::other("the path contains a NUL byte"),
+                )
+            })
         };
-        let (mnt, elapsed) = crate::isolate::overlay_in_user_namespace(&userns, &c.merged)?;
-        drop((lower_paths, uw));
+        let lowers = &o.mount.lowers;
+        let (mnt, elapsed) = if o.api == MountApi::New {
+            let lower_paths = lowers
+                .iter()
+                .map(|p| Rootless::layer_path(p))
+                .collect::<Result<Vec<_>, _>>()?;
+            let uw = c
+                .upper_work
+                .as_ref()
+                .map(|(u, w)| {
+                    Ok::<_, LayoutError>((Rootless::layer_path(u)?, Rootless::layer_path(w)?))
+                })
+                .transpose()?;
+            let mut flags = Vec::new();
+            let mut strings = Vec::new();
+            for (k, v) in &o.mount.options {
+                match v {
+                    Some(v) => strings.push((c_string(k)?, c_string(v)?)),
+                    None => flags.push(c_string(k)?),
+                }
+            }
+            crate::isolate::overlay_in_user_namespace(
+                &UsernsOverlay::NewApi {
+                    lowers: &lower_paths,
+                    upper_work: uw.as_ref().map(|(u, w)| (u, w)),
+                    flags: &flags,
+                    strings: &strings,
+                },
+                &c.merged,
+            )?
+        } else {
+            // Before Linux 6.8 (no lowerdir+): the classic option string,
+            // mounted inside the helper's namespace and cloned out.
+            o.mount.check_paths()?;
+            let data = o.mount.classic_data_within_limit(&[])?;
+            let at = std::path::absolute(&c.merged)
+                .map_err(LayoutError::io("resolving the mount point", &c.merged))?;
+            crate::isolate::overlay_in_user_namespace(
+                &UsernsOverlay::Classic {
+                    at: &c_string_path(&at)?,
+                    data: &c_string(&data)?,
+                },
+                &c.merged,
+            )?
+        };
         let m = crate::isolate::attach_overlay(mnt, lowers.len(), &c.merged, elapsed)?;
         // A bad id map degrades to read-only without an error (only the super
         // options show it): refuse that here.
@@ -274,17 +309,24 @@ impl Layout for Rootless {
     }
 
     fn notes(&self) -> Vec<String> {
+        let api = if new_api_available() {
+            "the new mount API (one lowerdir+ per layer), whatever --mount-api says"
+        } else {
+            "classic mount(2) with one option string (this kernel has no lowerdir+), whatever --mount-api says"
+        };
         let how = match self.config.privilege {
-            Privilege::Root => {
+            Privilege::Root => format!(
                 "a forked helper in a fresh user namespace (identity map 0 0 4294967295) builds each mount with \
-                 fsopen/fsconfig/fsmount and userxattr and hands it over as a detached mount fd; the mount time is \
-                 that of the mount syscalls, not of the helper"
+                 {api} and userxattr and hands it over as a detached mount fd; the mount time is that of the \
+                 mount syscalls, not of the helper"
+            ),
+            Privilege::Rootless => {
+                format!("mounted directly in the tool's own user namespace with userxattr, by {api}")
             }
-            Privilege::Rootless => "mounted directly in the tool's own user namespace with userxattr",
         };
         vec![format!(
             "rootless: layers marked with user.overlay.* xattrs; {how}; metacopy and redirect_dir are not \
-             measured (the kernel refuses them with userxattr); the new mount API is used whatever --mount-api says"
+             measured (the kernel refuses them with userxattr)"
         )]
     }
 }

@@ -494,6 +494,58 @@ fn raw_html(s: &mut String, r: &Report, workload: &str, anchors: &HashMap<&str, 
     s.push_str("</tbody>\n</table></div>\n</details>\n");
 }
 
+/// Links to the cited cases' rows (their raw samples).
+fn figure_links(figures: &[String], anchors: &HashMap<&str, String>) -> String {
+    let links: Vec<String> = figures
+        .iter()
+        .enumerate()
+        .filter_map(|(i, id)| {
+            anchors.get(id.as_str()).map(|a| {
+                format!(
+                    "<a class=\"figure\" href=\"#{a}\" title=\"{}\">[{}]</a>",
+                    escape(id),
+                    i + 1
+                )
+            })
+        })
+        .collect();
+    links.join(" ")
+}
+
+/// The findings section: the recommendation, then one item per finding.
+fn findings_html(b: &mut String, f: &super::findings::Findings, anchors: &HashMap<&str, String>) {
+    b.push_str("<section id=\"findings\">\n<h2>Findings</h2>\n");
+    if let Some(r) = &f.recommendation {
+        let _ = writeln!(
+            b,
+            "<p class=\"recommendation\"><strong>Recommendation: {}</strong> {}</p>",
+            escape(&r.text),
+            figure_links(&r.figures, anchors)
+        );
+        b.push_str("<ul class=\"facts\">\n");
+        for x in &r.reasons {
+            let _ = writeln!(b, "<li>because {}</li>", escape(x));
+        }
+        for x in &r.would_change {
+            let _ = writeln!(b, "<li>would change it: {}</li>", escape(x));
+        }
+        b.push_str("</ul>\n");
+    }
+    b.push_str("<ul class=\"facts findings\">\n");
+    for x in &f.findings {
+        let _ = writeln!(
+            b,
+            "<li>{} {}</li>",
+            escape(&x.text),
+            figure_links(&x.figures, anchors)
+        );
+    }
+    for n in &f.not_measured {
+        let _ = writeln!(b, "<li>not measured: {}</li>", escape(n));
+    }
+    b.push_str("</ul>\n</section>\n");
+}
+
 /// The whole page.
 pub fn render(
     r: &Report,
@@ -524,7 +576,11 @@ pub fn render(
         escape(&r.tool.version),
         r.schema_version
     );
-    b.push_str("<nav><a href=\"#summary\">Summary</a>");
+    b.push_str("<nav>");
+    if r.findings.is_some() {
+        b.push_str("<a href=\"#findings\">Findings</a>");
+    }
+    b.push_str("<a href=\"#summary\">Summary</a>");
     if !r.claims.is_empty() {
         b.push_str("<a href=\"#claims\">Claims</a>");
     }
@@ -544,6 +600,10 @@ pub fn render(
         let _ = write!(b, "<a href=\"#errors\">Errors ({})</a>", r.errors.len());
     }
     b.push_str("</nav>\n</header>\n<main>\n");
+    // What the figures mean comes first, each finding linked to the cases it cites.
+    if let Some(f) = &r.findings {
+        findings_html(&mut b, f, &anchors);
+    }
 
     // Verdict first: the state, the claims' tally and table, the errors, then
     // each section's headline tables.

@@ -7,6 +7,7 @@
 pub mod chart;
 pub mod claims;
 pub mod export;
+pub mod findings;
 pub mod html;
 pub mod layout_claims;
 pub mod schema;

@@ -54,6 +54,10 @@ pub struct Report {
     /// steal, load, clock); `compare` refuses to judge a run too noisy to gate on.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<crate::host::conditions::Conditions>,
+    /// What the figures mean for the choice of layout, computed from them
+    /// (absent in reports written before findings existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub findings: Option<super::findings::Findings>,
 }
 
 /// What a check of one of Docker's statements found on this host.
@@ -297,6 +301,7 @@ impl Report {
             claims: Vec::new(),
             skipped: Vec::new(),
             conditions: Vec::new(),
+            findings: None,
         }
     }
 

@@ -112,6 +112,10 @@ pub fn markdown(r: &Report, sections: &[&'static (dyn Section + Sync)]) -> Strin
     for line in preamble(r) {
         let _ = writeln!(s, "- {line}");
     }
+    // What the figures mean leads: it is what a reader decides from.
+    if let Some(f) = &r.findings {
+        s.push_str(&f.markdown());
+    }
     // Verdicts on Docker's notes lead: they are what a reader decides from.
     for run in &r.claims {
         s.push_str(&super::claims::markdown(run));
@@ -151,9 +155,20 @@ pub fn markdown(r: &Report, sections: &[&'static (dyn Section + Sync)]) -> Strin
     s
 }
 
+/// Most lines the terminal gives the findings before the tables.
+pub const FINDINGS_LINES: usize = 18;
+
 /// The terminal summary printed at the end of a run.
 pub fn terminal(r: &Report, sections: &[&'static (dyn Section + Sync)]) -> String {
     let mut s = String::new();
+    // The findings first, at most `FINDINGS_LINES` lines; the tables follow.
+    if let Some(f) = &r.findings {
+        s.push_str("Findings\n");
+        for line in f.lines(FINDINGS_LINES) {
+            let _ = writeln!(s, "{line}");
+        }
+        s.push_str("(the tables follow; summary.md and report.html hold them all)\n\n");
+    }
     for line in preamble(r) {
         let _ = writeln!(s, "{line}");
     }

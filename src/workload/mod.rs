@@ -63,6 +63,18 @@ pub struct WorkloadEntry {
     pub costs: Option<&'static (dyn CostSource + Sync)>,
     /// Lines a capacity plan prints from this workload's results, if it has any to say.
     pub plan_notes: Option<&'static (dyn PlanNotes + Sync)>,
+    /// The questions its cases answer for the findings, if it states any.
+    pub findings: Option<&'static (dyn crate::findings::FindingRules + Sync)>,
+}
+
+/// Every registered workload's findings rules, in report order.
+pub fn finding_rules() -> Vec<&'static (dyn crate::findings::FindingRules + Sync)> {
+    WORKLOADS.iter().filter_map(|w| w.findings).collect()
+}
+
+/// `report`'s findings, from every registered workload's rules.
+pub fn findings_of(report: &Report) -> crate::report::findings::Findings {
+    crate::findings::compute(report, &finding_rules())
 }
 
 /// A workload whose results say something a capacity plan should print beside

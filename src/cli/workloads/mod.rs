@@ -8,6 +8,7 @@
 
 pub mod app;
 pub mod copy_up;
+pub mod import;
 pub mod inodes;
 pub mod lookup;
 pub mod page_cache;
@@ -24,6 +25,7 @@ pub static GROUPS: &[Group] = &[
     group::<copy_up::CopyUpArgs>(),
     group::<inodes::InodesArgs>(),
     group::<page_cache::PageCacheArgs>(),
+    group::<import::ImportArgs>(),
     group::<storm::StormArgs>(),
     group::<app::AppArgs>(),
 ];

@@ -3,6 +3,7 @@
 //! With the user's images (`--image`), the same for each image's largest files.
 
 pub mod analyze;
+pub mod findings;
 pub mod keys;
 pub mod measure;
 pub mod params;
@@ -33,6 +34,7 @@ pub static ENTRY: WorkloadEntry = WorkloadEntry {
     gate: &Rules,
     costs: None,
     plan_notes: None,
+    findings: Some(&findings::Rules),
 };
 
 fn build(b: &BuildContext<'_>) -> Result<Box<dyn Workload>, ParamError> {

@@ -12,7 +12,7 @@ pub mod params;
 pub mod render;
 
 pub use keys::NAME;
-pub use params::Params;
+pub use params::{Options, Params};
 
 use crate::compare::GateRules;
 use crate::isolate::mkfs_erofs_takes_tar;
@@ -30,13 +30,14 @@ pub static ENTRY: WorkloadEntry = WorkloadEntry {
     build,
     section: &render::ImportSection,
     plan_notes: None,
+    findings: None,
     gate: &Rules,
     costs: None,
 };
 
 fn build(b: &BuildContext<'_>) -> Result<Box<dyn Workload>, ParamError> {
     Ok(Box::new(Import {
-        params: Params::resolve(b.suite, b.seed)?,
+        params: Params::resolve(b.suite, b.seed, &b.options.get::<Options>())?,
     }))
 }
 

@@ -6,6 +6,16 @@ use serde::Serialize;
 use crate::image::{generate, GeneratorParams, ImageShape, ImageSpec, SizeRange};
 use crate::workload::{Footprint, ParamError, Suite};
 
+/// What the user may set (the synthetic image's shape; the user's own images
+/// come with `--image`).
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Layers of the synthetic image.
+    pub layers: Option<usize>,
+    /// Files added or modified per layer.
+    pub files_per_layer: Option<usize>,
+}
+
 /// Parameters of the import workload, resolved (written to the report's config).
 #[derive(Debug, Clone, Serialize)]
 pub struct Params {
@@ -22,14 +32,25 @@ pub struct Params {
 }
 
 impl Params {
-    /// The suite's defaults (import has no options of its own: the user's images
-    /// come with `--image`).
-    pub fn resolve(suite: Suite, seed: u64) -> Result<Params, ParamError> {
+    /// The suite's defaults, overridden by `options`.
+    pub fn resolve(suite: Suite, seed: u64, options: &Options) -> Result<Params, ParamError> {
         let (layers, files) = match suite {
             Suite::Quick => (6, 300),
             Suite::Standard => (12, 500),
             Suite::Full => (24, 1000),
         };
+        let layers = options.layers.unwrap_or(layers);
+        let files = options.files_per_layer.unwrap_or(files);
+        if !(1..=500).contains(&layers) {
+            return Err(ParamError::Invalid(format!(
+                "--import-layers {layers}: from 1 to 500"
+            )));
+        }
+        if !(1..=100_000).contains(&files) {
+            return Err(ParamError::Invalid(format!(
+                "--import-files {files}: from 1 to 100000"
+            )));
+        }
         let p = Params {
             layers,
             files_per_layer: files,
@@ -84,8 +105,8 @@ mod tests {
 
     #[test]
     fn suites_grow_and_generate() {
-        let q = Params::resolve(Suite::Quick, 1).expect("valid");
-        let s = Params::resolve(Suite::Standard, 1).expect("valid");
+        let q = Params::resolve(Suite::Quick, 1, &Options::default()).expect("valid");
+        let s = Params::resolve(Suite::Standard, 1, &Options::default()).expect("valid");
         assert!(s.layers > q.layers);
         assert_eq!(q.image().expect("generates").depth(), q.layers);
         assert!(q.footprint(4, 0).bytes > q.footprint(1, 0).bytes);

@@ -9,6 +9,7 @@
 
 pub mod analyze;
 pub mod costs;
+pub mod findings;
 pub mod images;
 pub mod keys;
 pub mod measure;
@@ -46,6 +47,7 @@ pub static ENTRY: WorkloadEntry = WorkloadEntry {
     gate: &Rules,
     costs: Some(&Costs),
     plan_notes: None,
+    findings: Some(&findings::Rules),
 };
 
 fn build(b: &BuildContext<'_>) -> Result<Box<dyn Workload>, ParamError> {

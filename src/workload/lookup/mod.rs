@@ -10,6 +10,7 @@
 //! whole tree is walked: where a real tree sits on the synthetic depth sweep.
 
 pub mod analyze;
+pub mod findings;
 pub mod keys;
 pub mod measure;
 pub mod params;
@@ -39,6 +40,7 @@ pub static ENTRY: WorkloadEntry = WorkloadEntry {
     gate: &Rules,
     costs: None,
     plan_notes: None,
+    findings: Some(&findings::Rules),
 };
 
 fn build(b: &BuildContext<'_>) -> Result<Box<dyn Workload>, ParamError> {

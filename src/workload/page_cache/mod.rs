@@ -5,6 +5,7 @@
 //! files (all regular files up to `--read-budget`, or those `--read-set` globs pick).
 
 pub mod analyze;
+pub mod findings;
 pub mod keys;
 pub mod measure;
 pub mod params;
@@ -36,6 +37,7 @@ pub static ENTRY: WorkloadEntry = WorkloadEntry {
     gate: &Rules,
     costs: None,
     plan_notes: None,
+    findings: Some(&findings::Rules),
 };
 
 fn build(b: &BuildContext<'_>) -> Result<Box<dyn Workload>, ParamError> {

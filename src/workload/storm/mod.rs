@@ -40,6 +40,7 @@ pub static ENTRY: WorkloadEntry = WorkloadEntry {
     gate: &Rules,
     costs: None,
     plan_notes: Some(&render::StormPlan),
+    findings: None,
 };
 
 fn build(b: &BuildContext<'_>) -> Result<Box<dyn Workload>, ParamError> {
