@@ -11,6 +11,9 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+#[path = "../common/appimage.rs"]
+#[allow(dead_code)]
+mod appimage;
 mod capacity;
 mod claims;
 mod copy_up;
@@ -20,6 +23,7 @@ mod hostile;
 mod image_capacity;
 mod images;
 mod mounts;
+mod readset;
 #[path = "../common/realimage.rs"]
 #[allow(dead_code)]
 mod realimage;
@@ -51,6 +55,7 @@ fn main() {
         claims::tests(),
         stacks::tests(),
         storm::tests(),
+        readset::tests(),
     ]
     .into_iter()
     .flatten()
