@@ -11,7 +11,8 @@
 //!   [`ReadSet`]: paths relative to `rootfs` in first-open order, their sizes,
 //!   totals, the fractions of the image's files and bytes, the top directories;
 //!   [`ReadSet::write_list`] writes `app-readset.txt` (one path per line).
-//! - [`pid_namespace_of`] gives a process's pid namespace for [`Filter::PidNamespace`].
+//! - [`pid_namespace_of`] gives a process's pid namespace for [`Filter::PidNamespace`];
+//!   [`own_pid_namespace`] the tool's, for [`Filter::OutsidePidNamespace`].
 //!
 //! Why a filesystem mark: a mount mark sees only accesses through that mount,
 //! and an OCI runtime reaches the rootfs through its own bind mount in its own
@@ -127,6 +128,14 @@ pub enum Filter {
     /// events count (on the rootfs's own files, only a start touches them) and
     /// [`ReadSet::unattributed`] says how many.
     PidNamespace(u64),
+    /// Processes *outside* this pid namespace (the tool's own, from
+    /// [`own_pid_namespace`]): an OCI runtime makes the container's pid
+    /// namespace before the container's first process runs, so with one
+    /// container on the rootfs at a time this is exactly the container's
+    /// processes, with no window in which the new namespace is not yet known
+    /// (the runtime and the tool itself, in ours, are left out). A process
+    /// that exited before its event was read counts as for `PidNamespace`.
+    OutsidePidNamespace(u64),
     /// Every process (a rootfs only the recorded start uses).
     Everyone,
 }
@@ -136,6 +145,16 @@ pub fn pid_namespace_of(pid: i32) -> Result<u64, ReadsetError> {
     fs::metadata(format!("/proc/{pid}/ns/pid"))
         .map(|m| m.ino())
         .map_err(|source| ReadsetError::PidNamespace { pid, source })
+}
+
+/// The pid namespace of this process (for [`Filter::OutsidePidNamespace`]).
+pub fn own_pid_namespace() -> Result<u64, ReadsetError> {
+    fs::metadata("/proc/self/ns/pid")
+        .map(|m| m.ino())
+        .map_err(|source| ReadsetError::PidNamespace {
+            pid: std::process::id() as i32,
+            source,
+        })
 }
 
 /// Recording options.
@@ -313,11 +332,17 @@ impl Index {
                     path: e.path(),
                     source,
                 })?;
-                if m.dev() != top.dev() {
-                    continue;
-                }
                 let child = rel.join(e.file_name());
                 if m.is_dir() {
+                    // Another filesystem's directory is a mount point below
+                    // the root (a container's /proc): not the image's. Files
+                    // are kept whatever their device: overlay reports a
+                    // lower layer's own device for its files when the layers
+                    // sit on other filesystems (erofs images), and an event's
+                    // fd, opened through the same mount, reports the same.
+                    if m.dev() != top.dev() {
+                        continue;
+                    }
                     stack.push(child);
                 } else if m.is_file() {
                     if idx.files.len() >= MAX_INDEX {
@@ -468,6 +493,9 @@ fn read_loop(
                 Filter::PidNamespace(ns) => *pids
                     .entry(ev.pid())
                     .or_insert_with(|| pid_namespace_of(ev.pid()).ok().map(|n| n == ns)),
+                Filter::OutsidePidNamespace(ns) => *pids
+                    .entry(ev.pid())
+                    .or_insert_with(|| pid_namespace_of(ev.pid()).ok().map(|n| n != ns)),
             };
             if attributed == Some(false) {
                 set.ignored += 1;
@@ -617,5 +645,12 @@ mod tests {
         let s = rec.stop().expect("stop");
         assert!(s.files.is_empty());
         assert!(s.ignored >= 1);
+        // Nor does a filter that leaves out this process's own namespace.
+        let own = own_pid_namespace().expect("own pid ns");
+        let rec =
+            Recorder::start(&root, Options::new(Filter::OutsidePidNamespace(own))).expect("start");
+        fs::read(root.join("d/b")).expect("read");
+        let s = rec.stop().expect("stop");
+        assert!(s.files.is_empty(), "{s:?}");
     }
 }

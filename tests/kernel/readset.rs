@@ -6,66 +6,41 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::io::Write;
 use std::os::unix::fs::MetadataExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Component, Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use libtest_mimic::{Failed, Trial};
 use overlaybench::isolate::MountApi;
-use overlaybench::probe::readset::{pid_namespace_of, Filter, Options, ReadSet, Recorder};
+use overlaybench::probe::readset::{own_pid_namespace, Filter, Options, ReadSet, Recorder};
 
 use crate::appimage::{app_images_or_panic, PYTHON_OUTPUT};
 
-/// Not registered yet: it fails at reading the spawned shell's
-/// /proc/PID/ns/pid_for_children (ENOENT) in the kernel tests' namespace;
-/// to be fixed before it is (see the branch's report).
 pub fn tests() -> Vec<Trial> {
-    Vec::new()
+    vec![trial!(python_start_read_set_agrees_with_strace)]
 }
 
 /// Runs `command` chrooted into `root` in new mount and pid namespaces, with a
-/// recorder on `root` filtering on that pid namespace; returns its stdout
-/// and the read set.
+/// recorder on `root` counting only processes outside this process's pid
+/// namespace; returns its stdout and the read set.
 fn record(root: &Path, command: &[String]) -> Result<(String, ReadSet), Failed> {
-    // sh unshares before it execs, so its children (chroot, then the command
-    // it execs) are pid 1.. of a new pid namespace, known before they run:
-    // the recorder starts while sh waits for a line on stdin.
-    let mut child = unsafe {
-        Command::new("sh")
-            .args(["-c", "read go && exec chroot \"$0\" \"$@\" </dev/null"])
-            .arg(root)
-            .args(command)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .pre_exec(|| {
-                nix::sched::unshare(
-                    nix::sched::CloneFlags::CLONE_NEWPID | nix::sched::CloneFlags::CLONE_NEWNS,
-                )
-                .map_err(std::io::Error::from)
-            })
-            .spawn()
-            .map_err(|e| format!("sh: {e}"))?
-    };
-    let ns = fs::metadata(format!("/proc/{}/ns/pid_for_children", child.id()))
-        .map_err(|e| format!("pid_for_children: {e}"))?
-        .ino();
-    // The sh itself is in ours: the filter must tell the two apart.
-    assert_ne!(ns, pid_namespace_of(std::process::id() as i32)?);
-    let rec = Recorder::start(root, Options::new(Filter::PidNamespace(ns)));
-    let rec = match rec {
-        Ok(r) => r,
-        Err(e) => {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(e.into());
-        }
-    };
-    child.stdin.take().ok_or("no stdin")?.write_all(b"go\n")?;
-    let out = child.wait_with_output()?;
+    // `unshare --fork` makes the new pid namespace and forks chroot into it as
+    // its pid 1, which execs the command: every process of the start is in a
+    // namespace that is not ours, from its first instruction, and unshare
+    // itself (in ours) is left out. Known before anything runs, so the
+    // recorder starts first (a recorder filtering on the new namespace could
+    // only start once it exists, after the start began).
+    let own = own_pid_namespace()?;
+    let rec = Recorder::start(root, Options::new(Filter::OutsidePidNamespace(own)))?;
+    let out = Command::new("unshare")
+        .args(["--pid", "--fork", "--mount", "--", "chroot"])
+        .arg(root)
+        .args(command)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("unshare (util-linux): {e}"));
     let set = rec.stop()?;
+    let out = out?;
     if !out.status.success() {
         return Err(format!(
             "{command:?} in {}: {}\n{}",
@@ -195,7 +170,6 @@ fn strace_set(root: &Path, command: &[String]) -> Result<BTreeMap<(u64, u64), Pa
     Ok(set)
 }
 
-#[allow(dead_code)]
 fn python_start_read_set_agrees_with_strace() -> Result<(), Failed> {
     let py = &app_images_or_panic().python;
     let scratches = crate::differential::Scratches::new();
