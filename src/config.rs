@@ -230,7 +230,16 @@ impl TryFrom<RunRequest> for RunConfig {
                 layout::names().join(", ")
             )));
         }
-        let entries = dedup(&r.workloads)
+        // None named: every workload, less those that need an image the run lacks.
+        let named = if r.workloads.is_empty() {
+            workload::default_names(!r.images.is_empty())
+                .into_iter()
+                .map(String::from)
+                .collect()
+        } else {
+            r.workloads.clone()
+        };
+        let entries = dedup(&named)
             .iter()
             .map(|name| {
                 workload::entry(name).ok_or_else(|| {
@@ -458,7 +467,7 @@ mod tests {
     pub(crate) fn request() -> RunRequest {
         RunRequest {
             suite: Suite::Quick,
-            workloads: workload::names().iter().map(|s| s.to_string()).collect(),
+            workloads: Vec::new(),
             layouts: layout::names().iter().map(|s| s.to_string()).collect(),
             backings: vec!["ext4".into()],
             scratch: "/var/tmp/overlaybench".into(),

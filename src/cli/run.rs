@@ -20,8 +20,8 @@ pub struct RunArgs {
     /// Preset sizes for every workload; explicit options override it.
     #[arg(long, value_parser = choice::<Suite>(), default_value = "quick")]
     pub suite: Suite,
-    /// Workloads to run (comma-separated).
-    #[arg(long, value_delimiter = ',', value_parser = one_of(workload::names()), default_values = workload::names())]
+    /// Workloads to run (comma-separated) [default: all; `app` only with --image].
+    #[arg(long, value_delimiter = ',', value_parser = one_of(workload::names()))]
     pub workloads: Vec<String>,
     /// Layouts to compare (comma-separated); ratios need `plain` [default:
     /// overlay2,overlay,plain]. A layout named here that the host cannot run

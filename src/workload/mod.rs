@@ -49,6 +49,9 @@ pub static WORKLOADS: &[&WorkloadEntry] = &[
 pub struct WorkloadEntry {
     /// Name in reports, file names and `--workloads`.
     pub name: &'static str,
+    /// Whether it measures the user's image only (`--image`): left out of a
+    /// run that names no workloads and no image, refused when named without one.
+    pub needs_image: bool,
     /// One line for `--help`.
     pub about: &'static str,
     /// Key of its resolved parameters in the report's config (`copy_up`).
@@ -154,6 +157,16 @@ pub fn entry(name: &str) -> Option<&'static WorkloadEntry> {
 /// Every workload name, in report order.
 pub fn names() -> Vec<&'static str> {
     WORKLOADS.iter().map(|w| w.name).collect()
+}
+
+/// The workloads a run that names none runs: every one, less those that
+/// need `--image` when there is none.
+pub fn default_names(images: bool) -> Vec<&'static str> {
+    WORKLOADS
+        .iter()
+        .filter(|w| images || !w.needs_image)
+        .map(|w| w.name)
+        .collect()
 }
 
 /// Every workload's section, in report order (what `report` renders from).

@@ -9,6 +9,7 @@
 //! last lines of its output; nothing of it keeps running or stays mounted.
 
 pub mod analyze;
+pub mod findings;
 pub mod keys;
 pub mod measure;
 pub mod params;
@@ -33,6 +34,7 @@ use keys::{Cache, Ready, View};
 /// Registry entry.
 pub static ENTRY: WorkloadEntry = WorkloadEntry {
     name: NAME,
+    needs_image: true,
     about: "The user's own image started with an OCI runtime (crun) on every layout: time to ready, cold and warm.",
     config_key: "app",
     build,
@@ -40,6 +42,7 @@ pub static ENTRY: WorkloadEntry = WorkloadEntry {
     gate: &Rules,
     costs: None,
     plan_notes: None,
+    findings: Some(&findings::Rules),
 };
 
 fn build(b: &BuildContext<'_>) -> Result<Box<dyn Workload>, ParamError> {
@@ -68,7 +71,8 @@ impl Workload for App {
     }
 
     fn steps(&self, layouts: &[Box<dyn Layout>]) -> u64 {
-        (layouts.len() * self.params.rounds) as u64
+        // The recording start, then the timed rounds.
+        (layouts.len() * (self.params.rounds + 1)) as u64
     }
 
     fn check_images(&self, images: &[Arc<IndexedImage>]) -> Result<(), WorkloadError> {
@@ -126,10 +130,13 @@ impl Workload for App {
             image: reference.clone(),
             ready,
             root: root.clone(),
+            state: root.join("runtime-state"),
         };
         let fixtures = measure::build_fixtures(ctx, &root)?;
-        let mut samples = measure::Samples::default();
-        let result = measure::measure(p, &plan, ctx, &fixtures, &mut samples);
+        let mut samples = keys::Samples::default();
+        let mut users = std::collections::BTreeMap::new();
+        let result = measure::record_read_sets(p, &plan, ctx, &fixtures, &mut users, &mut samples)
+            .and_then(|()| measure::measure(p, &plan, ctx, &fixtures, &mut users, &mut samples));
         drop(cgroups);
         let names: Vec<&'static str> = ctx.layouts.iter().map(|l| l.name()).collect();
         for (li, lines) in &samples.output {
@@ -197,7 +204,7 @@ impl GateRules for Rules {
     fn gated(&self, d: &Derived, _report: &Report) -> bool {
         d.kind == kinds::RATIO
             && View::of_derived(d).is_some_and(|v| {
-                v.cache == Cache::Cold && v.baseline.as_deref() == Some(keys::BASE_PLAIN)
+                v.cache == Cache::Cold && v.baseline.as_deref().is_some_and(keys::is_baseline)
             })
     }
 

@@ -27,6 +27,7 @@ use keys::{Cache, View};
 /// Registry entry.
 pub static ENTRY: WorkloadEntry = WorkloadEntry {
     name: NAME,
+    needs_image: false,
     about: "Cost of the first write to a large lower file (copy_up), by size and options.",
     config_key: "copy_up",
     build,

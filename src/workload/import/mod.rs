@@ -25,6 +25,7 @@ use crate::workload::{
 /// Registry entry.
 pub static ENTRY: WorkloadEntry = WorkloadEntry {
     name: NAME,
+    needs_image: false,
     about: "Time to convert each image into each layout's store, layer by layer and whole.",
     config_key: "import",
     build,

@@ -40,6 +40,7 @@ use keys::{Phase, PhaseTable};
 /// Registry entry.
 pub static ENTRY: WorkloadEntry = WorkloadEntry {
     name: NAME,
+    needs_image: false,
     about: "Inodes and bytes per layer, image and container, phase by phase.",
     config_key: "inodes",
     build,

@@ -33,6 +33,7 @@ use keys::{Cache, Op, Target, View};
 /// Registry entry.
 pub static ENTRY: WorkloadEntry = WorkloadEntry {
     name: NAME,
+    needs_image: false,
     about: "Lookup cost (stat, readdir, mount) by lower depth, cold and warm.",
     config_key: "lookup",
     build,

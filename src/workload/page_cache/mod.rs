@@ -30,6 +30,7 @@ use crate::workload::{
 /// Registry entry.
 pub static ENTRY: WorkloadEntry = WorkloadEntry {
     name: NAME,
+    needs_image: false,
     about: "Page-cache memory of K containers reading one image (sharing factor).",
     config_key: "page_cache",
     build,

@@ -33,6 +33,7 @@ use measure::Point;
 /// Registry entry.
 pub static ENTRY: WorkloadEntry = WorkloadEntry {
     name: NAME,
+    needs_image: false,
     about: "Concurrent container start-up (time to ready vs containers at once, idmapped layers) and mount-table cost.",
     config_key: "storm",
     build,
