@@ -392,6 +392,9 @@ fn merge(report: &mut Report, out: &mut Recorded, started: Instant) {
     report.derived.append(&mut out.derived);
     report.errors.append(&mut out.errors);
     report.skipped.append(&mut out.skipped);
+    for (workload, record) in out.extras.drain(..) {
+        report.extras.entry(workload).or_default().push(record);
+    }
     for n in out.notes.drain(..) {
         if !report.notes.contains(&n) {
             report.notes.push(n);

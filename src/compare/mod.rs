@@ -645,6 +645,7 @@ mod tests {
             skipped: vec![],
             conditions: vec![],
             findings: None,
+            extras: Default::default(),
         }
     }
 

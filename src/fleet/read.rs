@@ -196,6 +196,8 @@ impl LightReport<'_> {
             conditions: self.conditions,
             skipped: Vec::new(),
             findings: None,
+            // A fleet report keeps the nodes' figures, not their read sets.
+            extras: Default::default(),
         })
     }
 }

@@ -111,6 +111,21 @@ impl Exporter for ChartExporter {
     }
 }
 
+/// A section's text file (one of its `extra_file_names`) as an exporter.
+struct TextExporter {
+    section: &'static (dyn Section + Sync),
+    file_name: String,
+}
+
+impl Exporter for TextExporter {
+    fn file_name(&self) -> String {
+        self.file_name.clone()
+    }
+    fn render(&self, report: &Report) -> Result<Vec<u8>, ReportError> {
+        self.section.extra_file(report, &self.file_name)
+    }
+}
+
 /// Every exporter that draws from a report: summary.md and report.html, plus
 /// the chart of each section whose workload has cases in it (in workload-name
 /// order).
@@ -146,6 +161,9 @@ pub fn exporters_for(
                 file_name,
                 extra: true,
             }));
+        }
+        for file_name in section.extra_file_names(report) {
+            out.push(Box::new(TextExporter { section, file_name }));
         }
     }
     out

@@ -58,6 +58,11 @@ pub struct Report {
     /// (absent in reports written before findings existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub findings: Option<super::findings::Findings>,
+    /// Per workload (by name), records it keeps beside its cases that are not
+    /// samples (e.g. app's start-up read set: the files, in first-open order),
+    /// each read back only through that workload's typed view; absent when none.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extras: BTreeMap<String, Vec<Value>>,
 }
 
 /// What a check of one of Docker's statements found on this host.
@@ -302,6 +307,7 @@ impl Report {
             skipped: Vec::new(),
             conditions: Vec::new(),
             findings: None,
+            extras: BTreeMap::new(),
         }
     }
 

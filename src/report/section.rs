@@ -81,6 +81,18 @@ pub trait Section {
             detail: "no such chart".into(),
         })
     }
+    /// File names of text files this report holds the data of (e.g. app's
+    /// `app-readset.txt`); none by default. Each must end in `.txt`.
+    fn extra_file_names(&self, _report: &Report) -> Vec<String> {
+        Vec::new()
+    }
+    /// The text file `name` (one of `extra_file_names`).
+    fn extra_file(&self, _report: &Report, name: &str) -> Result<Vec<u8>, ReportError> {
+        Err(ReportError::Render {
+            what: name.to_string(),
+            detail: "no such file".into(),
+        })
+    }
     /// Its headline figures, one per layout and backing measured (none by default).
     fn headlines(&self, _report: &Report) -> Vec<Headline> {
         Vec::new()

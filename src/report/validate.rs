@@ -108,6 +108,15 @@ impl SampleRule {
                 "a change of a count is within 2^53 either way",
             );
         }
+        if unit == "fraction" {
+            // A share of a whole (app's read set of its image): none is a valid answer.
+            return SampleRule {
+                min: 0.0,
+                min_inclusive: true,
+                max: 1.0,
+                why: "a fraction is 0 to 1",
+            };
+        }
         SampleRule {
             min: 0.0,
             min_inclusive: false,

@@ -212,6 +212,8 @@ fn ours(name: &str) -> bool {
         || name == "summary.md"
         || name == "plan.json"
         || name.ends_with(".svg")
+        // Sections' text files (app-readset.txt): fixed names, never data's.
+        || name.ends_with("-readset.txt")
         || (name.starts_with('.') && name.contains(".tmp-"))
 }
 

@@ -120,6 +120,8 @@ pub struct Recorded {
     pub options_in_force: BTreeMap<String, String>,
     /// Layouts a backing could not run.
     pub skipped: Vec<Skipped>,
+    /// Records kept beside the cases, per workload name (see `Report::extras`).
+    pub extras: Vec<(String, serde_json::Value)>,
 }
 
 impl Recorded {
@@ -243,6 +245,9 @@ pub enum WorkloadError {
     /// What an image says to run cannot be run (bad input: exit 2).
     #[error(transparent)]
     RunConfig(#[from] crate::image::RunConfigError),
+    /// The start-up read set could not be recorded.
+    #[error(transparent)]
+    ReadSet(#[from] crate::probe::readset::ReadsetError),
 }
 
 impl WorkloadError {
@@ -253,6 +258,7 @@ impl WorkloadError {
             WorkloadError::Isolate(e) => e.class(),
             WorkloadError::Runtime(e) => e.class(),
             WorkloadError::RunConfig(e) => e.class(),
+            WorkloadError::ReadSet(e) => e.class(),
             WorkloadError::Unsupported(_) => ErrorClass::Unsupported,
             WorkloadError::Interrupted => ErrorClass::Interrupted,
             _ => ErrorClass::Runtime,

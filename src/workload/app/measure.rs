@@ -8,10 +8,11 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-use super::keys::{Cache, NAME};
+use super::keys::{Cache, Samples, NAME};
 use super::params::Params;
 use crate::image::runconfig::{resolve_user, Ids};
 use crate::layout::{ContainerDirs, PreparedImage};
+use crate::probe::readset::{own_pid_namespace, Filter, Options, Recorder};
 use crate::runtime::{Outcome, ProcessSpec, Readiness, Runtime, Started};
 use crate::workload::{RunContext, WorkloadError};
 
@@ -45,17 +46,6 @@ pub fn build_fixtures(ctx: &RunContext<'_>, root: &Path) -> Result<Vec<Fixture>,
         .collect()
 }
 
-/// What was measured, kept as it comes (an interrupted run keeps it).
-#[derive(Debug, Default)]
-pub struct Samples {
-    /// Per (layout, cold/warm), times to ready, ns.
-    pub series: BTreeMap<(usize, Cache), Vec<f64>>,
-    /// Per layout whose start failed: what happened (it is measured no further).
-    pub failed: BTreeMap<usize, String>,
-    /// Per layout, the last lines the application printed on its first start.
-    pub output: BTreeMap<usize, Vec<String>>,
-}
-
 /// What every start shares.
 pub struct Plan<'a> {
     /// The runtime.
@@ -70,6 +60,8 @@ pub struct Plan<'a> {
     pub ready: Readiness,
     /// The workload's dir on the scratch.
     pub root: PathBuf,
+    /// The runtime's state dir (`--root`).
+    pub state: PathBuf,
 }
 
 fn describe(o: &Outcome, p: &Params) -> String {
@@ -101,16 +93,108 @@ fn describe(o: &Outcome, p: &Params) -> String {
 
 use std::time::Duration;
 
+/// One start of `f`'s layout: evicted, mounted afresh, started and watched
+/// until ready, stopped, unmounted; with a read-set recorder on the merged
+/// mount when `record`. Returns the outcome and the output's last lines.
+fn start_once(
+    p: &Params,
+    plan: &Plan<'_>,
+    ctx: &mut RunContext<'_>,
+    f: &Fixture,
+    users: &mut BTreeMap<usize, Ids>,
+    s: &mut Samples,
+) -> Result<(), WorkloadError> {
+    let layout = &ctx.layouts[f.layout];
+    let grace = Duration::from_secs_f64(p.grace_s);
+    ctx.evict()?;
+    let mounted = layout.mount(&f.image, &f.container)?;
+    let ids = match users.get(&f.layout) {
+        Some(ids) => *ids,
+        None => {
+            let ids = resolve_user(&plan.image, plan.user.as_deref(), &mounted.merged)?;
+            users.insert(f.layout, ids);
+            ids
+        }
+    };
+    let process = ProcessSpec {
+        uid: ids.uid,
+        gid: ids.gid,
+        ..plan.process.clone()
+    };
+    let spec = crate::runtime::spec(&mounted.merged, &process, NAME)?;
+    // The runtime and this tool run in the tool's pid namespace, the
+    // container in a new one made before its first process runs: counting
+    // only processes outside ours counts exactly the container's, from its
+    // first instruction (a filter on the container's own namespace could only
+    // be set once the runtime had made it, after the start began).
+    let recorder = Recorder::start(
+        &mounted.merged,
+        Options::new(Filter::OutsidePidNamespace(own_pid_namespace()?)),
+    )?;
+    let bundle = plan.root.join(format!("bundle-{}", layout.name()));
+    let mut c = Started::start(plan.runtime, &plan.state, &bundle, &spec)?;
+    let outcome = c.wait_ready(&plan.ready, p.timeout(), ctx.interrupted);
+    let tail = c.tail();
+    let stopped = c.stop(grace);
+    let set = recorder.stop();
+    ctx.check_interrupted()?;
+    let outcome = outcome?;
+    stopped?;
+    let set = set?;
+    mounted.unmount()?;
+    match outcome {
+        Outcome::Ready(_) => {
+            s.output.insert(f.layout, tail);
+            s.read_sets.insert(f.layout, set);
+        }
+        other => {
+            s.failed.insert(
+                f.layout,
+                format!(
+                    "{}: first (recorded) start of {}: {}",
+                    layout.name(),
+                    plan.image,
+                    describe(&other, p)
+                ),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Per layout, a start of its own before the timed ones, cold, with the
+/// read-set recorder on: what the image's start opens and reads. Not timed —
+/// the recorder indexes the rootfs before the start (which warms its
+/// metadata) and handles the events, so its time would be neither cold nor
+/// the application's.
+pub fn record_read_sets(
+    p: &Params,
+    plan: &Plan<'_>,
+    ctx: &mut RunContext<'_>,
+    fixtures: &[Fixture],
+    users: &mut BTreeMap<usize, Ids>,
+    s: &mut Samples,
+) -> Result<(), WorkloadError> {
+    ctx.progress
+        .set_message("app: recording what the start reads");
+    for f in fixtures {
+        ctx.check_interrupted()?;
+        start_once(p, plan, ctx, f, users, s)?;
+        ctx.progress.inc(1);
+    }
+    Ok(())
+}
+
 /// Runs every round, filling `s` as it goes.
 pub fn measure(
     p: &Params,
     plan: &Plan<'_>,
     ctx: &mut RunContext<'_>,
     fixtures: &[Fixture],
+    users: &mut BTreeMap<usize, Ids>,
     s: &mut Samples,
 ) -> Result<(), WorkloadError> {
-    let state = plan.root.join("runtime-state");
-    let mut users: BTreeMap<usize, Ids> = BTreeMap::new();
+    let state = &plan.state;
     let grace = Duration::from_secs_f64(p.grace_s);
     ctx.progress.set_message("app: starting the image");
     for _round in 0..p.rounds {
@@ -139,7 +223,7 @@ pub fn measure(
             let spec = crate::runtime::spec(&mounted.merged, &process, NAME)?;
             for cache in Cache::ALL {
                 let bundle = plan.root.join(format!("bundle-{}", layout.name()));
-                let mut c = Started::start(plan.runtime, &state, &bundle, &spec)?;
+                let mut c = Started::start(plan.runtime, state, &bundle, &spec)?;
                 let outcome = c.wait_ready(&plan.ready, p.timeout(), ctx.interrupted);
                 let tail = c.tail();
                 let stopped = c.stop(grace);

@@ -4,10 +4,12 @@
 
 use plotters::prelude::*;
 
-use super::keys::{Cache, View, BASE_OVERLAY2, BASE_PLAIN, NAME, TIME_TO_READY};
+use super::keys::{base_overlay2, is_baseline, Cache, ReadSetRecord, View, NAME, TIME_TO_READY};
 use crate::report::chart::{layout_color, linear_ticks, svg_page, Unit};
 use crate::report::summary::backings_of;
-use crate::report::{fmt_ns, fmt_ratio, kinds, Block, Case, Report, ReportError, Section, Table};
+use crate::report::{
+    fmt_bytes, fmt_ns, fmt_ratio, kinds, Block, Case, Report, ReportError, Section, Table,
+};
 use crate::stats::{median_interval, seed_of};
 use crate::workload::CaseView;
 
@@ -38,13 +40,19 @@ fn interval(c: &Case) -> Option<(f64, f64)> {
     median_interval(&c.samples, RESAMPLES, seed_of(&id))
 }
 
-fn ratio(r: &Report, layout: &str, backing: &str, cache: Cache, base: &str) -> Option<f64> {
+fn ratio(
+    r: &Report,
+    layout: &str,
+    backing: &str,
+    cache: Cache,
+    base: &dyn Fn(&str) -> bool,
+) -> Option<f64> {
     r.derived
         .iter()
         .filter(|d| d.kind == kinds::RATIO && d.layout == layout)
         .find(|d| {
             View::of_derived(d).is_some_and(|v| {
-                v.backing == backing && v.cache == cache && v.baseline.as_deref() == Some(base)
+                v.backing == backing && v.cache == cache && v.baseline.as_deref().is_some_and(base)
             })
         })
         .map(|d| d.value)
@@ -68,8 +76,8 @@ fn table(r: &Report, backing: &str) -> Option<Table> {
     ]);
     for cache in Cache::ALL {
         for (c, _) in of.iter().filter(|(_, v)| v.cache == cache) {
-            let ratio_to = |base: &str| {
-                if c.layout == base {
+            let ratio_to = |base: &dyn Fn(&str) -> bool| {
+                if base(&c.layout) {
                     "1.00x".to_string()
                 } else {
                     ratio(r, &c.layout, backing, cache, base)
@@ -86,12 +94,85 @@ fn table(r: &Report, backing: &str) -> Option<Table> {
                     .map(|(lo, hi)| format!("{} – {}", fmt_ns(lo), fmt_ns(hi)))
                     .unwrap_or_default(),
                 c.stats.n.to_string(),
-                ratio_to(BASE_OVERLAY2),
-                ratio_to(BASE_PLAIN),
+                ratio_to(&|l| l == base_overlay2()),
+                ratio_to(&|l| is_baseline(l)),
             ]);
         }
     }
     Some(t)
+}
+
+/// The read-set list's file name in the report dir.
+pub const READSET_FILE: &str = "app-readset.txt";
+/// Path components a top directory is cut at (`usr/lib/python3.11`).
+const TOP_DEPTH: usize = 3;
+/// Top directories shown.
+const TOP_DIRS: usize = 8;
+
+const READSET_INTRO: &str = "What the start opened and read, recorded with fanotify on a start of its own \
+(cold, before the timed ones; not timed): files, their bytes (sizes at open), and their share of the image's \
+regular files and bytes. The list, in first-open order, is `app-readset.txt` (usable as a prefetch list).";
+
+/// The read set's top directories by bytes: (dir, files, bytes), most first.
+fn top_dirs(rec: &ReadSetRecord) -> Vec<(String, u64, u64)> {
+    let mut by: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
+    for f in &rec.files {
+        let p = std::path::Path::new(&f.path);
+        let dir: std::path::PathBuf = p
+            .parent()
+            .map(|d| d.components().take(TOP_DEPTH).collect())
+            .unwrap_or_default();
+        let e = by.entry(dir.to_string_lossy().into_owned()).or_default();
+        e.0 += 1;
+        e.1 += f.bytes;
+    }
+    let mut v: Vec<(String, u64, u64)> = by.into_iter().map(|(d, (n, b))| (d, n, b)).collect();
+    v.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| a.0.cmp(&b.0)));
+    v.truncate(TOP_DIRS);
+    v
+}
+
+fn share(a: u64, b: u64) -> String {
+    if b == 0 {
+        "—".into()
+    } else {
+        format!("{:.1} %", 100.0 * a as f64 / b as f64)
+    }
+}
+
+/// The read set's summary for `backing`: its size and share of the image,
+/// and its top directories.
+fn read_set_block(r: &Report, backing: &str) -> Option<Block> {
+    let rec = ReadSetRecord::of_report(r)
+        .into_iter()
+        .find(|x| x.backing == backing)?;
+    let files = rec.files.len() as u64 + rec.files_not_listed;
+    let bytes: u64 = rec.files.iter().map(|f| f.bytes).sum();
+    let mut t = Table::new(["directory", "files", "bytes", "share of the set's bytes"]);
+    for (dir, n, b) in top_dirs(&rec) {
+        t.row(vec![
+            if dir.is_empty() {
+                "/".into()
+            } else {
+                format!("/{dir}")
+            },
+            n.to_string(),
+            fmt_bytes(b as f64),
+            share(b, bytes),
+        ]);
+    }
+    Some(Block {
+        heading: format!(
+            "app: what {} read at start on {backing} — {files} files, {} ({} of the image's files, {} of its bytes){}",
+            rec.image,
+            fmt_bytes(bytes as f64),
+            share(files, rec.image_files),
+            share(bytes, rec.image_bytes),
+            if rec.incomplete { "; incomplete" } else { "" }
+        ),
+        intro: format!("{READSET_INTRO} Recorded on {}.", rec.layout),
+        tables: vec![(Some("top directories by bytes".into()), t)],
+    })
 }
 
 fn image_of(r: &Report, backing: &str) -> String {
@@ -110,13 +191,13 @@ impl Section for AppSection {
     fn blocks(&self, r: &Report) -> Vec<Block> {
         backings_of(r, NAME)
             .into_iter()
-            .filter_map(|b| {
-                let t = table(r, &b)?;
-                Some(Block {
+            .flat_map(|b| {
+                let times = table(r, &b).map(|t| Block {
                     heading: format!("app: {} started on {b}", image_of(r, &b)),
                     intro: INTRO.into(),
                     tables: vec![(None, t)],
-                })
+                });
+                times.into_iter().chain(read_set_block(r, &b))
             })
             .collect()
     }
@@ -133,6 +214,35 @@ impl Section for AppSection {
                 })
             })
             .collect()
+    }
+
+    fn extra_file_names(&self, r: &Report) -> Vec<String> {
+        if ReadSetRecord::of_report(r).is_empty() {
+            Vec::new()
+        } else {
+            vec![READSET_FILE.to_string()]
+        }
+    }
+
+    /// The first backing's read set, one path per line in first-open order
+    /// (a name holding a newline, from a hostile image, would split a line:
+    /// left out).
+    fn extra_file(&self, r: &Report, name: &str) -> Result<Vec<u8>, ReportError> {
+        let rec = ReadSetRecord::of_report(r).into_iter().next();
+        match rec {
+            Some(rec) if name == READSET_FILE => {
+                let mut out = String::new();
+                for f in rec.files.iter().filter(|f| !f.path.contains(['\n', '\r'])) {
+                    out.push_str(&f.path);
+                    out.push('\n');
+                }
+                Ok(out.into_bytes())
+            }
+            _ => Err(ReportError::Render {
+                what: name.to_string(),
+                detail: "no such file".into(),
+            }),
+        }
     }
 
     fn chart_name(&self) -> Option<String> {
