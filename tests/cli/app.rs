@@ -99,7 +99,10 @@ fn app_starts_the_image_on_every_layout_cold_and_warm() {
                 .cases
                 .iter()
                 .find(|c| {
-                    c.workload == "app" && c.layout == layout && c.param_str("cache") == cache
+                    c.workload == "app"
+                        && c.layout == layout
+                        && c.metric == "time_to_ready"
+                        && c.param_str("cache") == cache
                 })
                 .unwrap_or_else(|| panic!("no {cache} case for {layout}"));
             assert_eq!(c.samples.len(), 2, "{layout} {cache}");
@@ -248,11 +251,137 @@ fn app_refuses_what_cannot_be_run_naming_it() {
     assert_clean(d.path());
 }
 
+/// Every layout this host runs (as `run` judges it), comma-separated.
+fn host_layouts() -> String {
+    overlaybench::layout::names()
+        .into_iter()
+        .filter(|n| {
+            overlaybench::layout::entry(n).is_some_and(|e| {
+                e.host_support(overlaybench::isolate::Privilege::Root)
+                    .is_ok()
+            })
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn app_python_fixture_runs_on_every_layout_with_its_read_set() {
+    let py = &super::appimage::app_images_or_panic().python;
+    let d = tmp();
+    let out = d.path().join("out");
+    let layouts = host_layouts();
+    let args = [
+        "--workloads",
+        "app",
+        "--image",
+        &py.source,
+        "--app-rounds",
+        "1",
+        "--layouts",
+        &layouts,
+    ];
+    run_in(d.path(), &out, &args).assert().success();
+    assert_clean(d.path());
+    let r = read_report(&out).expect("report");
+    assert_eq!(r.status, RunStatus::Complete, "{:?}", r.errors);
+    let ran: Vec<&str> = r
+        .cases
+        .iter()
+        .filter(|c| c.workload == "app" && c.metric == "time_to_ready")
+        .map(|c| c.layout.as_str())
+        .collect();
+    for layout in layouts.split(',') {
+        if r.skipped.iter().any(|s| s.layout == layout) {
+            continue;
+        }
+        assert!(ran.contains(&layout), "{layout} not started: {ran:?}");
+        // The application really ran there: its output.
+        assert!(
+            r.notes
+                .iter()
+                .any(|n| n.contains(&format!("app: {layout}:"))
+                    && n.contains(super::appimage::PYTHON_OUTPUT)),
+            "{layout}: {:?}",
+            r.notes
+        );
+        let one = |metric: &str| {
+            r.cases
+                .iter()
+                .find(|c| c.workload == "app" && c.layout == layout && c.metric == metric)
+                .unwrap_or_else(|| panic!("{layout}: no {metric}"))
+                .samples[0]
+        };
+        assert!(one("readset_files") > 10.0, "{layout}");
+        for f in ["readset_file_fraction", "readset_byte_fraction"] {
+            let v = one(f);
+            assert!(v > 0.0 && v < 1.0, "{layout} {f} {v}");
+        }
+    }
+    let list = fs::read_to_string(out.join("app-readset.txt")).expect("app-readset.txt");
+    assert!(
+        list.lines()
+            .any(|l| l.ends_with("python3.11/json/__init__.py")),
+        "{list}"
+    );
+    let summary = fs::read_to_string(out.join("summary.md")).expect("summary");
+    assert!(
+        summary.contains("top directories") && summary.contains("/usr/lib/python3.11"),
+        "{summary}"
+    );
+}
+
+fn app_redis_fixture_becomes_ready_on_its_line() {
+    let redis = &super::appimage::app_images_or_panic().redis;
+    let d = tmp();
+    let out = d.path().join("out");
+    let args = [
+        "--workloads",
+        "app",
+        "--image",
+        &redis.source,
+        "--app-rounds",
+        "1",
+        "--layouts",
+        "overlay2,plain",
+        "--app-ready-line",
+        super::appimage::REDIS_READY,
+    ];
+    run_in(d.path(), &out, &args).assert().success();
+    assert_clean(d.path());
+    common::assert_no_process_mentions(d.path(), 5);
+    let left = StdCommand::new("pgrep")
+        .args(["-x", "redis-server"])
+        .output()
+        .expect("pgrep");
+    assert!(left.stdout.is_empty(), "redis-server left running");
+    let r = read_report(&out).expect("report");
+    assert_eq!(r.status, RunStatus::Complete, "{:?}", r.errors);
+    for layout in ["overlay2", "plain"] {
+        assert!(
+            r.cases.iter().any(|c| c.workload == "app"
+                && c.layout == layout
+                && c.metric == "time_to_ready"
+                && c.param_str("ready") == "line"),
+            "{layout}"
+        );
+        assert!(
+            r.notes
+                .iter()
+                .any(|n| n.contains(&format!("app: {layout}:"))
+                    && n.contains(super::appimage::REDIS_READY)),
+            "{:?}",
+            r.notes
+        );
+    }
+}
+
 /// This module's tests, each with whether it needs root.
 pub fn tests() -> Vec<(String, bool, fn())> {
     vec![
         cli_trial!(app_starts_the_image_on_every_layout_cold_and_warm),
         cli_trial!(app_ready_line_stops_a_server_and_a_never_ready_start_fails_clean),
         cli_trial!(app_refuses_what_cannot_be_run_naming_it),
+        cli_trial!(app_python_fixture_runs_on_every_layout_with_its_read_set),
+        cli_trial!(app_redis_fixture_becomes_ready_on_its_line),
     ]
 }

@@ -13,6 +13,9 @@
 mod common;
 
 mod app;
+#[path = "../common/appimage.rs"]
+#[allow(dead_code)]
+mod appimage;
 mod claims;
 mod compare;
 mod doctor;
