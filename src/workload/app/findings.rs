@@ -9,6 +9,9 @@ use crate::findings::{Contender, FindingRules, Question};
 use crate::report::{Case, Report};
 use crate::workload::CaseView;
 
+/// Layout → its case, per question.
+type ByLayout<'a> = BTreeMap<String, &'a Case>;
+
 /// The rules, registered in `ENTRY`.
 pub struct Rules;
 
@@ -23,7 +26,7 @@ impl FindingRules for Rules {
 
     fn questions(&self, report: &Report) -> Vec<Question> {
         // (backing, cache) → (image, layout → case).
-        let mut by: BTreeMap<(String, Cache), (String, BTreeMap<String, &Case>)> = BTreeMap::new();
+        let mut by: BTreeMap<(String, Cache), (String, ByLayout<'_>)> = BTreeMap::new();
         for c in report.cases_of(NAME).filter(|c| c.metric == TIME_TO_READY) {
             let Some(v) = View::of_case(c) else { continue };
             if v.baseline.is_some() {

@@ -95,7 +95,7 @@ fn table(r: &Report, backing: &str) -> Option<Table> {
                     .unwrap_or_default(),
                 c.stats.n.to_string(),
                 ratio_to(&|l| l == base_overlay2()),
-                ratio_to(&|l| is_baseline(l)),
+                ratio_to(&is_baseline),
             ]);
         }
     }

@@ -8,6 +8,9 @@ use crate::findings::{Contender, FindingRules, Question};
 use crate::report::{Case, Report};
 use crate::workload::CaseView;
 
+/// Layout → its case, per question.
+type ByLayout<'a> = BTreeMap<String, &'a Case>;
+
 /// The rules, registered in `ENTRY`.
 pub struct Rules;
 
@@ -30,8 +33,7 @@ impl FindingRules for Rules {
         let mut out = Vec::new();
         for (metric, unit, what) in METRICS {
             // backing → (layers, images) → layout.
-            let mut by: BTreeMap<String, BTreeMap<(usize, usize), BTreeMap<String, &Case>>> =
-                BTreeMap::new();
+            let mut by: BTreeMap<String, BTreeMap<(usize, usize), ByLayout<'_>>> = BTreeMap::new();
             for c in report.cases_of(NAME).filter(|c| c.metric == metric) {
                 let Some(v) = View::of_case(c) else { continue };
                 let (Some(layers), Some(Phase::Layers)) = (v.layers, v.phase) else {

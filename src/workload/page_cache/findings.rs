@@ -8,6 +8,9 @@ use crate::findings::{Contender, FindingRules, Question};
 use crate::report::{fmt_bytes, Case, Report};
 use crate::workload::CaseView;
 
+/// Layout → its case, per question.
+type ByLayout<'a> = BTreeMap<String, &'a Case>;
+
 /// The rules, registered in `ENTRY`.
 pub struct Rules;
 
@@ -22,8 +25,7 @@ impl FindingRules for Rules {
 
     fn questions(&self, report: &Report) -> Vec<Question> {
         // backing → (containers, set) → layout.
-        let mut by: BTreeMap<String, BTreeMap<(usize, u64), BTreeMap<String, &Case>>> =
-            BTreeMap::new();
+        let mut by: BTreeMap<String, BTreeMap<(usize, u64), ByLayout<'_>>> = BTreeMap::new();
         for c in report.cases_of(NAME).filter(|c| c.metric == RESIDENT) {
             let Some(v) = View::of_case(c) else { continue };
             if v.phase != Phase::Read {
