@@ -234,6 +234,31 @@ impl Derived {
         }
     }
 
+    /// Whether a fitted slope is flat: the change it fits over the measured
+    /// range is under half the fitted cost at the range's start, or it is
+    /// negative with a poor fit. Printing such a slope (`-9.33 ns per layer`)
+    /// would claim a trend the noise made.
+    pub fn is_flat(&self) -> bool {
+        let (Some(lo), Some(hi)) = (
+            self.x.iter().copied().reduce(f64::min),
+            self.x.iter().copied().reduce(f64::max),
+        ) else {
+            return false;
+        };
+        let start = self.intercept.unwrap_or(0.0) + self.value * lo;
+        let change = self.value * (hi - lo);
+        change.abs() < 0.5 * start.abs() || (self.value < 0.0 && self.r2.unwrap_or(0.0) < 0.8)
+    }
+
+    /// A slope as the tables print it: `flat`, or the value in `fmt` with its r².
+    pub fn slope_cell(&self, fmt: impl Fn(f64) -> String) -> String {
+        if self.is_flat() {
+            "flat".into()
+        } else {
+            format!("{} ({:.2})", fmt(self.value), self.r2.unwrap_or(f64::NAN))
+        }
+    }
+
     /// The ratio of two cases' medians taken in the same run (`num` / `den`).
     pub fn ratio(
         workload: &str,
