@@ -32,6 +32,31 @@ pub struct Contender {
     pub samples: Vec<f64>,
 }
 
+impl Contender {
+    /// A case as a contender: its layout, its id and its samples.
+    pub fn of(c: &crate::report::Case) -> Contender {
+        Contender {
+            layout: c.layout.clone(),
+            figure: if c.id.is_empty() {
+                c.key()
+            } else {
+                c.id.clone()
+            },
+            samples: c.samples.clone(),
+        }
+    }
+}
+
+/// Fewest timings on each side for a ranking: with fewer, a bootstrap has
+/// nothing to resample and the ratio would pass for exact.
+const MIN_TIMINGS: usize = 3;
+
+/// Whether `q`'s two contenders have enough samples to rank: counts measured
+/// once are exact, a time measured once is not.
+fn rankable(q: &Question, a: &Contender, b: &Contender) -> bool {
+    q.unit != "ns" || (a.samples.len() >= MIN_TIMINGS && b.samples.len() >= MIN_TIMINGS)
+}
+
 /// Where a question's answer changes, found by a workload's rule.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Crossover {
@@ -184,6 +209,23 @@ fn phrase(q: &Question, r: &Ranked<'_>) -> (Outcome, String) {
     }
 }
 
+/// A ranking in a few words, for the recommendation's reasons:
+/// `cold lookup …, 128 layers: overlay 37.6× less (34.8–47.5×)`.
+fn brief(q: &Question, r: &Ranked<'_>) -> String {
+    let word = if q.lower_is_better { "less" } else { "more" };
+    let interval = if r.high > r.low {
+        format!(" ({:.2}–{:.2}×)", r.low, r.high)
+    } else {
+        String::new()
+    };
+    let verdict = if decisive(r) {
+        format!("{} {:.2}× {word}{interval}", r.better.layout, r.ratio)
+    } else {
+        format!("no difference{interval}")
+    };
+    format!("{}: {verdict}", q.question)
+}
+
 /// Baselines (a flattened copy) are what layouts are measured against, not
 /// a choice the findings rank.
 fn candidate(c: &Contender) -> bool {
@@ -229,7 +271,8 @@ fn answer(q: &Question, pair: Option<(&str, &str)>) -> Option<(Finding, Option<P
         text: String::new(),
         figures,
     };
-    let ranked = if cands.len() >= 2 {
+    let too_few = cands.len() >= 2 && !rankable(q, cands[0], cands[1]);
+    let ranked = if cands.len() >= 2 && !too_few {
         rank(cands[0], cands[1], q.lower_is_better)
     } else {
         None
@@ -246,6 +289,17 @@ fn answer(q: &Question, pair: Option<(&str, &str)>) -> Option<(Finding, Option<P
             finding.ratio = Some(r.ratio);
             finding.ratio_low = Some(r.low);
             finding.ratio_high = Some(r.high);
+        }
+        None if too_few => {
+            finding.text = format!(
+                "{} on {}: {} {}, {} {} (timed fewer than {MIN_TIMINGS} times each: not ranked)",
+                q.question,
+                q.backing,
+                cands[0].layout,
+                shown(median(&cands[0].samples), &q.unit),
+                cands[1].layout,
+                shown(median(&cands[1].samples), &q.unit)
+            );
         }
         None => {
             finding.text = format!(
@@ -276,13 +330,13 @@ fn answer(q: &Question, pair: Option<(&str, &str)>) -> Option<(Finding, Option<P
     let vote = pair.and_then(|(a, b)| {
         let ca = q.contenders.iter().find(|c| c.layout == a)?;
         let cb = q.contenders.iter().find(|c| c.layout == b)?;
+        if !rankable(q, ca, cb) {
+            return None;
+        }
         let r = rank(ca, cb, q.lower_is_better)?;
         Some(PairVote {
             favours: decisive(&r).then(|| r.better.layout.clone()),
-            text: {
-                let (_, t) = phrase(q, &r);
-                t
-            },
+            text: brief(q, &r),
             figures: vec![ca.figure.clone(), cb.figure.clone()],
             condition: q.condition.clone(),
         })
@@ -386,7 +440,7 @@ fn recommend(pair: (&str, &str), votes: &[PairVote]) -> Option<Recommendation> {
                 figures.extend(v.figures.iter().cloned());
             }
             (Some(_), None) => {
-                would_change.push(format!("if this matters most: {}", v.text));
+                would_change.push(format!("where this matters most: {}", v.text));
                 figures.extend(v.figures.iter().cloned());
             }
             (Some(l), Some(c)) if l == over => {
