@@ -583,6 +583,23 @@ pub fn recommend(
                     ),
                 );
                 choice = recommended;
+            } else if let Some(rec) = &ev.recommendation {
+                // A choice outside the pair the run compared (containerd's
+                // snapshotter on a host with no store yet) stands, and says
+                // what the run found between the two.
+                reasons.push(r(
+                    format!(
+                        "{} recommends {} over {} ({}); {choice} was not one of the two it compared",
+                        ev.report,
+                        rec.layout,
+                        rec.over,
+                        rec.reasons
+                            .first()
+                            .cloned()
+                            .unwrap_or_else(|| rec.text.clone())
+                    ),
+                    "evidence.recommendation".into(),
+                ));
             }
             let rivals: Vec<&str> = if ev.recommendation.is_some() {
                 Vec::new()
