@@ -161,6 +161,43 @@ fn rank<'a>(a: &'a Contender, b: &'a Contender, lower_is_better: bool) -> Option
     })
 }
 
+/// Two layouts' figures ranked as the findings rank them, for the engines that
+/// weigh figures outside a report's findings (claims, compare, fleet).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PairRank {
+    /// The layout with the better median.
+    pub better: String,
+    /// The other.
+    pub worse: String,
+    /// How many times better (≥ 1), point estimate.
+    pub ratio: f64,
+    /// 2.5 % bound of the ratio.
+    pub low: f64,
+    /// 97.5 % bound of the ratio.
+    pub high: f64,
+    /// The interval excludes 1: a difference beyond the noise.
+    pub decisive: bool,
+}
+
+/// `a` against `b` on one figure: `None` when either has no positive, finite
+/// median (nothing to rank).
+pub fn rank_pair(a: &Contender, b: &Contender, lower_is_better: bool) -> Option<PairRank> {
+    let r = rank(a, b, lower_is_better)?;
+    Some(PairRank {
+        better: r.better.layout.clone(),
+        worse: r.worse.layout.clone(),
+        ratio: r.ratio,
+        low: r.low,
+        high: r.high,
+        decisive: decisive(&r),
+    })
+}
+
+/// Every question `report`'s cases answer, from every registered workload's rules.
+pub fn questions_of(report: &Report, rules: &[&(dyn FindingRules + Sync)]) -> Vec<Question> {
+    rules.iter().flat_map(|r| r.questions(report)).collect()
+}
+
 /// Whether a ranking is beyond the noise: the ratio's interval excludes 1.
 fn decisive(r: &Ranked<'_>) -> bool {
     r.low > 1.0

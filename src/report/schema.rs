@@ -72,6 +72,9 @@ pub enum ClaimVerdict {
     Changed,
     /// This host or build cannot check it; `reason` says why.
     NotTestable,
+    /// The figures disagree: the statement holds on some and not on others;
+    /// `figure` names each side's figures.
+    Depends,
 }
 
 impl ClaimVerdict {
@@ -82,6 +85,7 @@ impl ClaimVerdict {
             ClaimVerdict::Refuted => "refuted",
             ClaimVerdict::Changed => "changed",
             ClaimVerdict::NotTestable => "not testable here",
+            ClaimVerdict::Depends => "depends",
         }
     }
 }
