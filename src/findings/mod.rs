@@ -47,6 +47,10 @@ impl Contender {
     }
 }
 
+/// A workload's cases grouped for its questions: backing → the point a
+/// question is asked at (a depth, a size, a burst) → layout.
+pub type ByPoint<'a, K> = BTreeMap<String, BTreeMap<K, BTreeMap<String, &'a crate::report::Case>>>;
+
 /// Fewest timings on each side for a ranking: with fewer, a bootstrap has
 /// nothing to resample and the ratio would pass for exact.
 const MIN_TIMINGS: usize = 3;

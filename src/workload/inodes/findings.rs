@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use super::keys::{Phase, View, NAME};
-use crate::findings::{Contender, FindingRules, Question};
-use crate::report::{Case, Report};
+use crate::findings::{ByPoint, Contender, FindingRules, Question};
+use crate::report::Report;
 use crate::workload::CaseView;
 
 /// The rules, registered in `ENTRY`.
@@ -30,8 +30,7 @@ impl FindingRules for Rules {
         let mut out = Vec::new();
         for (metric, unit, what) in METRICS {
             // backing → (layers, images) → layout.
-            let mut by: BTreeMap<String, BTreeMap<(usize, usize), BTreeMap<String, &Case>>> =
-                BTreeMap::new();
+            let mut by: ByPoint<'_, (usize, usize)> = BTreeMap::new();
             for c in report.cases_of(NAME).filter(|c| c.metric == metric) {
                 let Some(v) = View::of_case(c) else { continue };
                 let (Some(layers), Some(Phase::Layers)) = (v.layers, v.phase) else {

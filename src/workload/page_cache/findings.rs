@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use super::keys::{Phase, View, NAME, RESIDENT};
-use crate::findings::{Contender, FindingRules, Question};
-use crate::report::{fmt_bytes, Case, Report};
+use crate::findings::{ByPoint, Contender, FindingRules, Question};
+use crate::report::{fmt_bytes, Report};
 use crate::workload::CaseView;
 
 /// The rules, registered in `ENTRY`.
@@ -22,8 +22,7 @@ impl FindingRules for Rules {
 
     fn questions(&self, report: &Report) -> Vec<Question> {
         // backing → (containers, set) → layout.
-        let mut by: BTreeMap<String, BTreeMap<(usize, u64), BTreeMap<String, &Case>>> =
-            BTreeMap::new();
+        let mut by: ByPoint<'_, (usize, u64)> = BTreeMap::new();
         for c in report.cases_of(NAME).filter(|c| c.metric == RESIDENT) {
             let Some(v) = View::of_case(c) else { continue };
             if v.phase != Phase::Read {

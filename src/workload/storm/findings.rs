@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use super::keys::{Idmap, Phase, View, MOUNTINFO_READ, NAME, TIME_TO_READY_P99};
-use crate::findings::{Contender, FindingRules, Question};
+use crate::findings::{ByPoint, Contender, FindingRules, Question};
 use crate::report::{Case, Report};
 use crate::workload::CaseView;
 
@@ -16,6 +16,9 @@ const TYPICAL_MAX: usize = 16;
 /// The rules, registered in `ENTRY`.
 pub struct Rules;
 
+/// Per backing: the largest point and its cases by layout.
+type Largest<'a> = BTreeMap<String, ((usize, usize), BTreeMap<String, &'a Case>)>;
+
 /// The cases of `metric` and `phase`, by backing → the point `key` picks
 /// (the largest wins) → layout.
 fn largest<'a>(
@@ -23,9 +26,8 @@ fn largest<'a>(
     metric: &str,
     phase: Phase,
     key: impl Fn(&View) -> Option<(usize, usize)>,
-) -> BTreeMap<String, ((usize, usize), BTreeMap<String, &'a Case>)> {
-    let mut by: BTreeMap<String, BTreeMap<(usize, usize), BTreeMap<String, &Case>>> =
-        BTreeMap::new();
+) -> Largest<'a> {
+    let mut by: ByPoint<'a, (usize, usize)> = BTreeMap::new();
     for c in report.cases_of(NAME).filter(|c| c.metric == metric) {
         let Some(v) = View::of_case(c) else { continue };
         if v.phase != phase {
