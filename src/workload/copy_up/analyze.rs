@@ -67,7 +67,19 @@ pub fn record(out: &mut Recorded, backing: &str, samples: BTreeMap<Key, Vec<f64>
             size: 0,
             ..k.clone()
         };
-        if m > 0.0 && !copies_nothing.contains(&series_key) {
+        // Far quicker than copying the file is no copy either (plain writes
+        // in place): its size over its time would be a rate of no data.
+        let reference_ns = medians
+            .get(&Key {
+                layout: REFERENCE.into(),
+                options: REFERENCE_METHOD,
+                op: Op::Copy,
+                ..k.clone()
+            })
+            .copied();
+        let no_copy =
+            k.layout != REFERENCE && reference_ns.is_some_and(|r| r > 0.0 && m / r < COPY_FRACTION);
+        if m > 0.0 && !copies_nothing.contains(&series_key) && !no_copy {
             out.derived.push(Derived {
                 workload: NAME.into(),
                 layout: k.layout.clone(),
@@ -107,6 +119,10 @@ pub fn record(out: &mut Recorded, backing: &str, samples: BTreeMap<Key, Vec<f64>
         }
     }
 }
+
+/// Below this fraction of the reference copy's time an operation copied
+/// nothing (the gate's floor for copy-up ratios, `GateRules::gated`).
+pub const COPY_FRACTION: f64 = 0.05;
 
 /// Whether a latency-vs-size fit is flat: its growth is small next to the
 /// cost itself or the fit explains little (`Derived::is_flat`, or r² under

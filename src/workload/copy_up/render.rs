@@ -123,8 +123,11 @@ fn table(r: &Report, backing: &str, ops: &[Op]) -> Option<Table> {
             .and_then(|d| d.intercept)
             .map(|v| fmt_ns(v.max(0.0)))
             .unwrap_or_else(|| "-".into());
+        let ratio_at_max = derived("ratio", &layout, &options, op, Some(max)).map(|d| d.value);
         let mibs = if flat {
             "n/a (flat)".to_string()
+        } else if ratio_at_max.is_some_and(|r| r < super::analyze::COPY_FRACTION) {
+            "n/a (no copy)".to_string()
         } else {
             derived("throughput", &layout, &options, op, Some(max))
                 .map(|d| format!("{:.0}", d.value))
