@@ -814,7 +814,11 @@ impl ImageFixture {
             .arg(self.store.join("root"))
             .arg("--runroot")
             .arg(self.store.join("run"))
-            .args(["--cgroup-manager", "cgroupfs", "--events-backend", "file"]);
+            .args(["--cgroup-manager", "cgroupfs", "--events-backend", "file"])
+            // runc, named: with crun installed too podman picks crun, which
+            // refuses a host mixing cgroup v1 and v2 ("cgroups in hybrid mode
+            // not supported").
+            .args(["--runtime", "runc"]);
         c
     }
 }
