@@ -32,16 +32,21 @@ pub struct Contender {
     pub samples: Vec<f64>,
 }
 
+/// A case's id as `report.json` holds it (older reports: its key).
+pub fn figure_id(c: &crate::report::Case) -> String {
+    if c.id.is_empty() {
+        c.key()
+    } else {
+        c.id.clone()
+    }
+}
+
 impl Contender {
     /// A case as a contender: its layout, its id and its samples.
     pub fn of(c: &crate::report::Case) -> Contender {
         Contender {
             layout: c.layout.clone(),
-            figure: if c.id.is_empty() {
-                c.key()
-            } else {
-                c.id.clone()
-            },
+            figure: figure_id(c),
             samples: c.samples.clone(),
         }
     }

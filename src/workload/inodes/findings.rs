@@ -52,14 +52,7 @@ impl FindingRules for Rules {
                     question: format!("{what} with {images} images of {layers} layers stored"),
                     unit: unit.into(),
                     lower_is_better: true,
-                    contenders: cases
-                        .values()
-                        .map(|c| Contender {
-                            layout: c.layout.clone(),
-                            figure: crate::workload::lookup::findings::id_of(c),
-                            samples: c.samples.clone(),
-                        })
-                        .collect(),
+                    contenders: cases.values().map(|c| Contender::of(c)).collect(),
                     crossover: None,
                     condition: None,
                 });

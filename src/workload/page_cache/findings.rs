@@ -48,14 +48,7 @@ impl FindingRules for Rules {
                 ),
                 unit: "bytes".into(),
                 lower_is_better: true,
-                contenders: cases
-                    .values()
-                    .map(|c| Contender {
-                        layout: c.layout.clone(),
-                        figure: crate::workload::lookup::findings::id_of(c),
-                        samples: c.samples.clone(),
-                    })
-                    .collect(),
+                contenders: cases.values().map(|c| Contender::of(c)).collect(),
                 crossover: None,
                 condition: None,
             });
