@@ -326,6 +326,36 @@ fn example_report_renders_in_a_browser() {
             "chart has no lines: {c}"
         );
     }
+    // The findings come first: the first section of the page, above every
+    // table, each of its figure links naming an element the page has.
+    let first = b.eval("document.querySelector('main > section').id");
+    assert_eq!(first, json!("findings"), "the findings lead the page");
+    let layout: Value = serde_json::from_str(
+        b.eval(
+            "JSON.stringify((() => { const f = document.getElementById('findings'); \
+             const t = document.querySelector('main table'); \
+             const links = Array.from(f.querySelectorAll('a.figure')); \
+             return { items: f.querySelectorAll('ul.findings li').length, \
+                      recommendation: !!f.querySelector('.recommendation'), \
+                      bottom: f.getBoundingClientRect().bottom, \
+                      table: t ? t.getBoundingClientRect().top : -1, \
+                      links: links.length, \
+                      broken: links.map(a => a.getAttribute('href')) \
+                                   .filter(h => !document.querySelector(h)) }; })())",
+        )
+        .as_str()
+        .expect("a JSON string"),
+    )
+    .expect("json");
+    assert!(layout["items"].as_u64().unwrap_or(0) >= 5, "{layout}");
+    assert_eq!(layout["recommendation"], json!(true), "{layout}");
+    assert!(
+        layout["bottom"].as_f64() <= layout["table"].as_f64(),
+        "findings above the first table: {layout}"
+    );
+    assert!(layout["links"].as_u64().unwrap_or(0) >= 5, "{layout}");
+    assert_eq!(layout["broken"], json!([]), "every cited figure resolves");
+
     let claims = b.eval("document.querySelectorAll('#claims tbody tr').length");
     assert!(
         claims.as_u64().unwrap_or(0) >= 12,

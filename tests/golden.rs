@@ -89,6 +89,56 @@ fn example_compared_with_itself_passes_in_every_format() {
     }
 }
 
+/// After the gate's verdict, compare says which findings changed: against a
+/// copy of the example where the legacy overlay is 50× slower, the questions it
+/// won change winner (terminal, markdown and JSON alike); the verdict still leads.
+#[test]
+fn compare_names_the_findings_that_changed_after_its_verdict() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = std::fs::read_to_string("reports/example/report.json").expect("example");
+    let mut r: serde_json::Value = serde_json::from_str(&text).expect("json");
+    for c in r["cases"].as_array_mut().expect("cases") {
+        if c["layout"] == "overlay" {
+            let s: Vec<f64> = c["samples"]
+                .as_array()
+                .expect("samples")
+                .iter()
+                .map(|x| x.as_f64().expect("number") * 50.0)
+                .collect();
+            c["samples"] = serde_json::json!(s);
+        }
+    }
+    let slower = dir.path().join("report.json");
+    std::fs::write(&slower, serde_json::to_vec(&r).expect("json")).expect("write");
+    let run = |format: &str| {
+        let out = bin()
+            .args(["compare", "reports/example"])
+            .arg(&slower)
+            .args(["--format", format, "--figures", "all", "--noisy", "warn"])
+            .output()
+            .expect("runs");
+        assert_eq!(out.status.code(), Some(1), "{format}: {out:?}");
+        String::from_utf8(out.stdout).expect("utf-8")
+    };
+    let t = run("text");
+    assert!(t.starts_with("FAIL: "), "the gate's verdict leads: {t}");
+    let at = t.find("findings: ").expect("a findings line");
+    assert!(t[at..].contains("changed (not part of the verdict)"), "{t}");
+    assert!(t.contains("winner changed: "), "{t}");
+    let md = run("markdown");
+    assert!(md.starts_with("### overlaybench gate: FAIL"), "{md}");
+    assert!(md.contains("- winner changed: "), "{md}");
+    let j: serde_json::Value = serde_json::from_str(&run("json")).expect("json");
+    let changed = j["findings_changed"].as_array().expect("findings_changed");
+    assert!(
+        changed.iter().any(|c| c["kind"] == "winner-changed"
+            && c["baseline"]
+                .as_str()
+                .is_some_and(|b| b.starts_with("overlay wins"))),
+        "{changed:#?}"
+    );
+}
+
 #[test]
 fn plan_from_the_example_is_stable() {
     let out = tempfile::tempdir().expect("tempdir");

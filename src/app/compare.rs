@@ -198,7 +198,13 @@ pub fn compare(cfg: &CompareConfig) -> Result<CompareOutcome, AppError> {
         cfg.baseline.display().to_string(),
         cfg.current.display().to_string(),
     );
-    let result = cmp::compare(&baseline, &current, (&names.0, &names.1), &opts)?;
+    let mut result = cmp::compare(&baseline, &current, (&names.0, &names.1), &opts)?;
+    // Both reports' findings by today's rules (a stored section may come from an
+    // older engine), so a change is in the figures, not in the rules.
+    result.findings_changed = cmp::findings::changes(
+        &crate::workload::findings_of(&baseline),
+        &crate::workload::findings_of(&current),
+    );
     let text = render(&result, cfg.format, cfg.all);
     if cfg.output.is_some() {
         // The file holds the reasons; stderr still says why there is no verdict.

@@ -53,10 +53,10 @@ pub fn report(cfg: &ReportConfig) -> Result<ReportOutcome, AppError> {
         }
         ExportFormat::Files => {}
     }
-    // A report written before findings existed is rendered with them.
-    if r.findings.is_none() {
-        r.findings = Some(workload::findings_of(&r));
-    }
+    // Recomputed from the cases, whatever the file holds: a stored section
+    // is this build's words only if this build wrote it, and a forged one
+    // must not reach the page.
+    r.findings = Some(workload::findings_of(&r));
     let path = crate::input::canonical_existing("report", &cfg.path)?;
     let out = match &cfg.out {
         Some(o) => {

@@ -365,6 +365,8 @@ pub fn run(
     // What the figures mean, computed once from them and kept in report.json,
     // so every rendering (and `doctor --from`) reads the same answer.
     report.findings = Some(workload::findings_of(&report));
+    // A comparative claim the run's own figures answer too says what they say.
+    claims::add_run_figures(&mut report);
     let written = report::write_report_dir(&out_dir, &report, &sections)?;
     Ok(RunOutcome {
         out_dir,

@@ -18,6 +18,7 @@ pub static CLAIM: ClaimEntry = ClaimEntry {
     slug: "fast-disks",
     statement: "Use fast disks: overlay performance is bounded by the backing storage.",
     check,
+    compares: None,
 };
 
 /// Refuted when overlay is slower than the backing by more than 20 % in some

@@ -14,6 +14,7 @@ pub static CLAIM: ClaimEntry = ClaimEntry {
     slug: "copy-up-latency",
     statement: "copy_up of large files adds noticeable write latency to the first write.",
     check,
+    compares: None,
 };
 
 /// The latency a user notices, ns.

@@ -19,6 +19,7 @@ pub static CLAIM: ClaimEntry = ClaimEntry {
     slug: "layer-limit",
     statement: "overlay2 supports up to 128 lower layers.",
     check,
+    compares: None,
 };
 
 /// What Docker's notes document.

@@ -20,6 +20,7 @@ pub static CLAIM: ClaimEntry = ClaimEntry {
     statement: "The legacy overlay driver uses one lower layer and builds multi-layer images with hard links: \
                 an unchanged file has the same inode in every layer, which saves space.",
     check,
+    compares: None,
 };
 
 /// The driver the statement is about (Docker's `overlay`, removed in Docker 24).

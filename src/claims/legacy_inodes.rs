@@ -18,6 +18,7 @@ pub static CLAIM: ClaimEntry = ClaimEntry {
         "The legacy overlay driver can consume excessive inodes, especially with many images and \
                 containers; prefer overlay2.",
     check,
+    compares: None,
 };
 
 /// The driver the statement is about.

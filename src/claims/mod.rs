@@ -7,7 +7,8 @@
 //! Claims pick layouts by what they can do (`capabilities()`), except where the
 //! statement is *about* a named driver (the legacy `overlay`, `btrfs`). A check
 //! returns a `Finding` — confirmed, refuted, changed (true once, different on
-//! this kernel) or not testable here with the reason — with the figure behind
+//! this kernel), depends (its figures disagree; each side's are named) or not
+//! testable here with the reason — with the figure behind
 //! it and its unit. A refuted claim is a finding, never an error; an error means
 //! the experiment itself failed, and is recorded as such.
 
@@ -22,6 +23,7 @@ mod read_union;
 mod rename;
 pub mod rig;
 mod volumes;
+pub mod weigh;
 mod whiteouts;
 mod whole_file;
 
@@ -63,6 +65,10 @@ pub struct ClaimEntry {
     pub statement: &'static str,
     /// Runs the experiment in `ctx.dir` (fresh, on the scratch filesystem).
     pub check: fn(&ClaimContext<'_>) -> Result<Finding, ClaimError>,
+    /// For a statement that one layout performs better than another: the two
+    /// (claimed better, other), so a run that measured both weighs it with its
+    /// own figures too (`add_run_figures`).
+    pub compares: Option<(&'static str, &'static str)>,
 }
 
 impl std::fmt::Debug for ClaimEntry {
@@ -423,6 +429,37 @@ pub fn overlay_available(proc_filesystems: &str) -> bool {
         .lines()
         .any(|l| l.split_whitespace().last() == Some("overlay"))
         || rustix::mount::fsopen("overlay", rustix::mount::FsOpenFlags::FSOPEN_CLOEXEC).is_ok()
+}
+
+/// Adds to each comparative claim of `report.claims` what the run's own
+/// figures say (`weigh::from_report`), when the run measured both layouts on
+/// one backing: the verdict of those figures and each one weighed, as
+/// observations beside the experiment's own.
+pub fn add_run_figures(report: &mut crate::report::Report) {
+    let mut adds: Vec<(usize, usize, Vec<String>)> = Vec::new();
+    for (i, run) in report.claims.iter().enumerate() {
+        for (j, rec) in run.claims.iter().enumerate() {
+            let Some((a, b)) = entry(&rec.slug).and_then(|e| e.compares) else {
+                continue;
+            };
+            let w = weigh::from_report(report, a, b);
+            if w.weights.is_empty() {
+                continue;
+            }
+            let f = w.finding();
+            let mut obs = vec![format!(
+                "this run's own figures ({} weighed): {} — {}",
+                w.weights.len(),
+                f.verdict.word(),
+                f.figure
+            )];
+            obs.extend(f.observations.iter().map(|o| format!("run: {o}")));
+            adds.push((i, j, obs));
+        }
+    }
+    for (i, j, obs) in adds {
+        report.claims[i].claims[j].observations.extend(obs);
+    }
 }
 
 fn fresh_dir(dir: &Path) -> Result<(), ClaimError> {

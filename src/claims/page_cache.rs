@@ -4,7 +4,7 @@
 //! file backing what they read) how much of it is cached — through the overlay
 //! layout, and through the copying baseline as the control.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::rig::{self, Container, MIB};
 use super::{ClaimContext, ClaimEntry, ClaimError, Finding};
@@ -18,6 +18,7 @@ pub static CLAIM: ClaimEntry = ClaimEntry {
     slug: "page-cache-sharing",
     statement: "Containers reading the same file share one page-cache entry: overlay uses memory efficiently.",
     check,
+    compares: None,
 };
 
 const FILE: &str = "shared";
@@ -29,11 +30,23 @@ fn cached_after_reads(
     size: u64,
 ) -> Result<(u64, usize), ClaimError> {
     let root = ctx.dir.join(layout.name());
+    cached_after_reads_in(&root, layout, size, ctx.settings.sharing_containers)
+}
+
+/// `cached_after_reads` with its image and `k` containers under `root` (claim
+/// 10 reads btrfs on its own filesystem).
+pub(super) fn cached_after_reads_in(
+    root: &Path,
+    layout: &dyn Layout,
+    size: u64,
+    k: usize,
+) -> Result<(u64, usize), ClaimError> {
+    let root = root.to_path_buf();
     let img = layout.prepare_spec(
         &rig::image(vec![vec![rig::file(FILE, size, 1)]]),
         &root.join("img"),
     )?;
-    let containers: Vec<Container> = (0..ctx.settings.sharing_containers)
+    let containers: Vec<Container> = (0..k)
         .map(|i| Container::new(layout, &img, &root.join(format!("c{i}"))))
         .collect::<Result<_, _>>()?;
     // What the containers read (residency) and, evicted too, the image's own copy.

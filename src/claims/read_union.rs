@@ -18,6 +18,7 @@ pub static CLAIM: ClaimEntry = ClaimEntry {
         "Reads: a file only in the lower is read from the lower, only in the upper from the upper; \
                 a file in both is read from the upper, which hides the lower.",
     check,
+    compares: None,
 };
 
 const SIZE: u64 = 4096;

@@ -18,6 +18,7 @@ pub static CLAIM: ClaimEntry = ClaimEntry {
     statement: "rename(2) works only when source and target are both in the top layer; otherwise it fails with \
                 EXDEV (\"cross-device link not permitted\").",
     check,
+    compares: None,
 };
 
 /// The outcome of the three renames under one `redirect_dir` setting.

@@ -23,6 +23,7 @@ pub static CLAIM: ClaimEntry = ClaimEntry {
     statement:
         "Write-heavy workloads should use volumes rather than the container's writable layer.",
     check,
+    compares: None,
 };
 
 /// How much worse the writable layer is than the volume, per figure: the

@@ -19,6 +19,7 @@ pub static CLAIM: ClaimEntry = ClaimEntry {
     statement: "Deleting a lower file writes a whiteout; deleting a lower directory makes an opaque directory; \
                 the lower is never changed.",
     check,
+    compares: None,
 };
 
 /// What a deletion left in the upper dir.

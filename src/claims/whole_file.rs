@@ -18,6 +18,7 @@ pub static CLAIM: ClaimEntry = ClaimEntry {
     statement: "The first write to a lower file copies the whole file up (file level, not block level), even \
                 for a one-byte change; only the first write pays, later writes cost what a plain file's do.",
     check,
+    compares: None,
 };
 
 /// What the samples showed.

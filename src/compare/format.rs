@@ -302,10 +302,35 @@ fn text(c: &Comparison, all: bool) -> String {
             ));
         }
     }
+    out.push(findings_headline(c));
+    let changed = super::findings::lines(&c.findings_changed);
+    out.extend(
+        changed
+            .iter()
+            .take(FINDINGS_SHOWN)
+            .map(|l| format!("  {}", clip(l, 96))),
+    );
+    if changed.len() > FINDINGS_SHOWN {
+        out.push(format!(
+            "  … and {} more (--format markdown|json lists them whole)",
+            changed.len() - FINDINGS_SHOWN
+        ));
+    }
     if !all {
         out.push("--all lists every gated figure; --format json|junit keeps full ids".into());
     }
     out.join("\n")
+}
+
+/// Changed findings the terminal lists (the rest are counted).
+const FINDINGS_SHOWN: usize = 5;
+
+/// After the verdict: whether the findings changed (never part of the verdict).
+fn findings_headline(c: &Comparison) -> String {
+    match c.findings_changed.len() {
+        0 => "findings: none changed (same winners, differences and recommendation)".into(),
+        n => format!("findings: {n} changed (not part of the verdict)"),
+    }
 }
 
 /// The pull-request comment: the same verdict and rows, then every figure
@@ -350,6 +375,13 @@ fn markdown(c: &Comparison, all: bool) -> String {
         }
         if left > 0 {
             s.push_str(&format!("\n… and {left} more near their threshold.\n"));
+        }
+    }
+    s.push_str(&format!("\n**{}**\n", findings_headline(c)));
+    if !c.findings_changed.is_empty() {
+        s.push('\n');
+        for l in super::findings::lines(&c.findings_changed) {
+            s.push_str(&format!("- {}\n", l.replace('|', "\\|")));
         }
     }
     s.push_str(&format!(
@@ -402,6 +434,18 @@ fn html(c: &Comparison) -> String {
             "<div class=\"wide\">{}</div>",
             html_table(&table(&subset, false))
         ));
+    }
+    b.push_str("</section>\n");
+    b.push_str(&format!(
+        "<section id=\"findings\">\n<h2>Findings</h2>\n<p>{}</p>\n",
+        escape(&findings_headline(c))
+    ));
+    if !c.findings_changed.is_empty() {
+        b.push_str("<ul>\n");
+        for l in super::findings::lines(&c.findings_changed) {
+            b.push_str(&format!("<li>{}</li>\n", escape(&l)));
+        }
+        b.push_str("</ul>\n");
     }
     b.push_str("</section>\n");
     for (title, ids) in [
@@ -545,6 +589,7 @@ mod tests {
             not_gated: 400,
             noisy: vec![],
             noisy_fails: true,
+            findings_changed: vec![],
         }
     }
 

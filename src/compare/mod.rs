@@ -3,6 +3,7 @@
 //! criterion's rule — *regressed* only when the whole 95 % bootstrap confidence
 //! interval of the relative change lies beyond the threshold.
 
+pub mod findings;
 pub mod format;
 pub mod gate;
 mod rules;
@@ -205,6 +206,11 @@ pub struct Comparison {
     /// Whether a noisy report withholds the verdict (`--noisy fail`).
     #[serde(default)]
     pub noisy_fails: bool,
+    /// The findings that changed between the two reports (a winner, a
+    /// difference appearing or vanishing, the recommendation); said after the
+    /// gate's verdict, never part of it.
+    #[serde(default)]
+    pub findings_changed: Vec<findings::FindingChange>,
 }
 
 impl Comparison {
@@ -583,6 +589,7 @@ pub fn compare(
         missing_fails: opts.missing == MissingPolicy::Fail,
         noisy,
         noisy_fails: opts.noisy == NoisyPolicy::Fail,
+        findings_changed: Vec::new(),
     })
 }
 

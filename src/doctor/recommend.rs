@@ -547,6 +547,16 @@ pub fn recommend(
     // A run report on this kernel may rank the runnable rootful stacks.
     let mut cited = Vec::new();
     if let Some(ev) = &evidence {
+        // The run's recommendation, as both reasons below phrase it.
+        let says = |rec: &crate::report::findings::Recommendation| {
+            format!("{} recommends {} over {}", ev.report, rec.layout, rec.over)
+        };
+        let first_reason = |rec: &crate::report::findings::Recommendation| {
+            rec.reasons
+                .first()
+                .cloned()
+                .unwrap_or_else(|| rec.text.clone())
+        };
         let stack_of = |layout: &str| crate::layout::entry(layout);
         if !ev.same_kernel {
             reasons.push(r(
@@ -569,20 +579,23 @@ pub fn recommend(
                 reasons.insert(
                     0,
                     r(
-                        format!(
-                            "{} recommends {} over {}: {}",
-                            ev.report,
-                            rec.layout,
-                            rec.over,
-                            rec.reasons
-                                .first()
-                                .cloned()
-                                .unwrap_or_else(|| rec.text.clone())
-                        ),
+                        format!("{}: {}", says(rec), first_reason(rec)),
                         "evidence.recommendation".into(),
                     ),
                 );
                 choice = recommended;
+            } else if let Some(rec) = &ev.recommendation {
+                // A choice outside the pair the run compared (containerd's
+                // snapshotter on a host with no store yet) stands, and says
+                // what the run found between the two.
+                reasons.push(r(
+                    format!(
+                        "{} ({}); {choice} was not one of the two it compared",
+                        says(rec),
+                        first_reason(rec)
+                    ),
+                    "evidence.recommendation".into(),
+                ));
             }
             let rivals: Vec<&str> = if ev.recommendation.is_some() {
                 Vec::new()

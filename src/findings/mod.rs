@@ -32,6 +32,40 @@ pub struct Contender {
     pub samples: Vec<f64>,
 }
 
+/// A case's id as `report.json` holds it (older reports: its key).
+pub fn figure_id(c: &crate::report::Case) -> String {
+    if c.id.is_empty() {
+        c.key()
+    } else {
+        c.id.clone()
+    }
+}
+
+impl Contender {
+    /// A case as a contender: its layout, its id and its samples.
+    pub fn of(c: &crate::report::Case) -> Contender {
+        Contender {
+            layout: c.layout.clone(),
+            figure: figure_id(c),
+            samples: c.samples.clone(),
+        }
+    }
+}
+
+/// A workload's cases grouped for its questions: backing → the point a
+/// question is asked at (a depth, a size, a burst) → layout.
+pub type ByPoint<'a, K> = BTreeMap<String, BTreeMap<K, BTreeMap<String, &'a crate::report::Case>>>;
+
+/// Fewest timings on each side for a ranking: with fewer, a bootstrap has
+/// nothing to resample and the ratio would pass for exact.
+const MIN_TIMINGS: usize = 3;
+
+/// Whether `q`'s two contenders have enough samples to rank: counts measured
+/// once are exact, a time measured once is not.
+fn rankable(q: &Question, a: &Contender, b: &Contender) -> bool {
+    q.unit != "ns" || (a.samples.len() >= MIN_TIMINGS && b.samples.len() >= MIN_TIMINGS)
+}
+
 /// Where a question's answer changes, found by a workload's rule.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Crossover {
@@ -136,6 +170,43 @@ fn rank<'a>(a: &'a Contender, b: &'a Contender, lower_is_better: bool) -> Option
     })
 }
 
+/// Two layouts' figures ranked as the findings rank them, for the engines that
+/// weigh figures outside a report's findings (claims, compare, fleet).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PairRank {
+    /// The layout with the better median.
+    pub better: String,
+    /// The other.
+    pub worse: String,
+    /// How many times better (≥ 1), point estimate.
+    pub ratio: f64,
+    /// 2.5 % bound of the ratio.
+    pub low: f64,
+    /// 97.5 % bound of the ratio.
+    pub high: f64,
+    /// The interval excludes 1: a difference beyond the noise.
+    pub decisive: bool,
+}
+
+/// `a` against `b` on one figure: `None` when either has no positive, finite
+/// median (nothing to rank).
+pub fn rank_pair(a: &Contender, b: &Contender, lower_is_better: bool) -> Option<PairRank> {
+    let r = rank(a, b, lower_is_better)?;
+    Some(PairRank {
+        better: r.better.layout.clone(),
+        worse: r.worse.layout.clone(),
+        ratio: r.ratio,
+        low: r.low,
+        high: r.high,
+        decisive: decisive(&r),
+    })
+}
+
+/// Every question `report`'s cases answer, from every registered workload's rules.
+pub fn questions_of(report: &Report, rules: &[&(dyn FindingRules + Sync)]) -> Vec<Question> {
+    rules.iter().flat_map(|r| r.questions(report)).collect()
+}
+
 /// Whether a ranking is beyond the noise: the ratio's interval excludes 1.
 fn decisive(r: &Ranked<'_>) -> bool {
     r.low > 1.0
@@ -184,6 +255,23 @@ fn phrase(q: &Question, r: &Ranked<'_>) -> (Outcome, String) {
     }
 }
 
+/// A ranking in a few words, for the recommendation's reasons:
+/// `cold lookup …, 128 layers: overlay 37.6× less (34.8–47.5×)`.
+fn brief(q: &Question, r: &Ranked<'_>) -> String {
+    let word = if q.lower_is_better { "less" } else { "more" };
+    let interval = if r.high > r.low {
+        format!(" ({:.2}–{:.2}×)", r.low, r.high)
+    } else {
+        String::new()
+    };
+    let verdict = if decisive(r) {
+        format!("{} {:.2}× {word}{interval}", r.better.layout, r.ratio)
+    } else {
+        format!("no difference{interval}")
+    };
+    format!("{}: {verdict}", q.question)
+}
+
 /// Baselines (a flattened copy) are what layouts are measured against, not
 /// a choice the findings rank.
 fn candidate(c: &Contender) -> bool {
@@ -229,7 +317,8 @@ fn answer(q: &Question, pair: Option<(&str, &str)>) -> Option<(Finding, Option<P
         text: String::new(),
         figures,
     };
-    let ranked = if cands.len() >= 2 {
+    let too_few = cands.len() >= 2 && !rankable(q, cands[0], cands[1]);
+    let ranked = if cands.len() >= 2 && !too_few {
         rank(cands[0], cands[1], q.lower_is_better)
     } else {
         None
@@ -246,6 +335,17 @@ fn answer(q: &Question, pair: Option<(&str, &str)>) -> Option<(Finding, Option<P
             finding.ratio = Some(r.ratio);
             finding.ratio_low = Some(r.low);
             finding.ratio_high = Some(r.high);
+        }
+        None if too_few => {
+            finding.text = format!(
+                "{} on {}: {} {}, {} {} (timed fewer than {MIN_TIMINGS} times each: not ranked)",
+                q.question,
+                q.backing,
+                cands[0].layout,
+                shown(median(&cands[0].samples), &q.unit),
+                cands[1].layout,
+                shown(median(&cands[1].samples), &q.unit)
+            );
         }
         None => {
             finding.text = format!(
@@ -276,13 +376,13 @@ fn answer(q: &Question, pair: Option<(&str, &str)>) -> Option<(Finding, Option<P
     let vote = pair.and_then(|(a, b)| {
         let ca = q.contenders.iter().find(|c| c.layout == a)?;
         let cb = q.contenders.iter().find(|c| c.layout == b)?;
+        if !rankable(q, ca, cb) {
+            return None;
+        }
         let r = rank(ca, cb, q.lower_is_better)?;
         Some(PairVote {
             favours: decisive(&r).then(|| r.better.layout.clone()),
-            text: {
-                let (_, t) = phrase(q, &r);
-                t
-            },
+            text: brief(q, &r),
             figures: vec![ca.figure.clone(), cb.figure.clone()],
             condition: q.condition.clone(),
         })
@@ -386,7 +486,7 @@ fn recommend(pair: (&str, &str), votes: &[PairVote]) -> Option<Recommendation> {
                 figures.extend(v.figures.iter().cloned());
             }
             (Some(_), None) => {
-                would_change.push(format!("if this matters most: {}", v.text));
+                would_change.push(format!("where this matters most: {}", v.text));
                 figures.extend(v.figures.iter().cloned());
             }
             (Some(l), Some(c)) if l == over => {

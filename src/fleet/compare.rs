@@ -240,6 +240,7 @@ mod tests {
                 figures: vec![group_figure(&meta, &vals)],
             }],
             skipped: vec![],
+            findings: vec![],
         }
     }
 

@@ -15,6 +15,7 @@
 //! fleet-wide gate (`compare`).
 
 pub mod compare;
+pub mod findings;
 pub mod manifest;
 pub mod prom;
 pub mod read;
@@ -146,6 +147,13 @@ pub struct NodeSummary {
     pub doctor_read: bool,
     /// The doctor's checks that did not pass (fail and warn).
     pub problems: Vec<NodeProblem>,
+    /// Its findings, computed from its report while it was read (absent in
+    /// fleet reports merged before findings existed).
+    #[serde(default)]
+    pub findings: Vec<findings::NodeFinding>,
+    /// The recommendation its figures support (`overlay2 over overlay`).
+    #[serde(default)]
+    pub recommendation: Option<String>,
 }
 
 impl NodeSummary {
@@ -173,7 +181,13 @@ impl NodeSummary {
                 });
             }
         }
+        // Today's rules on the report's figures (its stored section may come
+        // from an older engine), reduced to a few words per question.
+        let (findings, recommendation) =
+            findings::of_findings(&crate::workload::findings_of(report));
         NodeSummary {
+            findings,
+            recommendation,
             node,
             run_id,
             source,
@@ -301,6 +315,10 @@ pub struct FleetReport {
     pub groups: Vec<Group>,
     /// Inputs left out, and why.
     pub skipped: Vec<SkippedInput>,
+    /// The findings per group of like nodes (kernel and backing filesystem:
+    /// findings compare the stacks), from each node's own report.
+    #[serde(default)]
+    pub findings: Vec<findings::GroupFindings>,
 }
 
 /// The word `fleet.json` carries in `kind`.
@@ -379,6 +397,7 @@ impl FleetBuilder {
             kind: KIND.into(),
             tool_version: env!("CARGO_PKG_VERSION").into(),
             groups: groups_of(&nodes),
+            findings: findings::groups_of(&nodes),
             nodes,
             skipped: self.skipped,
         }
@@ -604,6 +623,8 @@ mod tests {
             run_errors: 0,
             doctor_read: false,
             problems: vec![],
+            findings: vec![],
+            recommendation: None,
         };
         let mut b = FleetBuilder::new();
         b.add(n("r2", "2026-01-02T00:00:00Z"));

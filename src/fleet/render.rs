@@ -32,6 +32,31 @@ fn short(f: &NodeFigure) -> String {
 /// The tables every rendering shares, each with its heading and intro.
 fn sections(fleet: &FleetReport, all_nodes: bool) -> Vec<(String, String, Vec<Table>)> {
     let mut out = Vec::new();
+    // What the figures mean first: per kernel and backing, each question's
+    // answer across the nodes and the recommendation they support.
+    for g in &fleet.findings {
+        let mut t = Table::new(["question", "answer across the nodes"]);
+        for q in &g.questions {
+            let answers = q
+                .text
+                .strip_prefix(&format!("{}: ", q.question))
+                .unwrap_or(&q.text);
+            t.row(vec![
+                format!("{} ({})", q.question, q.workload),
+                answers.to_string(),
+            ]);
+        }
+        out.push((
+            format!("Findings on {}", g.label()),
+            format!(
+                "{} node(s), each judged from its own report (a difference inside a node's noise is no difference). \
+                 Recommendation: {}.",
+                g.nodes.len(),
+                g.recommendation_text()
+            ),
+            vec![t],
+        ));
+    }
     let mut nodes = Table::new([
         "node", "kernel", "status", "stacks", "figures", "doctor", "outliers",
     ]);

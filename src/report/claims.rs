@@ -8,9 +8,10 @@ use std::fmt::Write;
 use super::{ClaimVerdict, ClaimsRun};
 
 /// Verdicts in the order a reader wants them: what changed or is wrong first.
-const ORDER: [ClaimVerdict; 4] = [
+const ORDER: [ClaimVerdict; 5] = [
     ClaimVerdict::Changed,
     ClaimVerdict::Refuted,
+    ClaimVerdict::Depends,
     ClaimVerdict::Confirmed,
     ClaimVerdict::NotTestable,
 ];
@@ -50,7 +51,7 @@ fn cell(s: &str) -> String {
 pub fn markdown(run: &ClaimsRun) -> String {
     let mut s = format!(
         "\n## Claims — Docker's overlay storage notes, checked on this host ({})\n\n{}. Each statement is a real \
-         experiment on this kernel ({} settings, {:.1} s); *changed* = true once, different here.\n\n",
+         experiment on this kernel ({} settings, {:.1} s); *changed* = true once, different here; *depends* = its figures disagree, each side's named.\n\n",
         run.backing,
         tally(run),
         run.suite,

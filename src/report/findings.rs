@@ -96,14 +96,15 @@ impl Findings {
         let mut out = Vec::new();
         if let Some(r) = &self.recommendation {
             out.push(format!("Recommendation: {}", r.text));
+            if !r.reasons.is_empty() {
+                out.push(format!("  because {}", r.reasons.join("; ")));
+            }
+            for w in &r.would_change {
+                out.push(format!("  would change it: {w}"));
+            }
         }
         for f in &self.findings {
             out.push(format!("- {}", f.text));
-        }
-        if let Some(r) = &self.recommendation {
-            for w in &r.would_change {
-                out.push(format!("- would change it: {w}"));
-            }
         }
         for n in &self.not_measured {
             out.push(format!("- not measured: {n}"));

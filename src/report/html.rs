@@ -154,6 +154,7 @@ a { color: #0550ae; }
 .verdict-refuted { color: #82071e; background: #ffebe9; border-color: #ff8182; }
 .verdict-changed { color: #7d4e00; background: #fff8c5; border-color: #d4a72c; }
 .verdict-not-testable { color: #57606a; background: #f6f8fa; border-color: #afb8c1; }
+.verdict-depends { color: #0a3069; background: #ddf4ff; border-color: #54aeff; }
 table { border-collapse: collapse; margin: 8px 0 14px; font-size: 13.5px; }
 th, td { border: 1px solid var(--line); padding: 4px 8px; vertical-align: top; text-align: left; }
 th { background: var(--bg-soft); }
@@ -208,6 +209,7 @@ fn verdict_badge(v: ClaimVerdict) -> String {
         ClaimVerdict::Refuted => "refuted",
         ClaimVerdict::Changed => "changed",
         ClaimVerdict::NotTestable => "not-testable",
+        ClaimVerdict::Depends => "depends",
     };
     format!(
         "<span class=\"verdict verdict-{class}\">{}</span>",
@@ -632,7 +634,7 @@ pub fn render(
         b.push_str(
             "<div id=\"claims\">\n<h3>Claims — Docker's overlay storage notes, checked on this host</h3>\n\
              <p>Each statement is a real experiment on this kernel. <em>changed</em> = true once, different here; \
-             <em>not testable here</em> carries its reason.</p>\n",
+             <em>depends</em> = its figures disagree, each side's named; <em>not testable here</em> carries its reason.</p>\n",
         );
         for run in &r.claims {
             claims_html(&mut b, run);

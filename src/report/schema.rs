@@ -77,6 +77,9 @@ pub enum ClaimVerdict {
     Changed,
     /// This host or build cannot check it; `reason` says why.
     NotTestable,
+    /// The figures disagree: the statement holds on some and not on others;
+    /// `figure` names each side's figures.
+    Depends,
 }
 
 impl ClaimVerdict {
@@ -87,6 +90,7 @@ impl ClaimVerdict {
             ClaimVerdict::Refuted => "refuted",
             ClaimVerdict::Changed => "changed",
             ClaimVerdict::NotTestable => "not testable here",
+            ClaimVerdict::Depends => "depends",
         }
     }
 }
@@ -236,6 +240,31 @@ impl Derived {
             n: fit.n,
             x: points.iter().map(|(x, _)| *x).collect(),
             inputs: points.into_iter().map(|(_, id)| id).collect(),
+        }
+    }
+
+    /// Whether a fitted slope is flat: the change it fits over the measured
+    /// range is under half the fitted cost at the range's start, or it is
+    /// negative with a poor fit. Printing such a slope (`-9.33 ns per layer`)
+    /// would claim a trend the noise made.
+    pub fn is_flat(&self) -> bool {
+        let (Some(lo), Some(hi)) = (
+            self.x.iter().copied().reduce(f64::min),
+            self.x.iter().copied().reduce(f64::max),
+        ) else {
+            return false;
+        };
+        let start = self.intercept.unwrap_or(0.0) + self.value * lo;
+        let change = self.value * (hi - lo);
+        change.abs() < 0.5 * start.abs() || (self.value < 0.0 && self.r2.unwrap_or(0.0) < 0.8)
+    }
+
+    /// A slope as the tables print it: `flat`, or the value in `fmt` with its r².
+    pub fn slope_cell(&self, fmt: impl Fn(f64) -> String) -> String {
+        if self.is_flat() {
+            "flat".into()
+        } else {
+            format!("{} ({:.2})", fmt(self.value), self.r2.unwrap_or(f64::NAN))
         }
     }
 

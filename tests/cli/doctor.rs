@@ -209,11 +209,107 @@ fn doctor_probes_every_stack_and_cites_figures() {
 }
 
 /// This module's tests, each with whether it needs root.
+/// A run prints its findings before any table, and `doctor --from` that
+/// report chooses what the run recommended between the pair it compared:
+/// one engine, so the two never disagree.
+fn doctor_from_a_run_recommends_what_the_run_found() {
+    let d = tmp();
+    let out = d.path().join("run");
+    let run = run_in(
+        d.path(),
+        &out,
+        &[
+            "--depths", "1,8,32", "--rounds", "3", "--names", "64", "--batch", "16",
+        ],
+    )
+    .args([
+        "--workloads",
+        "lookup,inodes",
+        "--layouts",
+        "overlay2,overlay,plain",
+    ])
+    .output()
+    .expect("runs");
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let first_table = stdout.find("lookup on ").expect("the lookup table");
+    assert!(stdout.starts_with("Findings"), "{stdout}");
+    let rec_at = stdout.find("Recommendation: ").expect("a recommendation");
+    assert!(rec_at < first_table, "findings first: {stdout}");
+    let text = std::fs::read_to_string(out.join("report.json")).expect("report.json");
+    let report: overlaybench::report::Report = serde_json::from_str(&text).expect("a report");
+    let rec = report
+        .findings
+        .as_ref()
+        .and_then(|f| f.recommendation.as_ref())
+        .expect("the run's recommendation");
+    assert_eq!(
+        (rec.layout.as_str() == "overlay2") as u8 + (rec.over.as_str() == "overlay2") as u8,
+        1,
+        "between overlay2 and overlay: {rec:?}"
+    );
+    let ids: std::collections::BTreeSet<&str> =
+        report.cases.iter().map(|c| c.id.as_str()).collect();
+    for id in report.findings.iter().flat_map(|f| f.cited()) {
+        assert!(ids.contains(id), "{id} is cited but not in report.json");
+    }
+    let doc = bin()
+        .args(["doctor", "--json", "--from"])
+        .arg(&out)
+        .arg("--path")
+        .arg(d.path())
+        .arg("--config-root")
+        .arg(d.path())
+        .output()
+        .expect("runs");
+    assert_eq!(
+        doc.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&doc.stderr)
+    );
+    let r: overlaybench::doctor::DoctorReport =
+        serde_json::from_slice(&doc.stdout).expect("strict JSON");
+    // Doctor shows the run's own recommendation, never chooses the layout
+    // the run recommended against, and takes the run's side when its own
+    // choice is one of the two (with no store here it may be containerd's
+    // snapshotter, which the run did not measure).
+    let shown = r
+        .recommendation
+        .evidence
+        .as_ref()
+        .and_then(|e| e.recommendation.as_ref())
+        .expect("doctor --from shows the run's recommendation");
+    assert_eq!((&shown.layout, &shown.over), (&rec.layout, &rec.over));
+    let choice = &r.recommendation.choice;
+    assert_ne!(choice, &rec.over, "{:?}", r.recommendation.reasons);
+    if [&rec.layout, &rec.over].contains(&choice) {
+        assert_eq!(choice, &rec.layout);
+    }
+    assert!(
+        r.recommendation
+            .reasons
+            .iter()
+            .any(|x| x.figure == "evidence.recommendation"
+                && x.text
+                    .contains(&format!("recommends {} over {}", rec.layout, rec.over))),
+        "doctor cites the run's recommendation: {:?}",
+        r.recommendation.reasons
+    );
+    assert_clean(d.path());
+}
+
 pub fn tests() -> Vec<(String, bool, fn())> {
     vec![
         cli_trial!(doctor_reports_hostile_configs_without_crashing, user),
         cli_trial!(doctor_refuses_a_missing_path, user),
         cli_trial!(doctor_probes_features_by_mounting),
         cli_trial!(doctor_probes_every_stack_and_cites_figures),
+        cli_trial!(doctor_from_a_run_recommends_what_the_run_found),
     ]
 }

@@ -170,6 +170,22 @@ fn other_drivers() -> Result<(), Failed> {
     if layout::entry("btrfs").is_none() {
         expect(&r, ClaimVerdict::NotTestable)?;
         observed(&r, "no btrfs layout in this build")?;
+    } else if r.verdict != ClaimVerdict::NotTestable {
+        // Weighed on every figure, never one: start-up, both writes and the
+        // page cache (the claims' scratch here is a disk backing).
+        for what in [
+            "container start-up",
+            "first write to a",
+            "written sequentially",
+            "page cache taken by",
+        ] {
+            observed(&r, what)?;
+        }
+        if r.verdict == ClaimVerdict::Depends
+            && !(r.figure.contains("overlay2 better on") && r.figure.contains("btrfs better on"))
+        {
+            return Err(format!("depends names both sides: {r:#?}").into());
+        }
     }
     observed(&r, "aufs: ")?;
     observed(&r, "devicemapper: ")?;

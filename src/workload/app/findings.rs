@@ -51,14 +51,7 @@ impl FindingRules for Rules {
                 ),
                 unit: "ns".into(),
                 lower_is_better: true,
-                contenders: cases
-                    .values()
-                    .map(|c| Contender {
-                        layout: c.layout.clone(),
-                        figure: crate::workload::lookup::findings::id_of(c),
-                        samples: c.samples.clone(),
-                    })
-                    .collect(),
+                contenders: cases.values().map(|c| Contender::of(c)).collect(),
                 crossover: None,
                 condition: None,
             })

@@ -1,7 +1,7 @@
 //! Pure: copy-up's samples → cases, fits of latency against size, throughput and
 //! ratios to the in-run reference copy, through one typed view of its keys.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::keys::{ImageKey, ImageView, Key, Op, View, NAME, REFERENCE, REFERENCE_METHOD};
 use crate::report::{kinds, Derived};
@@ -42,21 +42,44 @@ pub fn record(out: &mut Recorded, backing: &str, samples: BTreeMap<Key, Vec<f64>
             .or_default()
             .push((k.size as f64 / MIB, m, id(k)));
     }
+    // Series that copy nothing (a clone, a metadata-only copy, a write in
+    // place): no MiB/s for them, it would be a rate of no data.
+    let mut copies_nothing: BTreeSet<Key> = BTreeSet::new();
     for (k, pts) in &series {
         let xy: Vec<(f64, f64)> = pts.iter().map(|(x, y, _)| (*x, *y)).collect();
         let Some(fit) = fit_line(&xy) else { continue };
         let points = pts.iter().map(|(x, _, id)| (*x, id.clone())).collect();
-        out.derived.push(Derived::slope(
+        let slope = Derived::slope(
             NAME,
             &k.layout,
             view(k, backing).params(),
             &fit,
             "ns/MiB",
             points,
-        ));
+        );
+        if is_flat(&slope) {
+            copies_nothing.insert(k.clone());
+        }
+        out.derived.push(slope);
     }
     for (k, &m) in &medians {
-        if m > 0.0 {
+        let series_key = Key {
+            size: 0,
+            ..k.clone()
+        };
+        // Far quicker than copying the file is no copy either (plain writes
+        // in place): its size over its time would be a rate of no data.
+        let reference_ns = medians
+            .get(&Key {
+                layout: REFERENCE.into(),
+                options: REFERENCE_METHOD,
+                op: Op::Copy,
+                ..k.clone()
+            })
+            .copied();
+        let no_copy =
+            k.layout != REFERENCE && reference_ns.is_some_and(|r| r > 0.0 && m / r < COPY_FRACTION);
+        if m > 0.0 && !copies_nothing.contains(&series_key) && !no_copy {
             out.derived.push(Derived {
                 workload: NAME.into(),
                 layout: k.layout.clone(),
@@ -95,6 +118,17 @@ pub fn record(out: &mut Recorded, backing: &str, samples: BTreeMap<Key, Vec<f64>
             ));
         }
     }
+}
+
+/// Below this fraction of the reference copy's time an operation copied
+/// nothing (the gate's floor for copy-up ratios, `GateRules::gated`).
+pub const COPY_FRACTION: f64 = 0.05;
+
+/// Whether a latency-vs-size fit is flat: its growth is small next to the
+/// cost itself or the fit explains little (`Derived::is_flat`, or r² under
+/// 0.8). The table prints such a series as `flat`, with no MiB/s.
+pub fn is_flat(slope: &Derived) -> bool {
+    slope.is_flat() || slope.r2.is_some_and(|r2| r2 < 0.8)
 }
 
 // ---------------------------------------------------------------------------

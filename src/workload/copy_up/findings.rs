@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::keys::{Cache, Op, View, NAME};
-use crate::findings::{Contender, Crossover, FindingRules, Question};
+use crate::findings::{figure_id, Contender, Crossover, FindingRules, Question};
 use crate::layout;
 use crate::report::{fmt_bytes, Case, Report};
 use crate::stats::fit_line;
@@ -19,10 +19,6 @@ const DEFAULT_OPTIONS: &str = "default";
 
 /// The rules, registered in `ENTRY`.
 pub struct Rules;
-
-fn id_of(c: &Case) -> String {
-    crate::workload::lookup::findings::id_of(c)
-}
 
 /// Where each layout's first write passes `SLOW_NS`: measured, or projected
 /// from a line through its sizes.
@@ -42,7 +38,7 @@ fn crossover(by: &BTreeMap<u64, BTreeMap<String, &Case>>) -> Option<Crossover> {
                 "{l}'s first write passes 100 ms at {} (measured)",
                 fmt_bytes(*s as f64)
             ));
-            figures.push(id_of(c));
+            figures.push(figure_id(c));
             continue;
         }
         let xy: Vec<(f64, f64)> = points
@@ -58,7 +54,7 @@ fn crossover(by: &BTreeMap<u64, BTreeMap<String, &Case>>) -> Option<Crossover> {
                 xy.len(),
                 fit.r2
             ));
-            figures.extend(points.iter().map(|(_, c)| id_of(c)));
+            figures.extend(points.iter().map(|(_, c)| figure_id(c)));
         }
     }
     (!parts.is_empty()).then(|| Crossover {
@@ -102,14 +98,7 @@ impl FindingRules for Rules {
                 question: format!("first write to a {} file, cold", fmt_bytes(*size as f64)),
                 unit: "ns".into(),
                 lower_is_better: true,
-                contenders: cases
-                    .values()
-                    .map(|c| Contender {
-                        layout: c.layout.clone(),
-                        figure: id_of(c),
-                        samples: c.samples.clone(),
-                    })
-                    .collect(),
+                contenders: cases.values().map(|c| Contender::of(c)).collect(),
                 crossover: crossover(&sizes),
                 condition: None,
             });

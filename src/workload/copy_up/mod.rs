@@ -167,7 +167,7 @@ impl GateRules for Rules {
             .max();
         d.kind == kinds::RATIO
             && v.cache == Cache::Cold
-            && d.value >= 0.05
+            && d.value >= analyze::COPY_FRACTION
             && v.size_bytes.is_some()
             && v.size_bytes == largest
     }

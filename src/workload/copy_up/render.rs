@@ -40,7 +40,6 @@ fn table(r: &Report, backing: &str, ops: &[Op]) -> Option<Table> {
             .map(|s| s as f64)
     };
     let max = sizes().fold(0.0, f64::max);
-    let min = sizes().fold(f64::MAX, f64::min);
     if cases.is_empty() || max <= 0.0 {
         return None;
     }
@@ -108,16 +107,9 @@ fn table(r: &Report, backing: &str, ops: &[Op]) -> Option<Table> {
     for (layout, options, op) in rows {
         let slope = derived("slope", &layout, &options, op, None);
         let cold_max = find(&layout, &options, op, Cache::Cold, max);
-        let cold_min = find(&layout, &options, op, Cache::Cold, min);
         // Flat: the fitted growth over the measured range is small next to the cost
         // itself (a clone, a metadata-only copy, or no copy at all).
-        let flat = match (slope, cold_min) {
-            (Some(d), Some(m0)) => {
-                d.value * (max / MIB - min / MIB) < 0.5 * m0.max(1.0)
-                    || d.r2.is_some_and(|r2| r2 < 0.8)
-            }
-            _ => false,
-        };
+        let flat = slope.is_some_and(super::analyze::is_flat);
         let per_mib = slope
             .map(|d| {
                 if flat {
@@ -131,16 +123,25 @@ fn table(r: &Report, backing: &str, ops: &[Op]) -> Option<Table> {
             .and_then(|d| d.intercept)
             .map(|v| fmt_ns(v.max(0.0)))
             .unwrap_or_else(|| "-".into());
+        let ratio_at_max = derived("ratio", &layout, &options, op, Some(max)).map(|d| d.value);
         let mibs = if flat {
             "n/a (flat)".to_string()
+        } else if ratio_at_max.is_some_and(|r| r < super::analyze::COPY_FRACTION) {
+            "n/a (no copy)".to_string()
         } else {
             derived("throughput", &layout, &options, op, Some(max))
                 .map(|d| format!("{:.0}", d.value))
                 .unwrap_or_else(|| "-".into())
         };
-        let ratio = derived("ratio", &layout, &options, op, Some(max))
-            .map(|d| fmt_ratio(d.value))
-            .unwrap_or_else(|| "-".into());
+        // An operation that copies nothing has no rate to compare with the
+        // reference copy's.
+        let ratio = if flat {
+            "-".to_string()
+        } else {
+            derived("ratio", &layout, &options, op, Some(max))
+                .map(|d| fmt_ratio(d.value))
+                .unwrap_or_else(|| "-".into())
+        };
         t.row(vec![
             layout.clone(),
             options.clone(),

@@ -6,6 +6,7 @@
 //! adds, measured without the unpack.
 
 pub mod analyze;
+pub mod findings;
 pub mod keys;
 pub mod measure;
 pub mod params;
@@ -31,7 +32,7 @@ pub static ENTRY: WorkloadEntry = WorkloadEntry {
     build,
     section: &render::ImportSection,
     plan_notes: None,
-    findings: None,
+    findings: Some(&findings::Rules),
     gate: &Rules,
     costs: None,
 };

@@ -4,12 +4,9 @@
 use std::collections::BTreeMap;
 
 use super::keys::{Phase, View, NAME};
-use crate::findings::{Contender, FindingRules, Question};
-use crate::report::{Case, Report};
+use crate::findings::{ByPoint, Contender, FindingRules, Question};
+use crate::report::Report;
 use crate::workload::CaseView;
-
-/// Layout → its case, per question.
-type ByLayout<'a> = BTreeMap<String, &'a Case>;
 
 /// The rules, registered in `ENTRY`.
 pub struct Rules;
@@ -33,7 +30,7 @@ impl FindingRules for Rules {
         let mut out = Vec::new();
         for (metric, unit, what) in METRICS {
             // backing → (layers, images) → layout.
-            let mut by: BTreeMap<String, BTreeMap<(usize, usize), ByLayout<'_>>> = BTreeMap::new();
+            let mut by: ByPoint<'_, (usize, usize)> = BTreeMap::new();
             for c in report.cases_of(NAME).filter(|c| c.metric == metric) {
                 let Some(v) = View::of_case(c) else { continue };
                 let (Some(layers), Some(Phase::Layers)) = (v.layers, v.phase) else {
@@ -55,14 +52,7 @@ impl FindingRules for Rules {
                     question: format!("{what} with {images} images of {layers} layers stored"),
                     unit: unit.into(),
                     lower_is_better: true,
-                    contenders: cases
-                        .values()
-                        .map(|c| Contender {
-                            layout: c.layout.clone(),
-                            figure: crate::workload::lookup::findings::id_of(c),
-                            samples: c.samples.clone(),
-                        })
-                        .collect(),
+                    contenders: cases.values().map(|c| Contender::of(c)).collect(),
                     crossover: None,
                     condition: None,
                 });

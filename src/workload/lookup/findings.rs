@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::keys::{Cache, Op, Target, View, NAME};
-use crate::findings::{Contender, Crossover, FindingRules, Question};
+use crate::findings::{figure_id, Contender, Crossover, FindingRules, Question};
 use crate::layout;
 use crate::report::{Case, Report};
 use crate::workload::CaseView;
@@ -19,15 +19,6 @@ const TIMES_PLAIN: f64 = 10.0;
 
 /// The rules, registered in `ENTRY`.
 pub struct Rules;
-
-/// A case's id as `report.json` holds it.
-pub fn id_of(c: &Case) -> String {
-    if c.id.is_empty() {
-        c.key()
-    } else {
-        c.id.clone()
-    }
-}
 
 /// Cases of one op/target, cold, by backing → depth → layout.
 type ByDepth<'a> = BTreeMap<String, BTreeMap<usize, BTreeMap<String, &'a Case>>>;
@@ -62,14 +53,7 @@ fn question(
         question: format!("{what}, {depth} layers"),
         unit: "ns".into(),
         lower_is_better: true,
-        contenders: cases
-            .values()
-            .map(|c| Contender {
-                layout: c.layout.clone(),
-                figure: id_of(c),
-                samples: c.samples.clone(),
-            })
-            .collect(),
+        contenders: cases.values().map(|c| Contender::of(c)).collect(),
         crossover: None,
         condition,
     }
@@ -120,8 +104,8 @@ fn crossover(by: &BTreeMap<usize, BTreeMap<String, &Case>>) -> Option<Crossover>
             deepest = Some((*d, ratio, base.layout.clone()));
             if ratio >= TIMES_PLAIN {
                 passed = Some((*d, ratio, base.layout.clone()));
-                figures.push(id_of(c));
-                figures.push(id_of(base));
+                figures.push(figure_id(c));
+                figures.push(figure_id(base));
                 break;
             }
         }

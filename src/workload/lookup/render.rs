@@ -209,7 +209,7 @@ fn tables(r: &Report, backing: &str) -> Option<Tables> {
     for layout in &layouts {
         for (op, target) in ROWS {
             let slope = derived("slope", layout, op, target, None)
-                .map(|d| format!("{} ({:.2})", fmt_ns(d.value), d.r2.unwrap_or(f64::NAN)))
+                .map(|d| d.slope_cell(fmt_ns))
                 .unwrap_or_else(|| "-".into());
             let ratio = derived("ratio", layout, op, target, Some(hi))
                 .map(|d| format!("{:.2}x", d.value))
@@ -405,7 +405,7 @@ fn store_table(r: &Report, backing: &str) -> Option<Table> {
                                 && (v.op, v.target, v.cache) == (op, Target::Store, Cache::Cold)
                         })
                 })
-                .map(|d| format!("{} ({:.2})", fmt_ns(d.value), d.r2.unwrap_or(f64::NAN)))
+                .map(|d| d.slope_cell(fmt_ns))
                 .unwrap_or_else(|| "-".into());
             t.row(vec![
                 l.clone(),

@@ -4,12 +4,9 @@
 use std::collections::BTreeMap;
 
 use super::keys::{Phase, View, NAME, RESIDENT};
-use crate::findings::{Contender, FindingRules, Question};
-use crate::report::{fmt_bytes, Case, Report};
+use crate::findings::{ByPoint, Contender, FindingRules, Question};
+use crate::report::{fmt_bytes, Report};
 use crate::workload::CaseView;
-
-/// Layout → its case, per question.
-type ByLayout<'a> = BTreeMap<String, &'a Case>;
 
 /// The rules, registered in `ENTRY`.
 pub struct Rules;
@@ -25,7 +22,7 @@ impl FindingRules for Rules {
 
     fn questions(&self, report: &Report) -> Vec<Question> {
         // backing → (containers, set) → layout.
-        let mut by: BTreeMap<String, BTreeMap<(usize, u64), ByLayout<'_>>> = BTreeMap::new();
+        let mut by: ByPoint<'_, (usize, u64)> = BTreeMap::new();
         for c in report.cases_of(NAME).filter(|c| c.metric == RESIDENT) {
             let Some(v) = View::of_case(c) else { continue };
             if v.phase != Phase::Read {
@@ -51,14 +48,7 @@ impl FindingRules for Rules {
                 ),
                 unit: "bytes".into(),
                 lower_is_better: true,
-                contenders: cases
-                    .values()
-                    .map(|c| Contender {
-                        layout: c.layout.clone(),
-                        figure: crate::workload::lookup::findings::id_of(c),
-                        samples: c.samples.clone(),
-                    })
-                    .collect(),
+                contenders: cases.values().map(|c| Contender::of(c)).collect(),
                 crossover: None,
                 condition: None,
             });

@@ -10,6 +10,7 @@
 //! still starts (it makes its dirs): that contrast is a finding.
 
 pub mod analyze;
+pub mod findings;
 pub mod keys;
 pub mod measure;
 pub mod params;
@@ -41,7 +42,7 @@ pub static ENTRY: WorkloadEntry = WorkloadEntry {
     gate: &Rules,
     costs: None,
     plan_notes: Some(&render::StormPlan),
-    findings: None,
+    findings: Some(&findings::Rules),
 };
 
 fn build(b: &BuildContext<'_>) -> Result<Box<dyn Workload>, ParamError> {

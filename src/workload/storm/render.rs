@@ -129,6 +129,15 @@ fn ns(v: Option<f64>) -> String {
     v.map(fmt_ns).unwrap_or_else(|| "-".into())
 }
 
+/// A slope's value without its r², or `flat` (see `Derived::is_flat`).
+fn flat_or_ns(d: Option<&crate::report::Derived>) -> String {
+    match d {
+        Some(d) if d.is_flat() => "flat".into(),
+        Some(d) => fmt_ns(d.value),
+        None => "-".into(),
+    }
+}
+
 /// p99 by concurrency, and the largest storm in detail, per layout × depth,
 /// plain lowers.
 fn startup_tables(r: &Report, of: &Of<'_>, backing: &str) -> Option<(Table, Table)> {
@@ -355,11 +364,11 @@ fn mount_tables(r: &Report, of: &Of<'_>, backing: &str) -> Option<(Table, Table)
             depth.to_string(),
             per_mount,
             slope(MOUNTINFO_READ)
-                .map(|d| format!("{} ({:.2})", fmt_ns(d.value), d.r2.unwrap_or(f64::NAN)))
+                .map(|d| d.slope_cell(fmt_ns))
                 .unwrap_or_else(|| "-".into()),
-            ns(slope(MOUNTINFO_READ_CPU).map(|d| d.value)),
-            ns(slope(MOUNTINFO_PARSE).map(|d| d.value)),
-            ns(slope(MOUNT_TIME).map(|d| d.value)),
+            flat_or_ns(slope(MOUNTINFO_READ_CPU)),
+            flat_or_ns(slope(MOUNTINFO_PARSE)),
+            flat_or_ns(slope(MOUNT_TIME)),
             teardown,
         ]);
     }
