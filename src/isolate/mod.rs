@@ -48,6 +48,7 @@ pub fn overlay_in_user_namespace(
 }
 pub use namespace::{enter_private_namespace, in_user_namespace, Privilege};
 pub use private_tmpfs::PrivateTmpfs;
+pub use safe_dir::open_read_beneath;
 pub use scratch::{
     abandon_live_scratches, host_available_bytes, min_fs_bytes, preflight, BackingInfo,
     BackingKind, EvictionKind, FsUsage, Scratch, ScratchRequest,

@@ -46,6 +46,54 @@ pub fn open_beneath(
     }
 }
 
+/// Opens `rel` (relative, any number of components) below `root` for
+/// reading, the way an image's own paths must be read from the host: no
+/// symlink followed, nothing outside `root` and no other mount reached, and
+/// non-blocking (a FIFO in the image cannot hang the reader; the scratch is
+/// `nodev`, so a device node there does not open).
+pub fn open_read_beneath(root: BorrowedFd<'_>, rel: &Path) -> std::io::Result<std::fs::File> {
+    let mut names = Vec::new();
+    for c in rel.components() {
+        match c {
+            Component::Normal(n) => names.push(n),
+            Component::CurDir => {}
+            _ => return Err(std::io::Error::from(Errno::INVAL)),
+        }
+    }
+    let Some((last, parents)) = names.split_last() else {
+        return Err(std::io::Error::from(Errno::INVAL));
+    };
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    match openat2(
+        root,
+        rel,
+        flags,
+        Mode::empty(),
+        ResolveFlags::BENEATH
+            | ResolveFlags::NO_SYMLINKS
+            | ResolveFlags::NO_MAGICLINKS
+            | ResolveFlags::NO_XDEV,
+    ) {
+        // Without openat2: one component at a time, each refusing a symlink.
+        Err(Errno::NOSYS) | Err(Errno::PERM) => {
+            let mut dir: Option<OwnedFd> = None;
+            for name in parents {
+                let next = open_dir_beneath(dir.as_ref().map_or(root, |d| d.as_fd()), name)?;
+                dir = Some(next);
+            }
+            let parent = dir.as_ref().map_or(root, |d| d.as_fd());
+            open_beneath(
+                parent,
+                last,
+                OFlags::RDONLY | OFlags::NONBLOCK,
+                Mode::empty(),
+            )
+            .map(std::fs::File::from)
+        }
+        other => other.map(std::fs::File::from).map_err(errno_io),
+    }
+}
+
 /// Opens the directory `name` below `dir` (no symlink followed).
 pub fn open_dir_beneath(dir: BorrowedFd<'_>, name: &OsStr) -> std::io::Result<OwnedFd> {
     open_beneath(dir, name, OFlags::DIRECTORY | OFlags::RDONLY, Mode::empty())
@@ -285,5 +333,56 @@ pub fn same_dir(fd: BorrowedFd<'_>, path: &Path) -> std::io::Result<bool> {
         Ok(named) => Ok(named.st_dev == held.st_dev && named.st_ino == held.st_ino),
         Err(Errno::NOENT) => Ok(false),
         Err(e) => Err(errno_io(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    /// An image's paths are read below its root only: a symlink (to a host
+    /// file or out through a directory), `..` and an absolute path are
+    /// refused; a FIFO opens without waiting for a writer.
+    #[test]
+    fn image_paths_are_read_beneath_their_root_only() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let outside = d.path().join("host-secret");
+        std::fs::write(&outside, "host").expect("write");
+        let root = d.path().join("root");
+        std::fs::create_dir_all(root.join("usr/lib")).expect("mkdir");
+        std::fs::write(root.join("usr/lib/x.so"), "image").expect("write");
+        std::os::unix::fs::symlink(&outside, root.join("usr/lib/abs")).expect("symlink");
+        std::os::unix::fs::symlink("../../../host-secret", root.join("usr/lib/rel"))
+            .expect("symlink");
+        std::os::unix::fs::symlink("/", root.join("up")).expect("symlink");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &root.join("fifo"),
+            rustix::fs::FileType::Fifo,
+            Mode::RUSR,
+            0,
+        )
+        .expect("mkfifo");
+        let dir = std::fs::File::open(&root).expect("root");
+        let read = |p: &str| -> std::io::Result<String> {
+            let mut s = String::new();
+            open_read_beneath(dir.as_fd(), Path::new(p))?.read_to_string(&mut s)?;
+            Ok(s)
+        };
+        assert_eq!(read("usr/lib/x.so").expect("inside"), "image");
+        assert_eq!(read("./usr/lib/x.so").expect("inside"), "image");
+        for refused in [
+            "usr/lib/abs",
+            "usr/lib/rel",
+            "up/tmp",
+            "../host-secret",
+            "usr/../../host-secret",
+            "/etc/hostname",
+            "",
+        ] {
+            assert!(read(refused).is_err(), "{refused} was read");
+        }
+        assert!(open_read_beneath(dir.as_fd(), Path::new("fifo")).is_ok());
     }
 }
