@@ -239,7 +239,7 @@ impl TryFrom<RunRequest> for RunConfig {
         } else {
             r.workloads.clone()
         };
-        let entries = dedup(&named)
+        let mut entries = dedup(&named)
             .iter()
             .map(|name| {
                 workload::entry(name).ok_or_else(|| {
@@ -250,6 +250,9 @@ impl TryFrom<RunRequest> for RunConfig {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        // Run in the registry's order: a workload may use what an earlier
+        // one learnt of the user's image (storm reads app's read set).
+        entries.sort_by_key(|e| workload::WORKLOADS.iter().position(|w| w.name == e.name));
         if entries.is_empty() {
             return Err(ConfigError::Invalid(format!(
                 "--workloads is empty; choose from {}",

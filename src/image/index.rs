@@ -715,6 +715,19 @@ pub struct IndexedImage {
     source: std::sync::Arc<dyn ImageSource>,
     index: std::sync::Mutex<Option<std::sync::Arc<ImageIndex>>>,
     max_file_bytes: Option<u64>,
+    startup_reads: std::sync::Mutex<Option<std::sync::Arc<StartupReads>>>,
+}
+
+/// What the image's process opened while it started, as a workload that
+/// started it recorded it: the regular files, relative to the image's root, in
+/// first-open order. Kept on the image so a workload that starts containers of
+/// it without running its process (storm) reads what the process would.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartupReads {
+    /// Paths relative to the root, no `..`, first-open order.
+    pub paths: Vec<std::path::PathBuf>,
+    /// Who recorded them, for the report's notes (`app on overlay2`).
+    pub recorded_by: String,
 }
 
 impl IndexedImage {
@@ -724,7 +737,24 @@ impl IndexedImage {
             source,
             index: std::sync::Mutex::new(None),
             max_file_bytes: None,
+            startup_reads: std::sync::Mutex::new(None),
         }
+    }
+
+    /// Keeps what the image's start read (the last recording wins).
+    pub fn set_startup_reads(&self, reads: StartupReads) {
+        *self
+            .startup_reads
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(std::sync::Arc::new(reads));
+    }
+
+    /// What the image's start read, when a workload of this run recorded it.
+    pub fn startup_reads(&self) -> Option<std::sync::Arc<StartupReads>> {
+        self.startup_reads
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Refuses, when the index is built, a layer declaring a regular file

@@ -18,7 +18,7 @@ mod synthetic;
 pub use derived::{Prefix, Replica};
 pub use entry::{Entry, EntryKind, EntrySink, ImageInfo, ImageSource, LayerInfo, SizeHint, Stop};
 pub use generate::{extend, generate, GeneratorParams, ImageShape, SizeRange};
-pub use index::{ImageIndex, ImageProfile, IndexedImage, LayerProfile};
+pub use index::{ImageIndex, ImageProfile, IndexedImage, LayerProfile, StartupReads};
 pub use runconfig::{RunConfig, RunConfigError};
 pub use spec::{Change, ImageSpec, LayerSpec, Node, NodeKind, Tree};
 pub use synthetic::SyntheticImage;

@@ -34,15 +34,18 @@ use crate::report::{Report, Section};
 pub use harness::{Footprint, ImageFootprint, Recorded, RunContext, WorkloadError};
 pub use view::{CaseView, Subject};
 
-/// The registry: one line per workload, in report order.
+/// The registry: one line per workload, in report and run order (a run
+/// runs its workloads in this order whatever order `--workloads` named them:
+/// app records what the user's image reads at start, and storm's containers
+/// of that image read it).
 pub static WORKLOADS: &[&WorkloadEntry] = &[
     &lookup::ENTRY,
     &copy_up::ENTRY,
     &inodes::ENTRY,
     &page_cache::ENTRY,
     &import::ENTRY,
-    &storm::ENTRY,
     &app::ENTRY,
+    &storm::ENTRY,
 ];
 
 /// What the rest of the tool knows about a workload, without naming it.

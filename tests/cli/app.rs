@@ -375,6 +375,72 @@ fn app_redis_fixture_becomes_ready_on_its_line() {
     }
 }
 
+/// `--image` with app and storm: storm's containers are the image's, in
+/// every layout that shares it, each reading the files the image's own start
+/// read (app-readset.txt, every one opened and read, or the run fails); plain,
+/// which would copy the whole image into each container, is skipped with why.
+fn storm_containers_of_the_image_read_its_start_up_read_set() {
+    let py = &super::appimage::app_images_or_panic().python;
+    let d = tmp();
+    let out = d.path().join("out");
+    let args = [
+        // Named storm first: the run still runs app first (the registry's order).
+        "--workloads",
+        "storm,app",
+        "--image",
+        &py.source,
+        "--app-rounds",
+        "1",
+        "--storm-rounds",
+        "1",
+        "--concurrency",
+        "1,2",
+        "--idmap",
+        "none",
+        "--mounts-held",
+        "0",
+        "--layouts",
+        "overlay2,plain",
+    ];
+    run_in(d.path(), &out, &args).assert().success();
+    assert_clean(d.path());
+    let r = read_report(&out).expect("report");
+    assert_eq!(r.status, RunStatus::Complete, "{:?}", r.errors);
+    let list = fs::read_to_string(out.join("app-readset.txt")).expect("app-readset.txt");
+    let files = list.lines().count();
+    assert!(files > 10, "{list}");
+    let starts: Vec<_> = r
+        .cases
+        .iter()
+        .filter(|c| c.workload == "storm" && c.metric == "time_to_ready")
+        .collect();
+    assert!(!starts.is_empty(), "no storm start cases");
+    for c in &starts {
+        assert_eq!(c.layout, "overlay2", "{}", c.key());
+        assert_eq!(c.param_str("image"), py.source, "{}", c.key());
+        assert_eq!(
+            c.params.get("read_set").and_then(|v| v.as_u64()),
+            Some(files as u64),
+            "{}",
+            c.key()
+        );
+        // The fixture is one layer.
+        assert_eq!(
+            c.params.get("depth").and_then(|v| v.as_u64()),
+            Some(1),
+            "{}",
+            c.key()
+        );
+    }
+    for says in ["storm: containers of", "storm: plain skipped with --image"] {
+        assert!(
+            r.notes.iter().any(|n| n.contains(says)),
+            "{says}: {:?}",
+            r.notes
+        );
+    }
+}
+
 /// This module's tests, each with whether it needs root.
 pub fn tests() -> Vec<(String, bool, fn())> {
     vec![
@@ -383,5 +449,6 @@ pub fn tests() -> Vec<(String, bool, fn())> {
         cli_trial!(app_refuses_what_cannot_be_run_naming_it),
         cli_trial!(app_python_fixture_runs_on_every_layout_with_its_read_set),
         cli_trial!(app_redis_fixture_becomes_ready_on_its_line),
+        cli_trial!(storm_containers_of_the_image_read_its_start_up_read_set),
     ]
 }

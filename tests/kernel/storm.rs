@@ -121,6 +121,8 @@ fn a_storm_leaves_nothing_behind() -> Result<(), Failed> {
             depth,
             image,
             containers: containers.clone(),
+            ops: Params::read_set(depth),
+            owned: "etc/hostname".into(),
         };
         let how = MountHow {
             idmap: None,

@@ -21,7 +21,7 @@ pub use params::{Options, Params};
 use std::sync::Arc;
 
 use crate::compare::GateRules;
-use crate::image::IndexedImage;
+use crate::image::{IndexedImage, StartupReads};
 use crate::layout::Layout;
 use crate::report::{kinds, Derived, Report};
 use crate::runtime::{CgroupView, ProcessSpec, Readiness, Runtime};
@@ -41,7 +41,7 @@ pub static ENTRY: WorkloadEntry = WorkloadEntry {
     section: &render::AppSection,
     gate: &Rules,
     costs: None,
-    plan_notes: None,
+    plan_notes: Some(&render::AppPlan),
     findings: Some(&findings::Rules),
 };
 
@@ -85,7 +85,7 @@ impl Workload for App {
 
     fn run(&self, ctx: &mut RunContext<'_>) -> Result<(), WorkloadError> {
         let p = &self.params;
-        let Some(image) = ctx.images.first() else {
+        let Some(image) = ctx.images.first().cloned() else {
             return Ok(());
         };
         let reference = image.reference().to_string();
@@ -136,7 +136,17 @@ impl Workload for App {
         let mut samples = keys::Samples::default();
         let mut users = std::collections::BTreeMap::new();
         let result = measure::record_read_sets(p, &plan, ctx, &fixtures, &mut users, &mut samples)
-            .and_then(|()| measure::measure(p, &plan, ctx, &fixtures, &mut users, &mut samples));
+            .and_then(|()| {
+                // What the start read, kept on the image: storm's containers
+                // of it read the same files instead of its synthetic names.
+                if let Some((li, rs)) = samples.read_sets.iter().next() {
+                    image.set_startup_reads(StartupReads {
+                        paths: rs.files.iter().map(|f| f.path.clone()).collect(),
+                        recorded_by: format!("{NAME} on {}", ctx.layouts[*li].name()),
+                    });
+                }
+                measure::measure(p, &plan, ctx, &fixtures, &mut users, &mut samples)
+            });
         drop(cgroups);
         let names: Vec<&'static str> = ctx.layouts.iter().map(|l| l.name()).collect();
         for (li, lines) in &samples.output {

@@ -5,13 +5,14 @@
 use plotters::prelude::*;
 
 use super::keys::{base_overlay2, is_baseline, Cache, ReadSetRecord, View, NAME, TIME_TO_READY};
+use crate::capacity::Fleet;
 use crate::report::chart::{layout_color, linear_ticks, svg_page, Unit};
 use crate::report::summary::backings_of;
 use crate::report::{
     fmt_bytes, fmt_ns, fmt_ratio, kinds, Block, Case, Report, ReportError, Section, Table,
 };
 use crate::stats::{median_interval, seed_of};
-use crate::workload::CaseView;
+use crate::workload::{CaseView, PlanNotes};
 
 /// Renders app's cases.
 pub struct AppSection;
@@ -205,13 +206,17 @@ impl Section for AppSection {
     fn terminal_blocks(&self, r: &Report) -> Vec<Block> {
         backings_of(r, NAME)
             .into_iter()
-            .filter_map(|b| {
-                let t = table(r, &b)?;
-                Some(Block {
+            .flat_map(|b| {
+                let times = table(r, &b).map(|t| Block {
                     heading: format!("app on {b}: {} time to ready", image_of(r, &b)),
                     intro: String::new(),
                     tables: vec![(None, t)],
-                })
+                });
+                let reads = read_set_block(r, &b).map(|blk| Block {
+                    intro: String::new(),
+                    ..blk
+                });
+                times.into_iter().chain(reads)
             })
             .collect()
     }
@@ -278,6 +283,48 @@ impl Section for AppSection {
                 Ok(())
             },
         )
+    }
+}
+
+/// The capacity plan's note: what the image's start read is page cache a
+/// node needs to start it warm, once per image where the layout shares an
+/// image's files between its containers, once per container where it copies
+/// them (the page-cache workload measures which layout does which).
+pub struct AppPlan;
+
+impl PlanNotes for AppPlan {
+    fn plan_notes(&self, report: &Report, fleet: &Fleet, backing: &str) -> Vec<String> {
+        let recs = ReadSetRecord::of_report(report);
+        let Some(rec) = recs
+            .iter()
+            .find(|x| x.backing == backing)
+            .or_else(|| recs.first())
+        else {
+            return Vec::new();
+        };
+        let bytes: u64 = rec.files.iter().map(|f| f.bytes).sum();
+        let images = fleet.images as f64;
+        let containers = images * fleet.containers as f64;
+        vec![format!(
+            "start-up page cache: {} read {}{} at start ({} of its bytes; app's read set, recorded on {} \
+             on {}). If each of the plan's {} images reads as much, starting them warm needs ≈ {} of page \
+             cache where containers share their image's files (the overlay layouts), ≈ {} where each of \
+             the {} containers has its own copy (plain)",
+            rec.image,
+            fmt_bytes(bytes as f64),
+            if rec.files_not_listed > 0 || rec.incomplete {
+                " or more"
+            } else {
+                ""
+            },
+            share(bytes, rec.image_bytes),
+            rec.layout,
+            rec.backing,
+            fleet.images,
+            fmt_bytes(bytes as f64 * images),
+            fmt_bytes(bytes as f64 * containers),
+            containers as u64
+        )]
     }
 }
 

@@ -21,7 +21,7 @@ use crate::stats::{fit_line, Stats};
 use crate::workload::{CaseView, Recorded};
 
 impl View {
-    fn storm(backing: &str, phase: Phase, k: &Key, read_set: usize) -> View {
+    fn storm(backing: &str, phase: Phase, k: &Key, read_set: usize, image: Option<&str>) -> View {
         View {
             backing: backing.into(),
             phase,
@@ -29,6 +29,7 @@ impl View {
             idmap: Some(k.idmap),
             concurrency: Some(k.concurrency),
             read_set: (phase == Phase::Start).then_some(read_set),
+            image: image.map(str::to_string),
             held: None,
             of: None,
             baseline: None,
@@ -43,6 +44,7 @@ impl View {
             idmap: None,
             concurrency: None,
             read_set: None,
+            image: None,
             held,
             of: None,
             baseline: None,
@@ -58,6 +60,8 @@ pub struct Setting<'a> {
     pub backing: &'a str,
     /// Lookups in a container's read set.
     pub read_set: usize,
+    /// The user's image the storms started (its recorded read set), if any.
+    pub image: Option<&'a str>,
 }
 
 /// The p99 of one storm (None when it started nothing).
@@ -98,8 +102,8 @@ pub fn record(out: &mut Recorded, s: &Setting<'_>, samples: &Samples) {
     let mut p99_ids: BTreeMap<Key, (f64, String)> = BTreeMap::new();
     let mut ready_ids: BTreeMap<Key, (f64, String)> = BTreeMap::new();
     for (k, rounds) in &samples.storms {
-        let start = View::storm(s.backing, Phase::Start, k, s.read_set);
-        let stop = View::storm(s.backing, Phase::Stop, k, s.read_set);
+        let start = View::storm(s.backing, Phase::Start, k, s.read_set, s.image);
+        let stop = View::storm(s.backing, Phase::Stop, k, s.read_set, s.image);
         let layout = name(k.layout);
         let ready: Vec<f64> = rounds.iter().flat_map(|r| r.ready_ns.clone()).collect();
         if let Some(m) = out.case_of(&start, layout, TIME_TO_READY, "ns", ready) {
@@ -138,7 +142,7 @@ pub fn record(out: &mut Recorded, s: &Setting<'_>, samples: &Samples) {
         let v = View {
             of: Some(TIME_TO_READY_P99.into()),
             baseline: Some(BASE_C1.into()),
-            ..View::storm(s.backing, Phase::Start, k, s.read_set)
+            ..View::storm(s.backing, Phase::Start, k, s.read_set, s.image)
         };
         out.derived.push(Derived::ratio(
             NAME,
@@ -157,7 +161,7 @@ pub fn record(out: &mut Recorded, s: &Setting<'_>, samples: &Samples) {
             concurrency: None,
             of: Some(TIME_TO_READY_P99.into()),
             baseline: Some(BASE_C1.into()),
-            ..View::storm(s.backing, Phase::Start, k, s.read_set)
+            ..View::storm(s.backing, Phase::Start, k, s.read_set, s.image)
         };
         out.derived.push(Derived {
             workload: NAME.into(),
@@ -185,7 +189,7 @@ pub fn record(out: &mut Recorded, s: &Setting<'_>, samples: &Samples) {
         let v = View {
             of: Some(TIME_TO_READY.into()),
             baseline: Some(BASE_NO_IDMAP.into()),
-            ..View::storm(s.backing, Phase::Start, k, s.read_set)
+            ..View::storm(s.backing, Phase::Start, k, s.read_set, s.image)
         };
         out.derived.push(Derived::ratio(
             NAME,
@@ -419,6 +423,7 @@ mod tests {
             layouts: &["overlay2"],
             backing: "ext4",
             read_set: 8,
+            image: None,
         };
         record(&mut out, &s, &samples);
         let case = |metric: &str, c: usize, idmap: Idmap| {

@@ -199,6 +199,10 @@ pub struct View {
     /// Lookups of the start-up read set (start).
     #[serde(default)]
     pub read_set: Option<usize>,
+    /// The user's image the containers were made of, reading what its own
+    /// start read (absent: the synthetic image and its 8 names).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
     /// Mounts held (mount-table; absent on slopes).
     #[serde(default)]
     pub held: Option<usize>,

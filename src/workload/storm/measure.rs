@@ -15,6 +15,7 @@
 
 use std::fs::{self, File};
 use std::io::Read;
+use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
@@ -26,7 +27,7 @@ use rayon::prelude::*;
 
 use super::keys::{Idmap, Key, Round, Samples, TablePoint, NAME};
 use super::params::{Params, ReadOp, STACK_BYTES};
-use crate::image::SyntheticImage;
+use crate::image::{IndexedImage, StartupReads, SyntheticImage};
 use crate::isolate::{IdmapMode, MountGuard, MountHow, MountInfo, UserNamespace};
 use crate::layout::{ContainerDirs, Layout, Mounted, PreparedImage};
 use crate::workload::{RunContext, WorkloadError};
@@ -41,6 +42,10 @@ pub struct Fixture {
     pub image: PreparedImage,
     /// Where its containers go.
     pub containers: PathBuf,
+    /// What each of its starting containers reads.
+    pub ops: Vec<ReadOp>,
+    /// A file of the image whose owner the idmapped mounts are checked by.
+    pub owned: PathBuf,
 }
 
 /// Builds every (depth, layout) image in parallel on every core.
@@ -69,6 +74,54 @@ pub fn build_fixtures(
                 depth,
                 image,
                 containers,
+                ops: Params::read_set(depth),
+                owned: PathBuf::from("etc/hostname"),
+            })
+        })
+        .collect()
+}
+
+/// Imports the user's image into each of `layouts` (indexes into the run's),
+/// in parallel: containers of it read `reads`, what its own start read.
+pub fn build_image_fixtures(
+    ctx: &RunContext<'_>,
+    image: &IndexedImage,
+    reads: &StartupReads,
+    layouts: &[usize],
+) -> Result<Vec<Fixture>, WorkloadError> {
+    let root = ctx.scratch.path().join(NAME);
+    let depth = image.info().layers.len().max(1);
+    let ops: Vec<ReadOp> = reads
+        .paths
+        .iter()
+        .map(|p| ReadOp {
+            path: p.clone(),
+            exists: true,
+            open: true,
+        })
+        .collect();
+    let owned = ops.first().map(|o| o.path.clone()).ok_or_else(|| {
+        WorkloadError::Verify(format!(
+            "the start-up read set of {} holds no file",
+            image.reference()
+        ))
+    })?;
+    let all = ctx.layouts;
+    layouts
+        .par_iter()
+        .map(|&li| {
+            let layout = &all[li];
+            let dir = root.join(layout.name()).join("image");
+            let prepared = layout.prepare(image.source().as_ref(), &dir.join("img"))?;
+            let containers = dir.join("c");
+            fs::create_dir_all(&containers).map_err(WorkloadError::io("creating", &containers))?;
+            Ok(Fixture {
+                layout: li,
+                depth,
+                image: prepared,
+                containers,
+                ops: ops.clone(),
+                owned: owned.clone(),
             })
         })
         .collect()
@@ -137,12 +190,18 @@ struct Container {
 pub fn read_set(root: &Path, ops: &[ReadOp]) -> usize {
     let mut unexpected = 0;
     let mut buf = [0u8; 4096];
+    // The image's paths are resolved below the container's root only (no
+    // symlink followed, no other mount reached): a user's image is not trusted.
+    let Ok(dir) = File::open(root) else {
+        return ops.len();
+    };
     for op in ops {
-        let path = root.join(&op.path);
         let found = if op.open {
-            File::open(&path).and_then(|mut f| f.read(&mut buf)).is_ok()
+            crate::isolate::open_read_beneath(dir.as_fd(), &op.path)
+                .and_then(|mut f| f.read(&mut buf))
+                .is_ok()
         } else {
-            path.symlink_metadata().is_ok()
+            root.join(&op.path).symlink_metadata().is_ok()
         };
         unexpected += usize::from(found != op.exists);
     }
@@ -312,7 +371,7 @@ pub fn verify(
     let root = f.containers.join("verify");
     let started = start(layout, f, &root, &mount_how(mode, userns, true), ops);
     let checked = started.and_then(|(_, m, bad)| {
-        let rel = Path::new("etc/hostname");
+        let rel = f.owned.as_path();
         let seen = m
             .merged
             .join(rel)
@@ -333,7 +392,8 @@ pub fn verify(
             ))
         } else if expected.is_some_and(|e| e != seen) {
             Err(format!(
-                "etc/hostname shows uid {seen}, {} expected",
+                "{} shows uid {seen}, {} expected",
+                rel.display(),
                 expected.unwrap_or_default()
             ))
         } else {
@@ -380,14 +440,14 @@ pub fn measure_storms(
             ctx.check_interrupted()?;
             let f = pt.fixture;
             let layout = &ctx.layouts[f.layout];
-            let ops = Params::read_set(f.depth);
+            let ops = &f.ops;
             for _ in 0..Params::storms_per_round(pt.concurrency) {
                 let (r, bad) = storm(
                     layout.as_ref(),
                     f,
                     pt.concurrency,
                     &mount_how(pt.idmap, userns, false),
-                    &ops,
+                    ops,
                 )?;
                 samples.unexpected += bad;
                 samples

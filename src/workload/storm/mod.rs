@@ -19,10 +19,13 @@ pub mod render;
 pub use keys::{Idmap, NAME};
 pub use params::{HostLimits, Options, Params};
 
+use std::sync::Arc;
+
 use crate::choice::Choice;
 use crate::compare::GateRules;
+use crate::image::{IndexedImage, StartupReads};
 use crate::isolate::{probe_idmapped_overlay, IdRange, UserNamespace};
-use crate::layout::{Layout, TableMounts};
+use crate::layout::{CopyUp, Layout, TableMounts};
 use crate::report::{Derived, Report};
 use crate::workload::{
     BuildContext, Footprint, ParamError, RunContext, Workload, WorkloadEntry, WorkloadError,
@@ -112,10 +115,14 @@ impl Workload for Storm {
         if samples.unexpected == 0 {
             let names: Vec<&'static str> = ctx.layouts.iter().map(|l| l.name()).collect();
             let backing = ctx.backing.clone();
+            let reads = Self::startup_reads(ctx);
             let setting = Setting {
                 layouts: &names,
                 backing: &backing,
-                read_set: Params::read_set(1).len(),
+                read_set: reads
+                    .as_ref()
+                    .map_or(Params::read_set(1).len(), |(_, r)| r.paths.len()),
+                image: reads.as_ref().map(|(i, _)| i.reference()),
             };
             analyze::record(ctx.out, &setting, &samples);
         }
@@ -148,7 +155,51 @@ impl Storm {
             }
         }
         ctx.progress.set_message("storm: building images");
-        let fixtures = measure::build_fixtures(p, ctx, &p.depths, "d")?;
+        let reads = Self::startup_reads(ctx);
+        match (ctx.images.first(), &reads) {
+            (Some(image), None) => ctx.out.note(format!(
+                "storm: no start-up read set of {} was recorded in this run (the app workload \
+                 records it when it runs too): its containers were the synthetic image's, reading \
+                 its 8 names",
+                image.reference()
+            )),
+            (_, Some((image, r))) => ctx.out.note(format!(
+                "storm: containers of {} ({} layers) read the {} files its start read (recorded by \
+                 {}), in first-open order, instead of the synthetic names",
+                image.reference(),
+                image.info().layers.len(),
+                r.paths.len(),
+                r.recorded_by
+            )),
+            _ => {}
+        }
+        let (fixtures, depths) = match reads {
+            Some((image, reads)) => {
+                let depth = image.info().layers.len().max(1);
+                let runs: Vec<usize> = (0..ctx.layouts.len())
+                    .filter(|&li| {
+                        let l = ctx.layouts[li].as_ref();
+                        let copies = l.capabilities().copy_up == CopyUp::None;
+                        if copies {
+                            ctx.out.note(format!(
+                                "storm: {} skipped with --image: it copies the whole image into each \
+                                 container ({} per round), so its storms would time that copy (app \
+                                 times one start of it)",
+                                l.name(),
+                                Params::storms_per_round(1) * p.concurrency.len()
+                            ));
+                        }
+                        !copies
+                    })
+                    .collect();
+                let fixtures = measure::build_image_fixtures(ctx, &image, &reads, &runs)?;
+                (fixtures, vec![depth])
+            }
+            None => (
+                measure::build_fixtures(p, ctx, &p.depths, "d")?,
+                p.depths.clone(),
+            ),
+        };
         // Each (fixture, mode) is checked once, with its stack read back, before
         // any is timed; a mode the host refuses is skipped here unless asked for.
         let mut pairs: Vec<(usize, Idmap)> = Vec::new();
@@ -156,8 +207,7 @@ impl Storm {
             let layout = ctx.layouts[f.layout].as_ref();
             for mode in self.modes_of(layout, &allowed) {
                 ctx.check_interrupted()?;
-                let ops = Params::read_set(f.depth);
-                match measure::verify(layout, f, mode, userns.as_ref(), &ops) {
+                match measure::verify(layout, f, mode, userns.as_ref(), &f.ops) {
                     Ok(()) => pairs.push((fi, mode)),
                     Err(e)
                         if mode != Idmap::None
@@ -175,7 +225,7 @@ impl Storm {
             }
         }
         let mut points = Vec::new();
-        for &depth in &p.depths {
+        for &depth in &depths {
             for &c in &p.concurrency {
                 for &mode in &allowed {
                     for &(fi, m) in &pairs {
@@ -192,6 +242,18 @@ impl Storm {
             }
         }
         measure::measure_storms(p, ctx, &points, userns.as_ref(), samples)?;
+        // The bar counted every depth and mode for every layout (steps());
+        // what was skipped or not built counts as done.
+        let planned: usize = ctx
+            .layouts
+            .iter()
+            .map(|l| self.modes_of(l.as_ref(), &p.idmap).len())
+            .sum::<usize>()
+            * p.depths.len()
+            * p.concurrency.len()
+            * p.rounds;
+        ctx.progress
+            .inc(planned.saturating_sub(points.len() * p.rounds) as u64);
         let mounting: Vec<usize> = ctx
             .layouts
             .iter()
@@ -218,6 +280,13 @@ impl Storm {
             measure::measure_table(p, ctx, f, samples)?;
         }
         Ok(())
+    }
+
+    /// The user's image and what its start read, when a workload of this run
+    /// recorded it (the first `--image` only, as app starts that one).
+    fn startup_reads(ctx: &RunContext<'_>) -> Option<(Arc<IndexedImage>, Arc<StartupReads>)> {
+        let image = ctx.images.first()?;
+        image.startup_reads().map(|r| (image.clone(), r))
     }
 
     /// `fs.mount-max` against the mounts the run's layouts really add per
