@@ -358,7 +358,7 @@ mod tests {
         std::os::unix::fs::symlink("/", root.join("up")).expect("symlink");
         rustix::fs::mknodat(
             rustix::fs::CWD,
-            &root.join("fifo"),
+            root.join("fifo"),
             rustix::fs::FileType::Fifo,
             Mode::RUSR,
             0,

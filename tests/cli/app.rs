@@ -280,8 +280,14 @@ fn app_python_fixture_runs_on_every_layout_with_its_read_set() {
         "--layouts",
         &layouts,
     ];
-    run_in(d.path(), &out, &args).assert().success();
+    let done = run_in(d.path(), &out, &args).assert().success();
     assert_clean(d.path());
+    // The terminal says how much the start read, and its share of the image.
+    let stdout = String::from_utf8_lossy(&done.get_output().stdout).into_owned();
+    assert!(
+        stdout.contains("read at start on") && stdout.contains("of the image's files"),
+        "{stdout}"
+    );
     let r = read_report(&out).expect("report");
     assert_eq!(r.status, RunStatus::Complete, "{:?}", r.errors);
     let ran: Vec<&str> = r

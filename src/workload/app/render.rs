@@ -446,3 +446,60 @@ fn panel<DB: DrawingBackend>(
         .draw()
         .map_err(|e| e.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workload::app::keys::ReadSetFile;
+
+    #[test]
+    fn plan_note_scales_the_read_set_per_image_and_per_container() {
+        let fleet = Fleet {
+            images: 10,
+            layers: 12,
+            shared_pct: 60,
+            files_per_layer: 100,
+            dirs_per_layer: 20,
+            containers: 3,
+            writes: 10,
+        };
+        let mut r = Report::new(Default::default(), serde_json::json!({}));
+        assert!(AppPlan.plan_notes(&r, &fleet, "ext4").is_empty());
+        let rec = ReadSetRecord {
+            image: "oci:x:y".into(),
+            backing: "ext4".into(),
+            layout: "overlay2".into(),
+            files: vec![
+                ReadSetFile {
+                    path: "usr/bin/python3".into(),
+                    bytes: 3 << 20,
+                },
+                ReadSetFile {
+                    path: "usr/lib/python3.11/json/__init__.py".into(),
+                    bytes: 1 << 20,
+                },
+            ],
+            files_not_listed: 0,
+            image_files: 100,
+            image_bytes: 40 << 20,
+            incomplete: false,
+        };
+        r.extras.insert(
+            NAME.into(),
+            vec![serde_json::to_value(&rec).expect("record")],
+        );
+        let notes = AppPlan.plan_notes(&r, &fleet, "ext4");
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        let n = &notes[0];
+        // 4 MiB read, 10 % of the image; × 10 images, × 30 containers.
+        for says in [
+            "read 4.0 MiB at start",
+            "10.0 %",
+            "≈ 40.0 MiB",
+            "≈ 120.0 MiB",
+            "30 containers",
+        ] {
+            assert!(n.contains(says), "{says}: {n}");
+        }
+    }
+}

@@ -70,16 +70,29 @@ impl FindingRules for Rules {
     fn questions(&self, report: &Report) -> Vec<Question> {
         let mut out = Vec::new();
         // Depth first: the deepest typical stack, then the largest burst at it.
+        // The user's image counts whatever its depth: it is what they run.
         let burst = largest(report, TIME_TO_READY_P99, Phase::Start, |v| {
-            (v.idmap == Some(Idmap::None) && v.depth <= TYPICAL_MAX)
+            (v.idmap == Some(Idmap::None) && (v.image.is_some() || v.depth <= TYPICAL_MAX))
                 .then_some((v.depth, v.concurrency?))
         });
         for (backing, ((depth, containers), cases)) in burst {
+            let image = cases
+                .values()
+                .next()
+                .and_then(|c| View::of_case(c))
+                .and_then(|v| v.image);
+            let layers = if depth == 1 { "layer" } else { "layers" };
             out.push(question(
                 backing,
-                format!(
-                    "p99 time for {containers} containers started at once to get storage ready, {depth} layers"
-                ),
+                match image {
+                    Some(image) => format!(
+                        "p99 time for {containers} containers of {image} started at once to get storage \
+                         ready and read what its start reads, {depth} {layers}"
+                    ),
+                    None => format!(
+                        "p99 time for {containers} containers started at once to get storage ready, {depth} {layers}"
+                    ),
+                },
                 &cases,
             ));
         }

@@ -164,10 +164,11 @@ impl Storm {
                 image.reference()
             )),
             (_, Some((image, r))) => ctx.out.note(format!(
-                "storm: containers of {} ({} layers) read the {} files its start read (recorded by \
+                "storm: containers of {} ({} layer{}) read the {} files its start read (recorded by \
                  {}), in first-open order, instead of the synthetic names",
                 image.reference(),
                 image.info().layers.len(),
+                if image.info().layers.len() == 1 { "" } else { "s" },
                 r.paths.len(),
                 r.recorded_by
             )),

@@ -375,6 +375,21 @@ fn mount_tables(r: &Report, of: &Of<'_>, backing: &str) -> Option<(Table, Table)
     Some((t, s))
 }
 
+/// What the storms' containers on `backing` were, when the user's image:
+/// said in the headings (the synthetic image goes unsaid, as before).
+fn made_of(all: &[(&Case, View)], backing: &str) -> String {
+    all.iter()
+        .filter(|(_, v)| v.backing == backing && v.phase == Phase::Start)
+        .find_map(|(_, v)| {
+            let image = v.image.as_deref()?;
+            Some(format!(
+                " — containers of {image}, each reading the {} files its start read",
+                v.read_set.unwrap_or(0)
+            ))
+        })
+        .unwrap_or_default()
+}
+
 impl Section for StormSection {
     fn workload(&self) -> &'static str {
         NAME
@@ -389,7 +404,10 @@ impl Section for StormSection {
                 let mut blocks = Vec::new();
                 if let Some((by_c, at_max)) = startup_tables(r, &of, &backing) {
                     blocks.push(Block {
-                        heading: format!("storm — containers started at once ({backing})"),
+                        heading: format!(
+                            "storm — containers started at once ({backing}){}",
+                            made_of(&all, &backing)
+                        ),
                         intro: INTRO.into(),
                         tables: vec![
                             (
@@ -447,7 +465,8 @@ impl Section for StormSection {
                 }
                 (!tables.is_empty()).then(|| Block {
                     heading: format!(
-                        "storm on {backing} (p99 time to ready by containers started at once; ×C=1 = p99 over one alone)"
+                        "storm on {backing} (p99 time to ready by containers started at once; ×C=1 = p99 over one alone){}",
+                        made_of(&all, &backing)
                     ),
                     intro: String::new(),
                     tables,
