@@ -100,12 +100,15 @@ pub fn fsconfig(fs: RawFd, op: FsConfig<'_>) -> bool {
     unsafe { libc::syscall(libc::SYS_fsconfig, fs, cmd, key, value, 0 as libc::c_long) >= 0 }
 }
 
-/// Raw `fsmount(fs, FSMOUNT_CLOEXEC, 0)`: the detached mount's fd, negative
-/// on failure (errno set). Async-signal-safe: for a forked child.
+/// Raw `fsmount(fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)`:
+/// the detached mount's fd, negative on failure (errno set). Async-signal-safe: for a forked child.
 pub fn fsmount(fs: RawFd) -> RawFd {
     const FSMOUNT_CLOEXEC: libc::c_long = 1;
+    // MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV: an image's setuid files and
+    // device nodes stay inert through the container's mount.
+    const ATTRS: libc::c_long = 0x2 | 0x4;
     // SAFETY: a raw syscall on integers only.
-    unsafe { libc::syscall(libc::SYS_fsmount, fs, FSMOUNT_CLOEXEC, 0 as libc::c_long) as RawFd }
+    unsafe { libc::syscall(libc::SYS_fsmount, fs, FSMOUNT_CLOEXEC, ATTRS) as RawFd }
 }
 
 /// `open_tree(path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC)`: a detached copy of

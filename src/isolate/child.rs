@@ -248,7 +248,8 @@ fn userns_child(sock: RawFd, parent: Pid, spec: &UsernsOverlay<'_>) -> ! {
                     Some(OVERLAY),
                     at.as_c_str(),
                     Some(OVERLAY),
-                    nix::mount::MsFlags::empty(),
+                    // An image's setuid files and device nodes stay inert.
+                    nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV,
                     Some(data.as_c_str()),
                 ) {
                     st.errno = e as i32;

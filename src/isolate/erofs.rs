@@ -59,7 +59,8 @@ pub fn mount_erofs(image: &Path, target: &Path) -> Result<MountedErofs, IsolateE
             Some(source),
             target,
             Some("erofs"),
-            MsFlags::MS_RDONLY,
+            // A layer's setuid files and device nodes stay inert.
+            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
             None::<&str>,
         )
     };

@@ -254,10 +254,11 @@ pub fn mount_device(
     fstype: &str,
     read_only: bool,
 ) -> Result<MountGuard, IsolateError> {
+    // A layer image's setuid files and device nodes stay inert.
     let flags = if read_only {
-        MsFlags::MS_RDONLY
+        MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV
     } else {
-        MsFlags::empty()
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV
     };
     nix::mount::mount(Some(source), target, Some(fstype), flags, None::<&str>).map_err(|e| {
         IsolateError::Mount {
@@ -411,7 +412,9 @@ fn mount_classic(spec: &OverlayMount, data_dirs: &[PathBuf]) -> Result<Duration,
             Some("overlay"),
             &target,
             Some("overlay"),
-            MsFlags::empty(),
+            // An image's setuid files and device nodes stay inert through the
+            // container's mount (the scratch below is nosuid,nodev too).
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
             Some(data.as_str()),
         );
         (start.elapsed(), rc)

@@ -214,10 +214,12 @@ pub(super) fn mount_new_api(
     }
     fsconfig_create(fs.as_fd()).map_err(with_log)?;
     drop(clones);
+    // An image's setuid files and device nodes stay inert through the
+    // container's mount (the scratch below is nosuid,nodev too).
     let mnt = fsmount(
         fs.as_fd(),
         FsMountFlags::FSMOUNT_CLOEXEC,
-        MountAttrFlags::empty(),
+        MountAttrFlags::MOUNT_ATTR_NOSUID | MountAttrFlags::MOUNT_ATTR_NODEV,
     )
     .map_err(with_log)?;
     move_mount(

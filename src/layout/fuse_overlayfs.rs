@@ -192,8 +192,9 @@ impl Layout for FuseOverlayfs {
             }
         }
         let lowerdir: Vec<String> = lowers.iter().map(|p| p.display().to_string()).collect();
+        // nosuid,nodev: an image's setuid files and device nodes stay inert.
         let options = format!(
-            "lowerdir={},upperdir={},workdir={}",
+            "nosuid,nodev,lowerdir={},upperdir={},workdir={}",
             lowerdir.join(":"),
             upper.display(),
             work.display()

@@ -375,7 +375,7 @@ mod tests {
                     [
                         "-f",
                         "-o",
-                        "lowerdir=/s/cccc/diff:/s/bbbb/diff:/s/aaaa/diff,upperdir=/c/1/u,workdir=/c/1/w"
+                        "nosuid,nodev,lowerdir=/s/cccc/diff:/s/bbbb/diff:/s/aaaa/diff,upperdir=/c/1/u,workdir=/c/1/w"
                     ]
                 );
             }
