@@ -230,9 +230,9 @@ impl TryFrom<RunRequest> for RunConfig {
                 layout::names().join(", ")
             )));
         }
-        // None named: every workload, less those that need an image the run lacks.
+        // None named: every workload but those that run the image's own code.
         let named = if r.workloads.is_empty() {
-            workload::default_names(!r.images.is_empty())
+            workload::default_names()
                 .into_iter()
                 .map(String::from)
                 .collect()

@@ -20,7 +20,8 @@ pub struct RunArgs {
     /// Preset sizes for every workload; explicit options override it.
     #[arg(long, value_parser = choice::<Suite>(), default_value = "quick")]
     pub suite: Suite,
-    /// Workloads to run (comma-separated) [default: all; `app` only with --image].
+    /// Workloads to run (comma-separated) [default: all but `app`, which runs
+    /// the image's own code: only when named, with --image].
     #[arg(long, value_delimiter = ',', value_parser = one_of(workload::names()))]
     pub workloads: Vec<String>,
     /// Layouts to compare (comma-separated); ratios need `plain` [default:

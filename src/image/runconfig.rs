@@ -64,6 +64,14 @@ pub enum RunConfigError {
         user: String,
         reason: String,
     },
+    /// The source carries no image config at all (a store read as
+    /// directories): how it starts (Env, User, WorkingDir, its command) is unknown.
+    #[error(
+        "{image}: this source gives no image config (Entrypoint, Cmd, Env, User, WorkingDir), so how the \
+         image starts is unknown; give it as oci:, oci-archive:, docker-archive: or registry: (skopeo copy \
+         writes one)"
+    )]
+    NoConfig { image: String },
 }
 
 impl RunConfigError {

@@ -21,13 +21,14 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use oci_spec::runtime::{
-    LinuxBuilder, LinuxNamespaceBuilder, LinuxNamespaceType, MountBuilder, ProcessBuilder,
-    RootBuilder, Spec, SpecBuilder, UserBuilder,
+    LinuxBuilder, LinuxDeviceCgroup, LinuxDeviceCgroupBuilder, LinuxDeviceType,
+    LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder, LinuxResourcesBuilder,
+    MountBuilder, ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
 };
 
 use crate::error::ErrorClass;
@@ -184,8 +185,19 @@ pub fn spec(rootfs: &Path, p: &ProcessSpec, hostname: &str) -> Result<Spec, Runt
     .map_err(e)?;
     let defaults = Spec::default();
     let linux_defaults = defaults.linux().clone().unwrap_or_default();
+    let resources = LinuxResourcesBuilder::default()
+        .devices(device_rules().map_err(e)?)
+        .pids(
+            LinuxPidsBuilder::default()
+                .limit(PIDS_LIMIT)
+                .build()
+                .map_err(e)?,
+        )
+        .build()
+        .map_err(e)?;
     let linux = LinuxBuilder::default()
         .namespaces(namespaces)
+        .resources(resources)
         .masked_paths(linux_defaults.masked_paths().clone().unwrap_or_default())
         .readonly_paths(linux_defaults.readonly_paths().clone().unwrap_or_default())
         .build()
@@ -223,6 +235,51 @@ pub fn spec(rootfs: &Path, p: &ProcessSpec, hostname: &str) -> Result<Spec, Runt
         .linux(linux)
         .build()
         .map_err(e)
+}
+
+/// Output lines (each at most `MAX_LINE_BYTES`) queued between the pipe
+/// readers and the waiter.
+const LINES_QUEUED: usize = 256;
+
+/// Most tasks a container may hold (podman's default is 2048): an image's
+/// fork bomb stays inside its cgroup.
+pub const PIDS_LIMIT: i64 = 4096;
+
+/// The device cgroup's rules, as Docker and podman set them: every device
+/// denied, then the standard character devices the runtime makes in /dev
+/// allowed (null, zero, full, random, urandom, tty, console, ptmx, the pts).
+/// A device node an image carries opens nothing (its mount is `nodev` too).
+fn device_rules() -> Result<Vec<LinuxDeviceCgroup>, oci_spec::OciSpecError> {
+    let deny = LinuxDeviceCgroupBuilder::default()
+        .allow(false)
+        .access("rwm")
+        .build()?;
+    let allow = |major: i64, minor: Option<i64>| {
+        let b = LinuxDeviceCgroupBuilder::default()
+            .allow(true)
+            .typ(LinuxDeviceType::C)
+            .major(major)
+            .access("rwm");
+        match minor {
+            Some(m) => b.minor(m).build(),
+            None => b.build(),
+        }
+    };
+    let mut rules = vec![deny];
+    for (major, minor) in [
+        (1, Some(3)),
+        (1, Some(5)),
+        (1, Some(7)),
+        (1, Some(8)),
+        (1, Some(9)),
+        (5, Some(0)),
+        (5, Some(1)),
+        (5, Some(2)),
+        (136, None),
+    ] {
+        rules.push(allow(major, minor)?);
+    }
+    Ok(rules)
 }
 
 /// Hides a cgroup v2 hierarchy mounted beside v1 controllers (a "hybrid"
@@ -324,7 +381,7 @@ pub struct Started<'a> {
     pub spawned: Instant,
 }
 
-fn read_lines(r: impl Read, tx: Sender<Event>) {
+fn read_lines(r: impl Read, tx: SyncSender<Event>) {
     let mut r = BufReader::new(r);
     let mut line = Vec::new();
     loop {
@@ -380,10 +437,14 @@ impl<'a> Started<'a> {
         let json =
             serde_json::to_vec_pretty(spec).map_err(|e| RuntimeError::Spec(e.to_string()))?;
         std::fs::write(&config, json).map_err(io("writing", &config))?;
+        // The pid and a counter, and a random part: two runs that are each
+        // pid 1 of their own pid namespace (pods) share the host's cgroup
+        // tree, where the id names the container's cgroup.
         let id = format!(
-            "overlaybench-{}-{}",
+            "overlaybench-{}-{}-{:08x}",
             std::process::id(),
-            NEXT_ID.fetch_add(1, Ordering::Relaxed)
+            NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            rand::random::<u32>()
         );
         let mut cmd = runtime.command(state);
         cmd.arg("run")
@@ -398,7 +459,10 @@ impl<'a> Started<'a> {
             id: id.clone(),
             detail: e.to_string(),
         })?;
-        let (tx, events) = mpsc::channel();
+        // Bounded: while nothing drains it (a stop under way), the readers
+        // wait and the application blocks on its full pipe, instead of its
+        // output piling up in the tool's memory.
+        let (tx, events) = mpsc::sync_channel(LINES_QUEUED);
         let mut threads = Vec::new();
         if let Some(out) = child.stdout.take() {
             let tx = tx.clone();
@@ -511,15 +575,26 @@ impl<'a> Started<'a> {
         }
     }
 
-    /// Reads what is queued, after the exit (the readers end at EOF).
+    /// Reads what is queued, after the exit: the readers end at EOF, and
+    /// with the queue bounded they may be waiting to hand over their last
+    /// lines, so they are read from until every sender is gone (bounded in
+    /// time: a reader still blocked then is left to end on its own).
     fn drain(&mut self) {
+        let deadline = Instant::now() + CONTROL_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            match self.events.recv_timeout(left) {
+                Ok(Event::Line(_, l)) => self.keep(l),
+                Ok(_) => {}
+                Err(RecvTimeoutError::Timeout) => return,
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
         for t in self.threads.drain(..) {
             let _ = t.join();
-        }
-        while let Ok(e) = self.events.try_recv() {
-            if let Event::Line(_, l) = e {
-                self.keep(l);
-            }
         }
     }
 

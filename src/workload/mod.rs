@@ -52,8 +52,10 @@ pub static WORKLOADS: &[&WorkloadEntry] = &[
 pub struct WorkloadEntry {
     /// Name in reports, file names and `--workloads`.
     pub name: &'static str,
-    /// Whether it measures the user's image only (`--image`): left out of a
-    /// run that names no workloads and no image, refused when named without one.
+    /// Whether it runs the user's image's own process (`--image`): only when
+    /// named in `--workloads`, never in a run that names none (an image from a
+    /// registry the user does not control is not run as root unasked), and
+    /// refused when named without an image.
     pub needs_image: bool,
     /// One line for `--help`.
     pub about: &'static str,
@@ -162,12 +164,12 @@ pub fn names() -> Vec<&'static str> {
     WORKLOADS.iter().map(|w| w.name).collect()
 }
 
-/// The workloads a run that names none runs: every one, less those that
-/// need `--image` when there is none.
-pub fn default_names(images: bool) -> Vec<&'static str> {
+/// The workloads a run that names none runs: every one but those that run
+/// the user's image's own process (they run only when named).
+pub fn default_names() -> Vec<&'static str> {
     WORKLOADS
         .iter()
-        .filter(|w| images || !w.needs_image)
+        .filter(|w| !w.needs_image)
         .map(|w| w.name)
         .collect()
 }

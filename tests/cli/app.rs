@@ -14,26 +14,7 @@ use super::*;
 /// Env as user `app`; tag `bare` has no Entrypoint and no Cmd; tag `nouser`
 /// names a user the image does not have.
 fn busybox_image(dir: &Path) -> String {
-    let busybox = fs::read("/usr/bin/busybox").expect("busybox (static) installed");
-    let mut items = vec![
-        Item::Dir("bin".into(), 0o755),
-        Item::Dir("etc".into(), 0o755),
-        Item::Dir("tmp".into(), 0o1777),
-        Item::File("bin/busybox".into(), 0o755, busybox),
-        Item::File(
-            "etc/passwd".into(),
-            0o644,
-            b"root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/tmp:/bin/sh\n".to_vec(),
-        ),
-        Item::File(
-            "etc/group".into(),
-            0o644,
-            b"root:x:0:\napp:x:1000:\n".to_vec(),
-        ),
-    ];
-    for a in ["sh", "echo", "sleep", "cat", "id", "true"] {
-        items.push(Item::Sym(format!("bin/{a}"), "busybox".into()));
-    }
+    let items = busybox_items();
     let reference = oci_layout(dir, &[layer_tar(&items)]).expect("umoci builds the layout");
     let oci = dir.join("oci").display().to_string();
     let config = |tag: &str, args: &[&str]| {
@@ -70,6 +51,90 @@ fn busybox_image(dir: &Path) -> String {
     );
     let _ = reference;
     format!("oci:{oci}")
+}
+
+/// A static busybox with a shell and a few applets, users root and app.
+fn busybox_items() -> Vec<Item> {
+    let busybox = fs::read("/usr/bin/busybox").expect("busybox (static) installed");
+    let mut items = vec![
+        Item::Dir("bin".into(), 0o755),
+        Item::Dir("etc".into(), 0o755),
+        Item::Dir("tmp".into(), 0o1777),
+        Item::File("bin/busybox".into(), 0o755, busybox),
+        Item::File(
+            "etc/passwd".into(),
+            0o644,
+            b"root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/tmp:/bin/sh\n".to_vec(),
+        ),
+        Item::File(
+            "etc/group".into(),
+            0o644,
+            b"root:x:0:\napp:x:1000:\n".to_vec(),
+        ),
+    ];
+    for a in ["sh", "echo", "sleep", "cat", "id", "true"] {
+        items.push(Item::Sym(format!("bin/{a}"), "busybox".into()));
+    }
+    items
+}
+
+/// A layer holding one character device node, `name`, major:minor.
+fn device_layer(name: &str, major: u32, minor: u32) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Char);
+    h.set_mode(0o666);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_size(0);
+    h.set_device_major(major).expect("major");
+    h.set_device_minor(minor).expect("minor");
+    b.append_data(&mut h, name, std::io::empty())
+        .expect("device entry");
+    b.into_inner().expect("layer tar")
+}
+
+/// A device node an image carries opens nothing in its container: the
+/// runtime's device cgroup denies all but the standard devices (the
+/// runtime's own remount of the rootfs drops the `nodev` our mounts carry,
+/// which keep the tool's own opens of the image's files safe). The node here
+/// is a copy of /dev/kmsg (1:11, harmless should it open): the command writes
+/// to it and says which way it went.
+fn an_images_device_node_opens_nothing_in_its_container() {
+    let d = tmp();
+    let layers = [
+        layer_tar(&busybox_items()),
+        device_layer("kmsg-copy", 1, 11),
+    ];
+    oci_layout(d.path(), &layers).expect("umoci builds the layout");
+    let image = format!("oci:{}:t", d.path().join("oci").display());
+    let out = d.path().join("out");
+    let args = app_args(
+        &image,
+        &[
+            "--app-command",
+            "/bin/busybox sh -c 'if echo overlaybench-device-test > /kmsg-copy; then echo DEVICE-OPENED; else echo DEVICE-REFUSED; fi'",
+            "--layouts",
+            "overlay2,overlay,plain",
+        ],
+    );
+    let args: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+    run_in(d.path(), &out, &args).assert().success();
+    assert_clean(d.path());
+    let r = read_report(&out).expect("report");
+    assert_eq!(r.status, RunStatus::Complete, "{:?}", r.errors);
+    for layout in ["overlay2", "overlay", "plain"] {
+        let said: Vec<&String> = r
+            .notes
+            .iter()
+            .filter(|n| n.contains(&format!("app: {layout}:")))
+            .collect();
+        assert!(
+            said.iter().any(|n| n.contains("DEVICE-REFUSED"))
+                && !said.iter().any(|n| n.contains("DEVICE-OPENED")),
+            "{layout}: {said:?}"
+        );
+    }
 }
 
 fn app_args(image: &str, extra: &[&str]) -> Vec<String> {
@@ -456,5 +521,6 @@ pub fn tests() -> Vec<(String, bool, fn())> {
         cli_trial!(app_python_fixture_runs_on_every_layout_with_its_read_set),
         cli_trial!(app_redis_fixture_becomes_ready_on_its_line),
         cli_trial!(storm_containers_of_the_image_read_its_start_up_read_set),
+        cli_trial!(an_images_device_node_opens_nothing_in_its_container),
     ]
 }

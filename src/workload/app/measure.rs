@@ -16,17 +16,29 @@ use crate::probe::readset::{own_pid_namespace, Filter, Options, Recorder};
 use crate::runtime::{Outcome, ProcessSpec, Readiness, Runtime, Started};
 use crate::workload::{RunContext, WorkloadError};
 
-/// One layout's copy of the image and its container.
+/// One layout's copy of the image.
 pub struct Fixture {
     /// Index of the layout in the run.
     pub layout: usize,
     /// The prepared image.
     pub image: PreparedImage,
-    /// Its container (mounted afresh for every round).
-    pub container: ContainerDirs,
+    /// Where its containers are made: a fresh one for every cold start, so
+    /// that nothing an earlier start wrote (a bytecode cache, a dump file) is
+    /// read by the next.
+    pub containers: PathBuf,
 }
 
-/// Imports the image into every layout (in parallel) and makes a container of each.
+impl Fixture {
+    /// A new container of the image.
+    fn container(
+        &self,
+        layout: &dyn crate::layout::Layout,
+    ) -> Result<ContainerDirs, WorkloadError> {
+        Ok(layout.create_container(&self.image, &self.containers)?)
+    }
+}
+
+/// Imports the image into every layout (in parallel).
 pub fn build_fixtures(ctx: &RunContext<'_>, root: &Path) -> Result<Vec<Fixture>, WorkloadError> {
     ctx.progress.set_message("app: importing the image");
     let (layouts, image) = (ctx.layouts, &ctx.images[0]);
@@ -36,11 +48,10 @@ pub fn build_fixtures(ctx: &RunContext<'_>, root: &Path) -> Result<Vec<Fixture>,
             let layout = &layouts[li];
             let dir = root.join(layout.name());
             let prepared = layout.prepare(image.source().as_ref(), &dir.join("img"))?;
-            let container = layout.create_container(&prepared, &dir.join("c"))?;
             Ok(Fixture {
                 layout: li,
                 image: prepared,
-                container,
+                containers: dir.join("c"),
             })
         })
         .collect()
@@ -106,8 +117,9 @@ fn start_once(
 ) -> Result<(), WorkloadError> {
     let layout = &ctx.layouts[f.layout];
     let grace = Duration::from_secs_f64(p.grace_s);
+    let container = f.container(layout.as_ref())?;
     ctx.evict()?;
-    let mounted = layout.mount(&f.image, &f.container)?;
+    let mounted = layout.mount(&f.image, &container)?;
     let ids = match users.get(&f.layout) {
         Some(ids) => *ids,
         None => {
@@ -134,14 +146,17 @@ fn start_once(
     let bundle = plan.root.join(format!("bundle-{}", layout.name()));
     let mut c = Started::start(plan.runtime, &plan.state, &bundle, &spec)?;
     let outcome = c.wait_ready(&plan.ready, p.timeout(), ctx.interrupted);
+    // From exec to ready, no further: what a server opens once ready, and on
+    // its way out, is not its start-up.
+    let set = recorder.stop();
     let tail = c.tail();
     let stopped = c.stop(grace);
-    let set = recorder.stop();
     ctx.check_interrupted()?;
     let outcome = outcome?;
     stopped?;
     let set = set?;
     mounted.unmount()?;
+    layout.remove_container(&container)?;
     match outcome {
         Outcome::Ready(_) => {
             s.output.insert(f.layout, tail);
@@ -205,8 +220,11 @@ pub fn measure(
             }
             ctx.check_interrupted()?;
             let layout = &ctx.layouts[f.layout];
+            // A fresh container, made before the eviction (plain's copy of
+            // the image is evicted with the rest).
+            let container = f.container(layout.as_ref())?;
             ctx.evict()?;
-            let mounted = layout.mount(&f.image, &f.container)?;
+            let mounted = layout.mount(&f.image, &container)?;
             let ids = match users.get(&f.layout) {
                 Some(ids) => *ids,
                 None => {
@@ -254,6 +272,7 @@ pub fn measure(
                 }
             }
             mounted.unmount()?;
+            layout.remove_container(&container)?;
             ctx.progress.inc(1);
         }
     }

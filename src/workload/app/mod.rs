@@ -21,7 +21,7 @@ pub use params::{Options, Params};
 use std::sync::Arc;
 
 use crate::compare::GateRules;
-use crate::image::{IndexedImage, StartupReads};
+use crate::image::{IndexedImage, RunConfig, RunConfigError, StartupReads};
 use crate::layout::Layout;
 use crate::report::{kinds, Derived, Report};
 use crate::runtime::{CgroupView, ProcessSpec, Readiness, Runtime};
@@ -77,7 +77,7 @@ impl Workload for App {
 
     fn check_images(&self, images: &[Arc<IndexedImage>]) -> Result<(), WorkloadError> {
         if let Some(image) = images.first() {
-            let config = image.source().run_config().cloned().unwrap_or_default();
+            let config = run_config(image)?;
             config.checked_argv(image.reference(), self.params.command.as_deref())?;
         }
         Ok(())
@@ -95,7 +95,7 @@ impl Workload for App {
             ));
         }
         // Checked before anything is imported: a bad config or no command is bad input.
-        let config = image.source().run_config().cloned().unwrap_or_default();
+        let config = run_config(&image)?;
         let args = config.checked_argv(&reference, p.command.as_deref())?;
         let runtime = Runtime::detect()?;
         let cgroups = CgroupView::for_runtime()?;
@@ -188,6 +188,17 @@ impl Workload for App {
         }
         Ok(())
     }
+}
+
+/// The image's config, refused when its source has none (nothing would say
+/// how the image starts: its Env, User, WorkingDir).
+fn run_config(image: &IndexedImage) -> Result<RunConfig, WorkloadError> {
+    image.source().run_config().cloned().ok_or_else(|| {
+        RunConfigError::NoConfig {
+            image: image.reference().to_string(),
+        }
+        .into()
+    })
 }
 
 /// Gated: each layout's median cold time to ready over plain's in the same
