@@ -1,17 +1,19 @@
-//! app's timed starts: per round, each layout in turn (interleaved) gets its
-//! backing evicted, its container mounted afresh and the image started with
-//! the OCI runtime (cold), then started again at once (warm). Inside the clock:
+//! app's timed starts: per round, each layout in turn (interleaved) gets a
+//! new container, its backing evicted, the container mounted and the image
+//! started with the OCI runtime (cold), then started again at once (warm). Inside the clock:
 //! from the runtime's spawn to ready, nothing else.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
+use oci_spec::runtime::Spec;
 use rayon::prelude::*;
 
 use super::keys::{Cache, Samples, NAME};
 use super::params::Params;
 use crate::image::runconfig::{resolve_user, Ids};
-use crate::layout::{ContainerDirs, PreparedImage};
+use crate::layout::{ContainerDirs, Mounted, PreparedImage};
 use crate::probe::readset::{own_pid_namespace, Filter, Options, Recorder};
 use crate::runtime::{Outcome, ProcessSpec, Readiness, Runtime, Started};
 use crate::workload::{RunContext, WorkloadError};
@@ -102,21 +104,17 @@ fn describe(o: &Outcome, p: &Params) -> String {
     }
 }
 
-use std::time::Duration;
-
-/// One start of `f`'s layout: evicted, mounted afresh, started and watched
-/// until ready, stopped, unmounted; with a read-set recorder on the merged
-/// mount when `record`. Returns the outcome and the output's last lines.
-fn start_once(
-    p: &Params,
+/// A new container of `f`, the backing evicted, mounted: ready for a cold
+/// start, with its `config.json` (the image's user resolved in this rootfs
+/// once per layout). Made before the eviction, so plain's copy of the image
+/// is evicted with the rest.
+fn cold_container(
     plan: &Plan<'_>,
     ctx: &mut RunContext<'_>,
     f: &Fixture,
     users: &mut BTreeMap<usize, Ids>,
-    s: &mut Samples,
-) -> Result<(), WorkloadError> {
+) -> Result<(ContainerDirs, Mounted, Spec), WorkloadError> {
     let layout = &ctx.layouts[f.layout];
-    let grace = Duration::from_secs_f64(p.grace_s);
     let container = f.container(layout.as_ref())?;
     ctx.evict()?;
     let mounted = layout.mount(&f.image, &container)?;
@@ -134,6 +132,23 @@ fn start_once(
         ..plan.process.clone()
     };
     let spec = crate::runtime::spec(&mounted.merged, &process, NAME)?;
+    Ok((container, mounted, spec))
+}
+
+/// The recording start of `f`'s layout: a new container, cold, started with
+/// the read-set recorder on its rootfs and watched until ready, stopped,
+/// unmounted and removed; its read set and output tail go to `s`.
+fn start_once(
+    p: &Params,
+    plan: &Plan<'_>,
+    ctx: &mut RunContext<'_>,
+    f: &Fixture,
+    users: &mut BTreeMap<usize, Ids>,
+    s: &mut Samples,
+) -> Result<(), WorkloadError> {
+    let grace = Duration::from_secs_f64(p.grace_s);
+    let (container, mounted, spec) = cold_container(plan, ctx, f, users)?;
+    let layout = &ctx.layouts[f.layout];
     // The runtime and this tool run in the tool's pid namespace, the
     // container in a new one made before its first process runs: counting
     // only processes outside ours counts exactly the container's, from its
@@ -219,26 +234,8 @@ pub fn measure(
                 continue;
             }
             ctx.check_interrupted()?;
+            let (container, mounted, spec) = cold_container(plan, ctx, f, users)?;
             let layout = &ctx.layouts[f.layout];
-            // A fresh container, made before the eviction (plain's copy of
-            // the image is evicted with the rest).
-            let container = f.container(layout.as_ref())?;
-            ctx.evict()?;
-            let mounted = layout.mount(&f.image, &container)?;
-            let ids = match users.get(&f.layout) {
-                Some(ids) => *ids,
-                None => {
-                    let ids = resolve_user(&plan.image, plan.user.as_deref(), &mounted.merged)?;
-                    users.insert(f.layout, ids);
-                    ids
-                }
-            };
-            let process = ProcessSpec {
-                uid: ids.uid,
-                gid: ids.gid,
-                ..plan.process.clone()
-            };
-            let spec = crate::runtime::spec(&mounted.merged, &process, NAME)?;
             for cache in Cache::ALL {
                 let bundle = plan.root.join(format!("bundle-{}", layout.name()));
                 let mut c = Started::start(plan.runtime, state, &bundle, &spec)?;
