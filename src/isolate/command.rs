@@ -19,6 +19,26 @@ pub fn run_command(
     timeout: Duration,
     hint: &str,
 ) -> Result<Output, IsolateError> {
+    run(cmd, timeout, hint, true)
+}
+
+/// The same for a command that undoes something of ours (a runtime's kill or
+/// delete): it runs to its end or its time limit even once a signal has asked
+/// the run to stop, since stopping is what it is for.
+pub fn run_cleanup_command(
+    cmd: &mut Command,
+    timeout: Duration,
+    hint: &str,
+) -> Result<Output, IsolateError> {
+    run(cmd, timeout, hint, false)
+}
+
+fn run(
+    cmd: &mut Command,
+    timeout: Duration,
+    hint: &str,
+    interruptible: bool,
+) -> Result<Output, IsolateError> {
     let program = cmd.get_program().to_string_lossy().into_owned();
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -74,7 +94,7 @@ pub fn run_command(
                 })
             }
         }
-        let stop = crate::stop::requested();
+        let stop = interruptible && crate::stop::requested();
         if stop || started.elapsed() > timeout {
             let _ = child.kill();
             let _ = child.wait();

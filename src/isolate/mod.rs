@@ -19,7 +19,7 @@ mod shared;
 mod userns;
 
 pub use child::UsernsOverlay;
-pub use command::run_command;
+pub use command::{run_cleanup_command, run_command};
 pub use erofs::{
     erofs_available, fsck_erofs, mkfs_erofs, mkfs_erofs_takes_tar, mount_erofs,
     probe_erofs_backing, ErofsBacking, MountedErofs, MKFS_EROFS_ARGS,

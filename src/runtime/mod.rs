@@ -42,6 +42,8 @@ pub const MAX_LINE_BYTES: usize = 64 << 10;
 pub const TAIL_LINES: usize = 12;
 /// Characters of one kept line shown in a message.
 const TAIL_LINE_CHARS: usize = 200;
+/// How to install the runtime.
+const INSTALL_HINT: &str = "Debian/Ubuntu: apt-get install crun; scripts/setup does";
 /// How long `crun kill`/`delete` may take before they are given up on.
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -49,7 +51,7 @@ const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
     /// crun is not installed (or does not run).
-    #[error("the OCI runtime {RUNTIME} {0}; install it (Debian/Ubuntu: apt-get install crun; scripts/setup does)")]
+    #[error("the OCI runtime {RUNTIME} {0}; install it ({INSTALL_HINT})")]
     Missing(String),
     /// A file of the bundle or runtime state could not be written.
     #[error("{what} {}: {source}", path.display())]
@@ -612,33 +614,18 @@ impl<'a> Started<'a> {
             detail,
         };
         let mut c = self.runtime.command(&self.state);
-        c.arg(command)
-            .args(options)
-            .arg(&self.id)
-            .args(signal)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = c.spawn().map_err(|e| err(e.to_string()))?;
-        let until = Instant::now() + CONTROL_TIMEOUT;
-        loop {
-            match child.try_wait() {
-                Ok(Some(status)) if status.success() => return Ok(()),
-                Ok(Some(status)) => {
-                    let mut msg = String::new();
-                    if let Some(mut e) = child.stderr.take() {
-                        let _ = (&mut e).take(4096).read_to_string(&mut msg);
-                    }
-                    return Err(err(format!("{status}: {}", msg.trim())));
-                }
-                Ok(None) if Instant::now() < until => std::thread::sleep(Duration::from_millis(5)),
-                Ok(None) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return Err(err(format!("did not finish in {CONTROL_TIMEOUT:?}")));
-                }
-                Err(e) => return Err(err(e.to_string())),
-            }
+        c.arg(command).args(options).arg(&self.id).args(signal);
+        let out = crate::isolate::run_cleanup_command(&mut c, CONTROL_TIMEOUT, INSTALL_HINT)
+            .map_err(|e| err(e.to_string()))?;
+        if out.status.success() {
+            return Ok(());
         }
+        let msg = String::from_utf8_lossy(&out.stderr);
+        Err(err(format!(
+            "{}: {}",
+            out.status,
+            msg.trim().chars().take(4096).collect::<String>()
+        )))
     }
 
     /// Waits up to `grace` for the runtime to exit; whether it did.
